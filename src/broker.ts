@@ -1,0 +1,735 @@
+// The per-worker message router. Owns this worker's connections and its sublist, which
+// holds local subscriptions plus the interest of every other worker (replayed from their
+// interest logs). A PUB is matched once: local subscribers get MSG bytes appended to their
+// output buffers; each other worker with interest gets one record in the ring to it.
+// Output and rings are flushed once per read, never per message.
+//
+// Runs on one worker thread; nothing here is shared except through ring.ts/interest.ts.
+
+import type { Socket } from 'node:net';
+import { Sublist, type Interest } from './sublist.ts';
+import { ClientConn, CloseReason } from './client.ts';
+import { Ring, Doorbell } from './ring.ts';
+import { InterestLog, InterestOp, type InterestRecord } from './interest.ts';
+import type { SharedLayout } from './shared.ts';
+import { ThreadCounters } from './shared.ts';
+import type { Options } from './options.ts';
+import type { ServerIdentity } from './info.ts';
+import { clientInfoJson } from './info.ts';
+import { log } from './log.ts';
+
+export interface Sub extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly sid: string;
+  readonly sidBytes: Buffer;
+  /** Local subscriber, or null for another thread's interest. */
+  readonly conn: ClientConn | null;
+  /** Owning thread for remote interest; -1 for local subscriptions. */
+  readonly thread: number;
+  weight: number;
+  delivered: number;
+  max: number;
+  removed: boolean;
+  denyFilter: string[] | null;
+}
+
+interface Group {
+  readonly name: string;
+  readonly nameBytes: Buffer;
+  readonly local: Sub[];
+  readonly remote: Sub[];
+  readonly remoteWeight: number;
+}
+
+/** What a subject resolves to, derived from the sublist and cached by subject bytes. */
+interface Route {
+  gen: number;
+  readonly hash: number;
+  readonly key: Buffer;
+  next: Route | null;
+  local: Sub[];
+  remoteThreads: number[];
+  groups: Group[];
+}
+
+const ROUTE_CACHE_MAX = 4096;
+const RING_BATCH = 8192;
+const REC_HDR = 16;
+const FLAG_PLAIN = 1;
+const MSG_ = Buffer.from('MSG ');
+const HMSG_ = Buffer.from('HMSG ');
+const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
+
+function fnv(b: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 16777619);
+  return h & 0x3fffffff;
+}
+
+function sameBytes(a: Buffer, b: Uint8Array, s: number, e: number): boolean {
+  if (a.length !== e - s) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[s + i]) return false;
+  return true;
+}
+
+/** Copy src[s, e) to dst at o; a JS loop beats the native call for short runs. */
+function put(dst: Buffer, o: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n > 48) {
+    dst.set(src.subarray(s, e), o);
+    return o + n;
+  }
+  for (let i = s; i < e; i++) dst[o++] = src[i];
+  return o;
+}
+
+function digits(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+}
+
+function putInt(dst: Buffer, o: number, n: number): number {
+  const d = digits(n);
+  let p = o + d - 1;
+  do {
+    dst[p--] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return o + d;
+}
+
+export class Broker {
+  readonly opts: Options;
+  readonly thread: number;
+  readonly threads: number;
+  readonly identity: ServerIdentity;
+  readonly authRequired: boolean;
+  readonly sublist = new Sublist<Sub>();
+  readonly conns = new Set<ClientConn>();
+  slowConsumers = 0;
+  /** Test hook (SKEIN_FAULT_INJECTION=1): a PUB to $SKEIN.FAULT.CRASH throws on this worker. */
+  faultInjection = false;
+  private readonly sockets = new Set<Socket>();
+
+  private readonly dirty: ClientConn[] = [];
+  private readonly routes = new Map<number, Route>();
+  private routeCount = 0;
+
+  // Cross-thread plumbing (indexes are thread numbers; null for our own).
+  private readonly outRings: (Ring | null)[];
+  private readonly inRings: (Ring | null)[];
+  private readonly overflow: Buffer[][];
+  private readonly touched: boolean[];
+  private readonly logs: InterestLog[];
+  private readonly ownLog: InterestLog;
+  private readonly doorbells: Doorbell[];
+  private readonly myBell: Doorbell;
+  private readonly alive: Int32Array;
+  private readonly counters: ThreadCounters;
+  private readonly readerLive: boolean[];
+  private readonly remote = new Map<string, Sub>();
+  private readonly localAgg = new Map<string, number>();
+  private interestDirty = false;
+  private readonly ringPaused = new Set<ClientConn>();
+  private overflowCount = 0;
+
+  // Per-publish scratch (reused, never reallocated on the hot path).
+  private readonly targetPlain: Uint8Array;
+  private readonly targetGroups: Group[][];
+  private readonly targetList: number[] = [];
+
+  private stopped = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: Options, identity: ServerIdentity, layout: SharedLayout, thread: number, replacement: boolean) {
+    this.opts = opts;
+    this.identity = identity;
+    this.thread = thread;
+    this.threads = layout.threads;
+    const a = opts.authorization;
+    this.authRequired = a !== undefined && (a.token !== undefined || a.user !== undefined || (a.users !== undefined && a.users.length > 0));
+    const n = layout.threads;
+    this.outRings = [];
+    this.inRings = [];
+    this.overflow = [];
+    this.touched = [];
+    this.targetGroups = [];
+    this.readerLive = [];
+    for (let t = 0; t < n; t++) {
+      this.outRings.push(t === thread ? null : new Ring(layout.rings[thread * n + t]!));
+      this.inRings.push(t === thread ? null : new Ring(layout.rings[t * n + thread]!));
+      this.overflow.push([]);
+      this.touched.push(false);
+      this.targetGroups.push([]);
+      this.readerLive.push(true);
+    }
+    this.targetPlain = new Uint8Array(n);
+    this.logs = layout.logs.map((sab) => new InterestLog(sab));
+    this.ownLog = this.logs[thread];
+    this.doorbells = [];
+    for (let t = 0; t < n; t++) this.doorbells.push(new Doorbell(layout.doorbells, t));
+    this.myBell = this.doorbells[thread];
+    this.alive = new Int32Array(layout.alive);
+    this.counters = new ThreadCounters(layout.counters, thread);
+    if (replacement) {
+      // Take over from a dead predecessor: its inbound backlog is meaningless to our new
+      // connections, and other threads' interest arrives as snapshots (requestSnapshots).
+      this.ownLog.adoptWriter();
+      for (let t = 0; t < n; t++) {
+        this.inRings[t]?.skipAll();
+        this.outRings[t]?.adoptProducer();
+        if (t !== thread) {
+          this.logs[t].openReader(thread);
+          this.readerLive[t] = false;
+        }
+      }
+    }
+    Atomics.store(this.alive, thread, 1);
+  }
+
+  start(): void {
+    this.sweepTimer = setInterval(() => this.sweep(), 100);
+    void this.sharedLoop();
+  }
+
+  // ---------------------------------------------------------- connections
+
+  addConnection(socket: Socket, cid: number, reject: boolean): void {
+    const conn = new ClientConn(this, socket, cid);
+    this.conns.add(conn);
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    this.counters.addConnections(1);
+    log.debug(`${conn.logPrefix()} - Client connection created`);
+    conn.start(this.infoFor(conn));
+    if (reject) {
+      log.error(`${conn.logPrefix()} - maximum connections exceeded`);
+      conn.sendErr('maximum connections exceeded');
+      conn.close(CloseReason.maxConnections, true);
+    }
+  }
+
+  removeConnection(conn: ClientConn): void {
+    if (!this.conns.delete(conn)) return;
+    this.counters.addConnections(-1);
+    this.ringPaused.delete(conn);
+    for (const sub of conn.subs.values()) this.unsubscribe(sub);
+    conn.subs.clear();
+  }
+
+  infoFor(conn: ClientConn): string {
+    return clientInfoJson(this.identity, this.opts, this.authRequired, conn.cid, conn.remoteAddr);
+  }
+
+  /** An INFO owed to a client at its first PING (cluster URL changes); none yet. */
+  pendingAsyncInfo(_conn: ClientConn): string | null {
+    return null;
+  }
+
+  markDirty(conn: ClientConn): void {
+    this.dirty.push(conn);
+  }
+
+  onData(conn: ClientConn, chunk: Buffer): void {
+    if (conn.closed) return;
+    conn.lastInboundAt = Date.now();
+    this.applyInterest();
+    try {
+      conn.parser.parse(chunk);
+    } catch (err) {
+      // One connection's bad luck must not take the worker down with it.
+      log.error(`${conn.logPrefix()} - internal error processing input: ${(err as Error).stack}`);
+      conn.close(CloseReason.internalError, false);
+    }
+    this.flushAll();
+  }
+
+  // ------------------------------------------------------- subscriptions
+
+  subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub {
+    const sub: Sub = {
+      subject, queue, sid, sidBytes: Buffer.from(sid), conn, thread: -1,
+      weight: 1, delivered: 0, max: 0, removed: false, denyFilter: null,
+    };
+    this.sublist.insert(sub);
+    const key = queue === null ? subject : `${subject}\u0000${queue}`;
+    const count = (this.localAgg.get(key) ?? 0) + 1;
+    this.localAgg.set(key, count);
+    if (queue !== null || count === 1) this.publishInterest(subject, queue, queue === null ? 1 : count);
+    return sub;
+  }
+
+  unsubscribe(sub: Sub): void {
+    if (sub.removed) return;
+    sub.removed = true;
+    this.sublist.remove(sub);
+    const key = sub.queue === null ? sub.subject : `${sub.subject}\u0000${sub.queue}`;
+    const count = (this.localAgg.get(key) ?? 1) - 1;
+    if (count <= 0) this.localAgg.delete(key);
+    else this.localAgg.set(key, count);
+    if (sub.queue !== null || count <= 0) this.publishInterest(sub.subject, sub.queue, Math.max(count, 0));
+  }
+
+  private publishInterest(subject: string, queue: string | null, weight: number): void {
+    if (this.threads === 1) return;
+    this.ownLog.append(InterestOp.set, subject, queue, weight);
+    this.interestDirty = true;
+  }
+
+  /** Aggregated local interest, for a replacement thread's snapshot. */
+  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
+    this.ownLog.flushBacklog();
+    const entries: [string, string | null, number][] = [];
+    for (const [key, count] of this.localAgg) {
+      const z = key.indexOf('\u0000');
+      if (z < 0) entries.push([key, null, 1]);
+      else entries.push([key.slice(0, z), key.slice(z + 1), count]);
+    }
+    return { position: this.ownLog.position(), entries };
+  }
+
+  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
+    this.dropRemoteInterest(from);
+    for (const [subject, queue, weight] of entries) this.applyRemote(from, { op: InterestOp.set, subject, queue, weight });
+    this.logs[from].setReaderPosition(this.thread, position);
+    this.readerLive[from] = true;
+  }
+
+  private applyInterest(): void {
+    for (let t = 0; t < this.threads; t++) {
+      if (t === this.thread || !this.readerLive[t]) continue;
+      const lg = this.logs[t];
+      if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => this.applyRemote(t, rec));
+    }
+  }
+
+  private applyRemote(t: number, rec: InterestRecord): void {
+    if (rec.op === InterestOp.reset) {
+      this.dropRemoteInterest(t);
+      return;
+    }
+    const key = `${t}\u0000${rec.subject}\u0000${rec.queue ?? ''}`;
+    const existing = this.remote.get(key);
+    if (existing !== undefined) {
+      this.sublist.remove(existing);
+      this.remote.delete(key);
+    }
+    if (rec.weight > 0) {
+      const sub: Sub = {
+        subject: rec.subject, queue: rec.queue, sid: '', sidBytes: Buffer.alloc(0), conn: null, thread: t,
+        weight: rec.weight, delivered: 0, max: 0, removed: false, denyFilter: null,
+      };
+      this.sublist.insert(sub);
+      this.remote.set(key, sub);
+    }
+  }
+
+  private dropRemoteInterest(t: number): void {
+    const prefix = `${t}\u0000`;
+    for (const [key, sub] of this.remote) {
+      if (key.startsWith(prefix)) {
+        this.sublist.remove(sub);
+        this.remote.delete(key);
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ routing
+
+  private lookup(b: Uint8Array, s: number, e: number): Route {
+    const h = fnv(b, s, e);
+    const gen = this.sublist.generation;
+    let r = this.routes.get(h) ?? null;
+    while (r !== null && !sameBytes(r.key, b, s, e)) r = r.next;
+    if (r !== null) {
+      if (r.gen !== gen) this.resolve(r, gen);
+      return r;
+    }
+    if (this.routeCount >= ROUTE_CACHE_MAX) {
+      this.routes.clear();
+      this.routeCount = 0;
+    }
+    const key = Buffer.from(b.subarray(s, e));
+    r = { gen, hash: h, key, next: this.routes.get(h) ?? null, local: EMPTY, remoteThreads: [], groups: [] };
+    this.routes.set(h, r);
+    this.routeCount++;
+    this.resolve(r, gen);
+    return r;
+  }
+
+  private resolve(r: Route, gen: number): void {
+    const m = this.sublist.match(r.key.toString('utf8'));
+    const local: Sub[] = [];
+    const threads = new Set<number>();
+    for (const s of m.psubs) {
+      if (s.thread < 0) local.push(s);
+      else threads.add(s.thread);
+    }
+    const groups: Group[] = [];
+    for (const g of m.qgroups) {
+      const gl: Sub[] = [];
+      const gr: Sub[] = [];
+      let w = 0;
+      for (const s of g.members) {
+        if (s.thread < 0) gl.push(s);
+        else {
+          gr.push(s);
+          w += s.weight;
+        }
+      }
+      groups.push({ name: g.name, nameBytes: Buffer.from(g.name), local: gl, remote: gr, remoteWeight: w });
+    }
+    r.local = local.length > 0 ? local : EMPTY;
+    r.remoteThreads = [...threads];
+    r.groups = groups;
+    r.gen = gen;
+  }
+
+  /** Route one published message. Returns whether it went anywhere (for no-responders). */
+  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): boolean {
+    const r = this.lookup(sb, ss, se);
+    let delivered = false;
+    const local = r.local;
+    for (let i = 0; i < local.length; i++) {
+      const sub = local[i];
+      if (sub.conn === from && !from.echo) continue;
+      this.deliver(sub, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+      delivered = true;
+    }
+    const rt = r.remoteThreads;
+    const groups = r.groups;
+    if (rt.length === 0 && groups.length === 0) return delivered;
+    const targets = this.targetList;
+    for (let i = 0; i < rt.length; i++) {
+      const t = rt[i];
+      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+      this.targetPlain[t] = 1;
+    }
+    for (let gi = 0; gi < groups.length; gi++) {
+      const g = groups[gi];
+      const total = g.local.length + g.remoteWeight;
+      let pick = Math.floor(Math.random() * total);
+      if (pick < g.local.length) {
+        // Start at a random member and take the first usable one (echo may exclude ours).
+        let chosen: Sub | null = null;
+        for (let k = 0; k < g.local.length; k++) {
+          const sub = g.local[(pick + k) % g.local.length];
+          if (sub.conn === from && !from.echo) continue;
+          chosen = sub;
+          break;
+        }
+        if (chosen !== null) {
+          this.deliver(chosen, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+          delivered = true;
+          continue;
+        }
+        if (g.remoteWeight === 0) continue;
+        pick = g.local.length + Math.floor(Math.random() * g.remoteWeight);
+      }
+      pick -= g.local.length;
+      for (let k = 0; k < g.remote.length; k++) {
+        const s = g.remote[k];
+        pick -= s.weight;
+        if (pick < 0) {
+          const t = s.thread;
+          if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+          this.targetGroups[t].push(g);
+          break;
+        }
+      }
+    }
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i];
+      if (Atomics.load(this.alive, t) === 1) {
+        this.sendToThread(from, t, this.targetPlain[t] === 1, this.targetGroups[t], sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+        delivered = true;
+      }
+      this.targetPlain[t] = 0;
+      this.targetGroups[t].length = 0;
+    }
+    targets.length = 0;
+    return delivered;
+  }
+
+  /** Append MSG/HMSG for one local subscription to its connection's output. */
+  private deliver(sub: Sub, sb: Uint8Array, ss: number, se: number, rs: number, re: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void {
+    const c = sub.conn!;
+    if (c.closing || sub.removed) return;
+    if (sub.denyFilter !== null && this.denied(sub, sb, ss, se)) return;
+    const subjLen = se - ss;
+    const replyLen = rs >= 0 ? re - rs + 1 : 0;
+    const sidLen = sub.sidBytes.length;
+    let total = pe - ps;
+    let hdr = hdrLen;
+    let body = ps;
+    if (hdr > 0 && !c.headers) {
+      // Subscriber did not negotiate headers: strip them.
+      body = ps + hdr;
+      total -= hdr;
+      hdr = -1;
+    } else if (hdr === 0) {
+      hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
+    }
+    const lineLen = (hdr >= 0 ? 5 + digits(hdr) + 1 : 4) + subjLen + 1 + sidLen + 1 + replyLen + digits(total) + 2;
+    const need = lineLen + total + 2;
+    const out = c.reserve(need);
+    let o = c.outPos;
+    if (hdr >= 0) {
+      o = put(out, o, HMSG_, 0, 5);
+    } else {
+      o = put(out, o, MSG_, 0, 4);
+    }
+    o = put(out, o, sb, ss, se);
+    out[o++] = 32;
+    o = put(out, o, sub.sidBytes, 0, sidLen);
+    out[o++] = 32;
+    if (rs >= 0) {
+      o = put(out, o, sb, rs, re);
+      out[o++] = 32;
+    }
+    if (hdr >= 0) {
+      o = putInt(out, o, hdr);
+      out[o++] = 32;
+    }
+    o = putInt(out, o, total);
+    out[o++] = 13;
+    out[o++] = 10;
+    o = put(out, o, pb, body, pe);
+    out[o++] = 13;
+    out[o++] = 10;
+    c.outPos = o;
+    c.outMsgs++;
+    c.outBytes += total;
+    if (++sub.delivered === sub.max) c.removeSub(sub);
+  }
+
+  private denied(sub: Sub, sb: Uint8Array, ss: number, se: number): boolean {
+    const subject = Buffer.from(sb.buffer, sb.byteOffset + ss, se - ss).toString('utf8');
+    for (const d of sub.denyFilter!) {
+      const dt = d.split('.');
+      const st = subject.split('.');
+      let ok = true;
+      for (let i = 0; i < dt.length && ok; i++) {
+        if (dt[i] === '>') return st.length > i;
+        if (i >= st.length || (dt[i] !== '*' && dt[i] !== st[i])) ok = false;
+      }
+      if (ok && dt.length === st.length) return true;
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------ cross-thread
+
+  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
+    const subjLen = se - ss;
+    const replyLen = rs >= 0 ? re - rs : 0;
+    let groupBytes = 0;
+    for (let i = 0; i < groups.length; i++) groupBytes += 2 + groups[i].nameBytes.length;
+    const payLen = pe - ps;
+    const body = REC_HDR + subjLen + replyLen + groupBytes + payLen;
+    const ring = this.outRings[t]!;
+    const q = this.overflow[t];
+    let dst: Buffer;
+    let o: number;
+    const off = q.length === 0 ? ring.reserve(body) : -1;
+    if (off >= 0) {
+      dst = ring.data;
+      o = off;
+      this.touched[t] = true;
+    } else {
+      // Ring full: keep the record (order preserved) and stop reading the publisher.
+      dst = Buffer.allocUnsafe(body);
+      o = 0;
+      q.push(dst);
+      this.overflowCount++;
+      ring.wantSpace();
+      this.ringPaused.add(from);
+    }
+    dst[o] = plain ? FLAG_PLAIN : 0;
+    dst[o + 1] = groups.length;
+    dst.writeUInt16LE(subjLen, o + 2);
+    dst.writeUInt16LE(replyLen, o + 4);
+    dst.writeUInt16LE(0, o + 6);
+    dst.writeInt32LE(hdrLen, o + 8);
+    dst.writeUInt32LE(payLen, o + 12);
+    let p = o + REC_HDR;
+    p = put(dst, p, sb, ss, se);
+    if (rs >= 0) p = put(dst, p, sb, rs, re);
+    for (let i = 0; i < groups.length; i++) {
+      const nb = groups[i].nameBytes;
+      dst.writeUInt16LE(nb.length, p);
+      p = put(dst, p + 2, nb, 0, nb.length);
+    }
+    put(dst, p, pb, ps, pe);
+  }
+
+  /** One record from another thread's ring: deliver to our local subscribers. */
+  private readonly onRecord = (d: Buffer, o: number, _len: number): void => {
+    const flags = d[o];
+    const nGroups = d[o + 1];
+    const subjLen = d.readUInt16LE(o + 2);
+    const replyLen = d.readUInt16LE(o + 4);
+    const hdrLen = d.readInt32LE(o + 8);
+    const payLen = d.readUInt32LE(o + 12);
+    const ss = o + REC_HDR;
+    const se = ss + subjLen;
+    const rs = replyLen > 0 ? se : -1;
+    const re = replyLen > 0 ? se + replyLen : -1;
+    const groupsStart = se + replyLen;
+    let ps = groupsStart;
+    for (let i = 0; i < nGroups; i++) ps += 2 + d.readUInt16LE(ps);
+    const pe = ps + payLen;
+    const r = this.lookup(d, ss, se);
+    if ((flags & FLAG_PLAIN) !== 0) {
+      const local = r.local;
+      for (let i = 0; i < local.length; i++) this.deliver(local[i], d, ss, se, rs, re, d, ps, pe, hdrLen);
+    }
+    let p = groupsStart;
+    for (let i = 0; i < nGroups; i++) {
+      const ns = p + 2;
+      p = ns + d.readUInt16LE(p);
+      const groups = r.groups;
+      for (let k = 0; k < groups.length; k++) {
+        const g = groups[k];
+        if (g.local.length === 0 || !sameBytes(g.nameBytes, d, ns, p)) continue;
+        const sub = g.local[Math.floor(Math.random() * g.local.length)];
+        this.deliver(sub, d, ss, se, rs, re, d, ps, pe, hdrLen);
+        break;
+      }
+    }
+  };
+
+  private retryOverflow(): void {
+    for (let t = 0; t < this.threads; t++) {
+      const q = this.overflow[t];
+      if (q.length === 0) continue;
+      if (Atomics.load(this.alive, t) !== 1) {
+        this.overflowCount -= q.length;
+        q.length = 0;
+        continue;
+      }
+      const ring = this.outRings[t]!;
+      let moved = 0;
+      for (; moved < q.length; moved++) {
+        const rec = q[moved];
+        const off = ring.reserve(rec.length);
+        if (off < 0) break;
+        rec.copy(ring.data, off);
+      }
+      if (moved > 0) {
+        q.splice(0, moved);
+        this.overflowCount -= moved;
+        this.touched[t] = true;
+      }
+      if (q.length > 0) ring.wantSpace();
+    }
+    if (this.overflowCount === 0 && this.ringPaused.size > 0) {
+      for (const c of this.ringPaused) {
+        c.pausedForRing = false;
+        if (!c.closed) c.socket.resume();
+      }
+      this.ringPaused.clear();
+    }
+  }
+
+  // ------------------------------------------------------------ flushing
+
+  flushAll(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+    dirty.length = 0;
+    for (let t = 0; t < this.threads; t++) {
+      if (!this.touched[t]) continue;
+      this.touched[t] = false;
+      if (this.outRings[t]!.commit()) this.doorbells[t].ring();
+    }
+    if (this.interestDirty) {
+      this.interestDirty = false;
+      this.ownLog.flushBacklog();
+      for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbells[t].ring();
+    }
+    if (this.ringPaused.size > 0) {
+      for (const c of this.ringPaused) {
+        if (!c.pausedForRing && !c.closed) {
+          c.pausedForRing = true;
+          c.socket.pause();
+        }
+      }
+    }
+  }
+
+  private hasSharedWork(): boolean {
+    for (let t = 0; t < this.threads; t++) {
+      if (t === this.thread) continue;
+      if (this.inRings[t]!.hasData()) return true;
+      if (this.readerLive[t] && this.logs[t].hasNew(this.thread)) return true;
+    }
+    return false;
+  }
+
+  /** Drain rings and interest logs; returns whether anything was done. */
+  private pollShared(): boolean {
+    let did = false;
+    this.applyInterest();
+    for (let t = 0; t < this.threads; t++) {
+      const ring = this.inRings[t];
+      if (ring === null || !ring.hasData()) continue;
+      const { count, producerWaiting } = ring.drain(this.onRecord, RING_BATCH);
+      if (count > 0) did = true;
+      if (producerWaiting) this.doorbells[t].ringAlways();
+    }
+    if (this.overflowCount > 0 || this.ringPaused.size > 0) this.retryOverflow();
+    if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
+    this.flushAll();
+    return did;
+  }
+
+  private async sharedLoop(): Promise<void> {
+    while (!this.stopped) {
+      let did = false;
+      try {
+        did = this.pollShared();
+      } catch (err) {
+        log.error(`worker ${this.thread}: error draining shared rings: ${(err as Error).stack}`);
+      }
+      if (did) {
+        // Let this worker's sockets run between batches.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
+      await this.myBell.sleep(() => !this.hasSharedWork(), 250);
+    }
+  }
+
+  // -------------------------------------------------------------- timers
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const c of this.conns) c.tick(now);
+    this.counters.setOut(this.outTotals());
+    this.flushAll();
+  }
+
+  private outTotals(): [number, number] {
+    let m = 0;
+    let b = 0;
+    for (const c of this.conns) {
+      m += c.outMsgs;
+      b += c.outBytes;
+    }
+    return [m, b];
+  }
+
+  openSockets(): number {
+    return this.sockets.size;
+  }
+
+  /** Close every connection (server shutdown), flushing what is queued. */
+  shutdown(): void {
+    this.stopped = true;
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.flushAll();
+    for (const c of [...this.conns]) c.close(CloseReason.shutdown, true);
+    this.myBell.ringAlways();
+  }
+}

@@ -1,0 +1,544 @@
+// A client connection: protocol state, auth, permissions, timers and its output buffer.
+// Runs on the owning worker only. Routing of messages is the Broker's job (broker.ts);
+// this file turns protocol operations into broker calls and broker deliveries into bytes.
+
+import type { Socket } from 'node:net';
+import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from './parser.ts';
+import { isValidLiteralSubject, isValidSubscribeSubject, isSubsetMatch } from './subject.ts';
+import { Permissions } from './permissions.ts';
+import type { Broker, Sub } from './broker.ts';
+import type { Options, UserEntry } from './options.ts';
+import { log } from './log.ts';
+
+const CRLF = Buffer.from('\r\n');
+const PONG = Buffer.from('PONG\r\n');
+const PING = Buffer.from('PING\r\n');
+const OK = Buffer.from('+OK\r\n');
+const OUT_SLAB = 64 * 1024;
+const OUT_MIN_ROOM = 8 * 1024;
+const FIRST_PING_MS = 2000;
+const RTT_INTERVAL_MS = 60 * 60 * 1000;
+
+/** Close reasons as nats-server names them (/connz `reason`). */
+export const CloseReason = {
+  clientClosed: 'Client Closed',
+  authTimeout: 'Authentication Timeout',
+  authFailure: 'Authentication Failure',
+  slowPending: 'Slow Consumer (Pending Bytes)',
+  slowDeadline: 'Slow Consumer (Write Deadline)',
+  writeError: 'Write Error',
+  readError: 'Read Error',
+  parseError: 'Parse Error',
+  stale: 'Stale Connection',
+  protocolViolation: 'Protocol Violation',
+  badProtocol: 'Bad Client Protocol Version',
+  maxConnections: 'Maximum Connections Exceeded',
+  maxPayload: 'Maximum Message Payload Exceeded',
+  maxControlLine: 'Maximum Control Line Exceeded',
+  noRespondersHeaders: 'No Responders Requires Headers',
+  shutdown: 'Server Shutdown',
+  internalError: 'Internal Error',
+} as const;
+
+interface ConnectOpts {
+  verbose: boolean;
+  pedantic: boolean;
+  echo: boolean;
+  headers: boolean;
+  no_responders: boolean;
+  protocol: number;
+  name?: string;
+  lang?: string;
+  version?: string;
+  user?: string;
+  pass?: string;
+  auth_token?: string;
+  account?: string;
+  new_account?: boolean;
+}
+
+export class ClientConn implements ProtocolHandler {
+  readonly cid: number;
+  readonly socket: Socket;
+  readonly broker: Broker;
+  readonly opts: Options;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly parser: Parser;
+  readonly subs = new Map<string, Sub>();
+  readonly startedAt = Date.now();
+
+  // Negotiated state (nats-server's defaults for absent CONNECT fields).
+  verbose = true;
+  pedantic = true;
+  echo = true;
+  headers = false;
+  noResponders = false;
+  protocol = 0;
+  name = '';
+  lang = '';
+  version = '';
+  user = '';
+  connectReceived = false;
+  closing = false;
+  closed = false;
+  closeReason = '';
+  perms: Permissions | null = null;
+
+  // Output: unwritten bytes are out[outStart, outPos).
+  out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
+  outStart = 0;
+  outPos = 0;
+  dirty = false;
+  /** Set when the connection is paused because a cross-thread ring is full. */
+  pausedForRing = false;
+
+  // Timers, swept by the broker (one timer per worker, not per connection).
+  authDeadline = 0;
+  nextPingAt = 0;
+  pingsOut = 0;
+  lastInboundAt = Date.now();
+  lastClientPingAt = 0;
+  rttMs = 0;
+  rttStartAt = 0;
+  writeBlockedSince = 0;
+  firstPongSent = false;
+
+  // Stats.
+  inMsgs = 0;
+  inBytes = 0;
+  outMsgs = 0;
+  outBytes = 0;
+
+  constructor(broker: Broker, socket: Socket, cid: number) {
+    this.broker = broker;
+    this.opts = broker.opts;
+    this.socket = socket;
+    this.cid = cid;
+    this.remoteAddr = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.parser = new Parser(this);
+    const now = Date.now();
+    if (broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
+    this.nextPingAt = now + this.opts.pingIntervalMs;
+  }
+
+  get awaitingConnect(): boolean {
+    return !this.connectReceived && this.broker.authRequired;
+  }
+
+  get headersEnabled(): boolean {
+    return this.headers;
+  }
+
+  get maxPayload(): number {
+    return this.opts.maxPayload;
+  }
+
+  get maxControlLine(): number {
+    return this.opts.maxControlLine;
+  }
+
+  get pendingBytes(): number {
+    return this.socket.writableLength + (this.outPos - this.outStart);
+  }
+
+  logPrefix(): string {
+    return `${this.remoteAddr}:${this.remotePort} - cid:${this.cid}`;
+  }
+
+  // ---------------------------------------------------------------- output
+
+  /** Make room for `n` more bytes; keeps unwritten bytes. */
+  reserve(n: number): Buffer {
+    if (this.outPos + n > this.out.length) {
+      const pending = this.outPos - this.outStart;
+      const grown = Buffer.allocUnsafe(Math.max(OUT_SLAB, (pending + n) * 2));
+      this.out.copy(grown, 0, this.outStart, this.outPos);
+      this.out = grown;
+      this.outStart = 0;
+      this.outPos = pending;
+    }
+    if (!this.dirty) {
+      this.dirty = true;
+      this.broker.markDirty(this);
+    }
+    return this.out;
+  }
+
+  queue(bytes: Uint8Array): void {
+    const out = this.reserve(bytes.length);
+    out.set(bytes, this.outPos);
+    this.outPos += bytes.length;
+  }
+
+  queueString(s: string): void {
+    const n = Buffer.byteLength(s);
+    const out = this.reserve(n);
+    out.write(s, this.outPos);
+    this.outPos += n;
+  }
+
+  sendErr(text: string): void {
+    this.queueString(`-ERR '${text}'\r\n`);
+  }
+
+  /** Write what is queued: one socket write per connection per read. */
+  flush(): void {
+    this.dirty = false;
+    if (this.closed || this.outPos === this.outStart) return;
+    const pending = this.socket.writableLength + (this.outPos - this.outStart);
+    if (pending > this.opts.maxPending && this.connectReceived) {
+      log.info(`${this.logPrefix()} - Slow Consumer Detected: MaxPending of ${this.opts.maxPending} Exceeded`);
+      this.broker.slowConsumers++;
+      this.close(CloseReason.slowPending, false);
+      return;
+    }
+    const chunk = this.out.subarray(this.outStart, this.outPos);
+    this.outBytesWritten(chunk.length);
+    if (this.out.length - this.outPos < OUT_MIN_ROOM) {
+      this.out = Buffer.allocUnsafe(OUT_SLAB);
+      this.outStart = 0;
+      this.outPos = 0;
+    } else {
+      this.outStart = this.outPos;
+    }
+    if (!this.socket.write(chunk) && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
+  }
+
+  private outBytesWritten(_n: number): void {
+    // Byte counts are tallied at delivery; this hook stays for future per-write stats.
+  }
+
+  // ------------------------------------------------------------ lifecycle
+
+  start(info: string): void {
+    const s = this.socket;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
+    s.on('drain', () => {
+      this.writeBlockedSince = 0;
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
+      this.close(err.code === 'EPIPE' ? CloseReason.writeError : CloseReason.readError, false);
+    });
+    s.on('close', () => this.close(CloseReason.clientClosed, false));
+    s.on('end', () => this.close(CloseReason.clientClosed, false));
+    this.queueString(info);
+    this.flush();
+    s.resume();
+  }
+
+  /**
+   * Close the connection. With `flushFirst`, queued bytes (an -ERR, say) are written
+   * before the socket is ended; otherwise it is destroyed at once (slow consumer).
+   */
+  close(reason: string, flushFirst: boolean): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.closed = true;
+    this.closeReason = reason;
+    this.broker.removeConnection(this);
+    if (flushFirst && this.outPos > this.outStart && !this.socket.destroyed) {
+      this.socket.end(this.out.subarray(this.outStart, this.outPos));
+      this.outStart = this.outPos;
+      const t = setTimeout(() => this.socket.destroy(), 1000);
+      t.unref();
+      this.socket.once('close', () => clearTimeout(t));
+    } else if (flushFirst && !this.socket.destroyed) {
+      this.socket.end();
+      const t = setTimeout(() => this.socket.destroy(), 1000);
+      t.unref();
+    } else {
+      this.socket.destroy();
+    }
+    log.debug(`${this.logPrefix()} - Client connection closed: ${reason}`);
+  }
+
+  /** -ERR then close, as nats-server does for fatal protocol errors. */
+  private fatal(text: string, reason: string): void {
+    if (this.closing) return;
+    this.sendErr(text);
+    this.close(reason, true);
+  }
+
+  // ------------------------------------------------------- protocol handler
+
+  onConnect(json: string): void {
+    let parsed: Partial<ConnectOpts>;
+    try {
+      parsed = JSON.parse(json) as Partial<ConnectOpts>;
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
+    } catch {
+      log.error(`${this.logPrefix()} - Client parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
+      this.close(CloseReason.protocolViolation, false);
+      return;
+    }
+    // The JSON is merged over the current options (nats-server unmarshals into them).
+    if (typeof parsed.verbose === 'boolean') this.verbose = parsed.verbose;
+    if (typeof parsed.pedantic === 'boolean') this.pedantic = parsed.pedantic;
+    if (typeof parsed.echo === 'boolean') this.echo = parsed.echo;
+    if (typeof parsed.headers === 'boolean') this.headers = parsed.headers;
+    if (typeof parsed.no_responders === 'boolean') this.noResponders = parsed.no_responders;
+    if (typeof parsed.protocol === 'number') this.protocol = parsed.protocol;
+    if (typeof parsed.name === 'string') this.name = parsed.name;
+    if (typeof parsed.lang === 'string') this.lang = parsed.lang;
+    if (typeof parsed.version === 'string') this.version = parsed.version;
+
+    if (!this.authorize(parsed)) {
+      log.error(`${this.logPrefix()} - authentication error`);
+      this.fatal('Authorization Violation', CloseReason.authFailure);
+      return;
+    }
+    if ((typeof parsed.account === 'string' && parsed.account !== '') || parsed.new_account === true) {
+      this.fatal('Authorization Violation', CloseReason.authFailure);
+      return;
+    }
+    if (this.protocol < 0 || this.protocol > 1) {
+      this.fatal('invalid client protocol', CloseReason.badProtocol);
+      return;
+    }
+    if (this.noResponders && !this.headers) {
+      this.fatal('no responders requires headers support', CloseReason.noRespondersHeaders);
+      return;
+    }
+    if (!this.connectReceived) {
+      this.connectReceived = true;
+      this.authDeadline = 0;
+      // nats-server sends its first PING soon after CONNECT to measure RTT.
+      const first = Math.min(this.opts.pingIntervalMs, FIRST_PING_MS);
+      this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
+    }
+    if (this.verbose) this.queue(OK);
+  }
+
+  private authorize(c: Partial<ConnectOpts>): boolean {
+    const auth = this.opts.authorization;
+    if (!this.broker.authRequired || auth === undefined) return true;
+    if (this.connectReceived && this.user !== '') return true;
+    if (auth.users !== undefined && auth.users.length > 0) {
+      const u: UserEntry | undefined = auth.users.find((e) => e.user === c.user);
+      if (u === undefined || !passwordMatches(u.password, c.pass)) return false;
+      this.user = u.user;
+      this.perms = u.permissions ? new Permissions(u.permissions) : null;
+      return true;
+    }
+    if (auth.token !== undefined) return c.auth_token === auth.token;
+    if (auth.user !== undefined) {
+      if (c.user !== auth.user || !passwordMatches(auth.password ?? '', c.pass)) return false;
+      this.user = c.user;
+      return true;
+    }
+    return true;
+  }
+
+  onPubArgs(sb: Buffer, ss: number, se: number): void {
+    if (this.pedantic && !isValidLiteralSubject(sb.toString('utf8', ss, se))) this.sendErr('Invalid Publish Subject');
+  }
+
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
+    if (this.broker.faultInjection && sb.toString('utf8', ss, se) === '$SKEIN.FAULT.CRASH') {
+      setImmediate(() => {
+        throw new Error('fault injection: worker crash requested');
+      });
+    }
+    this.inMsgs++;
+    this.inBytes += pe - ps;
+    // `_GR_.` is reserved for gateway-routed replies.
+    if (se - ss >= 5 && sb[ss] === 95 && sb[ss + 1] === 71 && sb[ss + 2] === 82 && sb[ss + 3] === 95 && sb[ss + 4] === 46) {
+      this.pubViolation(sb.toString('utf8', ss, se));
+      return;
+    }
+    if (this.perms !== null && this.perms.hasPublish) {
+      const subject = sb.toString('utf8', ss, se);
+      if (!this.perms.canPublish(subject)) {
+        this.pubViolation(subject);
+        return;
+      }
+    }
+    if (rs >= 0 && isReservedReply(sb, rs, re)) {
+      const reply = sb.toString('utf8', rs, re);
+      log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${sb.toString('utf8', ss, se)}", Reply "${reply}"`);
+      this.sendErr(`Permissions Violation for Publish with Reply of "${reply}"`);
+      return;
+    }
+    if (this.verbose) this.queue(OK);
+    const delivered = this.broker.publish(this, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+    if (!delivered && rs >= 0 && this.noResponders) this.sendNoResponders(sb, rs, re);
+  }
+
+  private pubViolation(subject: string): void {
+    log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${subject}"`);
+    this.sendErr(`Permissions Violation for Publish to "${subject}"`);
+  }
+
+  /** The 503 status nats-server sends when a request reached nobody. */
+  private sendNoResponders(sb: Buffer, rs: number, re: number): void {
+    const reply = sb.toString('utf8', rs, re);
+    for (const sub of this.subs.values()) {
+      if (sub.queue === null && isValidSubscribeSubject(sub.subject) && subMatchesLiteral(sub.subject, reply)) {
+        this.queueString(`HMSG ${reply} ${sub.sid} 16 16\r\nNATS/1.0 503\r\n\r\n\r\n`);
+        return;
+      }
+    }
+  }
+
+  onSub(subject: string, queue: string | null, sid: string): void {
+    if (!isValidSubscribeSubject(subject)) {
+      this.sendErr('Invalid Subject');
+      return;
+    }
+    if (queue === '_sys_') {
+      this.subViolation(subject, queue);
+      return;
+    }
+    if (this.perms !== null && this.perms.hasSubscribe && !this.perms.canSubscribe(subject, queue)) {
+      this.subViolation(subject, queue);
+      return;
+    }
+    if (this.opts.maxSubscriptions > 0 && this.subs.size >= this.opts.maxSubscriptions) {
+      log.error(`${this.logPrefix()} - maximum subscriptions exceeded`);
+      this.sendErr('maximum subscriptions exceeded');
+      return;
+    }
+    if (!this.subs.has(sid)) {
+      const sub = this.broker.subscribe(this, subject, queue, sid);
+      this.subs.set(sid, sub);
+      if (this.perms !== null && this.perms.hasSubscribeDeny && (subject.includes('*') || subject.includes('>'))) {
+        sub.denyFilter = this.perms.denyOverlapping(subject);
+      }
+    }
+    if (this.verbose) this.queue(OK);
+  }
+
+  private subViolation(subject: string, queue: string | null): void {
+    const text = queue === null
+      ? `Permissions Violation for Subscription to "${subject}"`
+      : `Permissions Violation for Subscription to "${subject}" using queue "${queue}"`;
+    log.error(`${this.logPrefix()} - Subscription Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${subject}"${queue === null ? '' : `, Queue: "${queue}"`}, SID: ${'?'}`);
+    this.sendErr(text);
+  }
+
+  onUnsub(sid: string, max: number): void {
+    const sub = this.subs.get(sid);
+    if (sub !== undefined) {
+      if (max > 0 && max > sub.delivered) {
+        sub.max = max;
+      } else {
+        this.removeSub(sub);
+      }
+    }
+    if (this.verbose) this.queue(OK);
+  }
+
+  removeSub(sub: Sub): void {
+    if (this.subs.get(sub.sid) !== sub) return;
+    this.subs.delete(sub.sid);
+    this.broker.unsubscribe(sub);
+  }
+
+  onPing(): void {
+    this.lastClientPingAt = Date.now();
+    if (!this.firstPongSent) {
+      this.firstPongSent = true;
+      const pendingInfo = this.broker.pendingAsyncInfo(this);
+      if (pendingInfo !== null) this.queueString(pendingInfo);
+    }
+    this.queue(PONG);
+  }
+
+  onPong(): void {
+    this.pingsOut = 0;
+    if (this.rttStartAt > 0) {
+      this.rttMs = Math.max(Date.now() - this.rttStartAt, 0.001);
+      this.rttStartAt = 0;
+    }
+  }
+
+  onClientErr(text: string): void {
+    log.debug(`${this.logPrefix()} - Client error: ${text}`);
+    this.close(CloseReason.parseError, true);
+  }
+
+  onProtocolError(kind: ParseErrorKind, detail: string): void {
+    if (this.closing) return;
+    switch (kind) {
+      case ParseError.unknownOp:
+        log.error(`${this.logPrefix()} - Client parser ERROR, proto=${detail}`);
+        this.fatal('Unknown Protocol Operation', CloseReason.parseError);
+        break;
+      case ParseError.auth:
+        log.error(`${this.logPrefix()} - authentication error`);
+        this.fatal('Authorization Violation', CloseReason.authFailure);
+        break;
+      case ParseError.controlLine:
+        this.fatal('maximum control line exceeded', CloseReason.maxControlLine);
+        break;
+      case ParseError.maxPayload:
+        log.error(`${this.logPrefix()} - Maximum Payload Violation: ${detail} vs ${this.opts.maxPayload}`);
+        this.fatal('Maximum Payload Violation', CloseReason.maxPayload);
+        break;
+      case ParseError.args:
+      case ParseError.headers:
+        log.error(`${this.logPrefix()} - Client parser ERROR: ${detail}`);
+        this.close(CloseReason.protocolViolation, true);
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** Called by the broker's sweep; `now` in ms. */
+  tick(now: number): void {
+    if (this.closing) return;
+    if (this.authDeadline !== 0 && now >= this.authDeadline) {
+      log.error(`${this.logPrefix()} - Authentication Timeout`);
+      this.fatal('Authentication Timeout', CloseReason.authTimeout);
+      return;
+    }
+    if (this.writeBlockedSince !== 0 && this.socket.writableLength > 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
+      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs}ms Exceeded`);
+      this.broker.slowConsumers++;
+      this.close(CloseReason.slowDeadline, false);
+      return;
+    }
+    if (now >= this.nextPingAt) {
+      const interval = this.opts.pingIntervalMs;
+      this.nextPingAt = now + interval;
+      const needRtt = this.rttMs === 0 || now - this.rttStartAt > RTT_INTERVAL_MS;
+      // Recent traffic from the client (data or its own PING) makes our PING unnecessary.
+      if (!needRtt && (now - this.lastInboundAt < interval || now - this.lastClientPingAt < interval)) return;
+      if (this.pingsOut + 1 > this.opts.pingMax) {
+        log.debug(`${this.logPrefix()} - Stale Client Connection - Closing`);
+        this.fatal('Stale Connection', CloseReason.stale);
+        return;
+      }
+      this.pingsOut++;
+      if (this.rttStartAt === 0) this.rttStartAt = now;
+      this.queue(PING);
+      this.flush();
+    }
+  }
+}
+
+function passwordMatches(expected: string, given: string | undefined): boolean {
+  return given !== undefined && given === expected;
+}
+
+const RESERVED_REPLIES = [Buffer.from('_R_.'), Buffer.from('_GR_.'), Buffer.from('$JS.ACK.')];
+
+function isReservedReply(b: Buffer, s: number, e: number): boolean {
+  outer: for (const p of RESERVED_REPLIES) {
+    if (e - s < p.length) continue;
+    for (let k = 0; k < p.length; k++) if (b[s + k] !== p[k]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+function subMatchesLiteral(pattern: string, subject: string): boolean {
+  return isSubsetMatch(subject, pattern);
+}
+
+export { CRLF };

@@ -1,0 +1,9 @@
+// Control messages between the main thread and workers (msgpackr-encoded on MessagePorts).
+// Never used per message: only for lifecycle, snapshots and hand-offs.
+
+export type ControlMessage =
+  | { type: 'ready'; thread: number }
+  | { type: 'shutdown'; graceMs: number }
+  | { type: 'stopped'; thread: number }
+  | { type: 'snapshot-request'; from: number }
+  | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] };

@@ -1,0 +1,424 @@
+// The client protocol parser: a byte-level state machine over one Buffer per read.
+// Control lines are scanned in place; payloads are skipped by length and handed to the
+// handler as (buffer, start, end) views, so a PUB costs no string and no copy unless it is
+// split across reads. Split control lines are copied to a scratch buffer, split payloads to
+// a buffer of exactly the announced size.
+//
+// Error classes follow nats-server 2.9.10's parser: an unknown operation (or a bad byte
+// where a separator or the payload's trailing CRLF should be) is 'op' -> -ERR 'Unknown
+// Protocol Operation'; argument-level errors are 'args' -> close with no -ERR.
+
+export const ParseError = {
+  unknownOp: 'op',
+  args: 'args',
+  controlLine: 'ctl',
+  maxPayload: 'payload',
+  auth: 'auth',
+  headers: 'headers',
+} as const;
+export type ParseErrorKind = (typeof ParseError)[keyof typeof ParseError];
+
+export interface ProtocolHandler {
+  /** Set once the connection is closing; the parser stops at the next operation. */
+  readonly closing: boolean;
+  /** Auth is required and no CONNECT has been processed yet. */
+  readonly awaitingConnect: boolean;
+  readonly headersEnabled: boolean;
+  readonly maxPayload: number;
+  readonly maxControlLine: number;
+  onConnect(json: string): void;
+  /** PUB / HPUB. Subject and reply are in `sb`; payload (headers included) in `pb`. rs < 0: no reply. hdrLen < 0: PUB. */
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void;
+  onSub(subject: string, queue: string | null, sid: string): void;
+  onUnsub(sid: string, max: number): void;
+  onPing(): void;
+  onPong(): void;
+  onClientErr(text: string): void;
+  onProtocolError(kind: ParseErrorKind, detail: string): void;
+  /** Pedantic check, called before the payload arrives (nats-server sends the -ERR at that point). */
+  onPubArgs(sb: Buffer, ss: number, se: number): void;
+}
+
+// Operation codes.
+const OP_PUB = 1;
+const OP_HPUB = 2;
+const OP_SUB = 3;
+const OP_UNSUB = 4;
+const OP_PING = 5;
+const OP_PONG = 6;
+const OP_CONNECT = 7;
+const OP_INFO = 8;
+const OP_OK = 9;
+const OP_ERR = 10;
+
+const NEED_MORE = -1;
+const BAD_OP = -2;
+
+// Keyword bytes (upper case) and whether a space/tab must follow the keyword.
+const KEYWORDS: { op: number; word: Uint8Array; needsSpace: boolean; hasArgs: boolean }[] = [
+  { op: OP_PUB, word: Buffer.from('PUB'), needsSpace: true, hasArgs: true },
+  { op: OP_HPUB, word: Buffer.from('HPUB'), needsSpace: true, hasArgs: true },
+  { op: OP_SUB, word: Buffer.from('SUB'), needsSpace: true, hasArgs: true },
+  { op: OP_UNSUB, word: Buffer.from('UNSUB'), needsSpace: true, hasArgs: true },
+  { op: OP_PING, word: Buffer.from('PING'), needsSpace: false, hasArgs: false },
+  { op: OP_PONG, word: Buffer.from('PONG'), needsSpace: false, hasArgs: false },
+  { op: OP_CONNECT, word: Buffer.from('CONNECT'), needsSpace: false, hasArgs: true },
+  { op: OP_INFO, word: Buffer.from('INFO'), needsSpace: false, hasArgs: true },
+  { op: OP_OK, word: Buffer.from('+OK'), needsSpace: false, hasArgs: false },
+  { op: OP_ERR, word: Buffer.from('-ERR'), needsSpace: true, hasArgs: true },
+];
+const KW_BY_OP: (typeof KEYWORDS)[number][] = [];
+for (const k of KEYWORDS) KW_BY_OP[k.op] = k;
+
+const SP = 32;
+const TAB = 9;
+const CR = 13;
+const LF = 10;
+const MAX_SIZE_DIGITS = 9;
+
+function upper(c: number): number {
+  return c >= 97 && c <= 122 ? c - 32 : c;
+}
+
+/** Which operation starts at `s`; NEED_MORE if the bytes up to `e` are a valid prefix only. */
+function opAt(b: Buffer, s: number, e: number): number {
+  if (s >= e) return NEED_MORE;
+  const c0 = upper(b[s]);
+  let op: number;
+  switch (c0) {
+    case 80: { // P
+      if (s + 1 >= e) return NEED_MORE;
+      const c1 = upper(b[s + 1]);
+      if (c1 === 85) op = OP_PUB;
+      else if (c1 === 73) op = OP_PING;
+      else if (c1 === 79) op = OP_PONG;
+      else return BAD_OP;
+      break;
+    }
+    case 72: op = OP_HPUB; break; // H
+    case 83: op = OP_SUB; break; // S
+    case 85: op = OP_UNSUB; break; // U
+    case 67: op = OP_CONNECT; break; // C
+    case 73: op = OP_INFO; break; // I
+    case 43: op = OP_OK; break; // +
+    case 45: op = OP_ERR; break; // -
+    default: return BAD_OP;
+  }
+  const kw = KW_BY_OP[op];
+  const w = kw.word;
+  for (let k = 1; k < w.length; k++) {
+    if (s + k >= e) return NEED_MORE;
+    if (upper(b[s + k]) !== w[k]) return BAD_OP;
+  }
+  if (kw.needsSpace) {
+    const p = s + w.length;
+    if (p >= e) return NEED_MORE;
+    const c = b[p];
+    if (c !== SP && c !== TAB) return BAD_OP;
+  }
+  return op;
+}
+
+/** Parse a size field: digits only, at most 9 of them; -1 otherwise (as nats-server's parseSize). */
+function parseSize(b: Buffer, s: number, e: number): number {
+  const len = e - s;
+  if (len === 0 || len > MAX_SIZE_DIGITS) return -1;
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const d = b[i] - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+const MAX_ARGS = 5;
+
+export class Parser {
+  private readonly h: ProtocolHandler;
+  // A control line split across reads, kept until its '\n' arrives.
+  private line: Buffer | null = null;
+  private lineLen = 0;
+  // A payload split across reads.
+  private payload: Buffer | null = null;
+  private payloadHave = 0;
+  private pendSubject: Buffer | null = null; // subject + reply, copied out of the read buffer
+  private pendSubjectEnd = 0;
+  private pendReplyStart = -1;
+  private pendReplyEnd = -1;
+  private pendHdr = -1;
+  // Argument split scratch (start/end pairs), reused.
+  private readonly as = new Int32Array(MAX_ARGS);
+  private readonly ae = new Int32Array(MAX_ARGS);
+  private argc = 0;
+
+  constructor(handler: ProtocolHandler) {
+    this.h = handler;
+  }
+
+  parse(buf: Buffer): void {
+    let i = 0;
+    const n = buf.length;
+    if (this.payload !== null) {
+      i = this.fillPayload(buf);
+      if (i < 0) return;
+    }
+    if (this.line !== null) {
+      i = this.continueLine(buf);
+      if (i < 0) return;
+    }
+    const h = this.h;
+    while (i < n) {
+      if (h.closing) return;
+      // nats-server checks the first byte of every operation while auth is pending.
+      if (h.awaitingConnect && upper(buf[i]) !== 67) return h.onProtocolError(ParseError.auth, '');
+      const op = opAt(buf, i, n);
+      if (op === BAD_OP) return h.onProtocolError(ParseError.unknownOp, snippet(buf, i));
+      const nl = buf.indexOf(LF, i);
+      if (nl < 0) {
+        this.saveLine(buf, i, n);
+        return;
+      }
+      const next = this.processLine(buf, i, nl, op, buf, nl + 1);
+      if (next < 0) return;
+      i = next;
+    }
+  }
+
+  /** True when nothing partial is buffered (used by tests). */
+  get idle(): boolean {
+    return this.line === null && this.payload === null;
+  }
+
+  private saveLine(buf: Buffer, s: number, e: number, check = true): void {
+    const len = e - s;
+    if (this.line === null || this.line.length < this.lineLen + len) {
+      const grown = Buffer.allocUnsafe(Math.max(256, (this.lineLen + len) * 2));
+      if (this.line !== null) this.line.copy(grown, 0, 0, this.lineLen);
+      this.line = grown;
+    }
+    buf.copy(this.line, this.lineLen, s, e);
+    this.lineLen += len;
+    if (check) this.checkPartialLine();
+  }
+
+  /** A control line still waiting for its '\n': enforce the control-line limit early. */
+  private checkPartialLine(): void {
+    const line = this.line!;
+    const op = opAt(line, 0, this.lineLen);
+    if (op === NEED_MORE) return;
+    if (op === BAD_OP) {
+      this.line = null;
+      this.h.onProtocolError(ParseError.unknownOp, snippet(line, 0));
+      return;
+    }
+    const kw = KW_BY_OP[op];
+    if (!kw.hasArgs) {
+      // PING/PONG/+OK ignore everything up to '\n'; keep only the keyword.
+      this.lineLen = Math.min(this.lineLen, kw.word.length + 1);
+      return;
+    }
+    let s = kw.word.length;
+    while (s < this.lineLen && (line[s] === SP || line[s] === TAB)) s++;
+    let e = this.lineLen;
+    if (e > s && line[e - 1] === CR) e--;
+    if (e - s > this.h.maxControlLine || this.lineLen > this.h.maxControlLine + 1024) {
+      this.line = null;
+      this.h.onProtocolError(ParseError.controlLine, '');
+    }
+  }
+
+  private continueLine(buf: Buffer): number {
+    const nl = buf.indexOf(LF);
+    if (nl < 0) {
+      this.saveLine(buf, 0, buf.length);
+      return -1;
+    }
+    this.saveLine(buf, 0, nl + 1, false);
+    const line = this.line!;
+    const len = this.lineLen;
+    this.line = null;
+    this.lineLen = 0;
+    const op = opAt(line, 0, len);
+    if (op < 0) {
+      this.h.onProtocolError(ParseError.unknownOp, snippet(line, 0));
+      return -1;
+    }
+    return this.processLine(line, 0, len - 1, op, buf, nl + 1);
+  }
+
+  /**
+   * One complete control line `lb[s..nl)` ('\n' at nl). The payload, if any, starts at
+   * `buf[p]`. Returns the index in `buf` after the frame, or -1 to stop (error, or the
+   * payload is incomplete and has been saved).
+   */
+  private processLine(lb: Buffer, s: number, nl: number, op: number, buf: Buffer, p: number): number {
+    const h = this.h;
+    const kw = KW_BY_OP[op];
+    let a = s + kw.word.length;
+    if (!kw.hasArgs) {
+      if (op === OP_PING) h.onPing();
+      else if (op === OP_PONG) h.onPong();
+      return p;
+    }
+    while (a < nl && (lb[a] === SP || lb[a] === TAB)) a++;
+    let e = nl;
+    if (e > a && lb[e - 1] === CR) e--;
+    if (e - a > h.maxControlLine) {
+      h.onProtocolError(ParseError.controlLine, '');
+      return -1;
+    }
+    switch (op) {
+      case OP_PUB:
+      case OP_HPUB:
+        return this.processPub(lb, a, e, op === OP_HPUB, buf, p);
+      case OP_SUB: {
+        const argc = this.split(lb, a, e);
+        if (argc !== 2 && argc !== 3) return this.argError(lb, a, e);
+        const subject = lb.toString('utf8', this.as[0], this.ae[0]);
+        const queue = argc === 3 ? lb.toString('utf8', this.as[1], this.ae[1]) : null;
+        const sid = lb.toString('utf8', this.as[argc - 1], this.ae[argc - 1]);
+        h.onSub(subject, queue, sid);
+        return p;
+      }
+      case OP_UNSUB: {
+        const argc = this.split(lb, a, e);
+        if (argc !== 1 && argc !== 2) return this.argError(lb, a, e);
+        const sid = lb.toString('utf8', this.as[0], this.ae[0]);
+        const max = argc === 2 ? parseSize(lb, this.as[1], this.ae[1]) : 0;
+        h.onUnsub(sid, max);
+        return p;
+      }
+      case OP_CONNECT:
+        h.onConnect(lb.toString('utf8', a, e));
+        return p;
+      case OP_INFO:
+        return p; // a client's INFO is ignored
+      case OP_ERR:
+        h.onClientErr(lb.toString('utf8', a, e));
+        return -1;
+    }
+    return p;
+  }
+
+  private argError(lb: Buffer, a: number, e: number): number {
+    this.h.onProtocolError(ParseError.args, lb.toString('utf8', a, Math.min(e, a + 64)));
+    return -1;
+  }
+
+  private split(b: Buffer, s: number, e: number): number {
+    let argc = 0;
+    let start = -1;
+    for (let i = s; i < e; i++) {
+      const c = b[i];
+      if (c === SP || c === TAB) {
+        if (start >= 0) {
+          if (argc === MAX_ARGS) return MAX_ARGS + 1;
+          this.as[argc] = start;
+          this.ae[argc++] = i;
+          start = -1;
+        }
+      } else if (start < 0) {
+        start = i;
+      }
+    }
+    if (start >= 0) {
+      if (argc === MAX_ARGS) return MAX_ARGS + 1;
+      this.as[argc] = start;
+      this.ae[argc++] = e;
+    }
+    this.argc = argc;
+    return argc;
+  }
+
+  private processPub(lb: Buffer, a: number, e: number, headers: boolean, buf: Buffer, p: number): number {
+    const h = this.h;
+    if (headers && !h.headersEnabled) {
+      h.onProtocolError(ParseError.headers, '');
+      return -1;
+    }
+    const argc = this.split(lb, a, e);
+    const as = this.as;
+    const ae = this.ae;
+    let rs = -1;
+    let re = -1;
+    let size: number;
+    let hdr = -1;
+    if (!headers) {
+      if (argc !== 2 && argc !== 3) return this.argError(lb, a, e);
+      if (argc === 3) {
+        rs = as[1];
+        re = ae[1];
+      }
+      size = parseSize(lb, as[argc - 1], ae[argc - 1]);
+      if (size < 0) return this.argError(lb, a, e);
+    } else {
+      if (argc !== 3 && argc !== 4) return this.argError(lb, a, e);
+      if (argc === 4) {
+        rs = as[1];
+        re = ae[1];
+      }
+      hdr = parseSize(lb, as[argc - 2], ae[argc - 2]);
+      if (hdr < 0) return this.argError(lb, a, e);
+      size = parseSize(lb, as[argc - 1], ae[argc - 1]);
+      if (size < 0 || hdr > size) return this.argError(lb, a, e);
+    }
+    if (size > h.maxPayload) {
+      h.onProtocolError(ParseError.maxPayload, String(size));
+      return -1;
+    }
+    const ss = as[0];
+    const se = ae[0];
+    h.onPubArgs(lb, ss, se);
+    if (h.closing) return -1;
+    const end = p + size;
+    if (end + 2 <= buf.length) {
+      if (buf[end] !== CR || buf[end + 1] !== LF) {
+        h.onProtocolError(ParseError.unknownOp, snippet(buf, end));
+        return -1;
+      }
+      h.onPub(lb, ss, se, rs, re, buf, p, end, hdr);
+      return end + 2;
+    }
+    // Payload split across reads: keep subject/reply and what we have of the payload.
+    const slen = se - ss;
+    const rlen = rs >= 0 ? re - rs : 0;
+    const sr = Buffer.allocUnsafe(slen + rlen);
+    lb.copy(sr, 0, ss, se);
+    if (rs >= 0) lb.copy(sr, slen, rs, re);
+    this.pendSubject = sr;
+    this.pendSubjectEnd = slen;
+    this.pendReplyStart = rs >= 0 ? slen : -1;
+    this.pendReplyEnd = rs >= 0 ? slen + rlen : -1;
+    this.pendHdr = hdr;
+    this.payload = Buffer.allocUnsafe(size + 2);
+    const have = Math.min(buf.length - p, size + 2);
+    buf.copy(this.payload, 0, p, p + have);
+    this.payloadHave = have;
+    return -1;
+  }
+
+  /** Continue a split payload; returns the index in `buf` after it, or -1 if still incomplete. */
+  private fillPayload(buf: Buffer): number {
+    const pl = this.payload!;
+    const want = pl.length - this.payloadHave;
+    const take = Math.min(want, buf.length);
+    buf.copy(pl, this.payloadHave, 0, take);
+    this.payloadHave += take;
+    if (this.payloadHave < pl.length) return -1;
+    const size = pl.length - 2;
+    this.payload = null;
+    if (pl[size] !== CR || pl[size + 1] !== LF) {
+      this.h.onProtocolError(ParseError.unknownOp, snippet(pl, size));
+      return -1;
+    }
+    const sr = this.pendSubject!;
+    this.pendSubject = null;
+    this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr);
+    return take;
+  }
+}
+
+function snippet(b: Buffer, s: number): string {
+  return JSON.stringify(b.toString('latin1', s, Math.min(b.length, s + 32)));
+}

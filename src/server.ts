@@ -1,0 +1,226 @@
+// The main thread: owns the client listener, starts the worker pool, and hands each
+// accepted socket to the worker with the fewest connections. Bytes never pass through
+// here: the socket itself moves (Node >= 24.21 transferable sockets).
+
+import net from 'node:net';
+import os from 'node:os';
+import fs from 'node:fs';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { pack, unpack } from 'msgpackr';
+import type { Options } from './options.ts';
+import { createLayout, ThreadCounters, type SharedLayout } from './shared.ts';
+import { InterestLog, InterestOp } from './interest.ts';
+import { Doorbell } from './ring.ts';
+import { newServerId, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
+import type { ControlMessage } from './control.ts';
+import { log } from './log.ts';
+
+interface WorkerSlot {
+  thread: number;
+  port: MessagePort | null;
+  ready: boolean;
+  stopped: boolean;
+  generation: number;
+}
+
+export class Server {
+  readonly opts: Options;
+  readonly identity: ServerIdentity;
+  private layout!: SharedLayout;
+  private pool!: Piscina;
+  private listener: net.Server | null = null;
+  private readonly slots: WorkerSlot[] = [];
+  private counters: ThreadCounters[] = [];
+  private nextCid = 1;
+  private shuttingDown = false;
+  private readonly faultInjection = process.env.SKEIN_FAULT_INJECTION === '1';
+  private readyWaiters: (() => void)[] = [];
+  private held: net.Socket[] = [];
+
+  constructor(opts: Options) {
+    this.opts = opts;
+    const serverId = newServerId();
+    this.identity = { serverId, serverName: opts.serverName ?? serverId, host: opts.host, port: opts.port };
+  }
+
+  get port(): number {
+    return this.identity.port;
+  }
+
+  async start(): Promise<void> {
+    const o = this.opts;
+    log.info(`Starting skein`);
+    log.info(`  Version:  ${SKEIN_VERSION} (nats protocol ${PROTOCOL_VERSION})`);
+    log.info(`  Node:     ${process.version}`);
+    log.info(`  Name:     ${this.identity.serverName}`);
+    log.info(`  ID:       ${this.identity.serverId}`);
+    log.info(`  Workers:  ${o.workers}`);
+    if (o.configFile !== undefined) log.info(`Using configuration file: ${o.configFile}`);
+    if (o.pidFile !== undefined) fs.writeFileSync(o.pidFile, String(process.pid));
+
+    // Bind first so a random port (-1) is known before workers build their INFO.
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
+    this.listener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: o.host, port: o.port < 0 ? 0 : o.port, backlog: 4096 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => log.error(`Client listener error: ${err.message}`));
+    this.identity.port = (listener.address() as net.AddressInfo).port;
+
+    this.layout = createLayout(o.workers, o.maxPayload, o.maxControlLine);
+    this.counters = [];
+    for (let t = 0; t < o.workers; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
+    this.pool = new Piscina({
+      filename: new URL('../workers/worker.ts', import.meta.url).href,
+      minThreads: o.workers,
+      maxThreads: o.workers,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      atomics: 'disabled',
+      maxQueue: 'auto',
+    });
+    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    for (let t = 0; t < o.workers; t++) {
+      this.slots.push({ thread: t, port: null, ready: false, stopped: false, generation: 0 });
+      this.runWorker(t, false);
+    }
+    await ready;
+    log.info(`Listening for client connections on ${hostPort(o.host, this.identity.port)}`);
+    log.info(`Server is ready`);
+  }
+
+  private runWorker(thread: number, replacement: boolean): void {
+    const slot = this.slots[thread];
+    const { port1, port2 } = new MessageChannel();
+    slot.port = port1;
+    slot.ready = false;
+    slot.generation++;
+    const generation = slot.generation;
+    port1.on('message', (m: Uint8Array) => this.onControl(thread, unpack(m) as ControlMessage));
+    const task = {
+      thread,
+      port: port2,
+      layout: this.layout,
+      options: this.opts,
+      identity: this.identity,
+      replacement,
+      faultInjection: this.faultInjection,
+    };
+    this.pool.run(task, { transferList: [port2] }).then(
+      () => {
+        if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
+      },
+      (err: Error) => {
+        if (!this.shuttingDown) this.onWorkerDied(thread, generation, err);
+      },
+    );
+  }
+
+  /** A worker threw: its connections are gone; clear its interest and start a replacement. */
+  private onWorkerDied(thread: number, generation: number, err: Error): void {
+    const slot = this.slots[thread];
+    if (slot.generation !== generation) return;
+    log.error(`Worker ${thread} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
+    slot.ready = false;
+    slot.port?.close();
+    slot.port = null;
+    Atomics.store(new Int32Array(this.layout.alive), thread, 0);
+    this.counters[thread].resetConnections();
+    // Others must stop waiting on the dead thread's log cursor and drop its interest.
+    for (let t = 0; t < this.layout.threads; t++) if (t !== thread) new InterestLog(this.layout.logs[t]).closeReader(thread);
+    const own = new InterestLog(this.layout.logs[thread]);
+    own.adoptWriter();
+    own.append(InterestOp.reset, '', null, 0);
+    for (let t = 0; t < this.layout.threads; t++) new Doorbell(this.layout.doorbells, t).ringAlways();
+    this.runWorker(thread, true);
+  }
+
+  private onControl(thread: number, msg: ControlMessage): void {
+    switch (msg.type) {
+      case 'ready': {
+        this.slots[thread].ready = true;
+        if (this.slots.every((s) => s.ready)) {
+          for (const w of this.readyWaiters.splice(0)) w();
+        }
+        for (const sock of this.held.splice(0)) this.accept(sock);
+        break;
+      }
+      case 'snapshot-request':
+        for (const s of this.slots) {
+          if (s.thread !== msg.from && s.ready && s.port !== null) s.port.postMessage(pack(msg));
+        }
+        break;
+      case 'snapshot':
+        this.slots[msg.to].port?.postMessage(pack(msg));
+        break;
+      case 'stopped':
+        this.slots[thread].stopped = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Choose the worker with the fewest connections (shared counters) and move the socket there. */
+  private accept(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    let best = -1;
+    let bestCount = Infinity;
+    let total = 0;
+    for (const s of this.slots) {
+      const n = this.counters[s.thread].connections();
+      total += n;
+      if (s.ready && s.port !== null && n < bestCount) {
+        best = s.thread;
+        bestCount = n;
+      }
+    }
+    if (best < 0) {
+      // No worker ready yet (start-up or a replacement in progress): hold the socket.
+      this.held.push(socket);
+      return;
+    }
+    const cid = this.nextCid++;
+    const reject = total >= this.opts.maxConnections;
+    const port = this.slots[best].port!;
+    port.postMessage({ socket, msg: pack({ cid, reject }) }, [socket as unknown as ArrayBuffer]);
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
+    log.info('Initiating Shutdown...');
+    this.listener?.close();
+    const graceMs = 2000;
+    for (const s of this.slots) s.port?.postMessage(pack({ type: 'shutdown', graceMs } satisfies ControlMessage));
+    const deadline = Date.now() + graceMs + 1000;
+    while (Date.now() < deadline && !this.slots.every((s) => s.stopped || s.port === null)) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await this.pool.destroy();
+    if (this.opts.pidFile !== undefined) {
+      try {
+        fs.unlinkSync(this.opts.pidFile);
+      } catch {
+        // already gone
+      }
+    }
+    log.info('Server Exiting..');
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export function cpuCount(): number {
+  return os.availableParallelism();
+}

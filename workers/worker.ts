@@ -1,0 +1,69 @@
+// Worker thread entry (one long-lived piscina task per worker). Wires a Broker to the
+// MessagePort the main thread hands sockets and control messages through.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import { pack, unpack } from 'msgpackr';
+import { Broker } from '../src/broker.ts';
+import { setLogLevels, log } from '../src/log.ts';
+import type { SharedLayout } from '../src/shared.ts';
+import type { Options } from '../src/options.ts';
+import type { ServerIdentity } from '../src/info.ts';
+import type { ControlMessage } from '../src/control.ts';
+
+export interface WorkerTask {
+  thread: number;
+  port: MessagePort;
+  layout: SharedLayout;
+  options: Options;
+  identity: ServerIdentity;
+  replacement: boolean;
+  faultInjection: boolean;
+}
+
+export default function run(task: WorkerTask): Promise<void> {
+  const { port, thread } = task;
+  setLogLevels(task.options.debug, task.options.trace);
+  const broker = new Broker(task.options, task.identity, task.layout, thread, task.replacement);
+  broker.faultInjection = task.faultInjection;
+  broker.start();
+  const send = (m: ControlMessage): void => port.postMessage(pack(m));
+
+  return new Promise<void>((resolve) => {
+    port.on('message', (m: { socket?: Socket; msg?: Uint8Array } | Uint8Array) => {
+      if (!(m instanceof Uint8Array)) {
+        const { cid, reject } = unpack(m.msg!) as { cid: number; reject: boolean };
+        broker.addConnection(m.socket!, cid, reject);
+        return;
+      }
+      const msg = unpack(m) as ControlMessage;
+      switch (msg.type) {
+        case 'shutdown': {
+          broker.shutdown();
+          const deadline = Date.now() + msg.graceMs;
+          const waitClosed = (): void => {
+            if (broker.openSockets() === 0 || Date.now() > deadline) {
+              send({ type: 'stopped', thread });
+              port.close();
+              resolve();
+            } else {
+              setTimeout(waitClosed, 10);
+            }
+          };
+          waitClosed();
+          break;
+        }
+        case 'snapshot-request':
+          send({ type: 'snapshot', from: thread, to: msg.from, ...broker.interestSnapshot() });
+          break;
+        case 'snapshot':
+          broker.applySnapshot(msg.from, msg.position, msg.entries);
+          break;
+        default:
+          log.warn(`worker ${thread}: unexpected control message ${(msg as { type: string }).type}`);
+      }
+    });
+    send({ type: 'ready', thread });
+    if (task.replacement) send({ type: 'snapshot-request', from: thread });
+  });
+}
