@@ -334,7 +334,8 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onPubArgs(sb: Buffer, ss: number, se: number): void {
-    if (this.pedantic && !isValidLiteralSubject(sb.toString('utf8', ss, se))) this.sendErr('Invalid Publish Subject');
+    if (!this.pedantic || isFastLiteral(sb, ss, se)) return;
+    if (!isValidLiteralSubject(sb.toString('utf8', ss, se))) this.sendErr('Invalid Publish Subject');
   }
 
   onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
@@ -520,6 +521,18 @@ export class ClientConn implements ProtocolHandler {
       this.flush();
     }
   }
+}
+
+/** A subject with no empty token and no '*'/'>' byte at all: certainly a valid literal. */
+function isFastLiteral(b: Buffer, s: number, e: number): boolean {
+  let prev = 46;
+  for (let i = s; i < e; i++) {
+    const c = b[i];
+    if (c === 42 || c === 62) return false;
+    if (c === 46 && prev === 46) return false;
+    prev = c;
+  }
+  return prev !== 46;
 }
 
 function passwordMatches(expected: string, given: string | undefined): boolean {

@@ -170,6 +170,14 @@ export class Parser {
     const h = this.h;
     while (i < n) {
       if (h.closing) return;
+      // Fast path: a canonical PUB frame wholly inside this buffer.
+      if (buf[i] === 80 && buf[i + 1] === 85 && buf[i + 2] === 66 && buf[i + 3] === SP && !h.awaitingConnect) {
+        const next = this.fastPub(buf, i + 4, n);
+        if (next > 0) {
+          i = next;
+          continue;
+        }
+      }
       // nats-server checks the first byte of every operation while auth is pending.
       if (h.awaitingConnect && upper(buf[i]) !== 67) return h.onProtocolError(ParseError.auth, '');
       const op = opAt(buf, i, n);
@@ -183,6 +191,57 @@ export class Parser {
       if (next < 0) return;
       i = next;
     }
+  }
+
+  /**
+   * `PUB subject [reply] size\r\n<payload>\r\n` with single spaces, all in `b`. Returns the
+   * index after the frame, or 0 to let the general path handle it (and any error in it).
+   */
+  private fastPub(b: Buffer, s: number, n: number): number {
+    let j = s;
+    let c = 0;
+    for (; j < n; j++) {
+      c = b[j];
+      if (c === SP) break;
+      if (c === TAB || c === CR || c === LF) return 0;
+    }
+    const ss = s;
+    const se = j;
+    if (se === ss || j >= n) return 0;
+    const t1 = ++j;
+    for (; j < n; j++) {
+      c = b[j];
+      if (c === SP || c === CR) break;
+      if (c === TAB || c === LF) return 0;
+    }
+    if (j >= n || j === t1) return 0;
+    let rs = -1;
+    let re = -1;
+    let sizeStart = t1;
+    if (c === SP) {
+      rs = t1;
+      re = j;
+      sizeStart = ++j;
+      for (; j < n; j++) {
+        c = b[j];
+        if (c === CR) break;
+        if (c === SP || c === TAB || c === LF) return 0;
+      }
+      if (j >= n) return 0;
+    }
+    const sizeEnd = j;
+    if (j + 1 >= n || b[j + 1] !== LF) return 0;
+    const h = this.h;
+    if (sizeEnd - ss > h.maxControlLine) return 0;
+    const size = parseSize(b, sizeStart, sizeEnd);
+    if (size < 0 || size > h.maxPayload) return 0;
+    const p = j + 2;
+    const end = p + size;
+    if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return 0;
+    h.onPubArgs(b, ss, se);
+    if (h.closing) return n;
+    h.onPub(b, ss, se, rs, re, b, p, end, -1);
+    return end + 2;
   }
 
   /** True when nothing partial is buffered (used by tests). */

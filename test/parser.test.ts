@@ -1,0 +1,97 @@
+// The byte parser on its own: the same input fed in one chunk, byte by byte and in random
+// splits must produce the same operations; errors are classified as nats-server does.
+
+import test from 'ava';
+import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
+
+class Recorder implements ProtocolHandler {
+  ops: string[] = [];
+  closing = false;
+  awaitingConnect = false;
+  headersEnabled = true;
+  maxPayload = 1024;
+  maxControlLine = 64;
+  onConnect(json: string): void { this.ops.push(`CONNECT ${json}`); }
+  onPubArgs(): void {}
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdr: number): void {
+    const reply = rs >= 0 ? ` ${sb.toString('latin1', rs, re)}` : '';
+    this.ops.push(`PUB ${sb.toString('latin1', ss, se)}${reply} hdr=${hdr} [${pb.toString('latin1', ps, pe)}]`);
+  }
+  onSub(subject: string, queue: string | null, sid: string): void { this.ops.push(`SUB ${subject} ${queue ?? '-'} ${sid}`); }
+  onUnsub(sid: string, max: number): void { this.ops.push(`UNSUB ${sid} ${max}`); }
+  onPing(): void { this.ops.push('PING'); }
+  onPong(): void { this.ops.push('PONG'); }
+  onClientErr(text: string): void { this.ops.push(`ERR ${text}`); this.closing = true; }
+  onProtocolError(kind: ParseErrorKind): void { this.ops.push(`!${kind}`); this.closing = true; }
+}
+
+function run(input: Buffer, splits: number[]): string[] {
+  const r = new Recorder();
+  const p = new Parser(r);
+  let at = 0;
+  for (const s of [...splits, input.length]) {
+    if (s <= at) continue;
+    p.parse(input.subarray(at, s));
+    at = s;
+    if (r.closing) break;
+  }
+  return r.ops;
+}
+
+const session = Buffer.from(
+  'CONNECT {"verbose":false}\r\nsub foo 1\r\nSUB\tbar  q 2\r\nPUB foo 5\r\nhello\r\n' +
+  'PUB foo reply 0\r\n\r\nHPUB foo r 3 7\r\nhd:abcd\r\npub foo\t\t 2\r\nhi\r\n' +
+  'PUB bin 4\r\n\r\n\r\n\r\nUNSUB 1 5\r\nunsub 2\r\nPINGXYZ\r\nPONG\nINFO {}\r\n',
+);
+
+test('one chunk, byte by byte and random splits give the same operations', (t) => {
+  const whole = run(session, []);
+  t.deepEqual(whole, [
+    'CONNECT {"verbose":false}', 'SUB foo - 1', 'SUB bar q 2', 'PUB foo hdr=-1 [hello]',
+    'PUB foo reply hdr=-1 []', 'PUB foo r hdr=3 [hd:abcd]', 'PUB foo hdr=-1 [hi]',
+    'PUB bin hdr=-1 [\r\n\r\n]', 'UNSUB 1 5', 'UNSUB 2 0', 'PING', 'PONG',
+  ]);
+  const bytes = Array.from({ length: session.length }, (_v, i) => i + 1);
+  t.deepEqual(run(session, bytes), whole);
+  for (let k = 0; k < 50; k++) {
+    const cuts = Array.from({ length: 6 }, () => Math.floor(Math.random() * session.length)).sort((a, b) => a - b);
+    t.deepEqual(run(session, cuts), whole, `splits ${cuts.join(',')}`);
+  }
+});
+
+test('errors are classified like nats-server', (t) => {
+  const cases: [string, string][] = [
+    ['FOO\r\n', '!op'],
+    ['PUX foo 1\r\n', '!op'],
+    ['PUB\r\n', '!op'],
+    ['UNSUB\r\n', '!op'],
+    ['PUB foo\r\n', '!args'],
+    ['PUB foo bar baz 1\r\n', '!args'],
+    ['PUB foo x\r\n', '!args'],
+    ['PUB foo 1234567890\r\n', '!args'],
+    ['SUB foo\r\n', '!args'],
+    ['HPUB foo 5 3\r\n', '!args'],
+    ['PUB foo 2000\r\n', '!payload'],
+    ['PUB foo 3\r\nabcXY', '!op'],
+    [`SUB ${'x'.repeat(70)} 1\r\n`, '!ctl'],
+    ['-ERR \'boom\'\r\n', "ERR 'boom'"],
+  ];
+  for (const [input, want] of cases) {
+    const ops = run(Buffer.from(input), []);
+    t.is(ops[ops.length - 1], want, input);
+    const ops1 = run(Buffer.from(input), Array.from({ length: input.length }, (_v, i) => i + 1));
+    t.is(ops1[ops1.length - 1], want, `byte by byte: ${input}`);
+  }
+});
+
+test('an unterminated control line over the limit is refused before its newline', (t) => {
+  const ops = run(Buffer.from(`PUB ${'x'.repeat(100)}`), []);
+  t.deepEqual(ops, ['!ctl']);
+});
+
+test('pending auth refuses any first operation but CONNECT', (t) => {
+  const r = new Recorder();
+  r.awaitingConnect = true;
+  new Parser(r).parse(Buffer.from('SUB foo 1\r\n'));
+  t.deepEqual(r.ops, ['!auth']);
+});

@@ -1,0 +1,212 @@
+// Multi-worker behaviour: connections are spread over workers by the main thread, so these
+// tests open several connections and check delivery, order and exactly-once semantics
+// whichever workers the publisher and subscribers landed on.
+
+import test from 'ava';
+import net from 'node:net';
+import { connect, type NatsConnection } from 'nats';
+import { useServer, testImpl } from './helpers/server.ts';
+import { rawSession } from './helpers/raw.ts';
+
+const impl = testImpl();
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function clients(port: number, n: number): Promise<NatsConnection[]> {
+  const out: NatsConnection[] = [];
+  // Sequential connects: the main thread gives each to the least-loaded worker, so
+  // consecutive connections alternate between workers.
+  for (let i = 0; i < n; i++) out.push(await connect({ port, name: `c${i}` }));
+  return out;
+}
+
+test('a subscription on one worker receives publishes from every worker', async (t) => {
+  t.timeout(30_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  const ncs = await clients(srv.port, 6);
+  t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
+  const received = ncs.map(() => new Set<string>());
+  ncs.forEach((nc, i) => nc.subscribe('x.>', { callback: (_e, m) => received[i].add(m.subject) }));
+  await Promise.all(ncs.map((nc) => nc.flush()));
+  ncs.forEach((nc, i) => nc.publish(`x.${i}`));
+  await Promise.all(ncs.map((nc) => nc.flush()));
+  await waitFor(() => received.every((s) => s.size === ncs.length), 5000, 'every subscriber to get every publisher');
+  for (const s of received) t.deepEqual([...s].sort(), ncs.map((_n, i) => `x.${i}`).sort());
+});
+
+test('messages from one publisher arrive complete and in publish order on every worker', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  const ncs = await clients(srv.port, 5);
+  t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
+  const total = 20_000;
+  const seqs: number[][] = [[], [], [], []];
+  for (let i = 0; i < 4; i++) {
+    ncs[i + 1].subscribe('ordered', { callback: (_e, m) => seqs[i].push(m.data.readUInt32BE(0)) });
+    await ncs[i + 1].flush();
+  }
+  const pub = ncs[0];
+  const buf = Buffer.alloc(4);
+  for (let n = 0; n < total; n++) {
+    buf.writeUInt32BE(n);
+    pub.publish('ordered', buf);
+  }
+  await pub.flush();
+  await waitFor(() => seqs.every((s) => s.length >= total), 20_000, 'all messages');
+  for (const s of seqs) {
+    t.is(s.length, total);
+    let inOrder = true;
+    for (let n = 0; n < total; n++) if (s[n] !== n) inOrder = false;
+    t.true(inOrder);
+  }
+});
+
+test('queue group delivers each message to exactly one member across workers', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  const ncs = await clients(srv.port, 7);
+  t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
+  const total = 3000;
+  const perMember = [0, 0, 0, 0, 0, 0];
+  const seen = new Map<number, number>();
+  for (let i = 0; i < 6; i++) {
+    ncs[i + 1].subscribe('work', {
+      queue: 'workers',
+      callback: (_e, m) => {
+        perMember[i]++;
+        const n = m.data.readUInt32BE(0);
+        seen.set(n, (seen.get(n) ?? 0) + 1);
+      },
+    });
+    await ncs[i + 1].flush();
+  }
+  const buf = Buffer.alloc(4);
+  for (let n = 0; n < total; n++) {
+    buf.writeUInt32BE(n);
+    ncs[0].publish('work', buf);
+  }
+  await ncs[0].flush();
+  await waitFor(() => perMember.reduce((a, b) => a + b, 0) >= total, 20_000, 'queue deliveries');
+  // Give any duplicate a chance to show up before counting.
+  await Promise.all(ncs.map((nc) => nc.flush()));
+  t.is(perMember.reduce((a, b) => a + b, 0), total);
+  t.is(seen.size, total);
+  t.true([...seen.values()].every((c) => c === 1));
+  // Members on both workers got work (random choice over all 6 members).
+  t.true(perMember.filter((c) => c > 0).length >= 4, `spread: ${perMember.join(',')}`);
+});
+
+test('a SUB confirmed by PONG on one worker is seen at once by a PUB on another', async (t) => {
+  t.timeout(30_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  const { c: sub } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  const { c: pub } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  t.teardown(() => {
+    sub.close();
+    pub.close();
+  });
+  for (let i = 0; i < 100; i++) {
+    sub.send(`SUB fresh.${i} ${i}\r\n`);
+    await sub.ping();
+    pub.send(`PUB fresh.${i} 1\r\n${i % 10}\r\n`);
+    await sub.expect(`MSG fresh.${i} ${i} 1\r\n${i % 10}\r\n`, 2000);
+  }
+  t.pass();
+});
+
+test('a subscriber that stops reading makes the cross-worker ring fill without losing messages', async (t) => {
+  t.timeout(90_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  // Raw sockets so we can stop reading on the subscriber.
+  const size = 32 * 1024;
+  const total = 1500; // ~48 MiB: several times a ring's capacity
+  const { c: sub } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  sub.send('SUB big 1\r\n');
+  await sub.ping();
+  const header = `MSG big 1 ${size}\r\n`;
+  const frameLen = header.length + size + 2;
+  let bytes = 0;
+  let firstBad = -1;
+  sub.socket.pause();
+  sub.socket.removeAllListeners('data');
+  sub.socket.on('data', (d: Buffer) => {
+    // Check each payload's sequence number in place as frames complete.
+    for (let i = 0; i < d.length; i++) {
+      const pos = (bytes + i) % frameLen;
+      const frame = Math.floor((bytes + i) / frameLen);
+      if (pos === header.length && firstBad < 0) {
+        if (d[i] !== frame % 251) firstBad = frame;
+      }
+    }
+    bytes += d.length;
+  });
+  const pubSock = net.connect(srv.port, '127.0.0.1');
+  t.teardown(() => {
+    pubSock.destroy();
+    sub.close();
+  });
+  await new Promise<void>((r) => pubSock.once('connect', () => r()));
+  pubSock.write('CONNECT {"verbose":false,"pedantic":false}\r\n');
+  const payload = Buffer.alloc(size);
+  for (let n = 0; n < total; n++) {
+    payload[0] = n % 251;
+    pubSock.write(Buffer.concat([Buffer.from(`PUB big ${size}\r\n`), payload, Buffer.from('\r\n')]));
+  }
+  // Let the publisher run into backpressure, then drain the subscriber.
+  await new Promise((r) => setTimeout(r, 300));
+  sub.socket.resume();
+  await waitFor(() => bytes >= total * frameLen, 60_000, `all ${total} frames (got ${Math.floor(bytes / frameLen)})`);
+  t.is(bytes, total * frameLen);
+  t.is(firstBad, -1);
+});
+
+test('a worker that throws is logged and replaced; the other workers keep serving', async (t) => {
+  t.timeout(60_000);
+  if (impl !== 'skein') return t.pass();
+  const srv = await useServer(t, { impl, workers: 2, env: { SKEIN_FAULT_INJECTION: '1' } });
+  // c0 on worker 0, c1 on worker 1 (least-loaded placement).
+  const { c: c0 } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  const { c: c1 } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  t.teardown(() => {
+    c0.close();
+    c1.close();
+  });
+  c1.send('SUB survive 1\r\n');
+  await c1.ping();
+  c0.send('PUB $SKEIN.FAULT.CRASH 0\r\n\r\n');
+  await c0.closed(10_000);
+  await srv.waitForLog(/Worker \d failed[\s\S]*fault injection: worker crash requested/, 10_000);
+  // The survivor still works, and a new connection (on the replacement) reaches it.
+  c1.send('PING\r\n');
+  await c1.expect('PONG\r\n', 5000);
+  const deadline = Date.now() + 10_000;
+  let got = false;
+  while (!got && Date.now() < deadline) {
+    const { c: n } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+    n.send('PUB survive 2\r\nok\r\n');
+    await n.ping();
+    try {
+      await c1.expect('MSG survive 1 2\r\nok\r\n', 500);
+      got = true;
+    } catch {
+      // replacement still syncing interest; try again
+    }
+    n.close();
+  }
+  t.true(got);
+  // And the replacement learned the survivor's interest without it resubscribing: connect
+  // twice more so one connection lands on each worker, and both reach the survivor.
+  for (let i = 0; i < 2; i++) {
+    const { c: n } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+    n.send(`PUB survive ${i + 1}\r\n${i}\r\n`);
+    await n.ping();
+    await c1.expect(`MSG survive 1 ${i + 1}\r\n${i}\r\n`, 5000);
+    n.close();
+  }
+});
