@@ -1,0 +1,283 @@
+// `npm run bench -- <scenario> [options]`: see bench/README.md or `npm run bench -- --help`.
+
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import cliProgress from 'cli-progress';
+import { markdown, runLine, summarize, summaryLines, textTable } from './report.ts';
+import type { EntryReport } from './report.ts';
+import { DEFAULT_RUN_OPTIONS, runOnce } from './runner.ts';
+import type { RunOptions, RunResult } from './runner.ts';
+import { entryId, findScenario, SCENARIOS, standardMatrix, SWEEP_SIZES, sweepMsgs } from './scenarios.ts';
+import type { Entry, Params } from './scenarios.ts';
+import { killAllNow, natsServerVersion, REPO_ROOT, skeinAvailable } from './servers.ts';
+import type { Target } from './servers.ts';
+
+const NATS = 'nats-server';
+
+const HELP = `usage: npm run bench -- <scenario> [options]
+
+scenarios:
+${SCENARIOS.map((s) => `  ${s.name.padEnd(9)} ${s.summary}`).join('\n')}
+  sizes     payload sweep 1->1 over --sizes (default ${SWEEP_SIZES.join(',')})
+  all       the standard matrix, skein --workers 1,2 against nats-server; writes bench/results/
+
+options:
+  --msgs N          messages per publisher (reqrep: requests in total); 5M, 200k, 1e6 accepted
+  --size N          payload bytes (16, 1KiB, 64k)
+  --sizes a,b,...   payload sizes for 'sizes'
+  --n N             subscribers / pairs / queue members / requesters / publishers
+                    (aliases: --subs --pairs --members --requesters --pubs)
+  --conns N         idle connections ('idle', default 10000)
+  --interest N      subscriptions of the interest connection ('wildcard', default 100000)
+  --subjects N      distinct live subjects ('wildcard', default 4096)
+  --rounds N        rounds; targets alternate A B A B within the run (default 3)
+  --against nats-server   also run every scenario on a fresh nats-server; print ratios
+  --target T        skein (default) or nats-server: what is measured without --url
+  --workers 1,2,4   skein --workers sweep (one target per value)
+  --url U[,U2]      measure an already running server (two urls for 'cluster')
+  --pid P[,P2]      with --url: sample CPU and peak RSS of these server pids
+  --scale F         multiply default message counts (e.g. 0.1 for a quick look)
+  --gen-procs K     spread each role's connections over up to K processes (default 1)
+  --deadline S      seconds from 'go' until a run is declared FAILED (default 120)
+  --json            print one JSON document instead of key=value lines and tables
+  --save            also write bench/results/<date>-<host>.json and .md (always on for 'all')
+  --out DIR         results directory (default bench/results)
+  --no-progress     no progress bar on stderr
+  --cpu-prof        start skein with node --cpu-prof (profiles in bench/results/prof/)
+  --cluster-skein   try the cluster scenario on skein (default: skipped, needs cluster support)
+`;
+
+function parseCount(s: string, what: string): number {
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*([kKmM]?)$/.exec(s.trim());
+  if (!m) throw new Error(`--${what}: not a count: ${s}`);
+  const mult = { '': 1, k: 1e3, K: 1e3, m: 1e6, M: 1e6 }[m[2]]!;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function parseSize(s: string): number {
+  const m = /^(\d+)\s*(b|B|k|K|KiB|kb|KB|m|M|MiB)?$/.exec(s.trim());
+  if (!m) throw new Error(`--size: not a size: ${s}`);
+  const u = (m[2] ?? '').toLowerCase();
+  return Number(m[1]) * (u.startsWith('k') ? 1024 : u.startsWith('m') ? 1024 * 1024 : 1);
+}
+
+function list(s: string | undefined): string[] {
+  return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+}
+
+function git(args: string[]): string {
+  try {
+    return execFileSync('git', args, { cwd: REPO_ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return '';
+  }
+}
+
+async function main(): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      msgs: { type: 'string' },
+      size: { type: 'string' },
+      sizes: { type: 'string' },
+      n: { type: 'string' },
+      subs: { type: 'string' },
+      pairs: { type: 'string' },
+      members: { type: 'string' },
+      requesters: { type: 'string' },
+      pubs: { type: 'string' },
+      conns: { type: 'string' },
+      interest: { type: 'string' },
+      subjects: { type: 'string' },
+      rounds: { type: 'string' },
+      against: { type: 'string' },
+      target: { type: 'string' },
+      workers: { type: 'string' },
+      url: { type: 'string' },
+      pid: { type: 'string' },
+      scale: { type: 'string' },
+      'gen-procs': { type: 'string' },
+      deadline: { type: 'string' },
+      json: { type: 'boolean' },
+      save: { type: 'boolean' },
+      out: { type: 'string' },
+      'no-progress': { type: 'boolean' },
+      'cpu-prof': { type: 'boolean' },
+      'cluster-skein': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const name = positionals[0];
+  if (v.help || !name || name === 'help' || name === 'list') {
+    process.stdout.write(HELP);
+    return name ? 0 : 2;
+  }
+  const note = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+
+  // ---- entries
+  const scale = v.scale ? Number(v.scale) : 1;
+  const genProcs = v['gen-procs'] ? parseCount(v['gen-procs'], 'gen-procs') : 1;
+  const nFlag = v.n ?? v.subs ?? v.pairs ?? v.members ?? v.requesters ?? v.pubs;
+  const over: Partial<Params> = {};
+  if (v.size) over.size = parseSize(v.size);
+  if (nFlag) over.n = parseCount(nFlag, 'n');
+  if (v.conns) over.conns = parseCount(v.conns, 'conns');
+  if (v.interest) over.interest = parseCount(v.interest, 'interest');
+  if (v.subjects) over.subjects = parseCount(v.subjects, 'subjects');
+  const msgs = v.msgs ? parseCount(v.msgs, 'msgs') : undefined;
+  let entries: Entry[];
+  if (name === 'all') {
+    entries = standardMatrix(scale, genProcs).map((e) => {
+      const params = { ...e.params, ...(msgs !== undefined ? { msgs } : {}) };
+      return { ...e, params, id: entryId(e.scenario, params) };
+    });
+  } else if (name === 'sizes') {
+    const s = findScenario('pubsub')!;
+    const sizes = v.sizes ? list(v.sizes).map(parseSize) : SWEEP_SIZES;
+    entries = sizes.map((size) => {
+      const params: Params = { ...s.defaults, genProcs, ...over, size, msgs: msgs ?? Math.max(1, Math.round(sweepMsgs(size) * scale)) };
+      return { id: entryId(s, params), scenario: s, params };
+    });
+  } else {
+    const s = findScenario(name);
+    if (!s) {
+      process.stderr.write(`bench: unknown scenario ${JSON.stringify(name)}\n\n${HELP}`);
+      return 2;
+    }
+    const params: Params = { ...s.defaults, genProcs, ...over, msgs: msgs ?? Math.max(1, Math.round(s.defaults.msgs * scale)) };
+    entries = [{ id: entryId(s, params), scenario: s, params }];
+  }
+
+  // ---- targets
+  const natsVersion = natsServerVersion();
+  let against: string | null = v.against ?? (name === 'all' && !v.url ? NATS : null);
+  if (against !== null && against !== NATS) throw new Error(`--against: only "${NATS}" is supported`);
+  const targets: Target[] = [];
+  if (v.url) {
+    targets.push({ label: 'url', kind: 'url', urls: list(v.url), pids: list(v.pid).map(Number) });
+  } else if (v.target === NATS) {
+    targets.push({ label: NATS, kind: 'nats-server' });
+    against = null;
+  } else if (v.target === undefined || v.target === 'skein') {
+    const workers = v.workers ? list(v.workers).map((w) => parseCount(w, 'workers')) : name === 'all' ? [1, 2] : [];
+    if (!skeinAvailable()) note(`skein's src/main.ts does not exist yet: skein runs will fail (use --target ${NATS} to measure the reference only)`);
+    if (workers.length === 0) targets.push({ label: 'skein', kind: 'skein' });
+    for (const w of workers) targets.push({ label: `skein -w${w}`, kind: 'skein', workers: w });
+  } else {
+    throw new Error(`--target: skein or ${NATS}, not ${v.target}`);
+  }
+  if (against === NATS) {
+    if (natsVersion === null) {
+      note(`${NATS} is NOT installed (not on PATH): running without it, no ratios`);
+      against = null;
+    } else {
+      targets.push({ label: NATS, kind: 'nats-server' });
+    }
+  }
+  if (targets.some((t) => t.kind === 'nats-server') && natsVersion === null) {
+    note(`${NATS} is NOT installed (not on PATH): its runs will fail`);
+  }
+  const rounds = v.rounds ? parseCount(v.rounds, 'rounds') : 3;
+
+  const outDir = path.resolve(v.out ?? path.join(REPO_ROOT, 'bench', 'results'));
+  const runOpts: RunOptions = {
+    ...DEFAULT_RUN_OPTIONS,
+    deadlineMs: v.deadline ? Number(v.deadline) * 1000 : DEFAULT_RUN_OPTIONS.deadlineMs,
+    launch: {
+      clusterSkein: v['cluster-skein'] ?? false,
+      nodeArgs: v['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(outDir, 'prof')}`] : [],
+    },
+  };
+
+  const meta: Record<string, string> = {
+    date: new Date().toISOString(),
+    host: os.hostname(),
+    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
+    loadavg_at_start: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    node: process.version,
+    'nats-server': natsVersion ?? 'not installed',
+    skein_commit: (git(['rev-parse', '--short', 'HEAD']) || '?') + (git(['status', '--porcelain', 'src', 'workers']) ? ' (+ uncommitted changes)' : ''),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
+    targets: targets.map((t) => t.label).join(', '),
+    rounds: String(rounds),
+  };
+
+  // ---- run
+  const showBar = !v.json && !v['no-progress'] && process.stderr.isTTY === true;
+  const bar = showBar
+    ? new cliProgress.SingleBar(
+        { stream: process.stderr, format: '{label} [{bar}] {percentage}% {value}/{total}', hideCursor: true, clearOnComplete: true, barsize: 30 },
+        cliProgress.Presets.shades_classic,
+      )
+    : null;
+  let interrupted = false;
+  const onSignal = (sig: string): void => {
+    if (interrupted) return;
+    interrupted = true;
+    bar?.stop();
+    note(`${sig}: stopping every process this run started`);
+    killAllNow();
+    process.exit(130);
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('exit', () => killAllNow());
+
+  if (!v.json) {
+    for (const [k, val] of Object.entries(meta)) process.stdout.write(`meta ${k}=${JSON.stringify(val)}\n`);
+  }
+  const reports: EntryReport[] = [];
+  for (const entry of entries) {
+    const runs: RunResult[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      for (const target of targets) {
+        const label = `${entry.id} ${target.label} round ${round}/${rounds}`;
+        if (bar) bar.start(1, 0, { label });
+        else if (!v.json) note(`running ${label}`);
+        const r = await runOnce(entry, target, round, {
+          ...runOpts,
+          onProgress: bar ? (done, total) => { bar.setTotal(total); bar.update(done); } : undefined,
+        });
+        bar?.stop();
+        runs.push(r);
+        if (!v.json) process.stdout.write(runLine(r) + '\n');
+        if (r.status === 'FAILED' && !v.json) note(`${label} FAILED:\n  ${r.problems.join('\n  ')}`);
+      }
+    }
+    const rep = summarize(entry, runs, targets.map((t) => t.label), against);
+    reports.push(rep);
+    if (!v.json) {
+      for (const l of summaryLines(rep)) process.stdout.write(l + '\n');
+      process.stdout.write('\n' + textTable(rep, against) + '\n\n');
+    }
+  }
+
+  const doc = { meta, entries: reports };
+  if (v.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+  if (name === 'all' || v.save) {
+    fs.mkdirSync(outDir, { recursive: true });
+    const day = new Date().toISOString().slice(0, 10);
+    const host = os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_');
+    let base = path.join(outDir, `${day}-${host}`);
+    for (let k = 2; fs.existsSync(base + '.json'); k++) base = path.join(outDir, `${day}-${host}-${k}`);
+    fs.writeFileSync(base + '.json', JSON.stringify(doc, null, 2) + '\n');
+    fs.writeFileSync(base + '.md', markdown(reports, against, meta));
+    note(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
+  }
+  const failed = reports.some((r) => r.summaries.some((s) => s.status === 'FAILED'));
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    killAllNow();
+    process.stderr.write(`bench: ${e.message}\n`);
+    process.exitCode = 2;
+  },
+);

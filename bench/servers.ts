@@ -1,0 +1,223 @@
+// Starting and stopping the servers under test (skein, nats-server, 2-node clusters of
+// either), and reading their CPU time and peak RSS from /proc. Every process started here is
+// registered so that Ctrl-C, errors and normal exit all stop it.
+
+import { execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const SKEIN_MAIN = path.join(REPO_ROOT, 'src', 'main.ts');
+
+export type TargetKind = 'skein' | 'nats-server' | 'url';
+
+export interface Target {
+  label: string; // "skein -w2", "nats-server", "url"
+  kind: TargetKind;
+  workers?: number; // skein only; undefined: skein's own default
+  urls?: string[]; // kind 'url': already running servers (2 for the cluster scenario)
+  pids?: number[]; // kind 'url': optional pids to sample CPU/RSS from
+}
+
+export class NotSupportedError extends Error {
+  readonly code = 'BENCH_NOT_SUPPORTED';
+}
+
+// ---- process registry: everything started here is stopped on exit -------------------------
+
+const live = new Set<ChildProcess>();
+
+export function track(p: ChildProcess): void {
+  live.add(p);
+  p.once('exit', () => live.delete(p));
+}
+
+// Synchronous last resort (process 'exit' handlers cannot wait).
+export function killAllNow(): void {
+  for (const p of live) {
+    try {
+      p.kill('SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  live.clear();
+}
+
+export async function stopProcess(p: ChildProcess, graceMs = 5000): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  const exited = new Promise<void>((r) => p.once('exit', () => r()));
+  p.kill('SIGINT');
+  const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---- /proc sampling ----------------------------------------------------------------------
+
+let clkTck = 0;
+function ticksPerSecond(): number {
+  if (clkTck === 0) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+// CPU seconds (user + system, all threads, including exited ones) used by `pid` so far.
+export function cpuSeconds(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / ticksPerSecond();
+  } catch {
+    return NaN;
+  }
+}
+
+// Peak resident set size in bytes (VmHWM).
+export function peakRssBytes(pid: number): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'latin1');
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(status);
+    return m ? Number(m[1]) * 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+// ---- ports ---------------------------------------------------------------------------------
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// ---- launching ---------------------------------------------------------------------------
+
+export interface Launched {
+  urls: string[];
+  pids: number[]; // for CPU/RSS sampling; empty for an external server without --pid
+  stop(): Promise<void>;
+  logTail(): string;
+}
+
+export function natsServerVersion(): string | null {
+  try {
+    return execFileSync('nats-server', ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+export function skeinAvailable(): boolean {
+  return fs.existsSync(SKEIN_MAIN);
+}
+
+export interface LaunchOptions {
+  readyTimeoutMs?: number;
+  nodeArgs?: string[]; // extra node flags for skein (e.g. --cpu-prof)
+  clusterSkein?: boolean; // try skein's cluster flags (the nats-server ones) instead of skipping
+}
+
+// Starts `count` fresh servers of `target` (count 2 = a cluster with routes both ways).
+export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions = {}): Promise<Launched> {
+  if (target.kind === 'url') {
+    const urls = target.urls ?? [];
+    if (urls.length < count) throw new Error(`this scenario needs ${count} server urls (--url a,b)`);
+    return { urls: urls.slice(0, count), pids: target.pids ?? [], stop: async () => {}, logTail: () => '' };
+  }
+  if (count === 2 && target.kind === 'skein' && !opts.clusterSkein) {
+    throw new NotSupportedError('needs cluster support in skein (pass --cluster-skein to try it anyway)');
+  }
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+  const clusterPorts = count === 2 ? await Promise.all([freePort(), freePort()]) : [];
+  const started: Server[] = [];
+  try {
+    for (let k = 0; k < count; k++) {
+      const args = ['-a', '127.0.0.1', '-p', String(ports[k])];
+      if (count === 2) {
+        args.push('--cluster', `nats://127.0.0.1:${clusterPorts[k]}`, '--routes', `nats://127.0.0.1:${clusterPorts[1 - k]}`);
+        args.push('--cluster_name', 'bench');
+      }
+      started.push(startServer(target, args, opts));
+    }
+    await Promise.all(started.map((s) => s.ready));
+  } catch (e) {
+    await Promise.all(started.map((s) => stopProcess(s.proc)));
+    throw e;
+  }
+  return {
+    urls: ports.map((p) => `nats://127.0.0.1:${p}`),
+    pids: started.map((s) => s.proc.pid!),
+    stop: async () => {
+      await Promise.all(started.map((s) => stopProcess(s.proc)));
+    },
+    logTail: () => started.map((s) => s.log.slice(-2000)).join('\n'),
+  };
+}
+
+interface Server {
+  proc: ChildProcess;
+  ready: Promise<void>;
+  log: string;
+}
+
+function startServer(target: Target, args: string[], opts: LaunchOptions): Server {
+  let cmd: string;
+  let argv: string[];
+  if (target.kind === 'skein') {
+    cmd = process.execPath;
+    argv = [...(opts.nodeArgs ?? []), SKEIN_MAIN, ...args];
+    if (target.workers !== undefined) argv.push('--workers', String(target.workers));
+  } else {
+    cmd = 'nats-server';
+    argv = args;
+  }
+  // Raise the soft fd limit to the hard one for both servers alike (the many-connections
+  // scenario needs > 10,000 fds); `exec` keeps the pid, so /proc sampling sees the server.
+  const proc = spawn('sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', cmd, ...argv], {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  track(proc);
+  const server: Server = { proc, ready: Promise.resolve(), log: '' };
+  const timeoutMs = opts.readyTimeoutMs ?? 20_000;
+  server.ready = new Promise<void>((resolve, reject) => {
+    let done = false;
+    const timer = setTimeout(() => finish(new Error(`${target.label} did not print "Server is ready" within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onData = (d: Buffer): void => {
+      server.log += d.toString();
+      if (server.log.length > 200_000) server.log = server.log.slice(-100_000);
+      if (server.log.includes('Server is ready')) finish();
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('error', (e) => finish(new Error(`${target.label}: ${e.message}`)));
+    proc.once('exit', (code, sig) => {
+      const tail = server.log.trim().split('\n').slice(-5).join('\n');
+      finish(new Error(`${target.label} exited before it was ready (code ${code}, signal ${sig})${tail ? ':\n' + tail : ''}`));
+    });
+  });
+  return server;
+}
