@@ -199,8 +199,8 @@ export class Broker {
     this.conns.add(conn);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
-    this.counters.addConnections(1);
-    log.debug(`${conn.logPrefix()} - Client connection created`);
+    // The main thread counted this connection when it handed it over; we count it out.
+    log.debug(`${conn.logPrefix()} - Client connection created on worker ${this.thread}`);
     conn.start(this.infoFor(conn));
     if (reject) {
       log.error(`${conn.logPrefix()} - maximum connections exceeded`);

@@ -143,6 +143,7 @@ export class Server {
   private onControl(thread: number, msg: ControlMessage): void {
     switch (msg.type) {
       case 'ready': {
+        if (this.slots[thread].generation > 1) log.info(`Worker ${thread} replaced and ready`);
         this.slots[thread].ready = true;
         if (this.slots.every((s) => s.ready)) {
           for (const w of this.readyWaiters.splice(0)) w();
@@ -190,6 +191,8 @@ export class Server {
     }
     const cid = this.nextCid++;
     const reject = total >= this.opts.maxConnections;
+    // Count it now, not when the worker gets to it, so a burst of accepts spreads out.
+    this.counters[best].addConnections(1);
     const port = this.slots[best].port!;
     port.postMessage({ socket, msg: pack({ cid, reject }) }, [socket as unknown as ArrayBuffer]);
   }

@@ -6,7 +6,7 @@ import test from 'ava';
 import net from 'node:net';
 import { connect, type NatsConnection } from 'nats';
 import { useServer, testImpl } from './helpers/server.ts';
-import { rawSession } from './helpers/raw.ts';
+import { rawSession, type RawClient } from './helpers/raw.ts';
 
 const impl = testImpl();
 
@@ -16,6 +16,10 @@ async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+function seqOf(data: Uint8Array): number {
+  return new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(0);
 }
 
 async function clients(port: number, n: number): Promise<NatsConnection[]> {
@@ -48,12 +52,13 @@ test('messages from one publisher arrive complete and in publish order on every 
   const total = 20_000;
   const seqs: number[][] = [[], [], [], []];
   for (let i = 0; i < 4; i++) {
-    ncs[i + 1].subscribe('ordered', { callback: (_e, m) => seqs[i].push(m.data.readUInt32BE(0)) });
+    ncs[i + 1].subscribe('ordered', { callback: (_e, m) => seqs[i].push(seqOf(m.data)) });
     await ncs[i + 1].flush();
   }
   const pub = ncs[0];
-  const buf = Buffer.alloc(4);
   for (let n = 0; n < total; n++) {
+    // A fresh buffer each time: the client may hold it until its next flush.
+    const buf = Buffer.alloc(4);
     buf.writeUInt32BE(n);
     pub.publish('ordered', buf);
   }
@@ -80,14 +85,14 @@ test('queue group delivers each message to exactly one member across workers', a
       queue: 'workers',
       callback: (_e, m) => {
         perMember[i]++;
-        const n = m.data.readUInt32BE(0);
+        const n = seqOf(m.data);
         seen.set(n, (seen.get(n) ?? 0) + 1);
       },
     });
     await ncs[i + 1].flush();
   }
-  const buf = Buffer.alloc(4);
   for (let n = 0; n < total; n++) {
+    const buf = Buffer.alloc(4);
     buf.writeUInt32BE(n);
     ncs[0].publish('work', buf);
   }
@@ -169,44 +174,43 @@ test('a subscriber that stops reading makes the cross-worker ring fill without l
 test('a worker that throws is logged and replaced; the other workers keep serving', async (t) => {
   t.timeout(60_000);
   if (impl !== 'skein') return t.pass();
-  const srv = await useServer(t, { impl, workers: 2, env: { SKEIN_FAULT_INJECTION: '1' } });
-  // c0 on worker 0, c1 on worker 1 (least-loaded placement).
-  const { c: c0 } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
-  const { c: c1 } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
-  t.teardown(() => {
-    c0.close();
-    c1.close();
-  });
-  c1.send('SUB survive 1\r\n');
-  await c1.ping();
-  c0.send('PUB $SKEIN.FAULT.CRASH 0\r\n\r\n');
-  await c0.closed(10_000);
-  await srv.waitForLog(/Worker \d failed[\s\S]*fault injection: worker crash requested/, 10_000);
-  // The survivor still works, and a new connection (on the replacement) reaches it.
-  c1.send('PING\r\n');
-  await c1.expect('PONG\r\n', 5000);
-  const deadline = Date.now() + 10_000;
-  let got = false;
-  while (!got && Date.now() < deadline) {
-    const { c: n } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
-    n.send('PUB survive 2\r\nok\r\n');
-    await n.ping();
-    try {
-      await c1.expect('MSG survive 1 2\r\nok\r\n', 500);
-      got = true;
-    } catch {
-      // replacement still syncing interest; try again
+  const srv = await useServer(t, { impl, workers: 2, args: ['-D'], env: { SKEIN_FAULT_INJECTION: '1' } });
+  const opened: RawClient[] = [];
+  t.teardown(() => opened.forEach((c) => c.close()));
+  /** A session plus the worker it landed on (from the debug log line). */
+  const session = async (): Promise<{ c: RawClient; worker: number }> => {
+    const { c, info } = await rawSession(srv.port);
+    opened.push(c);
+    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 5000);
+    return { c, worker: Number(m[1]) };
+  };
+  const onWorker = async (w: number): Promise<RawClient> => {
+    for (let i = 0; i < 10; i++) {
+      const s = await session();
+      if (s.worker === w) return s.c;
     }
-    n.close();
-  }
-  t.true(got);
-  // And the replacement learned the survivor's interest without it resubscribing: connect
-  // twice more so one connection lands on each worker, and both reach the survivor.
-  for (let i = 0; i < 2; i++) {
-    const { c: n } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
-    n.send(`PUB survive ${i + 1}\r\n${i}\r\n`);
-    await n.ping();
-    await c1.expect(`MSG survive 1 ${i + 1}\r\n${i}\r\n`, 5000);
-    n.close();
-  }
+    throw new Error(`no connection landed on worker ${w}`);
+  };
+  const victim = await onWorker(0);
+  const survivor = await onWorker(1);
+  survivor.send('SUB survive 1\r\n');
+  await survivor.ping();
+  victim.send('PUB $SKEIN.FAULT.CRASH 0\r\n\r\n');
+  await victim.closed(10_000);
+  await srv.waitForLog(/Worker 0 failed[\s\S]*fault injection: worker crash requested/, 10_000);
+  await srv.waitForLog(/Worker 0 replaced and ready/, 10_000);
+  // The survivor still works.
+  await survivor.ping();
+  // A connection on the replacement worker reaches the survivor's subscription, which the
+  // replacement learned from a snapshot (the survivor never resubscribed).
+  const fresh = await onWorker(0);
+  fresh.send('PUB survive 2\r\nok\r\n');
+  await fresh.ping();
+  await survivor.expect('MSG survive 1 2\r\nok\r\n', 5000);
+  // And the other way: a subscription on the replacement gets a publish from worker 1.
+  fresh.send('SUB back 7\r\n');
+  await fresh.ping();
+  survivor.send('PUB back 2\r\nhi\r\n');
+  await fresh.expect('MSG back 7 2\r\nhi\r\n', 5000);
+  t.pass();
 });
