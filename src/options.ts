@@ -1,6 +1,15 @@
 // The one Options type. Filled from two front ends (YAML config file, command-line flags) and
 // validated here; everything else reads Options, never raw YAML or argv.
-// OWNER: config helper (loaders + validation). The type below is the contract the core uses.
+//
+// Loading follows nats-server's ConfigureOptions (opts.go): parse the flags once (to find
+// -c, -h, -v, -t), read the config file over the defaults, apply the flags again on top, then
+// validate the result as a whole (server.go validateOptions). Front ends: src/config.ts (YAML),
+// src/flags.ts (argv).
+
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { loadConfigFile } from './config.ts';
+import { applyFlags, parseFlags, usageText } from './flags.ts';
 
 export interface UserPermissions {
   publish?: { allow?: string[]; deny?: string[] };
@@ -13,6 +22,7 @@ export interface UserEntry {
   permissions?: UserPermissions;
 }
 
+/** Present only when clients must authenticate (some user, token or users list is set). */
 export interface AuthorizationOptions {
   user?: string;
   password?: string;
@@ -21,22 +31,29 @@ export interface AuthorizationOptions {
   timeoutMs: number; // `timeout` in seconds in the file (may be fractional); default 2s
 }
 
+/** Present only when the server listens for routes (nats-server clusters only when cluster.port != 0). */
 export interface ClusterOptions {
   name?: string;
-  host: string;
-  port: number;
+  host: string; // default 0.0.0.0 (not the client host, as in nats-server)
+  port: number; // -1 means random
+  /** Present only when routes must authenticate. Never has a token (a config error). */
   authorization?: { user?: string; password?: string; token?: string; timeoutMs: number };
-  routes: string[];
+  routes: string[]; // trimmed URLs, duplicates dropped; may include this server (the server skips itself)
   noAdvertise: boolean;
   connectRetries: number;
+  advertise?: string; // `advertise` / `cluster_advertise` / --cluster_advertise: "host:port"
 }
 
+/** Present only when a gateway is configured (a name or a port). */
 export interface GatewayOptions {
   name: string;
-  host: string;
-  port: number;
+  host: string; // default 0.0.0.0
+  port: number; // -1 means random
   authorization?: { user?: string; password?: string; token?: string; timeoutMs: number };
   gateways: { name: string; urls: string[] }[];
+  advertise?: string;
+  connectRetries?: number; // default 0
+  rejectUnknown?: boolean; // `reject_unknown` / `reject_unknown_cluster`; default false
 }
 
 export interface Options {
@@ -56,8 +73,238 @@ export interface Options {
   authorization?: AuthorizationOptions;
   cluster?: ClusterOptions;
   gateway?: GatewayOptions;
-  httpPort?: number; // monitoring (`http_port` / `-m`); 0/undefined = off
+  httpPort?: number; // monitoring (`http_port` / `-m`); 0/undefined = off; -1 = random
   debug: boolean;
   trace: boolean;
   pidFile?: string;
+  // Added by the config front ends; optional so hand-built Options stay valid.
+  httpHost?: string; // monitoring bind host (`http: "host:port"`); default: `host`
+  clientAdvertise?: string; // `client_advertise` / --client_advertise: "host:port" for connect_urls
+  lameDuckDurationMs?: number; // default 2m; at least 30s
+  lameDuckGracePeriodMs?: number; // default 10s; strictly less than the duration
+  noSystemAccount?: boolean; // accepted so one config serves nats-server and skein; skein has no $SYS
+}
+
+// nats-server's defaults (const.go).
+export const DEFAULT_PORT = 4222;
+export const DEFAULT_HOST = '0.0.0.0';
+export const DEFAULT_AUTH_TIMEOUT_MS = 2000;
+export const DEFAULT_LAME_DUCK_DURATION_MS = 2 * 60_000;
+export const DEFAULT_LAME_DUCK_GRACE_PERIOD_MS = 10_000;
+export const MIN_LAME_DUCK_DURATION_MS = 30_000;
+
+export function defaultOptions(): Options {
+  return {
+    host: DEFAULT_HOST,
+    port: DEFAULT_PORT,
+    workers: os.availableParallelism(),
+    maxPayload: 1024 * 1024,
+    maxControlLine: 4096,
+    maxPending: 64 * 1024 * 1024,
+    maxConnections: 64 * 1024,
+    maxSubscriptions: 0,
+    pingIntervalMs: 2 * 60_000,
+    pingMax: 2,
+    writeDeadlineMs: 10_000,
+    debug: false,
+    trace: false,
+    lameDuckDurationMs: DEFAULT_LAME_DUCK_DURATION_MS,
+    lameDuckGracePeriodMs: DEFAULT_LAME_DUCK_GRACE_PERIOD_MS,
+  };
+}
+
+export type ConfigErrorCode =
+  | 'FILE' // config file missing or unreadable
+  | 'SYNTAX' // the file is not valid YAML
+  | 'UNKNOWN_KEY' // a key nats-server does not know either
+  | 'UNSUPPORTED' // a nats-server key skein does not implement (tls, jetstream, ...)
+  | 'BAD_VALUE' // wrong type or out of range
+  | 'CONFLICT' // values that cannot go together (max_payload > max_pending, user and token, ...)
+  | 'BAD_FLAG'; // unknown command-line flag, or a bad flag value
+
+/** Where a value came from, formatted like nats-server's config errors: `file:line:col`. */
+export interface SourcePosition {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export class ConfigError extends Error {
+  readonly code: ConfigErrorCode;
+  readonly position?: SourcePosition;
+  /** Every problem found; nats-server reports all config errors together. `[this]` for one. */
+  readonly problems: ConfigError[];
+
+  constructor(code: ConfigErrorCode, reason: string, position?: SourcePosition) {
+    super(position ? `${formatPosition(position)}: ${reason}` : reason);
+    this.name = 'ConfigError';
+    this.code = code;
+    this.position = position;
+    this.problems = [this];
+  }
+
+  /** One error for several problems: the message lists them all, one a line; the code is the first's. */
+  static of(problems: ConfigError[]): ConfigError {
+    if (problems.length === 1) return problems[0];
+    const err = new ConfigError(problems[0].code, problems.map((p) => p.message).join('\n'));
+    (err as { problems: ConfigError[] }).problems = problems;
+    return err;
+  }
+}
+
+export function formatPosition(p: SourcePosition): string {
+  return `${p.file}:${p.line}:${p.col}`;
+}
+
+/**
+ * Where each option came from in the config file, keyed by its YAML path (`max_payload`,
+ * `cluster.name`, `authorization`). Lets whole-config checks point at a line; a flag that
+ * overrides a value removes its entry.
+ */
+export type Positions = Map<string, SourcePosition>;
+
+export type LoadResult =
+  | { kind: 'run'; options: Options }
+  | { kind: 'check'; options: Options } // -t: config checked, exit 0 after printing success
+  | { kind: 'help'; text: string } // -h/--help
+  | { kind: 'version'; text: string }; // -v/--version
+
+export function versionText(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `skein: v${pkg.version}`;
+}
+
+/** argv = process.argv.slice(2). Throws ConfigError. */
+export async function loadOptions(argv: string[]): Promise<LoadResult> {
+  const flags = parseFlags(argv);
+  if (flags.version) return { kind: 'version', text: versionText() };
+  if (flags.help) return { kind: 'help', text: usageText() };
+  if (flags.check && flags.configFile === undefined) {
+    throw new ConfigError('BAD_FLAG', 'must specify [-c, --config] option to check configuration file syntax');
+  }
+
+  const options = defaultOptions();
+  const positions: Positions = new Map();
+  if (flags.configFile !== undefined) {
+    await loadConfigFile(flags.configFile, options, positions);
+  }
+  applyFlags(flags, options, positions);
+  validateOptions(options, positions);
+  return { kind: flags.check ? 'check' : 'run', options };
+}
+
+/**
+ * The whole-config checks (nats-server's validateOptions and setBaselineOptions), run once
+ * after both front ends. Normalises in place: fills cluster/gateway defaults, drops the
+ * cluster and gateway sections that are not enabled and the authorization sections that ask
+ * for no credentials. Idempotent. Throws ConfigError with code CONFLICT or BAD_VALUE.
+ */
+export function validateOptions(o: Options, positions: Positions = new Map()): Options {
+  const fail = (code: ConfigErrorCode, reason: string, ...paths: string[]): never => {
+    const at = paths.map((p) => positions.get(p)).find((p) => p !== undefined);
+    throw new ConfigError(code, reason, at);
+  };
+
+  // nats-server treats port 0 as "not set" and listens on 4222; -1 asks for a random port.
+  if (o.port === 0) o.port = DEFAULT_PORT;
+  if (!o.host) o.host = DEFAULT_HOST;
+  if (o.workers < 1 || !Number.isInteger(o.workers)) fail('BAD_VALUE', 'workers must be an integer >= 1', 'workers');
+
+  // server.go validateOptions
+  if (o.maxPayload > o.maxPending) {
+    fail('CONFLICT', `max_payload (${o.maxPayload}) cannot be higher than max_pending (${o.maxPending})`,
+      'max_payload', 'max_pending');
+  }
+  const ldm = o.lameDuckDurationMs ?? DEFAULT_LAME_DUCK_DURATION_MS;
+  const grace = o.lameDuckGracePeriodMs ?? DEFAULT_LAME_DUCK_GRACE_PERIOD_MS;
+  if (ldm > 0 && grace >= ldm) {
+    fail('CONFLICT', `lame duck grace period (${goDuration(grace)}) should be strictly lower than lame duck duration (${goDuration(ldm)})`,
+      'lame_duck_grace_period', 'lame_duck_duration');
+  }
+
+  if (o.authorization) {
+    const a = o.authorization;
+    // opts.go processConfigFileLine "authorization"; rechecked here because --user/--pass/--auth
+    // may combine with the file's users.
+    if ((a.user || a.password) && a.token) fail('CONFLICT', 'Cannot have a user/pass and token', 'authorization');
+    if (a.users && a.users.length > 0) {
+      if (a.user) fail('CONFLICT', 'Can not have a single user/pass and a users array', 'authorization');
+      if (a.token) fail('CONFLICT', 'Can not have a token and a users array', 'authorization');
+      const seen = new Set<string>();
+      for (const u of a.users) {
+        if (seen.has(u.user)) fail('CONFLICT', `Duplicate user ${JSON.stringify(u.user)} detected`, 'authorization');
+        seen.add(u.user);
+      }
+    }
+    // nats-server silently runs without auth when only a password is set; that is a trap.
+    if (a.password && !a.user) fail('CONFLICT', 'authorization has a password but no user', 'authorization');
+    if (!a.user && !a.token && !(a.users && a.users.length > 0)) delete o.authorization;
+  }
+
+  // server.go validateCluster: a gateway name becomes the cluster name; two different names conflict.
+  if (o.gateway && o.gateway.name && o.gateway.name !== o.cluster?.name) {
+    if (o.cluster?.name) fail('CONFLICT', 'cluster name conflicts between cluster and gateway definitions', 'cluster.name', 'gateway.name');
+  }
+
+  if (o.cluster) {
+    const c = o.cluster;
+    if (c.port === 0) {
+      // nats-server does not cluster without a port and ignores the routes; refuse instead of
+      // silently dropping them.
+      if (c.routes.length > 0) {
+        fail('CONFLICT', 'cluster routes require a cluster port (set cluster.port or cluster.listen, or --cluster)', 'cluster.routes', 'cluster');
+      }
+      delete o.cluster;
+    } else {
+      if (!c.host) c.host = DEFAULT_HOST;
+      checkSimpleAuth('Cluster', c.authorization, fail, 'cluster.authorization');
+      if (c.authorization && !c.authorization.user && !c.authorization.password) delete c.authorization;
+    }
+  }
+
+  if (o.gateway) {
+    const g = o.gateway;
+    // gateway.go validateGatewayOptions
+    if (!g.name && g.port === 0) {
+      delete o.gateway;
+    } else {
+      if (!g.name) fail('BAD_VALUE', 'gateway has no name', 'gateway');
+      if (g.port === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(g.name)} has no port specified (select -1 for random port)`, 'gateway');
+      g.gateways.forEach((r, i) => {
+        if (!r.name) fail('BAD_VALUE', `gateway in the list ${i} has no name`, `gateway.gateways.${i}`);
+        if (r.urls.length === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(r.name)} has no URL`, `gateway.gateways.${i}`);
+      });
+      if (!g.host) g.host = DEFAULT_HOST;
+      checkSimpleAuth('Gateway', g.authorization, fail, 'gateway.authorization');
+      if (g.authorization && !g.authorization.user && !g.authorization.password) delete g.authorization;
+      // The gateway name is the cluster name (nats-server sets it so the name is not dynamic).
+      if (o.cluster && !o.cluster.name) o.cluster.name = g.name;
+    }
+  }
+  return o;
+}
+
+function checkSimpleAuth(
+  kind: 'Cluster' | 'Gateway',
+  a: { user?: string; password?: string; token?: string } | undefined,
+  fail: (code: ConfigErrorCode, reason: string, ...paths: string[]) => never,
+  path: string,
+): void {
+  if (!a) return;
+  if (a.token) fail('CONFLICT', `${kind} authorization does not support tokens`, path);
+  if (a.password && !a.user) fail('CONFLICT', `${kind.toLowerCase()} authorization has a password but no user`, path);
+}
+
+/** Milliseconds as Go prints a time.Duration (`2m0s`, `10s`, `500ms`), for messages copied from nats-server. */
+export function goDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  const sign = ms < 0 ? '-' : '';
+  ms = Math.abs(ms);
+  if (ms < 1000) return `${sign}${+ms.toFixed(6)}ms`;
+  const h = Math.floor(ms / 3_600_000);
+  const m = Math.floor((ms % 3_600_000) / 60_000);
+  const s = +((ms % 60_000) / 1000).toFixed(9);
+  if (h > 0) return `${sign}${h}h${m}m${s}s`;
+  if (m > 0) return `${sign}${m}m${s}s`;
+  return `${sign}${s}s`;
 }

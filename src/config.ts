@@ -1,0 +1,578 @@
+// The YAML front end: reads a config file written with nats-server's .conf key names into
+// Options. Per-key checks (types, ranges, unknown keys) happen here, each error pointing at
+// its file:line:col like nats-server's config errors; whole-config checks (max_payload vs
+// max_pending, user and token, gateway names) are in validateOptions (src/options.ts).
+//
+// As in nats-server (opts.go), keys are case-insensitive, aliases are accepted (`net` for
+// `host`, `max_conn` for `max_connections`, ...), and every problem in the file is reported
+// together rather than only the first.
+
+import { readFile } from 'node:fs/promises';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import {
+  ConfigError,
+  DEFAULT_AUTH_TIMEOUT_MS,
+  DEFAULT_HOST,
+  MIN_LAME_DUCK_DURATION_MS,
+  goDuration,
+  type ClusterOptions,
+  type ConfigErrorCode,
+  type GatewayOptions,
+  type Options,
+  type Positions,
+  type SourcePosition,
+  type UserEntry,
+  type UserPermissions,
+} from './options.ts';
+
+const INT32_MAX = 2 ** 31 - 1;
+
+/** Reads `file` over `into` (normally defaultOptions()), recording where each key was in `positions`. */
+export async function loadConfigFile(file: string, into: Options, positions: Positions): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e.code === 'ENOENT' ? 'no such file or directory'
+      : e.code === 'EACCES' ? 'permission denied'
+      : e.code === 'EISDIR' ? 'is a directory'
+      : e.message;
+    throw new ConfigError('FILE', `cannot read config file ${file}: ${why}`);
+  }
+  into.configFile = file;
+  parseConfigText(text, file, into, positions);
+}
+
+/** Parses YAML text as if read from `file` (the name only labels errors). Throws ConfigError. */
+export function parseConfigText(text: string, file: string, into: Options, positions: Positions = new Map()): void {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter });
+  if (doc.errors.length > 0) {
+    throw ConfigError.of(doc.errors.map((e) => {
+      const at = e.linePos?.[0];
+      // yaml appends " at line L, column C:" plus a code frame; the position goes in front instead.
+      const reason = e.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, '');
+      return new ConfigError('SYNTAX', reason, at ? { file, line: at.line, col: at.col } : undefined);
+    }));
+  }
+  const src: Source = { file, doc, lineCounter, positions, problems: [] };
+  const root = new Value(src, doc.contents as Node | null, '', '', { file, line: 1, col: 1 });
+  if (root.node === null || (isScalar(root.node) && root.node.value === null)) return; // empty file
+  if (!isMap(root.node)) root.fail('the config file must be a map of keys (nats-server key names)');
+  root.fields(topLevelFields(into));
+  if (src.problems.length > 0) throw ConfigError.of(src.problems);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Value access with positions
+
+interface Source {
+  file: string;
+  doc: Document;
+  lineCounter: LineCounter;
+  positions: Positions;
+  problems: ConfigError[];
+}
+
+/** A field: its names (the first is canonical, used in Positions), and what to do with its value. */
+interface Field {
+  names: string[];
+  read: (v: Value) => void;
+}
+
+const field = (names: string | string[], read: (v: Value) => void): Field =>
+  ({ names: typeof names === 'string' ? [names] : names, read });
+
+/** nats-server keys that skein does not implement: named as such rather than as unknown. */
+const unsupported = (names: string[]): Field =>
+  field(names, (v) => v.fail(`field ${JSON.stringify(v.key)} is not supported by skein`, 'UNSUPPORTED', v.keyPosition));
+
+/** One node of the document, with the path that names it in messages and in Positions. */
+class Value {
+  readonly src: Source;
+  readonly node: Node | null;
+  /** As written, for messages: `cluster.port`, `authorization.users[1].user`. */
+  readonly label: string;
+  /** Canonical and lower case, for Positions: `cluster.port`, `gateway.gateways.0`. */
+  readonly path: string;
+  readonly keyPosition: SourcePosition;
+  readonly key: string;
+
+  constructor(src: Source, node: Node | null, label: string, path: string, keyPosition: SourcePosition, key = label) {
+    this.src = src;
+    this.node = node && isAlias(node) ? (node.resolve(src.doc) ?? null) : node;
+    this.label = label;
+    this.path = path;
+    this.keyPosition = keyPosition;
+    this.key = key;
+  }
+
+  /** Where the value starts; the key's position when the value is empty. */
+  position(): SourcePosition {
+    const start = this.node?.range?.[0];
+    if (start === undefined || (isScalar(this.node) && this.node.value === null)) return this.keyPosition;
+    const { line, col } = this.src.lineCounter.linePos(start);
+    return { file: this.src.file, line, col };
+  }
+
+  fail(reason: string, code: ConfigErrorCode = 'BAD_VALUE', at: SourcePosition = this.position()): never {
+    throw new ConfigError(code, reason, at);
+  }
+
+  /** The JS value of a scalar; `undefined` for maps and lists. */
+  scalar(): unknown {
+    return isScalar(this.node) ? this.node.value : this.node === null ? null : undefined;
+  }
+
+  describe(): string {
+    if (isMap(this.node)) return 'a map';
+    if (isSeq(this.node)) return 'a list';
+    const v = this.scalar();
+    if (v === null) return 'nothing';
+    if (typeof v === 'string') return JSON.stringify(v);
+    return String(v);
+  }
+
+  string(): string {
+    const v = this.scalar();
+    if (typeof v === 'string') return v;
+    const hint = typeof v === 'number' || typeof v === 'boolean' ? ' (quote it)' : '';
+    return this.fail(`${this.label} must be a string, got ${this.describe()}${hint}`);
+  }
+
+  /** Booleans as nats-server's .conf reads them: true/false, yes/no, on/off. */
+  bool(): boolean {
+    const v = this.scalar();
+    if (typeof v === 'boolean') return v;
+    if (typeof v === 'string') {
+      const s = v.toLowerCase();
+      if (s === 'true' || s === 'yes' || s === 'on') return true;
+      if (s === 'false' || s === 'no' || s === 'off') return false;
+    }
+    return this.fail(`${this.label} must be a boolean (true or false), got ${this.describe()}`);
+  }
+
+  int(min: number, max = Number.MAX_SAFE_INTEGER): number {
+    const v = this.scalar();
+    if (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max) return v;
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`;
+    return this.fail(`${this.label} must be an integer ${range}, got ${this.describe()}`);
+  }
+
+  port(): number {
+    return this.int(-1, 65535);
+  }
+
+  /** Bytes: a number, or a string with nats-server's size suffixes ("1MB" = 1048576, "1M" = 1000000). */
+  positiveSize(): number {
+    const v = this.scalar();
+    const bytes = typeof v === 'number' ? v : typeof v === 'string' ? parseSize(v) : undefined;
+    if (bytes === undefined && typeof v === 'string') {
+      this.fail(`${this.label} must be a size in bytes (a number, or a string like "64KB", "1MB", "1M"), got ${this.describe()}`);
+    }
+    if (bytes === undefined || !Number.isInteger(bytes) || bytes <= 0) {
+      this.fail(`${this.label} must be a positive integer (bytes), got ${this.describe()}`);
+    }
+    return bytes;
+  }
+
+  /** Milliseconds: a number of seconds (may be fractional), or a Go duration string ("2m", "500ms"). */
+  durationMs(): number {
+    const v = this.scalar();
+    if (typeof v === 'number' && Number.isFinite(v)) return v * 1000;
+    if (typeof v === 'string') {
+      try {
+        return parseGoDuration(v);
+      } catch (err) {
+        this.fail(`error parsing ${this.key}: ${(err as Error).message}`);
+      }
+    }
+    return this.fail(`${this.label} must be a duration (seconds, or a string like "10s", "2m", "500ms"), got ${this.describe()}`);
+  }
+
+  positiveDurationMs(): number {
+    const ms = this.durationMs();
+    if (!(ms > 0)) this.fail(`${this.label} must be a positive duration, got ${this.describe()}`);
+    return ms;
+  }
+
+  /** `listen` as nats-server parses it: a port, or "host:port". */
+  listen(): { host?: string; port: number } {
+    const v = this.scalar();
+    if (typeof v === 'number') return { port: this.port() };
+    if (typeof v !== 'string') return this.fail(`expected port or host:port, got ${this.describe()}`);
+    const hp = splitHostPort(v);
+    if (!hp) this.fail(`could not parse address string ${JSON.stringify(v)}`);
+    const port = Number(hp.port);
+    if (!/^-?\d+$/.test(hp.port)) this.fail(`could not parse port ${JSON.stringify(hp.port)}`);
+    if (port < -1 || port > 65535) this.fail(`${this.label} port must be between -1 and 65535, got ${port}`);
+    return { host: hp.host || undefined, port };
+  }
+
+  items(): Value[] {
+    if (!isSeq(this.node)) return this.fail(`${this.label} must be a list, got ${this.describe()}`);
+    return this.node.items.map((item, i) =>
+      new Value(this.src, item as Node, `${this.label}[${i}]`, `${this.path}.${i}`, this.keyPosition, this.key));
+  }
+
+  /** A list of strings; a single string counts as a list of one. */
+  strings(): string[] {
+    if (typeof this.scalar() === 'string') return [this.string()];
+    return this.items().map((item) => item.string());
+  }
+
+  /**
+   * Reads a map through a field table. An unknown key, or a bad value, is recorded and the
+   * other keys are still read, so that one run reports every problem in the file.
+   */
+  fields(table: Field[], unknown: (key: string) => string = (key) => `unknown field ${JSON.stringify(key)}`): void {
+    if (!isMap(this.node)) this.fail(`${this.label || 'the config file'} must be a map, got ${this.describe()}`);
+    const byName = new Map<string, { canonical: string; read: (v: Value) => void }>();
+    for (const f of table) for (const n of f.names) byName.set(n, { canonical: f.names[0], read: f.read });
+
+    for (const pair of this.node.items) {
+      const keyNode = pair.key as Node | null;
+      const keyText = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const keyAt = keyNode?.range ? this.src.lineCounter.linePos(keyNode.range[0]) : undefined;
+      const keyPosition = keyAt ? { file: this.src.file, line: keyAt.line, col: keyAt.col } : this.position();
+      const f = byName.get(keyText.toLowerCase());
+      if (!f) {
+        this.src.problems.push(new ConfigError('UNKNOWN_KEY', unknown(keyText), keyPosition));
+        continue;
+      }
+      const path = this.path ? `${this.path}.${f.canonical}` : f.canonical;
+      const label = this.label ? `${this.label}.${keyText}` : keyText;
+      this.src.positions.set(path, keyPosition);
+      try {
+        f.read(new Value(this.src, pair.value as Node | null, label, path, keyPosition, keyText));
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        this.src.problems.push(err);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The field tables (nats-server's key names, opts.go processConfigFileLine and friends)
+
+function topLevelFields(o: Options): Field[] {
+  return [
+    field('server_name', (v) => { o.serverName = v.string() || undefined; }),
+    field(['host', 'net'], (v) => { o.host = v.string() || DEFAULT_HOST; }),
+    field('port', (v) => { o.port = v.port(); }),
+    field('listen', (v) => {
+      const hp = v.listen();
+      if (hp.host) o.host = hp.host;
+      o.port = hp.port;
+    }),
+    field('client_advertise', (v) => { o.clientAdvertise = v.string(); }),
+    field('workers', (v) => { o.workers = v.int(1); }),
+    field('max_payload', (v) => { o.maxPayload = int32Size(v); }),
+    field('max_control_line', (v) => { o.maxControlLine = int32Size(v); }),
+    field('max_pending', (v) => { o.maxPending = v.positiveSize(); }),
+    field(['max_connections', 'max_conn'], (v) => { o.maxConnections = v.int(1); }),
+    field(['max_subscriptions', 'max_subs'], (v) => { o.maxSubscriptions = v.int(0); }),
+    field('ping_interval', (v) => { o.pingIntervalMs = v.positiveDurationMs(); }),
+    field('ping_max', (v) => { o.pingMax = v.int(1); }),
+    field('write_deadline', (v) => { o.writeDeadlineMs = v.positiveDurationMs(); }),
+    field(['http_port', 'monitor_port'], (v) => { const p = v.port(); o.httpPort = p === 0 ? undefined : p; }),
+    field('http', (v) => {
+      const hp = v.listen();
+      if (hp.host) o.httpHost = hp.host;
+      o.httpPort = hp.port === 0 ? undefined : hp.port;
+    }),
+    field('debug', (v) => { o.debug = v.bool(); }),
+    field('trace', (v) => { o.trace = v.bool(); }),
+    field(['pid_file', 'pidfile'], (v) => { o.pidFile = v.string(); }),
+    field('lame_duck_duration', (v) => {
+      const ms = v.durationMs();
+      if (ms < MIN_LAME_DUCK_DURATION_MS) v.fail(`invalid lame_duck_duration of ${goDuration(ms)}, minimum is 30 seconds`);
+      o.lameDuckDurationMs = ms;
+    }),
+    field('lame_duck_grace_period', (v) => {
+      const ms = v.durationMs();
+      if (ms < 0) v.fail('invalid lame_duck_grace_period, needs to be positive');
+      o.lameDuckGracePeriodMs = ms;
+    }),
+    field('no_system_account', (v) => { o.noSystemAccount = v.bool(); }),
+    field('authorization', (v) => { o.authorization = readAuthorization(v); }),
+    field('cluster', (v) => { o.cluster = readCluster(v, o.cluster); }),
+    field('gateway', (v) => { o.gateway = readGateway(v, o.gateway); }),
+    unsupported([
+      'tls', 'jetstream', 'leafnodes', 'leaf', 'accounts', 'websocket', 'mqtt', 'system_account',
+      'operator', 'operators', 'resolver', 'resolver_preload', 'trusted', 'trusted_keys', 'no_auth_user',
+      'https', 'https_port', 'http_base_path', 'logfile', 'log_file', 'syslog', 'remote_syslog', 'logtime',
+      'trace_verbose', 'mappings', 'ports_file_dir', 'prof_port', 'store_dir', 'max_traced_msg_len',
+    ]),
+  ];
+}
+
+function int32Size(v: Value): number {
+  const bytes = v.positiveSize();
+  if (bytes > INT32_MAX) v.fail(`${v.key} value is too big`); // opts.go wording; the fields are int32 there
+  return bytes;
+}
+
+function readAuthorization(v: Value): NonNullable<Options['authorization']> {
+  const a: NonNullable<Options['authorization']> = { timeoutMs: DEFAULT_AUTH_TIMEOUT_MS };
+  let defaultPermissions: UserPermissions | undefined;
+  v.fields([
+    field(['user', 'username'], (f) => { a.user = f.string(); }),
+    field(['password', 'pass'], (f) => { a.password = f.string(); }),
+    field('token', (f) => { a.token = f.string(); }),
+    field('timeout', (f) => { a.timeoutMs = authTimeoutMs(f); }),
+    field('users', (f) => { a.users = f.items().map(readUser); }),
+    field(['default_permissions', 'default_permission', 'permissions'], (f) => { defaultPermissions = readPermissions(f); }),
+    unsupported(['nkeys', 'nkey']),
+  ]);
+  // opts.go applyDefaultPermissions: users without their own permissions get the block's.
+  if (defaultPermissions && a.users) {
+    for (const u of a.users) if (!u.permissions) u.permissions = defaultPermissions;
+  }
+  return a;
+}
+
+function authTimeoutMs(v: Value): number {
+  return v.positiveDurationMs();
+}
+
+function readUser(v: Value): UserEntry {
+  let user: string | undefined;
+  let password = '';
+  let permissions: UserPermissions | undefined;
+  v.fields([
+    field(['user', 'username'], (f) => { user = f.string(); }),
+    field(['password', 'pass'], (f) => { password = f.string(); }),
+    field(['permissions', 'permission', 'authorization'], (f) => { permissions = readPermissions(f); }),
+    unsupported(['nkey', 'allowed_connection_types', 'connection_types', 'clients', 'account']),
+  ]);
+  if (!user) v.fail('User entry requires a user');
+  const entry: UserEntry = { user, password };
+  if (permissions) entry.permissions = permissions;
+  return entry;
+}
+
+/** `{publish, subscribe}` (or pub/sub, import/export), each a subject, a list, or {allow, deny}. */
+function readPermissions(v: Value): UserPermissions | undefined {
+  const p: UserPermissions = {};
+  v.fields([
+    field(['publish', 'pub', 'import'], (f) => { const s = readSubjectPermission(f); if (s) p.publish = s; else delete p.publish; }),
+    field(['subscribe', 'sub', 'export'], (f) => { const s = readSubjectPermission(f); if (s) p.subscribe = s; else delete p.subscribe; }),
+    unsupported(['allow_responses', 'publish_allow_responses']),
+  ], (key) => `Unknown field ${JSON.stringify(key)} parsing permissions`);
+  return p.publish || p.subscribe ? p : undefined;
+}
+
+function readSubjectPermission(v: Value): { allow?: string[]; deny?: string[] } | undefined {
+  if (!isMap(v.node)) return { allow: permissionSubjects(v) }; // old style: the allow list
+  if (v.node.items.length === 0) return undefined; // nats-server: an empty map is no permission
+  const sp: { allow?: string[]; deny?: string[] } = {};
+  v.fields([
+    field('allow', (f) => { sp.allow = permissionSubjects(f); }),
+    field('deny', (f) => { sp.deny = permissionSubjects(f); }),
+  ], (key) => `Unknown field name ${JSON.stringify(key)} parsing subject permissions, only 'allow' or 'deny' are permitted`);
+  return sp;
+}
+
+function permissionSubjects(v: Value): string[] {
+  const subjects = typeof v.scalar() === 'string' ? [v.string()]
+    : isSeq(v.node) ? v.items().map((item) => {
+        if (typeof item.scalar() !== 'string') item.fail('Subject in permissions array cannot be cast to string');
+        return item.string();
+      })
+    : v.fail(`Expected subject permissions to be a subject, or array of subjects, got ${v.describe()}`);
+  for (const s of subjects) {
+    // opts.go checkPermSubjectArray: a subject, or "subject queue".
+    if (isValidSubject(s)) continue;
+    const parts = s.split(/\s+/).filter((t) => t !== '');
+    if (parts.length !== 2) v.fail(`subject ${JSON.stringify(s)} is not a valid subject`);
+    if (!isValidSubject(parts[0])) v.fail(`subject ${JSON.stringify(parts[0])} is not a valid subject`);
+  }
+  return subjects;
+}
+
+/** sublist.go IsValidSubject: no empty tokens, no whitespace, nothing after `>`. */
+function isValidSubject(subject: string): boolean {
+  if (subject === '') return false;
+  let afterFullWildcard = false;
+  for (const token of subject.split('.')) {
+    if (token.length === 0 || afterFullWildcard) return false;
+    if (/[\t\n\f\r ]/.test(token)) return false;
+    if (token === '>') afterFullWildcard = true;
+  }
+  return true;
+}
+
+type RouteAuth = NonNullable<ClusterOptions['authorization']>;
+
+/** cluster/gateway `authorization`: a single user/password and a timeout only. */
+function readSimpleAuth(v: Value, kind: 'Cluster' | 'Gateway', prev: RouteAuth | undefined): RouteAuth {
+  const a: RouteAuth = { timeoutMs: prev?.timeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS };
+  v.fields([
+    field(['user', 'username'], (f) => { a.user = f.string(); }),
+    field(['password', 'pass'], (f) => { a.password = f.string(); }),
+    field('timeout', (f) => { a.timeoutMs = authTimeoutMs(f); }),
+    field('token', (f) => f.fail(`${kind} authorization does not support tokens`, 'CONFLICT', f.keyPosition)),
+    field('users', (f) => f.fail(`${kind} authorization does not allow multiple users`, 'CONFLICT', f.keyPosition)),
+    unsupported(['permissions', 'default_permissions', 'default_permission', 'nkeys']),
+  ]);
+  return a;
+}
+
+export function emptyCluster(): ClusterOptions {
+  return { host: '', port: 0, routes: [], noAdvertise: false, connectRetries: 0 };
+}
+
+function readCluster(v: Value, prev: ClusterOptions | undefined): ClusterOptions {
+  const c = prev ?? emptyCluster();
+  v.fields([
+    field('name', (f) => { c.name = f.string() || undefined; }),
+    field(['host', 'net'], (f) => { c.host = f.string(); }),
+    field('port', (f) => { c.port = f.port(); }),
+    field('listen', (f) => {
+      const hp = f.listen();
+      if (hp.host) c.host = hp.host;
+      c.port = hp.port;
+    }),
+    field('authorization', (f) => { c.authorization = readSimpleAuth(f, 'Cluster', c.authorization); }),
+    field('routes', (f) => { c.routes = urlList(f, 'route'); }),
+    field('no_advertise', (f) => { c.noAdvertise = f.bool(); }),
+    field('connect_retries', (f) => { c.connectRetries = f.int(0); }),
+    field(['advertise', 'cluster_advertise'], (f) => { c.advertise = f.string(); }),
+    unsupported(['tls', 'permissions', 'pool_size', 'compression', 'accounts']),
+  ]);
+  return c;
+}
+
+function readGateway(v: Value, prev: GatewayOptions | undefined): GatewayOptions {
+  const g = prev ?? { name: '', host: '', port: 0, gateways: [] };
+  v.fields([
+    field('name', (f) => { g.name = f.string(); }),
+    field(['host', 'net'], (f) => { g.host = f.string(); }),
+    field('port', (f) => { g.port = f.port(); }),
+    field('listen', (f) => {
+      const hp = f.listen();
+      if (hp.host) g.host = hp.host;
+      g.port = hp.port;
+    }),
+    field('authorization', (f) => { g.authorization = readSimpleAuth(f, 'Gateway', g.authorization); }),
+    field('advertise', (f) => { g.advertise = f.string(); }),
+    field('connect_retries', (f) => { g.connectRetries = f.int(0); }),
+    field(['reject_unknown', 'reject_unknown_cluster'], (f) => { g.rejectUnknown = f.bool(); }),
+    field('gateways', (f) => { g.gateways = f.items().map(readRemoteGateway); }),
+    unsupported(['tls']),
+  ]);
+  return g;
+}
+
+function readRemoteGateway(v: Value): { name: string; urls: string[] } {
+  const r = { name: '', urls: [] as string[] };
+  v.src.positions.set(v.path, v.position());
+  v.fields([
+    field('name', (f) => { r.name = f.string(); }),
+    // nats-server: `url` adds one URL, `urls` gives the list.
+    field('url', (f) => { r.urls.push(checkUrl(f, f.string(), 'gateway')); }),
+    field('urls', (f) => { r.urls.push(...urlList(f, 'gateway')); }),
+    unsupported(['tls']),
+  ]);
+  return r;
+}
+
+/** Route or gateway URLs, trimmed; a repeated URL is dropped (nats-server warns and skips it). */
+function urlList(v: Value, kind: 'route' | 'gateway'): string[] {
+  const list = typeof v.scalar() === 'string' ? [v] : v.items();
+  const urls: string[] = [];
+  for (const item of list) {
+    const u = checkUrl(item, item.string(), kind);
+    if (!urls.includes(u)) urls.push(u);
+  }
+  return urls;
+}
+
+function checkUrl(v: Value, text: string, kind: string): string {
+  const problem = urlProblem(text);
+  if (problem) v.fail(`error parsing ${kind} url [${JSON.stringify(text.trim())}]${problem === 'parse' ? '' : `: ${problem}`}`);
+  return text.trim();
+}
+
+/** Why a route/gateway/cluster URL cannot be dialled, or undefined when it can. */
+export function urlProblem(text: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    return 'parse';
+  }
+  if (!url.hostname) return 'no host';
+  if (!url.port) return 'no port';
+  return undefined;
+}
+
+/** net.SplitHostPort: "host:port", "[v6]:port", ":port". */
+export function splitHostPort(s: string): { host: string; port: string } | undefined {
+  if (s.startsWith('[')) {
+    const end = s.indexOf(']');
+    if (end < 0 || s[end + 1] !== ':') return undefined;
+    return { host: s.slice(1, end), port: s.slice(end + 2) };
+  }
+  const colon = s.lastIndexOf(':');
+  if (colon < 0 || s.indexOf(':') !== colon) return undefined;
+  return { host: s.slice(0, colon), port: s.slice(colon + 1) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sizes and durations, as nats-server reads them
+
+// conf/parse.go: a single letter is a power of 1000, the B/I/IB forms a power of 1024.
+const SIZE_SUFFIXES: Record<string, number> = { '': 1 };
+['k', 'm', 'g', 't', 'p', 'e'].forEach((letter, i) => {
+  SIZE_SUFFIXES[letter] = 1000 ** (i + 1);
+  for (const binary of [`${letter}b`, `${letter}i`, `${letter}ib`]) SIZE_SUFFIXES[binary] = 1024 ** (i + 1);
+});
+
+/** "64KB" → 65536, "1M" → 1000000, "1MB" → 1048576; undefined if not a size. */
+export function parseSize(text: string): number | undefined {
+  const m = /^\s*(-?\d+)\s*([A-Za-z]*)\s*$/.exec(text);
+  if (!m) return undefined;
+  const multiplier = SIZE_SUFFIXES[m[2].toLowerCase()];
+  return multiplier === undefined ? undefined : Number(m[1]) * multiplier;
+}
+
+const DURATION_UNIT_NS: Record<string, number> = {
+  ns: 1, us: 1e3, 'µs': 1e3, 'μs': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9,
+};
+
+/**
+ * Go's time.ParseDuration, returning milliseconds: "300ms", "1.5h", "2h45m", "-1s", "0".
+ * Throws with Go's messages (`time: unknown unit "x" in duration "5x"`), which nats-server
+ * puts in its config errors.
+ */
+export function parseGoDuration(text: string): number {
+  const quoted = JSON.stringify(text);
+  let s = text;
+  let negative = false;
+  if (s[0] === '-' || s[0] === '+') {
+    negative = s[0] === '-';
+    s = s.slice(1);
+  }
+  if (s === '0') return 0;
+  if (s === '') throw new Error(`time: invalid duration ${quoted}`);
+  let totalNs = 0;
+  while (s !== '') {
+    const num = /^(\d*)(?:\.(\d*))?/.exec(s)!;
+    const whole = num[1];
+    const fraction = num[2] ?? '';
+    if (whole === '' && fraction === '') throw new Error(`time: invalid duration ${quoted}`);
+    s = s.slice(num[0].length);
+    const unit = /^[^\d.]*/.exec(s)![0];
+    if (unit === '') throw new Error(`time: missing unit in duration ${quoted}`);
+    const ns = DURATION_UNIT_NS[unit];
+    if (ns === undefined) throw new Error(`time: unknown unit ${JSON.stringify(unit)} in duration ${quoted}`);
+    s = s.slice(unit.length);
+    totalNs += Number(`${whole || '0'}.${fraction || '0'}`) * ns;
+  }
+  const ms = Math.round(totalNs) / 1e6;
+  return negative ? -ms : ms;
+}

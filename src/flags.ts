@@ -1,0 +1,281 @@
+// The command-line front end: nats-server's flags (main.go usage, opts.go ConfigureOptions),
+// parsed the way Go's flag package does: `-p 4222`, `--port 4222`, `-port=4222` and
+// `--port=4222` are the same; booleans take a value only after `=` (`-D=false`); parsing stops
+// at `--` or at the first non-flag argument, which may only be `version` or `help`.
+// Flags are applied after the config file, so they override it.
+
+import { emptyCluster, urlProblem } from './config.ts';
+import { ConfigError, DEFAULT_AUTH_TIMEOUT_MS, type Options, type Positions } from './options.ts';
+
+/** What the command line asked for; undefined fields were not given. */
+export interface ParsedFlags {
+  configFile?: string;
+  help: boolean;
+  version: boolean;
+  check: boolean; // -t
+  port?: number;
+  host?: string;
+  serverName?: string;
+  workers?: number;
+  user?: string;
+  password?: string;
+  token?: string;
+  debug?: boolean;
+  trace?: boolean;
+  pidFile?: string;
+  httpPort?: number;
+  clientAdvertise?: string;
+  cluster?: string; // --cluster / --cluster_listen URL; '' disables clustering
+  clusterName?: string;
+  routes?: string; // comma-separated; '' clears the file's routes
+  noAdvertise?: boolean;
+  connectRetries?: number;
+  clusterAdvertise?: string;
+}
+
+type Apply = (f: ParsedFlags, value: never) => void;
+
+interface FlagSpec {
+  names: string[];
+  /** Absent for booleans. */
+  arg?: 'string' | 'int';
+  /** For int flags: why a value is out of range, or undefined. */
+  check?: (n: number) => string | undefined;
+  apply: Apply;
+}
+
+const portRange = (n: number): string | undefined =>
+  n < -1 || n > 65535 ? 'port must be between -1 and 65535' : undefined;
+
+const str = (names: string[], apply: (f: ParsedFlags, v: string) => void): FlagSpec =>
+  ({ names, arg: 'string', apply: apply as Apply });
+const int = (names: string[], check: FlagSpec['check'], apply: (f: ParsedFlags, v: number) => void): FlagSpec =>
+  ({ names, arg: 'int', check, apply: apply as Apply });
+const bool = (names: string[], apply: (f: ParsedFlags, v: boolean) => void): FlagSpec =>
+  ({ names, apply: apply as Apply });
+
+const FLAGS: FlagSpec[] = [
+  bool(['h', 'help'], (f, v) => { f.help = v; }),
+  bool(['v', 'version'], (f, v) => { f.version = v; }),
+  str(['c', 'config'], (f, v) => { f.configFile = v; }),
+  bool(['t'], (f, v) => { f.check = v; }),
+  str(['a', 'addr', 'net'], (f, v) => { f.host = v; }),
+  int(['p', 'port'], portRange, (f, v) => { f.port = v; }),
+  str(['n', 'name', 'server_name'], (f, v) => { f.serverName = v; }),
+  int(['workers'], (n) => (n < 1 ? 'workers must be >= 1' : undefined), (f, v) => { f.workers = v; }),
+  str(['P', 'pid'], (f, v) => { f.pidFile = v; }),
+  int(['m', 'http_port'], portRange, (f, v) => { f.httpPort = v; }),
+  str(['client_advertise'], (f, v) => { f.clientAdvertise = v; }),
+  str(['user'], (f, v) => { f.user = v; }),
+  str(['pass'], (f, v) => { f.password = v; }),
+  str(['auth'], (f, v) => { f.token = v; }),
+  bool(['D', 'debug'], (f, v) => { f.debug = v; }),
+  bool(['V', 'trace'], (f, v) => { f.trace = v; }),
+  // -VV/-DVV are nats-server's "verbose trace" (also traces $SYS); skein has no $SYS, so plain trace.
+  bool(['VV'], (f, v) => { f.trace = v; }),
+  bool(['DV'], (f, v) => { f.debug = v; f.trace = v; }),
+  bool(['DVV'], (f, v) => { f.debug = v; f.trace = v; }),
+  str(['cluster', 'cluster_listen'], (f, v) => { f.cluster = v; }),
+  str(['cluster_name'], (f, v) => { f.clusterName = v; }),
+  str(['routes'], (f, v) => { f.routes = v; }),
+  bool(['no_advertise'], (f, v) => { f.noAdvertise = v; }),
+  int(['connect_retries'], (n) => (n < 0 ? 'must be >= 0' : undefined), (f, v) => { f.connectRetries = v; }),
+  str(['cluster_advertise'], (f, v) => { f.clusterAdvertise = v; }),
+];
+
+const BY_NAME = new Map<string, FlagSpec>();
+for (const spec of FLAGS) for (const name of spec.names) BY_NAME.set(name, spec);
+
+/** strconv.ParseBool */
+function parseBool(s: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
+  return undefined;
+}
+
+/** Parses argv (process.argv.slice(2)). Throws ConfigError with code BAD_FLAG. */
+export function parseFlags(argv: string[]): ParsedFlags {
+  const f: ParsedFlags = { help: false, version: false, check: false };
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg.length < 2 || arg[0] !== '-') break;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    const dashes = arg[1] === '-' ? '--' : '-';
+    let name = arg.slice(dashes.length);
+    if (name === '' || name[0] === '-' || name[0] === '=') throw new ConfigError('BAD_FLAG', `bad flag syntax: ${arg}`);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const shown = dashes + name;
+    const spec = BY_NAME.get(name);
+    if (!spec) throw new ConfigError('BAD_FLAG', `flag provided but not defined: ${shown}`);
+
+    if (spec.arg === undefined) {
+      const b = value === undefined ? true : parseBool(value);
+      if (b === undefined) throw new ConfigError('BAD_FLAG', `invalid boolean value ${JSON.stringify(value)} for ${shown}: parse error`);
+      spec.apply(f, b as never);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) throw new ConfigError('BAD_FLAG', `flag needs an argument: ${shown}`);
+      value = argv[++i];
+    }
+    if (spec.arg === 'string') {
+      spec.apply(f, value as never);
+      continue;
+    }
+    if (!/^[-+]?\d+$/.test(value)) throw new ConfigError('BAD_FLAG', `invalid value ${JSON.stringify(value)} for flag ${shown}: parse error`);
+    const n = Number(value);
+    const problem = spec.check?.(n);
+    if (problem) throw new ConfigError('BAD_FLAG', `invalid value ${JSON.stringify(value)} for flag ${shown}: ${problem}`);
+    spec.apply(f, n as never);
+  }
+
+  // server.go ProcessCommandLineArgs: `nats-server version` and `nats-server help`.
+  if (i < argv.length) {
+    const command = argv[i].toLowerCase();
+    if (command === 'version') f.version = true;
+    else if (command === 'help') f.help = true;
+    else throw new ConfigError('BAD_FLAG', `unrecognized command: ${JSON.stringify(argv[i])}`);
+  }
+  return f;
+}
+
+/**
+ * Lays the flags over options already read from the config file (nats-server parses the flags
+ * a second time after the file). A value set by a flag forgets its file position.
+ */
+export function applyFlags(f: ParsedFlags, o: Options, positions: Positions): void {
+  const overridden = (...paths: string[]): void => { for (const p of paths) positions.delete(p); };
+
+  if (f.port !== undefined) { o.port = f.port; overridden('port', 'listen'); }
+  if (f.host !== undefined) { o.host = f.host; overridden('host', 'listen'); }
+  if (f.serverName !== undefined) o.serverName = f.serverName || undefined;
+  if (f.workers !== undefined) { o.workers = f.workers; overridden('workers'); }
+  if (f.debug !== undefined) o.debug = f.debug;
+  if (f.trace !== undefined) o.trace = f.trace;
+  if (f.pidFile !== undefined) o.pidFile = f.pidFile;
+  if (f.httpPort !== undefined) o.httpPort = f.httpPort === 0 ? undefined : f.httpPort;
+  if (f.clientAdvertise !== undefined) o.clientAdvertise = f.clientAdvertise;
+
+  if (f.user !== undefined || f.password !== undefined || f.token !== undefined) {
+    const a = (o.authorization ??= { timeoutMs: DEFAULT_AUTH_TIMEOUT_MS });
+    if (f.user !== undefined) a.user = f.user;
+    if (f.password !== undefined) a.password = f.password;
+    if (f.token !== undefined) a.token = f.token;
+  }
+
+  if (f.clusterName !== undefined) { (o.cluster ??= emptyCluster()).name = f.clusterName || undefined; overridden('cluster.name'); }
+  if (f.noAdvertise !== undefined) (o.cluster ??= emptyCluster()).noAdvertise = f.noAdvertise;
+  if (f.connectRetries !== undefined) (o.cluster ??= emptyCluster()).connectRetries = f.connectRetries;
+  if (f.clusterAdvertise !== undefined) (o.cluster ??= emptyCluster()).advertise = f.clusterAdvertise;
+
+  if (f.routes !== undefined) {
+    const routes: string[] = [];
+    for (const r of f.routes === '' ? [] : f.routes.split(',').map((s) => s.trim())) {
+      const problem = urlProblem(r);
+      if (problem) {
+        throw new ConfigError('BAD_FLAG', `invalid value ${JSON.stringify(f.routes)} for flag --routes: ` +
+          `route url ${JSON.stringify(r)}: ${problem === 'parse' ? 'not a URL like nats://host:port' : problem}`);
+      }
+      if (!routes.includes(r)) routes.push(r);
+    }
+    (o.cluster ??= emptyCluster()).routes = routes;
+    overridden('cluster.routes');
+  }
+
+  if (f.cluster !== undefined) {
+    if (f.cluster === '') {
+      // opts.go overrideCluster: an empty --cluster turns clustering off.
+      delete o.cluster;
+    } else {
+      const c = (o.cluster ??= emptyCluster());
+      const listen = parseClusterListen(f.cluster);
+      c.host = listen.host;
+      c.port = listen.port;
+      if (listen.user !== undefined) {
+        c.authorization = { ...c.authorization, timeoutMs: c.authorization?.timeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS,
+          user: listen.user, password: listen.password };
+      } else if (c.authorization) {
+        // No userinfo in the flag clears the file's route credentials, as nats-server does.
+        delete c.authorization.user;
+        delete c.authorization.password;
+      }
+      overridden('cluster.port', 'cluster.host', 'cluster.listen', 'cluster.authorization');
+    }
+  }
+
+  // opts.go ConfigureOptions: --routes needs somewhere to listen for routes.
+  if (f.routes && (!o.cluster || o.cluster.port === 0)) {
+    throw new ConfigError('BAD_FLAG', 'solicited routes require cluster capabilities, e.g. --cluster');
+  }
+}
+
+/** `nats://[user:pass@]host:port`; the scheme is ignored and port -1 means random. */
+function parseClusterListen(text: string): { host: string; port: number; user?: string; password?: string } {
+  const bad = (why: string): never => {
+    throw new ConfigError('BAD_FLAG', `invalid value ${JSON.stringify(text)} for flag --cluster: ${why}`);
+  };
+  // The URL parser refuses port -1, so parse it as 0 and put -1 back (as opts.go does).
+  const random = text.endsWith(':-1');
+  let url: URL;
+  try {
+    url = new URL(random ? `${text.slice(0, -3)}:0` : text);
+  } catch {
+    return bad('not a URL like nats://host:port');
+  }
+  if (!url.port) bad('no port');
+  const port = random ? -1 : Number(url.port);
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (url.username === '' && url.password === '') return { host, port };
+  if (url.password === '') throw new ConfigError('BAD_FLAG', 'expected cluster password to be set');
+  return { host, port, user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
+}
+
+export function usageText(): string {
+  return `
+Usage: skein [options]
+
+Server Options:
+    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
+    -p, --port <port>                Use port for clients (default: 4222, -1 for random)
+    -n, --name
+        --server_name <server_name>  Server name (default: auto)
+        --workers <n>                Worker threads (default: number of CPUs)
+    -P, --pid <file>                 File to store PID
+    -m, --http_port <port>           Use port for http monitoring
+    -c, --config <file>              Configuration file (YAML, nats-server key names)
+    -t                               Test configuration and exit
+        --client_advertise <string>  Client URL to advertise to other servers
+
+Logging Options:
+    -D, --debug                      Enable debugging output
+    -V, --trace                      Trace the raw protocol
+    -DV                              Debug and trace
+
+Authorization Options:
+        --user <user>                User required for connections
+        --pass <password>            Password required for connections
+        --auth <token>               Authorization token required for connections
+
+Cluster Options:
+        --routes <rurl-1, rurl-2>    Routes to solicit and connect
+        --cluster <cluster-url>      Cluster URL for solicited routes
+        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
+        --no_advertise <bool>        Do not advertise known cluster information to clients
+        --cluster_advertise <string> Cluster URL to advertise to other servers
+        --connect_retries <number>   For implicit routes, number of connect retries
+        --cluster_listen <url>       Cluster url from which members can solicit routes
+
+Common Options:
+    -h, --help                       Show this message
+    -v, --version                    Show version
+`;
+}
