@@ -1,0 +1,382 @@
+// The bench tool's own tests: its frame reader and delivery checks catch loss, reordering and
+// duplication, and a tiny run of every scenario completes against a started server. No test
+// asserts a speed (timing is measured by bench/, never asserted).
+//
+// Scenarios run against SKEIN_TEST_IMPL (default skein), started by the bench's own launcher;
+// the cluster scenario also runs on a 2-node nats-server cluster when nats-server is installed.
+
+import { execFile } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import test from 'ava';
+import { mergeGroup, SeqChecker } from '../bench/check.ts';
+import { buildPubTemplate, PROBE_SID, ProtocolReader, seqBits, writeSeq } from '../bench/protocol.ts';
+import { DEFAULT_RUN_OPTIONS, runOnce } from '../bench/runner.ts';
+import type { RunOptions } from '../bench/runner.ts';
+import { entryId, findScenario } from '../bench/scenarios.ts';
+import type { Entry, Params } from '../bench/scenarios.ts';
+import { killAllNow, natsServerVersion, REPO_ROOT } from '../bench/servers.ts';
+import type { Target } from '../bench/servers.ts';
+
+const impl = process.env.SKEIN_TEST_IMPL ?? 'skein';
+const target: Target = impl === 'nats-server' ? { label: 'nats-server', kind: 'nats-server' } : { label: 'skein -w2', kind: 'skein', workers: 2 };
+const haveNats = natsServerVersion() !== null;
+
+const opts: RunOptions = { ...DEFAULT_RUN_OPTIONS, deadlineMs: 30_000, setupTimeoutMs: 30_000, stallMs: 2000 };
+
+test.after.always(() => killAllNow());
+
+function entry(name: string, over: Partial<Params>): Entry {
+  const s = findScenario(name)!;
+  const params: Params = { ...s.defaults, genProcs: 1, ...over };
+  return { id: entryId(s, params), scenario: s, params };
+}
+
+// ---- frame reader --------------------------------------------------------------------------
+
+interface Seen {
+  msgs: [number, number, number, string | null][]; // sid, seq, size, reply
+  pings: number;
+  pongs: number;
+  errs: string[];
+}
+
+function collector(): { seen: Seen; reader: ProtocolReader } {
+  const seen: Seen = { msgs: [], pings: 0, pongs: 0, errs: [] };
+  const reader = new ProtocolReader({
+    onMsg: (sid, seq, size, b, rs, re) => seen.msgs.push([sid, seq, size, rs < 0 ? null : b.toString('latin1', rs, re)]),
+    onPing: () => void seen.pings++,
+    onPong: () => void seen.pongs++,
+    onInfo: () => {},
+    onErr: (l) => void seen.errs.push(l),
+  });
+  return { seen, reader };
+}
+
+function msgFrame(subject: string, sid: number, size: number, seq: number, reply?: string): Buffer {
+  const head = Buffer.from(`MSG ${subject} ${sid}${reply ? ' ' + reply : ''} ${size}\r\n`, 'latin1');
+  const f = Buffer.alloc(head.length + size + 2, 0x78);
+  head.copy(f);
+  writeSeq(f, head.length, size, seq);
+  f[f.length - 2] = 13;
+  f[f.length - 1] = 10;
+  return f;
+}
+
+const stream = Buffer.concat([
+  Buffer.from('INFO {"server_id":"x","max_payload":1048576}\r\n+OK\r\n'),
+  msgFrame('a.b', 1, 16, 0),
+  Buffer.from('PING\r\n'),
+  msgFrame('a.b', 1, 16, 1),
+  msgFrame('wild.7.live', 12, 3, 0x0a0b0c),
+  msgFrame('req', 1, 70_000, 99, '_INBOX.x.1'),
+  msgFrame('probe.x', PROBE_SID, 0, 0),
+  Buffer.from('PONG\r\n'),
+  msgFrame('a.b', 1, 1, 255),
+  Buffer.from("-ERR 'Slow Consumer'\r\n"),
+]);
+
+const expected: Seen = {
+  msgs: [
+    [1, 0, 16, null],
+    [1, 1, 16, null],
+    [12, 0x0a0b0c, 3, null],
+    [1, 99, 70_000, '_INBOX.x.1'],
+    [PROBE_SID, 0, 0, null],
+    [1, 255, 1, null],
+  ],
+  pings: 1,
+  pongs: 1,
+  errs: ["-ERR 'Slow Consumer'"],
+};
+
+test('reader decodes a stream fed in one chunk', (t) => {
+  const { seen, reader } = collector();
+  reader.feed(stream);
+  t.deepEqual(seen, expected);
+});
+
+test('reader decodes the same stream fed one byte at a time', (t) => {
+  const { seen, reader } = collector();
+  for (let i = 0; i < stream.length; i++) reader.feed(stream.subarray(i, i + 1));
+  t.deepEqual(seen, expected);
+});
+
+test('reader decodes the same stream split at every offset into two chunks, and in random chunks', (t) => {
+  for (let cut = 1; cut < stream.length; cut += 7) {
+    const { seen, reader } = collector();
+    reader.feed(stream.subarray(0, cut));
+    reader.feed(stream.subarray(cut));
+    t.deepEqual(seen, expected, `cut at ${cut}`);
+  }
+  let x = 12345;
+  for (let trial = 0; trial < 20; trial++) {
+    const { seen, reader } = collector();
+    for (let i = 0; i < stream.length; ) {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      const n = 1 + (x % 9000);
+      reader.feed(stream.subarray(i, i + n));
+      i += n;
+    }
+    t.deepEqual(seen, expected, `trial ${trial}`);
+  }
+});
+
+test('reader rejects a stream that is not NATS protocol', (t) => {
+  const { reader } = collector();
+  t.throws(() => reader.feed(Buffer.from('HTTP/1.1 200 OK\r\n')), { message: /unexpected frame/ });
+});
+
+test('publisher template frames carry the patched sequence numbers and cycle subjects', (t) => {
+  const tpl = buildPubTemplate(['s.0', 's.1', 's.2'], 8, null, 100);
+  t.is(tpl.frames % 3, 0);
+  for (let f = 0; f < tpl.frames; f++) writeSeq(tpl.buf, tpl.payloadAt[f], 8, 1000 + f);
+  const text = tpl.buf.toString('latin1');
+  t.true(text.startsWith('PUB s.0 8\r\n'));
+  t.is(tpl.buf.readUInt32LE(tpl.payloadAt[1]), 1001);
+  t.is(tpl.frameEnd[tpl.frames - 1], tpl.buf.length);
+  t.is(text.split('PUB s.1 8\r\n').length - 1, tpl.frames / 3);
+});
+
+// ---- delivery checks ---------------------------------------------------------------------
+
+function feedExact(seqs: number[], size = 16): ReturnType<SeqChecker['result']> {
+  const c = new SeqChecker('exact', seqBits(size));
+  for (const s of seqs) c.push(s);
+  return c.result(5);
+}
+
+test('exact check passes a complete in-order stream', (t) => {
+  const r = feedExact([0, 1, 2, 3, 4]);
+  t.true(r.ok);
+  t.true(r.orderChecked);
+});
+
+test('exact check fails a stream with a missing message', (t) => {
+  const r = feedExact([0, 1, 3, 4]);
+  t.false(r.ok);
+  t.regex(r.firstProblem!, /received 4 of 5 \(1 lost\)/);
+});
+
+test('exact check fails a reordered stream even when the count is right', (t) => {
+  const r = feedExact([0, 2, 1, 3, 4]);
+  t.false(r.ok);
+  t.is(r.received, 5);
+  t.regex(r.firstProblem!, /carried sequence 2, expected 1/);
+});
+
+test('exact check fails a duplicated message', (t) => {
+  const r = feedExact([0, 1, 1, 2, 3, 4]);
+  t.false(r.ok);
+  t.regex(r.firstProblem!, /1 extra/);
+});
+
+test('exact check wraps for payloads under 4 bytes and only counts 0-byte payloads', (t) => {
+  const c = new SeqChecker('exact', seqBits(1));
+  for (let i = 0; i < 600; i++) c.push(i & 0xff);
+  t.true(c.result(600).ok);
+  const z = new SeqChecker('exact', seqBits(0));
+  for (let i = 0; i < 5; i++) z.push(0);
+  const r = z.result(5);
+  t.true(r.ok);
+  t.false(r.orderChecked);
+  t.false(z.result(6).ok);
+});
+
+test('queue-group check fails on a message lost, on one delivered to two members, and on a member out of order', (t) => {
+  const member = (seqs: number[]): SeqChecker => {
+    const c = new SeqChecker('increasing', 32, 10);
+    for (const s of seqs) c.push(s);
+    return c;
+  };
+  const merge = (ms: SeqChecker[]) => mergeGroup(ms.map((m) => m.received), ms.map((m) => m.seen), 10);
+  t.true(merge([member([0, 2, 4, 6, 8]), member([1, 3, 5, 7, 9])]).ok);
+  t.regex(merge([member([0, 2, 4, 6, 8]), member([1, 3, 5, 7])]).firstProblem!, /9 of 10 \(1 lost\)/);
+  t.regex(merge([member([0, 2, 4, 6, 8]), member([1, 2, 5, 7, 9])]).firstProblem!, /9 distinct of 10.*1 delivered to more than one/);
+  const swapped = member([0, 4, 2, 6, 8]);
+  t.false(swapped.result(-1).ok);
+});
+
+// ---- end to end: a broker that loses, reorders or duplicates one message is caught --------
+
+type Fault = 'drop' | 'swap' | 'dup';
+
+// Just enough NATS for the 1->1 scenario (literal subjects, no queues). Message #50 on a
+// non-probe subject is dropped, swapped with #51, or delivered twice.
+function faultyServer(fault: Fault): Promise<{ url: string; close(): void }> {
+  const subs: { sock: net.Socket; subject: string; sid: string }[] = [];
+  let k = 0;
+  let held: string | null = null;
+  const server = net.createServer((sock) => {
+    sock.write('INFO {"server_id":"faulty","version":"0.0.0","proto":1,"max_payload":1048576}\r\n');
+    let buf = '';
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      for (let i = subs.length - 1; i >= 0; i--) if (subs[i].sock === sock) subs.splice(i, 1);
+    });
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      const out = new Map<net.Socket, string>();
+      const emit = (s: net.Socket, text: string): void => void out.set(s, (out.get(s) ?? '') + text);
+      for (;;) {
+        const nl = buf.indexOf('\r\n');
+        if (nl < 0) break;
+        const [op, ...args] = buf.slice(0, nl).split(' ');
+        if (op === 'PUB') {
+          const size = Number(args[args.length - 1]);
+          if (buf.length < nl + 2 + size + 2) break;
+          const payload = buf.slice(nl + 2, nl + 2 + size);
+          buf = buf.slice(nl + 2 + size + 2);
+          const probe = args[0].startsWith('probe.');
+          const n = probe ? -1 : k++;
+          for (const s of subs.filter((x) => x.subject === args[0])) {
+            const frame = `MSG ${args[0]} ${s.sid} ${size}\r\n${payload}\r\n`;
+            if (n === 50 && fault === 'drop') continue;
+            if (n === 50 && fault === 'swap') {
+              held = frame;
+              continue;
+            }
+            emit(s.sock, frame);
+            if (n === 50 && fault === 'dup') emit(s.sock, frame);
+            if (n === 51 && held !== null) emit(s.sock, held);
+          }
+          continue;
+        }
+        buf = buf.slice(nl + 2);
+        if (op === 'PING') emit(sock, 'PONG\r\n');
+        else if (op === 'SUB') subs.push({ sock, subject: args[0], sid: args[args.length - 1] });
+      }
+      for (const [s, text] of out) s.write(Buffer.from(text, 'latin1'));
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as net.AddressInfo).port;
+      resolve({
+        url: `nats://127.0.0.1:${port}`,
+        close: () => {
+          for (const s of subs) s.sock.destroy();
+          server.close();
+        },
+      });
+    });
+  });
+}
+
+for (const [fault, problem] of [
+  ['drop', /received 199 of 200 \(1 lost\)/],
+  ['swap', /message #50 carried sequence 51, expected 50/],
+  ['dup', /received 201 of 200 \(1 extra\)/],
+] as const) {
+  test.serial(`a run through a broker that does "${fault}" to one message is reported FAILED`, async (t) => {
+    t.timeout(30_000);
+    const srv = await faultyServer(fault);
+    t.teardown(() => srv.close());
+    const r = await runOnce(entry('pubsub', { msgs: 200, size: 16 }), { label: 'faulty', kind: 'url', urls: [srv.url] }, 1, { ...opts, stallMs: 500 });
+    t.is(r.status, 'FAILED');
+    t.true(r.problems.some((p) => problem.test(p)), r.problems.join('\n'));
+  });
+}
+
+// ---- a tiny run of each scenario -----------------------------------------------------------
+
+const tiny: [string, Partial<Params>][] = [
+  ['pub', { msgs: 20_000 }],
+  ['pub', { msgs: 5_000, n: 2 }],
+  ['pubsub', { msgs: 20_000 }],
+  ['pubsub', { msgs: 5_000, size: 0 }],
+  ['pubsub', { msgs: 5_000, size: 3 }],
+  ['pubsub', { msgs: 200, size: 65_536 }],
+  ['fanout', { msgs: 5_000, n: 3 }],
+  ['pairs', { msgs: 5_000, n: 3 }],
+  ['queue', { msgs: 5_000, n: 3 }],
+  ['reqrep', { msgs: 300, n: 1 }],
+  ['reqrep', { msgs: 400, n: 4 }],
+  ['idle', { msgs: 5_000, conns: 300 }],
+  ['wildcard', { msgs: 5_000, interest: 5_000, subjects: 64 }],
+];
+
+for (const [name, over] of tiny) {
+  const e = entry(name, over);
+  test.serial(`tiny ${e.id} run completes on ${target.label} with every message checked`, async (t) => {
+    t.timeout(60_000);
+    const r = await runOnce(e, target, 1, opts);
+    t.is(r.status, 'ok', r.problems.join('\n'));
+    t.deepEqual(r.problems, []);
+    t.true(r.published > 0);
+    if (name === 'pub') t.is(r.order, 'n/a');
+    else if (e.params.size === 0) t.is(r.order, 'unchecked');
+    else t.is(r.order, 'checked');
+    if (name === 'fanout') t.is(r.delivered, r.published * e.params.n);
+    if (name === 'reqrep') {
+      t.truthy(r.latency);
+      t.true(r.latency!.p50Us > 0 && r.latency!.p50Us <= r.latency!.p99Us);
+    }
+    t.true(r.serverCpuPct >= 0);
+    t.true(r.serverRssMB > 0);
+  });
+}
+
+test.serial(`tiny cluster run on ${target.label}: skipped for skein until it has cluster support`, async (t) => {
+  t.timeout(60_000);
+  const r = await runOnce(entry('cluster', { msgs: 5_000 }), target, 1, opts);
+  if (target.kind === 'skein') {
+    t.is(r.status, 'skipped');
+    t.regex(r.problems[0], /needs cluster support/);
+  } else {
+    t.is(r.status, 'ok', r.problems.join('\n'));
+  }
+});
+
+test.serial('tiny cluster run completes on a 2-node nats-server cluster', async (t) => {
+  if (!haveNats) {
+    t.log('nats-server is not installed: skipped');
+    t.pass();
+    return;
+  }
+  t.timeout(60_000);
+  const r = await runOnce(entry('cluster', { msgs: 5_000 }), { label: 'nats-server', kind: 'nats-server' }, 1, opts);
+  t.is(r.status, 'ok', r.problems.join('\n'));
+});
+
+// ---- the command line --------------------------------------------------------------------
+
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO_ROOT, 'bench', 'cli.ts'), ...args], { cwd: REPO_ROOT, timeout: 90_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test.serial('cli prints key=value lines, a table and ratios for --against nats-server', async (t) => {
+  t.timeout(90_000);
+  const args = ['pubsub', '--msgs', '5000', '--rounds', '2', '--no-progress'];
+  if (impl === 'nats-server') args.push('--target', 'nats-server');
+  else args.push('--workers', '1', '--against', 'nats-server');
+  const r = await cli(args);
+  t.is(r.code, 0, r.stderr);
+  const runs = r.stdout.split('\n').filter((l) => l.startsWith('run '));
+  t.is(runs.length, impl === 'nats-server' ? 2 : 4);
+  for (const l of runs) t.regex(l, /status=ok .*msgs_per_s=\d+ .*srv_cpu_pct=[\d.]+ srv_peak_rss_mb=[\d.]+ gen_cpu_pct=[\d.]+/);
+  t.regex(r.stdout, /^summary entry=pubsub\/16B /m);
+  t.regex(r.stdout, /== 1->1 16 B/);
+  if (impl !== 'nats-server' && haveNats) t.regex(r.stdout, /^ratio entry=pubsub\/16B target="skein -w1" against=nats-server metric=msgs_per_s pairs=2 median=[\d.]+/m);
+});
+
+test.serial('cli --json prints one JSON document with the runs and summaries', async (t) => {
+  t.timeout(90_000);
+  const r = await cli(['pub', '--msgs', '5000', '--rounds', '1', '--json', '--target', impl === 'nats-server' ? 'nats-server' : 'skein']);
+  t.is(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { meta: Record<string, string>; entries: { id: string; runs: { status: string }[] }[] };
+  t.is(doc.entries[0].id, 'pub/16B');
+  t.is(doc.entries[0].runs[0].status, 'ok');
+  t.truthy(doc.meta['nats-server']);
+});
+
+test.serial('cli rejects an unknown scenario with usage', async (t) => {
+  t.timeout(30_000);
+  const r = await cli(['nope']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /unknown scenario "nope"/);
+});
