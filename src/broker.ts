@@ -221,9 +221,26 @@ export class Broker {
     return clientInfoJson(this.identity, this.opts, this.authRequired, conn.cid, conn.remoteAddr);
   }
 
-  /** An INFO owed to a client at its first PING (cluster URL changes); none yet. */
-  pendingAsyncInfo(_conn: ClientConn): string | null {
-    return null;
+  /**
+   * An INFO owed to a client at its first PING: nats-server sends cluster URL changes only
+   * to protocol >= 1 clients that have had their first PONG, and owes the rest one then.
+   */
+  pendingAsyncInfo(conn: ClientConn): string | null {
+    if (!conn.infoOwed || conn.protocol < 1) return null;
+    conn.infoOwed = false;
+    return this.infoFor(conn);
+  }
+
+  /** Cluster name or client URLs changed: tell every client that understands async INFO. */
+  updateInfo(cluster: string | undefined, connectUrls: string[] | undefined): void {
+    this.identity.cluster = cluster;
+    this.identity.connectUrls = connectUrls;
+    for (const c of this.conns) {
+      if (c.closing) continue;
+      if (c.protocol >= 1 && c.firstPongSent) c.queueString(this.infoFor(c));
+      else c.infoOwed = true;
+    }
+    this.flushAll();
   }
 
   markDirty(conn: ClientConn): void {

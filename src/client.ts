@@ -103,6 +103,8 @@ export class ClientConn implements ProtocolHandler {
   rttStartAt = 0;
   writeBlockedSince = 0;
   firstPongSent = false;
+  /** An async INFO arrived before this client's first PING; send it before that PONG. */
+  infoOwed = false;
 
   // Stats.
   inMsgs = 0;

@@ -4,6 +4,8 @@
 export type ControlMessage =
   | { type: 'ready'; thread: number }
   | { type: 'shutdown'; graceMs: number }
+  /** New cluster name / client URLs: workers send an async INFO to clients that can take it. */
+  | { type: 'info'; cluster?: string; connectUrls?: string[] }
   | { type: 'stopped'; thread: number }
   | { type: 'snapshot-request'; from: number }
   | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] };

@@ -12,6 +12,10 @@ export interface ServerIdentity {
   serverName: string;
   host: string;
   port: number;
+  /** Cluster name, once known (configured or negotiated). */
+  cluster?: string;
+  /** Client URLs of this server and its cluster peers (`host:port`), for client failover. */
+  connectUrls?: string[];
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -39,5 +43,7 @@ export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: 
   info.max_payload = opts.maxPayload;
   info.client_id = cid;
   if (clientIp !== '') info.client_ip = clientIp.startsWith('::ffff:') ? clientIp.slice(7) : clientIp;
+  if (id.cluster !== undefined && id.cluster !== '') info.cluster = id.cluster;
+  if (id.connectUrls !== undefined && id.connectUrls.length > 0) info.connect_urls = id.connectUrls;
   return `INFO ${JSON.stringify(info)} \r\n`;
 }

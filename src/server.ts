@@ -197,6 +197,14 @@ export class Server {
     port.postMessage({ socket, msg: pack({ cid, reject }) }, [socket as unknown as ArrayBuffer]);
   }
 
+  /** Push a new cluster name / client URL list to every worker (async INFO to clients). */
+  broadcastInfo(cluster: string | undefined, connectUrls: string[] | undefined): void {
+    this.identity.cluster = cluster;
+    this.identity.connectUrls = connectUrls;
+    const msg = pack({ type: 'info', cluster, connectUrls } satisfies ControlMessage);
+    for (const s of this.slots) s.port?.postMessage(msg);
+  }
+
   async shutdown(): Promise<void> {
     if (this.shuttingDown) return;
     this.shuttingDown = true;

@@ -53,6 +53,9 @@ export default function run(task: WorkerTask): Promise<void> {
           waitClosed();
           break;
         }
+        case 'info':
+          broker.updateInfo(msg.cluster, msg.connectUrls);
+          break;
         case 'snapshot-request':
           send({ type: 'snapshot', from: thread, to: msg.from, ...broker.interestSnapshot() });
           break;
