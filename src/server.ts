@@ -58,6 +58,7 @@ export class Server {
     log.info(`  Workers:  ${o.workers}`);
     if (o.configFile !== undefined) log.info(`Using configuration file: ${o.configFile}`);
     if (o.pidFile !== undefined) fs.writeFileSync(o.pidFile, String(process.pid));
+    if (o.httpPort !== undefined && o.httpPort !== 0) log.warn(`Monitoring (http_port ${o.httpPort}) is not implemented yet; no monitoring listener started`);
 
     // Bind first so a random port (-1) is known before workers build their INFO.
     const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
