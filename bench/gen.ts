@@ -4,7 +4,7 @@
 
 import type net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import hdr from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
 import { SeqChecker } from './check.ts';
 import type { ChildMsg, GenSpec, ParentMsg, PubConnSpec, ReqConnSpec, Report, SubConnSpec } from './ipc.ts';
 import { buildPubTemplate, connectRaw, CONNECT_LINE, PROBE_SID, ProtocolReader, seqBits, writeSeq } from './protocol.ts';
@@ -341,7 +341,10 @@ class Requesters implements Role {
   private conns: Conn[] = [];
   private specs: ReqConnSpec[] = [];
   private starts: ((onDone: () => void) => void)[] = [];
-  private readonly hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60e9, numberOfSignificantValueDigits: 3 });
+  // hdr-histogram-js costs ~100 ms to load (it decodes a WebAssembly build), so only the
+  // requester process loads it.
+  private hdr: typeof import('hdr-histogram-js') | null = null;
+  private hist: Histogram | null = null;
   private completed = 0;
   private firstSendNs = 0;
   private lastRecvNs = 0;
@@ -350,6 +353,8 @@ class Requesters implements Role {
   private cpuUsed = -1;
 
   async init(url: string, specs: ReqConnSpec[]): Promise<void> {
+    this.hdr = (await import('hdr-histogram-js')).default;
+    this.hist = this.hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60e9, numberOfSignificantValueDigits: 3 });
     this.specs = specs;
     this.conns = await Promise.all(specs.map((s, k) => this.openOne(url, s, k)));
   }
@@ -383,7 +388,7 @@ class Requesters implements Role {
         if (this.problems.length < 5) this.problems.push(`requester ${k}: reply carried ${seq}, request was ${next}`);
       }
       if (next >= s.warmup) {
-        this.hist.recordValue(Math.min(Math.max(1, Math.round(rtt * 1e6)), 60e9));
+        this.hist!.recordValue(Math.min(Math.max(1, Math.round(rtt * 1e6)), 60e9));
         this.completed++;
       }
       next++;
@@ -434,7 +439,7 @@ class Requesters implements Role {
       completed: this.completed,
       firstSendNs: this.firstSendNs,
       lastRecvNs: this.lastRecvNs,
-      histogram: hdr.encodeIntoCompressedBase64(this.hist),
+      histogram: this.hdr!.encodeIntoCompressedBase64(this.hist!),
       problems: this.problems,
       cpuUs: this.cpuUsed,
     };

@@ -25,6 +25,7 @@ export interface TargetSummary {
   serverRssMB?: Spread;
   genCpuPct?: Spread;
   genCpuMaxPct?: Spread;
+  otherCpuPct?: Spread;
   p50Us?: Spread;
   p90Us?: Spread;
   p99Us?: Spread;
@@ -81,6 +82,7 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
       serverRssMB: pick((r) => r.serverRssMB),
       genCpuPct: pick((r) => r.genCpuPct),
       genCpuMaxPct: pick((r) => r.genCpuMaxPct),
+      otherCpuPct: pick((r) => r.otherCpuPct),
       p50Us: pick((r) => r.latency?.p50Us),
       p90Us: pick((r) => r.latency?.p90Us),
       p99Us: pick((r) => r.latency?.p99Us),
@@ -165,6 +167,8 @@ export function runLine(r: RunResult): string {
     ['srv_peak_rss_mb', num(r.serverRssMB, 1)],
     ['gen_cpu_pct', num(r.genCpuPct, 1)],
     ['gen_cpu_max_pct', num(r.genCpuMaxPct, 1)],
+    ['other_cpu_pct', num(r.otherCpuPct, 1)],
+    ['steal_pct', num(r.stealPct, 1)],
   ];
   if (r.latency) {
     kv.push(['p50_us', num(r.latency.p50Us, 1)], ['p90_us', num(r.latency.p90Us, 1)], ['p99_us', num(r.latency.p99Us, 1)]);
@@ -193,6 +197,7 @@ export function summaryLines(e: EntryReport): string[] {
     if (s.serverCpuPct) kv.push(['srv_cpu_pct_median', num(s.serverCpuPct.median, 1)]);
     if (s.serverRssMB) kv.push(['srv_peak_rss_mb_median', num(s.serverRssMB.median, 1)]);
     if (s.genCpuPct) kv.push(['gen_cpu_pct_median', num(s.genCpuPct.median, 1)]);
+    if (s.otherCpuPct) kv.push(['other_cpu_pct_median', num(s.otherCpuPct.median, 1)]);
     if (s.problems.length) kv.push(['problem', s.problems[0]]);
     out.push('summary ' + kv.map(([k, v]) => `${k}=${kvEscape(v)}`).join(' '));
   }
@@ -224,7 +229,7 @@ function ratioCell(e: EntryReport, target: string, metric: string): string {
 function tableRows(e: EntryReport, against: string | null): string[][] {
   const ratioHead = against ? `vs ${against}` : '';
   if (e.latency) {
-    const rows = [['target', 'status', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'req/s', 'srv CPU', 'peak RSS', 'gen CPU', ratioHead ? `p50 ${ratioHead}` : '', ratioHead ? `p99 ${ratioHead}` : '']];
+    const rows = [['target', 'status', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'req/s', 'srv CPU', 'peak RSS', 'gen CPU', 'other', ratioHead ? `p50 ${ratioHead}` : '', ratioHead ? `p99 ${ratioHead}` : '']];
     for (const s of e.summaries) {
       rows.push([
         s.target,
@@ -237,6 +242,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
         s.serverCpuPct ? `${fmt(s.serverCpuPct.median, 0)}%` : '-',
         s.serverRssMB ? `${fmt(s.serverRssMB.median, 0)} MB` : '-',
         s.genCpuPct ? `${fmt(s.genCpuPct.median, 0)}%` : '-',
+        s.otherCpuPct ? `${fmt(s.otherCpuPct.median, 0)}%` : '-',
         ratioCell(e, s.target, 'p50_us'),
         ratioCell(e, s.target, 'p99_us'),
       ]);
@@ -244,7 +250,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
     return rows;
   }
   const fanout = e.summaries.some((s) => s.deliveriesPerS && s.msgsPerS && s.deliveriesPerS.median > s.msgsPerS.median * 1.5);
-  const head = ['target', 'status', 'msgs/s', ...(fanout ? ['deliveries/s'] : []), 'MB/s', 'srv CPU', 'peak RSS', 'gen CPU (max proc)', ratioHead];
+  const head = ['target', 'status', 'msgs/s', ...(fanout ? ['deliveries/s'] : []), 'MB/s', 'srv CPU', 'peak RSS', 'gen CPU (max proc)', 'other', ratioHead];
   const rows = [head];
   for (const s of e.summaries) {
     rows.push([
@@ -256,6 +262,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
       s.serverCpuPct ? `${fmt(s.serverCpuPct.median, 0)}%` : '-',
       s.serverRssMB ? `${fmt(s.serverRssMB.median, 0)} MB` : '-',
       s.genCpuPct ? `${fmt(s.genCpuPct.median, 0)}% (${fmt(s.genCpuMaxPct?.median, 0)}%)` : '-',
+      s.otherCpuPct ? `${fmt(s.otherCpuPct.median, 0)}%` : '-',
       ratioCell(e, s.target, 'msgs_per_s'),
     ]);
   }
@@ -277,7 +284,7 @@ export function textTable(e: EntryReport, against: string | null): string {
 export function markdown(entries: EntryReport[], against: string | null, meta: Record<string, string>): string {
   const out: string[] = ['# skein bench results', ''];
   for (const [k, v] of Object.entries(meta)) out.push(`- ${k}: ${v}`);
-  out.push('', 'Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core.', '');
+  out.push('', 'Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;', '"gen" is the load generator, "other" is everything else on the host during the run (noise).', '');
   for (const e of entries) {
     out.push(`## ${entryHeading(e)}`, '');
     const rows = tableRows(e, against);

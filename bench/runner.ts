@@ -13,7 +13,7 @@ import { mergeGroup } from './check.ts';
 import type { CheckResult } from './check.ts';
 import type { ChildMsg, GenSpec, IdleReport, ParentMsg, PubReport, ReqReport, Report, SubReport } from './ipc.ts';
 import type { Entry, Plan } from './scenarios.ts';
-import { cpuSeconds, launch, NotSupportedError, peakRssBytes, stopProcess, track } from './servers.ts';
+import { cpuSeconds, hostCpuSeconds, launch, NotSupportedError, peakRssBytes, stopProcess, track } from './servers.ts';
 import type { Launched, LaunchOptions, Target } from './servers.ts';
 
 const GEN_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'gen.ts');
@@ -59,6 +59,10 @@ export interface RunResult {
   serverRssMB: number; // peak RSS (VmHWM), summed over the target's server processes
   genCpuPct: number; // % of one core, summed over the load-generator processes
   genCpuMaxPct: number; // the busiest load-generator process
+  // Noise indicators: CPU used by everything else on the host during the run (host busy minus
+  // server and load generator), and hypervisor steal; both % of one core.
+  otherCpuPct: number;
+  stealPct: number;
   latency?: Latency;
 }
 
@@ -76,7 +80,8 @@ class Child {
     this.spec = spec;
     this.proc = fork(GEN_FILE, [], {
       execPath: process.execPath,
-      execArgv: [],
+      // BENCH_GEN_NODE_ARGS (e.g. "--cpu-prof"): profile the load generator itself.
+      execArgv: (process.env.BENCH_GEN_NODE_ARGS ?? '').split(' ').filter(Boolean),
       serialization: 'advanced',
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -110,6 +115,8 @@ function emptyResult(entry: Entry, target: Target, round: number): RunResult {
     serverRssMB: NaN,
     genCpuPct: NaN,
     genCpuMaxPct: NaN,
+    otherCpuPct: NaN,
+    stealPct: NaN,
   };
 }
 
@@ -242,6 +249,7 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   }
 
   const cpu0 = servers.pids.map(cpuSeconds);
+  const host0 = hostCpuSeconds();
   const t0 = nowNs();
   const deadline = Date.now() + opts.deadlineMs;
   for (const c of children) c.send({ type: 'go' });
@@ -277,6 +285,7 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   }
   const t1 = nowNs();
   const cpu1 = servers.pids.map(cpuSeconds);
+  const host1 = hostCpuSeconds();
   const rss = servers.pids.map(peakRssBytes);
   report();
 
@@ -287,6 +296,10 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   result.serverCpuPct = servers.pids.length ? (cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) / windowS) * 100 : NaN;
   result.serverRssMB = servers.pids.length ? rss.reduce((a, v) => a + v, 0) / 1e6 : NaN;
   evaluate(plan, children, result);
+  const genS = (result.genCpuPct / 100) * result.elapsedS; // measured over the run's own window
+  const serverS = servers.pids.length ? cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) : 0;
+  result.otherCpuPct = Math.max(0, ((host1.busy - host0.busy - serverS - genS) / windowS) * 100);
+  result.stealPct = ((host1.steal - host0.steal) / windowS) * 100;
 }
 
 function evaluate(plan: Plan, children: Child[], result: RunResult): void {

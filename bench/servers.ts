@@ -82,6 +82,19 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
+// Whole-host CPU seconds so far, from /proc/stat: busy (user, nice, system, irq, softirq; all
+// processes, all cores) and steal (time the hypervisor gave to other guests).
+export function hostCpuSeconds(): { busy: number; steal: number } {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'latin1').split('\n', 1)[0];
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return { busy: (user + nice + system + irq + softirq) / ticksPerSecond(), steal: (steal ?? 0) / ticksPerSecond() };
+  } catch {
+    return { busy: NaN, steal: NaN };
+  }
+}
+
 // Peak resident set size in bytes (VmHWM).
 export function peakRssBytes(pid: number): number {
   try {
