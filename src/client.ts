@@ -101,7 +101,10 @@ export class ClientConn implements ProtocolHandler {
   lastClientPingAt = 0;
   rttMs = 0;
   rttStartAt = 0;
+  /** Since when queued output has made no progress into the kernel (0: not stalled). */
   writeBlockedSince = 0;
+  private queuedSinceTick = 0;
+  private writableAtTick = 0;
   firstPongSent = false;
   /** An async INFO arrived before this client's first PING; send it before that PONG. */
   infoOwed = false;
@@ -190,14 +193,14 @@ export class ClientConn implements ProtocolHandler {
     this.dirty = false;
     if (this.closed || this.outPos === this.outStart) return;
     const pending = this.socket.writableLength + (this.outPos - this.outStart);
-    if (pending > this.opts.maxPending && this.connectReceived) {
+    if (pending > this.opts.maxPending) {
       log.info(`${this.logPrefix()} - Slow Consumer Detected: MaxPending of ${this.opts.maxPending} Exceeded`);
       this.broker.slowConsumers++;
       this.close(CloseReason.slowPending, false);
       return;
     }
     const chunk = this.out.subarray(this.outStart, this.outPos);
-    this.outBytesWritten(chunk.length);
+    this.queuedSinceTick += chunk.length;
     if (this.out.length - this.outPos < OUT_MIN_ROOM) {
       this.out = Buffer.allocUnsafe(OUT_SLAB);
       this.outStart = 0;
@@ -205,11 +208,7 @@ export class ClientConn implements ProtocolHandler {
     } else {
       this.outStart = this.outPos;
     }
-    if (!this.socket.write(chunk) && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
-  }
-
-  private outBytesWritten(_n: number): void {
-    // Byte counts are tallied at delivery; this hook stays for future per-write stats.
+    this.socket.write(chunk);
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -218,9 +217,6 @@ export class ClientConn implements ProtocolHandler {
     const s = this.socket;
     s.setNoDelay(true);
     s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
-    s.on('drain', () => {
-      this.writeBlockedSince = 0;
-    });
     s.on('error', (err: NodeJS.ErrnoException) => {
       log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
       this.close(err.code === 'EPIPE' ? CloseReason.writeError : CloseReason.readError, false);
@@ -500,7 +496,16 @@ export class ClientConn implements ProtocolHandler {
       this.fatal('Authentication Timeout', CloseReason.authTimeout);
       return;
     }
-    if (this.writeBlockedSince !== 0 && this.socket.writableLength > 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
+    // Write deadline: Node buffers what the kernel will not take, so "blocked" means queued
+    // bytes made no progress at all since the deadline started (nats-server: a write that
+    // blocks longer than write_deadline).
+    const writable = this.socket.writableLength;
+    const progressed = writable < this.writableAtTick + this.queuedSinceTick;
+    this.writableAtTick = writable;
+    this.queuedSinceTick = 0;
+    if (writable === 0 || progressed) this.writeBlockedSince = writable === 0 ? 0 : now;
+    else if (this.writeBlockedSince === 0) this.writeBlockedSince = now;
+    if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
       log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs}ms Exceeded`);
       this.broker.slowConsumers++;
       this.close(CloseReason.slowDeadline, false);
