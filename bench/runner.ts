@@ -298,7 +298,8 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   evaluate(plan, children, result);
   const genS = (result.genCpuPct / 100) * result.elapsedS; // measured over the run's own window
   const serverS = servers.pids.length ? cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) : 0;
-  result.otherCpuPct = Math.max(0, ((host1.busy - host0.busy - serverS - genS) / windowS) * 100);
+  // Without the server's pid (--url without --pid) its CPU would be counted as "other".
+  if (servers.pids.length) result.otherCpuPct = Math.max(0, ((host1.busy - host0.busy - serverS - genS) / windowS) * 100);
   result.stealPct = ((host1.steal - host0.steal) / windowS) * 100;
 }
 
