@@ -237,6 +237,25 @@ const cases: Case[] = [
     absent: ['-ERR'],
   },
   {
+    title: 'extra spaces and tabs around arguments are ignored; a size with leading zeros is echoed as sent',
+    script: [QUIET, 'SUB foo 1 \r\n', 'SUB  bar\tq  2\t\r\n', 'PUB  foo   2 \r\nhi\r\n', 'PUB foo 2\t\r\nhi\r\n',
+      'PUB foo 02\r\nhi\r\n', 'PUB bar 1\r\nb\r\n', 'UNSUB 1  \r\n', 'UNSUB  2 \t 5 \r\n', 'PUB foo 1\r\nz\r\n'],
+    expect: ['MSG foo 1 2\\r\\n\nhi', 'MSG foo 1 2\\r\\n\nhi', 'MSG foo 1 02\\r\\n\nhi', 'MSG bar 2 1\\r\\n\nb'],
+    absent: ['-ERR', CLOSED, '\nz\\r\\n'],
+  },
+  {
+    title: 'a size with a plus sign closes silently',
+    script: [QUIET, 'PUB foo +2\r\nhi\r\n'],
+    expect: [CLOSED],
+    absent: ['-ERR'],
+  },
+  {
+    title: 'reply subjects are passed through unvalidated, even in pedantic mode',
+    script: ['CONNECT {}\r\n', 'SUB foo 1\r\n', 'PUB foo bar.* 1\r\nx\r\n', 'PUB foo bar..x 1\r\nx\r\n', 'PUB foo > 1\r\nx\r\n'],
+    expect: ['MSG foo 1 bar.* 1', 'MSG foo 1 bar..x 1', 'MSG foo 1 > 1'],
+    absent: ['-ERR', CLOSED],
+  },
+  {
     title: 'control line split over many writes',
     script: [QUIET, 'SU', 'B fo', 'o 1\r', '\nPUB f', 'oo 3\r\nab', 'c\r', '\n'],
     expect: ['MSG foo 1 3\\r\\n\nabc'],
@@ -353,6 +372,14 @@ const cases: Case[] = [
     expect: ['HMSG h 1 3 5\\r\\n\nabcde', 'MSG h 1 2\\r\\n\nhi', 'HMSG h 1 reply 18 23\\r\\n\nNATS/1.0\\r\\n\nA: b\\r\\n\n\\r\\n\nhello',
       'HMSG h 1 16 16'],
     absent: ['-ERR'],
+  },
+  {
+    title: 'verbose and pedantic apply to HPUB: +OK, and Invalid Publish Subject with delivery',
+    script: ['CONNECT {"headers":true}\r\n', 'SUB h.> 1\r\n', 'HPUB h.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n',
+      'HPUB h.* 12 14\r\nNATS/1.0\r\n\r\nhi\r\n', 'UNSUB 1 1\r\n'],
+    expect: ['+OK\\r\\n\n+OK\\r\\n\n+OK\\r\\n\nHMSG h.x 1 12 14',
+      "-ERR 'Invalid Publish Subject'\\r\\n\n+OK\\r\\n\nHMSG h.* 1 12 14\\r\\n\nNATS/1.0\\r\\n\n\\r\\n\nhi\\r\\n\n+OK"],
+    absent: [CLOSED],
   },
   {
     title: 'a subscriber without headers gets the payload only, as MSG',

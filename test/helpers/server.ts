@@ -70,14 +70,23 @@ export function testImpl(): Impl {
 const live = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
-process.on('exit', () => {
+function killLeftovers(): void {
   for (const child of live) {
     try { child.kill('SIGKILL'); } catch { /* already gone */ }
   }
   for (const dir of tempDirs) {
     try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
   }
-});
+}
+process.on('exit', killLeftovers);
+// ava ends a timed-out worker with SIGTERM, which skips 'exit' handlers: kill the servers,
+// then die of the same signal as before.
+for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    killLeftovers();
+    process.kill(process.pid, sig);
+  });
+}
 
 /** Stops every server this process started and has not stopped yet. */
 export async function stopAll(): Promise<void> {
