@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import cliProgress from 'cli-progress';
-import { markdown, runLine, summarize, summaryLines, textTable } from './report.ts';
+import { markdown, overviewText, runLine, summarize, summaryLines, textTable } from './report.ts';
 import type { EntryReport } from './report.ts';
 import { DEFAULT_RUN_OPTIONS, runOnce } from './runner.ts';
 import type { RunOptions, RunResult } from './runner.ts';
@@ -23,6 +23,7 @@ scenarios:
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(9)} ${s.summary}`).join('\n')}
   sizes     payload sweep 1->1 over --sizes (default ${SWEEP_SIZES.join(',')})
   all       the standard matrix, skein --workers 1,2 against nats-server; writes bench/results/
+  report F  re-print the tables of a saved results JSON and rewrite its markdown
 
 options:
   --msgs N          messages per publisher (reqrep: requests in total); 5M, 200k, 1e6 accepted
@@ -116,6 +117,19 @@ async function main(): Promise<number> {
     return name ? 0 : 2;
   }
   const note = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+  if (name === 'report') {
+    // Re-render a saved run: `npm run bench -- report bench/results/<file>.json` (rewrites the .md).
+    const file = positionals[1];
+    if (!file) throw new Error('usage: npm run bench -- report <results.json>');
+    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { meta: Record<string, string>; entries: EntryReport[] };
+    const vs = doc.entries[0]?.ratios[0]?.against ?? null;
+    for (const e of doc.entries) process.stdout.write(textTable(e, vs) + '\n\n');
+    process.stdout.write(overviewText(doc.entries, vs) + '\n');
+    const md = file.replace(/\.json$/, '') + '.md';
+    fs.writeFileSync(md, markdown(doc.entries, vs, doc.meta));
+    note(`wrote ${md}`);
+    return 0;
+  }
 
   // ---- entries
   const scale = v.scale ? Number(v.scale) : 1;
@@ -255,6 +269,7 @@ async function main(): Promise<number> {
     }
   }
 
+  if (!v.json && reports.length > 1) process.stdout.write(overviewText(reports, against) + '\n');
   const doc = { meta, entries: reports };
   if (v.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
   if (name === 'all' || v.save) {

@@ -272,7 +272,8 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
 function entryHeading(e: EntryReport): string {
   const p = e.params;
   const unit = e.latency ? 'requests' : 'msgs per publisher';
-  return `${e.title}  [${e.id}: ${p.msgs.toLocaleString('en-US')} ${unit}, ${e.runs.length ? Math.max(...e.runs.map((r) => r.round)) : 0} rounds]`;
+  const rounds = e.runs.length ? Math.max(...e.runs.map((r) => r.round)) : 0;
+  return `${e.title}  [${e.id}: ${p.msgs.toLocaleString('en-US')} ${unit}, ${rounds} round${rounds === 1 ? '' : 's'}]`;
 }
 
 export function textTable(e: EntryReport, against: string | null): string {
@@ -281,12 +282,42 @@ export function textTable(e: EntryReport, against: string | null): string {
   return lines.join('\n');
 }
 
+// One row per scenario: each target's headline number (msgs/s, or p50 latency for reqrep)
+// with its ratio to the `against` target.
+function overviewRows(entries: EntryReport[]): string[][] {
+  const targets = entries[0]?.summaries.map((s) => s.target) ?? [];
+  const rows = [['scenario', 'metric', ...targets]];
+  for (const e of entries) {
+    const cells = e.summaries.map((s) => {
+      if (s.status === 'skipped') return 'skipped';
+      if (s.ok === 0) return 'FAILED';
+      const value = e.latency ? `${fmt(s.p50Us?.median, 0)} us` : fmtRate(s.msgsPerS?.median);
+      const r = e.ratios.find((x) => x.target === s.target && x.metric === (e.latency ? 'p50_us' : 'msgs_per_s'));
+      const failed = s.ok < s.runs ? ` (${s.runs - s.ok} FAILED)` : '';
+      return (r ? `${value} (x${r.spread.median.toFixed(2)})` : value) + failed;
+    });
+    rows.push([e.title, e.latency ? 'p50 latency' : 'msgs/s', ...cells]);
+  }
+  return rows;
+}
+
+export function overviewText(entries: EntryReport[], against: string | null): string {
+  const head = against ? `== overview (medians; xR = ratio to ${against}, median of per-round ratios)` : '== overview (medians)';
+  return [head, ...pad(overviewRows(entries)).map((l) => '   ' + l)].join('\n');
+}
+
 export function markdown(entries: EntryReport[], against: string | null, meta: Record<string, string>): string {
   const out: string[] = ['# skein bench results', ''];
   for (const [k, v] of Object.entries(meta)) out.push(`- ${k}: ${v}`);
-  out.push('', 'Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;', '"gen" is the load generator, "other" is everything else on the host during the run (noise).', '');
+  out.push('', '## Overview', '');
+  out.push(`Medians over the rounds${against ? `; (xR) = ratio to ${against}, the median of per-round ratios (msgs/s: above 1 is faster; latency: below 1 is faster)` : ''}.`, '');
+  const ov = overviewRows(entries);
+  out.push(`| ${ov[0].join(' | ')} |`, `|${ov[0].map(() => '---').join('|')}|`);
+  for (const r of ov.slice(1)) out.push(`| ${r.join(' | ')} |`);
+  out.push('', '## Details', '');
+  out.push('Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;', '"gen" is the load generator, "other" is everything else on the host during the run (noise).', '');
   for (const e of entries) {
-    out.push(`## ${entryHeading(e)}`, '');
+    out.push(`### ${entryHeading(e)}`, '');
     const rows = tableRows(e, against);
     out.push(`| ${rows[0].join(' | ')} |`, `|${rows[0].map(() => '---').join('|')}|`);
     for (const r of rows.slice(1)) out.push(`| ${r.join(' | ')} |`);

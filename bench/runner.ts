@@ -140,7 +140,8 @@ export async function runOnce(entry: Entry, target: Target, round: number, opts:
   try {
     await drive(plan, children, servers, opts, result);
   } catch (e) {
-    result.problems.push((e as Error).message);
+    const msg = (e as Error).message;
+    if (!result.problems.includes(msg)) result.problems.push(msg);
   } finally {
     await Promise.all(
       children.map(async (c) => {
