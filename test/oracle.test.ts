@@ -463,6 +463,35 @@ const cases: Case[] = [
     expect: [CLOSED],
     absent: ['-ERR'],
   },
+  // CONNECT JSON is decoded as nats-server does (Go's encoding/json into a typed struct).
+  ...[
+    '{"verbose":"yes"}', '{"pedantic":1}', '{"verbose":0}', '{"protocol":"1"}', '{"protocol":1.5}', '{"protocol":1e0}',
+    '{"headers":"true"}', '{"no_responders":"x"}', '{"user":{}}', '{"pass":[]}', '{"auth_token":7}', '{"name":5}',
+    '{"lang":true}', '{"sig":123}', '[]', '"str"', '42', 'true', '{"verbose":false} trailing', '{"verbose":false}}',
+  ].map((json): Case => ({
+    title: `CONNECT ${json} (a field of the wrong type, or not an object) closes silently`,
+    script: [`CONNECT ${json}\r\nSUB x 1\r\n`],
+    expect: [CLOSED],
+    absent: ['-ERR', '+OK'],
+  })),
+  ...[
+    ['null', '+OK\\r\\n\n+OK'],
+    ['{"echo":null,"verbose":null}', '+OK\\r\\n\n+OK'],
+    ['{"foo":1,"bar":{"x":[1,2]}}', '+OK\\r\\n\n+OK'],
+    ['{"verbose":false,"verbose":true}', '+OK\\r\\n\n+OK'],
+    ['{"VERBOSE":false,"Pedantic":false}', ''],
+    [' \t{"verbose":false}', ''],
+  ].map(([json, verboseOk]): Case => ({
+    title: `CONNECT ${json} is accepted (null is no-op, unknown keys ignored, last duplicate wins, keys case-insensitive)`,
+    script: [`CONNECT ${json}\r\nSUB x 1\r\nPUB x 1\r\nz\r\n`],
+    expect: verboseOk ? [verboseOk, 'MSG x 1 1'] : ['MSG x 1 1'],
+    absent: verboseOk ? ['-ERR', CLOSED] : ['-ERR', CLOSED, '+OK'],
+  })),
+  {
+    title: 'CONNECT protocol -1: invalid client protocol',
+    script: ['CONNECT {"verbose":false,"protocol":-1}\r\n'],
+    expect: ["-ERR 'invalid client protocol'", CLOSED],
+  },
   {
     title: 'credentials sent to a server without auth are ignored',
     script: ['CONNECT {"verbose":false,"user":"x","pass":"y","auth_token":"z"}\r\n', 'SUB foo 1\r\nPUB foo 1\r\nx\r\n'],

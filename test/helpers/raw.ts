@@ -254,6 +254,8 @@ export interface ExchangeOptions {
    */
   finish?: 'sync' | 'quiet';
   quietMs?: number;
+  /** Quiet time before the closing barrier (see settle in exchange); default 30ms. */
+  settleMs?: number;
   stepTimeoutMs?: number;
 }
 
@@ -309,6 +311,24 @@ export async function exchange(port: number, script: Step[], opts: ExchangeOptio
     sent.set(name, (sent.get(name) ?? '') + (typeof data === 'string' ? data : data.toString('latin1')));
     c.send(data);
   };
+  // Waits until the connection is closed, or nothing was received for settleMs.
+  // The closing barrier must not be written to a connection the server is about to close:
+  // closing a socket with unread input makes the kernel answer with RST, our write then
+  // fails with EPIPE and Node drops the socket, unread -ERR included.
+  const settleMs = opts.settleMs ?? 30;
+  const settle = async (name: string) => {
+    const c = await get(name);
+    let len = c.data().length;
+    let quietSince = Date.now();
+    const deadline = Date.now() + stepTimeoutMs;
+    while (!c.isClosed() && Date.now() - quietSince < settleMs && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (c.data().length !== len) {
+        len = c.data().length;
+        quietSince = Date.now();
+      }
+    }
+  };
   const pingsSent = (name: string) => ((sent.get(name) ?? '').match(/(?:^|\n)ping/gi) ?? []).length;
   // Offsets of the PONGs that answered the closing barrier PINGs; they are cut out of the
   // transcript, so a delivery that lands just after the barrier (another connection's
@@ -361,6 +381,7 @@ export async function exchange(port: number, script: Step[], opts: ExchangeOptio
       }
     }
     if ((opts.finish ?? 'sync') === 'sync') {
+      await Promise.all(order.map((n) => settle(n)));
       for (const name of order) await sync(name, true);
       // Let stragglers (and a close that trails its -ERR) arrive, so they are recorded the same way.
       await Promise.all(order.map((n) => conns.get(n)!.readAll(opts.quietMs ?? 50)));
