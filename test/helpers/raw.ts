@@ -25,6 +25,11 @@ export interface RawClient {
   /** Received but not yet consumed by expect/readAll. */
   pending(): string;
   isClosed(): boolean;
+  /**
+   * The error of a write that failed (EPIPE/ECONNRESET) because the server had closed. Node
+   * then drops the socket, and input not yet read (an -ERR sent just before the close) is lost.
+   */
+  writeError(): Error | undefined;
   /** Sends PING and waits for the next unconsumed PONG (consuming input up to it). */
   ping(timeoutMs?: number): Promise<string>;
   /** Closes our side and frees the socket. */
@@ -68,10 +73,13 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
       wake();
     });
     // A reset or a write after close is just "closed" for our purposes.
+    let writeErr: Error | undefined;
     socket.on('error', (err) => {
       if (!closed && socket.connecting) {
         clearTimeout(timer);
         reject(err);
+      } else {
+        writeErr = err;
       }
     });
     socket.on('end', () => { closed = true; wake(); });
@@ -155,6 +163,7 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
       data: () => all,
       pending: () => all.slice(consumed),
       isClosed: () => closed,
+      writeError: () => writeErr,
       ping(timeoutMs = 3000) {
         client.send('PING\r\n');
         return client.expect(/PONG\r\n/, timeoutMs);
