@@ -32,6 +32,9 @@ export interface Sub extends Interest {
   max: number;
   removed: boolean;
   denyFilter: string[] | null;
+  /** `<subject> <sid>` for a literal subject (what every MSG to it starts with after the op). */
+  readonly prefix: Buffer | null;
+  readonly prefixView: DataView | null;
 }
 
 interface Group {
@@ -40,6 +43,32 @@ interface Group {
   readonly local: Sub[];
   readonly remote: Sub[];
   readonly remoteWeight: number;
+}
+
+/** The message being routed: one reused instance per broker, so routing allocates nothing. */
+class Msg {
+  sb: Buffer = Buffer.alloc(0); // subject and reply live here
+  ss = 0;
+  se = 0;
+  rs = -1;
+  re = -1;
+  pb: Buffer = Buffer.alloc(0); // payload (headers included)
+  ps = 0;
+  pe = 0;
+  hdr = -1;
+  tb: Buffer = Buffer.alloc(0); // canonical MSG tail, when ts >= 0
+  tv: DataView = new DataView(new ArrayBuffer(0)); // view of tb
+  ts = -1;
+  te = 0;
+
+  setTail(b: Buffer, ts: number, te: number): void {
+    if (b !== this.tb) {
+      this.tb = b;
+      this.tv = viewOf(b);
+    }
+    this.ts = ts;
+    this.te = te;
+  }
 }
 
 /** What a subject resolves to, derived from the sublist and cached by subject bytes. */
@@ -55,11 +84,16 @@ interface Route {
 
 const ROUTE_CACHE_MAX = 4096;
 const RING_BATCH = 8192;
-const REC_HDR = 16;
+const REC_HDR = 20;
 const FLAG_PLAIN = 1;
 const MSG_ = Buffer.from('MSG ');
 const HMSG_ = Buffer.from('HMSG ');
 const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
+
+function isLiteral(subject: string): boolean {
+  for (const t of subject.split('.')) if (t === '*' || t === '>') return false;
+  return true;
+}
 
 function fnv(b: Uint8Array, s: number, e: number): number {
   let h = 0x811c9dc5 | 0;
@@ -82,6 +116,17 @@ function put(dst: Buffer, o: number, src: Uint8Array, s: number, e: number): num
   }
   for (let i = s; i < e; i++) dst[o++] = src[i];
   return o;
+}
+
+/** Copy with 4-byte words through DataViews (views span their buffers exactly). */
+function putDV(dst: DataView, o: number, src: DataView, s: number, e: number): number {
+  for (; s + 4 <= e; s += 4, o += 4) dst.setUint32(o, src.getUint32(s, true), true);
+  for (; s < e; s++) dst.setUint8(o++, src.getUint8(s));
+  return o;
+}
+
+export function viewOf(b: Buffer): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
 
 function digits(n: number): number {
@@ -137,6 +182,7 @@ export class Broker {
   private readonly targetPlain: Uint8Array;
   private readonly targetGroups: Group[][];
   private readonly targetList: number[] = [];
+  private readonly msg = new Msg();
 
   private stopped = false;
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -267,7 +313,12 @@ export class Broker {
     const sub: Sub = {
       subject, queue, sid, sidBytes: Buffer.from(sid), conn, thread: -1,
       weight: 1, delivered: 0, max: 0, removed: false, denyFilter: null,
+      prefix: null, prefixView: null,
     };
+    if (isLiteral(subject)) {
+      const prefix = Buffer.from(`${subject} ${sid}`);
+      Object.assign(sub, { prefix, prefixView: viewOf(prefix) });
+    }
     this.sublist.insert(sub);
     const key = queue === null ? subject : `${subject}\u0000${queue}`;
     const count = (this.localAgg.get(key) ?? 0) + 1;
@@ -334,7 +385,7 @@ export class Broker {
     if (rec.weight > 0) {
       const sub: Sub = {
         subject: rec.subject, queue: rec.queue, sid: '', sidBytes: Buffer.alloc(0), conn: null, thread: t,
-        weight: rec.weight, delivered: 0, max: 0, removed: false, denyFilter: null,
+        weight: rec.weight, delivered: 0, max: 0, removed: false, denyFilter: null, prefix: null, prefixView: null,
       };
       this.sublist.insert(sub);
       this.remote.set(key, sub);
@@ -403,14 +454,25 @@ export class Broker {
   }
 
   /** Route one published message. Returns whether it went anywhere (for no-responders). */
-  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): boolean {
+  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): boolean {
+    const m = this.msg;
+    m.sb = sb;
+    m.ss = ss;
+    m.se = se;
+    m.rs = rs;
+    m.re = re;
+    m.pb = pb;
+    m.ps = ps;
+    m.pe = pe;
+    m.hdr = hdrLen;
+    m.setTail(pb, tail, pe + 2);
     const r = this.lookup(sb, ss, se);
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {
       const sub = local[i];
       if (sub.conn === from && !from.echo) continue;
-      this.deliver(sub, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+      this.deliver(sub, m);
       delivered = true;
     }
     const rt = r.remoteThreads;
@@ -436,7 +498,7 @@ export class Broker {
           break;
         }
         if (chosen !== null) {
-          this.deliver(chosen, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+          this.deliver(chosen, m);
           delivered = true;
           continue;
         }
@@ -458,7 +520,7 @@ export class Broker {
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i];
       if (Atomics.load(this.alive, t) === 1) {
-        this.sendToThread(from, t, this.targetPlain[t] === 1, this.targetGroups[t], sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+        this.sendToThread(from, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
         delivered = true;
       }
       this.targetPlain[t] = 0;
@@ -469,39 +531,70 @@ export class Broker {
   }
 
   /** Append MSG/HMSG for one local subscription to its connection's output. */
-  private deliver(sub: Sub, sb: Uint8Array, ss: number, se: number, rs: number, re: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void {
+  private deliver(sub: Sub, m: Msg): void {
     const c = sub.conn!;
     if (c.closing || sub.removed) return;
-    if (sub.denyFilter !== null && this.denied(sub, sb, ss, se)) return;
-    const subjLen = se - ss;
-    const replyLen = rs >= 0 ? re - rs + 1 : 0;
+    if (sub.denyFilter !== null && this.denied(sub, m.sb, m.ss, m.se)) return;
+    const hdr = m.hdr;
+    if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
+      // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies.
+      const tailLen = m.te - m.ts;
+      const prefix = sub.prefix;
+      const opLen = hdr < 0 ? 4 : 5;
+      const headLen = prefix !== null ? prefix.length : m.se - m.ss + 1 + sub.sidBytes.length;
+      const need = opLen + headLen + tailLen;
+      if (c.outPos + need > c.out.length || !c.dirty) c.reserve(need);
+      const out = c.out;
+      const ov = c.outView;
+      let o = c.outPos;
+      if (hdr < 0) {
+        ov.setUint32(o, 0x2047534d, true); // "MSG "
+        o += 4;
+      } else {
+        o = put(out, o, HMSG_, 0, 5);
+      }
+      if (prefix !== null) {
+        o = putDV(ov, o, sub.prefixView!, 0, prefix.length);
+      } else {
+        o = put(out, o, m.sb, m.ss, m.se);
+        out[o++] = 32;
+        o = put(out, o, sub.sidBytes, 0, sub.sidBytes.length);
+      }
+      c.outPos = tailLen > 256 ? put(out, o, m.tb, m.ts, m.te) : putDV(ov, o, m.tv, m.ts, m.te);
+    } else {
+      this.deliverSlow(sub, c, m);
+    }
+    c.outMsgs++;
+    c.outBytes += m.pe - m.ps;
+    if (++sub.delivered === sub.max) c.removeSub(sub);
+  }
+
+  /** Header stripping, empty header blocks, frames that were split across reads. */
+  private deliverSlow(sub: Sub, c: ClientConn, m: Msg): void {
+    const subjLen = m.se - m.ss;
+    const replyLen = m.rs >= 0 ? m.re - m.rs + 1 : 0;
     const sidLen = sub.sidBytes.length;
-    let total = pe - ps;
-    let hdr = hdrLen;
-    let body = ps;
+    let total = m.pe - m.ps;
+    let hdr = m.hdr;
+    let body = m.ps;
     if (hdr > 0 && !c.headers) {
       // Subscriber did not negotiate headers: strip them.
-      body = ps + hdr;
+      body = m.ps + hdr;
       total -= hdr;
       hdr = -1;
     } else if (hdr === 0) {
       hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
     }
     const lineLen = (hdr >= 0 ? 5 + digits(hdr) + 1 : 4) + subjLen + 1 + sidLen + 1 + replyLen + digits(total) + 2;
-    const need = lineLen + total + 2;
-    const out = c.reserve(need);
+    const out = c.reserve(lineLen + total + 2);
     let o = c.outPos;
-    if (hdr >= 0) {
-      o = put(out, o, HMSG_, 0, 5);
-    } else {
-      o = put(out, o, MSG_, 0, 4);
-    }
-    o = put(out, o, sb, ss, se);
+    o = hdr >= 0 ? put(out, o, HMSG_, 0, 5) : put(out, o, MSG_, 0, 4);
+    o = put(out, o, m.sb, m.ss, m.se);
     out[o++] = 32;
     o = put(out, o, sub.sidBytes, 0, sidLen);
     out[o++] = 32;
-    if (rs >= 0) {
-      o = put(out, o, sb, rs, re);
+    if (m.rs >= 0) {
+      o = put(out, o, m.sb, m.rs, m.re);
       out[o++] = 32;
     }
     if (hdr >= 0) {
@@ -511,13 +604,10 @@ export class Broker {
     o = putInt(out, o, total);
     out[o++] = 13;
     out[o++] = 10;
-    o = put(out, o, pb, body, pe);
+    o = put(out, o, m.pb, body, m.pe);
     out[o++] = 13;
     out[o++] = 10;
     c.outPos = o;
-    c.outMsgs++;
-    c.outBytes += total;
-    if (++sub.delivered === sub.max) c.removeSub(sub);
   }
 
   private denied(sub: Sub, sb: Uint8Array, ss: number, se: number): boolean {
@@ -537,13 +627,22 @@ export class Broker {
 
   // ------------------------------------------------------ cross-thread
 
-  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
-    const subjLen = se - ss;
-    const replyLen = rs >= 0 ? re - rs : 0;
+  /**
+   * One record to thread `t`: [flags u8][groups u8][subjLen u16][replyLen u16][0 u16]
+   * [hdrLen i32][payLen u32][tailLen u32] subject, group names (u16 length + bytes), then
+   * the canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n` so the receiver
+   * delivers with two copies, as for a local publish.
+   */
+  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], m: Msg): void {
+    const subjLen = m.se - m.ss;
+    const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
     let groupBytes = 0;
     for (let i = 0; i < groups.length; i++) groupBytes += 2 + groups[i].nameBytes.length;
-    const payLen = pe - ps;
-    const body = REC_HDR + subjLen + replyLen + groupBytes + payLen;
+    const payLen = m.pe - m.ps;
+    const tailLen = m.ts >= 0
+      ? m.te - m.ts
+      : 1 + (replyLen > 0 ? replyLen + 1 : 0) + (m.hdr >= 0 ? digits(m.hdr) + 1 : 0) + digits(payLen) + 2 + payLen + 2;
+    const body = REC_HDR + subjLen + groupBytes + tailLen;
     const ring = this.outRings[t]!;
     const q = this.overflow[t];
     let dst: Buffer;
@@ -564,53 +663,80 @@ export class Broker {
     }
     dst[o] = plain ? FLAG_PLAIN : 0;
     dst[o + 1] = groups.length;
-    dst.writeUInt16LE(subjLen, o + 2);
-    dst.writeUInt16LE(replyLen, o + 4);
-    dst.writeUInt16LE(0, o + 6);
-    dst.writeInt32LE(hdrLen, o + 8);
+    dst[o + 2] = subjLen & 0xff;
+    dst[o + 3] = subjLen >>> 8;
+    dst[o + 4] = replyLen & 0xff;
+    dst[o + 5] = replyLen >>> 8;
+    dst.writeInt32LE(m.hdr, o + 8);
     dst.writeUInt32LE(payLen, o + 12);
-    let p = o + REC_HDR;
-    p = put(dst, p, sb, ss, se);
-    if (rs >= 0) p = put(dst, p, sb, rs, re);
+    dst.writeUInt32LE(tailLen, o + 16);
+    let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
     for (let i = 0; i < groups.length; i++) {
       const nb = groups[i].nameBytes;
-      dst.writeUInt16LE(nb.length, p);
+      dst[p] = nb.length & 0xff;
+      dst[p + 1] = nb.length >>> 8;
       p = put(dst, p + 2, nb, 0, nb.length);
     }
-    put(dst, p, pb, ps, pe);
+    if (m.ts >= 0) {
+      put(dst, p, m.tb, m.ts, m.te);
+      return;
+    }
+    dst[p++] = 32;
+    if (replyLen > 0) {
+      p = put(dst, p, m.sb, m.rs, m.re);
+      dst[p++] = 32;
+    }
+    if (m.hdr >= 0) {
+      p = putInt(dst, p, m.hdr);
+      dst[p++] = 32;
+    }
+    p = putInt(dst, p, payLen);
+    dst[p++] = 13;
+    dst[p++] = 10;
+    p = put(dst, p, m.pb, m.ps, m.pe);
+    dst[p++] = 13;
+    dst[p] = 10;
   }
 
   /** One record from another thread's ring: deliver to our local subscribers. */
   private readonly onRecord = (d: Buffer, o: number, _len: number): void => {
     const flags = d[o];
     const nGroups = d[o + 1];
-    const subjLen = d.readUInt16LE(o + 2);
-    const replyLen = d.readUInt16LE(o + 4);
+    const subjLen = d[o + 2] | (d[o + 3] << 8);
+    const replyLen = d[o + 4] | (d[o + 5] << 8);
     const hdrLen = d.readInt32LE(o + 8);
     const payLen = d.readUInt32LE(o + 12);
+    const tailLen = d.readUInt32LE(o + 16);
     const ss = o + REC_HDR;
     const se = ss + subjLen;
-    const rs = replyLen > 0 ? se : -1;
-    const re = replyLen > 0 ? se + replyLen : -1;
-    const groupsStart = se + replyLen;
-    let ps = groupsStart;
-    for (let i = 0; i < nGroups; i++) ps += 2 + d.readUInt16LE(ps);
-    const pe = ps + payLen;
+    let ts = se;
+    for (let i = 0; i < nGroups; i++) ts += 2 + (d[ts] | (d[ts + 1] << 8));
+    const te = ts + tailLen;
+    const m = this.msg;
+    m.sb = d;
+    m.ss = ss;
+    m.se = se;
+    m.rs = replyLen > 0 ? ts + 1 : -1;
+    m.re = replyLen > 0 ? ts + 1 + replyLen : -1;
+    m.pb = d;
+    m.pe = te - 2;
+    m.ps = m.pe - payLen;
+    m.hdr = hdrLen;
+    m.setTail(d, ts, te);
     const r = this.lookup(d, ss, se);
     if ((flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
-      for (let i = 0; i < local.length; i++) this.deliver(local[i], d, ss, se, rs, re, d, ps, pe, hdrLen);
+      for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
     }
-    let p = groupsStart;
+    let p = se;
     for (let i = 0; i < nGroups; i++) {
       const ns = p + 2;
-      p = ns + d.readUInt16LE(p);
+      p = ns + (d[p] | (d[p + 1] << 8));
       const groups = r.groups;
       for (let k = 0; k < groups.length; k++) {
         const g = groups[k];
         if (g.local.length === 0 || !sameBytes(g.nameBytes, d, ns, p)) continue;
-        const sub = g.local[Math.floor(Math.random() * g.local.length)];
-        this.deliver(sub, d, ss, se, rs, re, d, ps, pe, hdrLen);
+        this.deliver(g.local[Math.floor(Math.random() * g.local.length)], m);
         break;
       }
     }

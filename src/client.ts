@@ -6,7 +6,8 @@ import type { Socket } from 'node:net';
 import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from './parser.ts';
 import { isValidLiteralSubject, isValidSubscribeSubject, isSubsetMatch } from './subject.ts';
 import { Permissions } from './permissions.ts';
-import type { Broker, Sub } from './broker.ts';
+import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
+import { viewOf, type Broker, type Sub } from './broker.ts';
 import type { Options, UserEntry } from './options.ts';
 import { log } from './log.ts';
 
@@ -16,6 +17,7 @@ const PING = Buffer.from('PING\r\n');
 const OK = Buffer.from('+OK\r\n');
 const OUT_SLAB = 64 * 1024;
 const OUT_MIN_ROOM = 8 * 1024;
+const OUT_SLAB_MAX = 1024 * 1024;
 const FIRST_PING_MS = 2000;
 const RTT_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -40,22 +42,6 @@ export const CloseReason = {
   internalError: 'Internal Error',
 } as const;
 
-interface ConnectOpts {
-  verbose: boolean;
-  pedantic: boolean;
-  echo: boolean;
-  headers: boolean;
-  no_responders: boolean;
-  protocol: number;
-  name?: string;
-  lang?: string;
-  version?: string;
-  user?: string;
-  pass?: string;
-  auth_token?: string;
-  account?: string;
-  new_account?: boolean;
-}
 
 export class ClientConn implements ProtocolHandler {
   readonly cid: number;
@@ -84,9 +70,13 @@ export class ClientConn implements ProtocolHandler {
   closed = false;
   closeReason = '';
   perms: Permissions | null = null;
+  /** CONNECT options as merged so far (a second CONNECT merges over the first). */
+  private readonly connectFields: ConnectFields = defaultConnectFields();
 
   // Output: unwritten bytes are out[outStart, outPos).
   out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
+  outView: DataView = viewOf(this.out);
+  private slabBytes = OUT_SLAB;
   outStart = 0;
   outPos = 0;
   dirty = false;
@@ -158,9 +148,12 @@ export class ClientConn implements ProtocolHandler {
   reserve(n: number): Buffer {
     if (this.outPos + n > this.out.length) {
       const pending = this.outPos - this.outStart;
-      const grown = Buffer.allocUnsafe(Math.max(OUT_SLAB, (pending + n) * 2));
-      this.out.copy(grown, 0, this.outStart, this.outPos);
+      // A connection that gets more than a slab per read gets bigger slabs from now on.
+      while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
+      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, pending + n));
+      if (pending > 0) this.out.copy(grown, 0, this.outStart, this.outPos);
       this.out = grown;
+      this.outView = viewOf(grown);
       this.outStart = 0;
       this.outPos = pending;
     }
@@ -202,7 +195,9 @@ export class ClientConn implements ProtocolHandler {
     const chunk = this.out.subarray(this.outStart, this.outPos);
     this.queuedSinceTick += chunk.length;
     if (this.out.length - this.outPos < OUT_MIN_ROOM) {
-      this.out = Buffer.allocUnsafe(OUT_SLAB);
+      // Written bytes stay referenced by the socket until sent: start a fresh slab.
+      this.out = Buffer.allocUnsafe(this.slabBytes);
+      this.outView = viewOf(this.out);
       this.outStart = 0;
       this.outPos = 0;
     } else {
@@ -264,32 +259,29 @@ export class ClientConn implements ProtocolHandler {
   // ------------------------------------------------------- protocol handler
 
   onConnect(json: string): void {
-    let parsed: Partial<ConnectOpts>;
-    try {
-      parsed = JSON.parse(json) as Partial<ConnectOpts>;
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not an object');
-    } catch {
-      log.error(`${this.logPrefix()} - Client parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
+    const err = decodeConnect(json, this.connectFields);
+    if (err !== null) {
+      log.error(`${this.logPrefix()} - Client parser ERROR: CONNECT ${err}`);
       this.close(CloseReason.protocolViolation, false);
       return;
     }
-    // The JSON is merged over the current options (nats-server unmarshals into them).
-    if (typeof parsed.verbose === 'boolean') this.verbose = parsed.verbose;
-    if (typeof parsed.pedantic === 'boolean') this.pedantic = parsed.pedantic;
-    if (typeof parsed.echo === 'boolean') this.echo = parsed.echo;
-    if (typeof parsed.headers === 'boolean') this.headers = parsed.headers;
-    if (typeof parsed.no_responders === 'boolean') this.noResponders = parsed.no_responders;
-    if (typeof parsed.protocol === 'number') this.protocol = parsed.protocol;
-    if (typeof parsed.name === 'string') this.name = parsed.name;
-    if (typeof parsed.lang === 'string') this.lang = parsed.lang;
-    if (typeof parsed.version === 'string') this.version = parsed.version;
+    const parsed = this.connectFields;
+    this.verbose = parsed.verbose;
+    this.pedantic = parsed.pedantic;
+    this.echo = parsed.echo;
+    this.headers = parsed.headers;
+    this.noResponders = parsed.no_responders;
+    this.protocol = parsed.protocol;
+    this.name = parsed.name;
+    this.lang = parsed.lang;
+    this.version = parsed.version;
 
     if (!this.authorize(parsed)) {
       log.error(`${this.logPrefix()} - authentication error`);
       this.fatal('Authorization Violation', CloseReason.authFailure);
       return;
     }
-    if ((typeof parsed.account === 'string' && parsed.account !== '') || parsed.new_account === true) {
+    if (parsed.account !== '' || parsed.new_account) {
       this.fatal('Authorization Violation', CloseReason.authFailure);
       return;
     }
@@ -311,7 +303,7 @@ export class ClientConn implements ProtocolHandler {
     if (this.verbose) this.queue(OK);
   }
 
-  private authorize(c: Partial<ConnectOpts>): boolean {
+  private authorize(c: ConnectFields): boolean {
     const auth = this.opts.authorization;
     if (!this.broker.authRequired || auth === undefined) return true;
     if (this.connectReceived && this.user !== '') return true;
@@ -336,7 +328,7 @@ export class ClientConn implements ProtocolHandler {
     if (!isValidLiteralSubject(sb.toString('utf8', ss, se))) this.sendErr('Invalid Publish Subject');
   }
 
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void {
     if (this.broker.faultInjection && sb.toString('utf8', ss, se) === '$SKEIN.FAULT.CRASH') {
       setImmediate(() => {
         throw new Error('fault injection: worker crash requested');
@@ -363,7 +355,7 @@ export class ClientConn implements ProtocolHandler {
       return;
     }
     if (this.verbose) this.queue(OK);
-    const delivered = this.broker.publish(this, sb, ss, se, rs, re, pb, ps, pe, hdrLen);
+    const delivered = this.broker.publish(this, sb, ss, se, rs, re, pb, ps, pe, hdrLen, tail);
     if (!delivered && rs >= 0 && this.noResponders) this.sendNoResponders(sb, rs, re);
   }
 
@@ -542,8 +534,8 @@ function isFastLiteral(b: Buffer, s: number, e: number): boolean {
   return prev !== 46;
 }
 
-function passwordMatches(expected: string, given: string | undefined): boolean {
-  return given !== undefined && given === expected;
+function passwordMatches(expected: string, given: string): boolean {
+  return given === expected;
 }
 
 const RESERVED_REPLIES = [Buffer.from('_R_.'), Buffer.from('_GR_.'), Buffer.from('$JS.ACK.')];

@@ -27,8 +27,12 @@ export interface ProtocolHandler {
   readonly maxPayload: number;
   readonly maxControlLine: number;
   onConnect(json: string): void;
-  /** PUB / HPUB. Subject and reply are in `sb`; payload (headers included) in `pb`. rs < 0: no reply. hdrLen < 0: PUB. */
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void;
+  /**
+   * PUB / HPUB. Subject and reply are in `sb`; payload (headers included) in `pb`. rs < 0: no
+   * reply. hdrLen < 0: PUB. `tail` >= 0 when `pb[tail, pe + 2)` is exactly the canonical
+   * ` [reply ]size\r\n<payload>\r\n` (single spaces), which is the end of the MSG to deliver.
+   */
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void;
   onSub(subject: string, queue: string | null, sid: string): void;
   onUnsub(sid: string, max: number): void;
   onPing(): void;
@@ -240,7 +244,7 @@ export class Parser {
     if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return 0;
     h.onPubArgs(b, ss, se);
     if (h.closing) return n;
-    h.onPub(b, ss, se, rs, re, b, p, end, -1);
+    h.onPub(b, ss, se, rs, re, b, p, end, -1, se);
     return end + 2;
   }
 
@@ -436,7 +440,7 @@ export class Parser {
         h.onProtocolError(ParseError.unknownOp, snippet(buf, end));
         return -1;
       }
-      h.onPub(lb, ss, se, rs, re, buf, p, end, hdr);
+      h.onPub(lb, ss, se, rs, re, buf, p, end, hdr, -1);
       return end + 2;
     }
     // Payload split across reads: keep subject/reply and what we have of the payload.
@@ -473,7 +477,7 @@ export class Parser {
     }
     const sr = this.pendSubject!;
     this.pendSubject = null;
-    this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr);
+    this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr, -1);
     return take;
   }
 }

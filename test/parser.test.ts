@@ -6,6 +6,7 @@ import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser
 
 class Recorder implements ProtocolHandler {
   ops: string[] = [];
+  tails: string[] = [];
   closing = false;
   awaitingConnect = false;
   headersEnabled = true;
@@ -13,7 +14,8 @@ class Recorder implements ProtocolHandler {
   maxControlLine = 64;
   onConnect(json: string): void { this.ops.push(`CONNECT ${json}`); }
   onPubArgs(): void {}
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdr: number): void {
+  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdr: number, tail: number): void {
+    if (tail >= 0) this.tails.push(pb.toString('latin1', tail, pe + 2));
     const reply = rs >= 0 ? ` ${sb.toString('latin1', rs, re)}` : '';
     this.ops.push(`PUB ${sb.toString('latin1', ss, se)}${reply} hdr=${hdr} [${pb.toString('latin1', ps, pe)}]`);
   }
@@ -57,6 +59,13 @@ test('one chunk, byte by byte and random splits give the same operations', (t) =
     const cuts = Array.from({ length: 6 }, () => Math.floor(Math.random() * session.length)).sort((a, b) => a - b);
     t.deepEqual(run(session, cuts), whole, `splits ${cuts.join(',')}`);
   }
+});
+
+test('a canonical PUB frame exposes its MSG tail', (t) => {
+  const r = new Recorder();
+  new Parser(r).parse(Buffer.from('PUB a.b 3\r\nxyz\r\nPUB a.b r.1 2\r\nhi\r\nPUB  a.b 1\r\nq\r\n'));
+  t.is(r.ops.length, 3);
+  t.deepEqual(r.tails, [' 3\r\nxyz\r\n', ' r.1 2\r\nhi\r\n']);
 });
 
 test('errors are classified like nats-server', (t) => {
