@@ -9,7 +9,7 @@ import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
 import { viewOf, type Broker, type Sub } from './broker.ts';
 import type { Options, UserEntry } from './options.ts';
-import { log } from './log.ts';
+import { log, isTrace } from './log.ts';
 
 const CRLF = Buffer.from('\r\n');
 const PONG = Buffer.from('PONG\r\n');
@@ -70,6 +70,8 @@ export class ClientConn implements ProtocolHandler {
   closed = false;
   closeReason = '';
   perms: Permissions | null = null;
+  /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). */
+  private readonly tracing = isTrace();
   /** CONNECT options as merged so far (a second CONNECT merges over the first). */
   private readonly connectFields: ConnectFields = defaultConnectFields();
 
@@ -178,6 +180,7 @@ export class ClientConn implements ProtocolHandler {
   }
 
   sendErr(text: string): void {
+    if (this.tracing) this.traceOut(`-ERR '${text}'`);
     this.queueString(`-ERR '${text}'\r\n`);
   }
 
@@ -258,7 +261,16 @@ export class ClientConn implements ProtocolHandler {
 
   // ------------------------------------------------------- protocol handler
 
+  private traceIn(op: string, arg?: string): void {
+    log.trace(`${this.logPrefix()} - "<<- [${arg === undefined ? op : `${op} ${arg}`}]"`);
+  }
+
+  private traceOut(op: string): void {
+    log.trace(`${this.logPrefix()} - "->> [${op}]"`);
+  }
+
   onConnect(json: string): void {
+    if (this.tracing) this.traceIn('CONNECT', json.replace(/"pass"\s*:\s*"(?:[^"\\]|\\.)*"/, '"pass":"[REDACTED]"'));
     const err = decodeConnect(json, this.connectFields);
     if (err !== null) {
       log.error(`${this.logPrefix()} - Client parser ERROR: CONNECT ${err}`);
@@ -329,6 +341,12 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void {
+    if (this.tracing) {
+      const reply = rs >= 0 ? ` ${sb.toString('utf8', rs, re)}` : '';
+      const sizes = hdrLen >= 0 ? `${hdrLen} ${pe - ps}` : `${pe - ps}`;
+      this.traceIn(hdrLen >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
+      log.trace(`${this.logPrefix()} - "<<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]"`);
+    }
     if (this.broker.faultInjection && sb.toString('utf8', ss, se) === '$SKEIN.FAULT.CRASH') {
       setImmediate(() => {
         throw new Error('fault injection: worker crash requested');
@@ -376,6 +394,7 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onSub(subject: string, queue: string | null, sid: string): void {
+    if (this.tracing) this.traceIn('SUB', queue === null ? `${subject} ${sid}` : `${subject} ${queue} ${sid}`);
     if (!isValidSubscribeSubject(subject)) {
       this.sendErr('Invalid Subject');
       return;
@@ -412,6 +431,7 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onUnsub(sid: string, max: number): void {
+    if (this.tracing) this.traceIn('UNSUB', max > 0 ? `${sid} ${max}` : sid);
     const sub = this.subs.get(sid);
     if (sub !== undefined) {
       if (max > 0 && max > sub.delivered) {
@@ -430,6 +450,10 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onPing(): void {
+    if (this.tracing) {
+      this.traceIn('PING');
+      this.traceOut('PONG');
+    }
     this.lastClientPingAt = Date.now();
     if (!this.firstPongSent) {
       this.firstPongSent = true;
@@ -440,6 +464,7 @@ export class ClientConn implements ProtocolHandler {
   }
 
   onPong(): void {
+    if (this.tracing) this.traceIn('PONG');
     this.pingsOut = 0;
     if (this.rttStartAt > 0) {
       this.rttMs = Math.max(Date.now() - this.rttStartAt, 0.001);
