@@ -22,6 +22,7 @@ export interface RunOptions {
   deadlineMs: number; // from 'go' to the last message
   setupTimeoutMs: number; // starting servers, connecting, subscribing, probing
   stallMs: number; // after the publishers are done: give up when nothing arrives for this long
+  publishStallMs: number; // while publishing: give up when no message is sent or received for this long
   launch: LaunchOptions;
   onProgress?: (done: number, total: number) => void;
 }
@@ -30,6 +31,7 @@ export const DEFAULT_RUN_OPTIONS: RunOptions = {
   deadlineMs: 120_000,
   setupTimeoutMs: 60_000,
   stallMs: 3000,
+  publishStallMs: 10_000,
   launch: {},
 };
 
@@ -258,7 +260,29 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   const receivers = children.filter((c) => c.spec.role === 'sub');
   const progressOf = children.filter((c) => c.spec.role === plan.progressRole);
   const report = (): void => opts.onProgress?.(progressOf.reduce((a, c) => a + c.progress, 0), plan.progressTotal);
-  await until(() => senders.every((c) => c.done), opts.deadlineMs, 'publishing (deadline)', report);
+  const counts = (): string => {
+    const sent = senders.reduce((a, c) => a + c.progress, 0);
+    const got = receivers.reduce((a, c) => a + c.progress, 0);
+    return `${sent} of ${plan.published} sent, ${got} of ${plan.delivered} received`;
+  };
+  // A server that stops making progress (deadlock, stalled flow control) fails the run after
+  // publishStallMs instead of holding it until the deadline.
+  let lastCounts = '';
+  let countsChanged = Date.now();
+  try {
+    await until(() => senders.every((c) => c.done), opts.deadlineMs, 'publishing (deadline)', () => {
+      report();
+      const now = counts();
+      if (now !== lastCounts) {
+        lastCounts = now;
+        countsChanged = Date.now();
+      } else if (Date.now() - countsChanged > opts.publishStallMs) {
+        throw new Error(`publishing: no progress for ${opts.publishStallMs} ms`);
+      }
+    });
+  } catch (e) {
+    throw new Error(`${(e as Error).message} (${counts()})`);
+  }
 
   // Publishers are done (their PONG came back: the server has every PUB). Wait for delivery,
   // giving up when the deadline passes or nothing has arrived for stallMs.
@@ -276,7 +300,7 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
           lastProgress = p;
           lastChange = Date.now();
         } else if (Date.now() - lastChange > opts.stallMs) {
-          throw new Error(`delivering: nothing arrived for ${opts.stallMs} ms after the publishers finished`);
+          throw new Error(`delivering: nothing arrived for ${opts.stallMs} ms after the publishers finished (${counts()})`);
         }
       },
     );

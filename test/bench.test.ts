@@ -199,10 +199,11 @@ test('queue-group check fails on a message lost, on one delivered to two members
 
 // ---- end to end: a broker that loses, reorders or duplicates one message is caught --------
 
-type Fault = 'drop' | 'swap' | 'dup';
+type Fault = 'drop' | 'swap' | 'dup' | 'stall';
 
 // Just enough NATS for the 1->1 scenario (literal subjects, no queues). Message #50 on a
-// non-probe subject is dropped, swapped with #51, or delivered twice.
+// non-probe subject is dropped, swapped with #51, or delivered twice; or from #50 on the server
+// goes silent (delivers nothing, answers no PING), as a deadlocked broker would.
 function faultyServer(fault: Fault): Promise<{ url: string; close(): void }> {
   const subs: { sock: net.Socket; subject: string; sid: string }[] = [];
   let k = 0;
@@ -229,6 +230,7 @@ function faultyServer(fault: Fault): Promise<{ url: string; close(): void }> {
           buf = buf.slice(nl + 2 + size + 2);
           const probe = args[0].startsWith('probe.');
           const n = probe ? -1 : k++;
+          if (fault === 'stall' && n >= 50) continue;
           for (const s of subs.filter((x) => x.subject === args[0])) {
             const frame = `MSG ${args[0]} ${s.sid} ${size}\r\n${payload}\r\n`;
             if (n === 50 && fault === 'drop') continue;
@@ -243,7 +245,7 @@ function faultyServer(fault: Fault): Promise<{ url: string; close(): void }> {
           continue;
         }
         buf = buf.slice(nl + 2);
-        if (op === 'PING') emit(sock, 'PONG\r\n');
+        if (op === 'PING' && !(fault === 'stall' && k >= 50)) emit(sock, 'PONG\r\n');
         else if (op === 'SUB') subs.push({ sock, subject: args[0], sid: args[args.length - 1] });
       }
       for (const [s, text] of out) s.write(Buffer.from(text, 'latin1'));
@@ -263,16 +265,17 @@ function faultyServer(fault: Fault): Promise<{ url: string; close(): void }> {
   });
 }
 
-for (const [fault, problem] of [
-  ['drop', /received 199 of 200 \(1 lost\)/],
-  ['swap', /message #50 carried sequence 51, expected 50/],
-  ['dup', /received 201 of 200 \(1 extra\)/],
+for (const [fault, what, problem] of [
+  ['drop', 'loses one message', /received 199 of 200 \(1 lost\)/],
+  ['swap', 'reorders two messages', /message #50 carried sequence 51, expected 50/],
+  ['dup', 'duplicates one message', /received 201 of 200 \(1 extra\)/],
+  ['stall', 'goes silent mid-run', /publishing: no progress for 1000 ms \(200 of 200 sent, 50 of 200 received\)/],
 ] as const) {
-  test.serial(`a run through a broker that does "${fault}" to one message is reported FAILED`, async (t) => {
+  test.serial(`a run through a broker that ${what} is reported FAILED`, async (t) => {
     t.timeout(30_000);
     const srv = await faultyServer(fault);
     t.teardown(() => srv.close());
-    const r = await runOnce(entry('pubsub', { msgs: 200, size: 16 }), { label: 'faulty', kind: 'url', urls: [srv.url] }, 1, { ...opts, stallMs: 500 });
+    const r = await runOnce(entry('pubsub', { msgs: 200, size: 16 }), { label: 'faulty', kind: 'url', urls: [srv.url] }, 1, { ...opts, stallMs: 500, publishStallMs: 1000 });
     t.is(r.status, 'FAILED');
     t.true(r.problems.some((p) => problem.test(p)), r.problems.join('\n'));
   });
