@@ -566,7 +566,15 @@ export class Broker {
     }
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
+    if (c.tracing) this.traceDelivery(sub, c, m);
     if (++sub.delivered === sub.max) c.removeSub(sub);
+  }
+
+  private traceDelivery(sub: Sub, c: ClientConn, m: Msg): void {
+    const reply = m.rs >= 0 ? ` ${m.sb.toString('utf8', m.rs, m.re)}` : '';
+    const headers = m.hdr > 0 && c.headers;
+    const size = headers ? `${m.hdr} ${m.pe - m.ps}` : `${m.pe - m.ps - (m.hdr > 0 ? m.hdr : 0)}`;
+    c.traceOut(`${headers ? 'HMSG' : 'MSG'} ${m.sb.toString('utf8', m.ss, m.se)} ${sub.sid}${reply} ${size}`);
   }
 
   /** Header stripping, empty header blocks, frames that were split across reads. */

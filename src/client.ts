@@ -71,7 +71,7 @@ export class ClientConn implements ProtocolHandler {
   closeReason = '';
   perms: Permissions | null = null;
   /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). */
-  private readonly tracing = isTrace();
+  readonly tracing = isTrace();
   /** CONNECT options as merged so far (a second CONNECT merges over the first). */
   private readonly connectFields: ConnectFields = defaultConnectFields();
 
@@ -262,11 +262,11 @@ export class ClientConn implements ProtocolHandler {
   // ------------------------------------------------------- protocol handler
 
   private traceIn(op: string, arg?: string): void {
-    log.trace(`${this.logPrefix()} - "<<- [${arg === undefined ? op : `${op} ${arg}`}]"`);
+    log.trace(`${this.logPrefix()} - <<- [${arg === undefined ? op : `${op} ${arg}`}]`);
   }
 
-  private traceOut(op: string): void {
-    log.trace(`${this.logPrefix()} - "->> [${op}]"`);
+  traceOut(op: string): void {
+    log.trace(`${this.logPrefix()} - ->> [${op}]`);
   }
 
   onConnect(json: string): void {
@@ -345,7 +345,7 @@ export class ClientConn implements ProtocolHandler {
       const reply = rs >= 0 ? ` ${sb.toString('utf8', rs, re)}` : '';
       const sizes = hdrLen >= 0 ? `${hdrLen} ${pe - ps}` : `${pe - ps}`;
       this.traceIn(hdrLen >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
-      log.trace(`${this.logPrefix()} - "<<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]"`);
+      log.trace(`${this.logPrefix()} - <<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]`);
     }
     if (this.broker.faultInjection && sb.toString('utf8', ss, se) === '$SKEIN.FAULT.CRASH') {
       setImmediate(() => {

@@ -51,8 +51,9 @@ test('-D logs connections with their close reason; -V traces protocol operations
   c.close();
   const cid = String(info.client_id);
   await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection created`), 5000);
-  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - "<<- \\[SUB foo 1\\]"`), 5000);
-  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - "<<- \\[PUB foo 2\\]"`), 5000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[SUB foo 1\\]`), 5000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[PUB foo 2\\]`), 5000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - ->> \\[MSG foo 1 2\\]`), 5000);
   await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection closed: Client Closed`), 5000);
   t.false(srv.output().includes('hunter2'), 'password must not be traced');
 });
