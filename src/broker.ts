@@ -9,8 +9,8 @@
 import type { Socket } from 'node:net';
 import { Sublist, type Interest } from './sublist.ts';
 import { ClientConn, CloseReason } from './client.ts';
-import { Ring, Doorbell } from './ring.ts';
-import { InterestLog, InterestOp, type InterestRecord } from './interest.ts';
+import { Mesh, type MeshHandler } from './mesh.ts';
+import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
 import type { Options } from './options.ts';
@@ -83,7 +83,6 @@ interface Route {
 }
 
 const ROUTE_CACHE_MAX = 4096;
-const RING_BATCH = 8192;
 const REC_HDR = 20;
 const FLAG_PLAIN = 1;
 const MSG_ = Buffer.from('MSG ');
@@ -143,7 +142,7 @@ function putInt(dst: Buffer, o: number, n: number): number {
   return o + d;
 }
 
-export class Broker {
+export class Broker implements MeshHandler {
   readonly opts: Options;
   readonly thread: number;
   readonly threads: number;
@@ -160,23 +159,13 @@ export class Broker {
   private readonly routes = new Map<number, Route>();
   private routeCount = 0;
 
-  // Cross-thread plumbing (indexes are thread numbers; null for our own).
-  private readonly outRings: (Ring | null)[];
-  private readonly inRings: (Ring | null)[];
-  private readonly overflow: Buffer[][];
-  private readonly touched: boolean[];
-  private readonly logs: InterestLog[];
-  private readonly ownLog: InterestLog;
-  private readonly doorbells: Doorbell[];
-  private readonly myBell: Doorbell;
-  private readonly alive: Int32Array;
+  /** Rings, interest logs and doorbells shared with the other threads. */
+  private readonly mesh: Mesh;
   private readonly counters: ThreadCounters;
-  private readonly readerLive: boolean[];
   private readonly remote = new Map<string, Sub>();
   private readonly localAgg = new Map<string, number>();
-  private interestDirty = false;
+  /** Publishers paused because a ring to another thread is full. */
   private readonly ringPaused = new Set<ClientConn>();
-  private overflowCount = 0;
 
   // Per-publish scratch (reused, never reallocated on the hot path).
   private readonly targetPlain: Uint8Array;
@@ -184,7 +173,6 @@ export class Broker {
   private readonly targetList: number[] = [];
   private readonly msg = new Msg();
 
-  private stopped = false;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: Options, identity: ServerIdentity, layout: SharedLayout, thread: number, replacement: boolean) {
@@ -195,47 +183,16 @@ export class Broker {
     const a = opts.authorization;
     this.authRequired = a !== undefined && (a.token !== undefined || a.user !== undefined || (a.users !== undefined && a.users.length > 0));
     const n = layout.threads;
-    this.outRings = [];
-    this.inRings = [];
-    this.overflow = [];
-    this.touched = [];
     this.targetGroups = [];
-    this.readerLive = [];
-    for (let t = 0; t < n; t++) {
-      this.outRings.push(t === thread ? null : new Ring(layout.rings[thread * n + t]!));
-      this.inRings.push(t === thread ? null : new Ring(layout.rings[t * n + thread]!));
-      this.overflow.push([]);
-      this.touched.push(false);
-      this.targetGroups.push([]);
-      this.readerLive.push(true);
-    }
+    for (let t = 0; t < n; t++) this.targetGroups.push([]);
     this.targetPlain = new Uint8Array(n);
-    this.logs = layout.logs.map((sab) => new InterestLog(sab));
-    this.ownLog = this.logs[thread];
-    this.doorbells = [];
-    for (let t = 0; t < n; t++) this.doorbells.push(new Doorbell(layout.doorbells, t));
-    this.myBell = this.doorbells[thread];
-    this.alive = new Int32Array(layout.alive);
     this.counters = new ThreadCounters(layout.counters, thread);
-    if (replacement) {
-      // Take over from a dead predecessor: its inbound backlog is meaningless to our new
-      // connections, and other threads' interest arrives as snapshots (requestSnapshots).
-      this.ownLog.adoptWriter();
-      for (let t = 0; t < n; t++) {
-        this.inRings[t]?.skipAll();
-        this.outRings[t]?.adoptProducer();
-        if (t !== thread) {
-          this.logs[t].openReader(thread);
-          this.readerLive[t] = false;
-        }
-      }
-    }
-    Atomics.store(this.alive, thread, 1);
+    this.mesh = new Mesh(layout, thread, replacement);
   }
 
   start(): void {
     this.sweepTimer = setInterval(() => this.sweep(), 100);
-    void this.sharedLoop();
+    this.mesh.start(this);
   }
 
   // ---------------------------------------------------------- connections
@@ -296,7 +253,7 @@ export class Broker {
   onData(conn: ClientConn, chunk: Buffer): void {
     if (conn.closed) return;
     conn.lastInboundAt = Date.now();
-    this.applyInterest();
+    this.mesh.applyInterest();
     try {
       conn.parser.parse(chunk);
     } catch (err) {
@@ -339,36 +296,30 @@ export class Broker {
   }
 
   private publishInterest(subject: string, queue: string | null, weight: number): void {
-    if (this.threads === 1) return;
-    this.ownLog.append(InterestOp.set, subject, queue, weight);
-    this.interestDirty = true;
+    this.mesh.publishInterest(subject, queue, weight);
   }
 
   /** Aggregated local interest, for a replacement thread's snapshot. */
   interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    this.ownLog.flushBacklog();
+    const position = this.mesh.snapshotPosition();
     const entries: [string, string | null, number][] = [];
     for (const [key, count] of this.localAgg) {
       const z = key.indexOf('\u0000');
       if (z < 0) entries.push([key, null, 1]);
       else entries.push([key.slice(0, z), key.slice(z + 1), count]);
     }
-    return { position: this.ownLog.position(), entries };
+    return { position, entries };
   }
 
   applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
     this.dropRemoteInterest(from);
     for (const [subject, queue, weight] of entries) this.applyRemote(from, { op: InterestOp.set, subject, queue, weight });
-    this.logs[from].setReaderPosition(this.thread, position);
-    this.readerLive[from] = true;
+    this.mesh.snapshotApplied(from, position);
   }
 
-  private applyInterest(): void {
-    for (let t = 0; t < this.threads; t++) {
-      if (t === this.thread || !this.readerLive[t]) continue;
-      const lg = this.logs[t];
-      if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => this.applyRemote(t, rec));
-    }
+  /** MeshHandler: another thread's interest changed. */
+  onInterest(t: number, rec: InterestRecord): void {
+    this.applyRemote(t, rec);
   }
 
   private applyRemote(t: number, rec: InterestRecord): void {
@@ -519,7 +470,7 @@ export class Broker {
     }
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i];
-      if (Atomics.load(this.alive, t) === 1) {
+      if (this.mesh.isAlive(t)) {
         this.sendToThread(from, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
         delivered = true;
       }
@@ -651,22 +602,12 @@ export class Broker {
       ? m.te - m.ts
       : 1 + (replyLen > 0 ? replyLen + 1 : 0) + (m.hdr >= 0 ? digits(m.hdr) + 1 : 0) + digits(payLen) + 2 + payLen + 2;
     const body = REC_HDR + subjLen + groupBytes + tailLen;
-    const ring = this.outRings[t]!;
-    const q = this.overflow[t];
-    let dst: Buffer;
-    let o: number;
-    const off = q.length === 0 ? ring.reserve(body) : -1;
-    if (off >= 0) {
-      dst = ring.data;
-      o = off;
-      this.touched[t] = true;
-    } else {
-      // Ring full: keep the record (order preserved) and stop reading the publisher.
-      dst = Buffer.allocUnsafe(body);
-      o = 0;
-      q.push(dst);
-      this.overflowCount++;
-      ring.wantSpace();
+    const mesh = this.mesh;
+    const o = mesh.reserve(t, body);
+    const dst = mesh.dst;
+    if (mesh.full) {
+      // Ring full: the record is queued in order; stop reading the publisher until space.
+      mesh.full = false;
       this.ringPaused.add(from);
     }
     dst[o] = plain ? FLAG_PLAIN : 0;
@@ -706,8 +647,8 @@ export class Broker {
     dst[p] = 10;
   }
 
-  /** One record from another thread's ring: deliver to our local subscribers. */
-  private readonly onRecord = (d: Buffer, o: number, _len: number): void => {
+  /** MeshHandler: one record from another thread's ring: deliver to our local subscribers. */
+  onRecord(_from: number, d: Buffer, o: number, _len: number): void {
     const flags = d[o];
     const nGroups = d[o + 1];
     const subjLen = d[o + 2] | (d[o + 3] << 8);
@@ -748,39 +689,20 @@ export class Broker {
         break;
       }
     }
-  };
+  }
 
-  private retryOverflow(): void {
-    for (let t = 0; t < this.threads; t++) {
-      const q = this.overflow[t];
-      if (q.length === 0) continue;
-      if (Atomics.load(this.alive, t) !== 1) {
-        this.overflowCount -= q.length;
-        q.length = 0;
-        continue;
-      }
-      const ring = this.outRings[t]!;
-      let moved = 0;
-      for (; moved < q.length; moved++) {
-        const rec = q[moved];
-        const off = ring.reserve(rec.length);
-        if (off < 0) break;
-        rec.copy(ring.data, off);
-      }
-      if (moved > 0) {
-        q.splice(0, moved);
-        this.overflowCount -= moved;
-        this.touched[t] = true;
-      }
-      if (q.length > 0) ring.wantSpace();
+  /** MeshHandler: queued records reached their rings; paused publishers may go on. */
+  onSpace(): void {
+    for (const c of this.ringPaused) {
+      c.pausedForRing = false;
+      if (!c.closed) c.socket.resume();
     }
-    if (this.overflowCount === 0 && this.ringPaused.size > 0) {
-      for (const c of this.ringPaused) {
-        c.pausedForRing = false;
-        if (!c.closed) c.socket.resume();
-      }
-      this.ringPaused.clear();
-    }
+    this.ringPaused.clear();
+  }
+
+  /** MeshHandler: write what ring records produced. */
+  afterDrain(): void {
+    this.flushAll();
   }
 
   // ------------------------------------------------------------ flushing
@@ -789,16 +711,7 @@ export class Broker {
     const dirty = this.dirty;
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
-    for (let t = 0; t < this.threads; t++) {
-      if (!this.touched[t]) continue;
-      this.touched[t] = false;
-      if (this.outRings[t]!.commit()) this.doorbells[t].ring();
-    }
-    if (this.interestDirty) {
-      this.interestDirty = false;
-      this.ownLog.flushBacklog();
-      for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbells[t].ring();
-    }
+    this.mesh.flush();
     if (this.ringPaused.size > 0) {
       for (const c of this.ringPaused) {
         if (!c.pausedForRing && !c.closed) {
@@ -806,49 +719,6 @@ export class Broker {
           c.socket.pause();
         }
       }
-    }
-  }
-
-  private hasSharedWork(): boolean {
-    for (let t = 0; t < this.threads; t++) {
-      if (t === this.thread) continue;
-      if (this.inRings[t]!.hasData()) return true;
-      if (this.readerLive[t] && this.logs[t].hasNew(this.thread)) return true;
-    }
-    return false;
-  }
-
-  /** Drain rings and interest logs; returns whether anything was done. */
-  private pollShared(): boolean {
-    let did = false;
-    this.applyInterest();
-    for (let t = 0; t < this.threads; t++) {
-      const ring = this.inRings[t];
-      if (ring === null || !ring.hasData()) continue;
-      const { count, producerWaiting } = ring.drain(this.onRecord, RING_BATCH);
-      if (count > 0) did = true;
-      if (producerWaiting) this.doorbells[t].ringAlways();
-    }
-    if (this.overflowCount > 0 || this.ringPaused.size > 0) this.retryOverflow();
-    if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
-    this.flushAll();
-    return did;
-  }
-
-  private async sharedLoop(): Promise<void> {
-    while (!this.stopped) {
-      let did = false;
-      try {
-        did = this.pollShared();
-      } catch (err) {
-        log.error(`worker ${this.thread}: error draining shared rings: ${(err as Error).stack}`);
-      }
-      if (did) {
-        // Let this worker's sockets run between batches.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        continue;
-      }
-      await this.myBell.sleep(() => !this.hasSharedWork(), 250);
     }
   }
 
@@ -877,10 +747,9 @@ export class Broker {
 
   /** Close every connection (server shutdown), flushing what is queued. */
   shutdown(): void {
-    this.stopped = true;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.flushAll();
     for (const c of [...this.conns]) c.close(CloseReason.shutdown, true);
-    this.myBell.ringAlways();
+    this.mesh.stop();
   }
 }
