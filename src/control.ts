@@ -8,4 +8,9 @@ export type ControlMessage =
   | { type: 'info'; cluster?: string; connectUrls?: string[] }
   | { type: 'stopped'; thread: number }
   | { type: 'snapshot-request'; from: number }
-  | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] };
+  | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] }
+  /**
+   * Route thread → main: the cluster name or the cluster's client URLs changed (a peer came
+   * or went, a name was adopted). Main pushes it to the client workers (async INFO).
+   */
+  | { type: 'cluster-info'; cluster: string; connectUrls?: string[] };

@@ -1,6 +1,8 @@
 // Server identity and the INFO line, in nats-server's field order.
 
 import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import net from 'node:net';
 import type { Options } from './options.ts';
 
 /** The protocol version we speak; clients use it for feature detection. */
@@ -26,6 +28,46 @@ export function newServerId(): string {
   let id = 'N';
   for (const b of bytes) id += BASE32[b & 31];
   return id;
+}
+
+const NUID_CHARS = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** A 22-character random cluster name, like the nuid nats-server generates for an unnamed cluster. */
+export function newClusterName(): string {
+  let name = '';
+  for (const b of randomBytes(22)) name += NUID_CHARS[b % 62];
+  return name;
+}
+
+function joinHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * This server's client URLs for `connect_urls` (server.go getClientConnectURLs):
+ * `client_advertise` if set; for a wildcard host every global unicast interface address;
+ * otherwise host:port.
+ */
+export function clientConnectUrls(opts: Options, port: number): string[] {
+  if (opts.clientAdvertise !== undefined && opts.clientAdvertise !== '') {
+    const adv = opts.clientAdvertise;
+    const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(adv) ?? /^([^:]+)(?::(\d+))?$/.exec(adv);
+    if (m !== null) return [joinHostPort(m[1], m[2] !== undefined ? Number(m[2]) : port)];
+    return [adv];
+  }
+  const host = opts.host;
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    const urls: string[] = [];
+    for (const addrs of Object.values(os.networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        if (a.internal || !net.isIP(a.address)) continue;
+        if (a.family === 'IPv6' && /^fe80:/i.test(a.address)) continue; // link-local: not global unicast
+        urls.push(joinHostPort(a.address, port));
+      }
+    }
+    if (urls.length > 0) return urls;
+  }
+  return [joinHostPort(host, port)];
 }
 
 export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string): string {

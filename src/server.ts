@@ -1,6 +1,10 @@
 // The main thread: owns the client listener, starts the worker pool, and hands each
 // accepted socket to the worker with the fewest connections. Bytes never pass through
 // here: the socket itself moves (Node >= 24.21 transferable sockets).
+//
+// With a cluster configured, main also owns the route listener and one more thread joins
+// the shared layout: the route thread (workers/route.ts, its own one-thread pool, index =
+// number of client workers). Accepted route sockets move there; it dials routes itself.
 
 import net from 'node:net';
 import os from 'node:os';
@@ -9,15 +13,17 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pack, unpack } from 'msgpackr';
 import type { Options } from './options.ts';
-import { createLayout, ThreadCounters, type SharedLayout } from './shared.ts';
+import { createLayout, nextConnectionId, ThreadCounters, type SharedLayout } from './shared.ts';
 import { InterestLog, InterestOp } from './interest.ts';
 import { Doorbell } from './ring.ts';
-import { newServerId, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
+import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { log } from './log.ts';
 
 interface WorkerSlot {
   thread: number;
+  /** A client worker, or the route thread. */
+  kind: 'client' | 'route';
   port: MessagePort | null;
   ready: boolean;
   stopped: boolean;
@@ -29,10 +35,14 @@ export class Server {
   readonly identity: ServerIdentity;
   private layout!: SharedLayout;
   private pool!: Piscina;
+  private routePool: Piscina | null = null;
   private listener: net.Server | null = null;
+  private routeListener: net.Server | null = null;
+  private clusterPort = 0;
+  private clusterDynamic = false;
+  private heldRoutes: net.Socket[] = [];
   private readonly slots: WorkerSlot[] = [];
   private counters: ThreadCounters[] = [];
-  private nextCid = 1;
   private shuttingDown = false;
   private readonly faultInjection = process.env.SKEIN_FAULT_INJECTION === '1';
   private readyWaiters: (() => void)[] = [];
@@ -42,6 +52,12 @@ export class Server {
     this.opts = opts;
     const serverId = newServerId();
     this.identity = { serverId, serverName: opts.serverName ?? serverId, host: opts.host, port: opts.port };
+    if (opts.cluster !== undefined) {
+      // A cluster without a name gets a random one (nats-server: nuid), adopted away later
+      // if a peer's name wins the negotiation. Clients see it in INFO `cluster` from the start.
+      this.clusterDynamic = opts.cluster.name === undefined;
+      this.identity.cluster = opts.cluster.name ?? newClusterName();
+    }
   }
 
   get port(): number {
@@ -73,9 +89,11 @@ export class Server {
     listener.on('error', (err) => log.error(`Client listener error: ${err.message}`));
     this.identity.port = (listener.address() as net.AddressInfo).port;
 
-    this.layout = createLayout(o.workers, o.maxPayload, o.maxControlLine);
+    const clustered = o.cluster !== undefined;
+    if (clustered) await this.listenForRoutes();
+    this.layout = createLayout(o.workers + (clustered ? 1 : 0), o.maxPayload, o.maxControlLine);
     this.counters = [];
-    for (let t = 0; t < o.workers; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
+    for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     this.pool = new Piscina({
       filename: new URL('../workers/worker.ts', import.meta.url).href,
       minThreads: o.workers,
@@ -85,14 +103,61 @@ export class Server {
       atomics: 'disabled',
       maxQueue: 'auto',
     });
+    if (clustered) {
+      this.routePool = new Piscina({
+        filename: new URL('../workers/route.ts', import.meta.url).href,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Infinity,
+        concurrentTasksPerWorker: 1,
+        atomics: 'disabled',
+        maxQueue: 'auto',
+      });
+    }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
-    for (let t = 0; t < o.workers; t++) {
-      this.slots.push({ thread: t, port: null, ready: false, stopped: false, generation: 0 });
+    for (let t = 0; t < this.layout.threads; t++) {
+      this.slots.push({ thread: t, kind: t < o.workers ? 'client' : 'route', port: null, ready: false, stopped: false, generation: 0 });
       this.runWorker(t, false);
     }
     await ready;
     log.info(`Listening for client connections on ${hostPort(o.host, this.identity.port)}`);
+    if (clustered) {
+      log.info(`Cluster name is ${this.identity.cluster}`);
+      if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
+      log.info(`Listening for route connections on ${hostPort(o.cluster!.host, this.clusterPort)}`);
+    }
     log.info(`Server is ready`);
+  }
+
+  /** Bind the cluster port (a random one if -1) before the route thread builds its INFO. */
+  private async listenForRoutes(): Promise<void> {
+    const c = this.opts.cluster!;
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptRoute(s));
+    this.routeListener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: c.host, port: c.port < 0 ? 0 : c.port, backlog: 1024 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => log.error(`Route listener error: ${err.message}`));
+    this.clusterPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Move an accepted route socket to the route thread (held while it starts). */
+  private acceptRoute(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const slot = this.slots.find((s) => s.kind === 'route');
+    if (slot === undefined || !slot.ready || slot.port === null) {
+      this.heldRoutes.push(socket);
+      return;
+    }
+    const cid = nextConnectionId(this.layout.ids);
+    slot.port.postMessage({ socket, msg: pack({ cid }) }, [socket as unknown as ArrayBuffer]);
   }
 
   private runWorker(thread: number, replacement: boolean): void {
@@ -103,16 +168,30 @@ export class Server {
     slot.generation++;
     const generation = slot.generation;
     port1.on('message', (m: Uint8Array) => this.onControl(thread, unpack(m) as ControlMessage));
-    const task = {
-      thread,
-      port: port2,
-      layout: this.layout,
-      options: this.opts,
-      identity: this.identity,
-      replacement,
-      faultInjection: this.faultInjection,
-    };
-    this.pool.run(task, { transferList: [port2] }).then(
+    const task = slot.kind === 'client'
+      ? {
+        thread,
+        port: port2,
+        layout: this.layout,
+        options: this.opts,
+        identity: this.identity,
+        replacement,
+        faultInjection: this.faultInjection,
+      }
+      : {
+        thread,
+        port: port2,
+        layout: this.layout,
+        options: this.opts,
+        identity: this.identity,
+        clusterName: this.identity.cluster!,
+        clusterDynamic: this.clusterDynamic,
+        clusterPort: this.clusterPort,
+        clientUrls: clientConnectUrls(this.opts, this.identity.port),
+        replacement,
+      };
+    const pool = slot.kind === 'client' ? this.pool : this.routePool!;
+    pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
       },
@@ -126,7 +205,7 @@ export class Server {
   private onWorkerDied(thread: number, generation: number, err: Error): void {
     const slot = this.slots[thread];
     if (slot.generation !== generation) return;
-    log.error(`Worker ${thread} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
+    log.error(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
     slot.ready = false;
     slot.port?.close();
     slot.port = null;
@@ -144,14 +223,19 @@ export class Server {
   private onControl(thread: number, msg: ControlMessage): void {
     switch (msg.type) {
       case 'ready': {
-        if (this.slots[thread].generation > 1) log.info(`Worker ${thread} replaced and ready`);
-        this.slots[thread].ready = true;
+        const slot = this.slots[thread];
+        if (slot.generation > 1) log.info(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
+        slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
           for (const w of this.readyWaiters.splice(0)) w();
         }
-        for (const sock of this.held.splice(0)) this.accept(sock);
+        if (slot.kind === 'route') for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+        else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
+      case 'cluster-info':
+        this.broadcastInfo(msg.cluster, msg.connectUrls);
+        break;
       case 'snapshot-request':
         for (const s of this.slots) {
           if (s.thread !== msg.from && s.ready && s.port !== null) s.port.postMessage(pack(msg));
@@ -178,6 +262,7 @@ export class Server {
     let bestCount = Infinity;
     let total = 0;
     for (const s of this.slots) {
+      if (s.kind !== 'client') continue;
       const n = this.counters[s.thread].connections();
       total += n;
       if (s.ready && s.port !== null && n < bestCount) {
@@ -190,7 +275,7 @@ export class Server {
       this.held.push(socket);
       return;
     }
-    const cid = this.nextCid++;
+    const cid = nextConnectionId(this.layout.ids);
     const reject = total >= this.opts.maxConnections;
     // Count it now, not when the worker gets to it, so a burst of accepts spreads out.
     this.counters[best].addConnections(1);
@@ -203,7 +288,7 @@ export class Server {
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
     const msg = pack({ type: 'info', cluster, connectUrls } satisfies ControlMessage);
-    for (const s of this.slots) s.port?.postMessage(msg);
+    for (const s of this.slots) if (s.kind === 'client') s.port?.postMessage(msg);
   }
 
   async shutdown(): Promise<void> {
@@ -211,6 +296,8 @@ export class Server {
     this.shuttingDown = true;
     log.info('Initiating Shutdown...');
     this.listener?.close();
+    this.routeListener?.close();
+    for (const s of this.heldRoutes.splice(0)) s.destroy();
     const graceMs = 2000;
     for (const s of this.slots) s.port?.postMessage(pack({ type: 'shutdown', graceMs } satisfies ControlMessage));
     const deadline = Date.now() + graceMs + 1000;
@@ -218,6 +305,7 @@ export class Server {
       await new Promise((r) => setTimeout(r, 10));
     }
     await this.pool.destroy();
+    await this.routePool?.destroy();
     if (this.opts.pidFile !== undefined) {
       try {
         fs.unlinkSync(this.opts.pidFile);

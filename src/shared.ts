@@ -13,6 +13,13 @@ export interface SharedLayout {
   doorbells: SharedArrayBuffer;
   alive: SharedArrayBuffer;
   counters: SharedArrayBuffer;
+  /** One Int32: the last connection id handed out. Clients (cid) and routes (rid) share it, as in nats-server. */
+  ids: SharedArrayBuffer;
+}
+
+/** The next connection id (cid/rid), unique across every thread of the server. */
+export function nextConnectionId(ids: SharedArrayBuffer): number {
+  return Atomics.add(new Int32Array(ids), 0, 1) + 1;
 }
 
 const COUNTER_SLOTS = 8; // [connections, inMsgs, inBytes, outMsgs, outBytes, ...]
@@ -54,6 +61,7 @@ export function createLayout(threads: number, maxPayload: number, maxControlLine
     doorbells: new SharedArrayBuffer(threads * 8),
     alive: new SharedArrayBuffer(threads * 4),
     counters: new SharedArrayBuffer(threads * COUNTER_SLOTS * 8),
+    ids: new SharedArrayBuffer(4),
   };
 }
 

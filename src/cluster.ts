@@ -1,0 +1,1305 @@
+// The route thread: every route connection of this server lives here, on one thread that
+// joins the SharedLayout as one more participant (index = number of client workers).
+//
+// Towards the client workers it behaves like another worker:
+//   * it writes into its own interest log the union of what the route peers announced
+//     (plain: weight 1/0 as the count of peers goes 1/0; queue: the sum of peer weights),
+//     so a worker's PUB reaches it through the ring to it, exactly like another worker;
+//   * it replays every worker's interest log and announces the aggregate to every peer
+//     (RS+/RS- with queue weights summed over workers), plus the full dump on registration;
+//   * ring records from workers become RMSG/HMSG to each peer with matching interest (a
+//     queue group the worker picked "the route thread" for goes to one peer, by weight);
+//     routed messages become records to workers (plain: every worker with plain interest;
+//     each listed queue group: one worker, by its local weight — local members preferred,
+//     as nats-server does for route-originated messages). One hop: nothing read from a
+//     route is written to another route, except nats-server's queue bounce.
+//
+// Around that: the route protocol's control plane as nats-server 2.9.10 runs it (route.go):
+// handshake, authorization, cluster-name negotiation, first-registered-wins duplicates,
+// gossip of new peers and implicit routes, solicitation with retries, client URLs.
+//
+// Runs on the route thread only.
+
+import net from 'node:net';
+import os from 'node:os';
+import dns from 'node:dns';
+import { randomBytes } from 'node:crypto';
+import { Sublist, type Interest } from './sublist.ts';
+import { Ring, Doorbell } from './ring.ts';
+import { InterestLog, InterestOp, type InterestRecord } from './interest.ts';
+import { nextConnectionId, type SharedLayout } from './shared.ts';
+import type { Options } from './options.ts';
+import type { ServerIdentity } from './info.ts';
+import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
+import type { ControlMessage } from './control.ts';
+import { isValidSubscribeSubject } from './subject.ts';
+import {
+  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson, put, putInt, digits as digitsOf,
+  type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
+} from './route.ts';
+import { log, isTrace } from './log.ts';
+
+/** What main hands the route thread (plus its MessagePort). */
+export interface ClusterTask {
+  thread: number;
+  layout: SharedLayout;
+  options: Options;
+  identity: ServerIdentity;
+  clusterName: string;
+  clusterDynamic: boolean;
+  /** The resolved cluster listen port (a random port already picked). */
+  clusterPort: number;
+  /** This server's client URLs (`host:port`), first in every connect_urls. */
+  clientUrls: string[];
+  replacement: boolean;
+}
+
+// Ring records: the layout broker.ts (sendToThread / onRecord) writes and reads, which this
+// thread must match byte for byte: [u8 flags][u8 nGroups][u16 subjLen][u16 replyLen][u16 0]
+// [i32 hdrLen][u32 payLen][u32 tailLen] subject, (u16 len, group name)*, then the canonical
+// tail ` [reply ][hdr ]size\r\n<payload>\r\n`. The tail is also an RMSG/HMSG tail, so a
+// plain forward to a peer is two copies.
+const REC_HDR = 20;
+const FLAG_PLAIN = 1;
+const MAX_RECORD_GROUPS = 255;
+const RING_BATCH = 8192;
+/** Stop taking workers' messages while a route has this much unwritten output. */
+const ROUTE_HIGH_WATER = 8 * 1024 * 1024;
+const SUBJECT_CACHE_MAX = 4096;
+
+// route.go / const.go timings.
+const ROUTE_CONNECT_DELAY_MS = 1000; // between dial attempts
+const ROUTE_RECONNECT_DELAY_MS = 1000; // before re-dialling an explicit route after a disconnect
+const ROUTE_DIAL_TIMEOUT_MS = 1000;
+const CONNECT_ERROR_REPORTS = 3600; // first connection: log an error every N failures
+const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** A worker's interest as the route thread sees it. */
+interface LocalSub extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly thread: number;
+  weight: number;
+}
+
+/** A peer's interest (one RS+). */
+interface PeerSub extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly route: RouteConn;
+  weight: number;
+}
+
+interface Group<T> {
+  readonly nameBytes: Buffer;
+  readonly members: T[];
+  readonly total: number;
+}
+
+/** A subject resolved against one sublist, cached by subject bytes. */
+interface Resolved<S, P> {
+  gen: number;
+  readonly key: Buffer;
+  next: Resolved<S, P> | null;
+  plain: P[];
+  groups: Group<S>[];
+}
+
+function fnv(b: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 16777619);
+  return h & 0x3fffffff;
+}
+
+function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): boolean {
+  if (ae - as !== be - bs) return false;
+  for (let i = 0; i < ae - as; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
+}
+
+/**
+ * Subject → matches, cached by subject bytes and invalidated by the sublist's generation.
+ * `plainOf` maps a plain match to what the caller fans out to (thread, route), deduplicated.
+ */
+class SubjectCache<S extends Interest & { weight: number }, P> {
+  private readonly map = new Map<number, Resolved<S, P>>();
+  private count = 0;
+  private readonly list: Sublist<S>;
+  private readonly plainOf: (s: S) => P;
+
+  constructor(list: Sublist<S>, plainOf: (s: S) => P) {
+    this.list = list;
+    this.plainOf = plainOf;
+  }
+
+  get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
+    const h = fnv(b, s, e);
+    const gen = this.list.generation;
+    let r = this.map.get(h) ?? null;
+    while (r !== null && !sameBytes(r.key, 0, r.key.length, b, s, e)) r = r.next;
+    if (r === null) {
+      if (this.count >= SUBJECT_CACHE_MAX) {
+        this.map.clear();
+        this.count = 0;
+      }
+      r = { gen: -1, key: Buffer.from(b.subarray(s, e)), next: this.map.get(h) ?? null, plain: [], groups: [] };
+      this.map.set(h, r);
+      this.count++;
+    }
+    if (r.gen !== gen) {
+      const m = this.list.match(r.key.toString('latin1'));
+      const plain = new Set<P>();
+      for (const sub of m.psubs) plain.add(this.plainOf(sub));
+      r.plain = [...plain];
+      r.groups = m.qgroups.map((g) => {
+        let total = 0;
+        for (const sub of g.members) total += sub.weight;
+        return { nameBytes: Buffer.from(g.name, 'latin1'), members: g.members, total };
+      });
+      r.gen = gen;
+    }
+    return r;
+  }
+}
+
+function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
+  if (g.total <= 0) return null;
+  let pick = Math.floor(Math.random() * g.total);
+  for (const m of g.members) {
+    pick -= m.weight;
+    if (pick < 0) return m;
+  }
+  return null;
+}
+
+function joinHostPort(host: string, port: number | string): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+function hostOf(u: URL): string {
+  return u.hostname.replace(/^\[(.*)\]$/, '$1');
+}
+
+function newNonce(): string {
+  let s = '';
+  for (const b of randomBytes(15)) s += NONCE_CHARS[b & 63];
+  return s;
+}
+
+export class Cluster implements RouteHost {
+  readonly opts: Options;
+  readonly thread: number;
+  readonly pingIntervalMs: number;
+  readonly pingMax: number;
+  readonly writeDeadlineMs: number;
+  private readonly identity: ServerIdentity;
+  private readonly notify: (m: ControlMessage) => void;
+  private readonly layout: SharedLayout;
+
+  // Cluster identity.
+  private clusterName: string;
+  private dynamic: boolean;
+  private readonly infoHost: string;
+  private readonly infoPort: number;
+  private readonly infoIp: string | undefined;
+  private readonly authUser: string | undefined;
+  private readonly authPass: string | undefined;
+  private readonly authTimeoutMs: number;
+  private readonly clientUrls: string[];
+  private readonly noAdvertise: boolean;
+  private readonly selfAddresses = new Set<string>();
+  private readonly explicitRoutes: URL[] = [];
+
+  // Routes.
+  private readonly conns = new Set<RouteConn>();
+  private readonly remotes = new Map<string, RouteConn>();
+  private readonly peerUrls = new Map<string, number>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private running = false;
+
+  // Interest learned from workers (what we announce) and from peers (what we log).
+  private readonly localList = new Sublist<LocalSub>();
+  private readonly localByThread: Map<string, LocalSub>[] = [];
+  private readonly localPlain = new Map<string, number>(); // subject → workers with plain interest
+  private readonly localQueues = new Map<string, number>(); // "subject queue" → summed weight
+  private readonly peerList = new Sublist<PeerSub>();
+  private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
+  private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
+  private readonly inCache: SubjectCache<LocalSub, number>;
+  private readonly outCache: SubjectCache<PeerSub, RouteConn>;
+
+  // Shared-memory plumbing (indexes are thread numbers; null for our own).
+  private readonly outRings: (Ring | null)[] = [];
+  private readonly inRings: (Ring | null)[] = [];
+  private readonly overflow: Buffer[][] = [];
+  private overflowCount = 0;
+  private readonly touched: boolean[] = [];
+  private readonly logs: InterestLog[];
+  private readonly ownLog: InterestLog;
+  private readonly readerLive: boolean[] = [];
+  private readonly doorbells: Doorbell[] = [];
+  private readonly myBell: Doorbell;
+  private readonly alive: Int32Array;
+  private interestDirty = false;
+  private readonly dirty: RouteConn[] = [];
+  private readonly paused = new Set<RouteConn>();
+  private blocked = false;
+
+  // Per-message scratch.
+  private readonly targetPlain: Uint8Array;
+  private readonly targetGroups: number[][] = [];
+  private readonly targetThreads: number[] = [];
+  private readonly targetRoutes: RouteConn[] = [];
+  private bounceRoutes: RouteConn[] = [];
+
+  private stopped = false;
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
+    const o = task.options;
+    const c = o.cluster!;
+    this.opts = o;
+    this.thread = task.thread;
+    this.layout = task.layout;
+    this.identity = task.identity;
+    this.notify = notify;
+    this.pingIntervalMs = o.pingIntervalMs;
+    this.pingMax = o.pingMax;
+    this.writeDeadlineMs = o.writeDeadlineMs;
+    this.clusterName = task.clusterName;
+    this.dynamic = task.clusterDynamic;
+    this.clientUrls = task.clientUrls;
+    this.noAdvertise = c.noAdvertise;
+    this.authUser = c.authorization?.user;
+    this.authPass = c.authorization?.password;
+    this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
+    if (c.advertise !== undefined && c.advertise !== '') {
+      const [h, p] = splitAdvertise(c.advertise, task.clusterPort);
+      this.infoHost = h;
+      this.infoPort = p;
+      this.infoIp = `nats-route://${joinHostPort(h, p)}/`;
+    } else {
+      this.infoHost = c.host;
+      this.infoPort = task.clusterPort;
+      this.infoIp = undefined;
+    }
+    // Every ip:port that reaches this server's route listener: never dial those.
+    for (const addrs of Object.values(os.networkInterfaces())) {
+      for (const a of addrs ?? []) {
+        for (const p of new Set([this.infoPort, task.clusterPort])) this.selfAddresses.add(joinHostPort(a.address, p));
+      }
+    }
+    for (const r of c.routes) {
+      try {
+        this.explicitRoutes.push(new URL(r));
+      } catch {
+        log.error(`Error parsing route URL ${JSON.stringify(r)}`);
+      }
+    }
+
+    this.inCache = new SubjectCache(this.localList, (s) => s.thread);
+    this.outCache = new SubjectCache(this.peerList, (s) => s.route);
+
+    const n = task.layout.threads;
+    const me = task.thread;
+    for (let t = 0; t < n; t++) {
+      this.outRings.push(t === me ? null : new Ring(task.layout.rings[me * n + t]!));
+      this.inRings.push(t === me ? null : new Ring(task.layout.rings[t * n + me]!));
+      this.overflow.push([]);
+      this.touched.push(false);
+      this.targetGroups.push([]);
+      this.readerLive.push(true);
+      this.localByThread.push(new Map());
+      this.doorbells.push(new Doorbell(task.layout.doorbells, t));
+    }
+    this.targetPlain = new Uint8Array(n);
+    this.logs = task.layout.logs.map((sab) => new InterestLog(sab));
+    this.ownLog = this.logs[me];
+    this.myBell = this.doorbells[me];
+    this.alive = new Int32Array(task.layout.alive);
+    if (task.replacement) {
+      // Take over from a dead predecessor: its routes died with it, so its logged interest
+      // was reset by main; workers' interest arrives as snapshots.
+      this.ownLog.adoptWriter();
+      for (let t = 0; t < n; t++) {
+        this.inRings[t]?.skipAll();
+        this.outRings[t]?.adoptProducer();
+        if (t !== me) {
+          this.logs[t].openReader(me);
+          this.readerLive[t] = false;
+        }
+      }
+    }
+    Atomics.store(this.alive, me, 1);
+  }
+
+  start(): void {
+    this.running = true;
+    this.sweepTimer = setInterval(() => this.sweep(), 50);
+    void this.sharedLoop();
+    for (const u of this.explicitRoutes) this.connectToRoute(u, true, true);
+  }
+
+  // ====================================================================== identity
+
+  private routeInfo(nonce: boolean): Record<string, unknown> {
+    const info: Record<string, unknown> = {
+      server_id: this.identity.serverId,
+      server_name: this.identity.serverName,
+      version: PROTOCOL_VERSION,
+      proto: 2,
+      go: `skein ${SKEIN_VERSION} (node ${process.version})`,
+      host: this.infoHost,
+      port: this.infoPort,
+      headers: true,
+      auth_required: this.authUser !== undefined,
+      max_payload: this.opts.maxPayload,
+      ip: this.infoIp,
+      nonce: nonce ? newNonce() : undefined,
+      cluster: this.clusterName,
+      cluster_dynamic: this.dynamic,
+      connect_urls: this.noAdvertise ? undefined : this.clientUrls,
+    };
+    return info;
+  }
+
+  private setClusterName(name: string): void {
+    this.clusterName = name;
+    log.info(`Cluster name updated to ${name}`);
+    this.publishClientInfo();
+  }
+
+  /** Tell main (and so every client) the cluster name and the client URLs. */
+  private publishClientInfo(): void {
+    let urls: string[] | undefined;
+    if (!this.noAdvertise && this.peerUrls.size > 0) urls = [...this.clientUrls, ...this.peerUrls.keys()];
+    else if (!this.noAdvertise && this.urlsPublished) urls = [...this.clientUrls];
+    if (urls !== undefined) this.urlsPublished = true;
+    this.notify({ type: 'cluster-info', cluster: this.clusterName, connectUrls: urls });
+  }
+
+  private urlsPublished = false;
+
+  private addPeerUrls(urls: string[]): void {
+    let changed = false;
+    for (const u of urls) {
+      const n = this.peerUrls.get(u) ?? 0;
+      this.peerUrls.set(u, n + 1);
+      if (n === 0) changed = true;
+    }
+    if (changed) this.publishClientInfo();
+  }
+
+  private removePeerUrls(urls: string[]): void {
+    let changed = false;
+    for (const u of urls) {
+      const n = this.peerUrls.get(u) ?? 0;
+      if (n <= 1) {
+        if (n === 1) changed = true;
+        this.peerUrls.delete(u);
+      } else {
+        this.peerUrls.set(u, n - 1);
+      }
+    }
+    if (changed) this.publishClientInfo();
+  }
+
+  // ====================================================================== connections
+
+  /** An accepted route socket handed over by main. */
+  addInbound(socket: net.Socket, rid: number): void {
+    if (!this.running) {
+      socket.destroy();
+      return;
+    }
+    this.createRoute(socket, rid, null, false);
+  }
+
+  private createRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean): void {
+    const r = new RouteConn(this, socket, rid, url, explicit);
+    this.conns.add(r);
+    if (url !== null) {
+      // The solicitor sends CONNECT and its INFO at once, without waiting for the peer's.
+      log.debug(`${r.logPrefix()} - Route connect msg sent`);
+      r.queueString(`CONNECT ${routeConnectJson({
+        user: url.username ? decodeURIComponent(url.username) : undefined,
+        pass: url.password ? decodeURIComponent(url.password) : undefined,
+        name: this.identity.serverId,
+        cluster: this.clusterName,
+        dynamic: this.dynamic,
+      })}\r\n`);
+    } else if (this.authUser !== undefined) {
+      r.authDeadline = Date.now() + this.authTimeoutMs;
+    }
+    r.queueString(`INFO ${routeInfoJson(this.routeInfo(true))} \r\n`);
+    log.info(`${r.logPrefix()} - Route connection created`);
+    r.start();
+    this.flushRoutes();
+  }
+
+  markDirty(r: RouteConn): void {
+    this.dirty.push(r);
+  }
+
+  onRouteControl(r: RouteConn, op: RouteOpCode, line: Buffer, as: number, ae: number): void {
+    // With route authorization on, an accepted route must start with CONNECT.
+    if (op !== RouteOp.connect && !r.didSolicit && !r.connectReceived && this.authUser !== undefined) {
+      this.authViolation(r);
+      return;
+    }
+    switch (op) {
+      case RouteOp.connect:
+        this.processConnect(r, line.toString('utf8', as, ae));
+        return;
+      case RouteOp.info:
+        this.processInfo(r, line.toString('utf8', as, ae));
+        return;
+      case RouteOp.rsPlus:
+      case RouteOp.lsPlus:
+        this.remoteSub(r, line.toString('utf8', as, ae), op === RouteOp.lsPlus);
+        return;
+      case RouteOp.rsMinus:
+      case RouteOp.lsMinus:
+        this.remoteUnsub(r, line.toString('utf8', as, ae));
+        return;
+      case RouteOp.err:
+        // Any -ERR from a route closes it (client.go processErr).
+        log.error(`${r.logPrefix()} - Route Error ${line.toString('utf8', as, ae)}`);
+        r.close(RouteCloseReason.parseError, false);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private authViolation(r: RouteConn): void {
+    log.error(`${r.logPrefix()} - authentication error`);
+    r.sendErr('Authorization Violation');
+    r.close(RouteCloseReason.authFailure, true);
+  }
+
+  private processConnect(r: RouteConn, json: string): void {
+    let c: Record<string, unknown>;
+    try {
+      c = JSON.parse(json) as Record<string, unknown>;
+      if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
+    } catch {
+      log.error(`${r.logPrefix()} - Router parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
+      r.close(RouteCloseReason.protocolViolation, false);
+      return;
+    }
+    if (this.authUser !== undefined && !r.didSolicit) {
+      if (c.user !== this.authUser || c.pass !== (this.authPass ?? '')) {
+        this.authViolation(r);
+        return;
+      }
+    }
+    // A client that dialled the route port: clients send `lang`, routes never do.
+    if (typeof c.lang === 'string' && c.lang !== '') {
+      log.error(`${r.logPrefix()} - attempted to connect to route port`);
+      r.sendErr('attempted to connect to route port');
+      r.close(RouteCloseReason.wrongPort, true);
+      return;
+    }
+    if (typeof c.gateway === 'string' && c.gateway !== '') {
+      const text = `Rejecting connection from gateway ${JSON.stringify(c.gateway)} on the Route port`;
+      log.error(`${r.logPrefix()} - ${text}`);
+      r.sendErr(text);
+      r.close(RouteCloseReason.wrongGateway, true);
+      return;
+    }
+    const theirs = typeof c.cluster === 'string' ? c.cluster : '';
+    if (theirs !== this.clusterName) {
+      const theirDynamic = c.cluster_dynamic === true;
+      // Adopt their name when ours was generated and theirs is configured or sorts higher.
+      // An empty name is never adopted (nats-server would; that only hides a broken peer).
+      if (theirs !== '' && this.dynamic && (!theirDynamic || this.clusterName < theirs)) {
+        if (!theirDynamic) this.dynamic = false;
+        this.setClusterName(theirs);
+        this.removeAllRoutesExcept(r);
+      } else {
+        const text = `Rejecting connection, cluster name ${JSON.stringify(theirs)} does not match ${JSON.stringify(this.clusterName)}`;
+        log.error(`${r.logPrefix()} - ${text}`);
+        r.sendErr(text);
+        r.close(RouteCloseReason.clusterNameConflict, true);
+        return;
+      }
+    }
+    r.connectReceived = true;
+    r.authDeadline = 0;
+    if (typeof c.name === 'string' && r.remoteId === '') r.remoteId = c.name;
+    r.headers = c.headers === true;
+    r.verbose = c.verbose === true;
+  }
+
+  private removeAllRoutesExcept(keep: RouteConn): void {
+    for (const r of [...this.conns]) if (r !== keep) r.close(RouteCloseReason.clusterNameConflict, false);
+  }
+
+  private processInfo(r: RouteConn, json: string): void {
+    let info: Record<string, unknown>;
+    try {
+      info = JSON.parse(json) as Record<string, unknown>;
+      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw new Error('not an object');
+    } catch {
+      log.error(`${r.logPrefix()} - Router parser ERROR: invalid INFO ${JSON.stringify(json.slice(0, 64))}`);
+      r.close(RouteCloseReason.protocolViolation, false);
+      return;
+    }
+    const id = typeof info.server_id === 'string' ? info.server_id : '';
+    if (id === this.identity.serverId) {
+      // A route to ourselves (a config listing every member): drop it, never re-dial it.
+      r.remoteId = id;
+      r.close(RouteCloseReason.duplicateRoute, false);
+      return;
+    }
+    const theirCluster = typeof info.cluster === 'string' ? info.cluster : '';
+    if (theirCluster !== '' && theirCluster !== this.clusterName) {
+      if (this.dynamic && (info.cluster_dynamic !== true || this.clusterName < theirCluster)) {
+        this.setClusterName(theirCluster);
+        this.removeAllRoutesExcept(r);
+      } else {
+        r.close(RouteCloseReason.clusterNameConflict, false);
+        return;
+      }
+    }
+    if (r.infoReceived) {
+      if (typeof info.gateway === 'string' && info.gateway !== '') return; // gateway gossip: no gateways here
+      if (r.remoteId !== '' && r.remoteId !== id) {
+        this.processImplicitRoute(info);
+        return;
+      }
+      if (info.ldm === true && r.connectUrls.length > 0 && !this.noAdvertise) {
+        // The peer is entering lame-duck mode: stop offering its URLs to clients.
+        const urls = r.connectUrls;
+        r.connectUrls = [];
+        this.removePeerUrls(urls);
+      }
+      return;
+    }
+    const name = typeof info.server_name === 'string' ? info.server_name : '';
+    if (!r.didSolicit && name !== '' && name === this.identity.serverName) {
+      log.error(`${r.logPrefix()} - Remote server has a duplicate name: ${JSON.stringify(name)}`);
+      r.close(RouteCloseReason.duplicateServerName, false);
+      return;
+    }
+    r.infoReceived = true;
+    r.remoteId = id;
+    r.remoteName = name;
+    r.remoteInfo = info;
+    r.headers = info.headers === true;
+    r.connectUrls = Array.isArray(info.connect_urls) ? info.connect_urls.filter((u): u is string => typeof u === 'string') : [];
+    const port = typeof info.port === 'number' ? info.port : 0;
+    if (r.url === null) {
+      // Where to re-dial this peer if we ever must (duplicate-route retry): its advertised
+      // `ip`, else its TCP source address with the route port from its INFO.
+      try {
+        r.url = new URL(typeof info.ip === 'string' && info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`);
+      } catch {
+        r.url = null;
+      }
+    }
+
+    const existing = this.remotes.get(id);
+    if (existing !== undefined && !existing.closed) {
+      // First registered wins (2.9.10). If the loser was the one we dialled, the winner
+      // inherits its solicited state so the peer is re-dialled if the winner drops; both
+      // sides may keep opposite sockets and close both, so the winner retries anyway.
+      if (r.didSolicit) {
+        existing.didSolicit = true;
+        existing.url = r.url;
+        existing.explicit = r.explicit;
+      }
+      existing.retry = true;
+      log.debug(`${r.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}`);
+      r.close(RouteCloseReason.duplicateRoute, false);
+      return;
+    }
+    this.remotes.set(id, r);
+    r.registered = true;
+    log.debug(`${r.logPrefix()} - Registering remote route ${JSON.stringify(id)}`);
+    this.sendSubsToRoute(r);
+    if (this.remotes.size > 1) {
+      // Gossip: every other peer learns about the newcomer and dials it.
+      const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`;
+      const line = `INFO ${routeInfoJson({ ...info, nonce: undefined, ip })}\r\n`;
+      for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
+    }
+    if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
+  }
+
+  /** Gossip about a server we may not know: dial it unless known, ourselves or configured. */
+  private processImplicitRoute(info: Record<string, unknown>): void {
+    const id = typeof info.server_id === 'string' ? info.server_id : '';
+    if (id === '' || id === this.identity.serverId || this.remotes.has(id)) return;
+    const hp = joinHostPort(String(info.host ?? ''), String(info.port ?? '')).toLowerCase();
+    for (const u of this.explicitRoutes) if (u.host.toLowerCase() === hp) return;
+    if (typeof info.ip !== 'string' || info.ip === '') return;
+    let url: URL;
+    try {
+      url = new URL(info.ip);
+    } catch {
+      log.error(`Error parsing URL from INFO: ${JSON.stringify(info.ip)}`);
+      return;
+    }
+    if (info.auth_required === true && this.authUser !== undefined) {
+      url.username = encodeURIComponent(this.authUser);
+      url.password = encodeURIComponent(this.authPass ?? '');
+    }
+    this.connectToRoute(url, false, true);
+  }
+
+  onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void {
+    this.conns.delete(r);
+    this.paused.delete(r);
+    log.info(`${r.logPrefix()} - Router connection closed: ${reason}`);
+    if (r.registered) {
+      r.registered = false;
+      if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
+      if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
+    }
+    this.removeRemoteSubs(r);
+    if (!this.running) return;
+    this.flushShared();
+    // client.go reconnect(): re-dial what we dialled (and duplicates' survivors).
+    const retryImplicit = r.retry || (r.didSolicit && !r.explicit);
+    if (!(r.didSolicit || retryImplicit) || r.url === null) return;
+    if (r.remoteId !== '' && this.remotes.has(r.remoteId)) {
+      log.debug(`Not attempting reconnect for solicited route, already connected to ${JSON.stringify(r.remoteId)}`);
+      return;
+    }
+    if (r.remoteId === this.identity.serverId) {
+      log.debug(`Detected route to self, ignoring ${JSON.stringify(redacted(r.url))}`);
+      return;
+    }
+    log.debug(`Attempting reconnect for solicited route ${JSON.stringify(redacted(r.url))}`);
+    const url = r.url;
+    const explicit = r.explicit;
+    const delay = Math.floor(Math.random() * 100) + (explicit ? ROUTE_RECONNECT_DELAY_MS : 0);
+    this.later(delay, () => this.connectToRoute(url, explicit, false));
+  }
+
+  onRouteDrained(_r: RouteConn): void {
+    if (this.blocked) this.myBell.ringAlways();
+  }
+
+  afterRouteRead(_r: RouteConn): void {
+    this.flushAll();
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      if (this.running) fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  // ====================================================================== soliciting
+
+  /**
+   * route.go connectToRoute: explicit routes are dialled until they connect; gossiped ones
+   * once plus `connect_retries`. Addresses that reach this server are skipped quietly.
+   */
+  private connectToRoute(url: URL, tryForever: boolean, firstConnect: boolean): void {
+    let attempts = 0;
+    const attempt = (): void => {
+      if (!this.running) return;
+      void this.resolveRoute(url).then((address) => {
+        if (!this.running) return;
+        if (address === null) {
+          log.debug(`Not dialling route ${JSON.stringify(redacted(url))}: it resolves to this server`);
+          return;
+        }
+        if (typeof address !== 'string') {
+          failed(address);
+          return;
+        }
+        log.debug(`Trying to connect to route on ${url.host} (${address})`);
+        const { host, port } = splitHostPortString(address);
+        const socket = net.connect({ host, port, noDelay: true });
+        const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${address}: i/o timeout`)), ROUTE_DIAL_TIMEOUT_MS);
+        socket.pause();
+        socket.once('connect', () => {
+          clearTimeout(timer);
+          socket.removeAllListeners('error');
+          if (!this.running) {
+            socket.destroy();
+            return;
+          }
+          this.createRoute(socket, nextConnectionId(this.layout.ids), url, tryForever);
+        });
+        socket.once('error', (err) => {
+          clearTimeout(timer);
+          socket.destroy();
+          failed(err);
+        });
+      });
+    };
+    const failed = (err: Error): void => {
+      attempts++;
+      const text = `Error trying to connect to route (attempt ${attempts}): ${err.message}`;
+      const report = firstConnect ? attempts === 1 || attempts % CONNECT_ERROR_REPORTS === 0 : true;
+      if (report) log.error(text);
+      else log.debug(text);
+      if (!tryForever) {
+        const retries = this.opts.cluster?.connectRetries ?? 0;
+        if (retries <= 0 || attempts > retries) return;
+      }
+      this.later(ROUTE_CONNECT_DELAY_MS, attempt);
+    };
+    attempt();
+  }
+
+  /** One address to dial, null when every address is this server, or the lookup error. */
+  private async resolveRoute(url: URL): Promise<string | null | Error> {
+    const host = hostOf(url);
+    const port = url.port;
+    let ips: string[];
+    if (net.isIP(host) !== 0) {
+      ips = [host];
+    } else {
+      try {
+        ips = (await dns.promises.lookup(host, { all: true })).map((a) => a.address);
+      } catch (err) {
+        return new Error(`lookup for host ${JSON.stringify(host)}: ${(err as Error).message}`);
+      }
+    }
+    ips = ips.filter((ip) => !this.selfAddresses.has(joinHostPort(ip, port)));
+    if (ips.length === 0) return null;
+    return joinHostPort(ips[Math.floor(Math.random() * ips.length)], port);
+  }
+
+  // ====================================================================== interest
+
+  /** RS+ / LS+ from a peer. */
+  private remoteSub(r: RouteConn, args: string, hasOrigin: boolean): void {
+    const a = args.split(/[ \t]+/).filter((x) => x !== '');
+    const off = hasOrigin ? 1 : 0;
+    if (a.length !== 2 + off && a.length !== 4 + off) {
+      log.error(`${r.logPrefix()} - processRemoteSub Parse Error: '${args}'`);
+      r.close(RouteCloseReason.protocolViolation, true);
+      return;
+    }
+    if (!r.registered) return;
+    const acc = a[off];
+    const subject = a[off + 1];
+    if (acc !== '$G') {
+      // skein has only the global account; nats-server's $SYS interest is expected noise.
+      log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(acc)} for remote subject ${JSON.stringify(subject)}`);
+      return;
+    }
+    if (!isValidSubscribeSubject(subject)) {
+      log.error(`${r.logPrefix()} - Could not insert subscription: invalid subject ${JSON.stringify(subject)}`);
+      r.sendErr('Invalid Subscription');
+      return;
+    }
+    const queue = a.length === 4 + off ? a[off + 2] : null;
+    const parsed = queue === null ? 1 : Number.parseInt(a[off + 3], 10);
+    const weight = Number.isFinite(parsed) && parsed > 0 ? parsed : 1;
+    const key = queue === null ? subject : `${subject} ${queue}`;
+    const old = r.subs.get(key);
+    if (old !== undefined) {
+      if (queue === null || old.weight === weight) return; // repeated plain RS+ is ignored
+      this.peerList.remove(old);
+      r.subs.delete(key);
+      this.peerInterest(subject, queue, -old.weight);
+    }
+    const sub: PeerSub = { subject, queue, route: r, weight };
+    this.peerList.insert(sub);
+    r.subs.set(key, sub);
+    this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    if (r.verbose) r.queueString('+OK\r\n');
+  }
+
+  /** RS- / LS- from a peer: the arguments are exactly the subscription's key. */
+  private remoteUnsub(r: RouteConn, args: string): void {
+    const a = args.split(/[ \t]+/).filter((x) => x !== '');
+    if (a.length !== 2 && a.length !== 3) {
+      log.error(`${r.logPrefix()} - processRemoteUnsub parse error: '${args}'`);
+      r.close(RouteCloseReason.protocolViolation, true);
+      return;
+    }
+    if (a[0] !== '$G') return;
+    const key = a.length === 2 ? a[1] : `${a[1]} ${a[2]}`;
+    const sub = r.subs.get(key);
+    if (sub !== undefined) {
+      r.subs.delete(key);
+      this.peerList.remove(sub);
+      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    }
+    if (r.verbose) r.queueString('+OK\r\n');
+  }
+
+  private removeRemoteSubs(r: RouteConn): void {
+    for (const sub of r.subs.values()) {
+      this.peerList.remove(sub);
+      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    }
+    r.subs.clear();
+  }
+
+  /** Fold a peer's interest change into the union we log for the workers. */
+  private peerInterest(subject: string, queue: string | null, delta: number): void {
+    if (queue === null) {
+      const was = this.peerPlain.get(subject) ?? 0;
+      const now = was + delta;
+      if (now > 0) this.peerPlain.set(subject, now);
+      else this.peerPlain.delete(subject);
+      if ((was > 0) !== (now > 0)) this.logInterest(subject, null, now > 0 ? 1 : 0);
+      return;
+    }
+    const key = `${subject}\u0000${queue}`;
+    const was = this.peerQueues.get(key) ?? 0;
+    const now = Math.max(0, was + delta);
+    if (now > 0) this.peerQueues.set(key, now);
+    else this.peerQueues.delete(key);
+    if (now !== was) this.logInterest(subject, queue, now);
+  }
+
+  private logInterest(subject: string, queue: string | null, weight: number): void {
+    this.ownLog.append(InterestOp.set, subject, queue, weight);
+    this.interestDirty = true;
+  }
+
+  /** Replay the workers' interest logs; announce aggregate changes to every peer. */
+  private applyInterest(): void {
+    for (let t = 0; t < this.layout.threads; t++) {
+      if (t === this.thread || !this.readerLive[t]) continue;
+      const lg = this.logs[t];
+      if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => this.applyLocal(t, rec));
+    }
+  }
+
+  private applyLocal(t: number, rec: InterestRecord): void {
+    if (rec.op === InterestOp.reset) {
+      this.dropLocalInterest(t);
+      return;
+    }
+    this.setLocal(t, rec.subject, rec.queue, rec.weight);
+  }
+
+  private dropLocalInterest(t: number): void {
+    for (const sub of [...this.localByThread[t].values()]) this.setLocal(t, sub.subject, sub.queue, 0);
+  }
+
+  private setLocal(t: number, subject: string, queue: string | null, weight: number): void {
+    const byKey = this.localByThread[t];
+    const key = queue === null ? subject : `${subject}\u0000${queue}`;
+    const old = byKey.get(key);
+    const oldWeight = old?.weight ?? 0;
+    if (queue === null) weight = weight > 0 ? 1 : 0;
+    if (oldWeight === weight) return;
+    if (old !== undefined) {
+      this.localList.remove(old);
+      byKey.delete(key);
+    }
+    if (weight > 0) {
+      const sub: LocalSub = { subject, queue, thread: t, weight };
+      this.localList.insert(sub);
+      byKey.set(key, sub);
+    }
+    if (queue === null) {
+      const was = this.localPlain.get(subject) ?? 0;
+      const now = was + weight - oldWeight;
+      if (now > 0) this.localPlain.set(subject, now);
+      else this.localPlain.delete(subject);
+      if (was === 0 && now > 0) this.announce(`RS+ $G ${subject}\r\n`);
+      else if (was > 0 && now === 0) this.announce(`RS- $G ${subject}\r\n`);
+      return;
+    }
+    const qkey = `${subject} ${queue}`;
+    const was = this.localQueues.get(qkey) ?? 0;
+    const now = Math.max(0, was + weight - oldWeight);
+    if (now === was) return;
+    if (now > 0) {
+      this.localQueues.set(qkey, now);
+      // Every change of the weight is announced, smaller ones too (route.go).
+      this.announce(`RS+ $G ${qkey} ${now}\r\n`);
+    } else {
+      this.localQueues.delete(qkey);
+      this.announce(`RS- $G ${qkey}\r\n`);
+    }
+  }
+
+  private announce(line: string): void {
+    if (isTrace()) log.trace(`->> [${line.slice(0, -2)}] to ${this.remotes.size} route(s)`);
+    for (const r of this.remotes.values()) r.queueString(line);
+  }
+
+  /** The full interest dump a newly registered peer gets first. */
+  private sendSubsToRoute(r: RouteConn): void {
+    const lines: string[] = [];
+    for (const subject of this.localPlain.keys()) lines.push(`RS+ $G ${subject}\r\n`);
+    for (const [qkey, weight] of this.localQueues) lines.push(`RS+ $G ${qkey} ${weight}\r\n`);
+    if (lines.length > 0) r.queueString(lines.join(''));
+    log.debug(`${r.logPrefix()} - Sent local subscriptions to route`);
+  }
+
+  /** Our logged interest (the peers' union), for a replacement worker. */
+  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
+    this.ownLog.flushBacklog();
+    const entries: [string, string | null, number][] = [];
+    for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
+    for (const [key, w] of this.peerQueues) {
+      const z = key.indexOf('\u0000');
+      entries.push([key.slice(0, z), key.slice(z + 1), w]);
+    }
+    return { position: this.ownLog.position(), entries };
+  }
+
+  /** A worker's interest, when we are a replacement route thread. */
+  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
+    this.dropLocalInterest(from);
+    for (const [subject, queue, weight] of entries) this.setLocal(from, subject, queue, weight);
+    this.logs[from].setReaderPosition(this.thread, position);
+    this.readerLive[from] = true;
+    this.flushAll();
+  }
+
+  // ====================================================================== messages
+
+  /** One record from a client worker: forward to the peers with interest. */
+  private readonly onWorkerRecord = (d: Buffer, o: number, _len: number): void => {
+    const flags = d[o];
+    const nGroups = d[o + 1];
+    const subjLen = d[o + 2] | (d[o + 3] << 8);
+    const replyLen = d[o + 4] | (d[o + 5] << 8);
+    const hdrLen = d.readInt32LE(o + 8);
+    const payLen = d.readUInt32LE(o + 12);
+    const tailLen = d.readUInt32LE(o + 16);
+    const ss = o + REC_HDR;
+    const se = ss + subjLen;
+    let p = se;
+    const targets = this.targetRoutes;
+    const res = this.outCache.get(d, ss, se);
+    if ((flags & FLAG_PLAIN) !== 0) {
+      for (const r of res.plain) {
+        if (!r.targetPlain && !r.targetQueued) targets.push(r);
+        r.targetPlain = true;
+      }
+    }
+    for (let i = 0; i < nGroups; i++) {
+      const ns = p + 2;
+      const ne = ns + (d[p] | (d[p + 1] << 8));
+      p = ne;
+      for (const g of res.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
+        const m = pickByWeight(g);
+        if (m === null) break;
+        const r = m.route;
+        if (!r.targetPlain && !r.targetQueued) targets.push(r);
+        r.targetQueued = true;
+        r.targetGroups.push(ns, ne);
+        break;
+      }
+    }
+    const ts = p;
+    const te = ts + tailLen;
+    const rs = replyLen > 0 ? ts + 1 : -1;
+    const re = replyLen > 0 ? rs + replyLen : -1;
+    const pe = te - 2;
+    const ps = pe - payLen;
+    for (let i = 0; i < targets.length; i++) {
+      const r = targets[i];
+      if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);
+      else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
+      r.targetPlain = false;
+      r.targetQueued = false;
+      r.targetGroups.length = 0;
+    }
+    targets.length = 0;
+  };
+
+  /** A message read from a route: to the client workers, never to another route. */
+  onRoutedMsg(r: RouteConn, m: RoutedMsg): void {
+    if (!r.registered) {
+      if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
+      return;
+    }
+    if (!m.isGlobalAccount()) {
+      log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.buf.toString('latin1', m.accS, m.accE))} for routed message on subject: ${JSON.stringify(m.subject())}`);
+      return;
+    }
+    const b = m.buf;
+    const res = this.inCache.get(b, m.subjS, m.subjE);
+    const targets = this.targetThreads;
+    for (const t of res.plain) {
+      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+      this.targetPlain[t] = 1;
+    }
+    let bounce: { plain: RouteConn[]; groups: Group<PeerSub>[] } | null = null;
+    for (let qi = 0; qi < m.queueCount; qi++) {
+      const qs = m.queues[2 * qi];
+      const qe = m.queues[2 * qi + 1];
+      let delivered = false;
+      for (const g of res.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
+        const sub = pickByWeight(g);
+        if (sub === null) break;
+        const t = sub.thread;
+        if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+        this.targetGroups[t].push(qs, qe);
+        delivered = true;
+        break;
+      }
+      if (delivered) continue;
+      // Queue bounce: the group has no member here any more; hand the message to a peer
+      // that still has one (possibly the sender), as nats-server does.
+      bounce ??= this.outCache.get(b, m.subjS, m.subjE);
+      for (const g of bounce.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
+        const sub = pickByWeight(g);
+        if (sub === null) break;
+        if (!sub.route.targetQueued) this.bounceRoutes.push(sub.route);
+        sub.route.targetQueued = true;
+        sub.route.targetGroups.push(qs, qe);
+        break;
+      }
+    }
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i];
+      if (Atomics.load(this.alive, t) === 1) {
+        this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
+      }
+      this.targetPlain[t] = 0;
+      this.targetGroups[t].length = 0;
+    }
+    targets.length = 0;
+    if (this.bounceRoutes.length > 0) {
+      for (const peer of this.bounceRoutes) {
+        peer.writeMsg(b, m.subjS, m.subjE, m.replyS, m.replyE, b, peer.targetGroups, 0, peer.targetGroups.length >> 1, m.pbuf, m.ps, m.pe, m.hdrLen);
+        peer.targetQueued = false;
+        peer.targetGroups.length = 0;
+      }
+      this.bounceRoutes = [];
+    }
+  }
+
+  /** Write one record into the ring to worker `t` (or its overflow queue when full). */
+  private toWorker(from: RouteConn, t: number, plain: boolean, gb: Buffer, groups: number[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
+    const subjLen = se - ss;
+    const replyLen = rs >= 0 ? re - rs : 0;
+    const nGroups = Math.min(groups.length >> 1, MAX_RECORD_GROUPS);
+    let groupBytes = 0;
+    for (let i = 0; i < nGroups; i++) groupBytes += 2 + groups[2 * i + 1] - groups[2 * i];
+    const payLen = pe - ps;
+    const tailLen = 1 + (replyLen > 0 ? replyLen + 1 : 0) + (hdrLen >= 0 ? digitsOf(hdrLen) + 1 : 0) + digitsOf(payLen) + 2 + payLen + 2;
+    const body = REC_HDR + subjLen + groupBytes + tailLen;
+    const ring = this.outRings[t]!;
+    if (((body + 4 + 3) & ~3) > ring.capacity >>> 1) {
+      log.warn(`${from.logPrefix()} - routed message of ${payLen} bytes is too large for this server (max_payload ${this.opts.maxPayload}); dropped`);
+      return;
+    }
+    const q = this.overflow[t];
+    let dst: Buffer;
+    let o: number;
+    const off = q.length === 0 ? ring.reserve(body) : -1;
+    if (off >= 0) {
+      dst = ring.data;
+      o = off;
+      this.touched[t] = true;
+    } else {
+      // Ring full: keep the record (order preserved) and stop reading this route.
+      dst = Buffer.allocUnsafe(body);
+      o = 0;
+      q.push(dst);
+      this.overflowCount++;
+      ring.wantSpace();
+      this.paused.add(from);
+    }
+    dst[o] = plain ? FLAG_PLAIN : 0;
+    dst[o + 1] = nGroups;
+    dst[o + 2] = subjLen & 0xff;
+    dst[o + 3] = subjLen >>> 8;
+    dst[o + 4] = replyLen & 0xff;
+    dst[o + 5] = replyLen >>> 8;
+    dst[o + 6] = 0;
+    dst[o + 7] = 0;
+    dst.writeInt32LE(hdrLen, o + 8);
+    dst.writeUInt32LE(payLen, o + 12);
+    dst.writeUInt32LE(tailLen, o + 16);
+    let p = put(dst, o + REC_HDR, sb, ss, se);
+    for (let i = 0; i < nGroups; i++) {
+      const gs = groups[2 * i];
+      const ge = groups[2 * i + 1];
+      dst[p] = (ge - gs) & 0xff;
+      dst[p + 1] = (ge - gs) >>> 8;
+      p = put(dst, p + 2, gb, gs, ge);
+    }
+    dst[p++] = 32;
+    if (rs >= 0) {
+      p = put(dst, p, sb, rs, re);
+      dst[p++] = 32;
+    }
+    if (hdrLen >= 0) {
+      p = putInt(dst, p, hdrLen);
+      dst[p++] = 32;
+    }
+    p = putInt(dst, p, payLen);
+    dst[p++] = 13;
+    dst[p++] = 10;
+    p = put(dst, p, pb, ps, pe);
+    dst[p++] = 13;
+    dst[p] = 10;
+  }
+
+  private retryOverflow(): void {
+    for (let t = 0; t < this.layout.threads; t++) {
+      const q = this.overflow[t];
+      if (q.length === 0) continue;
+      if (Atomics.load(this.alive, t) !== 1) {
+        this.overflowCount -= q.length;
+        q.length = 0;
+        continue;
+      }
+      const ring = this.outRings[t]!;
+      let moved = 0;
+      for (; moved < q.length; moved++) {
+        const rec = q[moved];
+        const off = ring.reserve(rec.length);
+        if (off < 0) break;
+        rec.copy(ring.data, off);
+      }
+      if (moved > 0) {
+        q.splice(0, moved);
+        this.overflowCount -= moved;
+        this.touched[t] = true;
+      }
+      if (q.length > 0) ring.wantSpace();
+    }
+    if (this.overflowCount === 0 && this.paused.size > 0) {
+      for (const r of this.paused) if (!r.closed) r.socket.resume();
+      this.paused.clear();
+    }
+  }
+
+  // ====================================================================== loop
+
+  private flushRoutes(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+    dirty.length = 0;
+  }
+
+  /** Commit rings to workers and announce our interest log. */
+  private flushShared(): void {
+    for (let t = 0; t < this.layout.threads; t++) {
+      if (!this.touched[t]) continue;
+      this.touched[t] = false;
+      if (this.outRings[t]!.commit()) this.doorbells[t].ring();
+    }
+    if (this.interestDirty) {
+      this.interestDirty = false;
+      this.ownLog.flushBacklog();
+      for (let t = 0; t < this.layout.threads; t++) if (t !== this.thread) this.doorbells[t].ring();
+    }
+  }
+
+  flushAll(): void {
+    this.flushRoutes();
+    this.flushShared();
+    if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
+  }
+
+  /** Some route has so much unwritten output that we stop taking messages for routes. */
+  private routesBlocked(): boolean {
+    for (const r of this.remotes.values()) if (r.pendingBytes > ROUTE_HIGH_WATER) return true;
+    return false;
+  }
+
+  private hasSharedWork(): boolean {
+    for (let t = 0; t < this.layout.threads; t++) {
+      if (t === this.thread) continue;
+      if (!this.blocked && this.inRings[t]!.hasData()) return true;
+      if (this.readerLive[t] && this.logs[t].hasNew(this.thread)) return true;
+    }
+    return false;
+  }
+
+  private pollShared(): boolean {
+    let did = false;
+    this.applyInterest();
+    this.blocked = this.routesBlocked();
+    if (!this.blocked) {
+      for (let t = 0; t < this.layout.threads; t++) {
+        const ring = this.inRings[t];
+        if (ring === null || !ring.hasData()) continue;
+        const { count, producerWaiting } = ring.drain(this.onWorkerRecord, RING_BATCH);
+        if (count > 0) did = true;
+        if (producerWaiting) this.doorbells[t].ringAlways();
+      }
+    }
+    if (this.overflowCount > 0 || this.paused.size > 0) this.retryOverflow();
+    if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
+    this.flushAll();
+    return did;
+  }
+
+  private async sharedLoop(): Promise<void> {
+    while (!this.stopped) {
+      let did = false;
+      try {
+        did = this.pollShared();
+      } catch (err) {
+        log.error(`route thread: error draining shared rings: ${(err as Error).stack}`);
+      }
+      if (did) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        continue;
+      }
+      await this.myBell.sleep(() => !this.hasSharedWork(), 250);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const r of this.conns) r.tick(now);
+    this.flushAll();
+  }
+
+  openSockets(): number {
+    return this.conns.size;
+  }
+
+  /** Close every route (server shutdown); nothing is re-dialled. */
+  shutdown(): void {
+    this.running = false;
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.flushAll();
+    for (const r of [...this.conns]) r.close(RouteCloseReason.shutdown, true);
+    this.myBell.ringAlways();
+  }
+}
+
+function redacted(u: URL): string {
+  if (u.password === '') return u.href;
+  const c = new URL(u.href);
+  c.password = 'xxxxx';
+  return c.href;
+}
+
+function splitHostPortString(hp: string): { host: string; port: number } {
+  if (hp.startsWith('[')) {
+    const end = hp.indexOf(']');
+    return { host: hp.slice(1, end), port: Number(hp.slice(end + 2)) };
+  }
+  const colon = hp.lastIndexOf(':');
+  return { host: hp.slice(0, colon), port: Number(hp.slice(colon + 1)) };
+}
+
+/** cluster `advertise`: "host:port" or "host" (then the cluster port). */
+function splitAdvertise(adv: string, defaultPort: number): [string, number] {
+  const text = adv.replace(/^[a-z-]+:\/\//i, '').replace(/\/$/, '');
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    const port = text[end + 1] === ':' ? Number(text.slice(end + 2)) : defaultPort;
+    return [text.slice(1, end), port];
+  }
+  const colon = text.lastIndexOf(':');
+  if (colon < 0 || text.indexOf(':') !== colon) return [text, defaultPort];
+  return [text.slice(0, colon), Number(text.slice(colon + 1))];
+}

@@ -1,0 +1,830 @@
+// One route connection: the route protocol's byte parser, the connection's output buffer,
+// its timers (auth timeout, pings) and the wire formats it writes (INFO, CONNECT, RS+/RS-,
+// RMSG/HMSG). What a route *means* (registration, interest, forwarding) is the cluster's
+// job (cluster.ts); this file turns bytes into calls on a RouteHost and back.
+//
+// Runs on the route thread only.
+//
+// Parsing follows nats-server 2.9.10 (parser.go, route.go processRoutedMsgArgs and
+// processRemoteSub): keywords are case-insensitive; RMSG has 3 or 4 arguments, or more with
+// a `+`/`|` reply indicator in the third place; there is no control-line or payload limit
+// on routes in nats-server (we cap both so that a garbage stream cannot exhaust memory).
+
+import type { Socket } from 'node:net';
+import { log, isTrace } from './log.ts';
+
+/** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
+export const RouteCloseReason = {
+  clientClosed: 'Client Closed',
+  authTimeout: 'Authentication Timeout',
+  authFailure: 'Authentication Failure',
+  slowPending: 'Slow Consumer (Pending Bytes)',
+  slowDeadline: 'Slow Consumer (Write Deadline)',
+  writeError: 'Write Error',
+  readError: 'Read Error',
+  parseError: 'Parse Error',
+  stale: 'Stale Connection',
+  protocolViolation: 'Protocol Violation',
+  wrongPort: 'Incorrect Port',
+  wrongGateway: 'Wrong Gateway',
+  duplicateRoute: 'Duplicate Route',
+  duplicateServerName: 'Duplicate Server Name',
+  clusterNameConflict: 'Cluster Name Conflict',
+  shutdown: 'Server Shutdown',
+  internalError: 'Internal Error',
+} as const;
+export type RouteCloseReasonText = (typeof RouteCloseReason)[keyof typeof RouteCloseReason];
+
+/** Operations on a route other than routed messages. */
+export const RouteOp = {
+  rsPlus: 1,
+  rsMinus: 2,
+  lsPlus: 3,
+  lsMinus: 4,
+  ping: 5,
+  pong: 6,
+  info: 7,
+  connect: 8,
+  ok: 9,
+  err: 10,
+} as const;
+export type RouteOpCode = (typeof RouteOp)[keyof typeof RouteOp];
+
+const MSG_RMSG = 1;
+const MSG_HMSG = 2;
+const MSG_LMSG = 3;
+
+/**
+ * A routed message as parsed, by position: control-line fields live in `buf`, the payload
+ * (header block included) in `pbuf[ps, pe)`. Valid only during the onMsg call.
+ */
+export class RoutedMsg {
+  buf: Buffer = Buffer.alloc(0);
+  accS = 0;
+  accE = 0;
+  subjS = 0;
+  subjE = 0;
+  /** -1 when there is no reply. */
+  replyS = -1;
+  replyE = -1;
+  /** Queue names: [start, end) pairs in `buf`. */
+  queues: number[] = [];
+  queueCount = 0;
+  /** -1 for RMSG (no header block). */
+  hdrLen = -1;
+  size = 0;
+  pbuf: Buffer = Buffer.alloc(0);
+  ps = 0;
+  pe = 0;
+
+  isGlobalAccount(): boolean {
+    const b = this.buf;
+    return this.accE - this.accS === 2 && b[this.accS] === 36 && b[this.accS + 1] === 71; // "$G"
+  }
+
+  subject(): string {
+    return this.buf.toString('latin1', this.subjS, this.subjE);
+  }
+
+  rebase(delta: number, buf: Buffer): void {
+    this.buf = buf;
+    this.accS += delta;
+    this.accE += delta;
+    this.subjS += delta;
+    this.subjE += delta;
+    if (this.replyS >= 0) {
+      this.replyS += delta;
+      this.replyE += delta;
+    }
+    for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
+  }
+}
+
+export interface RouteParserHandler {
+  readonly closing: boolean;
+  /** A non-message operation; its arguments are `line[as, ae)` (may be empty). */
+  onControl(op: RouteOpCode, line: Buffer, as: number, ae: number): void;
+  onMsg(m: RoutedMsg): void;
+  /** 'op': unknown operation (-ERR 'Unknown Protocol Operation'); 'args': bad arguments (close). */
+  onParseError(kind: 'op' | 'args', detail: string): void;
+}
+
+const ST_LINE = 0;
+const ST_PAYLOAD = 1;
+const SP = 32;
+const TAB = 9;
+const CR = 13;
+const LF = 10;
+/** Longest control line we buffer; nats-server has no limit on routes. */
+export const ROUTE_MAX_CONTROL_LINE = 1024 * 1024;
+/** Largest routed message we accept; nats-server's hard ceiling for max_payload is 64 MiB. */
+export const ROUTE_MAX_MESSAGE = 64 * 1024 * 1024;
+
+function lower(c: number): number {
+  return c >= 65 && c <= 90 ? c + 32 : c;
+}
+
+function isSpace(c: number): boolean {
+  return c === SP || c === TAB;
+}
+
+/** Parses a non-negative decimal; -1 if empty, not all digits, or too long. */
+function parseSize(b: Buffer, s: number, e: number): number {
+  if (s >= e || e - s > 10) return -1;
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const c = b[i];
+    if (c < 48 || c > 57) return -1;
+    n = n * 10 + (c - 48);
+  }
+  return n;
+}
+
+/** The route protocol parser: a byte state machine over each read chunk. */
+export class RouteParser {
+  private readonly h: RouteParserHandler;
+  private state = ST_LINE;
+  private lineBuf: Buffer = Buffer.allocUnsafe(512);
+  private lineLen = 0;
+  private msgBuf: Buffer = Buffer.alloc(0);
+  private msgHave = 0;
+  private readonly msg = new RoutedMsg();
+  private readonly args: number[] = [];
+
+  constructor(handler: RouteParserHandler) {
+    this.h = handler;
+  }
+
+  parse(chunk: Buffer): void {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n && !this.h.closing) {
+      if (this.state === ST_PAYLOAD) {
+        const need = this.msgBuf.length - this.msgHave;
+        const take = Math.min(need, n - i);
+        chunk.copy(this.msgBuf, this.msgHave, i, i + take);
+        this.msgHave += take;
+        i += take;
+        if (this.msgHave < this.msgBuf.length) return;
+        this.state = ST_LINE;
+        const m = this.msg;
+        const buf = this.msgBuf;
+        this.msgBuf = Buffer.alloc(0);
+        if (buf[m.size] !== CR || buf[m.size + 1] !== LF) {
+          this.lineLen = 0;
+          this.h.onParseError('op', 'missing CRLF after routed message payload');
+          return;
+        }
+        m.pbuf = buf;
+        m.ps = 0;
+        m.pe = m.size;
+        this.h.onMsg(m);
+        this.lineLen = 0;
+        continue;
+      }
+      const nl = chunk.indexOf(LF, i);
+      if (nl < 0) {
+        this.appendLine(chunk, i, n);
+        if (this.lineLen > ROUTE_MAX_CONTROL_LINE) this.h.onParseError('args', `control line longer than ${ROUTE_MAX_CONTROL_LINE} bytes`);
+        return;
+      }
+      let line: Buffer;
+      let ls: number;
+      let le: number;
+      if (this.lineLen > 0) {
+        this.appendLine(chunk, i, nl + 1);
+        line = this.lineBuf;
+        ls = 0;
+        le = this.lineLen - 1;
+      } else {
+        line = chunk;
+        ls = i;
+        le = nl;
+      }
+      if (le > ls && line[le - 1] === CR) le--;
+      i = nl + 1;
+      const kind = this.messageKind(line, ls, le);
+      if (kind === 0) {
+        this.control(line, ls, le);
+        this.lineLen = 0;
+        continue;
+      }
+      if (kind < 0) {
+        this.lineLen = 0;
+        return;
+      }
+      if (!this.msgArgs(kind, line, ls, le)) {
+        this.lineLen = 0;
+        return;
+      }
+      const m = this.msg;
+      const total = m.size + 2;
+      if (n - i >= total) {
+        if (chunk[i + m.size] !== CR || chunk[i + m.size + 1] !== LF) {
+          this.lineLen = 0;
+          this.h.onParseError('op', 'missing CRLF after routed message payload');
+          return;
+        }
+        m.pbuf = chunk;
+        m.ps = i;
+        m.pe = i + m.size;
+        this.h.onMsg(m);
+        i += total;
+        this.lineLen = 0;
+        continue;
+      }
+      // The payload continues in a later read: keep the control line (it may live in
+      // `chunk`, which the caller reuses) and collect the payload at its exact size.
+      if (line === chunk) {
+        this.lineLen = 0;
+        this.appendLine(chunk, ls, le);
+        m.rebase(-ls, this.lineBuf);
+      }
+      this.msgBuf = Buffer.allocUnsafe(total);
+      this.msgHave = n - i;
+      chunk.copy(this.msgBuf, 0, i, n);
+      this.state = ST_PAYLOAD;
+      return;
+    }
+  }
+
+  private appendLine(src: Buffer, s: number, e: number): void {
+    const len = e - s;
+    if (this.lineLen + len > this.lineBuf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.lineBuf.length * 2, this.lineLen + len));
+      this.lineBuf.copy(grown, 0, 0, this.lineLen);
+      this.lineBuf = grown;
+    }
+    src.copy(this.lineBuf, this.lineLen, s, e);
+    this.lineLen += len;
+  }
+
+  /** RMSG/HMSG/LMSG → their kind; 0 for another operation; -1 after reporting an empty line. */
+  private messageKind(b: Buffer, s: number, e: number): number {
+    if (e - s < 5 || !isSpace(b[s + 4])) return 0;
+    const c1 = lower(b[s + 1]);
+    const c2 = lower(b[s + 2]);
+    const c3 = lower(b[s + 3]);
+    if (c1 !== 109 || c2 !== 115 || c3 !== 103) return 0; // "msg"
+    const c0 = lower(b[s]);
+    if (c0 === 114) return MSG_RMSG;
+    if (c0 === 104) return MSG_HMSG;
+    if (c0 === 108) return MSG_LMSG;
+    return 0;
+  }
+
+  /** Splits `b[s, e)` on spaces and tabs into this.args (start, end pairs). */
+  private split(b: Buffer, s: number, e: number): number {
+    const a = this.args;
+    a.length = 0;
+    let i = s;
+    while (i < e) {
+      while (i < e && isSpace(b[i])) i++;
+      if (i >= e) break;
+      const start = i;
+      while (i < e && !isSpace(b[i])) i++;
+      a.push(start, i);
+    }
+    return a.length >> 1;
+  }
+
+  private msgArgs(kind: number, b: Buffer, s: number, e: number): boolean {
+    const where = kind === MSG_RMSG ? 'processRoutedMsgArgs' : kind === MSG_HMSG ? 'processRoutedHeaderMsgArgs' : 'processRoutedOriginClusterMsgArgs';
+    const argText = (): string => b.toString('latin1', s + 5, e);
+    const n = this.split(b, s + 5, e);
+    const a = this.args;
+    const m = this.msg;
+    m.buf = b;
+    m.replyS = -1;
+    m.replyE = -1;
+    m.queueCount = 0;
+    m.queues.length = 0;
+    // LMSG carries the origin cluster first; we accept and ignore it.
+    const off = kind === MSG_LMSG ? 1 : 0;
+    const sizes = kind === MSG_RMSG ? 1 : 2; // trailing size fields
+    const minArgs = off + 2 + sizes;
+    if (n < minArgs) {
+      this.h.onParseError('args', `${where} Parse Error: '${argText()}'`);
+      return false;
+    }
+    m.accS = a[2 * off];
+    m.accE = a[2 * off + 1];
+    m.subjS = a[2 * off + 2];
+    m.subjE = a[2 * off + 3];
+    const mid = n - minArgs; // fields between the subject and the sizes
+    if (mid === 1) {
+      m.replyS = a[2 * (off + 2)];
+      m.replyE = a[2 * (off + 2) + 1];
+    } else if (mid > 1) {
+      const is = a[2 * (off + 2)];
+      const ie = a[2 * (off + 2) + 1];
+      const indicator = ie - is === 1 ? b[is] : 0;
+      let q = off + 3;
+      if (indicator === 43) { // '+': reply, then queues
+        m.replyS = a[2 * q];
+        m.replyE = a[2 * q + 1];
+        q++;
+      } else if (indicator !== 124) { // '|': queues only
+        this.h.onParseError('args', `${where} Bad or Missing Reply Indicator: '${b.toString('latin1', is, ie)}'`);
+        return false;
+      }
+      for (; q < n - sizes; q++) {
+        m.queues.push(a[2 * q], a[2 * q + 1]);
+        m.queueCount++;
+      }
+    }
+    const sizeArg = 2 * (n - 1);
+    m.size = parseSize(b, a[sizeArg], a[sizeArg + 1]);
+    if (m.size < 0) {
+      this.h.onParseError('args', `${where} Bad or Missing Size: '${argText()}'`);
+      return false;
+    }
+    if (sizes === 2) {
+      const hs = 2 * (n - 2);
+      m.hdrLen = parseSize(b, a[hs], a[hs + 1]);
+      if (m.hdrLen < 0) {
+        this.h.onParseError('args', `${where} Bad or Missing Header Size: '${argText()}'`);
+        return false;
+      }
+      if (m.hdrLen > m.size) {
+        this.h.onParseError('args', `${where} Header Size larger then TotalSize: '${argText()}'`);
+        return false;
+      }
+    } else {
+      m.hdrLen = -1;
+    }
+    if (m.size > ROUTE_MAX_MESSAGE) {
+      this.h.onParseError('args', `${where} message of ${m.size} bytes exceeds ${ROUTE_MAX_MESSAGE}`);
+      return false;
+    }
+    return true;
+  }
+
+  /** Recognise a non-message keyword and hand over its argument range. */
+  private control(b: Buffer, s: number, e: number): void {
+    let k = s;
+    while (k < e && !isSpace(b[k])) k++;
+    const kw = b.toString('latin1', s, k).toUpperCase();
+    let as = k;
+    while (as < e && isSpace(b[as])) as++;
+    let op: RouteOpCode;
+    switch (kw) {
+      case 'RS+': op = RouteOp.rsPlus; break;
+      case 'RS-': op = RouteOp.rsMinus; break;
+      case 'LS+': op = RouteOp.lsPlus; break;
+      case 'LS-': op = RouteOp.lsMinus; break;
+      case 'PING': op = RouteOp.ping; break;
+      case 'PONG': op = RouteOp.pong; break;
+      case 'INFO': op = RouteOp.info; break;
+      case 'CONNECT': op = RouteOp.connect; break;
+      case '+OK': op = RouteOp.ok; break;
+      case '-ERR': op = RouteOp.err; break;
+      default:
+        if (s === e) return; // a bare CRLF is tolerated
+        this.h.onParseError('op', JSON.stringify(b.toString('latin1', s, Math.min(e, s + 32))));
+        return;
+    }
+    this.h.onControl(op, b, as, e);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Output helpers (a JS loop beats the native call for short copies)
+
+export function put(dst: Buffer, o: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n > 48) {
+    dst.set(src.subarray(s, e), o);
+    return o + n;
+  }
+  for (let i = s; i < e; i++) dst[o++] = src[i];
+  return o;
+}
+
+export function digits(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+}
+
+export function putInt(dst: Buffer, o: number, n: number): number {
+  const d = digits(n);
+  let p = o + d - 1;
+  do {
+    dst[p--] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return o + d;
+}
+
+const OUT_SLAB = 64 * 1024;
+const OUT_MIN_ROOM = 8 * 1024;
+const PING = Buffer.from('PING\r\n');
+const PONG = Buffer.from('PONG\r\n');
+const OK = Buffer.from('+OK\r\n');
+const RMSG_G = Buffer.from('RMSG $G ');
+const HMSG_G = Buffer.from('HMSG $G ');
+
+/** What a route connection needs from the cluster that owns it. */
+export interface RouteHost {
+  readonly pingIntervalMs: number;
+  readonly pingMax: number;
+  readonly writeDeadlineMs: number;
+  markDirty(r: RouteConn): void;
+  onRouteControl(r: RouteConn, op: RouteOpCode, line: Buffer, as: number, ae: number): void;
+  onRoutedMsg(r: RouteConn, m: RoutedMsg): void;
+  onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void;
+  /** The socket took all we wrote (after a write that had to wait). */
+  onRouteDrained(r: RouteConn): void;
+  /** One read was parsed: flush what it produced (once per read, never per message). */
+  afterRouteRead(r: RouteConn): void;
+}
+
+/** First PING on a route: about 1s after creation (nats-server firstPingInterval + 0-20%). */
+const FIRST_PING_MS = 1000;
+
+export class RouteConn implements RouteParserHandler {
+  readonly rid: number;
+  readonly socket: Socket;
+  readonly host: RouteHost;
+  readonly parser: RouteParser;
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  /** We dialled this connection. */
+  didSolicit: boolean;
+  /** The URL we dialled (or, for an accepted route, one built from the peer's INFO). */
+  url: URL | null;
+  /** An explicitly configured route (re-dialled forever), as opposed to a gossiped one. */
+  explicit: boolean;
+  /** Re-dial after a disconnect even when accepted (nats-server's route.retry, set on duplicates). */
+  retry = false;
+  remoteId = '';
+  remoteName = '';
+  remoteInfo: Record<string, unknown> | null = null;
+  connectUrls: string[] = [];
+  /** Peer understands HMSG (its INFO/CONNECT said headers:true). */
+  headers = false;
+  verbose = false;
+  connectReceived = false;
+  infoReceived = false;
+  registered = false;
+  closing = false;
+  closed = false;
+  closeReason = '';
+  /** Peer interest, keyed by `subject` or `subject queue` (account $G only). */
+  readonly subs = new Map<string, { subject: string; queue: string | null; weight: number; route: RouteConn }>();
+
+  // Output: unwritten bytes are out[outStart, outPos).
+  out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
+  outStart = 0;
+  outPos = 0;
+  dirty = false;
+  writeBlockedSince = 0;
+
+  // Timers, swept by the cluster (one timer for all routes).
+  authDeadline = 0;
+  nextPingAt: number;
+  pingsOut = 0;
+  lastInboundAt = Date.now();
+  lastPeerPingAt = 0;
+  rttMs = 0;
+  rttStartAt = 0;
+
+  // Forwarding scratch, used by the cluster while routing one message.
+  targetPlain = false;
+  targetQueued = false;
+  readonly targetGroups: number[] = [];
+
+  constructor(host: RouteHost, socket: Socket, rid: number, solicitUrl: URL | null, explicit: boolean) {
+    this.host = host;
+    this.socket = socket;
+    this.rid = rid;
+    this.didSolicit = solicitUrl !== null;
+    this.url = solicitUrl;
+    this.explicit = explicit;
+    this.remoteAddr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.remotePort = socket.remotePort ?? 0;
+    this.parser = new RouteParser(this);
+    const first = Math.min(host.pingIntervalMs, FIRST_PING_MS);
+    this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
+  }
+
+  logPrefix(): string {
+    const a = this.remoteAddr.includes(':') ? `[${this.remoteAddr}]` : this.remoteAddr;
+    return `${a}:${this.remotePort} - rid:${this.rid}`;
+  }
+
+  start(): void {
+    const s = this.socket;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('drain', () => {
+      this.writeBlockedSince = 0;
+      this.host.onRouteDrained(this);
+    });
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      log.debug(`${this.logPrefix()} - Router connection error: ${err.message}`);
+      this.close(err.code === 'EPIPE' ? RouteCloseReason.writeError : RouteCloseReason.readError, false);
+    });
+    s.on('end', () => this.close(RouteCloseReason.clientClosed, false));
+    s.on('close', () => this.close(RouteCloseReason.clientClosed, false));
+    s.resume();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.lastInboundAt = Date.now();
+    try {
+      this.parser.parse(chunk);
+    } catch (err) {
+      log.error(`${this.logPrefix()} - internal error processing route input: ${(err as Error).stack}`);
+      this.close(RouteCloseReason.internalError, false);
+    }
+    this.host.afterRouteRead(this);
+  }
+
+  // -------------------------------------------------------------- parser callbacks
+
+  onControl(op: RouteOpCode, line: Buffer, as: number, ae: number): void {
+    if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${opName(op)}${ae > as ? ` ${line.toString('utf8', as, ae)}` : ''}]`);
+    switch (op) {
+      case RouteOp.ping:
+        this.lastPeerPingAt = Date.now();
+        this.queue(PONG);
+        return;
+      case RouteOp.pong:
+        this.pingsOut = 0;
+        if (this.rttStartAt > 0) {
+          this.rttMs = Math.max(Date.now() - this.rttStartAt, 0.001);
+          this.rttStartAt = 0;
+        }
+        return;
+      case RouteOp.ok:
+        return;
+      default:
+        this.host.onRouteControl(this, op, line, as, ae);
+    }
+  }
+
+  onMsg(m: RoutedMsg): void {
+    if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${m.hdrLen >= 0 ? 'HMSG' : 'RMSG'} ${m.buf.toString('utf8', m.accS, m.subjE)} ${m.size}]`);
+    this.host.onRoutedMsg(this, m);
+    if (this.verbose) this.queue(OK);
+  }
+
+  onParseError(kind: 'op' | 'args', detail: string): void {
+    if (this.closing) return;
+    if (kind === 'op') {
+      log.error(`${this.logPrefix()} - Router parser ERROR, proto=${detail}`);
+      this.sendErr('Unknown Protocol Operation');
+      this.close(RouteCloseReason.protocolViolation, true);
+      return;
+    }
+    log.error(`${this.logPrefix()} - ${detail}`);
+    this.close(RouteCloseReason.protocolViolation, true);
+  }
+
+  // -------------------------------------------------------------------- output
+
+  reserve(n: number): Buffer {
+    if (this.outPos + n > this.out.length) {
+      const pending = this.outPos - this.outStart;
+      const grown = Buffer.allocUnsafe(Math.max(OUT_SLAB, (pending + n) * 2));
+      this.out.copy(grown, 0, this.outStart, this.outPos);
+      this.out = grown;
+      this.outStart = 0;
+      this.outPos = pending;
+    }
+    if (!this.dirty) {
+      this.dirty = true;
+      this.host.markDirty(this);
+    }
+    return this.out;
+  }
+
+  queue(bytes: Uint8Array): void {
+    if (this.closed) return;
+    const out = this.reserve(bytes.length);
+    out.set(bytes, this.outPos);
+    this.outPos += bytes.length;
+  }
+
+  queueString(s: string): void {
+    if (this.closed) return;
+    const n = Buffer.byteLength(s);
+    const out = this.reserve(n);
+    out.write(s, this.outPos);
+    this.outPos += n;
+  }
+
+  sendErr(text: string): void {
+    this.queueString(`-ERR '${text}'\r\n`);
+  }
+
+  /** Socket bytes not yet handed to the kernel plus what we have not written yet. */
+  get pendingBytes(): number {
+    return this.socket.writableLength + (this.outPos - this.outStart);
+  }
+
+  flush(): void {
+    this.dirty = false;
+    if (this.closed || this.outPos === this.outStart) return;
+    const chunk = this.out.subarray(this.outStart, this.outPos);
+    if (this.out.length - this.outPos < OUT_MIN_ROOM) {
+      this.out = Buffer.allocUnsafe(OUT_SLAB);
+      this.outStart = 0;
+      this.outPos = 0;
+    } else {
+      this.outStart = this.outPos;
+    }
+    if (!this.socket.write(chunk) && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
+  }
+
+  /**
+   * Append `RMSG $G <subject>` (or HMSG) and a canonical tail ` [reply ][hdr ]size\r\n
+   * <payload>\r\n` taken as is from a worker's ring record: the common forward, two copies.
+   */
+  writeTail(sb: Uint8Array, ss: number, se: number, tb: Uint8Array, ts: number, te: number, headers: boolean): void {
+    if (this.closing) return;
+    const out = this.reserve(8 + (se - ss) + (te - ts));
+    let o = put(out, this.outPos, headers ? HMSG_G : RMSG_G, 0, 8);
+    o = put(out, o, sb, ss, se);
+    this.outPos = put(out, o, tb, ts, te);
+  }
+
+  /**
+   * Append one RMSG/HMSG. Queue names are `[start, end)` pairs in `qb`. Headers are
+   * stripped for a peer that did not announce header support (nats-server does the same).
+   */
+  writeMsg(sb: Uint8Array, ss: number, se: number, rs: number, re: number, qb: Uint8Array, queues: number[], qStart: number, qCount: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void {
+    if (this.closing) return;
+    let hdr = hdrLen;
+    let body = ps;
+    if (hdr > 0 && !this.headers) {
+      body = ps + hdr;
+      hdr = -1;
+    } else if (hdr === 0) {
+      hdr = -1;
+    }
+    const total = pe - body;
+    let qBytes = 0;
+    for (let i = 0; i < qCount; i++) qBytes += 1 + queues[qStart + 2 * i + 1] - queues[qStart + 2 * i];
+    const replyLen = rs >= 0 ? re - rs : -1;
+    const need = 8 + (se - ss) + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1)
+      + (hdr >= 0 ? digits(hdr) + 1 : 0) + 1 + digits(total) + 2 + total + 2;
+    const out = this.reserve(need);
+    let o = this.outPos;
+    o = put(out, o, hdr >= 0 ? HMSG_G : RMSG_G, 0, 8);
+    o = put(out, o, sb, ss, se);
+    if (qCount > 0) {
+      out[o++] = 32;
+      if (replyLen >= 0) {
+        out[o++] = 43; // '+'
+        out[o++] = 32;
+        o = put(out, o, sb, rs, re);
+      } else {
+        out[o++] = 124; // '|'
+      }
+      for (let i = 0; i < qCount; i++) {
+        out[o++] = 32;
+        o = put(out, o, qb, queues[qStart + 2 * i], queues[qStart + 2 * i + 1]);
+      }
+    } else if (replyLen >= 0) {
+      out[o++] = 32;
+      o = put(out, o, sb, rs, re);
+    }
+    out[o++] = 32;
+    if (hdr >= 0) {
+      o = putInt(out, o, hdr);
+      out[o++] = 32;
+    }
+    o = putInt(out, o, total);
+    out[o++] = 13;
+    out[o++] = 10;
+    o = put(out, o, pb, body, pe);
+    out[o++] = 13;
+    out[o++] = 10;
+    this.outPos = o;
+  }
+
+  // -------------------------------------------------------------------- lifecycle
+
+  /**
+   * Close the route. With `flushFirst`, queued bytes (an -ERR) are written before the
+   * socket is ended; otherwise it is destroyed at once.
+   */
+  close(reason: RouteCloseReasonText, flushFirst: boolean): void {
+    if (this.closed) return;
+    this.closing = true;
+    this.closed = true;
+    this.closeReason = reason;
+    const s = this.socket;
+    if (flushFirst && !s.destroyed) {
+      const rest = this.out.subarray(this.outStart, this.outPos);
+      this.outStart = this.outPos;
+      if (rest.length > 0) s.end(rest);
+      else s.end();
+      const t = setTimeout(() => s.destroy(), 1000);
+      t.unref();
+      s.once('close', () => clearTimeout(t));
+    } else {
+      s.destroy();
+    }
+    this.host.onRouteClosed(this, reason);
+  }
+
+  /** Called by the cluster's sweep; `now` in ms. */
+  tick(now: number): void {
+    if (this.closing) return;
+    if (this.authDeadline !== 0 && now >= this.authDeadline) {
+      log.debug(`${this.logPrefix()} - Authentication Timeout`);
+      this.sendErr('Authentication Timeout');
+      this.close(RouteCloseReason.authTimeout, true);
+      return;
+    }
+    if (this.writeBlockedSince !== 0 && this.socket.writableLength > 0 && now - this.writeBlockedSince > this.host.writeDeadlineMs) {
+      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.host.writeDeadlineMs}ms Exceeded`);
+      this.close(RouteCloseReason.slowDeadline, false);
+      return;
+    }
+    if (now < this.nextPingAt) return;
+    const interval = this.host.pingIntervalMs;
+    this.nextPingAt = now + interval;
+    // As nats-server processPingTimer: recent traffic or a peer PING postpones ours, except
+    // while we still want a round-trip sample.
+    const needRtt = this.rttMs === 0;
+    if (!needRtt && (now - this.lastInboundAt < interval || now - this.lastPeerPingAt < interval)) return;
+    if (this.pingsOut + 1 > this.host.pingMax) {
+      log.debug(`${this.logPrefix()} - Stale Client Connection - Closing`);
+      this.sendErr('Stale Connection');
+      this.close(RouteCloseReason.stale, true);
+      return;
+    }
+    this.pingsOut++;
+    if (this.rttStartAt === 0) this.rttStartAt = now;
+    this.queue(PING);
+  }
+}
+
+function opName(op: RouteOpCode): string {
+  switch (op) {
+    case RouteOp.rsPlus: return 'RS+';
+    case RouteOp.rsMinus: return 'RS-';
+    case RouteOp.lsPlus: return 'LS+';
+    case RouteOp.lsMinus: return 'LS-';
+    case RouteOp.ping: return 'PING';
+    case RouteOp.pong: return 'PONG';
+    case RouteOp.info: return 'INFO';
+    case RouteOp.connect: return 'CONNECT';
+    case RouteOp.ok: return '+OK';
+    case RouteOp.err: return '-ERR';
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// INFO and CONNECT JSON, in nats-server's field order (Go marshals struct fields in order)
+
+/** server.go Info, route-relevant fields in declaration order; `true` marks omitempty. */
+const INFO_FIELDS: [string, boolean][] = [
+  ['server_id', false], ['server_name', false], ['version', false], ['proto', false], ['git_commit', true],
+  ['go', false], ['host', false], ['port', false], ['headers', false], ['auth_required', true],
+  ['tls_required', true], ['tls_verify', true], ['tls_available', true], ['max_payload', false],
+  ['jetstream', true], ['ip', true], ['nonce', true], ['cluster', true], ['cluster_dynamic', true],
+  ['domain', true], ['connect_urls', true], ['ws_connect_urls', true], ['ldm', true], ['import', true],
+  ['export', true], ['lnoc', true], ['info_on_connect', true], ['connect_info', true], ['gateway', true],
+  ['gateway_urls', true], ['gateway_url', true], ['leafnode_urls', true],
+];
+
+function isEmptyValue(v: unknown): boolean {
+  return v === undefined || v === null || v === false || v === 0 || v === '' || (Array.isArray(v) && v.length === 0);
+}
+
+/** Re-serialise a route INFO the way nats-server would marshal it (unknown fields dropped). */
+export function routeInfoJson(info: Record<string, unknown>): string {
+  const out: Record<string, unknown> = {};
+  for (const [key, omitEmpty] of INFO_FIELDS) {
+    const v = info[key];
+    if (omitEmpty ? isEmptyValue(v) : v === undefined) continue;
+    out[key] = v;
+  }
+  return JSON.stringify(out);
+}
+
+export interface RouteConnectInfo {
+  user?: string;
+  pass?: string;
+  name: string;
+  cluster: string;
+  dynamic: boolean;
+}
+
+/** route.go connectInfo, in field order. We leave `lnoc` out: we do not speak LS+/LMSG. */
+export function routeConnectJson(c: RouteConnectInfo): string {
+  const o: Record<string, unknown> = { echo: true, verbose: false, pedantic: false };
+  if (c.user) o.user = c.user;
+  if (c.pass) o.pass = c.pass;
+  o.tls_required = false;
+  o.headers = true;
+  o.name = c.name;
+  o.cluster = c.cluster;
+  if (c.dynamic) o.cluster_dynamic = true;
+  return JSON.stringify(o);
+}

@@ -1,0 +1,62 @@
+// Route thread entry (one long-lived piscina task on a dedicated one-thread pool). Wires the
+// Cluster to the MessagePort main hands accepted route sockets and control messages through.
+// Solicited routes are dialled from here, not from main.
+
+import type { MessagePort } from 'node:worker_threads';
+import type { Socket } from 'node:net';
+import { pack, unpack } from 'msgpackr';
+import { Cluster, type ClusterTask } from '../src/cluster.ts';
+import { setLogLevels, log } from '../src/log.ts';
+import type { ControlMessage } from '../src/control.ts';
+
+export interface RouteTask extends ClusterTask {
+  port: MessagePort;
+}
+
+export default function run(task: RouteTask): Promise<void> {
+  const { port, thread } = task;
+  setLogLevels(task.options.debug, task.options.trace);
+  const send = (m: ControlMessage): void => port.postMessage(pack(m));
+  const cluster = new Cluster(task, send);
+  cluster.start();
+
+  return new Promise<void>((resolve) => {
+    port.on('message', (m: { socket?: Socket; msg?: Uint8Array } | Uint8Array) => {
+      if (!(m instanceof Uint8Array)) {
+        const { cid } = unpack(m.msg!) as { cid: number };
+        cluster.addInbound(m.socket!, cid);
+        return;
+      }
+      const msg = unpack(m) as ControlMessage;
+      switch (msg.type) {
+        case 'shutdown': {
+          cluster.shutdown();
+          const deadline = Date.now() + msg.graceMs;
+          const waitClosed = (): void => {
+            if (cluster.openSockets() === 0 || Date.now() > deadline) {
+              send({ type: 'stopped', thread });
+              port.close();
+              resolve();
+            } else {
+              setTimeout(waitClosed, 10);
+            }
+          };
+          waitClosed();
+          break;
+        }
+        case 'info':
+          break; // client INFO is the client workers' business
+        case 'snapshot-request':
+          send({ type: 'snapshot', from: thread, to: msg.from, ...cluster.interestSnapshot() });
+          break;
+        case 'snapshot':
+          cluster.applySnapshot(msg.from, msg.position, msg.entries);
+          break;
+        default:
+          log.warn(`route thread: unexpected control message ${(msg as { type: string }).type}`);
+      }
+    });
+    send({ type: 'ready', thread });
+    if (task.replacement) send({ type: 'snapshot-request', from: thread });
+  });
+}
