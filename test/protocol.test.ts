@@ -4,7 +4,7 @@
 // selection, ordering under volume, slow consumers, parsing input split at every byte.
 
 import test from 'ava';
-import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
+import { noPings, rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 import { startServer, testImpl, useServer, type ServerHandle } from './helpers/server.ts';
 
 const impl = testImpl();
@@ -66,7 +66,7 @@ test('verbose sends +OK before the MSG its PUB produced', async (t) => {
   await c.expect(/^INFO .*\r\n/);
   c.send('CONNECT {"verbose":true,"pedantic":false}\r\nSUB v.ok 1\r\nPUB v.ok 2\r\nhi\r\nPING\r\n');
   const got = await c.expect('PONG\r\n');
-  t.is(got, '+OK\r\n+OK\r\n+OK\r\nMSG v.ok 1 2\r\nhi\r\nPONG\r\n');
+  t.is(noPings(got), '+OK\r\n+OK\r\n+OK\r\nMSG v.ok 1 2\r\nhi\r\nPONG\r\n');
 });
 
 test('UNSUB max delivers exactly max then removes', async (t) => {
@@ -79,7 +79,7 @@ test('UNSUB max delivers exactly max then removes', async (t) => {
   await pub.ping();
   await sub.expect('MSG unsubmax.x 7 1\r\n2\r\n');
   const rest = await sub.ping(); // nothing but the PONG may follow the third message
-  t.is(rest, 'PONG\r\n');
+  t.is(noPings(rest), 'PONG\r\n');
   t.is(count(sub.data(), /MSG unsubmax\.x/), 3);
   // The subscription is gone, not just muted: a new one with the same sid works.
   sub.send('SUB unsubmax.x 7\r\n');
@@ -107,7 +107,7 @@ test('duplicate sid: the first subscription wins', async (t) => {
   t.timeout(10000);
   const c = await session(t, port());
   c.send('SUB dup.first 5\r\nSUB dup.second 5\r\nPUB dup.second 1\r\nx\r\nPUB dup.first 1\r\ny\r\n');
-  t.is(await c.ping(), 'MSG dup.first 5 1\r\ny\r\nPONG\r\n');
+  t.is(noPings(await c.ping()), 'MSG dup.first 5 1\r\ny\r\nPONG\r\n');
 });
 
 test('messages from one publisher reach a subscriber in publish order', async (t) => {
@@ -176,7 +176,7 @@ test('echo false: no copy to the publisher; a queue group picks another member',
   await Promise.all([other.ping(), self.ping()]);
   for (let i = 0; i < 10; i++) self.send('PUB echo.q 1\r\nx\r\n');
   self.send('PUB echo.plain 1\r\ny\r\n');
-  t.is(await self.ping(), 'PONG\r\n');
+  t.is(noPings(await self.ping()), 'PONG\r\n');
   await other.ping();
   t.is(count(other.data(), /MSG echo\.q 2 1/), 10);
 });
@@ -192,7 +192,7 @@ test('a whole session fed one byte at a time parses like one chunk', async (t) =
     c.send(ch);
     await new Promise((r) => setImmediate(r));
   }
-  t.is(await c.expect('PONG\r\n'), 'MSG bytes.x 1 5\r\nhello\r\nHMSG bytes.x 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPONG\r\n');
+  t.is(noPings(await c.expect('PONG\r\n')), 'MSG bytes.x 1 5\r\nhello\r\nHMSG bytes.x 1 r 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPONG\r\n');
 });
 
 test('a payload of exactly max_payload is delivered intact', async (t) => {
@@ -207,7 +207,7 @@ test('a payload of exactly max_payload is delivered intact', async (t) => {
   pub.send(Buffer.concat([Buffer.from(`PUB big.x ${size}\r\n`), payload, Buffer.from('\r\n')]));
   await pub.ping(10000);
   const head = `MSG big.x 1 ${size}\r\n`;
-  await sub.expect(new RegExp(`^${head}[^]{${size}}\\r\\n`), 10000);
+  await sub.expect(new RegExp(`${head}[^]{${size}}\\r\\n`), 10000);
   const at = sub.data().indexOf(head) + head.length;
   t.true(Buffer.from(sub.data().slice(at, at + size), 'latin1').equals(payload));
 });
@@ -228,14 +228,15 @@ test('headers: HMSG to header-aware subscribers, MSG without headers to the othe
 });
 
 test('server PINGs about 2s after CONNECT, and a PONG keeps the connection', async (t) => {
-  t.timeout(15000);
+  t.timeout(30000);
   const c = await session(t, port());
   const start = Date.now();
-  await c.expect('PING\r\n', 5000);
+  await c.expect('PING\r\n', 12000);
   const elapsed = Date.now() - start;
-  // The first PING is min(ping_interval, 2s) plus up to 20% jitter. A wide window: this
-  // checks the behaviour exists, not its precision.
-  t.true(elapsed >= 1500 && elapsed <= 4000, `first server PING after ${elapsed}ms`);
+  // The first PING is min(ping_interval, 2s) plus up to 20% jitter, not ping_interval (2m)
+  // and not at once. The window is wide on purpose: this checks the rule, not the timer's
+  // precision on a loaded machine.
+  t.true(elapsed >= 1500 && elapsed <= 10000, `first server PING after ${elapsed}ms`);
   c.send('PONG\r\n');
   await c.ping();
   t.false(c.isClosed());
@@ -383,12 +384,12 @@ test('max_subscriptions counts per connection', async (t) => {
   const a = await session(t, srv.port);
   const b = await session(t, srv.port);
   a.send('SUB s.1 1\r\nSUB s.2 2\r\nSUB s.3 3\r\n');
-  t.is(await a.ping(), "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n");
+  t.is(noPings(await a.ping()), "-ERR 'maximum subscriptions exceeded'\r\nPONG\r\n");
   b.send('SUB s.1 1\r\nSUB s.2 2\r\n');
-  t.is(await b.ping(), 'PONG\r\n');
+  t.is(noPings(await b.ping()), 'PONG\r\n');
   // Unsubscribing frees a slot.
   a.send('UNSUB 1\r\nSUB s.4 4\r\n');
-  t.is(await a.ping(), 'PONG\r\n');
+  t.is(noPings(await a.ping()), 'PONG\r\n');
 });
 
 test('users list permissions apply per user on the same server', async (t) => {
@@ -405,10 +406,10 @@ test('users list permissions apply per user on the same server', async (t) => {
   const sub = await session(t, srv.port, { user: 'sub', pass: 'p2' });
   const pub = await session(t, srv.port, { user: 'pub', pass: 'p1' });
   sub.send('SUB data.x 1\r\nSUB other 2\r\nPUB data.x 1\r\nz\r\n');
-  t.is(await sub.ping(), `-ERR 'Permissions Violation for Subscription to "other"'\r\n` +
+  t.is(noPings(await sub.ping()), `-ERR 'Permissions Violation for Subscription to "other"'\r\n` +
     `-ERR 'Permissions Violation for Publish to "data.x"'\r\nPONG\r\n`);
   pub.send('PUB data.x 1\r\na\r\nPUB other 1\r\nb\r\n');
-  t.is(await pub.ping(), `-ERR 'Permissions Violation for Publish to "other"'\r\nPONG\r\n`);
+  t.is(noPings(await pub.ping()), `-ERR 'Permissions Violation for Publish to "other"'\r\nPONG\r\n`);
   await sub.expect('MSG data.x 1 1\r\na\r\n');
   t.false(sub.data().includes('\r\nz\r\n'));
 });

@@ -111,7 +111,7 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
         if (closed || socket.destroyed) return;
         socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
       },
-      expect(pattern, timeoutMs = 3000) {
+      expect(pattern, timeoutMs = 5000) {
         return waitFor(`${pattern instanceof RegExp ? pattern : JSON.stringify(pattern)}`, () => {
           const rest = all.slice(consumed);
           let end = -1;
@@ -157,14 +157,14 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
           if (closed) finish(); else arm();
         });
       },
-      closed(timeoutMs = 3000) {
+      closed(timeoutMs = 5000) {
         return waitFor('the server to close', () => (closed ? true : undefined), timeoutMs, true).then(() => undefined);
       },
       data: () => all,
       pending: () => all.slice(consumed),
       isClosed: () => closed,
       writeError: () => writeErr,
-      ping(timeoutMs = 3000) {
+      ping(timeoutMs = 5000) {
         client.send('PING\r\n');
         return client.expect(/PONG\r\n/, timeoutMs);
       },
@@ -175,6 +175,15 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
       },
     };
   });
+}
+
+/**
+ * Removes the server's keep-alive `PING\r\n` lines, which arrive about 2s after CONNECT and
+ * so can land inside any exchange that runs long on a loaded machine. Only for text whose
+ * payloads never contain a PING line.
+ */
+export function noPings(s: string): string {
+  return s.replace(/(^|\n)(?:PING\r\n)+/g, '$1');
 }
 
 export interface HandshakeOptions extends RawConnectOptions {
@@ -287,7 +296,7 @@ export interface Transcript {
 export async function exchange(port: number, script: Step[], opts: ExchangeOptions = {}): Promise<Transcript> {
   const conns = new Map<string, RawClient>();
   const order: string[] = [];
-  const stepTimeoutMs = opts.stepTimeoutMs ?? 3000;
+  const stepTimeoutMs = opts.stepTimeoutMs ?? 5000;
 
   const get = async (name: string): Promise<RawClient> => {
     let c = conns.get(name);

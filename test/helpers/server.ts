@@ -227,7 +227,7 @@ async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle
     exitCode: () => child.exitCode,
   };
 
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 15000;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 20000;
   const deadline = Date.now() + readyTimeoutMs;
   try {
     if (opts.readiness === 'log') {
