@@ -222,6 +222,11 @@ export class Cluster implements RouteHost {
   private readonly localByThread: Map<string, LocalSub>[] = [];
   private readonly localPlain = new Map<string, number>(); // subject → workers with plain interest
   private readonly localQueues = new Map<string, number>(); // "subject queue" → summed weight
+  // What the peers were last told; a replay pass announces only net changes against it.
+  private readonly sentPlain = new Set<string>();
+  private readonly sentQueues = new Map<string, number>();
+  private readonly dirtyPlain = new Set<string>();
+  private readonly dirtyQueues = new Set<string>();
   private readonly peerList = new Sublist<PeerSub>();
   private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
   private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
@@ -869,6 +874,7 @@ export class Cluster implements RouteHost {
       const lg = this.logs[t];
       if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => this.applyLocal(t, rec));
     }
+    this.announcePending();
   }
 
   private applyLocal(t: number, rec: InterestRecord): void {
@@ -900,38 +906,62 @@ export class Cluster implements RouteHost {
       byKey.set(key, sub);
     }
     if (queue === null) {
-      const was = this.localPlain.get(subject) ?? 0;
-      const now = was + weight - oldWeight;
+      const now = (this.localPlain.get(subject) ?? 0) + weight - oldWeight;
       if (now > 0) this.localPlain.set(subject, now);
       else this.localPlain.delete(subject);
-      if (was === 0 && now > 0) this.announce(`RS+ $G ${subject}\r\n`);
-      else if (was > 0 && now === 0) this.announce(`RS- $G ${subject}\r\n`);
+      this.dirtyPlain.add(subject);
       return;
     }
     const qkey = `${subject} ${queue}`;
-    const was = this.localQueues.get(qkey) ?? 0;
-    const now = Math.max(0, was + weight - oldWeight);
-    if (now === was) return;
-    if (now > 0) {
-      this.localQueues.set(qkey, now);
-      // Every change of the weight is announced, smaller ones too (route.go).
-      this.announce(`RS+ $G ${qkey} ${now}\r\n`);
-    } else {
-      this.localQueues.delete(qkey);
-      this.announce(`RS- $G ${qkey}\r\n`);
+    const now = Math.max(0, (this.localQueues.get(qkey) ?? 0) + weight - oldWeight);
+    if (now > 0) this.localQueues.set(qkey, now);
+    else this.localQueues.delete(qkey);
+    this.dirtyQueues.add(qkey);
+  }
+
+  /**
+   * Tell every peer how the aggregate changed during one replay pass: RS+ when a subject
+   * gains its first plain subscriber, RS- when it loses its last; a queue group's new total
+   * weight as RS+ (smaller ones too), RS- at zero (route.go). A pass nets out changes, so a
+   * client closing with three members of a group sends one RS-, as nats-server does.
+   */
+  private announcePending(): void {
+    if (this.dirtyPlain.size === 0 && this.dirtyQueues.size === 0) return;
+    let lines = '';
+    for (const subject of this.dirtyPlain) {
+      const has = this.localPlain.has(subject);
+      if (has === this.sentPlain.has(subject)) continue;
+      if (has) {
+        this.sentPlain.add(subject);
+        lines += `RS+ $G ${subject}\r\n`;
+      } else {
+        this.sentPlain.delete(subject);
+        lines += `RS- $G ${subject}\r\n`;
+      }
     }
+    for (const qkey of this.dirtyQueues) {
+      const w = this.localQueues.get(qkey) ?? 0;
+      if (w === (this.sentQueues.get(qkey) ?? 0)) continue;
+      if (w > 0) {
+        this.sentQueues.set(qkey, w);
+        lines += `RS+ $G ${qkey} ${w}\r\n`;
+      } else {
+        this.sentQueues.delete(qkey);
+        lines += `RS- $G ${qkey}\r\n`;
+      }
+    }
+    this.dirtyPlain.clear();
+    this.dirtyQueues.clear();
+    if (lines === '') return;
+    if (isTrace()) log.trace(`->> [${lines.trimEnd().replace(/\r\n/g, ', ')}] to ${this.remotes.size} route(s)`);
+    for (const r of this.remotes.values()) r.queueString(lines);
   }
 
-  private announce(line: string): void {
-    if (isTrace()) log.trace(`->> [${line.slice(0, -2)}] to ${this.remotes.size} route(s)`);
-    for (const r of this.remotes.values()) r.queueString(line);
-  }
-
-  /** The full interest dump a newly registered peer gets first. */
+  /** The full interest dump a newly registered peer gets first: what peers were last told. */
   private sendSubsToRoute(r: RouteConn): void {
     const lines: string[] = [];
-    for (const subject of this.localPlain.keys()) lines.push(`RS+ $G ${subject}\r\n`);
-    for (const [qkey, weight] of this.localQueues) lines.push(`RS+ $G ${qkey} ${weight}\r\n`);
+    for (const subject of this.sentPlain) lines.push(`RS+ $G ${subject}\r\n`);
+    for (const [qkey, weight] of this.sentQueues) lines.push(`RS+ $G ${qkey} ${weight}\r\n`);
     if (lines.length > 0) r.queueString(lines.join(''));
     log.debug(`${r.logPrefix()} - Sent local subscriptions to route`);
   }
@@ -952,6 +982,7 @@ export class Cluster implements RouteHost {
   applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
     this.dropLocalInterest(from);
     for (const [subject, queue, weight] of entries) this.setLocal(from, subject, queue, weight);
+    this.announcePending();
     this.logs[from].setReaderPosition(this.thread, position);
     this.readerLive[from] = true;
     this.flushAll();

@@ -1,0 +1,400 @@
+// Clusters of skein servers: full mesh from a seed or from a list naming every member,
+// message flow in every direction, interest resync after restarts, failures while traffic
+// flows, client failover, and the route protocol itself on raw sockets posing as a route.
+// Mixed clusters with nats-server are in cluster-interop.test.ts.
+
+import test, { type ExecutionContext } from 'ava';
+import net from 'node:net';
+import { connect, type NatsConnection } from 'nats';
+import { useServer, freePort } from './helpers/server.ts';
+import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
+import {
+  TestCluster, allRoutes, checkPubSub, checkQueue, checkRequestReply, checkUnsubscribe,
+  flushAll, interestSeen, meshReady, sleep, uid, waitFor,
+} from './helpers/cluster.ts';
+
+const skein3 = [
+  { impl: 'skein' as const, name: 'a' },
+  { impl: 'skein' as const, name: 'b' },
+  { impl: 'skein' as const, name: 'c' },
+];
+
+// ------------------------------------------------------------------------------------------
+// Whole clusters
+
+test.serial('a seed-started cluster meshes by gossip and moves messages every way', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3);
+  const ncs = await cl.clients(t);
+  try {
+    await meshReady(ncs);
+  } catch (err) {
+    t.log(cl.logs());
+    throw err;
+  }
+  // b and c only know the seed; their direct route came from gossip (an implicit route).
+  await checkPubSub(t, ncs);
+  await checkQueue(t, ncs);
+  await checkRequestReply(t, ncs);
+  await checkUnsubscribe(t, ncs);
+  // Every client is told every server's client URL.
+  const want = cl.nodes.map((n) => `127.0.0.1:${n.port}`).sort();
+  await waitFor(() => ncs.every((nc) => [...(nc.info?.connect_urls ?? [])].sort().join() === want.join()), 10_000,
+    'connect_urls listing the three servers');
+  for (const nc of ncs) t.deepEqual([...(nc.info?.connect_urls ?? [])].sort(), want);
+});
+
+test.serial('a config listing every member, itself included, forms one route per pair and never dials itself', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3, { routes: allRoutes, args: () => ['-D'] });
+  const ncs = await cl.clients(t);
+  await meshReady(ncs);
+  await checkPubSub(t, ncs);
+  // Duplicates (each side dialled the other) are resolved to one registered route per pair.
+  await sleep(300);
+  for (const n of cl.nodes) {
+    const out = n.srv.output();
+    t.false(out.includes(`127.0.0.1:${n.clusterPort} - rid`), `${n.spec.name} never connected to itself`);
+    const registered = out.match(/Registering remote route/g)?.length ?? 0;
+    const lost = out.match(/Router connection closed: (?!Duplicate Route)/g)?.length ?? 0;
+    t.is(registered - lost, 2, `${n.spec.name} holds one route to each peer`);
+  }
+});
+
+test.serial('a restarted server rejoins and interest made while it was down works afterwards', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3, { routes: allRoutes });
+  const [a, b] = await Promise.all([0, 1].map((i) => connect({ servers: `127.0.0.1:${cl.nodes[i].port}`, reconnect: false })));
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  await meshReady([a, b]);
+  await cl.stopNode(2);
+  const id = uid();
+  const onA: string[] = [];
+  a.subscribe(`down.${id}`, { callback: (_e, m) => onA.push(m.string()) });
+  a.subscribe(`down.${id}.q`, { queue: 'g', callback: (_e, m) => onA.push(m.string()) });
+  await a.flush();
+
+  await cl.startNode(2);
+  const c = await connect({ servers: `127.0.0.1:${cl.nodes[2].port}`, reconnect: false });
+  t.teardown(() => c.close());
+  // The restarted server gets a's interest in the dump when the route comes back.
+  await interestSeen(a, [c], 20_000);
+  c.publish(`down.${id}`, 'plain');
+  c.publish(`down.${id}.q`, 'queued');
+  await c.flush();
+  await waitFor(() => onA.length >= 2, 5000, 'messages from the restarted server');
+  t.deepEqual(onA.sort(), ['plain', 'queued']);
+  // And its own new subscriptions reach the others.
+  const onC: string[] = [];
+  c.subscribe(`up.${id}`, { callback: (_e, m) => onC.push(m.string()) });
+  await interestSeen(c, [a, b]);
+  a.publish(`up.${id}`, 'from a');
+  b.publish(`up.${id}`, 'from b');
+  await flushAll([a, b]);
+  await waitFor(() => onC.length >= 2, 5000, 'messages to the restarted server');
+  t.deepEqual(onC.sort(), ['from a', 'from b']);
+});
+
+test.serial('killing a server while traffic flows leaves the other two serving, and its client fails over', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3);
+  const [a, b] = await Promise.all([0, 1].map((i) => connect({ servers: `127.0.0.1:${cl.nodes[i].port}`, reconnect: false })));
+  t.teardown(() => Promise.all([a.close(), b.close()]));
+  // c's client is given c's URL only; it learns the others from INFO connect_urls.
+  const c = await connect({ servers: `127.0.0.1:${cl.nodes[2].port}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
+  t.teardown(() => c.close());
+  await meshReady([a, b, c]);
+  await waitFor(() => (c.info?.connect_urls?.length ?? 0) === 3, 10_000, 'c\'s client to learn the cluster');
+
+  const id = uid();
+  let onB = 0;
+  let onC = 0;
+  b.subscribe(`flow.${id}`, { callback: () => { onB++; } });
+  c.subscribe(`flow.${id}`, { callback: () => { onC++; } });
+  await interestSeen(b, [a]);
+  await interestSeen(c, [a]);
+  let sent = 0;
+  let stop = false;
+  const pump = (async () => {
+    while (!stop) {
+      for (let k = 0; k < 20; k++) a.publish(`flow.${id}`, String(sent++));
+      await a.flush();
+      await sleep(5);
+    }
+  })();
+  await waitFor(() => onB > 200 && onC > 200, 10_000, 'traffic to b and c');
+  await cl.killNode(2);
+  const atKill = onB;
+  await waitFor(() => onB > atKill + 500, 10_000, 'b to keep receiving after c died');
+
+  // c's client reconnects to a or b and its subscription works there.
+  await waitFor(() => c.getServer() !== `127.0.0.1:${cl.nodes[2].port}`, 15_000, 'c\'s client to fail over');
+  const afterFailover = onC;
+  await waitFor(() => onC > afterFailover + 100, 10_000, 'the failed-over subscription to receive');
+  stop = true;
+  await pump;
+  t.true(onB > atKill + 500);
+  t.pass();
+});
+
+test.serial('servers without a cluster name agree on one name', async (t) => {
+  t.timeout(60_000);
+  const cl = await TestCluster.start(t, skein3.slice(0, 2), { clusterName: null });
+  const ncs = await cl.clients(t);
+  await meshReady(ncs);
+  const names = cl.nodes.map((n) => /Cluster name is (\S+)/.exec(n.srv.output())?.[1]);
+  t.true(cl.nodes.every((n) => n.srv.output().includes('Cluster name was dynamically generated, consider setting one')));
+  const winner = [names[0]!, names[1]!].sort()[1];
+  // The lower name adopts the higher one (byte order), and clients see it in INFO.
+  await waitFor(() => cl.nodes.some((n) => n.srv.output().includes(`Cluster name updated to ${winner}`)), 5000, 'one side to adopt');
+  const fresh = await Promise.all(cl.nodes.map((n) => rawSession(n.port)));
+  t.teardown(() => fresh.forEach(({ c }) => c.close()));
+  for (const { info } of fresh) t.is(info.cluster, winner);
+});
+
+// ------------------------------------------------------------------------------------------
+// The route protocol on raw sockets posing as a route
+
+const FAKE_ID = 'NFAKEROUTE000000000000000000000000000000000000000000001';
+
+function fakeConnect(cluster: string, extra: Record<string, unknown> = {}): string {
+  return `CONNECT ${JSON.stringify({ echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: FAKE_ID, cluster, ...extra })}\r\n`;
+}
+
+function fakeInfo(cluster: string, extra: Record<string, unknown> = {}): string {
+  return `INFO ${JSON.stringify({ server_id: FAKE_ID, server_name: 'fake', version: '2.9.10', proto: 2, host: '127.0.0.1', port: 1, headers: true, max_payload: 1048576, cluster, ...extra })}\r\n`;
+}
+
+interface Single {
+  port: number;
+  clusterPort: number;
+  output(): string;
+  waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+}
+
+async function single(t: ExecutionContext, config = '', args: string[] = [], userinfo = ''): Promise<Single> {
+  const clusterPort = await freePort();
+  const srv = await useServer(t, {
+    impl: 'skein',
+    workers: 2,
+    config: config || undefined,
+    args: ['--cluster', `nats://${userinfo}127.0.0.1:${clusterPort}`, '--cluster_name', 'clu', ...args],
+  });
+  return { port: srv.port, clusterPort, output: () => srv.output(), waitForLog: (re, ms) => srv.waitForLog(re, ms) };
+}
+
+async function fakeRoute(t: { teardown(fn: () => unknown): void }, s: Single): Promise<RawClient> {
+  const r = await rawConnect(s.clusterPort);
+  t.teardown(() => r.close());
+  await r.expect(/^INFO \{.*\} \r\n/);
+  r.send(fakeConnect('clu') + fakeInfo('clu'));
+  return r;
+}
+
+test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const { c } = await rawSession(s.port);
+  t.teardown(() => c.close());
+  c.send('SUB foo 1\r\nSUB bar q1 2\r\nSUB bar q1 3\r\nSUB baz.> q2 4\r\nSUB foo 5\r\n');
+  await c.ping();
+
+  const r = await rawConnect(s.clusterPort);
+  t.teardown(() => r.close());
+  const line = await r.expect(/^INFO \{.*\} \r\n/);
+  const info = JSON.parse(line.slice(5, -3)) as Record<string, unknown>;
+  t.deepEqual(Object.keys(info), ['server_id', 'server_name', 'version', 'proto', 'go', 'host', 'port', 'headers',
+    'max_payload', 'nonce', 'cluster', 'connect_urls']);
+  t.is(info.proto, 2);
+  t.is(info.port, s.clusterPort);
+  t.is(info.cluster, 'clu');
+  t.deepEqual(info.connect_urls, [`127.0.0.1:${s.port}`]);
+  t.false('lnoc' in info, 'no lnoc: we do not speak LS+/LMSG');
+
+  r.send(fakeConnect('clu') + fakeInfo('clu'));
+  const dump = await r.expect(/RS\+ \$G baz\.> q2 1\r\n/);
+  t.is(dump.match(/RS\+ \$G foo\r\n/g)?.length, 1, 'one RS+ for two plain subscriptions');
+  t.regex(dump, /RS\+ \$G bar q1 2\r\n/);
+
+  // A queue group's weight changes are announced as RS+ (smaller ones too); RS- only at zero.
+  // (One at a time: the server's first PING may land in between.)
+  c.send('SUB bar q1 6\r\n');
+  await r.expect('RS+ $G bar q1 3\r\n');
+  await c.ping();
+  c.send('UNSUB 2\r\n');
+  await r.expect('RS+ $G bar q1 2\r\n');
+  await c.ping();
+  c.send('UNSUB 1\r\nUNSUB 5\r\n');
+  await r.expect('RS- $G foo\r\n');
+  await c.ping();
+  // Closing the client withdraws each of its groups with one RS-.
+  c.close();
+  const rest = (await r.expect(/(RS- \$G (baz\.> q2|bar q1)\r\n[^]*){2}/)).replace(/PING\r\n/g, '');
+  t.true(rest === 'RS- $G bar q1\r\nRS- $G baz.> q2\r\n' || rest === 'RS- $G baz.> q2\r\nRS- $G bar q1\r\n', JSON.stringify(rest));
+  // First PING about a second after the route was created.
+  await r.expect('PING\r\n', 3000);
+  r.send('PONG\r\n');
+});
+
+test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG with queue sections', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const { c } = await rawSession(s.port, { connect: { headers: true } });
+  t.teardown(() => c.close());
+  c.send('SUB foo 1\r\nSUB grp.x qq 2\r\n');
+  await c.ping();
+  const r = await fakeRoute(t, s);
+  await r.expect('RS+ $G grp.x qq 1\r\n');
+  r.send('RS+ $G fromfake\r\nRS+ $G qq grp 3\r\n');
+  r.send('RMSG $G foo 2\r\nhi\r\nRMSG $G foo reply.1 2\r\nhi\r\nRMSG $G grp.x | qq 3\r\nabc\r\nRMSG $G grp.x + r.2 qq 3\r\nabc\r\n');
+  r.send('RMSG $G grp.x 3\r\nnoq\r\n'); // no queue section: never to queue members
+  r.send('HMSG $G foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  const toClient = await c.expect('HMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  t.is(toClient.replace(/PING\r\n/g, ''), 'MSG foo 1 2\r\nhi\r\nMSG foo 1 reply.1 2\r\nhi\r\nMSG grp.x 2 3\r\nabc\r\n' +
+    'MSG grp.x 2 r.2 3\r\nabc\r\nHMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+
+  await r.ping();
+  c.send('PUB fromfake _INBOX.r1 2\r\nhi\r\nPUB qq 2\r\nhi\r\nPUB qq rep 2\r\nhi\r\nHPUB fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  await c.ping();
+  const toRoute = await r.expect('HMSG $G fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  t.is(toRoute.replace(/PING\r\n/g, ''), 'RMSG $G fromfake _INBOX.r1 2\r\nhi\r\nRMSG $G qq | grp 2\r\nhi\r\n' +
+    'RMSG $G qq + rep grp 2\r\nhi\r\nHMSG $G fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  // Split frames are reassembled.
+  const frame = 'RMSG $G foo reply.z 5\r\nsplit\r\n';
+  for (const ch of frame) r.send(ch);
+  await c.expect('MSG foo 1 reply.z 5\r\nsplit\r\n');
+});
+
+test('a message read from a route is never forwarded to another route', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const r1 = await fakeRoute(t, s);
+  const r2 = await rawConnect(s.clusterPort);
+  t.teardown(() => r2.close());
+  await r2.expect(/^INFO /);
+  const id2 = FAKE_ID.replace(/1$/, '2');
+  r2.send(`${fakeConnect('clu', { name: id2 })}${fakeInfo('clu', { server_id: id2, server_name: 'fake2' })}RS+ $G hop\r\n`);
+  await r2.ping();
+  r1.send('RMSG $G hop 2\r\nhi\r\n');
+  await r1.ping();
+  await r2.ping();
+  t.false(r2.data().includes('RMSG'), 'one hop only');
+});
+
+test('a route that sends garbage or a bad reply indicator is closed; clients are not harmed', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const { c } = await rawSession(s.port);
+  t.teardown(() => c.close());
+  c.send('SUB ok 1\r\n');
+  await c.ping();
+  const r = await fakeRoute(t, s);
+  await r.ping();
+  r.send('THIS IS NOT NATS\r\n');
+  await r.expect("-ERR 'Unknown Protocol Operation'\r\n");
+  await r.closed();
+  const r2 = await fakeRoute(t, s);
+  await r2.ping();
+  r2.send('RMSG $G bar reply.x | q1 2\r\nhi\r\n');
+  await r2.closed();
+  t.false(r2.data().includes('-ERR'), 'argument errors close without -ERR');
+  await s.waitForLog(/processRoutedMsgArgs Bad or Missing Reply Indicator: 'reply.x'/);
+  await s.waitForLog(/Router connection closed: Protocol Violation/);
+  c.send('PUB ok 2\r\nhi\r\n');
+  await c.expect('MSG ok 1 2\r\nhi\r\n');
+});
+
+test('a stalled route is closed as stale; clients keep working', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t, 'ping_interval: "300ms"\nping_max: 2\n');
+  const r = await fakeRoute(t, s);
+  const started = Date.now();
+  // Never answer the server's PINGs, send nothing else.
+  await r.expect("-ERR 'Stale Connection'\r\n", 5000);
+  await r.closed();
+  t.true(Date.now() - started < 4000);
+  await s.waitForLog(/Router connection closed: Stale Connection/);
+  const nc = await connect({ servers: `127.0.0.1:${s.port}`, reconnect: false });
+  t.teardown(() => nc.close());
+  const sub = nc.subscribe('still', { max: 1 });
+  nc.publish('still', 'up');
+  for await (const m of sub) t.is(m.string(), 'up');
+});
+
+test('a client on the route port is told so', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const r = await rawConnect(s.clusterPort);
+  t.teardown(() => r.close());
+  await r.expect(/^INFO /);
+  r.send('CONNECT {"verbose":false,"pedantic":false,"lang":"node","version":"1.0","protocol":1}\r\nPING\r\n');
+  await r.expect("-ERR 'attempted to connect to route port'\r\n");
+  await r.closed();
+  await s.waitForLog(/Router connection closed: Incorrect Port/);
+  t.pass();
+});
+
+test('a route with another cluster name is rejected with nats-server\'s error', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t);
+  const r = await rawConnect(s.clusterPort);
+  t.teardown(() => r.close());
+  await r.expect(/^INFO /);
+  r.send(fakeConnect('other') + fakeInfo('other'));
+  await r.expect(`-ERR 'Rejecting connection, cluster name "other" does not match "clu"'\r\n`);
+  await r.closed();
+  await s.waitForLog(/Router connection closed: Cluster Name Conflict/);
+  t.pass();
+});
+
+test('route authorization: wrong credentials and no CONNECT are refused as nats-server does', async (t) => {
+  t.timeout(30_000);
+  // --cluster's userinfo sets the credentials; the file supplies the timeout.
+  const s = await single(t, 'cluster:\n  authorization:\n    user: ruser\n    password: rpass\n    timeout: 0.5\n', [], 'ruser:rpass@');
+  const bad = await rawConnect(s.clusterPort);
+  t.teardown(() => bad.close());
+  const infoLine = await bad.expect(/^INFO \{.*\} \r\n/);
+  t.is((JSON.parse(infoLine.slice(5, -3)) as { auth_required?: boolean }).auth_required, true);
+  bad.send(fakeConnect('clu', { user: 'ruser', pass: 'nope' }) + fakeInfo('clu'));
+  await bad.expect("-ERR 'Authorization Violation'\r\n");
+  await bad.closed();
+  await s.waitForLog(/rid:\d+ - authentication error/);
+
+  const silent = await rawConnect(s.clusterPort);
+  t.teardown(() => silent.close());
+  await silent.expect(/^INFO /);
+  const started = Date.now();
+  await silent.expect("-ERR 'Authentication Timeout'\r\n", 3000);
+  t.true(Date.now() - started >= 400);
+  await silent.closed();
+
+  const good = await rawConnect(s.clusterPort);
+  t.teardown(() => good.close());
+  await good.expect(/^INFO /);
+  good.send(fakeConnect('clu', { user: 'ruser', pass: 'rpass' }) + fakeInfo('clu'));
+  await good.ping();
+  t.false(good.isClosed());
+});
+
+test('a solicited route rejected for its credentials is retried with a delay, not in a loop', async (t) => {
+  t.timeout(30_000);
+  // A listener posing as a route acceptor that refuses every CONNECT.
+  let dials = 0;
+  const fake = net.createServer((sock) => {
+    dials++;
+    sock.write(`INFO ${JSON.stringify({ server_id: 'NREFUSER', proto: 2, cluster: 'clu', auth_required: true, port: 1 })} \r\n`);
+    sock.on('data', () => {
+      sock.end("-ERR 'Authorization Violation'\r\n");
+    });
+    sock.on('error', () => {});
+  });
+  await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => new Promise<void>((resolve) => fake.close(() => resolve())));
+  const fakePort = (fake.address() as net.AddressInfo).port;
+  const s = await single(t, '', ['--routes', `nats-route://ruser:wrong@127.0.0.1:${fakePort}`]);
+  await waitFor(() => dials >= 2, 10_000, 'a second dial');
+  const at = dials;
+  await sleep(1500);
+  t.true(dials - at <= 2, `dialled ${dials - at} more times in 1.5s`);
+  await s.waitForLog(/Route Error 'Authorization Violation'/);
+});
