@@ -417,7 +417,14 @@ export class Broker implements MeshHandler {
     m.pe = pe;
     m.hdr = hdrLen;
     m.setTail(pb, tail, pe + 2);
-    const r = this.lookup(sb, ss, se);
+    // Publishers mostly repeat their subject: try the connection's last route first.
+    let r = from.lastRoute as Route | null;
+    if (r === null || !sameBytes(r.key, sb, ss, se)) {
+      r = this.lookup(sb, ss, se);
+      from.lastRoute = r;
+    } else if (r.gen !== this.sublist.generation) {
+      this.resolve(r, this.sublist.generation);
+    }
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {

@@ -82,6 +82,8 @@ export class ClientConn implements ProtocolHandler {
   outStart = 0;
   outPos = 0;
   dirty = false;
+  /** The broker's route for the subject this connection last published to (opaque here). */
+  lastRoute: object | null = null;
   /** Set when the connection is paused because a cross-thread ring is full. */
   pausedForRing = false;
 
@@ -152,7 +154,9 @@ export class ClientConn implements ProtocolHandler {
       const pending = this.outPos - this.outStart;
       // A connection that gets more than a slab per read gets bigger slabs from now on.
       while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
-      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, pending + n));
+      // Past the slab cap, grow geometrically: a burst (a ring batch of deliveries before the
+      // next flush) must not copy everything pending once per message.
+      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, pending + n, 2 * pending));
       if (pending > 0) this.out.copy(grown, 0, this.outStart, this.outPos);
       this.out = grown;
       this.outView = viewOf(grown);

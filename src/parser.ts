@@ -24,6 +24,8 @@ export interface ProtocolHandler {
   /** Auth is required and no CONNECT has been processed yet. */
   readonly awaitingConnect: boolean;
   readonly headersEnabled: boolean;
+  /** Whether onPubArgs has anything to check (the fast path skips the call otherwise). */
+  readonly pedantic: boolean;
   readonly maxPayload: number;
   readonly maxControlLine: number;
   onConnect(json: string): void;
@@ -242,8 +244,10 @@ export class Parser {
     const p = j + 2;
     const end = p + size;
     if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return 0;
-    h.onPubArgs(b, ss, se);
-    if (h.closing) return n;
+    if (h.pedantic) {
+      h.onPubArgs(b, ss, se);
+      if (h.closing) return n;
+    }
     h.onPub(b, ss, se, rs, re, b, p, end, -1, se);
     return end + 2;
   }

@@ -10,6 +10,7 @@ class Recorder implements ProtocolHandler {
   closing = false;
   awaitingConnect = false;
   headersEnabled = true;
+  pedantic = false;
   maxPayload = 1024;
   maxControlLine = 64;
   onConnect(json: string): void { this.ops.push(`CONNECT ${json}`); }
