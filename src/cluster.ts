@@ -124,6 +124,8 @@ function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: num
 class SubjectCache<S extends Interest & { weight: number }, P> {
   private readonly map = new Map<number, Resolved<S, P>>();
   private count = 0;
+  /** The last subject looked up: a stream of one subject skips the hash. */
+  private last: Resolved<S, P> | null = null;
   private readonly list: Sublist<S>;
   private readonly plainOf: (s: S) => P;
 
@@ -133,31 +135,35 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
   }
 
   get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
-    const h = fnv(b, s, e);
     const gen = this.list.generation;
+    const last = this.last;
+    if (last !== null && last.gen === gen && sameBytes(last.key, 0, last.key.length, b, s, e)) return last;
+    const h = fnv(b, s, e);
     let r = this.map.get(h) ?? null;
     while (r !== null && !sameBytes(r.key, 0, r.key.length, b, s, e)) r = r.next;
     if (r === null) {
       if (this.count >= SUBJECT_CACHE_MAX) {
         this.map.clear();
         this.count = 0;
+        this.last = null;
       }
       r = { gen: -1, key: Buffer.from(b.subarray(s, e)), next: this.map.get(h) ?? null, plain: [], groups: [] };
       this.map.set(h, r);
       this.count++;
     }
     if (r.gen !== gen) {
-      const m = this.list.match(r.key.toString('latin1'));
+      const m = this.list.match(r.key.toString('utf8'));
       const plain = new Set<P>();
       for (const sub of m.psubs) plain.add(this.plainOf(sub));
       r.plain = [...plain];
       r.groups = m.qgroups.map((g) => {
         let total = 0;
         for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, 'latin1'), members: g.members, total };
+        return { nameBytes: Buffer.from(g.name, 'utf8'), members: g.members, total };
       });
       r.gen = gen;
     }
+    this.last = r;
     return r;
   }
 }
@@ -1125,7 +1131,17 @@ export class Cluster implements RouteHost {
     const q = this.overflow[t];
     let dst: Buffer;
     let o: number;
-    const off = q.length === 0 ? ring.reserve(body) : -1;
+    let off = -1;
+    if (q.length === 0) {
+      off = ring.reserve(body);
+      if (off < 0) {
+        // Ask for a doorbell, then look again: the worker may have drained in between and
+        // checked for waiters before we asked (the same store-then-load on both sides means
+        // one of us sees the other).
+        ring.wantSpace();
+        off = ring.reserve(body);
+      }
+    }
     if (off >= 0) {
       dst = ring.data;
       o = off;
@@ -1136,7 +1152,6 @@ export class Cluster implements RouteHost {
       o = 0;
       q.push(dst);
       this.overflowCount++;
-      ring.wantSpace();
       this.paused.add(from);
     }
     dst[o] = plain ? FLAG_PLAIN : 0;
@@ -1147,9 +1162,18 @@ export class Cluster implements RouteHost {
     dst[o + 5] = replyLen >>> 8;
     dst[o + 6] = 0;
     dst[o + 7] = 0;
-    dst.writeInt32LE(hdrLen, o + 8);
-    dst.writeUInt32LE(payLen, o + 12);
-    dst.writeUInt32LE(tailLen, o + 16);
+    dst[o + 8] = hdrLen & 0xff; // i32 little-endian; -1 (no headers) is 0xffffffff
+    dst[o + 9] = (hdrLen >> 8) & 0xff;
+    dst[o + 10] = (hdrLen >> 16) & 0xff;
+    dst[o + 11] = (hdrLen >>> 24) & 0xff;
+    dst[o + 12] = payLen & 0xff;
+    dst[o + 13] = (payLen >>> 8) & 0xff;
+    dst[o + 14] = (payLen >>> 16) & 0xff;
+    dst[o + 15] = payLen >>> 24;
+    dst[o + 16] = tailLen & 0xff;
+    dst[o + 17] = (tailLen >>> 8) & 0xff;
+    dst[o + 18] = (tailLen >>> 16) & 0xff;
+    dst[o + 19] = tailLen >>> 24;
     let p = put(dst, o + REC_HDR, sb, ss, se);
     for (let i = 0; i < nGroups; i++) {
       const gs = groups[2 * i];
@@ -1186,18 +1210,24 @@ export class Cluster implements RouteHost {
       }
       const ring = this.outRings[t]!;
       let moved = 0;
-      for (; moved < q.length; moved++) {
+      let asked = false;
+      while (moved < q.length) {
         const rec = q[moved];
         const off = ring.reserve(rec.length);
-        if (off < 0) break;
+        if (off < 0) {
+          if (asked) break;
+          ring.wantSpace(); // then look once more (see toWorker)
+          asked = true;
+          continue;
+        }
         rec.copy(ring.data, off);
+        moved++;
       }
       if (moved > 0) {
         q.splice(0, moved);
         this.overflowCount -= moved;
         this.touched[t] = true;
       }
-      if (q.length > 0) ring.wantSpace();
     }
     if (this.overflowCount === 0 && this.paused.size > 0) {
       for (const r of this.paused) if (!r.closed) r.socket.resume();

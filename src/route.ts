@@ -83,7 +83,7 @@ export class RoutedMsg {
   }
 
   subject(): string {
-    return this.buf.toString('latin1', this.subjS, this.subjE);
+    return this.buf.toString('utf8', this.subjS, this.subjE);
   }
 
   rebase(delta: number, buf: Buffer): void {
