@@ -12,7 +12,7 @@ import { DEFAULT_RUN_OPTIONS, runOnce } from './runner.ts';
 import type { RunOptions, RunResult } from './runner.ts';
 import { entryId, findScenario, SCENARIOS, standardMatrix, SWEEP_SIZES, sweepMsgs } from './scenarios.ts';
 import type { Entry, Params } from './scenarios.ts';
-import { killAllNow, natsServerVersion, REPO_ROOT, skeinAvailable } from './servers.ts';
+import { hostCpuSeconds, killAllNow, natsServerVersion, REPO_ROOT, skeinAvailable } from './servers.ts';
 import type { Target } from './servers.ts';
 
 const NATS = 'nats-server';
@@ -49,6 +49,8 @@ options:
   --no-progress     no progress bar on stderr
   --cpu-prof        start skein with node --cpu-prof (profiles in bench/results/prof/)
   --cluster-skein   try the cluster scenario on skein (default: skipped, needs cluster support)
+  --wait-quiet S    before each run, wait up to S seconds for the host to be quiet
+                    (other work below 25% of a core over 1 s)
 `;
 
 function parseCount(s: string, what: string): number {
@@ -108,6 +110,7 @@ async function main(): Promise<number> {
       'no-progress': { type: 'boolean' },
       'cpu-prof': { type: 'boolean' },
       'cluster-skein': { type: 'boolean' },
+      'wait-quiet': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -123,7 +126,12 @@ async function main(): Promise<number> {
     if (!file) throw new Error('usage: npm run bench -- report <results.json>');
     const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { meta: Record<string, string>; entries: EntryReport[] };
     const vs = doc.entries[0]?.ratios[0]?.against ?? null;
-    for (const e of doc.entries) process.stdout.write(textTable(e, vs) + '\n\n');
+    const entries = doc.entries.map((e) => {
+      const s = findScenario(e.scenario)!;
+      return summarize({ id: e.id, scenario: s, params: e.params }, e.runs, e.summaries.map((x) => x.target), vs);
+    });
+    doc.entries = entries;
+    for (const e of entries) process.stdout.write(textTable(e, vs) + '\n\n');
     process.stdout.write(overviewText(doc.entries, vs) + '\n');
     const md = file.replace(/\.json$/, '') + '.md';
     fs.writeFileSync(md, markdown(doc.entries, vs, doc.meta));
@@ -249,6 +257,7 @@ async function main(): Promise<number> {
     for (let round = 1; round <= rounds; round++) {
       for (const target of targets) {
         const label = `${entry.id} ${target.label} round ${round}/${rounds}`;
+        if (v['wait-quiet']) await waitQuiet(Number(v['wait-quiet']) * 1000, note);
         if (bar) bar.start(1, 0, { label });
         else if (!v.json) note(`running ${label}`);
         const r = await runOnce(entry, target, round, {
@@ -285,6 +294,19 @@ async function main(): Promise<number> {
   if (v['cpu-prof']) note(`skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: node bench/prof.ts ${path.join(outDir, 'prof')}/*.cpuprofile`);
   const failed = reports.some((r) => r.summaries.some((s) => s.status === 'FAILED'));
   return failed ? 1 : 0;
+}
+
+// Waits until the whole host used less than 25% of one core over a 1 s window, or gives up.
+async function waitQuiet(maxMs: number, note: (s: string) => void): Promise<void> {
+  const end = Date.now() + maxMs;
+  let busyPct = NaN;
+  while (Date.now() < end) {
+    const a = hostCpuSeconds().busy;
+    await new Promise((r) => setTimeout(r, 1000));
+    busyPct = (hostCpuSeconds().busy - a) * 100;
+    if (busyPct < 25) return;
+  }
+  note(`host still busy (${busyPct.toFixed(0)}% of a core) after ${maxMs / 1000} s: running anyway`);
 }
 
 main().then(

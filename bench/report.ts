@@ -66,7 +66,10 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
     const ok = mine.filter((r) => r.status === 'ok');
     const skipped = mine.filter((r) => r.status === 'skipped').length;
     const pick = (f: (r: RunResult) => number | undefined): Spread | undefined => spread(ok.map((r) => f(r) ?? NaN));
-    const problems = [...new Set(mine.filter((r) => r.status !== 'ok').flatMap((r) => r.problems.map((p) => p.split('\n')[0])))];
+    // First lines only; the server log tails stay in the per-run records (JSON).
+    const problems = [
+      ...new Set(mine.filter((r) => r.status !== 'ok').flatMap((r) => r.problems.filter((p) => !p.startsWith('server log tail')).map((p) => p.split('\n')[0]))),
+    ];
     return {
       target: t,
       runs: mine.length,
@@ -301,9 +304,18 @@ function overviewRows(entries: EntryReport[]): string[][] {
   return rows;
 }
 
+// A warning when other work on the host used much CPU during the runs.
+function noiseNote(entries: EntryReport[]): string | null {
+  const other = spread(entries.flatMap((e) => e.runs.map((r) => r.otherCpuPct)));
+  if (!other || other.median < 25) return null;
+  return `Note: other work on this host used a median ${other.median.toFixed(0)}% of a core (max ${other.max.toFixed(0)}%) during these runs ` +
+    '("other" column): absolute numbers are depressed and noisy; the paired per-round ratios are the figures to quote.';
+}
+
 export function overviewText(entries: EntryReport[], against: string | null): string {
   const head = against ? `== overview (medians; xR = ratio to ${against}, median of per-round ratios)` : '== overview (medians)';
-  return [head, ...pad(overviewRows(entries)).map((l) => '   ' + l)].join('\n');
+  const note = noiseNote(entries);
+  return [head, ...pad(overviewRows(entries)).map((l) => '   ' + l), ...(note ? ['   ' + note] : [])].join('\n');
 }
 
 export function markdown(entries: EntryReport[], against: string | null, meta: Record<string, string>): string {
@@ -314,6 +326,8 @@ export function markdown(entries: EntryReport[], against: string | null, meta: R
   const ov = overviewRows(entries);
   out.push(`| ${ov[0].join(' | ')} |`, `|${ov[0].map(() => '---').join('|')}|`);
   for (const r of ov.slice(1)) out.push(`| ${r.join(' | ')} |`);
+  const note = noiseNote(entries);
+  if (note) out.push('', note);
   out.push('', '## Details', '');
   out.push('Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;', '"gen" is the load generator, "other" is everything else on the host during the run (noise).', '');
   for (const e of entries) {
