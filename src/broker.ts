@@ -61,10 +61,22 @@ class Msg {
   ts = -1;
   te = 0;
 
+  // A second cached view: a worker alternates between input chunks and ring data.
+  private tb2: Buffer = this.tb;
+  private tv2: DataView = this.tv;
+
   setTail(b: Buffer, ts: number, te: number): void {
     if (b !== this.tb) {
+      const tb = this.tb;
+      const tv = this.tv;
+      if (b === this.tb2) {
+        this.tv = this.tv2;
+      } else {
+        this.tv = viewOf(b);
+      }
       this.tb = b;
-      this.tv = viewOf(b);
+      this.tb2 = tb;
+      this.tv2 = tv;
     }
     this.ts = ts;
     this.te = te;
@@ -172,6 +184,7 @@ export class Broker implements MeshHandler {
   private readonly targetGroups: Group[][];
   private readonly targetList: number[] = [];
   private readonly msg = new Msg();
+  private lastRecordRoute: Route | null = null;
 
   private sweepTimer: NodeJS.Timeout | null = null;
 
@@ -634,7 +647,8 @@ export class Broker implements MeshHandler {
       p = put(dst, p + 2, nb, 0, nb.length);
     }
     if (m.ts >= 0) {
-      put(dst, p, m.tb, m.ts, m.te);
+      if (m.te - m.ts > 256) put(dst, p, m.tb, m.ts, m.te);
+      else putDV(mesh.dstView, p, m.tv, m.ts, m.te);
       return;
     }
     dst[p++] = 32;
@@ -679,7 +693,13 @@ export class Broker implements MeshHandler {
     m.ps = m.pe - payLen;
     m.hdr = hdrLen;
     m.setTail(d, ts, te);
-    const r = this.lookup(d, ss, se);
+    let r = this.lastRecordRoute;
+    if (r === null || !sameBytes(r.key, d, ss, se)) {
+      r = this.lookup(d, ss, se);
+      this.lastRecordRoute = r;
+    } else if (r.gen !== this.sublist.generation) {
+      this.resolve(r, this.sublist.generation);
+    }
     if ((flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);

@@ -44,6 +44,9 @@ export class Mesh {
   private handler: MeshHandler | null = null;
   /** Where the record being written goes: ring data or an overflow buffer (see reserve). */
   dst: Buffer = Buffer.alloc(0);
+  /** A DataView spanning `dst`, for word-wise copies. */
+  dstView: DataView = new DataView(new ArrayBuffer(0));
+  private readonly outViews: (DataView | null)[] = [];
 
   constructor(layout: SharedLayout, thread: number, replacement: boolean) {
     this.thread = thread;
@@ -53,6 +56,8 @@ export class Mesh {
       this.inRings.push(t === thread ? null : new Ring(layout.rings[t * n + thread]!));
       this.overflow.push([]);
       this.touched.push(false);
+      const out = this.outRings[t];
+      this.outViews.push(out === null ? null : new DataView(out.data.buffer, out.data.byteOffset, out.data.byteLength));
       this.readerLive.push(true);
       this.doorbells.push(new Doorbell(layout.doorbells, t));
     }
@@ -95,6 +100,7 @@ export class Mesh {
       const off = ring.reserve(bytes);
       if (off >= 0) {
         this.dst = ring.data;
+        this.dstView = this.outViews[t]!;
         this.touched[t] = true;
         return off;
       }
@@ -104,6 +110,7 @@ export class Mesh {
     this.overflowCount++;
     ring.wantSpace();
     this.dst = rec;
+    this.dstView = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
     this.full = true;
     return 0;
   }
