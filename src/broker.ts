@@ -178,6 +178,11 @@ export class Broker implements MeshHandler {
   private readonly localAgg = new Map<string, number>();
   /** Publishers paused because a ring to another thread is full. */
   private readonly ringPaused = new Set<ClientConn>();
+  /** Publishers paused because a subscriber they feed is backed up. */
+  private readonly stalledPublishers = new Set<ClientConn>();
+  /** A backed-up subscriber hit by a delivery in the current read or drain. */
+  private hitStall: ClientConn | null = null;
+  private drainStalledUntil = 0;
 
   // Per-publish scratch (reused, never reallocated on the hot path).
   private readonly targetPlain: Uint8Array;
@@ -275,6 +280,10 @@ export class Broker implements MeshHandler {
       conn.close(CloseReason.internalError, false);
     }
     this.flushAll();
+    if (this.hitStall !== null) {
+      this.stallPublisher(conn, this.hitStall);
+      this.hitStall = null;
+    }
   }
 
   // ------------------------------------------------------- subscriptions
@@ -506,6 +515,7 @@ export class Broker implements MeshHandler {
     const c = sub.conn!;
     if (c.closing || sub.removed) return;
     if (sub.denyFilter !== null && this.denied(sub, m.sb, m.ss, m.se)) return;
+    if (c.stalled) this.hitStall = c;
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
       // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies.
@@ -722,7 +732,7 @@ export class Broker implements MeshHandler {
   onSpace(): void {
     for (const c of this.ringPaused) {
       c.pausedForRing = false;
-      if (!c.closed) c.socket.resume();
+      c.updateReading();
     }
     this.ringPaused.clear();
   }
@@ -730,6 +740,11 @@ export class Broker implements MeshHandler {
   /** MeshHandler: write what ring records produced. */
   afterDrain(): void {
     this.flushAll();
+    if (this.hitStall !== null) {
+      // Leave the rest in the ring: its producer fills it and pauses its publishers.
+      this.drainStalledUntil = Date.now() + this.hitStall.stallMs();
+      this.hitStall = null;
+    }
   }
 
   // ------------------------------------------------------------ flushing
@@ -741,13 +756,54 @@ export class Broker implements MeshHandler {
     this.mesh.flush();
     if (this.ringPaused.size > 0) {
       for (const c of this.ringPaused) {
-        if (!c.pausedForRing && !c.closed) {
+        if (!c.pausedForRing) {
           c.pausedForRing = true;
-          c.socket.pause();
+          c.updateReading();
         }
       }
     }
   }
+
+  // ------------------------------------------------------- producer stalls
+
+  /**
+   * A delivery in this read went to a backed-up subscriber: stop reading the publisher until
+   * the subscriber drains below half of max_pending, or the stall time passes (as
+   * nats-server's fast-producer stall: a publisher slows down instead of getting its
+   * subscribers cut off as slow consumers).
+   */
+  private stallPublisher(pub: ClientConn, consumer: ClientConn): void {
+    if (pub === consumer || pub.pausedForStall || pub.closed) return;
+    pub.pausedForStall = true;
+    pub.updateReading();
+    this.stalledPublishers.add(pub);
+    const t = setTimeout(() => this.releasePublisher(pub), consumer.stallMs());
+    t.unref();
+  }
+
+  private releasePublisher(pub: ClientConn): void {
+    if (!this.stalledPublishers.delete(pub)) return;
+    pub.pausedForStall = false;
+    pub.updateReading();
+  }
+
+  /** A subscriber drained: let stalled publishers and ring draining go on. */
+  onUnstall(): void {
+    for (const p of [...this.stalledPublishers]) this.releasePublisher(p);
+    this.drainStalledUntil = 0;
+    this.mesh.wake();
+  }
+
+  /** MeshHandler: hold off draining rings while a local subscriber is backed up. */
+  drainBlocked(): boolean {
+    if (this.drainStalledUntil === 0) return false;
+    if (Date.now() < this.drainStalledUntil) return true;
+    this.drainStalledUntil = 0;
+    return false;
+  }
+
+  /** MeshHandler: stop the current drain once a delivery hit a backed-up subscriber. */
+  readonly stopDrain = (): boolean => this.hitStall !== null;
 
   // -------------------------------------------------------------- timers
 

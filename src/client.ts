@@ -84,8 +84,16 @@ export class ClientConn implements ProtocolHandler {
   dirty = false;
   /** The broker's route for the subject this connection last published to (opaque here). */
   lastRoute: object | null = null;
-  /** Set when the connection is paused because a cross-thread ring is full. */
+  /** Reading paused because a cross-thread ring is full. */
   pausedForRing = false;
+  /** Reading paused because a subscriber this connection publishes to is backed up. */
+  pausedForStall = false;
+  private readPaused = false;
+  /**
+   * Our unwritten output is over half of max_pending: publishers delivering to us are slowed
+   * down (nats-server's fast-producer stall) until it drains.
+   */
+  stalled = false;
 
   // Timers, swept by the broker (one timer per worker, not per connection).
   authDeadline = 0;
@@ -152,11 +160,10 @@ export class ClientConn implements ProtocolHandler {
   reserve(n: number): Buffer {
     if (this.outPos + n > this.out.length) {
       const pending = this.outPos - this.outStart;
-      // A connection that gets more than a slab per read gets bigger slabs from now on.
+      // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
       while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
-      // Past the slab cap, grow geometrically: a burst (a ring batch of deliveries before the
-      // next flush) must not copy everything pending once per message.
-      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, pending + n, 2 * pending));
+      // Grow geometrically so a large backlog is copied O(log n) times, not once per message.
+      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, (pending + n) * 2));
       if (pending > 0) this.out.copy(grown, 0, this.outStart, this.outPos);
       this.out = grown;
       this.outView = viewOf(grown);
@@ -211,6 +218,35 @@ export class ClientConn implements ProtocolHandler {
       this.outStart = this.outPos;
     }
     this.socket.write(chunk);
+    if (!this.stalled && this.socket.writableLength > this.opts.maxPending / 2) {
+      this.stalled = true;
+      this.socket.once('drain', () => this.unstall());
+    }
+  }
+
+  /** Pause or resume reading according to the reasons to pause. */
+  updateReading(): void {
+    const pause = (this.pausedForRing || this.pausedForStall) && !this.closed;
+    if (pause === this.readPaused) return;
+    this.readPaused = pause;
+    if (pause) this.socket.pause();
+    else this.socket.resume();
+  }
+
+  /** How long a producer waits for us (nats-server: 100ms, growing to 1s as we near max_pending). */
+  stallMs(): number {
+    const pending = this.socket.writableLength;
+    const max = this.opts.maxPending;
+    if (pending >= max) return 1000;
+    const half = max / 2;
+    if (pending <= half) return 100;
+    return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
+  }
+
+  private unstall(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    this.broker.onUnstall();
   }
 
   // ------------------------------------------------------------ lifecycle
@@ -240,6 +276,7 @@ export class ClientConn implements ProtocolHandler {
     this.closed = true;
     this.closeReason = reason;
     this.broker.removeConnection(this);
+    if (this.stalled) this.unstall();
     if (flushFirst && this.outPos > this.outStart && !this.socket.destroyed) {
       this.socket.end(this.out.subarray(this.outStart, this.outPos));
       this.outStart = this.outPos;
@@ -521,6 +558,7 @@ export class ClientConn implements ProtocolHandler {
     // bytes made no progress at all since the deadline started (nats-server: a write that
     // blocks longer than write_deadline).
     const writable = this.socket.writableLength;
+    if (this.stalled && writable <= this.opts.maxPending / 2) this.unstall();
     const progressed = writable < this.writableAtTick + this.queuedSinceTick;
     this.writableAtTick = writable;
     this.queuedSinceTick = 0;

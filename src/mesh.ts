@@ -20,9 +20,15 @@ export interface MeshHandler {
   afterDrain(): void;
   /** Overflow fully moved into rings: publishers paused for it may resume. */
   onSpace(): void;
+  /** While true, records stay in the rings (the thread's own output is backed up). */
+  drainBlocked?(): boolean;
+  /** Checked between records: stop this drain early. */
+  stopDrain?: () => boolean;
 }
 
 const RING_BATCH = 8192;
+/** Bytes drained from one ring before the output they produced is written. */
+const RING_BATCH_BYTES = 512 * 1024;
 
 export class Mesh {
   readonly thread: number;
@@ -206,7 +212,13 @@ export class Mesh {
     this.bell.ringAlways();
   }
 
+  /** Wake our own drain loop (a stall ended). */
+  wake(): void {
+    this.bell.ringAlways();
+  }
+
   private hasWork(): boolean {
+    if (this.handler!.drainBlocked?.() === true) return false;
     for (let t = 0; t < this.threads; t++) {
       if (t === this.thread) continue;
       if (this.inRings[t]!.hasData()) return true;
@@ -220,10 +232,11 @@ export class Mesh {
     const h = this.handler!;
     let did = false;
     this.applyInterest();
-    for (let t = 0; t < this.threads; t++) {
+    const blocked = h.drainBlocked !== undefined && h.drainBlocked();
+    for (let t = 0; t < this.threads && !blocked; t++) {
       const ring = this.inRings[t];
       if (ring === null || !ring.hasData()) continue;
-      const { count, producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), RING_BATCH);
+      const { count, producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), RING_BATCH, RING_BATCH_BYTES, h.stopDrain);
       if (count > 0) did = true;
       if (producerWaiting) this.doorbells[t].ringAlways();
     }
@@ -250,7 +263,8 @@ export class Mesh {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }
-      await this.bell.sleep(() => !this.hasWork(), 250);
+      // A stalled drain is retried when the stall ends (wake) or within 100ms.
+      await this.bell.sleep(() => !this.hasWork(), 100);
     }
   }
 }

@@ -87,14 +87,17 @@ export class Ring {
   }
 
   /**
-   * Visit every published record: fn(data, bodyOffset, bodyLength). Returns the number of
-   * records, and whether the producer asked for a doorbell (it is waiting for space).
+   * Visit published records: fn(data, bodyOffset, bodyLength), up to `maxRecords` records or
+   * `maxBytes` bytes, or until `stop()` says so (the consumer's own output is backed up).
+   * Returns the number of records, and whether the producer asked for a doorbell (it is
+   * waiting for space).
    */
-  drain(fn: (data: Buffer, off: number, len: number) => void, maxRecords: number): { count: number; producerWaiting: boolean } {
+  drain(fn: (data: Buffer, off: number, len: number) => void, maxRecords: number, maxBytes = 0x7fffffff, stop?: () => boolean): { count: number; producerWaiting: boolean } {
     let head = Atomics.load(this.hdr, HEAD) >>> 0;
+    const start = head;
     const tail = Atomics.load(this.hdr, TAIL) >>> 0;
     let count = 0;
-    while (head !== tail && count < maxRecords) {
+    while (head !== tail && count < maxRecords && ((head - start) >>> 0) < maxBytes && (stop === undefined || !stop())) {
       const off = head & this.mask;
       const total = this.data.readUInt32LE(off);
       if (total === 0) {

@@ -224,3 +224,47 @@ test('a worker that throws is logged and replaced; the other workers keep servin
   await fresh.expect('MSG back 7 2\r\nhi\r\n', 5000);
   t.pass();
 });
+
+test('a fast publisher is slowed down for a backed-up subscriber instead of the subscriber being cut off', async (t) => {
+  t.timeout(90_000);
+  // max_pending 1 MiB: without a producer stall the subscriber would be a slow consumer
+  // within milliseconds. nats-server stalls the publisher; so must we, on one worker or two.
+  const srv = await useServer(t, {
+    impl,
+    workers: 2,
+    config: { skein: 'max_pending: 1048576\nmax_payload: 65536\n', natsServer: 'max_pending: 1048576\nmax_payload: 65536\n' },
+  });
+  const size = 4096;
+  const total = 6000; // ~24 MiB through a subscriber that reads at a throttled pace
+  const subs: { c: RawClient; bytes: number }[] = [];
+  const frameLen = `MSG stall 1 ${size}\r\n`.length + size + 2;
+  for (let i = 0; i < 2; i++) {
+    const { c } = await rawSession(srv.port);
+    c.send('SUB stall 1\r\n');
+    await c.ping();
+    const s = { c, bytes: 0 };
+    c.socket.removeAllListeners('data');
+    c.socket.on('data', (d: Buffer) => {
+      s.bytes += d.length;
+      // Read slowly: pause 2 ms after every chunk.
+      c.socket.pause();
+      setTimeout(() => c.socket.resume(), 2);
+    });
+    subs.push(s);
+  }
+  const pub = net.connect(srv.port, '127.0.0.1');
+  t.teardown(() => {
+    pub.destroy();
+    subs.forEach((s) => s.c.close());
+  });
+  await new Promise<void>((r) => pub.once('connect', () => r()));
+  pub.write('CONNECT {"verbose":false,"pedantic":false}\r\n');
+  const frame = Buffer.concat([Buffer.from(`PUB stall ${size}\r\n`), Buffer.alloc(size, 0x61), Buffer.from('\r\n')]);
+  for (let n = 0; n < total; n += 16) pub.write(Buffer.concat(Array(16).fill(frame)));
+  // Keep-alive PINGs may add a few bytes; every frame must arrive and nobody may be closed.
+  await waitFor(() => subs.every((s) => s.bytes >= total * frameLen || s.c.isClosed()), 80_000, 'both subscribers to get everything');
+  for (const s of subs) {
+    t.false(s.c.isClosed(), 'subscriber was cut off');
+    t.true(s.bytes >= total * frameLen);
+  }
+});
