@@ -137,6 +137,39 @@ test.serial('killing a server while traffic flows leaves the other two serving, 
   t.pass();
 });
 
+test.serial('a crashed client worker is replaced and routes keep serving its connections', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3.slice(0, 2), { env: { SKEIN_FAULT_INJECTION: '1' } });
+  const b = await connect({ servers: `127.0.0.1:${cl.nodes[1].port}`, reconnect: false });
+  t.teardown(() => b.close());
+  const id = uid();
+  const onB: string[] = [];
+  b.subscribe(`toB.${id}`, { callback: (_e, m) => onB.push(m.string()) });
+  await b.flush();
+  const crasher = await connect({ servers: `127.0.0.1:${cl.nodes[0].port}`, reconnect: false });
+  crasher.publish('$SKEIN.FAULT.CRASH');
+  await crasher.flush().catch(() => undefined);
+  await cl.nodes[0].srv.waitForLog(/Worker \d+ replaced and ready/, 20_000);
+  // Fresh clients land on both workers, the replacement included: each must reach b's
+  // subscriber (the replacement learnt the route thread's interest from a snapshot) and
+  // be reached from b (the route thread replays the replacement's log).
+  const clients: NatsConnection[] = [];
+  for (let k = 0; k < 4; k++) clients.push(await connect({ servers: `127.0.0.1:${cl.nodes[0].port}`, reconnect: false }));
+  t.teardown(() => Promise.all(clients.map((c) => c.close())));
+  const onA = clients.map(() => [] as string[]);
+  clients.forEach((c, k) => c.subscribe(`fromB.${id}.${k}`, { callback: (_e, m) => onA[k].push(m.string()) }));
+  for (const c of clients) await interestSeen(c, [b]);
+  for (let k = 0; k < clients.length; k++) b.publish(`fromB.${id}.${k}`, `to ${k}`);
+  await b.flush();
+  for (let k = 0; k < clients.length; k++) {
+    clients[k].publish(`toB.${id}`, `from ${k}`);
+    await clients[k].flush();
+  }
+  await waitFor(() => onB.length === clients.length && onA.every((g) => g.length === 1), 10_000, 'both directions');
+  t.deepEqual(onB.sort(), clients.map((_c, k) => `from ${k}`));
+  onA.forEach((g, k) => t.deepEqual(g, [`to ${k}`]));
+});
+
 test.serial('servers without a cluster name agree on one name', async (t) => {
   t.timeout(60_000);
   const cl = await TestCluster.start(t, skein3.slice(0, 2), { clusterName: null });

@@ -34,6 +34,7 @@ export interface ClusterOptions {
   args?: (i: number) => string[];
   /** Route credentials (`user:pass`): required on every cluster port, and sent on every route. */
   routeAuth?: string;
+  env?: Record<string, string>;
 }
 
 export const seedRoutes = (i: number): number[] => (i === 0 ? [] : [0]);
@@ -95,6 +96,7 @@ export class TestCluster {
       args,
       config: o.config,
       workers: node.spec.impl === 'skein' ? (o.workers ?? 2) : undefined,
+      env: o.env,
     });
     return node.srv;
   }
