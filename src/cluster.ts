@@ -25,9 +25,9 @@ import os from 'node:os';
 import dns from 'node:dns';
 import { randomBytes } from 'node:crypto';
 import { Sublist, type Interest } from './sublist.ts';
-import { Ring, Doorbell } from './ring.ts';
-import { InterestLog, InterestOp, type InterestRecord } from './interest.ts';
-import { nextConnectionId, type SharedLayout } from './shared.ts';
+import { InterestOp, type InterestRecord } from './interest.ts';
+import { Mesh, type MeshHandler } from './mesh.ts';
+import { nextConnectionId, ringCapacity, type SharedLayout } from './shared.ts';
 import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
@@ -62,7 +62,6 @@ export interface ClusterTask {
 const REC_HDR = 20;
 const FLAG_PLAIN = 1;
 const MAX_RECORD_GROUPS = 255;
-const RING_BATCH = 8192;
 /** Stop taking workers' messages while a route has this much unwritten output. */
 const ROUTE_HIGH_WATER = 8 * 1024 * 1024;
 const SUBJECT_CACHE_MAX = 4096;
@@ -192,7 +191,7 @@ function newNonce(): string {
   return s;
 }
 
-export class Cluster implements RouteHost {
+export class Cluster implements RouteHost, MeshHandler {
   readonly opts: Options;
   readonly thread: number;
   readonly pingIntervalMs: number;
@@ -239,22 +238,13 @@ export class Cluster implements RouteHost {
   private readonly inCache: SubjectCache<LocalSub, number>;
   private readonly outCache: SubjectCache<PeerSub, RouteConn>;
 
-  // Shared-memory plumbing (indexes are thread numbers; null for our own).
-  private readonly outRings: (Ring | null)[] = [];
-  private readonly inRings: (Ring | null)[] = [];
-  private readonly overflow: Buffer[][] = [];
-  private overflowCount = 0;
-  private readonly touched: boolean[] = [];
-  private readonly logs: InterestLog[];
-  private readonly ownLog: InterestLog;
-  private readonly readerLive: boolean[] = [];
-  private readonly doorbells: Doorbell[] = [];
-  private readonly myBell: Doorbell;
-  private readonly alive: Int32Array;
-  private interestDirty = false;
+  // This thread's endpoint on the shared layout (rings, overflow, interest logs, doorbells).
+  private readonly mesh: Mesh;
+  /** Largest record a ring takes (half its capacity, less the record header). */
+  private readonly maxRecordBytes: number;
   private readonly dirty: RouteConn[] = [];
+  /** Routes not read while a ring to a worker is full. */
   private readonly paused = new Set<RouteConn>();
-  private blocked = false;
 
   // Per-message scratch.
   private readonly targetPlain: Uint8Array;
@@ -263,7 +253,6 @@ export class Cluster implements RouteHost {
   private readonly targetRoutes: RouteConn[] = [];
   private bounceRoutes: RouteConn[] = [];
 
-  private stopped = false;
   private sweepTimer: NodeJS.Timeout | null = null;
 
   constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
@@ -312,42 +301,21 @@ export class Cluster implements RouteHost {
     this.outCache = new SubjectCache(this.peerList, (s) => s.route);
 
     const n = task.layout.threads;
-    const me = task.thread;
     for (let t = 0; t < n; t++) {
-      this.outRings.push(t === me ? null : new Ring(task.layout.rings[me * n + t]!));
-      this.inRings.push(t === me ? null : new Ring(task.layout.rings[t * n + me]!));
-      this.overflow.push([]);
-      this.touched.push(false);
       this.targetGroups.push([]);
-      this.readerLive.push(true);
       this.localByThread.push(new Map());
-      this.doorbells.push(new Doorbell(task.layout.doorbells, t));
     }
     this.targetPlain = new Uint8Array(n);
-    this.logs = task.layout.logs.map((sab) => new InterestLog(sab));
-    this.ownLog = this.logs[me];
-    this.myBell = this.doorbells[me];
-    this.alive = new Int32Array(task.layout.alive);
-    if (task.replacement) {
-      // Take over from a dead predecessor: its routes died with it, so its logged interest
-      // was reset by main; workers' interest arrives as snapshots.
-      this.ownLog.adoptWriter();
-      for (let t = 0; t < n; t++) {
-        this.inRings[t]?.skipAll();
-        this.outRings[t]?.adoptProducer();
-        if (t !== me) {
-          this.logs[t].openReader(me);
-          this.readerLive[t] = false;
-        }
-      }
-    }
-    Atomics.store(this.alive, me, 1);
+    // A replacement route thread's routes died with its predecessor (main reset its logged
+    // interest); the workers' interest arrives as snapshots.
+    this.mesh = new Mesh(task.layout, task.thread, task.replacement);
+    this.maxRecordBytes = (ringCapacity(n, o.maxPayload, o.maxControlLine) >>> 1) - 8;
   }
 
   start(): void {
     this.running = true;
     this.sweepTimer = setInterval(() => this.sweep(), 50);
-    void this.sharedLoop();
+    this.mesh.start(this);
     for (const u of this.explicitRoutes) this.connectToRoute(u, true, true);
   }
 
@@ -671,7 +639,7 @@ export class Cluster implements RouteHost {
     }
     this.removeRemoteSubs(r);
     if (!this.running) return;
-    this.flushShared();
+    this.mesh.flush();
     // client.go reconnect(): re-dial what we dialled (and duplicates' survivors).
     const retryImplicit = r.retry || (r.didSolicit && !r.explicit);
     if (!(r.didSolicit || retryImplicit) || r.url === null) return;
@@ -691,7 +659,7 @@ export class Cluster implements RouteHost {
   }
 
   onRouteDrained(_r: RouteConn): void {
-    if (this.blocked) this.myBell.ringAlways();
+    this.mesh.wake(); // draining may have been held back for this route (drainBlocked)
   }
 
   afterRouteRead(_r: RouteConn): void {
@@ -869,21 +837,11 @@ export class Cluster implements RouteHost {
   }
 
   private logInterest(subject: string, queue: string | null, weight: number): void {
-    this.ownLog.append(InterestOp.set, subject, queue, weight);
-    this.interestDirty = true;
+    this.mesh.publishInterest(subject, queue, weight);
   }
 
-  /** Replay the workers' interest logs; announce aggregate changes to every peer. */
-  private applyInterest(): void {
-    for (let t = 0; t < this.layout.threads; t++) {
-      if (t === this.thread || !this.readerLive[t]) continue;
-      const lg = this.logs[t];
-      if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => this.applyLocal(t, rec));
-    }
-    this.announcePending();
-  }
-
-  private applyLocal(t: number, rec: InterestRecord): void {
+  /** Mesh: a worker's interest change, replayed from its log. Announced in afterDrain. */
+  onInterest(t: number, rec: InterestRecord): void {
     if (rec.op === InterestOp.reset) {
       this.dropLocalInterest(t);
       return;
@@ -974,14 +932,14 @@ export class Cluster implements RouteHost {
 
   /** Our logged interest (the peers' union), for a replacement worker. */
   interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    this.ownLog.flushBacklog();
+    const position = this.mesh.snapshotPosition();
     const entries: [string, string | null, number][] = [];
     for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
     for (const [key, w] of this.peerQueues) {
       const z = key.indexOf('\u0000');
       entries.push([key.slice(0, z), key.slice(z + 1), w]);
     }
-    return { position: this.ownLog.position(), entries };
+    return { position, entries };
   }
 
   /** A worker's interest, when we are a replacement route thread. */
@@ -989,15 +947,14 @@ export class Cluster implements RouteHost {
     this.dropLocalInterest(from);
     for (const [subject, queue, weight] of entries) this.setLocal(from, subject, queue, weight);
     this.announcePending();
-    this.logs[from].setReaderPosition(this.thread, position);
-    this.readerLive[from] = true;
+    this.mesh.snapshotApplied(from, position);
     this.flushAll();
   }
 
   // ====================================================================== messages
 
-  /** One record from a client worker: forward to the peers with interest. */
-  private readonly onWorkerRecord = (d: Buffer, o: number, _len: number): void => {
+  /** Mesh: one record from a client worker: forward to the peers with interest. */
+  onRecord(_from: number, d: Buffer, o: number, _len: number): void {
     const flags = d[o];
     const nGroups = d[o + 1];
     const subjLen = d[o + 2] | (d[o + 3] << 8);
@@ -1046,7 +1003,7 @@ export class Cluster implements RouteHost {
       r.targetGroups.length = 0;
     }
     targets.length = 0;
-  };
+  }
 
   /** A message read from a route: to the client workers, never to another route. */
   onRoutedMsg(r: RouteConn, m: RoutedMsg): void {
@@ -1054,6 +1011,10 @@ export class Cluster implements RouteHost {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
       return;
     }
+    // Replay the workers' logs first: a subscription a client made (and got its PONG for)
+    // before this message was read must get it.
+    this.mesh.applyInterest();
+    this.announcePending();
     if (!m.isGlobalAccount()) {
       log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.buf.toString('latin1', m.accS, m.accE))} for routed message on subject: ${JSON.stringify(m.subject())}`);
       return;
@@ -1096,7 +1057,7 @@ export class Cluster implements RouteHost {
     }
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i];
-      if (Atomics.load(this.alive, t) === 1) {
+      if (this.mesh.isAlive(t)) {
         this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
       }
       this.targetPlain[t] = 0;
@@ -1123,35 +1084,15 @@ export class Cluster implements RouteHost {
     const payLen = pe - ps;
     const tailLen = 1 + (replyLen > 0 ? replyLen + 1 : 0) + (hdrLen >= 0 ? digitsOf(hdrLen) + 1 : 0) + digitsOf(payLen) + 2 + payLen + 2;
     const body = REC_HDR + subjLen + groupBytes + tailLen;
-    const ring = this.outRings[t]!;
-    if (((body + 4 + 3) & ~3) > ring.capacity >>> 1) {
+    if (body > this.maxRecordBytes) {
       log.warn(`${from.logPrefix()} - routed message of ${payLen} bytes is too large for this server (max_payload ${this.opts.maxPayload}); dropped`);
       return;
     }
-    const q = this.overflow[t];
-    let dst: Buffer;
-    let o: number;
-    let off = -1;
-    if (q.length === 0) {
-      off = ring.reserve(body);
-      if (off < 0) {
-        // Ask for a doorbell, then look again: the worker may have drained in between and
-        // checked for waiters before we asked (the same store-then-load on both sides means
-        // one of us sees the other).
-        ring.wantSpace();
-        off = ring.reserve(body);
-      }
-    }
-    if (off >= 0) {
-      dst = ring.data;
-      o = off;
-      this.touched[t] = true;
-    } else {
-      // Ring full: keep the record (order preserved) and stop reading this route.
-      dst = Buffer.allocUnsafe(body);
-      o = 0;
-      q.push(dst);
-      this.overflowCount++;
+    const o = this.mesh.reserve(t, body);
+    const dst = this.mesh.dst;
+    if (this.mesh.full) {
+      // Ring full: the record waits in order in the overflow; stop reading this route.
+      this.mesh.full = false;
       this.paused.add(from);
     }
     dst[o] = plain ? FLAG_PLAIN : 0;
@@ -1199,42 +1140,6 @@ export class Cluster implements RouteHost {
     dst[p] = 10;
   }
 
-  private retryOverflow(): void {
-    for (let t = 0; t < this.layout.threads; t++) {
-      const q = this.overflow[t];
-      if (q.length === 0) continue;
-      if (Atomics.load(this.alive, t) !== 1) {
-        this.overflowCount -= q.length;
-        q.length = 0;
-        continue;
-      }
-      const ring = this.outRings[t]!;
-      let moved = 0;
-      let asked = false;
-      while (moved < q.length) {
-        const rec = q[moved];
-        const off = ring.reserve(rec.length);
-        if (off < 0) {
-          if (asked) break;
-          ring.wantSpace(); // then look once more (see toWorker)
-          asked = true;
-          continue;
-        }
-        rec.copy(ring.data, off);
-        moved++;
-      }
-      if (moved > 0) {
-        q.splice(0, moved);
-        this.overflowCount -= moved;
-        this.touched[t] = true;
-      }
-    }
-    if (this.overflowCount === 0 && this.paused.size > 0) {
-      for (const r of this.paused) if (!r.closed) r.socket.resume();
-      this.paused.clear();
-    }
-  }
-
   // ====================================================================== loop
 
   private flushRoutes(): void {
@@ -1243,74 +1148,29 @@ export class Cluster implements RouteHost {
     dirty.length = 0;
   }
 
-  /** Commit rings to workers and announce our interest log. */
-  private flushShared(): void {
-    for (let t = 0; t < this.layout.threads; t++) {
-      if (!this.touched[t]) continue;
-      this.touched[t] = false;
-      if (this.outRings[t]!.commit()) this.doorbells[t].ring();
-    }
-    if (this.interestDirty) {
-      this.interestDirty = false;
-      this.ownLog.flushBacklog();
-      for (let t = 0; t < this.layout.threads; t++) if (t !== this.thread) this.doorbells[t].ring();
-    }
-  }
-
+  /** Write what routes have queued, commit rings to workers, publish our interest log. */
   flushAll(): void {
     this.flushRoutes();
-    this.flushShared();
+    this.mesh.flush();
     if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
   }
 
-  /** Some route has so much unwritten output that we stop taking messages for routes. */
-  private routesBlocked(): boolean {
+  /** Mesh: all rings drained for now. */
+  afterDrain(): void {
+    this.announcePending();
+    this.flushRoutes();
+  }
+
+  /** Mesh: the overflow to workers is gone: read the routes we stopped reading. */
+  onSpace(): void {
+    for (const r of this.paused) if (!r.closed) r.socket.resume();
+    this.paused.clear();
+  }
+
+  /** Mesh: while a route has this much unwritten output, workers' records wait in the rings. */
+  drainBlocked(): boolean {
     for (const r of this.remotes.values()) if (r.pendingBytes > ROUTE_HIGH_WATER) return true;
     return false;
-  }
-
-  private hasSharedWork(): boolean {
-    for (let t = 0; t < this.layout.threads; t++) {
-      if (t === this.thread) continue;
-      if (!this.blocked && this.inRings[t]!.hasData()) return true;
-      if (this.readerLive[t] && this.logs[t].hasNew(this.thread)) return true;
-    }
-    return false;
-  }
-
-  private pollShared(): boolean {
-    let did = false;
-    this.applyInterest();
-    this.blocked = this.routesBlocked();
-    if (!this.blocked) {
-      for (let t = 0; t < this.layout.threads; t++) {
-        const ring = this.inRings[t];
-        if (ring === null || !ring.hasData()) continue;
-        const { count, producerWaiting } = ring.drain(this.onWorkerRecord, RING_BATCH);
-        if (count > 0) did = true;
-        if (producerWaiting) this.doorbells[t].ringAlways();
-      }
-    }
-    if (this.overflowCount > 0 || this.paused.size > 0) this.retryOverflow();
-    if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
-    this.flushAll();
-    return did;
-  }
-
-  private async sharedLoop(): Promise<void> {
-    while (!this.stopped) {
-      let did = false;
-      try {
-        did = this.pollShared();
-      } catch (err) {
-        log.error(`route thread: error draining shared rings: ${(err as Error).stack}`);
-      }
-      if (did) {
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        continue;
-      }
-      await this.myBell.sleep(() => !this.hasSharedWork(), 250);
-    }
   }
 
   private sweep(): void {
@@ -1326,13 +1186,12 @@ export class Cluster implements RouteHost {
   /** Close every route (server shutdown); nothing is re-dialled. */
   shutdown(): void {
     this.running = false;
-    this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.flushAll();
     for (const r of [...this.conns]) r.close(RouteCloseReason.shutdown, true);
-    this.myBell.ringAlways();
+    this.mesh.stop();
   }
 }
 
