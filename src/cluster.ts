@@ -662,6 +662,13 @@ export class Cluster implements RouteHost, MeshHandler {
     this.mesh.wake(); // draining may have been held back for this route (drainBlocked)
   }
 
+  beforeRouteRead(_r: RouteConn): void {
+    // Replay the workers' logs first: a subscription a client made (and got its PONG for)
+    // before these bytes were read must get the messages in them.
+    this.mesh.applyInterest();
+    this.announcePending();
+  }
+
   afterRouteRead(_r: RouteConn): void {
     this.flushAll();
   }
@@ -1011,10 +1018,6 @@ export class Cluster implements RouteHost, MeshHandler {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
       return;
     }
-    // Replay the workers' logs first: a subscription a client made (and got its PONG for)
-    // before this message was read must get it.
-    this.mesh.applyInterest();
-    this.announcePending();
     if (!m.isGlobalAccount()) {
       log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.buf.toString('latin1', m.accS, m.accE))} for routed message on subject: ${JSON.stringify(m.subject())}`);
       return;

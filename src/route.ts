@@ -288,9 +288,14 @@ export class RouteParser {
     return a.length >> 1;
   }
 
-  private msgArgs(kind: number, b: Buffer, s: number, e: number): boolean {
+  /** Report a bad RMSG/HMSG/LMSG argument list the way nats-server words it. */
+  private msgArgsError(kind: number, what: string, b: Buffer, s: number, e: number): false {
     const where = kind === MSG_RMSG ? 'processRoutedMsgArgs' : kind === MSG_HMSG ? 'processRoutedHeaderMsgArgs' : 'processRoutedOriginClusterMsgArgs';
-    const argText = (): string => b.toString('latin1', s + 5, e);
+    this.h.onParseError('args', `${where} ${what}: '${b.toString('utf8', s, e)}'`);
+    return false;
+  }
+
+  private msgArgs(kind: number, b: Buffer, s: number, e: number): boolean {
     const n = this.split(b, s + 5, e);
     const a = this.args;
     const m = this.msg;
@@ -303,10 +308,7 @@ export class RouteParser {
     const off = kind === MSG_LMSG ? 1 : 0;
     const sizes = kind === MSG_RMSG ? 1 : 2; // trailing size fields
     const minArgs = off + 2 + sizes;
-    if (n < minArgs) {
-      this.h.onParseError('args', `${where} Parse Error: '${argText()}'`);
-      return false;
-    }
+    if (n < minArgs) return this.msgArgsError(kind, 'Parse Error', b, s + 5, e);
     m.accS = a[2 * off];
     m.accE = a[2 * off + 1];
     m.subjS = a[2 * off + 2];
@@ -325,8 +327,7 @@ export class RouteParser {
         m.replyE = a[2 * q + 1];
         q++;
       } else if (indicator !== 124) { // '|': queues only
-        this.h.onParseError('args', `${where} Bad or Missing Reply Indicator: '${b.toString('latin1', is, ie)}'`);
-        return false;
+        return this.msgArgsError(kind, 'Bad or Missing Reply Indicator', b, is, ie);
       }
       for (; q < n - sizes; q++) {
         m.queues.push(a[2 * q], a[2 * q + 1]);
@@ -335,28 +336,16 @@ export class RouteParser {
     }
     const sizeArg = 2 * (n - 1);
     m.size = parseSize(b, a[sizeArg], a[sizeArg + 1]);
-    if (m.size < 0) {
-      this.h.onParseError('args', `${where} Bad or Missing Size: '${argText()}'`);
-      return false;
-    }
+    if (m.size < 0) return this.msgArgsError(kind, 'Bad or Missing Size', b, s + 5, e);
     if (sizes === 2) {
       const hs = 2 * (n - 2);
       m.hdrLen = parseSize(b, a[hs], a[hs + 1]);
-      if (m.hdrLen < 0) {
-        this.h.onParseError('args', `${where} Bad or Missing Header Size: '${argText()}'`);
-        return false;
-      }
-      if (m.hdrLen > m.size) {
-        this.h.onParseError('args', `${where} Header Size larger then TotalSize: '${argText()}'`);
-        return false;
-      }
+      if (m.hdrLen < 0) return this.msgArgsError(kind, 'Bad or Missing Header Size', b, s + 5, e);
+      if (m.hdrLen > m.size) return this.msgArgsError(kind, 'Header Size larger then TotalSize', b, s + 5, e);
     } else {
       m.hdrLen = -1;
     }
-    if (m.size > ROUTE_MAX_MESSAGE) {
-      this.h.onParseError('args', `${where} message of ${m.size} bytes exceeds ${ROUTE_MAX_MESSAGE}`);
-      return false;
-    }
+    if (m.size > ROUTE_MAX_MESSAGE) return this.msgArgsError(kind, `message of ${m.size} bytes exceeds ${ROUTE_MAX_MESSAGE}`, b, s + 5, e);
     return true;
   }
 
@@ -434,6 +423,8 @@ export interface RouteHost {
   onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void;
   /** The socket took all we wrote (after a write that had to wait). */
   onRouteDrained(r: RouteConn): void;
+  /** Bytes arrived from a route, about to be parsed. */
+  beforeRouteRead(r: RouteConn): void;
   /** One read was parsed: flush what it produced (once per read, never per message). */
   afterRouteRead(r: RouteConn): void;
 }
@@ -532,6 +523,7 @@ export class RouteConn implements RouteParserHandler {
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastInboundAt = Date.now();
+    this.host.beforeRouteRead(this);
     try {
       this.parser.parse(chunk);
     } catch (err) {
