@@ -149,7 +149,8 @@ export class RouteParser {
   private msgBuf: Buffer = Buffer.alloc(0);
   private msgHave = 0;
   private readonly msg = new RoutedMsg();
-  private readonly args: number[] = [];
+  /** Argument positions of the control line being parsed: start, end pairs. */
+  private args = new Int32Array(64);
 
   constructor(handler: RouteParserHandler) {
     this.h = handler;
@@ -275,17 +276,25 @@ export class RouteParser {
 
   /** Splits `b[s, e)` on spaces and tabs into this.args (start, end pairs). */
   private split(b: Buffer, s: number, e: number): number {
-    const a = this.args;
-    a.length = 0;
+    let a = this.args;
+    let n = 0;
     let i = s;
     while (i < e) {
-      while (i < e && isSpace(b[i])) i++;
-      if (i >= e) break;
-      const start = i;
-      while (i < e && !isSpace(b[i])) i++;
-      a.push(start, i);
+      let c = b[i];
+      while (c === SP || c === TAB) {
+        if (++i >= e) return n >> 1;
+        c = b[i];
+      }
+      if (n === a.length) {
+        const grown = new Int32Array(a.length * 2); // many queue names
+        grown.set(a);
+        this.args = a = grown;
+      }
+      a[n++] = i;
+      while (i < e && (c = b[i]) !== SP && c !== TAB) i++;
+      a[n++] = i;
     }
-    return a.length >> 1;
+    return n >> 1;
   }
 
   /** Report a bad RMSG/HMSG/LMSG argument list the way nats-server words it. */
