@@ -60,16 +60,14 @@ export function sleep(ms: number): Promise<void> {
 export class TestCluster {
   readonly nodes: ClusterNode[] = [];
   private readonly opts: ClusterOptions;
-  private readonly specs: NodeSpec[];
 
-  private constructor(specs: NodeSpec[], opts: ClusterOptions) {
-    this.specs = specs;
+  private constructor(opts: ClusterOptions) {
     this.opts = opts;
   }
 
   /** Starts every node (in order, so the seed is up first) and stops them at teardown. */
   static async start(t: Teardownable, specs: NodeSpec[], opts: ClusterOptions = {}): Promise<TestCluster> {
-    const c = new TestCluster(specs, opts);
+    const c = new TestCluster(opts);
     t.teardown(() => c.stopAll());
     const ports = await Promise.all(specs.map(() => freePort()));
     const clusterPorts = await Promise.all(specs.map(() => freePort()));
