@@ -620,7 +620,8 @@ export class Broker implements MeshHandler {
    * One record to thread `t`: [flags u8][groups u8][subjLen u16][replyLen u16][0 u16]
    * [hdrLen i32][payLen u32][tailLen u32] subject, group names (u16 length + bytes), then
    * the canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n` so the receiver
-   * delivers with two copies, as for a local publish.
+   * delivers with two copies, as for a local publish. The route thread (cluster.ts onRecord,
+   * toWorker) reads and writes these records too: change both together.
    */
   private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], m: Msg): void {
     const subjLen = m.se - m.ss;
