@@ -139,3 +139,29 @@ test.serial('a skein server without a cluster name adopts a nats-server\'s confi
   c.close();
   t.is(info.cluster, 'fixed');
 });
+
+test.serial('a nats-server peer entering lame-duck mode is dropped from the skein server\'s connect_urls', async (t) => {
+  t.timeout(60_000);
+  const cl = await TestCluster.start(t, [skein('s1'), nats('n1')], {
+    // nats-server refuses a lame-duck duration under 30s; skein reads the same keys.
+    config: 'lame_duck_duration: "30s"\nlame_duck_grace_period: "10s"\n',
+  });
+  const ncs = await cl.clients(t);
+  await meshReady(ncs);
+  const [s1, n1] = cl.nodes;
+  // A raw protocol-1 client on skein that has had its first PONG gets async INFOs.
+  const { c } = await rawSession(s1.port, { connect: { protocol: 1 } });
+  t.teardown(() => c.close());
+  const both = [`127.0.0.1:${s1.port}`, `127.0.0.1:${n1.port}`];
+  const urlsIn = (line: string): string[] => (JSON.parse(line.slice(5).trim()) as { connect_urls?: string[] }).connect_urls ?? [];
+  if (!c.data().includes(`127.0.0.1:${n1.port}`)) {
+    const info = await c.expect(/INFO \{.*\} \r\n/, 5000);
+    t.deepEqual(urlsIn(info).sort(), both.sort());
+  }
+  process.kill(n1.srv.pid, 'SIGUSR2');
+  await n1.srv.waitForLog(/Entering lame duck mode/, 5000);
+  const update = await c.expect(/INFO \{.*\} \r\n/, 5000);
+  t.deepEqual(urlsIn(update), [`127.0.0.1:${s1.port}`]);
+  process.kill(n1.srv.pid, 'SIGINT');
+});
+

@@ -269,6 +269,22 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
   r.send('PONG\r\n');
 });
 
+test('no_advertise keeps client URLs out of the route INFO and out of clients\' INFO', async (t) => {
+  t.timeout(30_000);
+  const s = await single(t, '', ['--no_advertise']);
+  const r = await rawConnect(s.clusterPort);
+  t.teardown(() => r.close());
+  const line = await r.expect(/^INFO \{.*\} \r\n/);
+  t.false('connect_urls' in (JSON.parse(line.slice(5, -3)) as Record<string, unknown>));
+  r.send(fakeConnect('clu') + fakeInfo('clu', { connect_urls: ['127.0.0.1:1'] }));
+  await r.ping();
+  const { c, info } = await rawSession(s.port, { connect: { protocol: 1 } });
+  t.teardown(() => c.close());
+  t.false('connect_urls' in info);
+  await c.ping();
+  t.false(c.data().includes('connect_urls'));
+});
+
 test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG with queue sections', async (t) => {
   t.timeout(30_000);
   const s = await single(t);
