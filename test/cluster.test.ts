@@ -330,6 +330,22 @@ test('a message read from a route is never forwarded to another route', async (t
   t.false(r2.data().includes('RMSG'), 'one hop only');
 });
 
+for (const impl of ['skein', 'nats-server'] as const) {
+  test(`a routed message for a queue group with no member here bounces back to a peer that has one (${impl})`, async (t) => {
+    t.timeout(30_000);
+    const clusterPort = await freePort();
+    await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', `nats://127.0.0.1:${clusterPort}`, '--cluster_name', 'clu'] });
+    const r = await rawConnect(clusterPort);
+    t.teardown(() => r.close());
+    await r.expect(/^INFO /);
+    r.send(fakeConnect('clu') + fakeInfo('clu') + 'RS+ $G qb grp 1\r\n');
+    await r.ping();
+    r.send('RMSG $G qb | grp 2\r\nhi\r\n');
+    await r.expect('RMSG $G qb | grp 2\r\nhi\r\n');
+    t.pass();
+  });
+}
+
 test('a route that sends garbage or a bad reply indicator is closed; clients are not harmed', async (t) => {
   t.timeout(30_000);
   const s = await single(t);
