@@ -547,6 +547,9 @@ export class Broker implements MeshHandler {
     }
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
+    // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
+    // its publishers stalled) before it can overrun max_pending within a single batch.
+    if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
     if (c.tracing) this.traceDelivery(sub, c, m);
     if (++sub.delivered === sub.max) c.removeSub(sub);
   }

@@ -89,6 +89,8 @@ export class ClientConn implements ProtocolHandler {
   /** Reading paused because a subscriber this connection publishes to is backed up. */
   pausedForStall = false;
   private readPaused = false;
+  /** Unwritten output above this is written at once instead of at the end of the read. */
+  readonly flushEarlyBytes: number;
   /**
    * Our unwritten output is over half of max_pending: publishers delivering to us are slowed
    * down (nats-server's fast-producer stall) until it drains.
@@ -125,6 +127,7 @@ export class ClientConn implements ProtocolHandler {
     this.remoteAddr = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.parser = new Parser(this);
+    this.flushEarlyBytes = Math.min(256 * 1024, Math.floor(this.opts.maxPending / 4));
     const now = Date.now();
     if (broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
     this.nextPingAt = now + this.opts.pingIntervalMs;

@@ -218,6 +218,13 @@ export class Mesh {
   }
 
   private hasWork(): boolean {
+    // Space freed in a ring we wait on, even if the consumer looked before we asked.
+    if (this.overflowCount > 0) {
+      for (let t = 0; t < this.threads; t++) {
+        const q = this.overflow[t];
+        if (q.length > 0 && this.isAlive(t) && this.outRings[t]!.canReserve(q[0].length)) return true;
+      }
+    }
     if (this.handler!.drainBlocked?.() === true) return false;
     for (let t = 0; t < this.threads; t++) {
       if (t === this.thread) continue;

@@ -70,6 +70,15 @@ export class Ring {
     return true;
   }
 
+  /** Would reserve(bodyBytes) succeed now? (Used after wantSpace() to close the wake-up race.) */
+  canReserve(bodyBytes: number): boolean {
+    const total = (bodyBytes + 4 + 3) & ~3;
+    const head = Atomics.load(this.hdr, HEAD) >>> 0;
+    const free = this.capacity - ((this.localTail - head) >>> 0);
+    const toEnd = this.capacity - (this.localTail & this.mask);
+    return total > toEnd ? free >= toEnd + total : free >= total;
+  }
+
   /** Ask the consumer to ring our doorbell when it frees space. */
   wantSpace(): void {
     Atomics.store(this.hdr, PRODUCER_WAITING, 1);
