@@ -143,7 +143,7 @@ export function skeinAvailable(): boolean {
 export interface LaunchOptions {
   readyTimeoutMs?: number;
   nodeArgs?: string[]; // extra node flags for skein (e.g. --cpu-prof)
-  clusterSkein?: boolean; // try skein's cluster flags (the nats-server ones) instead of skipping
+  noClusterSkein?: boolean; // skip the cluster scenario for skein (--no-cluster-skein)
 }
 
 // Starts `count` fresh servers of `target` (count 2 = a cluster with routes both ways).
@@ -153,8 +153,8 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
     if (urls.length < count) throw new Error(`this scenario needs ${count} server urls (--url a,b)`);
     return { urls: urls.slice(0, count), pids: target.pids ?? [], stop: async () => {}, logTail: () => '' };
   }
-  if (count === 2 && target.kind === 'skein' && !opts.clusterSkein) {
-    throw new NotSupportedError('needs cluster support in skein (pass --cluster-skein to try it anyway)');
+  if (count === 2 && target.kind === 'skein' && opts.noClusterSkein === true) {
+    throw new NotSupportedError('cluster scenario skipped for skein (--no-cluster-skein)');
   }
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const clusterPorts = count === 2 ? await Promise.all([freePort(), freePort()]) : [];
