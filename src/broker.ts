@@ -10,6 +10,8 @@ import type { Socket } from 'node:net';
 import { Sublist, type Interest } from './sublist.ts';
 import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
+import { fnv, sameBytes, put, putDV, viewOf, digits, putInt } from './bytes.ts';
+import { REC_HDR, FLAG_PLAIN, writeRecordHeader } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -95,8 +97,6 @@ interface Route {
 }
 
 const ROUTE_CACHE_MAX = 4096;
-const REC_HDR = 20;
-const FLAG_PLAIN = 1;
 const MSG_ = Buffer.from('MSG ');
 const HMSG_ = Buffer.from('HMSG ');
 const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
@@ -106,53 +106,12 @@ function isLiteral(subject: string): boolean {
   return true;
 }
 
-function fnv(b: Uint8Array, s: number, e: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 16777619);
-  return h & 0x3fffffff;
-}
 
-function sameBytes(a: Buffer, b: Uint8Array, s: number, e: number): boolean {
-  if (a.length !== e - s) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[s + i]) return false;
-  return true;
-}
 
-/** Copy src[s, e) to dst at o; a JS loop beats the native call for short runs. */
-function put(dst: Buffer, o: number, src: Uint8Array, s: number, e: number): number {
-  const n = e - s;
-  if (n > 48) {
-    dst.set(src.subarray(s, e), o);
-    return o + n;
-  }
-  for (let i = s; i < e; i++) dst[o++] = src[i];
-  return o;
-}
 
-/** Copy with 4-byte words through DataViews (views span their buffers exactly). */
-function putDV(dst: DataView, o: number, src: DataView, s: number, e: number): number {
-  for (; s + 4 <= e; s += 4, o += 4) dst.setUint32(o, src.getUint32(s, true), true);
-  for (; s < e; s++) dst.setUint8(o++, src.getUint8(s));
-  return o;
-}
 
-export function viewOf(b: Buffer): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
 
-function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
-}
 
-function putInt(dst: Buffer, o: number, n: number): number {
-  const d = digits(n);
-  let p = o + d - 1;
-  do {
-    dst[p--] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  return o + d;
-}
 
 export class Broker implements MeshHandler {
   readonly opts: Options;
@@ -644,15 +603,7 @@ export class Broker implements MeshHandler {
       mesh.full = false;
       this.ringPaused.add(from);
     }
-    dst[o] = plain ? FLAG_PLAIN : 0;
-    dst[o + 1] = groups.length;
-    dst[o + 2] = subjLen & 0xff;
-    dst[o + 3] = subjLen >>> 8;
-    dst[o + 4] = replyLen & 0xff;
-    dst[o + 5] = replyLen >>> 8;
-    dst.writeInt32LE(m.hdr, o + 8);
-    dst.writeUInt32LE(payLen, o + 12);
-    dst.writeUInt32LE(tailLen, o + 16);
+    writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, groups.length, subjLen, replyLen, m.hdr, payLen, tailLen);
     let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
     for (let i = 0; i < groups.length; i++) {
       const nb = groups[i].nameBytes;

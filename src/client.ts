@@ -7,7 +7,8 @@ import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from '.
 import { isValidLiteralSubject, isValidSubscribeSubject, isSubsetMatch } from './subject.ts';
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
-import { viewOf, type Broker, type Sub } from './broker.ts';
+import type { Broker, Sub } from './broker.ts';
+import { viewOf } from './bytes.ts';
 import type { Options, UserEntry } from './options.ts';
 import { log, isTrace } from './log.ts';
 

@@ -34,10 +34,12 @@ import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { isValidSubscribeSubject } from './subject.ts';
 import {
-  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson, put, putInt, digits as digitsOf,
+  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson,
   type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
 } from './route.ts';
 import { log, isTrace } from './log.ts';
+import { fnv, bytesEqual as sameBytes, put, putInt, digits as digitsOf } from './bytes.ts';
+import { REC_HDR, FLAG_PLAIN, writeRecordHeader } from './record.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -59,8 +61,6 @@ export interface ClusterTask {
 // [i32 hdrLen][u32 payLen][u32 tailLen] subject, (u16 len, group name)*, then the canonical
 // tail ` [reply ][hdr ]size\r\n<payload>\r\n`. The tail is also an RMSG/HMSG tail, so a
 // plain forward to a peer is two copies.
-const REC_HDR = 20;
-const FLAG_PLAIN = 1;
 const MAX_RECORD_GROUPS = 255;
 /** Stop taking workers' messages while a route has this much unwritten output. */
 const ROUTE_HIGH_WATER = 8 * 1024 * 1024;
@@ -104,17 +104,7 @@ interface Resolved<S, P> {
   groups: Group<S>[];
 }
 
-function fnv(b: Uint8Array, s: number, e: number): number {
-  let h = 0x811c9dc5 | 0;
-  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 16777619);
-  return h & 0x3fffffff;
-}
 
-function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): boolean {
-  if (ae - as !== be - bs) return false;
-  for (let i = 0; i < ae - as; i++) if (a[as + i] !== b[bs + i]) return false;
-  return true;
-}
 
 /**
  * Subject → matches, cached by subject bytes and invalidated by the sublist's generation.
@@ -1098,26 +1088,7 @@ export class Cluster implements RouteHost, MeshHandler {
       this.mesh.full = false;
       this.paused.add(from);
     }
-    dst[o] = plain ? FLAG_PLAIN : 0;
-    dst[o + 1] = nGroups;
-    dst[o + 2] = subjLen & 0xff;
-    dst[o + 3] = subjLen >>> 8;
-    dst[o + 4] = replyLen & 0xff;
-    dst[o + 5] = replyLen >>> 8;
-    dst[o + 6] = 0;
-    dst[o + 7] = 0;
-    dst[o + 8] = hdrLen & 0xff; // i32 little-endian; -1 (no headers) is 0xffffffff
-    dst[o + 9] = (hdrLen >> 8) & 0xff;
-    dst[o + 10] = (hdrLen >> 16) & 0xff;
-    dst[o + 11] = (hdrLen >>> 24) & 0xff;
-    dst[o + 12] = payLen & 0xff;
-    dst[o + 13] = (payLen >>> 8) & 0xff;
-    dst[o + 14] = (payLen >>> 16) & 0xff;
-    dst[o + 15] = payLen >>> 24;
-    dst[o + 16] = tailLen & 0xff;
-    dst[o + 17] = (tailLen >>> 8) & 0xff;
-    dst[o + 18] = (tailLen >>> 16) & 0xff;
-    dst[o + 19] = tailLen >>> 24;
+    writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
     let p = put(dst, o + REC_HDR, sb, ss, se);
     for (let i = 0; i < nGroups; i++) {
       const gs = groups[2 * i];

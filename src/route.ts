@@ -12,6 +12,7 @@
 
 import type { Socket } from 'node:net';
 import { log, isTrace } from './log.ts';
+import { put, digits, putInt } from './bytes.ts';
 
 /** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
 export const RouteCloseReason = {
@@ -387,31 +388,7 @@ export class RouteParser {
 }
 
 // ---------------------------------------------------------------------------------------
-// Output helpers (a JS loop beats the native call for short copies)
-
-export function put(dst: Buffer, o: number, src: Uint8Array, s: number, e: number): number {
-  const n = e - s;
-  if (n > 48) {
-    dst.set(src.subarray(s, e), o);
-    return o + n;
-  }
-  for (let i = s; i < e; i++) dst[o++] = src[i];
-  return o;
-}
-
-export function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
-}
-
-export function putInt(dst: Buffer, o: number, n: number): number {
-  const d = digits(n);
-  let p = o + d - 1;
-  do {
-    dst[p--] = 48 + (n % 10);
-    n = Math.floor(n / 10);
-  } while (n > 0);
-  return o + d;
-}
+// The route connection
 
 const OUT_SLAB = 64 * 1024;
 const OUT_MIN_ROOM = 8 * 1024;

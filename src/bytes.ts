@@ -1,0 +1,62 @@
+// Byte helpers for the hot paths (client and route parsers, delivery, ring records).
+// Short copies use a JS loop or 4-byte DataView words: a native call costs more than it
+// saves below a few dozen bytes.
+
+/** FNV-1a over b[s, e), as a small integer (a Map key that stays a Smi). */
+export function fnv(b: Uint8Array, s: number, e: number): number {
+  let h = 0x811c9dc5 | 0;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ b[i], 16777619);
+  return h & 0x3fffffff;
+}
+
+/** Is `a` (whole) equal to b[s, e)? */
+export function sameBytes(a: Uint8Array, b: Uint8Array, s: number, e: number): boolean {
+  if (a.length !== e - s) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[s + i]) return false;
+  return true;
+}
+
+/** Is a[as, ae) equal to b[bs, be)? */
+export function bytesEqual(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): boolean {
+  if (ae - as !== be - bs) return false;
+  for (let i = 0; i < ae - as; i++) if (a[as + i] !== b[bs + i]) return false;
+  return true;
+}
+
+/** Copy src[s, e) to dst at o; returns the new offset. */
+export function put(dst: Uint8Array, o: number, src: Uint8Array, s: number, e: number): number {
+  const n = e - s;
+  if (n > 48) {
+    dst.set(src.subarray(s, e), o);
+    return o + n;
+  }
+  for (let i = s; i < e; i++) dst[o++] = src[i];
+  return o;
+}
+
+/** Copy with 4-byte words through DataViews (views span their buffers exactly). */
+export function putDV(dst: DataView, o: number, src: DataView, s: number, e: number): number {
+  for (; s + 4 <= e; s += 4, o += 4) dst.setUint32(o, src.getUint32(s, true), true);
+  for (; s < e; s++) dst.setUint8(o++, src.getUint8(s));
+  return o;
+}
+
+export function viewOf(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Decimal digits of a non-negative integer. */
+export function digits(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+}
+
+/** Write n in decimal at o; returns the new offset. */
+export function putInt(dst: Uint8Array, o: number, n: number): number {
+  const d = digits(n);
+  let p = o + d - 1;
+  do {
+    dst[p--] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  } while (n > 0);
+  return o + d;
+}
