@@ -19,6 +19,30 @@ const OK = Buffer.from('+OK\r\n');
 const OUT_SLAB = 64 * 1024;
 const OUT_MIN_ROOM = 8 * 1024;
 const OUT_SLAB_MAX = 1024 * 1024;
+const SPARE_SLABS = 2;
+
+/**
+ * An output buffer. Written ranges stay referenced by the socket until the kernel has them,
+ * so a slab is reused only once every write from it completed (counted by `pending`).
+ */
+class Slab {
+  readonly buf: Buffer;
+  readonly view: DataView;
+  pending = 0;
+  retired = false;
+  private readonly owner: ClientConn;
+  /** One callback per slab (no allocation per write). */
+  readonly done: () => void;
+
+  constructor(owner: ClientConn, bytes: number) {
+    this.owner = owner;
+    this.buf = Buffer.allocUnsafe(bytes);
+    this.view = viewOf(this.buf);
+    this.done = () => {
+      if (--this.pending === 0 && this.retired) this.owner.recycle(this);
+    };
+  }
+}
 const FIRST_PING_MS = 2000;
 const RTT_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -77,9 +101,11 @@ export class ClientConn implements ProtocolHandler {
   private readonly connectFields: ConnectFields = defaultConnectFields();
 
   // Output: unwritten bytes are out[outStart, outPos).
-  out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
-  outView: DataView = viewOf(this.out);
+  private slab: Slab = new Slab(this, OUT_SLAB);
+  out: Buffer = this.slab.buf;
+  outView: DataView = this.slab.view;
   private slabBytes = OUT_SLAB;
+  private readonly spares: Slab[] = [];
   outStart = 0;
   outPos = 0;
   dirty = false;
@@ -167,10 +193,10 @@ export class ClientConn implements ProtocolHandler {
       // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
       while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
       // Grow geometrically so a large backlog is copied O(log n) times, not once per message.
-      const grown = Buffer.allocUnsafe(Math.max(this.slabBytes, (pending + n) * 2));
-      if (pending > 0) this.out.copy(grown, 0, this.outStart, this.outPos);
-      this.out = grown;
-      this.outView = viewOf(grown);
+      const old = this.slab;
+      this.useSlab(Math.max(this.slabBytes, (pending + n) * 2));
+      if (pending > 0) old.buf.copy(this.out, 0, this.outStart, this.outPos);
+      this.retire(old);
       this.outStart = 0;
       this.outPos = pending;
     }
@@ -212,20 +238,42 @@ export class ClientConn implements ProtocolHandler {
     }
     const chunk = this.out.subarray(this.outStart, this.outPos);
     this.queuedSinceTick += chunk.length;
+    const slab = this.slab;
+    slab.pending++;
     if (this.out.length - this.outPos < OUT_MIN_ROOM) {
-      // Written bytes stay referenced by the socket until sent: start a fresh slab.
-      this.out = Buffer.allocUnsafe(this.slabBytes);
-      this.outView = viewOf(this.out);
+      this.useSlab(this.slabBytes);
+      this.retire(slab);
       this.outStart = 0;
       this.outPos = 0;
     } else {
       this.outStart = this.outPos;
     }
-    this.socket.write(chunk);
+    this.socket.write(chunk, slab.done);
     if (!this.stalled && this.socket.writableLength > this.opts.maxPending / 2) {
       this.stalled = true;
       this.socket.once('drain', () => this.unstall());
     }
+  }
+
+  /** Switch to a spare slab of at least `bytes`, or a new one. */
+  private useSlab(bytes: number): void {
+    let slab: Slab | undefined;
+    while ((slab = this.spares.pop()) !== undefined && slab.buf.length < bytes);
+    this.slab = slab ?? new Slab(this, bytes);
+    this.out = this.slab.buf;
+    this.outView = this.slab.view;
+  }
+
+  private retire(slab: Slab): void {
+    slab.retired = true;
+    if (slab.pending === 0) this.recycle(slab);
+  }
+
+  /** A retired slab's writes have all completed: keep it for reuse. */
+  recycle(slab: Slab): void {
+    if (this.closed || this.spares.length >= SPARE_SLABS || slab.buf.length < this.slabBytes) return;
+    slab.retired = false;
+    this.spares.push(slab);
   }
 
   /** Pause or resume reading according to the reasons to pause. */
