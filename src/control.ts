@@ -4,6 +4,8 @@
 export type ControlMessage =
   | { type: 'ready'; thread: number }
   | { type: 'shutdown'; graceMs: number }
+  /** Test hook (SKEIN_FAULT_INJECTION=1 and SIGUSR2): the route thread throws. */
+  | { type: 'crash' }
   /** New cluster name / client URLs: workers send an async INFO to clients that can take it. */
   | { type: 'info'; cluster?: string; connectUrls?: string[] }
   | { type: 'stopped'; thread: number }

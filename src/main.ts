@@ -44,6 +44,7 @@ async function main(): Promise<void> {
   // As nats-server: SIGINT exits 0, SIGTERM exits 1.
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(1));
+  if (process.env.SKEIN_FAULT_INJECTION === '1') process.on('SIGUSR2', () => server.crashRouteThread());
   try {
     await server.start();
   } catch (err) {

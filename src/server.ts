@@ -283,6 +283,13 @@ export class Server {
     port.postMessage({ socket, msg: pack({ cid, reject }) }, [socket as unknown as ArrayBuffer]);
   }
 
+  /** Test hook (SKEIN_FAULT_INJECTION=1): make the route thread throw, to exercise its replacement. */
+  crashRouteThread(): void {
+    if (!this.faultInjection) return;
+    const slot = this.slots.find((s) => s.kind === 'route');
+    slot?.port?.postMessage(pack({ type: 'crash' } satisfies ControlMessage));
+  }
+
   /** Push a new cluster name / client URL list to every worker (async INFO to clients). */
   broadcastInfo(cluster: string | undefined, connectUrls: string[] | undefined): void {
     this.identity.cluster = cluster;

@@ -170,6 +170,45 @@ test.serial('a crashed client worker is replaced and routes keep serving its con
   onA.forEach((g, k) => t.deepEqual(g, [`to ${k}`]));
 });
 
+test.serial('a crashed route thread is replaced: routes come back and interest resyncs both ways', async (t) => {
+  t.timeout(90_000);
+  const cl = await TestCluster.start(t, skein3.slice(0, 2), { env: { SKEIN_FAULT_INJECTION: '1' } });
+  const [a, b] = await cl.clients(t);
+  const id = uid();
+  // Interest made before the crash, on both sides, must survive it.
+  const onA: string[] = [];
+  const onB: string[] = [];
+  a.subscribe(`toA.${id}`, { callback: (_e, m) => onA.push(m.string()) });
+  b.subscribe(`toB.${id}`, { callback: (_e, m) => onB.push(m.string()) });
+  await interestSeen(a, [b]);
+  await interestSeen(b, [a]);
+  // SIGUSR2 with SKEIN_FAULT_INJECTION=1 makes node A's route thread throw.
+  process.kill(cl.nodes[0].srv.pid, 'SIGUSR2');
+  await cl.nodes[0].srv.waitForLog(/Route thread failed[\s\S]*fault injection: route thread crash requested/, 20_000);
+  await cl.nodes[0].srv.waitForLog(/Route thread replaced and ready/, 20_000);
+  // Both servers keep serving their clients, and messages cross again once the route is back.
+  await a.flush();
+  await b.flush();
+  const deadline = Date.now() + 30_000;
+  let n = 0;
+  while ((onA.length === 0 || onB.length === 0) && Date.now() < deadline) {
+    a.publish(`toB.${id}`, `a${n}`);
+    b.publish(`toA.${id}`, `b${n}`);
+    n++;
+    await Promise.all([a.flush(), b.flush()]);
+    await sleep(100);
+  }
+  t.true(onB.length > 0, 'A -> B after the route thread was replaced');
+  t.true(onA.length > 0, 'B -> A after the route thread was replaced');
+  // And new interest still propagates both ways.
+  const late: string[] = [];
+  a.subscribe(`late.${id}`, { callback: (_e, m) => late.push(m.string()) });
+  await interestSeen(a, [b]);
+  b.publish(`late.${id}`, 'hi');
+  await b.flush();
+  await waitFor(() => late.length === 1, 10_000, 'a message to a subscription made after the crash');
+});
+
 test.serial('servers without a cluster name agree on one name', async (t) => {
   t.timeout(60_000);
   const cl = await TestCluster.start(t, skein3.slice(0, 2), { clusterName: null });

@@ -46,6 +46,12 @@ export default function run(task: RouteTask): Promise<void> {
         }
         case 'info':
           break; // client INFO is the client workers' business
+        case 'crash':
+          // Only sent when the server runs with SKEIN_FAULT_INJECTION=1 (tests).
+          setImmediate(() => {
+            throw new Error('fault injection: route thread crash requested');
+          });
+          break;
         case 'snapshot-request':
           send({ type: 'snapshot', from: thread, to: msg.from, ...cluster.interestSnapshot() });
           break;
