@@ -837,7 +837,7 @@ export class Cluster implements RouteHost, MeshHandler {
     this.mesh.publishInterest(subject, queue, weight);
   }
 
-  /** Mesh: a worker's interest change, replayed from its log. Announced in afterDrain. */
+  /** Mesh: a worker's interest change, replayed from its log. Announced in afterInterest. */
   onInterest(t: number, rec: InterestRecord): void {
     if (rec.op === InterestOp.reset) {
       this.dropLocalInterest(t);
@@ -1127,6 +1127,14 @@ export class Cluster implements RouteHost, MeshHandler {
     this.flushRoutes();
     this.mesh.flush();
     if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
+  }
+
+  /**
+   * Mesh: this pass's interest is replayed. Announce it now, ahead of the pass's records, so
+   * a peer gets the RS+ for a reply inbox before the RMSG of the request that uses it.
+   */
+  afterInterest(): void {
+    this.announcePending();
   }
 
   /** Mesh: all rings drained for now. */

@@ -16,6 +16,8 @@ export interface MeshHandler {
   onRecord(from: number, data: Buffer, off: number, len: number): void;
   /** An interest change replayed from thread `from`'s log. */
   onInterest(from: number, rec: InterestRecord): void;
+  /** Interest replayed for this pass, before any record of it is drained (announce it first). */
+  afterInterest?(): void;
   /** All rings drained for now: write what the records produced. */
   afterDrain(): void;
   /** Overflow fully moved into rings: publishers paused for it may resume. */
@@ -45,6 +47,7 @@ export class Mesh {
   /** Whether we replay thread t's log (false while waiting for its snapshot). */
   private readonly readerLive: boolean[] = [];
   private overflowCount = 0;
+  private readonly tails: number[] = [];
   private interestDirty = false;
   private stopped = false;
   private handler: MeshHandler | null = null;
@@ -238,12 +241,19 @@ export class Mesh {
   poll(): boolean {
     const h = this.handler!;
     let did = false;
+    // A producer logs interest changes before it commits the records that follow them (a
+    // SUB to a reply inbox, then the request). Take the ring tails first and apply interest
+    // second, so every record drained below is seen after the interest that preceded it:
+    // the route thread must send RS+ before the RMSG that depends on it.
+    const tails = this.tails;
+    for (let t = 0; t < this.threads; t++) tails[t] = this.inRings[t]?.tailPosition() ?? 0;
     this.applyInterest();
+    h.afterInterest?.();
     const blocked = h.drainBlocked !== undefined && h.drainBlocked();
     for (let t = 0; t < this.threads && !blocked; t++) {
       const ring = this.inRings[t];
       if (ring === null || !ring.hasData()) continue;
-      const { count, producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), RING_BATCH, RING_BATCH_BYTES, h.stopDrain);
+      const { count, producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), RING_BATCH, RING_BATCH_BYTES, h.stopDrain, tails[t]);
       if (count > 0) did = true;
       if (producerWaiting) this.doorbells[t].ringAlways();
     }

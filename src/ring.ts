@@ -91,6 +91,11 @@ export class Ring {
 
   // ---- consumer side (runs on the consuming thread only) ----
 
+  /** The producer's published position (for draining up to a snapshot). */
+  tailPosition(): number {
+    return Atomics.load(this.hdr, TAIL) >>> 0;
+  }
+
   hasData(): boolean {
     return Atomics.load(this.hdr, HEAD) !== Atomics.load(this.hdr, TAIL);
   }
@@ -101,10 +106,10 @@ export class Ring {
    * Returns the number of records, and whether the producer asked for a doorbell (it is
    * waiting for space).
    */
-  drain(fn: (data: Buffer, off: number, len: number) => void, maxRecords: number, maxBytes = 0x7fffffff, stop?: () => boolean): { count: number; producerWaiting: boolean } {
+  drain(fn: (data: Buffer, off: number, len: number) => void, maxRecords: number, maxBytes = 0x7fffffff, stop?: () => boolean, upTo?: number): { count: number; producerWaiting: boolean } {
     let head = Atomics.load(this.hdr, HEAD) >>> 0;
     const start = head;
-    const tail = Atomics.load(this.hdr, TAIL) >>> 0;
+    const tail = upTo ?? Atomics.load(this.hdr, TAIL) >>> 0;
     let count = 0;
     while (head !== tail && count < maxRecords && ((head - start) >>> 0) < maxBytes && (stop === undefined || !stop())) {
       const off = head & this.mask;

@@ -353,6 +353,23 @@ test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG 
   await c.expect('MSG foo 1 reply.z 5\r\nsplit\r\n');
 });
 
+test('a reply inbox subscribed with a request reaches the route before the request itself', async (t) => {
+  t.timeout(30_000);
+  // A request is SUB <inbox> then PUB with that reply in one write: the peer must get the
+  // RS+ for the inbox before the RMSG, or the responder's answer may find no interest.
+  const s = await single(t);
+  const r = await fakeRoute(t, s);
+  r.send('RS+ $G svc.echo\r\n');
+  await r.ping();
+  const { c } = await rawSession(s.port);
+  t.teardown(() => c.close());
+  for (let i = 0; i < 20; i++) {
+    c.send(`SUB _INBOX.ord${i}.* ${i + 10}\r\nPUB svc.echo _INBOX.ord${i}.1 2\r\nhi\r\n`);
+    const seen = await r.expect(`RMSG $G svc.echo _INBOX.ord${i}.1 2\r\nhi\r\n`, 5000);
+    t.true(seen.includes(`RS+ $G _INBOX.ord${i}.*\r\n`), `RS+ before RMSG (round ${i}): ${JSON.stringify(seen)}`);
+  }
+});
+
 test('a message read from a route is never forwarded to another route', async (t) => {
   t.timeout(30_000);
   const s = await single(t);
