@@ -11,7 +11,7 @@ import { Sublist, type Interest } from './sublist.ts';
 import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { fnv, sameBytes, put, putDV, viewOf, digits, putInt } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, writeRecordHeader } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -149,6 +149,7 @@ export class Broker implements MeshHandler {
   private readonly targetList: number[] = [];
   private readonly msg = new Msg();
   private lastRecordRoute: Route | null = null;
+  private readonly rec = new RecordView();
 
   private sweepTimer: NodeJS.Timeout | null = null;
 
@@ -635,29 +636,21 @@ export class Broker implements MeshHandler {
 
   /** MeshHandler: one record from another thread's ring: deliver to our local subscribers. */
   onRecord(_from: number, d: Buffer, o: number, _len: number): void {
-    const flags = d[o];
-    const nGroups = d[o + 1];
-    const subjLen = d[o + 2] | (d[o + 3] << 8);
-    const replyLen = d[o + 4] | (d[o + 5] << 8);
-    const hdrLen = d.readInt32LE(o + 8);
-    const payLen = d.readUInt32LE(o + 12);
-    const tailLen = d.readUInt32LE(o + 16);
-    const ss = o + REC_HDR;
-    const se = ss + subjLen;
-    let ts = se;
-    for (let i = 0; i < nGroups; i++) ts += 2 + (d[ts] | (d[ts + 1] << 8));
-    const te = ts + tailLen;
+    const rec = this.rec;
+    rec.read(d, o);
+    const ss = rec.subjStart;
+    const se = rec.subjEnd;
     const m = this.msg;
     m.sb = d;
     m.ss = ss;
     m.se = se;
-    m.rs = replyLen > 0 ? ts + 1 : -1;
-    m.re = replyLen > 0 ? ts + 1 + replyLen : -1;
+    m.rs = rec.replyStart;
+    m.re = rec.replyEnd;
     m.pb = d;
-    m.pe = te - 2;
-    m.ps = m.pe - payLen;
-    m.hdr = hdrLen;
-    m.setTail(d, ts, te);
+    m.ps = rec.payStart;
+    m.pe = rec.payEnd;
+    m.hdr = rec.hdrLen;
+    m.setTail(d, rec.tailStart, rec.tailEnd);
     let r = this.lastRecordRoute;
     if (r === null || !sameBytes(r.key, d, ss, se)) {
       r = this.lookup(d, ss, se);
@@ -665,12 +658,12 @@ export class Broker implements MeshHandler {
     } else if (r.gen !== this.sublist.generation) {
       this.resolve(r, this.sublist.generation);
     }
-    if ((flags & FLAG_PLAIN) !== 0) {
+    if ((rec.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
     }
     let p = se;
-    for (let i = 0; i < nGroups; i++) {
+    for (let i = 0; i < rec.nGroups; i++) {
       const ns = p + 2;
       p = ns + (d[p] | (d[p + 1] << 8));
       const groups = r.groups;

@@ -39,7 +39,7 @@ import {
 } from './route.ts';
 import { log, isTrace } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, putInt, digits as digitsOf } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, writeRecordHeader } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -241,6 +241,7 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly targetGroups: number[][] = [];
   private readonly targetThreads: number[] = [];
   private readonly targetRoutes: RouteConn[] = [];
+  private readonly rec = new RecordView();
   private bounceRoutes: RouteConn[] = [];
 
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -952,25 +953,21 @@ export class Cluster implements RouteHost, MeshHandler {
 
   /** Mesh: one record from a client worker: forward to the peers with interest. */
   onRecord(_from: number, d: Buffer, o: number, _len: number): void {
-    const flags = d[o];
-    const nGroups = d[o + 1];
-    const subjLen = d[o + 2] | (d[o + 3] << 8);
-    const replyLen = d[o + 4] | (d[o + 5] << 8);
-    const hdrLen = d.readInt32LE(o + 8);
-    const payLen = d.readUInt32LE(o + 12);
-    const tailLen = d.readUInt32LE(o + 16);
-    const ss = o + REC_HDR;
-    const se = ss + subjLen;
+    const rec = this.rec;
+    rec.read(d, o);
+    const ss = rec.subjStart;
+    const se = rec.subjEnd;
+    const hdrLen = rec.hdrLen;
     let p = se;
     const targets = this.targetRoutes;
     const res = this.outCache.get(d, ss, se);
-    if ((flags & FLAG_PLAIN) !== 0) {
+    if ((rec.flags & FLAG_PLAIN) !== 0) {
       for (const r of res.plain) {
         if (!r.targetPlain && !r.targetQueued) targets.push(r);
         r.targetPlain = true;
       }
     }
-    for (let i = 0; i < nGroups; i++) {
+    for (let i = 0; i < rec.nGroups; i++) {
       const ns = p + 2;
       const ne = ns + (d[p] | (d[p + 1] << 8));
       p = ne;
@@ -985,12 +982,12 @@ export class Cluster implements RouteHost, MeshHandler {
         break;
       }
     }
-    const ts = p;
-    const te = ts + tailLen;
-    const rs = replyLen > 0 ? ts + 1 : -1;
-    const re = replyLen > 0 ? rs + replyLen : -1;
-    const pe = te - 2;
-    const ps = pe - payLen;
+    const ts = rec.tailStart;
+    const te = rec.tailEnd;
+    const rs = rec.replyStart;
+    const re = rec.replyEnd;
+    const pe = rec.payEnd;
+    const ps = rec.payStart;
     for (let i = 0; i < targets.length; i++) {
       const r = targets[i];
       if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);

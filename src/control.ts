@@ -16,3 +16,13 @@ export type ControlMessage =
    * or went, a name was adopted). Main pushes it to the client workers (async INFO).
    */
   | { type: 'cluster-info'; cluster: string; connectUrls?: string[] };
+
+/** On a worker's shutdown: call `done` once its sockets are closed, or after `graceMs`. */
+export function whenSocketsClosed(openSockets: () => number, graceMs: number, done: () => void): void {
+  const deadline = Date.now() + graceMs;
+  const check = (): void => {
+    if (openSockets() === 0 || Date.now() > deadline) done();
+    else setTimeout(check, 10);
+  };
+  check();
+}

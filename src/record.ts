@@ -23,3 +23,42 @@ export function writeRecordHeader(dst: Buffer, o: number, flags: number, nGroups
   dst.writeUInt32LE(payLen, o + 12);
   dst.writeUInt32LE(tailLen, o + 16);
 }
+
+/** One decoded record header; each reader keeps one and reuses it (no allocation per record). */
+export class RecordView {
+  flags = 0;
+  nGroups = 0;
+  /** Subject: d[subjStart, subjEnd). Group names follow it. */
+  subjStart = 0;
+  subjEnd = 0;
+  /** Reply (inside the tail), or -1. */
+  replyStart = -1;
+  replyEnd = -1;
+  hdrLen = -1;
+  /** Payload with headers (inside the tail). */
+  payStart = 0;
+  payEnd = 0;
+  /** The canonical MSG tail: d[tailStart, tailEnd). */
+  tailStart = 0;
+  tailEnd = 0;
+
+  read(d: Buffer, o: number): void {
+    this.flags = d[o];
+    const nGroups = (this.nGroups = d[o + 1]);
+    const subjLen = d[o + 2] | (d[o + 3] << 8);
+    const replyLen = d[o + 4] | (d[o + 5] << 8);
+    this.hdrLen = d.readInt32LE(o + 8);
+    const payLen = d.readUInt32LE(o + 12);
+    const tailLen = d.readUInt32LE(o + 16);
+    this.subjStart = o + REC_HDR;
+    this.subjEnd = this.subjStart + subjLen;
+    let ts = this.subjEnd;
+    for (let i = 0; i < nGroups; i++) ts += 2 + (d[ts] | (d[ts + 1] << 8));
+    this.tailStart = ts;
+    this.tailEnd = ts + tailLen;
+    this.replyStart = replyLen > 0 ? ts + 1 : -1;
+    this.replyEnd = replyLen > 0 ? ts + 1 + replyLen : -1;
+    this.payEnd = this.tailEnd - 2;
+    this.payStart = this.payEnd - payLen;
+  }
+}

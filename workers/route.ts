@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { pack, unpack } from 'msgpackr';
 import { Cluster, type ClusterTask } from '../src/cluster.ts';
 import { setLogLevels, log } from '../src/log.ts';
-import type { ControlMessage } from '../src/control.ts';
+import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
 
 export interface RouteTask extends ClusterTask {
   port: MessagePort;
@@ -31,17 +31,11 @@ export default function run(task: RouteTask): Promise<void> {
       switch (msg.type) {
         case 'shutdown': {
           cluster.shutdown();
-          const deadline = Date.now() + msg.graceMs;
-          const waitClosed = (): void => {
-            if (cluster.openSockets() === 0 || Date.now() > deadline) {
-              send({ type: 'stopped', thread });
-              port.close();
-              resolve();
-            } else {
-              setTimeout(waitClosed, 10);
-            }
-          };
-          waitClosed();
+          whenSocketsClosed(() => cluster.openSockets(), msg.graceMs, () => {
+            send({ type: 'stopped', thread });
+            port.close();
+            resolve();
+          });
           break;
         }
         case 'info':

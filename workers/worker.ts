@@ -9,7 +9,7 @@ import { setLogLevels, log } from '../src/log.ts';
 import type { SharedLayout } from '../src/shared.ts';
 import type { Options } from '../src/options.ts';
 import type { ServerIdentity } from '../src/info.ts';
-import type { ControlMessage } from '../src/control.ts';
+import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
 
 export interface WorkerTask {
   thread: number;
@@ -40,17 +40,11 @@ export default function run(task: WorkerTask): Promise<void> {
       switch (msg.type) {
         case 'shutdown': {
           broker.shutdown();
-          const deadline = Date.now() + msg.graceMs;
-          const waitClosed = (): void => {
-            if (broker.openSockets() === 0 || Date.now() > deadline) {
-              send({ type: 'stopped', thread });
-              port.close();
-              resolve();
-            } else {
-              setTimeout(waitClosed, 10);
-            }
-          };
-          waitClosed();
+          whenSocketsClosed(() => broker.openSockets(), msg.graceMs, () => {
+            send({ type: 'stopped', thread });
+            port.close();
+            resolve();
+          });
           break;
         }
         case 'info':
