@@ -51,13 +51,16 @@ test.serial('a config listing every member, itself included, forms one route per
   await meshReady(ncs);
   await checkPubSub(t, ncs);
   // Duplicates (each side dialled the other) are resolved to one registered route per pair.
-  await sleep(300);
-  for (const n of cl.nodes) {
+  const held = (n: (typeof cl.nodes)[number]): number => {
     const out = n.srv.output();
-    t.false(out.includes(`127.0.0.1:${n.clusterPort} - rid`), `${n.spec.name} never connected to itself`);
     const registered = out.match(/Registering remote route/g)?.length ?? 0;
     const lost = out.match(/Router connection closed: (?!Duplicate Route)/g)?.length ?? 0;
-    t.is(registered - lost, 2, `${n.spec.name} holds one route to each peer`);
+    return registered - lost;
+  };
+  await waitFor(() => cl.nodes.every((n) => held(n) === 2), 10_000, 'one route per pair on every node');
+  for (const n of cl.nodes) {
+    t.false(n.srv.output().includes(`127.0.0.1:${n.clusterPort} - rid`), `${n.spec.name} never connected to itself`);
+    t.is(held(n), 2, `${n.spec.name} holds one route to each peer`);
   }
 });
 
@@ -501,8 +504,10 @@ test('a solicited route rejected for its credentials is retried with a delay, no
   t.timeout(30_000);
   // A listener posing as a route acceptor that refuses every CONNECT.
   let dials = 0;
+  const dialTimes: number[] = [];
   const fake = net.createServer((sock) => {
     dials++;
+    dialTimes.push(Date.now());
     sock.write(`INFO ${JSON.stringify({ server_id: 'NREFUSER', proto: 2, cluster: 'clu', auth_required: true, port: 1 })} \r\n`);
     sock.on('data', () => {
       sock.end("-ERR 'Authorization Violation'\r\n");
@@ -513,9 +518,11 @@ test('a solicited route rejected for its credentials is retried with a delay, no
   t.teardown(() => new Promise<void>((resolve) => fake.close(() => resolve())));
   const fakePort = (fake.address() as net.AddressInfo).port;
   const s = await single(t, '', ['--routes', `nats-route://ruser:wrong@127.0.0.1:${fakePort}`]);
-  await waitFor(() => dials >= 2, 10_000, 'a second dial');
-  const at = dials;
-  await sleep(1500);
-  t.true(dials - at <= 2, `dialled ${dials - at} more times in 1.5s`);
+  // Three more dials must each come after a pause (about 1s in 2.9.10), not back to back.
+  await waitFor(() => dials >= 4, 15_000, 'four dials');
+  for (let i = 1; i < 4; i++) {
+    const gap = dialTimes[i] - dialTimes[i - 1];
+    t.true(gap >= 500, `dial ${i + 1} came ${gap}ms after the previous one`);
+  }
   await s.waitForLog(/Route Error 'Authorization Violation'/);
 });

@@ -172,8 +172,9 @@ test('a subscriber that stops reading makes the cross-worker ring fill without l
     payload[0] = n % 251;
     pubSock.write(Buffer.concat([Buffer.from(`PUB big ${size}\r\n`), payload, Buffer.from('\r\n')]));
   }
-  // Let the publisher run into backpressure, then drain the subscriber.
-  await new Promise((r) => setTimeout(r, 300));
+  // Wait until the publisher is held back (its writes back up: ring, server and kernel
+  // buffers are full), then drain the subscriber.
+  await waitFor(() => pubSock.writableLength > 0, 20_000, 'the publisher to be held back');
   sub.socket.resume();
   await waitFor(() => frames >= total, 60_000, `all ${total} frames (got ${frames})`);
   t.is(frames, total);

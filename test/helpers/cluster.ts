@@ -192,6 +192,25 @@ export interface Assert {
   deepEqual(a: unknown, b: unknown, message?: string): void;
 }
 
+/**
+ * Returns once everything each client published before the call has reached every other
+ * server's client: each client sends a marker to every other server, and a marker travels
+ * behind that client's earlier messages on the same path (one hop, in order). Used instead
+ * of waiting a while before checking that nothing more (a duplicate, a late message) came.
+ */
+export async function deliveryBarrier(ncs: NatsConnection[]): Promise<void> {
+  const id = uid();
+  const got = ncs.map(() => 0);
+  const subs = ncs.map((nc, j) => nc.subscribe(`barrier.${id}.${j}`, { callback: () => { got[j]++; } }));
+  for (let j = 0; j < ncs.length; j++) await interestSeen(ncs[j], ncs.filter((_n, i) => i !== j));
+  for (let i = 0; i < ncs.length; i++) {
+    for (let j = 0; j < ncs.length; j++) if (i !== j) ncs[i].publish(`barrier.${id}.${j}`);
+  }
+  await flushAll(ncs);
+  await waitFor(() => got.every((g) => g >= ncs.length - 1), 10_000, 'the delivery barrier');
+  subs.forEach((sub) => sub.unsubscribe());
+}
+
 /** Each server's subscriber gets what every other server's client publishes, once. */
 export async function checkPubSub(t: Assert, ncs: NatsConnection[]): Promise<void> {
   const id = uid();
@@ -203,7 +222,7 @@ export async function checkPubSub(t: Assert, ncs: NatsConnection[]): Promise<voi
   }
   await flushAll(ncs);
   await waitFor(() => got.every((g) => g.length >= ncs.length - 1), 10_000, 'every subscriber to hear every other server');
-  await sleep(100);
+  await deliveryBarrier(ncs);
   got.forEach((g, j) => {
     const want = ncs.map((_n, i) => i).filter((i) => i !== j).map((i) => `ps.${id}.${j}.from${i}`);
     t.deepEqual([...g].sort(), want.sort(), `subscriber on server ${j}`);
@@ -228,7 +247,7 @@ export async function checkQueue(t: Assert, ncs: NatsConnection[], perServer = 2
   await flushAll(ncs);
   const total = perServer * ncs.length;
   await waitFor(() => seen.size >= total, 15_000, `${total} queue messages (have ${seen.size})`);
-  await sleep(200);
+  await deliveryBarrier(ncs);
   let dup = 0;
   for (const n of seen.values()) if (n !== 1) dup++;
   t.is(seen.size, total, 'every message delivered');
@@ -281,8 +300,7 @@ export async function checkUnsubscribe(t: Assert, ncs: NatsConnection[]): Promis
       }
       nc.publish(subject, 'late');
     }
-    await flushAll(ncs);
-    await sleep(50);
+    await deliveryBarrier(ncs);
     t.is(after, 0, `nothing delivered after unsubscribe on server ${j}`);
   }
 }
