@@ -10,7 +10,8 @@ import type { Socket } from 'node:net';
 import { Sublist, type Interest } from './sublist.ts';
 import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
-import { fnv, sameBytes, put, putDV, viewOf, digits, putInt } from './bytes.ts';
+import { subjectMatches } from './subject.ts';
+import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
@@ -337,6 +338,13 @@ export class Broker implements MeshHandler {
 
   // ------------------------------------------------------------ routing
 
+  /** `cached` if it is the route for b[s, e) (refreshed when the sublist moved on), else a lookup. */
+  private routeFor(cached: Route | null, b: Uint8Array, s: number, e: number): Route {
+    if (cached === null || !sameBytes(cached.key, b, s, e)) return this.lookup(b, s, e);
+    if (cached.gen !== this.sublist.generation) this.resolve(cached, this.sublist.generation);
+    return cached;
+  }
+
   private lookup(b: Uint8Array, s: number, e: number): Route {
     const h = fnv(b, s, e);
     const gen = this.sublist.generation;
@@ -400,13 +408,8 @@ export class Broker implements MeshHandler {
     m.hdr = hdrLen;
     m.setTail(pb, tail, pe + 2);
     // Publishers mostly repeat their subject: try the connection's last route first.
-    let r = from.lastRoute as Route | null;
-    if (r === null || !sameBytes(r.key, sb, ss, se)) {
-      r = this.lookup(sb, ss, se);
-      from.lastRoute = r;
-    } else if (r.gen !== this.sublist.generation) {
-      this.resolve(r, this.sublist.generation);
-    }
+    const r = this.routeFor(from.lastRoute as Route | null, sb, ss, se);
+    from.lastRoute = r;
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {
@@ -524,7 +527,6 @@ export class Broker implements MeshHandler {
   /** Header stripping, empty header blocks, frames that were split across reads. */
   private deliverSlow(sub: Sub, c: ClientConn, m: Msg): void {
     const subjLen = m.se - m.ss;
-    const replyLen = m.rs >= 0 ? m.re - m.rs + 1 : 0;
     const sidLen = sub.sidBytes.length;
     let total = m.pe - m.ps;
     let hdr = m.hdr;
@@ -537,45 +539,22 @@ export class Broker implements MeshHandler {
     } else if (hdr === 0) {
       hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
     }
-    const lineLen = (hdr >= 0 ? 5 + digits(hdr) + 1 : 4) + subjLen + 1 + sidLen + 1 + replyLen + digits(total) + 2;
-    const out = c.reserve(lineLen + total + 2);
+    const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(m.rs >= 0 ? m.re - m.rs : 0, hdr, total));
     let o = c.outPos;
     o = hdr >= 0 ? put(out, o, HMSG_, 0, 5) : put(out, o, MSG_, 0, 4);
     o = put(out, o, m.sb, m.ss, m.se);
     out[o++] = 32;
     o = put(out, o, sub.sidBytes, 0, sidLen);
-    out[o++] = 32;
-    if (m.rs >= 0) {
-      o = put(out, o, m.sb, m.rs, m.re);
-      out[o++] = 32;
-    }
-    if (hdr >= 0) {
-      o = putInt(out, o, hdr);
-      out[o++] = 32;
-    }
-    o = putInt(out, o, total);
-    out[o++] = 13;
-    out[o++] = 10;
-    o = put(out, o, m.pb, body, m.pe);
-    out[o++] = 13;
-    out[o++] = 10;
+    o = putMsgTail(out, o, m.sb, m.rs, m.re, hdr, m.pb, body, m.pe);
     c.outPos = o;
   }
 
+  /** A wildcard subscription overlapping a subscribe-deny entry: drop what the deny covers. */
   private denied(sub: Sub, sb: Uint8Array, ss: number, se: number): boolean {
     const subject = Buffer.from(sb.buffer, sb.byteOffset + ss, se - ss).toString('utf8');
-    for (const d of sub.denyFilter!) {
-      const dt = d.split('.');
-      const st = subject.split('.');
-      let ok = true;
-      for (let i = 0; i < dt.length && ok; i++) {
-        if (dt[i] === '>') return st.length > i;
-        if (i >= st.length || (dt[i] !== '*' && dt[i] !== st[i])) ok = false;
-      }
-      if (ok && dt.length === st.length) return true;
-    }
-    return false;
+    return sub.denyFilter!.some((d) => subjectMatches(d, subject));
   }
+
 
   // ------------------------------------------------------ cross-thread
 
@@ -592,9 +571,7 @@ export class Broker implements MeshHandler {
     let groupBytes = 0;
     for (let i = 0; i < groups.length; i++) groupBytes += 2 + groups[i].nameBytes.length;
     const payLen = m.pe - m.ps;
-    const tailLen = m.ts >= 0
-      ? m.te - m.ts
-      : 1 + (replyLen > 0 ? replyLen + 1 : 0) + (m.hdr >= 0 ? digits(m.hdr) + 1 : 0) + digits(payLen) + 2 + payLen + 2;
+    const tailLen = m.ts >= 0 ? m.te - m.ts : msgTailLength(replyLen, m.hdr, payLen);
     const body = REC_HDR + subjLen + groupBytes + tailLen;
     const mesh = this.mesh;
     const o = mesh.reserve(t, body);
@@ -617,21 +594,7 @@ export class Broker implements MeshHandler {
       else putDV(mesh.dstView, p, m.tv, m.ts, m.te);
       return;
     }
-    dst[p++] = 32;
-    if (replyLen > 0) {
-      p = put(dst, p, m.sb, m.rs, m.re);
-      dst[p++] = 32;
-    }
-    if (m.hdr >= 0) {
-      p = putInt(dst, p, m.hdr);
-      dst[p++] = 32;
-    }
-    p = putInt(dst, p, payLen);
-    dst[p++] = 13;
-    dst[p++] = 10;
-    p = put(dst, p, m.pb, m.ps, m.pe);
-    dst[p++] = 13;
-    dst[p] = 10;
+    putMsgTail(dst, p, m.sb, m.rs, m.re, m.hdr, m.pb, m.ps, m.pe);
   }
 
   /** MeshHandler: one record from another thread's ring: deliver to our local subscribers. */
@@ -651,13 +614,8 @@ export class Broker implements MeshHandler {
     m.pe = rec.payEnd;
     m.hdr = rec.hdrLen;
     m.setTail(d, rec.tailStart, rec.tailEnd);
-    let r = this.lastRecordRoute;
-    if (r === null || !sameBytes(r.key, d, ss, se)) {
-      r = this.lookup(d, ss, se);
-      this.lastRecordRoute = r;
-    } else if (r.gen !== this.sublist.generation) {
-      this.resolve(r, this.sublist.generation);
-    }
+    const r = this.routeFor(this.lastRecordRoute, d, ss, se);
+    this.lastRecordRoute = r;
     if ((rec.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
@@ -758,18 +716,7 @@ export class Broker implements MeshHandler {
   private sweep(): void {
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
-    this.counters.setOut(this.outTotals());
     this.flushAll();
-  }
-
-  private outTotals(): [number, number] {
-    let m = 0;
-    let b = 0;
-    for (const c of this.conns) {
-      m += c.outMsgs;
-      b += c.outBytes;
-    }
-    return [m, b];
   }
 
   openSockets(): number {

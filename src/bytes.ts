@@ -60,3 +60,38 @@ export function putInt(dst: Uint8Array, o: number, n: number): number {
   } while (n > 0);
   return o + d;
 }
+
+/** Length of ` [hdr ]size\r\n<payload>\r\n` (hdr < 0: no headers; size = payload bytes). */
+export function sizesLength(hdr: number, size: number): number {
+  return 1 + (hdr >= 0 ? digits(hdr) + 1 : 0) + digits(size) + 2 + size + 2;
+}
+
+/** Write ` [hdr ]size\r\n<payload>\r\n`, the end of every MSG/HMSG/RMSG frame; size = pe - ps. */
+export function putSizes(dst: Uint8Array, o: number, hdr: number, pb: Uint8Array, ps: number, pe: number): number {
+  dst[o++] = 32;
+  if (hdr >= 0) {
+    o = putInt(dst, o, hdr);
+    dst[o++] = 32;
+  }
+  o = putInt(dst, o, pe - ps);
+  dst[o++] = 13;
+  dst[o++] = 10;
+  o = put(dst, o, pb, ps, pe);
+  dst[o++] = 13;
+  dst[o++] = 10;
+  return o;
+}
+
+/** Length of ` [reply ][hdr ]size\r\n<payload>\r\n` (replyLen 0: no reply). */
+export function msgTailLength(replyLen: number, hdr: number, size: number): number {
+  return (replyLen > 0 ? replyLen + 1 : 0) + sizesLength(hdr, size);
+}
+
+/** Write ` [reply ][hdr ]size\r\n<payload>\r\n` (reply is sb[rs, re); rs < 0: none). */
+export function putMsgTail(dst: Uint8Array, o: number, sb: Uint8Array, rs: number, re: number, hdr: number, pb: Uint8Array, ps: number, pe: number): number {
+  if (rs >= 0) {
+    dst[o++] = 32;
+    o = put(dst, o, sb, rs, re);
+  }
+  return putSizes(dst, o, hdr, pb, ps, pe);
+}

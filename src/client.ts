@@ -4,7 +4,7 @@
 
 import type { Socket } from 'node:net';
 import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from './parser.ts';
-import { isValidLiteralSubject, isValidSubscribeSubject, isSubsetMatch } from './subject.ts';
+import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from './subject.ts';
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
 import type { Broker, Sub } from './broker.ts';
@@ -12,7 +12,6 @@ import { viewOf } from './bytes.ts';
 import type { Options, UserEntry } from './options.ts';
 import { log, isTrace } from './log.ts';
 
-const CRLF = Buffer.from('\r\n');
 const PONG = Buffer.from('PONG\r\n');
 const PING = Buffer.from('PING\r\n');
 const OK = Buffer.from('+OK\r\n');
@@ -479,7 +478,7 @@ export class ClientConn implements ProtocolHandler {
   private sendNoResponders(sb: Buffer, rs: number, re: number): void {
     const reply = sb.toString('utf8', rs, re);
     for (const sub of this.subs.values()) {
-      if (sub.queue === null && isValidSubscribeSubject(sub.subject) && subMatchesLiteral(sub.subject, reply)) {
+      if (sub.queue === null && isValidSubscribeSubject(sub.subject) && subjectMatches(sub.subject, reply)) {
         this.queueString(`HMSG ${reply} ${sub.sid} 16 16\r\nNATS/1.0 503\r\n\r\n\r\n`);
         return;
       }
@@ -668,8 +667,4 @@ function isReservedReply(b: Buffer, s: number, e: number): boolean {
   return false;
 }
 
-function subMatchesLiteral(pattern: string, subject: string): boolean {
-  return isSubsetMatch(subject, pattern);
-}
 
-export { CRLF };

@@ -38,7 +38,7 @@ import {
   type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
 } from './route.ts';
 import { log, isTrace } from './log.ts';
-import { fnv, bytesEqual as sameBytes, put, putInt, digits as digitsOf } from './bytes.ts';
+import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
@@ -1072,7 +1072,7 @@ export class Cluster implements RouteHost, MeshHandler {
     let groupBytes = 0;
     for (let i = 0; i < nGroups; i++) groupBytes += 2 + groups[2 * i + 1] - groups[2 * i];
     const payLen = pe - ps;
-    const tailLen = 1 + (replyLen > 0 ? replyLen + 1 : 0) + (hdrLen >= 0 ? digitsOf(hdrLen) + 1 : 0) + digitsOf(payLen) + 2 + payLen + 2;
+    const tailLen = msgTailLength(replyLen, hdrLen, payLen);
     const body = REC_HDR + subjLen + groupBytes + tailLen;
     if (body > this.maxRecordBytes) {
       log.warn(`${from.logPrefix()} - routed message of ${payLen} bytes is too large for this server (max_payload ${this.opts.maxPayload}); dropped`);
@@ -1094,21 +1094,7 @@ export class Cluster implements RouteHost, MeshHandler {
       dst[p + 1] = (ge - gs) >>> 8;
       p = put(dst, p + 2, gb, gs, ge);
     }
-    dst[p++] = 32;
-    if (rs >= 0) {
-      p = put(dst, p, sb, rs, re);
-      dst[p++] = 32;
-    }
-    if (hdrLen >= 0) {
-      p = putInt(dst, p, hdrLen);
-      dst[p++] = 32;
-    }
-    p = putInt(dst, p, payLen);
-    dst[p++] = 13;
-    dst[p++] = 10;
-    p = put(dst, p, pb, ps, pe);
-    dst[p++] = 13;
-    dst[p] = 10;
+    putMsgTail(dst, p, sb, rs, re, hdrLen, pb, ps, pe);
   }
 
   // ====================================================================== loop

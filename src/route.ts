@@ -12,7 +12,7 @@
 
 import type { Socket } from 'node:net';
 import { log, isTrace } from './log.ts';
-import { put, digits, putInt } from './bytes.ts';
+import { put, sizesLength, putSizes } from './bytes.ts';
 
 /** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
 export const RouteCloseReason = {
@@ -646,8 +646,7 @@ export class RouteConn implements RouteParserHandler {
     let qBytes = 0;
     for (let i = 0; i < qCount; i++) qBytes += 1 + queues[qStart + 2 * i + 1] - queues[qStart + 2 * i];
     const replyLen = rs >= 0 ? re - rs : -1;
-    const need = 8 + (se - ss) + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1)
-      + (hdr >= 0 ? digits(hdr) + 1 : 0) + 1 + digits(total) + 2 + total + 2;
+    const need = 8 + (se - ss) + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
     const out = this.reserve(need);
     let o = this.outPos;
     o = put(out, o, hdr >= 0 ? HMSG_G : RMSG_G, 0, 8);
@@ -669,18 +668,7 @@ export class RouteConn implements RouteParserHandler {
       out[o++] = 32;
       o = put(out, o, sb, rs, re);
     }
-    out[o++] = 32;
-    if (hdr >= 0) {
-      o = putInt(out, o, hdr);
-      out[o++] = 32;
-    }
-    o = putInt(out, o, total);
-    out[o++] = 13;
-    out[o++] = 10;
-    o = put(out, o, pb, body, pe);
-    out[o++] = 13;
-    out[o++] = 10;
-    this.outPos = o;
+    this.outPos = putSizes(out, o, hdr, pb, body, pe);
   }
 
   // -------------------------------------------------------------------- lifecycle

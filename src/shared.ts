@@ -22,11 +22,6 @@ export function nextConnectionId(ids: SharedArrayBuffer): number {
   return Atomics.add(new Int32Array(ids), 0, 1) + 1;
 }
 
-const COUNTER_SLOTS = 8; // [connections, inMsgs, inBytes, outMsgs, outBytes, ...]
-const CONN = 0;
-const OUT_MSGS = 3;
-const OUT_BYTES = 4;
-
 function nextPow2(n: number): number {
   let p = 1;
   while (p < n) p *= 2;
@@ -60,44 +55,33 @@ export function createLayout(threads: number, maxPayload: number, maxControlLine
     logs,
     doorbells: new SharedArrayBuffer(threads * 8),
     alive: new SharedArrayBuffer(threads * 4),
-    counters: new SharedArrayBuffer(threads * COUNTER_SLOTS * 8),
+    counters: new SharedArrayBuffer(threads * 4),
     ids: new SharedArrayBuffer(4),
   };
 }
 
-/** One thread's counters. Written by its owner; read (approximately) by anyone. */
+/**
+ * One thread's connection count, for the main thread's placement: main adds when it hands
+ * a socket over, the owning worker subtracts when the connection closes.
+ */
 export class ThreadCounters {
-  private readonly f: Float64Array;
   private readonly conns: Int32Array;
-  private readonly base: number;
   private readonly thread: number;
 
   constructor(sab: SharedArrayBuffer, thread: number) {
-    this.f = new Float64Array(sab);
     this.conns = new Int32Array(sab);
     this.thread = thread;
-    this.base = thread * COUNTER_SLOTS;
   }
 
   addConnections(delta: number): void {
-    // The connection count is an Int32 in the first 4 bytes of the thread's first slot.
-    Atomics.add(this.conns, this.base * 2 + CONN, delta);
+    Atomics.add(this.conns, this.thread, delta);
   }
 
   connections(): number {
-    return Atomics.load(this.conns, this.base * 2 + CONN);
+    return Atomics.load(this.conns, this.thread);
   }
 
   resetConnections(): void {
-    Atomics.store(this.conns, this.base * 2 + CONN, 0);
-  }
-
-  setOut(totals: [number, number]): void {
-    this.f[this.base + OUT_MSGS] = totals[0];
-    this.f[this.base + OUT_BYTES] = totals[1];
-  }
-
-  get threadIndex(): number {
-    return this.thread;
+    Atomics.store(this.conns, this.thread, 0);
   }
 }
