@@ -20,6 +20,7 @@ import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
 import { clientInfoJson } from './info.ts';
 import { log } from './log.ts';
+import { ClientAuthenticator, CredentialChecker } from './auth.ts';
 
 export interface Sub extends Interest {
   readonly subject: string;
@@ -120,6 +121,9 @@ export class Broker implements MeshHandler {
   readonly threads: number;
   readonly identity: ServerIdentity;
   readonly authRequired: boolean;
+  /** Credentials of CONNECTs (auth.ts); bcrypt and nkey checks run on its hashing thread. */
+  readonly auth: ClientAuthenticator;
+  private readonly checker = new CredentialChecker();
   readonly sublist = new Sublist<Sub>();
   readonly conns = new Set<ClientConn>();
   slowConsumers = 0;
@@ -159,8 +163,8 @@ export class Broker implements MeshHandler {
     this.identity = identity;
     this.thread = thread;
     this.threads = layout.threads;
-    const a = opts.authorization;
-    this.authRequired = a !== undefined && (a.token !== undefined || a.user !== undefined || (a.users !== undefined && a.users.length > 0));
+    this.auth = new ClientAuthenticator(opts, this.checker);
+    this.authRequired = this.auth.required;
     const n = layout.threads;
     this.targetGroups = [];
     for (let t = 0; t < n; t++) this.targetGroups.push([]);
@@ -183,6 +187,11 @@ export class Broker implements MeshHandler {
     socket.once('close', () => this.sockets.delete(socket));
     // The main thread counted this connection when it handed it over; we count it out.
     log.debug(`${conn.logPrefix()} - Client connection created on worker ${this.thread}`);
+    if (this.opts.tls !== undefined && !reject) {
+      // INFO in plaintext, then the handshake, here on the worker that owns the socket.
+      conn.startTls(this.infoFor(conn), this.opts.tls);
+      return;
+    }
     conn.start(this.infoFor(conn));
     if (reject) {
       log.error(`${conn.logPrefix()} - maximum connections exceeded`);
@@ -200,7 +209,13 @@ export class Broker implements MeshHandler {
   }
 
   infoFor(conn: ClientConn): string {
-    return clientInfoJson(this.identity, this.opts, this.authRequired, conn.cid, conn.remoteAddr);
+    return clientInfoJson(this.identity, this.opts, this.authRequired, conn.cid, conn.remoteAddr, conn.nonce);
+  }
+
+  /** A socket that must be closed before this worker may stop (a TLS socket wrapping an accepted one). */
+  trackSocket(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
   }
 
   /**
@@ -234,7 +249,10 @@ export class Broker implements MeshHandler {
     conn.lastInboundAt = Date.now();
     this.mesh.applyInterest();
     try {
-      conn.parser.parse(chunk);
+      // Before an authenticating CONNECT, input goes through the connection's gate, which
+      // holds it while the CONNECT's credentials are checked off this thread.
+      if (conn.awaitingConnect || conn.gate.waiting) conn.gate.feed(chunk, conn.parseChunk, conn.isAwaitingConnect);
+      else conn.parser.parse(chunk);
     } catch (err) {
       // One connection's bad luck must not take the worker down with it.
       log.error(`${conn.logPrefix()} - internal error processing input: ${(err as Error).stack}`);
@@ -726,6 +744,7 @@ export class Broker implements MeshHandler {
   /** Close every connection (server shutdown), flushing what is queued. */
   shutdown(): void {
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.checker.close();
     this.flushAll();
     for (const c of [...this.conns]) c.close(CloseReason.shutdown, true);
     this.mesh.stop();

@@ -3,14 +3,17 @@
 // this file turns protocol operations into broker calls and broker deliveries into bytes.
 
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from './parser.ts';
 import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from './subject.ts';
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
 import type { Broker, Sub } from './broker.ts';
 import { viewOf } from './bytes.ts';
-import type { Options, UserEntry } from './options.ts';
+import type { Options, TlsOptions } from './options.ts';
 import { log, isTrace } from './log.ts';
+import { InputGate, newNonce, type AuthVerdict } from './auth.ts';
+import { acceptTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
 
 const PONG = Buffer.from('PONG\r\n');
 const PING = Buffer.from('PING\r\n');
@@ -64,12 +67,14 @@ export const CloseReason = {
   noRespondersHeaders: 'No Responders Requires Headers',
   shutdown: 'Server Shutdown',
   internalError: 'Internal Error',
+  tlsHandshake: 'TLS Handshake Failure',
 } as const;
 
 
 export class ClientConn implements ProtocolHandler {
   readonly cid: number;
-  readonly socket: Socket;
+  /** The accepted socket, or the TLSSocket wrapping it once TLS starts (startTls). */
+  socket: Socket;
   readonly broker: Broker;
   readonly opts: Options;
   readonly remoteAddr: string;
@@ -94,6 +99,16 @@ export class ClientConn implements ProtocolHandler {
   closed = false;
   closeReason = '';
   perms: Permissions | null = null;
+  /** The nonce this connection's INFO carried (nkey users sign it); '' when none. */
+  readonly nonce: string;
+  /** DER of the client certificate of a verified TLS connection (for verify_and_map). */
+  peerCert: Buffer | null = null;
+  /** Until this time (ms) the TLS handshake may run; 0 when none is running. */
+  tlsDeadline = 0;
+  /** Holds input after a CONNECT whose credentials are being checked off this thread. */
+  readonly gate = new InputGate();
+  readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
+  readonly isAwaitingConnect = (): boolean => this.awaitingConnect;
   /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). */
   readonly tracing = isTrace();
   /** CONNECT options as merged so far (a second CONNECT merges over the first). */
@@ -157,6 +172,7 @@ export class ClientConn implements ProtocolHandler {
     const now = Date.now();
     if (broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
     this.nextPingAt = now + this.opts.pingIntervalMs;
+    this.nonce = broker.auth.usesNonce ? newNonce() : '';
   }
 
   get awaitingConnect(): boolean {
@@ -318,6 +334,63 @@ export class ClientConn implements ProtocolHandler {
   }
 
   /**
+   * TLS for clients as nats-server 2.9 does it: INFO in plaintext, then the server side of the
+   * handshake on this socket, here on the worker that owns it. A client that does not start
+   * TLS within the timeout, or whose handshake fails (a plaintext CONNECT, no or a bad client
+   * certificate with `verify`), is logged and closed; nothing else on this worker notices.
+   */
+  startTls(info: string, t: TlsOptions): void {
+    const raw = this.socket;
+    raw.setNoDelay(true);
+    raw.on('error', () => {}); // reported through the TLS socket
+    raw.once('close', () => {
+      if (this.socket === raw) this.close(CloseReason.clientClosed, false);
+    });
+    // The authentication timer starts after the handshake (nats-server issue #432).
+    this.authDeadline = 0;
+    this.tlsDeadline = Date.now() + t.timeoutMs;
+    raw.write(info, () => {
+      if (this.closed) return;
+      log.debug(`${this.logPrefix()} - Starting TLS client connection handshake`);
+      const s = acceptTls(raw, t, t.verify);
+      this.socket = s;
+      this.broker.trackSocket(s);
+      s.once('secure', () => this.onTlsReady(s, t));
+      s.on('error', (err: NodeJS.ErrnoException) => {
+        if (this.tlsDeadline !== 0) {
+          log.error(`${this.logPrefix()} - TLS handshake error: ${handshakeErrorText(err)}`);
+          this.close(CloseReason.tlsHandshake, false);
+          return;
+        }
+        log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
+        this.close(err.code === 'EPIPE' ? CloseReason.writeError : CloseReason.readError, false);
+      });
+      s.on('close', () => this.close(CloseReason.clientClosed, false));
+    });
+  }
+
+  private onTlsReady(s: TLSSocket, t: TlsOptions): void {
+    if (this.closed) return;
+    if (t.verify) {
+      const refused = peerVerifyError(s);
+      if (refused !== null) {
+        log.error(`${this.logPrefix()} - TLS handshake error: ${refused}`);
+        this.close(CloseReason.tlsHandshake, false);
+        return;
+      }
+      if (t.map) this.peerCert = s.getPeerX509Certificate()?.raw ?? null;
+    }
+    this.tlsDeadline = 0;
+    log.debug(`${this.logPrefix()} - TLS handshake complete`);
+    log.debug(`${this.logPrefix()} - TLS version ${tlsVersionText(s)}, cipher suite ${tlsCipherText(s)}`);
+    const now = Date.now();
+    if (this.broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
+    s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
+    s.on('end', () => this.close(CloseReason.clientClosed, false));
+    this.flush(); // anything queued meanwhile
+  }
+
+  /**
    * Close the connection. With `flushFirst`, queued bytes (an -ERR, say) are written
    * before the socket is ended; otherwise it is destroyed at once (slow consumer).
    */
@@ -380,12 +453,42 @@ export class ClientConn implements ProtocolHandler {
     this.lang = parsed.lang;
     this.version = parsed.version;
 
-    if (!this.authorize(parsed)) {
+    const verdict = this.authorize(parsed);
+    if (verdict instanceof Promise) {
+      // bcrypt or nkey: checked off this thread; this connection's input waits (InputGate).
+      this.gate.waiting = true;
+      this.socket.pause();
+      verdict.then((v) => this.afterAsyncAuth(v), () => this.afterAsyncAuth(null));
+      return;
+    }
+    this.finishConnect(verdict);
+  }
+
+  private afterAsyncAuth(verdict: AuthVerdict): void {
+    if (this.closed) return;
+    this.finishConnect(verdict);
+    this.broker.flushAll();
+    const held = this.gate.release();
+    if (this.closing) return;
+    if (!this.pausedForRing && !this.pausedForStall) this.socket.resume();
+    for (const chunk of held) {
+      if (this.closing) break;
+      this.broker.onData(this, chunk);
+    }
+  }
+
+  /** The rest of CONNECT, once the credentials have an answer. */
+  private finishConnect(verdict: AuthVerdict | true): void {
+    if (verdict === null) {
       log.error(`${this.logPrefix()} - authentication error`);
       this.fatal('Authorization Violation', CloseReason.authFailure);
       return;
     }
-    if (parsed.account !== '' || parsed.new_account) {
+    if (verdict !== true) {
+      this.user = verdict.user;
+      this.perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
+    }
+    if (this.connectFields.account !== '' || this.connectFields.new_account) {
       this.fatal('Authorization Violation', CloseReason.authFailure);
       return;
     }
@@ -407,24 +510,11 @@ export class ClientConn implements ProtocolHandler {
     if (this.verbose) this.queue(OK);
   }
 
-  private authorize(c: ConnectFields): boolean {
-    const auth = this.opts.authorization;
-    if (!this.broker.authRequired || auth === undefined) return true;
+  /** true: nothing to check (no auth, or a repeated CONNECT); a verdict, or a Promise of one. */
+  private authorize(c: ConnectFields): AuthVerdict | true | Promise<AuthVerdict> {
+    if (!this.broker.authRequired) return true;
     if (this.connectReceived && this.user !== '') return true;
-    if (auth.users !== undefined && auth.users.length > 0) {
-      const u: UserEntry | undefined = auth.users.find((e) => e.user === c.user);
-      if (u === undefined || !passwordMatches(u.password, c.pass)) return false;
-      this.user = u.user;
-      this.perms = u.permissions ? new Permissions(u.permissions) : null;
-      return true;
-    }
-    if (auth.token !== undefined) return c.auth_token === auth.token;
-    if (auth.user !== undefined) {
-      if (c.user !== auth.user || !passwordMatches(auth.password ?? '', c.pass)) return false;
-      this.user = c.user;
-      return true;
-    }
-    return true;
+    return this.broker.auth.authenticate(c, this.nonce, this.peerCert, this.logPrefix());
   }
 
   onPubArgs(sb: Buffer, ss: number, se: number): void {
@@ -600,6 +690,14 @@ export class ClientConn implements ProtocolHandler {
   /** Called by the broker's sweep; `now` in ms. */
   tick(now: number): void {
     if (this.closing) return;
+    if (this.tlsDeadline !== 0) {
+      if (now < this.tlsDeadline) return;
+      // What nats-server logs when the handshake's read deadline passes.
+      const local = `${this.socket.localAddress ?? ''}:${this.socket.localPort ?? 0}`.replace(/^::ffff:/, '');
+      log.error(`${this.logPrefix()} - TLS handshake error: read tcp ${local}->${this.remoteAddr.replace(/^::ffff:/, '')}:${this.remotePort}: i/o timeout`);
+      this.close(CloseReason.tlsHandshake, false);
+      return;
+    }
     if (this.authDeadline !== 0 && now >= this.authDeadline) {
       log.error(`${this.logPrefix()} - Authentication Timeout`);
       this.fatal('Authentication Timeout', CloseReason.authTimeout);
@@ -650,10 +748,6 @@ function isFastLiteral(b: Buffer, s: number, e: number): boolean {
     prev = c;
   }
   return prev !== 46;
-}
-
-function passwordMatches(expected: string, given: string): boolean {
-  return given === expected;
 }
 
 const RESERVED_REPLIES = [Buffer.from('_R_.'), Buffer.from('_GR_.'), Buffer.from('$JS.ACK.')];

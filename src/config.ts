@@ -13,17 +13,22 @@ import {
   ConfigError,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_HOST,
+  DEFAULT_TLS_TIMEOUT_MS,
   MIN_LAME_DUCK_DURATION_MS,
   goDuration,
   type ClusterOptions,
   type ConfigErrorCode,
   type GatewayOptions,
+  type NkeyUserEntry,
   type Options,
   type Positions,
   type SourcePosition,
+  type TlsOptions,
   type UserEntry,
   type UserPermissions,
 } from './options.ts';
+import { cipherProblem, curveProblem } from './tls.ts';
+import { isValidPublicUserKey } from './auth.ts';
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -300,8 +305,9 @@ function topLevelFields(o: Options): Field[] {
     field('authorization', (v) => { o.authorization = readAuthorization(v); }),
     field('cluster', (v) => { o.cluster = readCluster(v, o.cluster); }),
     field('gateway', (v) => { o.gateway = readGateway(v, o.gateway); }),
+    field('tls', (v) => { o.tls = readTls(v); }),
     unsupported([
-      'tls', 'jetstream', 'leafnodes', 'leaf', 'accounts', 'websocket', 'mqtt', 'system_account',
+      'jetstream', 'leafnodes', 'leaf', 'accounts', 'websocket', 'mqtt', 'system_account',
       'operator', 'operators', 'resolver', 'resolver_preload', 'trusted', 'trusted_keys', 'no_auth_user',
       'https', 'https_port', 'http_base_path', 'logfile', 'log_file', 'syslog', 'remote_syslog', 'logtime',
       'trace_verbose', 'mappings', 'ports_file_dir', 'prof_port', 'store_dir', 'max_traced_msg_len',
@@ -323,13 +329,19 @@ function readAuthorization(v: Value): NonNullable<Options['authorization']> {
     field(['password', 'pass'], (f) => { a.password = f.string(); }),
     field('token', (f) => { a.token = f.string(); }),
     field('timeout', (f) => { a.timeoutMs = authTimeoutMs(f); }),
-    field('users', (f) => { a.users = f.items().map(readUser); }),
+    field('users', (f) => {
+      // nats-server keeps nkey users apart from user/password users (opts.go parseUsers).
+      const entries = f.items().map(readUser);
+      a.users = entries.filter((e): e is UserEntry => 'user' in e);
+      const nkeys = entries.filter((e): e is NkeyUserEntry => 'nkey' in e);
+      if (nkeys.length > 0) a.nkeys = nkeys;
+    }),
     field(['default_permissions', 'default_permission', 'permissions'], (f) => { defaultPermissions = readPermissions(f); }),
     unsupported(['nkeys', 'nkey']),
   ]);
   // opts.go applyDefaultPermissions: users without their own permissions get the block's.
-  if (defaultPermissions && a.users) {
-    for (const u of a.users) if (!u.permissions) u.permissions = defaultPermissions;
+  if (defaultPermissions) {
+    for (const u of [...(a.users ?? []), ...(a.nkeys ?? [])]) if (!u.permissions) u.permissions = defaultPermissions;
   }
   return a;
 }
@@ -338,20 +350,89 @@ function authTimeoutMs(v: Value): number {
   return v.positiveDurationMs();
 }
 
-function readUser(v: Value): UserEntry {
+function readUser(v: Value): UserEntry | NkeyUserEntry {
   let user: string | undefined;
   let password = '';
+  let nkey: string | undefined;
   let permissions: UserPermissions | undefined;
   v.fields([
     field(['user', 'username'], (f) => { user = f.string(); }),
     field(['password', 'pass'], (f) => { password = f.string(); }),
+    field('nkey', (f) => { nkey = f.string(); }),
     field(['permissions', 'permission', 'authorization'], (f) => { permissions = readPermissions(f); }),
-    unsupported(['nkey', 'allowed_connection_types', 'connection_types', 'clients', 'account']),
+    unsupported(['allowed_connection_types', 'connection_types', 'clients', 'account']),
   ]);
+  // opts.go parseUsers: an nkey entry takes precedence and must stand alone.
+  if (nkey) {
+    if (!isValidPublicUserKey(nkey)) v.fail('Not a valid public nkey for a user');
+    if (user || password) v.fail('Nkey users do not take usernames or passwords');
+    const entry: NkeyUserEntry = { nkey };
+    if (permissions) entry.permissions = permissions;
+    return entry;
+  }
   if (!user) v.fail('User entry requires a user');
   const entry: UserEntry = { user, password };
   if (permissions) entry.permissions = permissions;
   return entry;
+}
+
+/**
+ * A `tls` block (opts.go parseTLS), with nats-server's messages. Cipher suites and curves are
+ * Go's names; a name skein's TLS library cannot honour is refused, naming the key.
+ */
+function readTls(v: Value): TlsOptions {
+  const t: TlsOptions = { verify: false, map: false, insecure: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS };
+  const fileName = (f: Value, key: string): string => {
+    if (typeof f.scalar() !== 'string') f.fail(`error parsing tls config, expected '${key}' to be filename`);
+    return f.string();
+  };
+  const flag = (f: Value, key: string): boolean => {
+    const b = f.scalar();
+    if (typeof b !== 'boolean') f.fail(`error parsing tls config, expected '${key}' to be a boolean`);
+    return b;
+  };
+  const names = (f: Value, key: string, problem: (n: string) => string | undefined): string[] => {
+    if (!isSeq(f.node)) f.fail(`error parsing tls config, '${key}' must be a list`);
+    const items = f.items();
+    if (items.length === 0) f.fail(`error parsing tls config, '${key}' cannot be empty`);
+    return items.map((item) => {
+      const name = item.string();
+      const why = problem(name);
+      if (why !== undefined) item.fail(`${key}: ${why}`);
+      return name;
+    });
+  };
+  if (!isMap(v.node)) v.fail(`tls must be a map, got ${v.describe()}`);
+  v.fields([
+    field('cert_file', (f) => { t.certFile = fileName(f, 'cert_file'); }),
+    field('key_file', (f) => { t.keyFile = fileName(f, 'key_file'); }),
+    field('ca_file', (f) => { t.caFile = fileName(f, 'ca_file'); }),
+    field('insecure', (f) => { t.insecure = flag(f, 'insecure'); }),
+    field('verify', (f) => { t.verify = flag(f, 'verify'); }),
+    field('verify_and_map', (f) => {
+      const on = flag(f, 'verify_and_map');
+      if (on) t.verify = true;
+      t.map = on;
+    }),
+    field('cipher_suites', (f) => { t.cipherSuites = names(f, 'cipher_suites', cipherProblem); }),
+    field('curve_preferences', (f) => { t.curvePreferences = names(f, 'curve_preferences', curveProblem); }),
+    field('timeout', (f) => {
+      const sv = f.scalar();
+      if (typeof sv === 'number') {
+        t.timeoutMs = sv * 1000;
+      } else if (typeof sv === 'string') {
+        try {
+          t.timeoutMs = parseGoDuration(sv);
+        } catch (err) {
+          f.fail(`error parsing tls config, 'timeout' ${(err as Error).message}`);
+        }
+      } else {
+        f.fail("error parsing tls config, 'timeout' wrong type");
+      }
+    }),
+    unsupported(['verify_cert_and_check_known_urls', 'pinned_certs', 'connection_rate_limit', 'handshake_first', 'ocsp_peer']),
+  ], (key) => `error parsing tls config, unknown field [${JSON.stringify(key)}]`);
+  return t;
 }
 
 /** `{publish, subscribe}` (or pub/sub, import/export), each a subject, a list, or {allow, deny}. */
@@ -441,7 +522,8 @@ function readCluster(v: Value, prev: ClusterOptions | undefined): ClusterOptions
     field('no_advertise', (f) => { c.noAdvertise = f.bool(); }),
     field('connect_retries', (f) => { c.connectRetries = f.int(0); }),
     field(['advertise', 'cluster_advertise'], (f) => { c.advertise = f.string(); }),
-    unsupported(['tls', 'permissions', 'pool_size', 'compression', 'accounts']),
+    field('tls', (f) => { c.tls = readTls(f); }),
+    unsupported(['permissions', 'pool_size', 'compression', 'accounts']),
   ]);
   return c;
 }

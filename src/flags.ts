@@ -5,7 +5,7 @@
 // Flags are applied after the config file, so they override it.
 
 import { emptyCluster, urlProblem } from './config.ts';
-import { ConfigError, DEFAULT_AUTH_TIMEOUT_MS, type Options, type Positions } from './options.ts';
+import { ConfigError, DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_TLS_TIMEOUT_MS, type Options, type Positions } from './options.ts';
 
 /** What the command line asked for; undefined fields were not given. */
 export interface ParsedFlags {
@@ -31,6 +31,16 @@ export interface ParsedFlags {
   noAdvertise?: boolean;
   connectRetries?: number;
   clusterAdvertise?: string;
+  // --tls, --tlscert, --tlskey, --tlscacert, --tlsverify (in the order given: `--tls=false` disables TLS)
+  tls?: boolean;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCaCert?: string;
+  tlsVerify?: boolean;
+  /** A --tls* flag was given after the last --tls=false (main.go: then the flags replace the file's tls block). */
+  tlsOverride?: boolean;
+  /** --tls=false was given. */
+  tlsDisabled?: boolean;
 }
 
 type Apply = (f: ParsedFlags, value: never) => void;
@@ -81,7 +91,25 @@ const FLAGS: FlagSpec[] = [
   bool(['no_advertise'], (f, v) => { f.noAdvertise = v; }),
   int(['connect_retries'], (n) => (n < 0 ? 'must be >= 0' : undefined), (f, v) => { f.connectRetries = v; }),
   str(['cluster_advertise'], (f, v) => { f.clusterAdvertise = v; }),
+  // opts.go ConfigureOptions: any tls* flag turns the flags' TLS on, unless --tls=false came.
+  bool(['tls'], (f, v) => {
+    f.tls = v;
+    if (v) {
+      f.tlsOverride = !f.tlsDisabled;
+    } else {
+      f.tlsDisabled = true;
+      f.tlsOverride = false;
+    }
+  }),
+  bool(['tlsverify'], (f, v) => { f.tlsVerify = v; tlsFlag(f); }),
+  str(['tlscert'], (f, v) => { f.tlsCert = v; tlsFlag(f); }),
+  str(['tlskey'], (f, v) => { f.tlsKey = v; tlsFlag(f); }),
+  str(['tlscacert'], (f, v) => { f.tlsCaCert = v; tlsFlag(f); }),
 ];
+
+function tlsFlag(f: ParsedFlags): void {
+  if (!f.tlsDisabled) f.tlsOverride = true;
+}
 
 const BY_NAME = new Map<string, FlagSpec>();
 for (const spec of FLAGS) for (const name of spec.names) BY_NAME.set(name, spec);
@@ -212,6 +240,20 @@ export function applyFlags(f: ParsedFlags, o: Options, positions: Positions): vo
     }
   }
 
+  if (f.tlsDisabled) {
+    delete o.tls;
+    overridden('tls');
+  } else if (f.tlsOverride) {
+    // opts.go overrideTLS: the flags' TLS replaces the file's block (default ciphers, 2s timeout).
+    if (!f.tlsCert) throw new ConfigError('BAD_FLAG', 'TLS Server certificate must be present and valid');
+    if (!f.tlsKey) throw new ConfigError('BAD_FLAG', 'TLS Server private key must be present and valid');
+    o.tls = {
+      certFile: f.tlsCert, keyFile: f.tlsKey, caFile: f.tlsCaCert || undefined, verify: f.tlsVerify === true,
+      map: o.tls?.map ?? false, insecure: false, timeoutMs: o.tls?.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS,
+    };
+    overridden('tls');
+  }
+
   // opts.go ConfigureOptions: --routes needs somewhere to listen for routes.
   if (f.routes && (!o.cluster || o.cluster.port === 0)) {
     throw new ConfigError('BAD_FLAG', 'solicited routes require cluster capabilities, e.g. --cluster');
@@ -264,6 +306,13 @@ Authorization Options:
         --user <user>                User required for connections
         --pass <password>            Password required for connections
         --auth <token>               Authorization token required for connections
+
+TLS Options:
+        --tls                        Enable TLS, do not verify clients (default: false)
+        --tlscert <file>             Server certificate file
+        --tlskey <file>              Private key for server certificate
+        --tlsverify                  Enable TLS, verify client certificates
+        --tlscacert <file>           Client certificate CA for verification
 
 Cluster Options:
         --routes <rurl-1, rurl-2>    Routes to solicit and connect

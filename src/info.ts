@@ -70,7 +70,7 @@ export function clientConnectUrls(opts: Options, port: number): string[] {
   return [joinHostPort(host, port)];
 }
 
-export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string): string {
+export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string, nonce = ''): string {
   const info: Record<string, unknown> = {
     server_id: id.serverId,
     server_name: id.serverName,
@@ -82,9 +82,14 @@ export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: 
     headers: true,
   };
   if (authRequired) info.auth_required = true;
+  if (opts.tls !== undefined) {
+    info.tls_required = true;
+    if (opts.tls.verify) info.tls_verify = true;
+  }
   info.max_payload = opts.maxPayload;
   info.client_id = cid;
   if (clientIp !== '') info.client_ip = clientIp.startsWith('::ffff:') ? clientIp.slice(7) : clientIp;
+  if (nonce !== '') info.nonce = nonce;
   if (id.cluster !== undefined && id.cluster !== '') info.cluster = id.cluster;
   if (id.connectUrls !== undefined && id.connectUrls.length > 0) info.connect_urls = id.connectUrls;
   return `INFO ${JSON.stringify(info)} \r\n`;

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { loadConfigFile } from './config.ts';
 import { applyFlags, parseFlags, usageText } from './flags.ts';
+import { loadTlsFiles } from './tls.ts';
 
 export interface UserPermissions {
   publish?: { allow?: string[]; deny?: string[] };
@@ -18,8 +19,36 @@ export interface UserPermissions {
 
 export interface UserEntry {
   user: string;
-  password: string;
+  password: string; // plaintext or a bcrypt hash (nats-server's isBcrypt)
   permissions?: UserPermissions;
+}
+
+/** `authorization.users: [{nkey: "U...", permissions}]`: authenticated by signing the INFO nonce. */
+export interface NkeyUserEntry {
+  nkey: string;
+  permissions?: UserPermissions;
+}
+
+/**
+ * A `tls` block (top level for clients, `cluster.tls` for routes), as nats-server's parseTLS
+ * reads it. The PEM texts are read once on the main thread (src/tls.ts loadTlsFiles) and
+ * travel to the threads with the options; each thread builds its own secure context from them.
+ */
+export interface TlsOptions {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  verify: boolean; // `verify` (or implied by `verify_and_map`): require a client certificate signed by ca_file
+  map: boolean; // `verify_and_map`: the certificate names the user
+  insecure: boolean; // dialling side: do not verify the peer's chain and host name
+  timeoutMs: number; // handshake deadline; default 2s (TLS_TIMEOUT)
+  /** nats-server (Go) cipher suite names; undefined: nats-server's defaults. */
+  cipherSuites?: string[];
+  /** Go curve names (X25519, CurveP256, ...); undefined: nats-server's defaults. */
+  curvePreferences?: string[];
+  cert?: string;
+  key?: string;
+  ca?: string;
 }
 
 /** Present only when clients must authenticate (some user, token or users list is set). */
@@ -28,7 +57,8 @@ export interface AuthorizationOptions {
   password?: string;
   token?: string;
   users?: UserEntry[];
-  timeoutMs: number; // `timeout` in seconds in the file (may be fractional); default 2s
+  nkeys?: NkeyUserEntry[];
+  timeoutMs: number; // `timeout` in seconds in the file (may be fractional); default 2s (tls timeout + 1s with TLS)
 }
 
 /** Present only when the server listens for routes (nats-server clusters only when cluster.port != 0). */
@@ -42,6 +72,7 @@ export interface ClusterOptions {
   noAdvertise: boolean;
   connectRetries: number;
   advertise?: string; // `advertise` / `cluster_advertise` / --cluster_advertise: "host:port"
+  tls?: TlsOptions; // routes: both sides present a certificate and verify the peer's
 }
 
 /** Present only when a gateway is configured (a name or a port). */
@@ -83,6 +114,7 @@ export interface Options {
   lameDuckDurationMs?: number; // default 2m; at least 30s
   lameDuckGracePeriodMs?: number; // default 10s; strictly less than the duration
   noSystemAccount?: boolean; // accepted so one config serves nats-server and skein; skein has no $SYS
+  tls?: TlsOptions; // client connections (top-level `tls`, or the --tls* flags)
 }
 
 // nats-server's defaults (const.go).
@@ -92,6 +124,7 @@ export const DEFAULT_AUTH_TIMEOUT_MS = 2000;
 export const DEFAULT_LAME_DUCK_DURATION_MS = 2 * 60_000;
 export const DEFAULT_LAME_DUCK_GRACE_PERIOD_MS = 10_000;
 export const MIN_LAME_DUCK_DURATION_MS = 30_000;
+export const DEFAULT_TLS_TIMEOUT_MS = 2000;
 
 export function defaultOptions(): Options {
   return {
@@ -190,7 +223,26 @@ export async function loadOptions(argv: string[]): Promise<LoadResult> {
   }
   applyFlags(flags, options, positions);
   validateOptions(options, positions);
+  await loadTls(options, positions);
   return { kind: flags.check ? 'check' : 'run', options };
+}
+
+/**
+ * Reads the certificates, keys and CAs of every `tls` block, once, on the main thread (the
+ * threads get the PEM text with the options). A missing or bad file is a config error that
+ * names the block, as nats-server's GenTLSConfig errors do.
+ */
+export async function loadTls(o: Options, positions: Positions = new Map()): Promise<void> {
+  const problems: ConfigError[] = [];
+  for (const [path, t] of [['tls', o.tls], ['cluster.tls', o.cluster?.tls]] as const) {
+    if (t === undefined) continue;
+    try {
+      await loadTlsFiles(t);
+    } catch (err) {
+      problems.push(new ConfigError('BAD_VALUE', `${path}: ${(err as Error).message}`, positions.get(path)));
+    }
+  }
+  if (problems.length > 0) throw ConfigError.of(problems);
 }
 
 /**
@@ -222,6 +274,16 @@ export function validateOptions(o: Options, positions: Positions = new Map()): O
       'lame_duck_grace_period', 'lame_duck_duration');
   }
 
+  // opts.go setBaselineOptions: with TLS, an auth timeout left at its default becomes the TLS
+  // timeout plus one second (the handshake must not eat the client's time to authenticate).
+  if (o.tls && o.authorization && !positions.has('authorization.timeout') && o.authorization.timeoutMs === DEFAULT_AUTH_TIMEOUT_MS) {
+    o.authorization.timeoutMs = o.tls.timeoutMs + 1000;
+  }
+  const ca = o.cluster?.authorization;
+  if (o.cluster?.tls && ca && !positions.has('cluster.authorization.timeout') && ca.timeoutMs === DEFAULT_AUTH_TIMEOUT_MS) {
+    ca.timeoutMs = o.cluster.tls.timeoutMs + 1000;
+  }
+
   if (o.authorization) {
     const a = o.authorization;
     // opts.go processConfigFileLine "authorization"; rechecked here because --user/--pass/--auth
@@ -238,7 +300,17 @@ export function validateOptions(o: Options, positions: Positions = new Map()): O
     }
     // nats-server silently runs without auth when only a password is set; that is a trap.
     if (a.password && !a.user) fail('CONFLICT', 'authorization has a password but no user', 'authorization');
-    if (!a.user && !a.token && !(a.users && a.users.length > 0)) delete o.authorization;
+    if (a.nkeys && a.nkeys.length > 0) {
+      if (a.user) fail('CONFLICT', 'Can not have a single user/pass and a users array', 'authorization');
+      if (a.token) fail('CONFLICT', 'Can not have a token and a users array', 'authorization');
+      const seen = new Set<string>();
+      for (const n of a.nkeys) {
+        if (seen.has(n.nkey)) fail('CONFLICT', `Duplicate nkey ${JSON.stringify(n.nkey)} detected`, 'authorization');
+        seen.add(n.nkey);
+      }
+    }
+    if (a.users && a.users.length === 0) delete a.users;
+    if (!a.user && !a.token && !a.users && !(a.nkeys && a.nkeys.length > 0)) delete o.authorization;
   }
 
   // server.go validateCluster: a gateway name becomes the cluster name; two different names conflict.

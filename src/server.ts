@@ -19,6 +19,7 @@ import { Doorbell } from './ring.ts';
 import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { log } from './log.ts';
+import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
 
 interface WorkerSlot {
   thread: number;
@@ -74,6 +75,7 @@ export class Server {
     log.info(`  Workers:  ${o.workers}`);
     if (o.configFile !== undefined) log.info(`Using configuration file: ${o.configFile}`);
     if (o.pidFile !== undefined) fs.writeFileSync(o.pidFile, String(process.pid));
+    if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
     if (o.httpPort !== undefined && o.httpPort !== 0) log.warn(`Monitoring (http_port ${o.httpPort}) is not implemented yet; no monitoring listener started`);
 
     // Bind first so a random port (-1) is known before workers build their INFO.
@@ -121,6 +123,7 @@ export class Server {
     }
     await ready;
     log.info(`Listening for client connections on ${hostPort(o.host, this.identity.port)}`);
+    if (o.tls !== undefined) log.info('TLS required for client connections');
     if (clustered) {
       log.info(`Cluster name is ${this.identity.cluster}`);
       if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
