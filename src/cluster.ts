@@ -40,6 +40,10 @@ import {
 import { log, isTrace } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
+import type { TLSSocket } from 'node:tls';
+import type { TlsOptions } from './options.ts';
+import { acceptTls, dialTls, handshakeErrorText, mapCertificateToUser, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
+import { comparePasswords, CredentialChecker } from './auth.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -200,6 +204,16 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly authUser: string | undefined;
   private readonly authPass: string | undefined;
   private readonly authTimeoutMs: number;
+  /** cluster.tls: both sides of every route present a certificate and verify the peer's. */
+  private readonly tls: TlsOptions | undefined;
+  /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
+  private readonly routeTlsName: string | undefined;
+  /** Verified route certificates, for cluster `verify_and_map`. */
+  private readonly peerCerts = new WeakMap<RouteConn, Buffer>();
+  /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (auth.ts). */
+  private readonly checker = new CredentialChecker();
+  /** TLS handshakes in progress (closed at shutdown). */
+  private readonly handshaking = new Set<net.Socket>();
   private readonly clientUrls: string[];
   private readonly noAdvertise: boolean;
   private readonly selfAddresses = new Set<string>();
@@ -264,6 +278,9 @@ export class Cluster implements RouteHost, MeshHandler {
     this.authUser = c.authorization?.user;
     this.authPass = c.authorization?.password;
     this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
+    this.tls = c.tls;
+    this.routeTlsName = c.routes.map((r) => { try { return hostOf(new URL(r)); } catch { return ''; } }).find((h) => h !== '' && net.isIP(h) === 0);
+    if (this.tls?.insecure) log.warn('TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!');
     if (c.advertise !== undefined && c.advertise !== '') {
       const [h, p] = splitAdvertise(c.advertise, task.clusterPort);
       this.infoHost = h;
@@ -323,6 +340,8 @@ export class Cluster implements RouteHost, MeshHandler {
       port: this.infoPort,
       headers: true,
       auth_required: this.authUser !== undefined,
+      tls_required: this.tls !== undefined,
+      tls_verify: this.tls !== undefined,
       max_payload: this.opts.maxPayload,
       ip: this.infoIp,
       nonce: nonce ? newNonce() : undefined,
@@ -382,12 +401,77 @@ export class Cluster implements RouteHost, MeshHandler {
       socket.destroy();
       return;
     }
+    if (this.tls !== undefined) {
+      // route.go createRoute: on routes the handshake comes first, before any INFO.
+      this.routeHandshake(socket, rid, null, false);
+      return;
+    }
     this.createRoute(socket, rid, null, false);
   }
 
-  private createRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean): void {
+  /**
+   * The TLS handshake of a route, either side, then createRoute on the TLS socket. Both sides
+   * present our certificate and verify the peer's (nats-server forces RequireAndVerifyClientCert
+   * on routes); a failure is logged as nats-server does and the socket closed (a dialled
+   * route is retried as after any failed dial).
+   */
+  private routeHandshake(raw: net.Socket, rid: number, url: URL | null, explicit: boolean, onFail?: (err: Error) => void): void {
+    const t = this.tls!;
+    const a = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const prefix = `${a.includes(':') ? `[${a}]` : a}:${raw.remotePort ?? 0} - rid:${rid}`;
+    let s: TLSSocket;
+    if (url === null) {
+      log.debug(`${prefix} - Starting TLS route server handshake`);
+      s = acceptTls(raw, t, true);
+    } else {
+      log.debug(`${prefix} - Starting TLS route client handshake`);
+      const host = hostOf(url);
+      s = dialTls(raw, t, net.isIP(host) !== 0 && this.routeTlsName !== undefined ? this.routeTlsName : host);
+    }
+    this.handshaking.add(s);
+    let done = false;
+    const fail = (why: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      this.handshaking.delete(s);
+      log.error(`${prefix} - TLS route handshake error: ${why}`);
+      s.destroy();
+      onFail?.(new Error(why));
+    };
+    const timer = setTimeout(() => fail(`read tcp ${raw.localAddress ?? ''}:${raw.localPort ?? 0}->${a}:${raw.remotePort ?? 0}: i/o timeout`), t.timeoutMs);
+    s.on('error', (err) => fail(handshakeErrorText(err)));
+    s.once(url === null ? 'secure' : 'secureConnect', () => {
+      if (done) return;
+      if (url === null) {
+        const refused = peerVerifyError(s);
+        if (refused !== null) {
+          fail(refused);
+          return;
+        }
+      }
+      done = true;
+      clearTimeout(timer);
+      this.handshaking.delete(s);
+      s.removeAllListeners('error');
+      if (!this.running) {
+        s.destroy();
+        return;
+      }
+      log.debug(`${prefix} - TLS handshake complete`);
+      log.debug(`${prefix} - TLS version ${tlsVersionText(s)}, cipher suite ${tlsCipherText(s)}`);
+      const cert = s.getPeerX509Certificate()?.raw;
+      this.createRoute(s, rid, url, explicit, cert);
+    });
+  }
+
+  private createRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean, peerCert?: Buffer): void {
     const r = new RouteConn(this, socket, rid, url, explicit);
     this.conns.add(r);
+    if (peerCert !== undefined) this.peerCerts.set(r, peerCert);
+    // An accepted route's input before its CONNECT goes line by line, so a CONNECT whose
+    // bcrypt password is checked off this thread holds what follows (auth.ts InputGate).
+    if (url === null && this.authUser !== undefined) r.authGated = true;
     if (url !== null) {
       // The solicitor sends CONNECT and its INFO at once, without waiting for the peer's.
       log.debug(`${r.logPrefix()} - Route connect msg sent`);
@@ -397,6 +481,7 @@ export class Cluster implements RouteHost, MeshHandler {
         name: this.identity.serverId,
         cluster: this.clusterName,
         dynamic: this.dynamic,
+        tls: this.tls !== undefined,
       })}\r\n`);
     } else if (this.authUser !== undefined) {
       r.authDeadline = Date.now() + this.authTimeoutMs;
@@ -458,12 +543,44 @@ export class Cluster implements RouteHost, MeshHandler {
       r.close(RouteCloseReason.protocolViolation, false);
       return;
     }
-    if (this.authUser !== undefined && !r.didSolicit) {
-      if (c.user !== this.authUser || c.pass !== (this.authPass ?? '')) {
+    if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
+      const ok = this.routeAuthorized(r, c);
+      if (ok instanceof Promise) {
+        r.gate.waiting = true;
+        r.socket.pause();
+        void ok.then((yes) => {
+          if (r.closed) return;
+          if (yes) this.acceptConnect(r, c);
+          else this.authViolation(r);
+          this.flushAll();
+          const held = r.gate.release();
+          if (r.closing) return;
+          r.socket.resume();
+          for (const chunk of held) r.input(chunk);
+        });
+        return;
+      }
+      if (!ok) {
         this.authViolation(r);
         return;
       }
     }
+    this.acceptConnect(r, c);
+  }
+
+  /** auth.go isRouterAuthorized: the peer's certificate names the route user (verify_and_map), or user and password match. */
+  private routeAuthorized(r: RouteConn, c: Record<string, unknown>): boolean | Promise<boolean> {
+    if (this.tls?.map) {
+      const cert = this.peerCerts.get(r);
+      return cert !== undefined && mapCertificateToUser(cert, [this.authUser!]) !== null;
+    }
+    if (c.user !== this.authUser) return false;
+    return comparePasswords(this.checker, this.authPass ?? '', typeof c.pass === 'string' ? c.pass : '');
+  }
+
+  /** The rest of a route CONNECT, once it is authorized. */
+  private acceptConnect(r: RouteConn, c: Record<string, unknown>): void {
+    r.authGated = false;
     // A client that dialled the route port: clients send `lang`, routes never do.
     if (typeof c.lang === 'string' && c.lang !== '') {
       log.error(`${r.logPrefix()} - attempted to connect to route port`);
@@ -702,6 +819,10 @@ export class Cluster implements RouteHost, MeshHandler {
           socket.removeAllListeners('error');
           if (!this.running) {
             socket.destroy();
+            return;
+          }
+          if (this.tls !== undefined) {
+            this.routeHandshake(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
             return;
           }
           this.createRoute(socket, nextConnectionId(this.layout.ids), url, tryForever);
@@ -1154,6 +1275,9 @@ export class Cluster implements RouteHost, MeshHandler {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.checker.close();
+    for (const s of this.handshaking) s.destroy();
+    this.handshaking.clear();
     this.flushAll();
     for (const r of [...this.conns]) r.close(RouteCloseReason.shutdown, true);
     this.mesh.stop();

@@ -13,6 +13,7 @@
 import type { Socket } from 'node:net';
 import { log, isTrace } from './log.ts';
 import { put, sizesLength, putSizes } from './bytes.ts';
+import { InputGate } from './auth.ts';
 
 /** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
 export const RouteCloseReason = {
@@ -448,6 +449,12 @@ export class RouteConn implements RouteParserHandler {
   closeReason = '';
   /** Peer interest, keyed by `subject` or `subject queue` (account $G only). */
   readonly subs = new Map<string, { subject: string; queue: string | null; weight: number; route: RouteConn }>();
+  /** An accepted route that must authenticate and has not: input goes line by line through `gate`. */
+  authGated = false;
+  /** Holds input while the CONNECT's password is checked off this thread (cluster.ts). */
+  readonly gate = new InputGate();
+  private readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
+  private readonly isAuthGated = (): boolean => this.authGated;
 
   // Output: unwritten bytes are out[outStart, outPos).
   out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
@@ -492,7 +499,7 @@ export class RouteConn implements RouteParserHandler {
   start(): void {
     const s = this.socket;
     s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('data', (chunk: Buffer) => this.input(chunk));
     s.on('drain', () => {
       this.writeBlockedSince = 0;
       this.host.onRouteDrained(this);
@@ -506,12 +513,18 @@ export class RouteConn implements RouteParserHandler {
     s.resume();
   }
 
-  private onData(chunk: Buffer): void {
+  /** One read from the socket (or a chunk held while the route's CONNECT was checked). */
+  input(chunk: Buffer): void {
     if (this.closed) return;
+    if (this.gate.waiting) {
+      this.gate.feed(chunk, this.parseChunk, this.isAuthGated);
+      return;
+    }
     this.lastInboundAt = Date.now();
     this.host.beforeRouteRead(this);
     try {
-      this.parser.parse(chunk);
+      if (this.authGated) this.gate.feed(chunk, this.parseChunk, this.isAuthGated);
+      else this.parser.parse(chunk);
     } catch (err) {
       log.error(`${this.logPrefix()} - internal error processing route input: ${(err as Error).stack}`);
       this.close(RouteCloseReason.internalError, false);
@@ -780,6 +793,7 @@ export interface RouteConnectInfo {
   name: string;
   cluster: string;
   dynamic: boolean;
+  tls?: boolean; // cluster.tls is configured
 }
 
 /** route.go connectInfo, in field order. We leave `lnoc` out: we do not speak LS+/LMSG. */
@@ -787,7 +801,7 @@ export function routeConnectJson(c: RouteConnectInfo): string {
   const o: Record<string, unknown> = { echo: true, verbose: false, pedantic: false };
   if (c.user) o.user = c.user;
   if (c.pass) o.pass = c.pass;
-  o.tls_required = false;
+  o.tls_required = c.tls === true;
   o.headers = true;
   o.name = c.name;
   o.cluster = c.cluster;
