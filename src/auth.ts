@@ -74,6 +74,11 @@ export class CredentialChecker {
   private nextId = 1;
   private readonly pending = new Map<number, (ok: boolean) => void>();
 
+  /** Start the thread now (it takes a moment), so the first CONNECT does not wait for it. */
+  warm(): void {
+    if (this.worker === null) this.spawn();
+  }
+
   bcrypt(hash: string, password: string): Promise<boolean> {
     return this.ask({ id: 0, kind: 'bcrypt', hash, password });
   }
@@ -158,6 +163,8 @@ export class ClientAuthenticator {
     this.tlsMap = opts.tls?.map === true;
     this.required = a !== undefined && (a.token !== undefined || a.user !== undefined || this.users.size > 0 || this.nkeys.size > 0);
     this.usesNonce = this.nkeys.size > 0;
+    const hashed = (p: string | undefined): boolean => p !== undefined && isBcrypt(p);
+    if (this.nkeys.size > 0 || hashed(a?.password) || hashed(a?.token) || [...this.users.values()].some((u) => hashed(u.password))) checker.warm();
   }
 
   /**

@@ -43,7 +43,7 @@ import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts'
 import type { TLSSocket } from 'node:tls';
 import type { TlsOptions } from './options.ts';
 import { acceptTls, dialTls, handshakeErrorText, mapCertificateToUser, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
-import { comparePasswords, CredentialChecker } from './auth.ts';
+import { comparePasswords, CredentialChecker, isBcrypt } from './auth.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -279,6 +279,7 @@ export class Cluster implements RouteHost, MeshHandler {
     this.authPass = c.authorization?.password;
     this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
     this.tls = c.tls;
+    if (this.authPass !== undefined && isBcrypt(this.authPass)) this.checker.warm();
     this.routeTlsName = c.routes.map((r) => { try { return hostOf(new URL(r)); } catch { return ''; } }).find((h) => h !== '' && net.isIP(h) === 0);
     if (this.tls?.insecure) log.warn('TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!');
     if (c.advertise !== undefined && c.advertise !== '') {

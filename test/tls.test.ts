@@ -41,7 +41,7 @@ for (const impl of IMPLS) {
     t.teardown(() => Promise.all([v2.close(), v3.close()]));
     const subject = `tls.${uid()}`;
     const got: string[] = [];
-    v3.subscribe(subject, { callback: (_e, m) => got.push(m.string()) });
+    v3.subscribe(subject, { callback: (_e, m) => { got.push(m.string()); } });
     await v3.flush();
     for (let i = 0; i < 100; i++) v2.publish(subject, `m${i}`);
     await v2.flush();
