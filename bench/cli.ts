@@ -14,6 +14,7 @@ import { entryId, findScenario, SCENARIOS, standardMatrix, SWEEP_SIZES, sweepMsg
 import type { Entry, Params } from './scenarios.ts';
 import { hostCpuSeconds, killAllNow, natsServerVersion, REPO_ROOT, skeinAvailable } from './servers.ts';
 import type { Target } from './servers.ts';
+import { enableBenchTls } from './tls.ts';
 
 const NATS = 'nats-server';
 
@@ -49,6 +50,7 @@ options:
   --no-progress     no progress bar on stderr
   --cpu-prof        start skein with node --cpu-prof (profiles in bench/results/prof/)
   --no-cluster-skein  skip the cluster scenario for skein
+  --tls             clients connect over TLS (throwaway CA; servers get --tls --tlscert --tlskey)
   --wait-quiet S    before each run, wait up to S seconds for the host to be quiet
                     (other work below 25% of a core over 1 s)
 `;
@@ -112,6 +114,7 @@ async function main(): Promise<number> {
       'cluster-skein': { type: 'boolean' }, // accepted for old command lines; now the default
       'no-cluster-skein': { type: 'boolean' },
       'wait-quiet': { type: 'string' },
+      tls: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -204,6 +207,7 @@ async function main(): Promise<number> {
     note(`${NATS} is NOT installed (not on PATH): its runs will fail`);
   }
   const rounds = v.rounds ? parseCount(v.rounds, 'rounds') : 3;
+  if (v.tls) enableBenchTls();
 
   const outDir = path.resolve(v.out ?? path.join(REPO_ROOT, 'bench', 'results'));
   const runOpts: RunOptions = {
@@ -226,6 +230,7 @@ async function main(): Promise<number> {
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
     targets: targets.map((t) => t.label).join(', '),
     rounds: String(rounds),
+    tls: v.tls ? 'clients' : 'off',
   };
 
   // ---- run

@@ -7,6 +7,7 @@
 // generator from being the bottleneck.
 
 import net from 'node:net';
+import { benchTlsOn, upgradeToTls } from './tls.ts';
 
 // Sid used by every bench subscriber for its "interest has arrived" probe subscription.
 // Real subscriptions use sids >= 1.
@@ -235,6 +236,11 @@ export function connectRaw(url: string, timeoutMs = 10_000): Promise<net.Socket>
           return;
         }
         const rest = seen.slice(seen.indexOf('\r\n') + 2);
+        if (benchTlsOn()) {
+          // --tls: the handshake follows the plaintext INFO (bench/tls.ts).
+          upgradeToTls(sock, timeoutMs).then(resolve, reject);
+          return;
+        }
         if (rest.length > 0) sock.unshift(Buffer.from(rest, 'latin1'));
         resolve(sock);
       }

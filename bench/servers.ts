@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchTlsServerArgs } from './tls.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SKEIN_MAIN = path.join(REPO_ROOT, 'src', 'main.ts');
@@ -161,7 +162,7 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
   const started: Server[] = [];
   try {
     for (let k = 0; k < count; k++) {
-      const args = ['-a', '127.0.0.1', '-p', String(ports[k])];
+      const args = ['-a', '127.0.0.1', '-p', String(ports[k]), ...benchTlsServerArgs()];
       if (count === 2) {
         args.push('--cluster', `nats://127.0.0.1:${clusterPorts[k]}`, '--routes', `nats://127.0.0.1:${clusterPorts[1 - k]}`);
         args.push('--cluster_name', 'bench');
