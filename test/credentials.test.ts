@@ -24,7 +24,7 @@ async function refused(port: number, connectFields: Record<string, unknown>): Pr
 }
 
 for (const impl of IMPLS) {
-  test(`${impl}: bcrypt passwords in the users list and for the single user; plaintext ones still work, with a warning`, async (t) => {
+  test.serial(`${impl}: bcrypt passwords in the users list and for the single user; plaintext ones still work, with a warning`, async (t) => {
     t.timeout(60_000);
     const users = await useServer(t, {
       impl,
@@ -55,7 +55,7 @@ for (const impl of IMPLS) {
     t.false(/Plaintext passwords detected/.test(single.output()));
   });
 
-  test(`${impl}: a bcrypt token`, async (t) => {
+  test.serial(`${impl}: a bcrypt token`, async (t) => {
     t.timeout(60_000);
     const srv = await useServer(t, { impl, config: `authorization: { token: "${hash('tok')}" }\n` });
     const ok = await rawSession(srv.port, { connect: { auth_token: 'tok' } });
@@ -63,7 +63,7 @@ for (const impl of IMPLS) {
     t.is(await refused(srv.port, { auth_token: 'other' }), "-ERR 'Authorization Violation'\r\n");
   });
 
-  test(`${impl}: nkey users: INFO carries a nonce, a signed CONNECT gets the user's permissions, unknown keys and bad signatures are refused`, async (t) => {
+  test.serial(`${impl}: nkey users: INFO carries a nonce, a signed CONNECT gets the user's permissions, unknown keys and bad signatures are refused`, async (t) => {
     t.timeout(60_000);
     const alice = createUser();
     const stranger = createUser();
@@ -145,7 +145,7 @@ test('config: nkey users must be valid user keys and stand alone', async (t) => 
   t.regex(String((err2 as Error).message), /s\.yaml:3:\d+: Nkey users do not take usernames or passwords/);
 });
 
-test('mixed cluster: a bcrypt cluster password on skein accepts a nats-server route that dials with the password', async (t) => {
+test.serial('mixed cluster: a bcrypt cluster password on skein accepts a nats-server route that dials with the password', async (t) => {
   t.timeout(120_000);
   const [p1, p2] = [await freePort(), await freePort()];
   const s1 = await useServer(t, {
