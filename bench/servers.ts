@@ -5,7 +5,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchTlsServerArgs } from './tls.ts';
@@ -107,19 +106,6 @@ export function peakRssBytes(pid: number): number {
   }
 }
 
-// ---- ports ---------------------------------------------------------------------------------
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 // ---- launching ---------------------------------------------------------------------------
 
 export interface Launched {
@@ -157,25 +143,27 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
   if (count === 2 && target.kind === 'skein' && opts.noClusterSkein === true) {
     throw new NotSupportedError('cluster scenario skipped for skein (--no-cluster-skein)');
   }
-  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
-  const clusterPorts = count === 2 ? await Promise.all([freePort(), freePort()]) : [];
+  // Ports are picked by the OS (`-1`) and read back from the log: a port picked first and bound
+  // later can be taken in between by anything else running on the machine. The second server
+  // of a cluster dials the first one's route port; the route works both ways.
   const started: Server[] = [];
   try {
     for (let k = 0; k < count; k++) {
-      const args = ['-a', '127.0.0.1', '-p', String(ports[k]), ...benchTlsServerArgs()];
+      const args = ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs()];
       if (count === 2) {
-        args.push('--cluster', `nats://127.0.0.1:${clusterPorts[k]}`, '--routes', `nats://127.0.0.1:${clusterPorts[1 - k]}`);
-        args.push('--cluster_name', 'bench');
+        args.push('--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'bench');
+        if (k === 1) args.push('--routes', `nats://127.0.0.1:${started[0].clusterPort}`);
       }
-      started.push(startServer(target, args, opts));
+      const server = startServer(target, args, opts);
+      started.push(server);
+      await server.ready;
     }
-    await Promise.all(started.map((s) => s.ready));
   } catch (e) {
     await Promise.all(started.map((s) => stopProcess(s.proc)));
     throw e;
   }
   return {
-    urls: ports.map((p) => `nats://127.0.0.1:${p}`),
+    urls: started.map((s) => `nats://127.0.0.1:${s.port}`),
     pids: started.map((s) => s.proc.pid!),
     stop: async () => {
       await Promise.all(started.map((s) => stopProcess(s.proc)));
@@ -186,8 +174,12 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
 
 interface Server {
   proc: ChildProcess;
+  /** Resolves once the server is ready and its ports are known. */
   ready: Promise<void>;
   log: string;
+  /** From the `Listening for client/route connections on H:P` lines (0 until logged). */
+  port: number;
+  clusterPort: number;
 }
 
 function startServer(target: Target, args: string[], opts: LaunchOptions): Server {
@@ -208,7 +200,8 @@ function startServer(target: Target, args: string[], opts: LaunchOptions): Serve
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   track(proc);
-  const server: Server = { proc, ready: Promise.resolve(), log: '' };
+  const server: Server = { proc, ready: Promise.resolve(), log: '', port: 0, clusterPort: 0 };
+  const wantsRoutePort = args.includes('--cluster');
   const timeoutMs = opts.readyTimeoutMs ?? 20_000;
   server.ready = new Promise<void>((resolve, reject) => {
     let done = false;
@@ -223,7 +216,10 @@ function startServer(target: Target, args: string[], opts: LaunchOptions): Serve
     const onData = (d: Buffer): void => {
       server.log += d.toString();
       if (server.log.length > 200_000) server.log = server.log.slice(-100_000);
-      if (server.log.includes('Server is ready')) finish();
+      server.port ||= Number(/Listening for client connections on \S+:(\d+)/.exec(server.log)?.[1] ?? 0);
+      server.clusterPort ||= Number(/Listening for route connections on \S+:(\d+)/.exec(server.log)?.[1] ?? 0);
+      // nats-server logs its route listener after "Server is ready".
+      if (server.log.includes('Server is ready') && server.port !== 0 && (!wantsRoutePort || server.clusterPort !== 0)) finish();
     };
     proc.stdout!.on('data', onData);
     proc.stderr!.on('data', onData);

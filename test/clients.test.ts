@@ -98,7 +98,7 @@ for (const client of clients) {
   const c = client.name;
 
   test(`${c}: publish/subscribe delivers messages in order`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const sub = await conn(t, client);
     const pub = await conn(t, client);
     const subject = `${c.replace(' ', '')}.ps`;
@@ -112,7 +112,7 @@ for (const client of clients) {
   });
 
   test(`${c}: wildcard subscriptions`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const nc = await conn(t, client);
     const p = `${c.replace(' ', '')}.wc`;
     const star = collect(nc, `${p}.*`);
@@ -129,7 +129,7 @@ for (const client of clients) {
   });
 
   test(`${c}: request/reply`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const svc = await conn(t, client);
     const req = await conn(t, client);
     const subject = `${c.replace(' ', '')}.echo`;
@@ -140,7 +140,7 @@ for (const client of clients) {
   });
 
   test(`${c}: headers travel with publish and request`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const svc = await conn(t, client);
     const req = await conn(t, client);
     const subject = `${c.replace(' ', '')}.hdr`;
@@ -172,7 +172,7 @@ for (const client of clients) {
   });
 
   test(`${c}: queue group delivers each message to one member`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const members = await Promise.all([0, 1, 2].map(() => conn(t, client)));
     const pub = await conn(t, client);
     const subject = `${c.replace(' ', '')}.q`;
@@ -188,7 +188,7 @@ for (const client of clients) {
   });
 
   test(`${c}: auto-unsubscribe after max messages`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const nc = await conn(t, client);
     const subject = `${c.replace(' ', '')}.max`;
     const capped = collect(nc, subject, { max: 3 });
@@ -207,7 +207,7 @@ for (const client of clients) {
   });
 
   test(`${c}: flush is a barrier: after it, another connection's subscription is live`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const a = await conn(t, client);
     const b = await conn(t, client);
     const subject = `${c.replace(' ', '')}.flush`;
@@ -223,7 +223,7 @@ for (const client of clients) {
   });
 
   test(`${c}: drain delivers pending messages, then closes`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const sub = await conn(t, client);
     const pub = await conn(t, client);
     const subject = `${c.replace(' ', '')}.drain`;
@@ -240,7 +240,7 @@ for (const client of clients) {
   });
 
   test(`${c}: request without responders fails fast with no-responders`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const nc = await conn(t, client);
     const started = Date.now();
     const err = await t.throwsAsync(nc.request(`${c.replace(' ', '')}.nobody.home`, 'x', { timeout: 10000 }));
@@ -250,7 +250,7 @@ for (const client of clients) {
   });
 
   test(`${c}: user/password authentication`, async (t) => {
-    t.timeout(20000);
+    t.timeout(60_000);
     const srv = await useServer(t, { impl, args: ['--user', 'alice', '--pass', 'secret'] });
     const good = await conn(t, client, srv.port, { user: 'alice', pass: 'secret' });
     const { msgs } = collect(good, 'auth.x');
@@ -263,7 +263,7 @@ for (const client of clients) {
 }
 
 test('nats v2 and nats v3 interoperate on the same subjects', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const v2 = await conn(t, clients[0]);
   const v3 = await conn(t, clients[1]);
   const at2 = collect(v2, 'mixed.to2');

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { connect } from 'nats';
 import { rawSession } from './helpers/raw.ts';
-import { freePort, useServer } from './helpers/server.ts';
+import { useServer } from './helpers/server.ts';
 import {
   TestCluster, checkPubSub, checkQueue, checkRequestReply, checkUnsubscribe, interestSeen, meshReady,
   uid, waitFor, type NodeSpec,
@@ -111,18 +111,18 @@ test.serial('route credentials are required and checked the same way by both imp
   const [n1, s1] = cl.nodes;
   const wrongSkein = await useServer(t, {
     impl: 'skein', workers: 1,
-    args: ['--cluster', `nats://127.0.0.1:${await freePort()}`, '--cluster_name', 'test',
+    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', cl.clusterName!,
       '--routes', `nats-route://ruser:wrong@127.0.0.1:${n1.clusterPort}`],
   });
   const wrongNats = await useServer(t, {
     impl: 'nats-server',
-    args: ['--cluster', `nats://127.0.0.1:${await freePort()}`, '--cluster_name', 'test',
+    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', cl.clusterName!,
       '--routes', `nats-route://ruser:wrong@127.0.0.1:${s1.clusterPort}`],
   });
-  await wrongSkein.waitForLog(/Route Error 'Authorization Violation'/, 10_000);
-  await wrongNats.waitForLog(/Route Error 'Authorization Violation'/, 10_000);
-  await n1.srv.waitForLog(/rid:\d+ - authentication error/, 10_000);
-  await s1.srv.waitForLog(/rid:\d+ - authentication error/, 10_000);
+  await wrongSkein.waitForLog(/Route Error 'Authorization Violation'/, 30_000);
+  await wrongNats.waitForLog(/Route Error 'Authorization Violation'/, 30_000);
+  await n1.srv.waitForLog(/rid:\d+ - authentication error/, 30_000);
+  await s1.srv.waitForLog(/rid:\d+ - authentication error/, 30_000);
   t.pass();
 });
 
@@ -134,7 +134,7 @@ test.serial('a skein server without a cluster name adopts a nats-server\'s confi
   });
   const ncs = await cl.clients(t);
   await meshReady(ncs);
-  await cl.nodes[1].srv.waitForLog(/Cluster name updated to fixed/, 5000);
+  await cl.nodes[1].srv.waitForLog(/Cluster name updated to fixed/, 30_000);
   const { c, info } = await rawSession(cl.nodes[1].port);
   c.close();
   t.is(info.cluster, 'fixed');
@@ -159,7 +159,7 @@ test.serial('a nats-server peer entering lame-duck mode is dropped from the skei
     t.deepEqual(urlsIn(info).sort(), both.sort());
   }
   process.kill(n1.srv.pid, 'SIGUSR2');
-  await n1.srv.waitForLog(/Entering lame duck mode/, 5000);
+  await n1.srv.waitForLog(/Entering lame duck mode/, 30_000);
   const update = await c.expect(/INFO \{.*\} \r\n/, 5000);
   t.deepEqual(urlsIn(update), [`127.0.0.1:${s1.port}`]);
   process.kill(n1.srv.pid, 'SIGINT');

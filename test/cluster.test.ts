@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import net from 'node:net';
 import { connect, type NatsConnection } from 'nats';
-import { useServer, freePort } from './helpers/server.ts';
+import { useServer } from './helpers/server.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 import {
   TestCluster, allRoutes, checkPubSub, checkQueue, checkRequestReply, checkUnsubscribe,
@@ -248,14 +248,13 @@ interface Single {
 }
 
 async function single(t: ExecutionContext, config = '', args: string[] = [], userinfo = ''): Promise<Single> {
-  const clusterPort = await freePort();
   const srv = await useServer(t, {
     impl: 'skein',
     workers: 2,
     config: config || undefined,
-    args: ['--cluster', `nats://${userinfo}127.0.0.1:${clusterPort}`, '--cluster_name', 'clu', ...args],
+    args: ['--cluster', `nats://${userinfo}127.0.0.1:-1`, '--cluster_name', 'clu', ...args],
   });
-  return { port: srv.port, clusterPort, output: () => srv.output(), waitForLog: (re, ms) => srv.waitForLog(re, ms) };
+  return { port: srv.port, clusterPort: srv.clusterPort, output: () => srv.output(), waitForLog: (re, ms) => srv.waitForLog(re, ms) };
 }
 
 async function fakeRoute(t: { teardown(fn: () => unknown): void }, s: Single): Promise<RawClient> {
@@ -267,7 +266,7 @@ async function fakeRoute(t: { teardown(fn: () => unknown): void }, s: Single): P
 }
 
 test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const { c } = await rawSession(s.port);
   t.teardown(() => c.close());
@@ -312,7 +311,7 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
 });
 
 test('no_advertise keeps client URLs out of the route INFO and out of clients\' INFO', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t, '', ['--no_advertise']);
   const r = await rawConnect(s.clusterPort);
   t.teardown(() => r.close());
@@ -328,7 +327,7 @@ test('no_advertise keeps client URLs out of the route INFO and out of clients\' 
 });
 
 test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG with queue sections', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const { c } = await rawSession(s.port, { connect: { headers: true } });
   t.teardown(() => c.close());
@@ -357,7 +356,7 @@ test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG 
 });
 
 test('a reply inbox subscribed with a request reaches the route before the request itself', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   // A request is SUB <inbox> then PUB with that reply in one write: the peer must get the
   // RS+ for the inbox before the RMSG, or the responder's answer may find no interest.
   const s = await single(t);
@@ -374,7 +373,7 @@ test('a reply inbox subscribed with a request reaches the route before the reque
 });
 
 test('a message read from a route is never forwarded to another route', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const r1 = await fakeRoute(t, s);
   const r2 = await rawConnect(s.clusterPort);
@@ -391,10 +390,9 @@ test('a message read from a route is never forwarded to another route', async (t
 
 for (const impl of ['skein', 'nats-server'] as const) {
   test(`a routed message for a queue group with no member here bounces back to a peer that has one (${impl})`, async (t) => {
-    t.timeout(30_000);
-    const clusterPort = await freePort();
-    await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', `nats://127.0.0.1:${clusterPort}`, '--cluster_name', 'clu'] });
-    const r = await rawConnect(clusterPort);
+    t.timeout(60_000);
+    const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'] });
+    const r = await rawConnect(srv.clusterPort);
     t.teardown(() => r.close());
     await r.expect(/^INFO /);
     r.send(fakeConnect('clu') + fakeInfo('clu') + 'RS+ $G qb grp 1\r\n');
@@ -406,7 +404,7 @@ for (const impl of ['skein', 'nats-server'] as const) {
 }
 
 test('a route that sends garbage or a bad reply indicator is closed; clients are not harmed', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const { c } = await rawSession(s.port);
   t.teardown(() => c.close());
@@ -429,14 +427,16 @@ test('a route that sends garbage or a bad reply indicator is closed; clients are
 });
 
 test('a stalled route is closed as stale; clients keep working', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t, 'ping_interval: "300ms"\nping_max: 2\n');
   const r = await fakeRoute(t, s);
   const started = Date.now();
   // Never answer the server's PINGs, send nothing else.
-  await r.expect("-ERR 'Stale Connection'\r\n", 5000);
+  // At 300ms pings this takes about a second; the default ping_interval (2m) would not
+  // get here within the wait.
+  await r.expect("-ERR 'Stale Connection'\r\n", 30_000);
   await r.closed();
-  t.true(Date.now() - started < 4000);
+  t.true(Date.now() - started < 30_000);
   await s.waitForLog(/Router connection closed: Stale Connection/);
   const nc = await connect({ servers: `127.0.0.1:${s.port}`, reconnect: false });
   t.teardown(() => nc.close());
@@ -446,7 +446,7 @@ test('a stalled route is closed as stale; clients keep working', async (t) => {
 });
 
 test('a client on the route port is told so', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const r = await rawConnect(s.clusterPort);
   t.teardown(() => r.close());
@@ -459,7 +459,7 @@ test('a client on the route port is told so', async (t) => {
 });
 
 test('a route with another cluster name is rejected with nats-server\'s error', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const s = await single(t);
   const r = await rawConnect(s.clusterPort);
   t.teardown(() => r.close());
@@ -472,7 +472,7 @@ test('a route with another cluster name is rejected with nats-server\'s error', 
 });
 
 test('route authorization: wrong credentials and no CONNECT are refused as nats-server does', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   // --cluster's userinfo sets the credentials; the file supplies the timeout.
   const s = await single(t, 'cluster:\n  authorization:\n    user: ruser\n    password: rpass\n    timeout: 0.5\n', [], 'ruser:rpass@');
   const bad = await rawConnect(s.clusterPort);
@@ -484,11 +484,12 @@ test('route authorization: wrong credentials and no CONNECT are refused as nats-
   await bad.closed();
   await s.waitForLog(/rid:\d+ - authentication error/);
 
+  // Timed from before the connect, the server's 0.5s can only look longer, never shorter.
+  const started = Date.now();
   const silent = await rawConnect(s.clusterPort);
   t.teardown(() => silent.close());
   await silent.expect(/^INFO /);
-  const started = Date.now();
-  await silent.expect("-ERR 'Authentication Timeout'\r\n", 3000);
+  await silent.expect("-ERR 'Authentication Timeout'\r\n", 10_000);
   t.true(Date.now() - started >= 400);
   await silent.closed();
 
@@ -501,7 +502,7 @@ test('route authorization: wrong credentials and no CONNECT are refused as nats-
 });
 
 test('a solicited route rejected for its credentials is retried with a delay, not in a loop', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   // A listener posing as a route acceptor that refuses every CONNECT.
   let dials = 0;
   const dialTimes: number[] = [];

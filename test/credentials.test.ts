@@ -7,7 +7,7 @@ import test from 'ava';
 import bcrypt from 'bcryptjs';
 import { connect, nkeyAuthenticator } from 'nats';
 import { createUser } from '@nats-io/nkeys';
-import { freePort, useServer, type Impl } from './helpers/server.ts';
+import { useServer, type Impl } from './helpers/server.ts';
 import { rawConnect, rawSession } from './helpers/raw.ts';
 import { checkPubSub, meshReady, uid } from './helpers/cluster.ts';
 
@@ -147,14 +147,13 @@ test('config: nkey users must be valid user keys and stand alone', async (t) => 
 
 test.serial('mixed cluster: a bcrypt cluster password on skein accepts a nats-server route that dials with the password', async (t) => {
   t.timeout(120_000);
-  const [p1, p2] = [await freePort(), await freePort()];
   const s1 = await useServer(t, {
     impl: 'skein',
-    config: `cluster: { name: test, listen: "127.0.0.1:${p1}", authorization: { user: ruser, password: "${hash('rpass')}" } }\n`,
+    config: `cluster: { name: test, listen: "127.0.0.1:-1", authorization: { user: ruser, password: "${hash('rpass')}" } }\n`,
   });
   const n1 = await useServer(t, {
     impl: 'nats-server',
-    args: ['--cluster', `nats://127.0.0.1:${p2}`, '--cluster_name', 'test', '--routes', `nats-route://ruser:rpass@127.0.0.1:${p1}`],
+    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'test', '--routes', `nats-route://ruser:rpass@127.0.0.1:${s1.clusterPort}`],
   });
   const ncs = await Promise.all([s1, n1].map((srv) => connect({ servers: srv.url, reconnect: false })));
   t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
@@ -163,7 +162,7 @@ test.serial('mixed cluster: a bcrypt cluster password on skein accepts a nats-se
   // A wrong password is refused.
   const n2 = await useServer(t, {
     impl: 'nats-server',
-    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'test', '--routes', `nats-route://ruser:wrong@127.0.0.1:${p1}`],
+    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'test', '--routes', `nats-route://ruser:wrong@127.0.0.1:${s1.clusterPort}`],
   });
   await s1.waitForLog(/rid:\d+ - authentication error/, 15_000);
   t.false(/Registering remote route/.test(n2.output()));

@@ -11,14 +11,14 @@ import { rawSession } from './helpers/raw.ts';
 const impl = testImpl();
 
 test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing clients', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   if (impl !== 'skein') return t.pass();
   const pidFile = path.join(os.tmpdir(), `skein-test-${process.pid}-${Date.now()}.pid`);
   const srv = await startServer({ impl, workers: 2, args: ['-P', pidFile] });
   t.teardown(async () => {
     if (!srv.exited()) await srv.stop();
   });
-  await srv.waitForLog(/Server is ready/, 10_000);
+  await srv.waitForLog(/Server is ready/, 30_000);
   const out = srv.output();
   for (const line of ['Starting skein', 'Version:', 'ID:', 'Name:', `Listening for client connections on 127.0.0.1:${srv.port}`, 'Server is ready']) {
     t.true(out.includes(line), `missing start-up line: ${line}`);
@@ -33,7 +33,7 @@ test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing 
 });
 
 test('SIGTERM exits 1, as nats-server does', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   if (impl !== 'skein') return t.pass();
   const srv = await startServer({ impl, workers: 1 });
   process.kill(srv.pid, 'SIGTERM');
@@ -43,17 +43,17 @@ test('SIGTERM exits 1, as nats-server does', async (t) => {
 });
 
 test('-D logs connections with their close reason; -V traces protocol operations', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const srv = await useServer(t, { impl, args: ['-DV'] });
   const { c, info } = await rawSession(srv.port, { connect: { user: 'u', pass: 'hunter2' } });
   c.send('SUB foo 1\r\nPUB foo 2\r\nhi\r\n');
   await c.ping();
   c.close();
   const cid = String(info.client_id);
-  await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection created`), 5000);
-  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[SUB foo 1\\]`), 5000);
-  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[PUB foo 2\\]`), 5000);
-  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - ->> \\[MSG foo 1 2\\]`), 5000);
-  await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection closed: Client Closed`), 5000);
+  await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection created`), 30_000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[SUB foo 1\\]`), 30_000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - <<- \\[PUB foo 2\\]`), 30_000);
+  await srv.waitForLog(new RegExp(`\\[TRC\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - ->> \\[MSG foo 1 2\\]`), 30_000);
+  await srv.waitForLog(new RegExp(`\\[DBG\\] 127\\.0\\.0\\.1:\\d+ - cid:${cid} - Client connection closed: Client Closed`), 30_000);
   t.false(srv.output().includes('hunter2'), 'password must not be traced');
 });

@@ -692,7 +692,7 @@ test.after.always(async () => {
 
 for (const c of cases) {
   test.serial(c.title, async (t) => {
-    t.timeout(c.timeoutMs ?? 30000);
+    t.timeout(c.timeoutMs ?? 60_000);
     let pair = shared!;
     if (c.server) {
       pair = await startPair(c.server);

@@ -32,7 +32,7 @@ function count(s: string, re: RegExp): number {
 }
 
 test('INFO is sent on accept as `INFO {json} \\r\\n` with nats-server\'s fields in order', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const c = await rawConnect(port());
   t.teardown(() => c.close());
   const line = await c.expect(/\r\n/);
@@ -52,7 +52,7 @@ test('INFO is sent on accept as `INFO {json} \\r\\n` with nats-server\'s fields 
 });
 
 test('each connection gets its own client_id', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const a = await rawSession(port());
   const b = await rawSession(port());
   t.teardown(() => { a.c.close(); b.c.close(); });
@@ -60,7 +60,7 @@ test('each connection gets its own client_id', async (t) => {
 });
 
 test('verbose sends +OK before the MSG its PUB produced', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const c = await rawConnect(port());
   t.teardown(() => c.close());
   await c.expect(/^INFO .*\r\n/);
@@ -70,7 +70,7 @@ test('verbose sends +OK before the MSG its PUB produced', async (t) => {
 });
 
 test('UNSUB max delivers exactly max then removes', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const sub = await session(t, port());
   const pub = await session(t, port());
   sub.send('SUB unsubmax.x 7\r\nUNSUB 7 3\r\n');
@@ -89,7 +89,7 @@ test('UNSUB max delivers exactly max then removes', async (t) => {
 });
 
 test('UNSUB removes interest at once', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const sub = await session(t, port());
   const pub = await session(t, port());
   sub.send('SUB unsub.now 1\r\nSUB unsub.marker 2\r\n');
@@ -104,14 +104,14 @@ test('UNSUB removes interest at once', async (t) => {
 });
 
 test('duplicate sid: the first subscription wins', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const c = await session(t, port());
   c.send('SUB dup.first 5\r\nSUB dup.second 5\r\nPUB dup.second 1\r\nx\r\nPUB dup.first 1\r\ny\r\n');
   t.is(noPings(await c.ping()), 'MSG dup.first 5 1\r\ny\r\nPONG\r\n');
 });
 
 test('messages from one publisher reach a subscriber in publish order', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const sub = await session(t, port());
   const pub = await session(t, port());
   sub.send('SUB order.x 1\r\n');
@@ -127,7 +127,7 @@ test('messages from one publisher reach a subscriber in publish order', async (t
 });
 
 test('queue group delivers each message to exactly one member', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const members = await Promise.all([0, 1, 2].map(() => session(t, port())));
   const plain = await session(t, port());
   const pub = await session(t, port());
@@ -150,7 +150,7 @@ test('queue group delivers each message to exactly one member', async (t) => {
 });
 
 test('queue groups are matched by name across subjects: one delivery per group', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const a = await session(t, port());
   const b = await session(t, port());
   const pub = await session(t, port());
@@ -168,7 +168,7 @@ test('queue groups are matched by name across subjects: one delivery per group',
 });
 
 test('echo false: no copy to the publisher; a queue group picks another member', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const other = await session(t, port());
   const self = await session(t, port(), { echo: false });
   other.send('SUB echo.q g 2\r\n');
@@ -182,7 +182,7 @@ test('echo false: no copy to the publisher; a queue group picks another member',
 });
 
 test('a whole session fed one byte at a time parses like one chunk', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const c = await rawConnect(port());
   t.teardown(() => c.close());
   await c.expect(/^INFO .*\r\n/);
@@ -196,7 +196,7 @@ test('a whole session fed one byte at a time parses like one chunk', async (t) =
 });
 
 test('a payload of exactly max_payload is delivered intact', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const sub = await session(t, port());
   const pub = await session(t, port());
   sub.send('SUB big.x 1\r\n');
@@ -213,7 +213,7 @@ test('a payload of exactly max_payload is delivered intact', async (t) => {
 });
 
 test('headers: HMSG to header-aware subscribers, MSG without headers to the others', async (t) => {
-  t.timeout(10000);
+  t.timeout(60_000);
   const withHdrs = await session(t, port(), { headers: true });
   const without = await session(t, port());
   withHdrs.send('SUB hdr.x 1\r\n');
@@ -228,22 +228,22 @@ test('headers: HMSG to header-aware subscribers, MSG without headers to the othe
 });
 
 test('server PINGs about 2s after CONNECT, and a PONG keeps the connection', async (t) => {
-  t.timeout(30000);
+  t.timeout(60_000);
   const c = await session(t, port());
   const start = Date.now();
-  await c.expect('PING\r\n', 12000);
+  await c.expect('PING\r\n', 30_000);
   const elapsed = Date.now() - start;
   // The first PING is min(ping_interval, 2s) plus up to 20% jitter, not ping_interval (2m)
   // and not at once. The window is wide on purpose: this checks the rule, not the timer's
   // precision on a loaded machine.
-  t.true(elapsed >= 1500 && elapsed <= 10000, `first server PING after ${elapsed}ms`);
+  t.true(elapsed >= 1500 && elapsed <= 30_000, `first server PING after ${elapsed}ms`);
   c.send('PONG\r\n');
   await c.ping();
   t.false(c.isClosed());
 });
 
 test('no server PING before CONNECT on a server without auth within the first 2.5s', async (t) => {
-  t.timeout(15000);
+  t.timeout(60_000);
   // Before CONNECT the ping timer runs at ping_interval (2m), not the 2s first-ping delay.
   const c = await rawConnect(port());
   t.teardown(() => c.close());
@@ -254,28 +254,28 @@ test('no server PING before CONNECT on a server without auth within the first 2.
 });
 
 test('stale connection after ping_max unanswered PINGs', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: { natsServer: 'ping_interval: "1s"\nping_max: 2\n', skein: 'ping_interval: 1\nping_max: 2\n' },
   });
   const c = await session(t, srv.port);
-  await c.expect('PING\r\n', 4000);
-  await c.expect('PING\r\n', 4000);
-  await c.expect("-ERR 'Stale Connection'\r\n", 4000);
+  await c.expect('PING\r\n', 15_000);
+  await c.expect('PING\r\n', 15_000);
+  await c.expect("-ERR 'Stale Connection'\r\n", 15_000);
   await c.closed(2000);
   t.is(c.pending(), '');
 });
 
 test('answering PINGs keeps a connection alive past ping_max intervals', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: { natsServer: 'ping_interval: "1s"\nping_max: 1\n', skein: 'ping_interval: 1\nping_max: 1\n' },
   });
   const c = await session(t, srv.port);
   for (let i = 0; i < 3; i++) {
-    await c.expect('PING\r\n', 4000);
+    await c.expect('PING\r\n', 15_000);
     c.send('PONG\r\n');
   }
   await c.ping();
@@ -318,7 +318,7 @@ test('slow consumer is closed without -ERR', async (t) => {
 });
 
 test('auth timeout: -ERR Authentication Timeout after the configured timeout, then close', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: {
@@ -335,7 +335,7 @@ test('auth timeout: -ERR Authentication Timeout after the configured timeout, th
 });
 
 test('auth: a session that authenticated in time is not timed out', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: {
@@ -350,7 +350,7 @@ test('auth: a session that authenticated in time is not timed out', async (t) =>
 });
 
 test('max_connections: a connection over the limit gets INFO then the -ERR, and a freed slot is reusable', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: { natsServer: 'max_connections: 2\n', skein: 'max_connections: 2\n' },
@@ -380,7 +380,7 @@ test('max_connections: a connection over the limit gets INFO then the -ERR, and 
 });
 
 test('max_subscriptions counts per connection', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: { natsServer: 'max_subscriptions: 2\n', skein: 'max_subscriptions: 2\n' },
@@ -397,7 +397,7 @@ test('max_subscriptions counts per connection', async (t) => {
 });
 
 test('users list permissions apply per user on the same server', async (t) => {
-  t.timeout(20000);
+  t.timeout(60_000);
   const srv = await useServer(t, {
     impl,
     config: {

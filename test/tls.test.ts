@@ -10,7 +10,8 @@ import { connect as connectV3 } from '@nats-io/transport-node';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, useServer, type Impl } from './helpers/server.ts';
+import { useServer, type Impl } from './helpers/server.ts';
+import { leasePort } from './helpers/ports.ts';
 import { rawConnect } from './helpers/raw.ts';
 import { ALICE_SUBJECT, certs, clientTls, rawTls } from './helpers/certs.ts';
 import { TestCluster, checkPubSub, meshReady, uid, type NodeSpec } from './helpers/cluster.ts';
@@ -159,7 +160,10 @@ test.serial('mixed cluster: nats-server and skein routes use TLS, each side veri
 test.serial('skein refuses a route peer whose certificate is not signed by ca_file, dialling and accepting', async (t) => {
   t.timeout(120_000);
   const c = certs();
-  const [p1, p2] = [await freePort(), await freePort()];
+  // The two servers dial each other, so both route ports are named before either starts.
+  const leases = [await leasePort(), await leasePort()];
+  t.teardown(() => { for (const l of leases) l.release(); });
+  const [p1, p2] = leases.map((l) => l.port);
   // s1 dials n1 and n1 dials s1; n1's certificate comes from another CA.
   const s1 = await useServer(t, {
     impl: 'skein', config: `cluster: { tls: ${tlsBlock()} }\n`,

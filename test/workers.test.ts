@@ -31,7 +31,7 @@ async function clients(port: number, n: number): Promise<NatsConnection[]> {
 }
 
 test('a subscription on one worker receives publishes from every worker', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const srv = await useServer(t, { impl, workers: 2 });
   const ncs = await clients(srv.port, 6);
   t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
@@ -108,7 +108,7 @@ test('queue group delivers each message to exactly one member across workers', a
 });
 
 test('a SUB confirmed by PONG on one worker is seen at once by a PUB on another', async (t) => {
-  t.timeout(30_000);
+  t.timeout(60_000);
   const srv = await useServer(t, { impl, workers: 2 });
   const { c: sub } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
   const { c: pub } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
@@ -192,7 +192,7 @@ test('a worker that throws is logged and replaced; the other workers keep servin
   const session = async (): Promise<{ c: RawClient; worker: number }> => {
     const { c, info } = await rawSession(srv.port);
     opened.push(c);
-    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 5000);
+    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 30_000);
     return { c, worker: Number(m[1]) };
   };
   const onWorker = async (w: number): Promise<RawClient> => {
@@ -208,8 +208,8 @@ test('a worker that throws is logged and replaced; the other workers keep servin
   await survivor.ping();
   victim.send('PUB $SKEIN.FAULT.CRASH 0\r\n\r\n');
   await victim.closed(10_000);
-  await srv.waitForLog(/Worker 0 failed[\s\S]*fault injection: worker crash requested/, 10_000);
-  await srv.waitForLog(/Worker 0 replaced and ready/, 10_000);
+  await srv.waitForLog(/Worker 0 failed[\s\S]*fault injection: worker crash requested/, 30_000);
+  await srv.waitForLog(/Worker 0 replaced and ready/, 30_000);
   // The survivor still works.
   await survivor.ping();
   // A connection on the replacement worker reaches the survivor's subscription, which the
@@ -228,15 +228,18 @@ test('a worker that throws is logged and replaced; the other workers keep servin
 
 test('a fast publisher is slowed down for a backed-up subscriber instead of the subscriber being cut off', async (t) => {
   t.timeout(90_000);
-  // max_pending 1 MiB: without a producer stall the subscriber would be a slow consumer
-  // within milliseconds. nats-server stalls the publisher; so must we, on one worker or two.
+  // max_pending 8 MiB: without a producer stall the subscriber would be a slow consumer
+  // within a fraction of a second. nats-server stalls the publisher; so must we, on one
+  // worker or two. (A stall lasts at most 1s, so a subscriber that does not read at all for
+  // long enough is cut off all the same: 8 MiB, not 1, leaves a loaded machine's test
+  // process a generous margin to keep reading.)
   const srv = await useServer(t, {
     impl,
     workers: 2,
-    config: { skein: 'max_pending: 1048576\nmax_payload: 65536\n', natsServer: 'max_pending: 1048576\nmax_payload: 65536\n' },
+    config: { skein: 'max_pending: 8388608\nmax_payload: 65536\n', natsServer: 'max_pending: 8388608\nmax_payload: 65536\n' },
   });
   const size = 4096;
-  const total = 6000; // ~24 MiB through a subscriber that reads at a throttled pace
+  const total = 8000; // ~32 MiB through a subscriber that reads at a throttled pace
   const subs: { c: RawClient; bytes: number }[] = [];
   const frameLen = `MSG stall 1 ${size}\r\n`.length + size + 2;
   for (let i = 0; i < 2; i++) {

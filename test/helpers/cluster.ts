@@ -1,10 +1,17 @@
-// Multi-server clusters for black-box tests: skein, nats-server or a mix, on 127.0.0.1 with
-// ports picked up front (so a stopped server can be restarted on the same ones), plus the
-// cross-server checks both cluster test files run in every direction.
+// Multi-server clusters for black-box tests: skein, nats-server or a mix, on 127.0.0.1, plus
+// the cross-server checks both cluster test files run in every direction.
+//
+// Ports: members are started in order on OS-picked ports (`-p -1`, cluster `-1`, read back
+// from the log), each dialling members already up (by default the seed, node 0), and a
+// restarted member comes back on new ports. A topology in which a member must name a port
+// before that member is up (every member lists every member, itself included) runs on
+// leased ports instead (helpers/ports.ts), held for the whole test, and its members restart
+// on the ports they had.
 
 import { connect, ErrorCode, type NatsConnection, type Msg } from 'nats';
 import { randomBytes } from 'node:crypto';
-import { freePort, startServer, type Impl, type ServerHandle, type Teardownable } from './server.ts';
+import { leasePort, type PortLease } from './ports.ts';
+import { startServer, type Impl, type ServerHandle, type Teardownable } from './server.ts';
 
 export interface NodeSpec {
   impl: Impl;
@@ -13,13 +20,17 @@ export interface NodeSpec {
 
 export interface ClusterNode {
   spec: NodeSpec;
+  /** Client and route ports of the running (or last) incarnation; 0 before the first start. */
   port: number;
   clusterPort: number;
   srv: ServerHandle;
 }
 
 export interface ClusterOptions {
-  /** Cluster name; null leaves it out (dynamic naming). Default 'test'. */
+  /**
+   * Cluster name; null leaves it out (dynamic naming). Default: `test-` and a random id, so
+   * a peer that re-dials a port some other test's server took meanwhile is refused there.
+   */
   clusterName?: string | null;
   /**
    * Which cluster ports each node dials, by node index. Default: every node dials node 0
@@ -59,43 +70,61 @@ export function sleep(ms: number): Promise<void> {
 
 export class TestCluster {
   readonly nodes: ClusterNode[] = [];
+  /** The configured cluster name (null: none configured). */
+  readonly clusterName: string | null;
   private readonly opts: ClusterOptions;
+  /** Leased [client, route] ports per node, when the topology needs ports before start. */
+  private readonly leases: PortLease[][] = [];
 
   private constructor(opts: ClusterOptions) {
     this.opts = opts;
+    this.clusterName = opts.clusterName === undefined ? `test-${uid()}` : opts.clusterName;
   }
 
   /** Starts every node (in order, so the seed is up first) and stops them at teardown. */
   static async start(t: Teardownable, specs: NodeSpec[], opts: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster(opts);
-    t.teardown(() => c.stopAll());
-    const ports = await Promise.all(specs.map(() => freePort()));
-    const clusterPorts = await Promise.all(specs.map(() => freePort()));
+    t.teardown(async () => {
+      await c.stopAll();
+      for (const pair of c.leases) for (const l of pair) l.release();
+    });
     for (let i = 0; i < specs.length; i++) {
-      c.nodes.push({ spec: specs[i], port: ports[i], clusterPort: clusterPorts[i], srv: undefined as unknown as ServerHandle });
+      c.nodes.push({ spec: specs[i], port: 0, clusterPort: 0, srv: undefined as unknown as ServerHandle });
+    }
+    const routes = opts.routes ?? seedRoutes;
+    const forwardRefs = specs.some((_s, i) => routes(i, specs.length).some((k) => k >= i));
+    if (forwardRefs) {
+      for (let i = 0; i < specs.length; i++) c.leases.push([await leasePort(), await leasePort()]);
+      c.nodes.forEach((n, i) => { n.port = c.leases[i][0].port; n.clusterPort = c.leases[i][1].port; });
     }
     for (let i = 0; i < specs.length; i++) await c.startNode(i);
     return c;
   }
 
+  /** Starts (or restarts) node i; it dials the route ports of the nodes its route list names. */
   async startNode(i: number): Promise<ServerHandle> {
     const node = this.nodes[i];
     const o = this.opts;
+    const leased = this.leases.length > 0;
     const auth = o.routeAuth !== undefined ? `${o.routeAuth}@` : '';
-    const routes = (o.routes ?? seedRoutes)(i, this.nodes.length).map((k) => `nats-route://${auth}127.0.0.1:${this.nodes[k].clusterPort}`);
-    const args = ['-n', node.spec.name, '--cluster', `nats://${auth}127.0.0.1:${node.clusterPort}`];
-    const name = o.clusterName === undefined ? 'test' : o.clusterName;
-    if (name !== null) args.push('--cluster_name', name);
+    const routes = (o.routes ?? seedRoutes)(i, this.nodes.length).map((k) => {
+      if (this.nodes[k].clusterPort === 0) throw new Error(`node ${i} routes to node ${k}, which has no port yet`);
+      return `nats-route://${auth}127.0.0.1:${this.nodes[k].clusterPort}`;
+    });
+    const args = ['-n', node.spec.name, '--cluster', `nats://${auth}127.0.0.1:${leased ? node.clusterPort : -1}`];
+    if (this.clusterName !== null) args.push('--cluster_name', this.clusterName);
     if (routes.length > 0) args.push('--routes', routes.join(','));
     args.push(...(o.args?.(i) ?? []));
     node.srv = await startServer({
       impl: node.spec.impl,
-      port: node.port,
+      port: leased ? node.port : undefined,
       args,
       config: o.config,
       workers: node.spec.impl === 'skein' ? (o.workers ?? 2) : undefined,
       env: o.env,
     });
+    node.port = node.srv.port;
+    node.clusterPort = node.srv.clusterPort;
     return node.srv;
   }
 

@@ -111,7 +111,7 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
         if (closed || socket.destroyed) return;
         socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
       },
-      expect(pattern, timeoutMs = 5000) {
+      expect(pattern, timeoutMs = 15_000) {
         return waitFor(`${pattern instanceof RegExp ? pattern : JSON.stringify(pattern)}`, () => {
           const rest = all.slice(consumed);
           let end = -1;
@@ -157,14 +157,14 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
           if (closed) finish(); else arm();
         });
       },
-      closed(timeoutMs = 5000) {
+      closed(timeoutMs = 15_000) {
         return waitFor('the server to close', () => (closed ? true : undefined), timeoutMs, true).then(() => undefined);
       },
       data: () => all,
       pending: () => all.slice(consumed),
       isClosed: () => closed,
       writeError: () => writeErr,
-      ping(timeoutMs = 5000) {
+      ping(timeoutMs = 15_000) {
         client.send('PING\r\n');
         return client.expect(/PONG\r\n/, timeoutMs);
       },

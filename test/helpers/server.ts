@@ -1,8 +1,12 @@
 // Starts skein or nats-server as a child process for black-box tests.
 //
-// Both implementations are started the same way (`-a 127.0.0.1 -p PORT ...args`), so a test
-// can run one exchange against each and compare the answers. Every started process is
-// registered; a process-exit hook SIGKILLs whatever a test failed to stop.
+// Both implementations are started the same way (`-a 127.0.0.1 -p -1 ...args`), so a test
+// can run one exchange against each and compare the answers. Every server binds a port the
+// OS picks (`-p -1`, and `-1` for a cluster listener) and the helper reads the real port back
+// from its `Listening for client connections on H:P` / `Listening for route connections on
+// H:P` lines: a port picked by the test and bound later can be taken in between by a
+// concurrent test (EADDRINUSE, or worse, a server that answers for someone else). Every
+// started process is registered; a process-exit hook SIGKILLs whatever a test failed to stop.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,7 +22,10 @@ export type ConfigText = string | { skein: string; natsServer: string };
 
 export interface StartOptions {
   impl: Impl;
-  /** Extra command-line arguments, appended after `-a 127.0.0.1 -p PORT`. */
+  /**
+   * Extra command-line arguments, appended after `-a 127.0.0.1 -p PORT`. A cluster listener
+   * given as `--cluster nats://127.0.0.1:-1` gets an OS-picked port, read back as clusterPort.
+   */
   args?: string[];
   /**
    * Config file contents: YAML for skein (nats-server's key names), .conf for nats-server.
@@ -28,7 +35,10 @@ export interface StartOptions {
   /** skein only: `--workers N`. */
   workers?: number;
   env?: Record<string, string>;
-  /** Fixed port; default is a free port picked by binding port 0. */
+  /**
+   * Fixed client port, only to restart a server on the port it had (a test that checks that
+   * peers and clients come back to it). Default `-1`: the OS picks, the log tells.
+   */
   port?: number;
   /**
    * How readiness is detected. 'connect' (default) polls a TCP connect until the server sends
@@ -36,12 +46,15 @@ export interface StartOptions {
    * connection, for tests where a probe connection would count (max_connections).
    */
   readiness?: 'connect' | 'log';
+  /** Start-up deadline; default 60s (a loaded 2-core machine can take 20s to start a server). */
   readyTimeoutMs?: number;
 }
 
 export interface ServerHandle {
   impl: Impl;
   port: number;
+  /** The route listener's port (read from the log), or 0 when no cluster is configured. */
+  clusterPort: number;
   url: string;
   pid: number;
   /** SIGINT, wait for exit (deadline), then SIGKILL. Resolves with the exit code (null if killed). */
@@ -94,19 +107,6 @@ export async function stopAll(): Promise<void> {
   await Promise.all(children.map((c) => stopChild(c, 5000)));
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 function stopChild(child: ChildProcess, deadlineMs: number): Promise<number | null> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) {
@@ -151,8 +151,24 @@ function pickConfig(impl: Impl, config: ConfigText): string {
   return impl === 'skein' ? config.skein : config.natsServer;
 }
 
-async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle> {
-  const args = ['-a', '127.0.0.1', '-p', String(port)];
+/** Whether the server will have a route listener: `--cluster URL` or a `cluster` config key. */
+function hasClusterListener(opts: StartOptions): boolean {
+  const args = opts.args ?? [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--cluster' && (args[i + 1] ?? '') !== '') return true;
+    if (/^--cluster=./.test(args[i])) return true;
+  }
+  return opts.config !== undefined && /^\s*cluster\s*[:{ ]/m.test(pickConfig(opts.impl, opts.config));
+}
+
+/** Node's compile cache for servers started by tests (test/run.ts sets the same one). */
+const compileCache = path.join(os.tmpdir(), 'skein-node-compile-cache');
+
+const clientListenRe = /Listening for client connections on \S+:(\d+)\b/;
+const routeListenRe = /Listening for route connections on \S+:(\d+)\b/;
+
+async function startOnce(opts: StartOptions): Promise<ServerHandle> {
+  const args = ['-a', '127.0.0.1', '-p', String(opts.port ?? -1)];
   if (opts.config !== undefined) {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-test-'));
     tempDirs.add(dir);
@@ -168,7 +184,7 @@ async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle
     : ['nats-server', args];
   const child = spawn(cmd, argv, {
     cwd: repoRoot,
-    env: { ...process.env, ...opts.env },
+    env: { NODE_COMPILE_CACHE: compileCache, ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
@@ -189,7 +205,7 @@ async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle
 
   const exited = () => child.exitCode !== null || child.signalCode !== null || spawnError !== undefined;
 
-  const waitForLog = (re: RegExp, timeoutMs = 5000): Promise<RegExpMatchArray> =>
+  const waitForLog = (re: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> =>
     new Promise((resolve, reject) => {
       const check = () => {
         const m = outputText.match(re);
@@ -214,25 +230,16 @@ async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle
       check();
     });
 
-  const handle: ServerHandle = {
-    impl: opts.impl,
-    port,
-    url: `nats://127.0.0.1:${port}`,
-    pid: child.pid ?? -1,
-    stop: () => stopChild(child, 5000),
-    stderr: () => stderrText,
-    output: () => outputText,
-    waitForLog,
-    exited,
-    exitCode: () => child.exitCode,
-  };
-
-  const readyTimeoutMs = opts.readyTimeoutMs ?? 20000;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
+  let port = 0;
+  let clusterPort = 0;
   try {
-    if (opts.readiness === 'log') {
-      await waitForLog(new RegExp(`Listening for client connections on \\S+:${port}\\b`), readyTimeoutMs);
-    } else {
+    port = Number((await waitForLog(clientListenRe, readyTimeoutMs))[1]);
+    // nats-server logs the route listener after "Server is ready"; skein before it.
+    if (hasClusterListener(opts)) clusterPort = Number((await waitForLog(routeListenRe, Math.max(1, deadline - Date.now())))[1]);
+    if (opts.readiness !== 'log') {
+      // Listening is logged once the socket is bound; wait until the server answers with INFO.
       for (;;) {
         if (exited()) {
           throw new Error(`${opts.impl} exited during start-up (code ${child.exitCode}, signal ` +
@@ -250,23 +257,38 @@ async function startOnce(opts: StartOptions, port: number): Promise<ServerHandle
     await stopChild(child, 2000);
     throw err;
   }
-  return handle;
+
+  return {
+    impl: opts.impl,
+    port,
+    clusterPort,
+    url: `nats://127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
+    stop: () => stopChild(child, 5000),
+    stderr: () => stderrText,
+    output: () => outputText,
+    waitForLog,
+    exited,
+    exitCode: () => child.exitCode,
+  };
 }
 
-/** Starts a server and waits until it serves. Throws with the server's output if it cannot. */
+/**
+ * Starts a server and waits until it serves. Throws with the server's output if it cannot.
+ * With a fixed port (a restart on the ports a server had), a port still held for a moment
+ * (an outgoing connection that happened to get it as its local port) is retried for a while.
+ */
 export async function startServer(opts: StartOptions): Promise<ServerHandle> {
-  if (opts.port !== undefined) return startOnce(opts, opts.port);
-  // A picked port can be taken by someone else before the server binds it; retry then.
-  let lastErr: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  const fixedPorts = opts.port !== undefined;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
     try {
-      return await startOnce(opts, await freePort());
+      return await startOnce(opts);
     } catch (err) {
-      lastErr = err;
-      if (!/address already in use|EADDRINUSE/i.test(String(err))) throw err;
+      if (!fixedPorts || Date.now() > deadline || !/address already in use|EADDRINUSE/i.test(String(err))) throw err;
     }
+    await new Promise((r) => setTimeout(r, 200));
   }
-  throw lastErr;
 }
 
 /** Minimal view of an ava ExecutionContext, so helpers do not depend on ava's types. */
