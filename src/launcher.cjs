@@ -30,6 +30,17 @@ var FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 
 var packageRoot = path.resolve(__dirname, '..');
 var mainFile = path.join(packageRoot, 'src', 'main.ts');
+// Node strips TypeScript types except under node_modules; an installed skein needs a hook.
+var installed = realpath(packageRoot).split(path.sep).indexOf('node_modules') >= 0;
+var hooksFile = path.join(packageRoot, 'src', 'node-modules-hooks.cjs');
+
+function realpath(p) {
+  try {
+    return fs.realpathSync(p);
+  } catch (e) {
+    return p;
+  }
+}
 
 function suitable(version) {
   var parts = String(version).replace(/^v/, '').split('.');
@@ -96,7 +107,8 @@ function runHere() {
 }
 
 function runChild(runtime) {
-  var child = childProcess.spawn(runtime, [mainFile].concat(process.argv.slice(2)), { stdio: 'inherit' });
+  var nodeArgs = installed ? ['--require', hooksFile] : [];
+  var child = childProcess.spawn(runtime, nodeArgs.concat([mainFile], process.argv.slice(2)), { stdio: 'inherit' });
   var exited = false;
   FORWARDED_SIGNALS.forEach(function (signal) {
     // A terminal's Ctrl-C reaches the child too (same process group); a second SIGINT is
@@ -123,15 +135,17 @@ function runChild(runtime) {
   });
 }
 
+// In this process when it is the right runtime and no hook is needed (the hook must be
+// preloaded so that worker threads get it too).
 var bundled = bundledRuntime();
 if (bundled !== null) {
-  if (sameFile(bundled, process.execPath)) runHere();
+  if (sameFile(bundled, process.execPath) && !installed) runHere();
   else runChild(bundled);
 } else if (suitable(process.versions.node)) {
-  runHere();
+  if (installed) runChild(process.execPath);
+  else runHere();
 } else {
-  fail('Node.js ' + process.version + ' (' + process.execPath + ') is too old, skein needs >= ' + MIN_TEXT +
-    ', and the runtime skein brings (npm package "node") is not installed in ' + path.join(packageRoot, 'node_modules') +
-    ' (installed with --ignore-scripts?): run "npm rebuild node" in ' + packageRoot +
-    ', or put Node.js >= ' + MIN_TEXT + ' first on PATH');
+  fail('needs Node.js >= ' + MIN_TEXT + '; this is ' + process.version + ' (' + process.execPath + ') and the runtime ' +
+    'skein brings (npm package "node") is missing (installed with --ignore-scripts?): run "npm rebuild node" in ' +
+    packageRoot + ', or put Node.js >= ' + MIN_TEXT + ' first on PATH');
 }
