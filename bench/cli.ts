@@ -18,6 +18,65 @@ import { enableBenchTls } from './tls.ts';
 
 const NATS = 'nats-server';
 
+/**
+ * Every option, in the order --help lists them: parseArgs' table, the help text and the
+ * unknown-option message are all built from this one list. A line of `help` after the first
+ * is printed indented under it.
+ */
+interface OptionSpec {
+  name: string;
+  type: 'string' | 'boolean';
+  short?: string;
+  arg?: string;
+  help: string;
+}
+
+const OPTIONS = [
+  { name: 'msgs', type: 'string', arg: 'N', help: 'messages per publisher (reqrep: requests in total); 5M, 200k, 1e6 accepted' },
+  { name: 'size', type: 'string', arg: 'N', help: 'payload bytes (16, 1KiB, 64k)' },
+  { name: 'sizes', type: 'string', arg: 'a,b,...', help: "payload sizes for 'sizes'" },
+  { name: 'n', type: 'string', arg: 'N', help: 'subscribers / pairs / queue members / requesters / publishers' },
+  { name: 'subs', type: 'string', arg: 'N', help: 'same as --n' },
+  { name: 'pairs', type: 'string', arg: 'N', help: 'same as --n' },
+  { name: 'members', type: 'string', arg: 'N', help: 'same as --n' },
+  { name: 'requesters', type: 'string', arg: 'N', help: 'same as --n' },
+  { name: 'pubs', type: 'string', arg: 'N', help: 'same as --n' },
+  { name: 'conns', type: 'string', arg: 'N', help: "idle connections ('idle', default 10000)" },
+  { name: 'interest', type: 'string', arg: 'N', help: "subscriptions of the interest connection ('wildcard', default 100000)" },
+  { name: 'subjects', type: 'string', arg: 'N', help: "distinct live subjects ('wildcard', default 4096)" },
+  { name: 'rounds', type: 'string', arg: 'N', help: 'rounds; targets alternate A B A B within the run (default 3)' },
+  { name: 'against', type: 'string', arg: 'nats-server', help: 'also run every scenario on a fresh nats-server; print ratios' },
+  { name: 'target', type: 'string', arg: 'T', help: 'skein (default) or nats-server: what is measured without --url' },
+  { name: 'workers', type: 'string', arg: '1,2,4', help: 'skein --workers sweep (one target per value)' },
+  { name: 'url', type: 'string', arg: 'U[,U2]', help: "measure an already running server (two urls for 'cluster')" },
+  { name: 'pid', type: 'string', arg: 'P[,P2]', help: 'with --url: sample CPU and peak RSS of these server pids' },
+  { name: 'scale', type: 'string', arg: 'F', help: 'multiply default message counts (e.g. 0.1 for a quick look)' },
+  { name: 'gen-procs', type: 'string', arg: 'K', help: "spread each role's connections over up to K processes (default 1)" },
+  { name: 'deadline', type: 'string', arg: 'S', help: "seconds from 'go' until a run is declared FAILED (default 120)" },
+  { name: 'json', type: 'boolean', help: 'print one JSON document instead of key=value lines and tables' },
+  { name: 'save', type: 'boolean', help: "also write bench/results/<date>-<host>.json and .md (always on for 'all')" },
+  { name: 'out', type: 'string', arg: 'DIR', help: 'results directory (default bench/results)' },
+  { name: 'no-progress', type: 'boolean', help: 'no progress bar on stderr' },
+  { name: 'cpu-prof', type: 'boolean', help: 'start skein with node --cpu-prof (profiles in bench/results/prof/)' },
+  { name: 'no-cluster-skein', type: 'boolean', help: 'skip the cluster scenario for skein' },
+  { name: 'cluster-skein', type: 'boolean', help: 'accepted for old command lines; the default now' },
+  { name: 'tls', type: 'boolean', help: 'clients connect over TLS (throwaway CA; servers get --tls --tlscert --tlskey)' },
+  { name: 'wait-quiet', type: 'string', arg: 'S', help: 'before each run, wait up to S seconds for the host to be quiet\n(other work below 25% of a core over 1 s)' },
+  { name: 'help', type: 'boolean', short: 'h', help: 'this text' },
+] as const satisfies readonly OptionSpec[];
+
+type Values = { [O in (typeof OPTIONS)[number] as O['name']]?: O['type'] extends 'string' ? string : boolean };
+
+function optionLines(): string {
+  return OPTIONS.map((o: OptionSpec) => {
+    const head = `  ${o.short ? `-${o.short}, ` : ''}--${o.name}${o.arg ? ` ${o.arg}` : ''}`;
+    const [first, ...more] = o.help.split('\n');
+    const pad = ' '.repeat(22);
+    const lead = head.length < pad.length ? head.padEnd(pad.length) : `${head}\n${pad}`;
+    return [lead + first, ...more.map((l) => pad + l)].join('\n');
+  }).join('\n');
+}
+
 const HELP = `usage: npm run bench -- <scenario> [options]
 
 scenarios:
@@ -27,33 +86,36 @@ ${SCENARIOS.map((s) => `  ${s.name.padEnd(9)} ${s.summary}`).join('\n')}
   report F  re-print the tables of a saved results JSON and rewrite its markdown
 
 options:
-  --msgs N          messages per publisher (reqrep: requests in total); 5M, 200k, 1e6 accepted
-  --size N          payload bytes (16, 1KiB, 64k)
-  --sizes a,b,...   payload sizes for 'sizes'
-  --n N             subscribers / pairs / queue members / requesters / publishers
-                    (aliases: --subs --pairs --members --requesters --pubs)
-  --conns N         idle connections ('idle', default 10000)
-  --interest N      subscriptions of the interest connection ('wildcard', default 100000)
-  --subjects N      distinct live subjects ('wildcard', default 4096)
-  --rounds N        rounds; targets alternate A B A B within the run (default 3)
-  --against nats-server   also run every scenario on a fresh nats-server; print ratios
-  --target T        skein (default) or nats-server: what is measured without --url
-  --workers 1,2,4   skein --workers sweep (one target per value)
-  --url U[,U2]      measure an already running server (two urls for 'cluster')
-  --pid P[,P2]      with --url: sample CPU and peak RSS of these server pids
-  --scale F         multiply default message counts (e.g. 0.1 for a quick look)
-  --gen-procs K     spread each role's connections over up to K processes (default 1)
-  --deadline S      seconds from 'go' until a run is declared FAILED (default 120)
-  --json            print one JSON document instead of key=value lines and tables
-  --save            also write bench/results/<date>-<host>.json and .md (always on for 'all')
-  --out DIR         results directory (default bench/results)
-  --no-progress     no progress bar on stderr
-  --cpu-prof        start skein with node --cpu-prof (profiles in bench/results/prof/)
-  --no-cluster-skein  skip the cluster scenario for skein
-  --tls             clients connect over TLS (throwaway CA; servers get --tls --tlscert --tlskey)
-  --wait-quiet S    before each run, wait up to S seconds for the host to be quiet
-                    (other work below 25% of a core over 1 s)
+${optionLines()}
 `;
+
+/** parseArgs, with its errors said in one line that names the option and the valid ones. */
+function parseCommandLine(argv: string[]): ReturnType<typeof parseOptions> {
+  try {
+    return parseOptions(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const name = /'([^']+)'/.exec(e.message)?.[1] ?? '?';
+      const valid = OPTIONS.map((o) => `--${o.name}`).join(' ');
+      throw new UsageError(`unknown option ${name}; valid options: ${valid} (npm run bench -- --help)`);
+    }
+    if (e.code?.startsWith('ERR_PARSE_ARGS_')) throw new UsageError(e.message.split('. ')[0]);
+    throw err;
+  }
+}
+
+function parseOptions(argv: string[]) {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const o of OPTIONS as readonly OptionSpec[]) options[o.name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options }) as {
+    values: Record<string, string | boolean | undefined>;
+    positionals: string[];
+  };
+}
+
+/** A command-line mistake: one line on stderr, exit 2 (as every other error here). */
+class UsageError extends Error {}
 
 function parseCount(s: string, what: string): number {
   const m = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*([kKmM]?)$/.exec(s.trim());
@@ -82,46 +144,16 @@ function git(args: string[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      msgs: { type: 'string' },
-      size: { type: 'string' },
-      sizes: { type: 'string' },
-      n: { type: 'string' },
-      subs: { type: 'string' },
-      pairs: { type: 'string' },
-      members: { type: 'string' },
-      requesters: { type: 'string' },
-      pubs: { type: 'string' },
-      conns: { type: 'string' },
-      interest: { type: 'string' },
-      subjects: { type: 'string' },
-      rounds: { type: 'string' },
-      against: { type: 'string' },
-      target: { type: 'string' },
-      workers: { type: 'string' },
-      url: { type: 'string' },
-      pid: { type: 'string' },
-      scale: { type: 'string' },
-      'gen-procs': { type: 'string' },
-      deadline: { type: 'string' },
-      json: { type: 'boolean' },
-      save: { type: 'boolean' },
-      out: { type: 'string' },
-      'no-progress': { type: 'boolean' },
-      'cpu-prof': { type: 'boolean' },
-      'cluster-skein': { type: 'boolean' }, // accepted for old command lines; now the default
-      'no-cluster-skein': { type: 'boolean' },
-      'wait-quiet': { type: 'string' },
-      tls: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  const { values, positionals } = parseCommandLine(process.argv.slice(2));
+  const v = values as Values;
   const name = positionals[0];
-  if (v.help || !name || name === 'help' || name === 'list') {
+  if (v.help || name === 'help' || name === 'list') {
     process.stdout.write(HELP);
-    return name ? 0 : 2;
+    return 0;
+  }
+  if (!name) {
+    process.stderr.write(HELP);
+    return 2;
   }
   const note = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
   if (name === 'report') {

@@ -6,6 +6,7 @@
 // the cluster scenario also runs on a 2-node nats-server cluster when nats-server is installed.
 
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import test from 'ava';
@@ -13,7 +14,7 @@ import { mergeGroup, SeqChecker } from '../bench/check.ts';
 import { buildPubTemplate, PROBE_SID, ProtocolReader, seqBits, writeSeq } from '../bench/protocol.ts';
 import { DEFAULT_RUN_OPTIONS, runOnce } from '../bench/runner.ts';
 import type { RunOptions } from '../bench/runner.ts';
-import { entryId, findScenario } from '../bench/scenarios.ts';
+import { entryId, findScenario, SCENARIOS } from '../bench/scenarios.ts';
 import type { Entry, Params } from '../bench/scenarios.ts';
 import { killAllNow, natsServerVersion, REPO_ROOT } from '../bench/servers.ts';
 import type { Target } from '../bench/servers.ts';
@@ -378,4 +379,45 @@ test.serial('cli rejects an unknown scenario with usage', async (t) => {
   const r = await cli(['nope']);
   t.is(r.code, 2);
   t.regex(r.stderr, /unknown scenario "nope"/);
+});
+
+// ---- command line --------------------------------------------------------------------------
+
+function npmBench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('npm', ['run', '--silent', 'bench', '--', ...args], { cwd: REPO_ROOT, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('npm run bench -- --help exits 0 and lists every scenario and every option the cli reads', async (t) => {
+  t.timeout(60_000);
+  const r = await npmBench(['--help']);
+  t.is(r.code, 0, r.stderr);
+  for (const s of SCENARIOS) t.regex(r.stdout, new RegExp(`^  ${s.name} +\\S`, 'm'), `scenario ${s.name}`);
+  for (const extra of ['sizes', 'all', 'report']) t.regex(r.stdout, new RegExp(`^  ${extra} `, 'm'));
+  // Every option bench/cli.ts reads (v.name or v['name']) must be in the help.
+  const source = fs.readFileSync(path.join(REPO_ROOT, 'bench', 'cli.ts'), 'utf8');
+  const read = new Set([...source.matchAll(/\bv(?:\.([a-z]+)|\['([a-z-]+)'\])/g)].map((m) => m[1] ?? m[2]));
+  t.true(read.size > 10, [...read].join(' '));
+  for (const name of read) t.regex(r.stdout, new RegExp(`^  (?:-\\w, )?--${name}\\b`, 'm'), `option --${name}`);
+  t.is((await npmBench(['-h'])).code, 0);
+});
+
+test('bench: an unknown option names itself and the valid ones; no scenario is a usage error', async (t) => {
+  t.timeout(60_000);
+  const r = await npmBench(['pubsub', '--sise', '16']);
+  t.is(r.code, 2);
+  t.is(r.stdout, '');
+  const lines = r.stderr.trim().split('\n');
+  t.is(lines.length, 1, r.stderr);
+  t.regex(lines[0], /^bench: unknown option --sise; valid options: --msgs --size .* --help/);
+  t.notRegex(r.stderr, /positional argument/);
+  const missing = await npmBench(['pubsub', '--msgs']);
+  t.is(missing.code, 2);
+  t.regex(missing.stderr, /^bench: Option '--msgs <value>' argument missing\n$/);
+  const none = await npmBench([]);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /^usage: npm run bench/);
 });

@@ -161,7 +161,7 @@ test.serial('the launcher on the bundled runtime runs the server in its own proc
   t.timeout(60_000);
   const r = run(t, process.execPath, [launcher, '-a', '127.0.0.1', '-p', '-1', '--workers', '1']);
   const m = await r.waitFor(/\[(\d+)\] \S+ \S+ \[INF\] Listening for client connections on 127\.0\.0\.1:(\d+)/);
-  t.is(Number(m[1]), r.child.pid, 'no second process when the launcher already runs on the bundled runtime');
+  t.is(Number(m[1]), r.child.pid ?? -1, 'no second process when the launcher already runs on the bundled runtime');
   t.regex(await expectInfo(Number(m[2])), /^INFO \{/);
   r.child.kill('SIGINT');
   t.deepEqual(await r.exit, [0, null], r.output());
