@@ -45,54 +45,84 @@ export interface ParsedFlags {
 
 type Apply = (f: ParsedFlags, value: never) => void;
 
+/** The sections of `-h`, in order (nats-server's usage text has the same ones). */
+const GROUPS = ['Server', 'Logging', 'Authorization', 'TLS', 'Cluster', 'Common'] as const;
+type FlagGroup = (typeof GROUPS)[number];
+
 interface FlagSpec {
   names: string[];
   /** Absent for booleans. */
   arg?: 'string' | 'int';
+  /** How `-h` and the README show the value (`<port>`); booleans have none. */
+  placeholder?: string;
+  group: FlagGroup;
+  /** One line for `-h` and the README flag table. */
+  help: string;
   /** For int flags: why a value is out of range, or undefined. */
   check?: (n: number) => string | undefined;
   apply: Apply;
 }
 
+type Doc = Pick<FlagSpec, 'group' | 'help' | 'placeholder'>;
+
 const portRange = (n: number): string | undefined =>
   n < -1 || n > 65535 ? 'port must be between -1 and 65535' : undefined;
 
-const str = (names: string[], apply: (f: ParsedFlags, v: string) => void): FlagSpec =>
-  ({ names, arg: 'string', apply: apply as Apply });
-const int = (names: string[], check: FlagSpec['check'], apply: (f: ParsedFlags, v: number) => void): FlagSpec =>
-  ({ names, arg: 'int', check, apply: apply as Apply });
-const bool = (names: string[], apply: (f: ParsedFlags, v: boolean) => void): FlagSpec =>
-  ({ names, apply: apply as Apply });
+const str = (names: string[], doc: Doc, apply: (f: ParsedFlags, v: string) => void): FlagSpec =>
+  ({ names, arg: 'string', ...doc, apply: apply as Apply });
+const int = (names: string[], doc: Doc, check: FlagSpec['check'], apply: (f: ParsedFlags, v: number) => void): FlagSpec =>
+  ({ names, arg: 'int', ...doc, check, apply: apply as Apply });
+const bool = (names: string[], doc: Doc, apply: (f: ParsedFlags, v: boolean) => void): FlagSpec =>
+  ({ names, ...doc, apply: apply as Apply });
 
+/**
+ * Every command-line flag, in the order `-h` lists them within their group. This table is
+ * the only place a flag is declared: the parser, `-h` (usageText) and the README's flag table
+ * (flagTableMarkdown; `npm run readme` rewrites it, and test/help.test.ts fails until it
+ * matches) all come from it. Adding a flag = one entry here (+ a ParsedFlags field and its
+ * use in applyFlags).
+ */
 const FLAGS: FlagSpec[] = [
-  bool(['h', 'help'], (f, v) => { f.help = v; }),
-  bool(['v', 'version'], (f, v) => { f.version = v; }),
-  str(['c', 'config'], (f, v) => { f.configFile = v; }),
-  bool(['t'], (f, v) => { f.check = v; }),
-  str(['a', 'addr', 'net'], (f, v) => { f.host = v; }),
-  int(['p', 'port'], portRange, (f, v) => { f.port = v; }),
-  str(['n', 'name', 'server_name'], (f, v) => { f.serverName = v; }),
-  int(['workers'], (n) => (n < 1 ? 'workers must be >= 1' : undefined), (f, v) => { f.workers = v; }),
-  str(['P', 'pid'], (f, v) => { f.pidFile = v; }),
-  int(['m', 'http_port'], portRange, (f, v) => { f.httpPort = v; }),
-  str(['client_advertise'], (f, v) => { f.clientAdvertise = v; }),
-  str(['user'], (f, v) => { f.user = v; }),
-  str(['pass'], (f, v) => { f.password = v; }),
-  str(['auth'], (f, v) => { f.token = v; }),
-  bool(['D', 'debug'], (f, v) => { f.debug = v; }),
-  bool(['V', 'trace'], (f, v) => { f.trace = v; }),
+  str(['a', 'addr', 'net'], { group: 'Server', placeholder: '<host>', help: 'Bind to host address (default: 0.0.0.0)' },
+    (f, v) => { f.host = v; }),
+  int(['p', 'port'], { group: 'Server', placeholder: '<port>', help: 'Use port for clients (default: 4222, -1 for random)' },
+    portRange, (f, v) => { f.port = v; }),
+  str(['n', 'name', 'server_name'], { group: 'Server', placeholder: '<server_name>', help: 'Server name (default: the server id)' },
+    (f, v) => { f.serverName = v; }),
+  int(['workers'], { group: 'Server', placeholder: '<n>', help: 'Worker threads (default: one per CPU; skein only)' },
+    (n) => (n < 1 ? 'workers must be >= 1' : undefined), (f, v) => { f.workers = v; }),
+  str(['P', 'pid'], { group: 'Server', placeholder: '<file>', help: 'File to store PID' },
+    (f, v) => { f.pidFile = v; }),
+  int(['m', 'http_port'], { group: 'Server', placeholder: '<port>', help: 'Use port for http monitoring' },
+    portRange, (f, v) => { f.httpPort = v; }),
+  str(['c', 'config'], { group: 'Server', placeholder: '<file>', help: 'Configuration file (YAML with nats-server key names)' },
+    (f, v) => { f.configFile = v; }),
+  bool(['t'], { group: 'Server', help: 'Test configuration and exit' },
+    (f, v) => { f.check = v; }),
+  str(['client_advertise'], { group: 'Server', placeholder: '<string>', help: 'Client URL to advertise to other servers' },
+    (f, v) => { f.clientAdvertise = v; }),
+
+  bool(['D', 'debug'], { group: 'Logging', help: 'Enable debugging output' },
+    (f, v) => { f.debug = v; }),
+  bool(['V', 'trace'], { group: 'Logging', help: 'Trace the raw protocol' },
+    (f, v) => { f.trace = v; }),
   // -VV/-DVV are nats-server's "verbose trace" (also traces $SYS); skein has no $SYS, so plain trace.
-  bool(['VV'], (f, v) => { f.trace = v; }),
-  bool(['DV'], (f, v) => { f.debug = v; f.trace = v; }),
-  bool(['DVV'], (f, v) => { f.debug = v; f.trace = v; }),
-  str(['cluster', 'cluster_listen'], (f, v) => { f.cluster = v; }),
-  str(['cluster_name'], (f, v) => { f.clusterName = v; }),
-  str(['routes'], (f, v) => { f.routes = v; }),
-  bool(['no_advertise'], (f, v) => { f.noAdvertise = v; }),
-  int(['connect_retries'], (n) => (n < 0 ? 'must be >= 0' : undefined), (f, v) => { f.connectRetries = v; }),
-  str(['cluster_advertise'], (f, v) => { f.clusterAdvertise = v; }),
+  bool(['VV'], { group: 'Logging', help: 'Verbose trace (as -V: skein has no system account)' },
+    (f, v) => { f.trace = v; }),
+  bool(['DV'], { group: 'Logging', help: 'Debug and trace' },
+    (f, v) => { f.debug = v; f.trace = v; }),
+  bool(['DVV'], { group: 'Logging', help: 'Debug and verbose trace (as -DV)' },
+    (f, v) => { f.debug = v; f.trace = v; }),
+
+  str(['user'], { group: 'Authorization', placeholder: '<user>', help: 'User required for connections' },
+    (f, v) => { f.user = v; }),
+  str(['pass'], { group: 'Authorization', placeholder: '<password>', help: 'Password required for connections' },
+    (f, v) => { f.password = v; }),
+  str(['auth'], { group: 'Authorization', placeholder: '<token>', help: 'Authorization token required for connections' },
+    (f, v) => { f.token = v; }),
+
   // opts.go ConfigureOptions: any tls* flag turns the flags' TLS on, unless --tls=false came.
-  bool(['tls'], (f, v) => {
+  bool(['tls'], { group: 'TLS', help: 'Enable TLS, do not verify clients (default: false)' }, (f, v) => {
     f.tls = v;
     if (v) {
       f.tlsOverride = !f.tlsDisabled;
@@ -101,10 +131,32 @@ const FLAGS: FlagSpec[] = [
       f.tlsOverride = false;
     }
   }),
-  bool(['tlsverify'], (f, v) => { f.tlsVerify = v; tlsFlag(f); }),
-  str(['tlscert'], (f, v) => { f.tlsCert = v; tlsFlag(f); }),
-  str(['tlskey'], (f, v) => { f.tlsKey = v; tlsFlag(f); }),
-  str(['tlscacert'], (f, v) => { f.tlsCaCert = v; tlsFlag(f); }),
+  str(['tlscert'], { group: 'TLS', placeholder: '<file>', help: 'Server certificate file' },
+    (f, v) => { f.tlsCert = v; tlsFlag(f); }),
+  str(['tlskey'], { group: 'TLS', placeholder: '<file>', help: 'Private key for server certificate' },
+    (f, v) => { f.tlsKey = v; tlsFlag(f); }),
+  bool(['tlsverify'], { group: 'TLS', help: 'Enable TLS, verify client certificates' },
+    (f, v) => { f.tlsVerify = v; tlsFlag(f); }),
+  str(['tlscacert'], { group: 'TLS', placeholder: '<file>', help: 'Client certificate CA for verification' },
+    (f, v) => { f.tlsCaCert = v; tlsFlag(f); }),
+
+  str(['routes'], { group: 'Cluster', placeholder: '<rurl-1, rurl-2>', help: 'Routes to solicit and connect (nats-route://[user:pass@]host:port)' },
+    (f, v) => { f.routes = v; }),
+  str(['cluster', 'cluster_listen'], { group: 'Cluster', placeholder: '<cluster-url>', help: 'Cluster URL for solicited routes (nats://[user:pass@]host:port, port -1 for random)' },
+    (f, v) => { f.cluster = v; }),
+  str(['cluster_name'], { group: 'Cluster', placeholder: '<string>', help: 'Cluster Name, if not set one will be dynamically generated' },
+    (f, v) => { f.clusterName = v; }),
+  bool(['no_advertise'], { group: 'Cluster', help: 'Do not advertise known cluster information to clients' },
+    (f, v) => { f.noAdvertise = v; }),
+  str(['cluster_advertise'], { group: 'Cluster', placeholder: '<string>', help: 'Cluster URL to advertise to other servers' },
+    (f, v) => { f.clusterAdvertise = v; }),
+  int(['connect_retries'], { group: 'Cluster', placeholder: '<number>', help: 'For implicit routes, number of connect retries' },
+    (n) => (n < 0 ? 'must be >= 0' : undefined), (f, v) => { f.connectRetries = v; }),
+
+  bool(['h', 'help'], { group: 'Common', help: 'Show this message' },
+    (f, v) => { f.help = v; }),
+  bool(['v', 'version'], { group: 'Common', help: 'Show version' },
+    (f, v) => { f.version = v; }),
 ];
 
 function tlsFlag(f: ParsedFlags): void {
@@ -281,50 +333,35 @@ function parseClusterListen(text: string): { host: string; port: number; user?: 
   return { host, port, user: decodeURIComponent(url.username), password: decodeURIComponent(url.password) };
 }
 
+/** How a flag is written: `-p`, `-DV` (nats-server's single-dash forms), `--port`. */
+function flagName(name: string): string {
+  return name.length === 1 || /^[A-Z]+$/.test(name) ? `-${name}` : `--${name}`;
+}
+
+/** `-a, --addr, --net <host>` */
+function flagSynopsis(spec: FlagSpec): string {
+  return spec.names.map(flagName).join(', ') + (spec.placeholder ? ` ${spec.placeholder}` : '');
+}
+
+const USAGE_COLUMN = 37; // where nats-server's usage text starts the descriptions
+
+/** `-h`: nats-server's usage layout, built from FLAGS. */
 export function usageText(): string {
-  return `
-Usage: skein [options]
+  const sections = GROUPS.map((group) => {
+    const lines = FLAGS.filter((f) => f.group === group).map((f) => {
+      // Long-only flags line up after the short ones, as in nats-server's usage text.
+      const synopsis = `    ${flagName(f.names[0]).startsWith('--') ? '    ' : ''}${flagSynopsis(f)}`;
+      return synopsis.length < USAGE_COLUMN
+        ? synopsis.padEnd(USAGE_COLUMN) + f.help
+        : `${synopsis}\n${' '.repeat(USAGE_COLUMN)}${f.help}`;
+    });
+    return lines.length === 0 ? '' : `${group} Options:\n${lines.join('\n')}\n`;
+  }).filter((s) => s !== '');
+  return `\nUsage: skein [options]\n\n${sections.join('\n')}`;
+}
 
-Server Options:
-    -a, --addr, --net <host>         Bind to host address (default: 0.0.0.0)
-    -p, --port <port>                Use port for clients (default: 4222, -1 for random)
-    -n, --name
-        --server_name <server_name>  Server name (default: auto)
-        --workers <n>                Worker threads (default: number of CPUs)
-    -P, --pid <file>                 File to store PID
-    -m, --http_port <port>           Use port for http monitoring
-    -c, --config <file>              Configuration file (YAML, nats-server key names)
-    -t                               Test configuration and exit
-        --client_advertise <string>  Client URL to advertise to other servers
-
-Logging Options:
-    -D, --debug                      Enable debugging output
-    -V, --trace                      Trace the raw protocol
-    -DV                              Debug and trace
-
-Authorization Options:
-        --user <user>                User required for connections
-        --pass <password>            Password required for connections
-        --auth <token>               Authorization token required for connections
-
-TLS Options:
-        --tls                        Enable TLS, do not verify clients (default: false)
-        --tlscert <file>             Server certificate file
-        --tlskey <file>              Private key for server certificate
-        --tlsverify                  Enable TLS, verify client certificates
-        --tlscacert <file>           Client certificate CA for verification
-
-Cluster Options:
-        --routes <rurl-1, rurl-2>    Routes to solicit and connect
-        --cluster <cluster-url>      Cluster URL for solicited routes
-        --cluster_name <string>      Cluster Name, if not set one will be dynamically generated
-        --no_advertise <bool>        Do not advertise known cluster information to clients
-        --cluster_advertise <string> Cluster URL to advertise to other servers
-        --connect_retries <number>   For implicit routes, number of connect retries
-        --cluster_listen <url>       Cluster url from which members can solicit routes
-
-Common Options:
-    -h, --help                       Show this message
-    -v, --version                    Show version
-`;
+/** The README's flag table (between its `flags` markers), built from FLAGS like `-h`. */
+export function flagTableMarkdown(): string {
+  const rows = FLAGS.map((f) => `| \`${flagSynopsis(f)}\` | ${f.help.replace(/\|/g, '\\|')} |`);
+  return ['| flag | meaning |', '|---|---|', ...rows].join('\n');
 }
