@@ -72,7 +72,7 @@ test('the cluster configs agree: one name, every member lists every route, no po
 test('the README uses the example configs\' cluster name everywhere', (t) => {
   const name = readConfig(clusterConfigs[0]).cluster!.name!;
   const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
-  const used = [...readme.matchAll(/--cluster_name[ =](\S+)/g)].map((m) => m[1]);
+  const used = [...readme.matchAll(/--cluster_name[ =]([^\s<`]\S*)/g)].map((m) => m[1]);
   t.true(used.length > 0, 'the README shows a cluster started with flags');
   for (const u of used) t.is(u, name);
   for (const m of readme.matchAll(/-c (config\/\S+\.yaml)/g)) t.true(fs.existsSync(path.join(repoRoot, m[1])), m[1]);
