@@ -89,9 +89,47 @@ interface Field {
 const field = (names: string | string[], read: (v: Value) => void): Field =>
   ({ names: typeof names === 'string' ? [names] : names, read });
 
+/**
+ * nats-server 2.9.10's config keys that skein does not implement, by block (from opts.go:
+ * processConfigFileLine, parseCluster, parseGateway, parseAuthorization, parseUsers,
+ * parseUserPermissions, parseGateways), plus a few 2.10 keys. Such a key is refused as "not
+ * supported" by name, never taken for a typo and never ignored. Implementing one: delete its
+ * entry here and add a field for it to the block's table below.
+ */
+export const NOT_SUPPORTED = {
+  top: [
+    // OCSP (tls is read)
+    'ocsp', 'allow_non_tls',
+    // monitoring over https, profiling
+    'https', 'https_port', 'http_base_path', 'prof_port',
+    // logging
+    'logfile', 'log_file', 'logfile_size_limit', 'log_size_limit', 'logtime', 'syslog', 'remote_syslog',
+    'trace_verbose', 'max_traced_msg_len',
+    // files
+    'ports_file_dir',
+    // accounts, operators, JWT resolvers
+    'accounts', 'mappings', 'maps', 'system_account', 'system', 'no_auth_user', 'operator', 'operators', 'roots',
+    'root', 'root_operators', 'root_operator', 'resolver', 'account_resolver', 'accounts_resolver', 'resolver_tls',
+    'resolver_preload', 'resolver_pinned_accounts', 'trusted', 'trusted_keys',
+    // other listeners and JetStream
+    'leafnodes', 'leaf', 'websocket', 'ws', 'mqtt', 'jetstream', 'store_dir', 'storedir', 'default_js_domain',
+    // tuning and metadata
+    'server_tags', 'disable_sublist_cache', 'no_sublist_cache', 'max_sub_tokens', 'max_subscription_tokens',
+    'no_header_support', 'connect_error_reports', 'reconnect_error_reports',
+  ],
+  authorization: [],
+  user: ['allowed_connection_types', 'connection_types', 'clients', 'account'],
+  permissions: ['allow_responses', 'publish_allow_responses'],
+  // cluster/gateway `authorization` (a single user): nats-server parses these and ignores them.
+  routeAuthorization: ['permissions', 'default_permissions', 'default_permission', 'nkeys'],
+  cluster: ['permissions', /* 2.10: */ 'pool_size', 'compression', 'accounts'],
+  gateway: ['tls'],
+  remoteGateway: ['tls'],
+} as const satisfies Record<string, readonly string[]>;
+
 /** nats-server keys that skein does not implement: named as such rather than as unknown. */
-const unsupported = (names: string[]): Field =>
-  field(names, (v) => v.fail(`field ${JSON.stringify(v.key)} is not supported by skein`, 'UNSUPPORTED', v.keyPosition));
+const unsupported = (names: readonly string[]): Field =>
+  field([...names], (v) => v.fail(`field ${JSON.stringify(v.key)} is not supported by skein`, 'UNSUPPORTED', v.keyPosition));
 
 /** One node of the document, with the path that names it in messages and in Positions. */
 class Value {
@@ -301,17 +339,12 @@ function topLevelFields(o: Options): Field[] {
       if (ms < 0) v.fail('invalid lame_duck_grace_period, needs to be positive');
       o.lameDuckGracePeriodMs = ms;
     }),
-    field('no_system_account', (v) => { o.noSystemAccount = v.bool(); }),
+    field(['no_system_account', 'no_system', 'no_sys_acc'], (v) => { o.noSystemAccount = v.bool(); }),
     field('authorization', (v) => { o.authorization = readAuthorization(v); }),
     field('cluster', (v) => { o.cluster = readCluster(v, o.cluster); }),
     field('gateway', (v) => { o.gateway = readGateway(v, o.gateway); }),
     field('tls', (v) => { o.tls = readTls(v); }),
-    unsupported([
-      'jetstream', 'leafnodes', 'leaf', 'accounts', 'websocket', 'mqtt', 'system_account',
-      'operator', 'operators', 'resolver', 'resolver_preload', 'trusted', 'trusted_keys', 'no_auth_user',
-      'https', 'https_port', 'http_base_path', 'logfile', 'log_file', 'syslog', 'remote_syslog', 'logtime',
-      'trace_verbose', 'mappings', 'ports_file_dir', 'prof_port', 'store_dir', 'max_traced_msg_len',
-    ]),
+    unsupported(NOT_SUPPORTED.top),
   ];
 }
 
@@ -337,7 +370,7 @@ function readAuthorization(v: Value): NonNullable<Options['authorization']> {
       if (nkeys.length > 0) a.nkeys = nkeys;
     }),
     field(['default_permissions', 'default_permission', 'permissions'], (f) => { defaultPermissions = readPermissions(f); }),
-    unsupported(['nkeys', 'nkey']),
+    unsupported(NOT_SUPPORTED.authorization),
   ]);
   // opts.go applyDefaultPermissions: users without their own permissions get the block's.
   if (defaultPermissions) {
@@ -360,7 +393,7 @@ function readUser(v: Value): UserEntry | NkeyUserEntry {
     field(['password', 'pass'], (f) => { password = f.string(); }),
     field('nkey', (f) => { nkey = f.string(); }),
     field(['permissions', 'permission', 'authorization'], (f) => { permissions = readPermissions(f); }),
-    unsupported(['allowed_connection_types', 'connection_types', 'clients', 'account']),
+    unsupported(NOT_SUPPORTED.user),
   ]);
   // opts.go parseUsers: an nkey entry takes precedence and must stand alone.
   if (nkey) {
@@ -441,7 +474,7 @@ function readPermissions(v: Value): UserPermissions | undefined {
   v.fields([
     field(['publish', 'pub', 'import'], (f) => { const s = readSubjectPermission(f); if (s) p.publish = s; else delete p.publish; }),
     field(['subscribe', 'sub', 'export'], (f) => { const s = readSubjectPermission(f); if (s) p.subscribe = s; else delete p.subscribe; }),
-    unsupported(['allow_responses', 'publish_allow_responses']),
+    unsupported(NOT_SUPPORTED.permissions),
   ], (key) => `Unknown field ${JSON.stringify(key)} parsing permissions`);
   return p.publish || p.subscribe ? p : undefined;
 }
@@ -497,7 +530,7 @@ function readSimpleAuth(v: Value, kind: 'Cluster' | 'Gateway', prev: RouteAuth |
     field('timeout', (f) => { a.timeoutMs = authTimeoutMs(f); }),
     field('token', (f) => f.fail(`${kind} authorization does not support tokens`, 'CONFLICT', f.keyPosition)),
     field('users', (f) => f.fail(`${kind} authorization does not allow multiple users`, 'CONFLICT', f.keyPosition)),
-    unsupported(['permissions', 'default_permissions', 'default_permission', 'nkeys']),
+    unsupported(NOT_SUPPORTED.routeAuthorization),
   ]);
   return a;
 }
@@ -523,7 +556,7 @@ function readCluster(v: Value, prev: ClusterOptions | undefined): ClusterOptions
     field('connect_retries', (f) => { c.connectRetries = f.int(0); }),
     field(['advertise', 'cluster_advertise'], (f) => { c.advertise = f.string(); }),
     field('tls', (f) => { c.tls = readTls(f); }),
-    unsupported(['permissions', 'pool_size', 'compression', 'accounts']),
+    unsupported(NOT_SUPPORTED.cluster),
   ]);
   return c;
 }
@@ -544,7 +577,7 @@ function readGateway(v: Value, prev: GatewayOptions | undefined): GatewayOptions
     field('connect_retries', (f) => { g.connectRetries = f.int(0); }),
     field(['reject_unknown', 'reject_unknown_cluster'], (f) => { g.rejectUnknown = f.bool(); }),
     field('gateways', (f) => { g.gateways = f.items().map(readRemoteGateway); }),
-    unsupported(['tls']),
+    unsupported(NOT_SUPPORTED.gateway),
   ]);
   return g;
 }
@@ -557,7 +590,7 @@ function readRemoteGateway(v: Value): { name: string; urls: string[] } {
     // nats-server: `url` adds one URL, `urls` gives the list.
     field('url', (f) => { r.urls.push(checkUrl(f, f.string(), 'gateway')); }),
     field('urls', (f) => { r.urls.push(...urlList(f, 'gateway')); }),
-    unsupported(['tls']),
+    unsupported(NOT_SUPPORTED.remoteGateway),
   ]);
   return r;
 }

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, defaultOptions, loadOptions, type Options } from '../src/options.ts';
-import { parseGoDuration, parseSize } from '../src/config.ts';
+import { parseConfigText, parseGoDuration, parseSize } from '../src/config.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -621,4 +621,84 @@ test('-v, --version and `version` print the package version', async (t) => {
   for (const argv of [['-v'], ['--version'], ['version']]) {
     t.deepEqual(await loadOptions(argv), { kind: 'version', text: `skein: v${pkg.version}` }, argv.join(' '));
   }
+});
+
+// nats-server 2.9.10's config keys, read off server/opts.go (processConfigFileLine and the
+// block parsers). Each must be either read or refused as not supported, never "unknown".
+const NATS_SERVER_2_9_10_KEYS: Record<string, { wrap: (line: string) => string; keys: string[] }> = {
+  top: {
+    wrap: (l) => l,
+    keys: [
+      'listen', 'client_advertise', 'port', 'server_name', 'host', 'net', 'debug', 'trace', 'trace_verbose', 'logtime',
+      'mappings', 'maps', 'disable_sublist_cache', 'no_sublist_cache', 'accounts', 'authorization', 'http', 'https',
+      'http_port', 'monitor_port', 'https_port', 'http_base_path', 'cluster', 'gateway', 'leaf', 'leafnodes', 'store_dir',
+      'storedir', 'jetstream', 'logfile', 'log_file', 'logfile_size_limit', 'log_size_limit', 'syslog', 'remote_syslog',
+      'pidfile', 'pid_file', 'ports_file_dir', 'prof_port', 'max_control_line', 'max_payload', 'max_pending',
+      'max_connections', 'max_conn', 'max_traced_msg_len', 'max_subscriptions', 'max_subs', 'max_sub_tokens',
+      'max_subscription_tokens', 'ping_interval', 'ping_max', 'tls', 'ocsp', 'allow_non_tls', 'write_deadline',
+      'lame_duck_duration', 'lame_duck_grace_period', 'operator', 'operators', 'roots', 'root', 'root_operators',
+      'root_operator', 'resolver', 'account_resolver', 'accounts_resolver', 'resolver_tls', 'resolver_preload',
+      'resolver_pinned_accounts', 'no_auth_user', 'system_account', 'system', 'no_system_account', 'no_system',
+      'no_sys_acc', 'no_header_support', 'trusted', 'trusted_keys', 'connect_error_reports', 'reconnect_error_reports',
+      'websocket', 'ws', 'mqtt', 'server_tags', 'default_js_domain',
+    ],
+  },
+  cluster: {
+    wrap: (l) => `cluster:\n  port: 6222\n  ${l}`,
+    keys: ['name', 'listen', 'port', 'host', 'net', 'authorization', 'routes', 'tls', 'cluster_advertise', 'advertise',
+      'no_advertise', 'connect_retries', 'permissions'],
+  },
+  gateway: {
+    wrap: (l) => `gateway:\n  name: g\n  ${l}`,
+    keys: ['name', 'listen', 'port', 'host', 'net', 'authorization', 'tls', 'advertise', 'connect_retries', 'gateways',
+      'reject_unknown', 'reject_unknown_cluster'],
+  },
+  remoteGateway: {
+    wrap: (l) => `gateway:\n  name: g\n  port: 7222\n  gateways:\n    - name: h\n      ${l}`,
+    keys: ['name', 'tls', 'url', 'urls'],
+  },
+  authorization: {
+    wrap: (l) => `authorization:\n  ${l}`,
+    keys: ['user', 'username', 'pass', 'password', 'token', 'timeout', 'users', 'default_permission',
+      'default_permissions', 'permissions'],
+  },
+  user: {
+    wrap: (l) => `authorization:\n  users:\n    - user: a\n      ${l}`,
+    keys: ['allowed_connection_types', 'authorization', 'clients', 'connection_types', 'nkey', 'pass', 'password',
+      'permission', 'permissions', 'user', 'username'],
+  },
+  permissions: {
+    wrap: (l) => `authorization:\n  users:\n    - user: a\n      permissions:\n        ${l}`,
+    keys: ['publish', 'pub', 'import', 'subscribe', 'sub', 'export', 'allow_responses', 'publish_allow_responses'],
+  },
+  routeAuthorization: {
+    wrap: (l) => `cluster:\n  port: 6222\n  authorization:\n    ${l}`,
+    keys: ['user', 'username', 'pass', 'password', 'token', 'timeout'],
+  },
+};
+
+test('every nats-server 2.9.10 config key is either read or refused as not supported, by name', (t) => {
+  for (const [block, { wrap, keys }] of Object.entries(NATS_SERVER_2_9_10_KEYS)) {
+    for (const key of keys) {
+      for (const value of ['1', '{}']) {
+        const text = `${wrap(`${key}: ${value}`)}\n`;
+        let err: ConfigError | undefined;
+        try {
+          parseConfigText(text, 'x.yaml', defaultOptions());
+        } catch (e) {
+          err = e as ConfigError;
+        }
+        const problems = err?.problems ?? [];
+        t.false(problems.some((p) => p.code === 'UNKNOWN_KEY'), `${block}.${key}: ${err?.message}`);
+        const refused = problems.find((p) => p.code === 'UNSUPPORTED');
+        if (refused) t.regex(refused.message, new RegExp(`field "${key}" is not supported by skein$`), `${block}.${key}`);
+      }
+    }
+  }
+});
+
+test('server_tags is refused as not supported, naming the key, file and line', (t) => {
+  const err = t.throws(() => parseConfigText('port: 4222\nserver_tags: ["az:1"]\n', 'x.yaml', defaultOptions())) as ConfigError;
+  t.is(err.code, 'UNSUPPORTED');
+  t.is(err.message, 'x.yaml:2:1: field "server_tags" is not supported by skein');
 });
