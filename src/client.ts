@@ -196,8 +196,14 @@ export class ClientConn implements ProtocolHandler {
   }
 
   logPrefix(): string {
-    return `${this.remoteAddr}:${this.remotePort} - cid:${this.cid}`;
+    return `${this.remoteAddr}:${this.remotePort} - cid:${this.cid}${this.connectLabel}`;
   }
+
+  /**
+   * ` - "v2.29.3:nodejs:name"` once CONNECT gave a version, lang or name, as nats-server adds
+   * to every later line of the connection (client.go processConnect); '' until then.
+   */
+  private connectLabel = '';
 
   // ---------------------------------------------------------------- output
 
@@ -452,6 +458,8 @@ export class ClientConn implements ProtocolHandler {
     this.name = parsed.name;
     this.lang = parsed.lang;
     this.version = parsed.version;
+    const label = [parsed.version !== '' ? `v${parsed.version}` : '', parsed.lang, parsed.name].filter((p) => p !== '').join(':');
+    this.connectLabel = label === '' ? '' : ` - ${JSON.stringify(label)}`;
 
     const verdict = this.authorize(parsed);
     if (verdict instanceof Promise) {
@@ -480,8 +488,7 @@ export class ClientConn implements ProtocolHandler {
   /** The rest of CONNECT, once the credentials have an answer. */
   private finishConnect(verdict: AuthVerdict | true): void {
     if (verdict === null) {
-      log.error(`${this.logPrefix()} - authentication error`);
-      this.fatal('Authorization Violation', CloseReason.authFailure);
+      this.authViolation();
       return;
     }
     if (verdict !== true) {
@@ -508,6 +515,20 @@ export class ClientConn implements ProtocolHandler {
       this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
     }
     if (this.verbose) this.queue(OK);
+  }
+
+  /**
+   * client.go authViolation: with nkey users the line names the nkey the client sent, else
+   * with a users list the user.
+   */
+  private authViolation(): void {
+    const a = this.opts.authorization;
+    const c = this.connectFields;
+    const who = a?.nkeys !== undefined && a.nkeys.length > 0 ? ` - Nkey ${JSON.stringify(c.nkey)}`
+      : a?.users !== undefined && a.users.length > 0 ? ` - User ${JSON.stringify(c.user)}`
+      : '';
+    log.error(`${this.logPrefix()} - authentication error${who}`);
+    this.fatal('Authorization Violation', CloseReason.authFailure);
   }
 
   /** true: nothing to check (no auth, or a repeated CONNECT); a verdict, or a Promise of one. */
@@ -667,8 +688,7 @@ export class ClientConn implements ProtocolHandler {
         this.fatal('Unknown Protocol Operation', CloseReason.parseError);
         break;
       case ParseError.auth:
-        log.error(`${this.logPrefix()} - authentication error`);
-        this.fatal('Authorization Violation', CloseReason.authFailure);
+        this.authViolation();
         break;
       case ParseError.controlLine:
         this.fatal('maximum control line exceeded', CloseReason.maxControlLine);

@@ -24,11 +24,34 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
+// Wall-clock time with real microseconds: Date has milliseconds only, so the time comes from
+// the monotonic clock (performance.now()) added to a wall-clock anchor, at first this thread's
+// high-resolution start time (performance.timeOrigin). Re-anchored on Date.now() whenever the
+// two drift more than 2 ms apart (the wall clock was set), and never earlier than this
+// thread's last line, so a thread's lines stay in order.
+let anchorWallMs = performance.timeOrigin;
+let anchorMonoMs = 0;
+let lastMs = 0;
+
+function nowMicros(): number {
+  const mono = performance.now();
+  const wall = Date.now();
+  let ms = anchorWallMs + (mono - anchorMonoMs);
+  if (Math.abs(ms - wall) > 2) {
+    anchorWallMs = wall;
+    anchorMonoMs = mono;
+    ms = wall;
+  }
+  if (ms < lastMs) ms = lastMs;
+  lastMs = ms;
+  return Math.floor(ms * 1000);
+}
+
 function timestamp(): string {
-  const d = new Date();
-  const micros = d.getMilliseconds() * 1000;
+  const micros = nowMicros();
+  const d = new Date(Math.floor(micros / 1000));
   return `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
-    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros, 6)}`;
+    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros % 1_000_000, 6)}`;
 }
 
 function write(level: Level, msg: string): void {
