@@ -75,6 +75,10 @@ const ROUTE_CONNECT_DELAY_MS = 1000; // between dial attempts
 const ROUTE_RECONNECT_DELAY_MS = 1000; // before re-dialling an explicit route after a disconnect
 const ROUTE_DIAL_TIMEOUT_MS = 1000;
 const CONNECT_ERROR_REPORTS = 3600; // first connection: log an error every N failures
+// nats-server 2.9.10 re-dials a route rejected for its cluster name every second, forever,
+// and logs the rejection each time on both sides. skein logs a given mismatch once (repeats
+// at debug level) and doubles the re-dial delay up to this cap until a route registers.
+const NAME_CONFLICT_MAX_DELAY_MS = 30_000;
 const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /** A worker's interest as the route thread sees it. */
@@ -225,6 +229,14 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly peerUrls = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
+  /** Cluster-name mismatches already logged: peer server id or dialled host:port → their name. */
+  private readonly nameConflicts = new Map<string, string>();
+  /** Re-dials in a row that ended in a cluster-name mismatch, by dialled host:port. */
+  private readonly conflictRedials = new Map<string, number>();
+  /** Routes closed for a mismatch already logged: their close line goes to debug. */
+  private readonly quietRoutes = new WeakSet<RouteConn>();
+  /** Accepted routes whose "Route connection created" line waits for their CONNECT. */
+  private readonly unannounced = new WeakSet<RouteConn>();
 
   // Interest learned from workers (what we announce) and from peers (what we log).
   private readonly localList = new Sublist<LocalSub>();
@@ -488,7 +500,9 @@ export class Cluster implements RouteHost, MeshHandler {
       r.authDeadline = Date.now() + this.authTimeoutMs;
     }
     r.queueString(`INFO ${routeInfoJson(this.routeInfo(true))} \r\n`);
-    log.info(`${r.logPrefix()} - Route connection created`);
+    if (url === null) this.unannounced.add(r); // logged once its CONNECT says who it is
+    else if (this.conflictRedials.has(url.host)) log.debug(`${r.logPrefix()} - Route connection created`);
+    else log.info(`${r.logPrefix()} - Route connection created`);
     r.start();
     this.flushRoutes();
   }
@@ -518,17 +532,26 @@ export class Cluster implements RouteHost, MeshHandler {
       case RouteOp.lsMinus:
         this.remoteUnsub(r, line.toString('utf8', as, ae));
         return;
-      case RouteOp.err:
+      case RouteOp.err: {
         // Any -ERR from a route closes it (client.go processErr).
-        log.error(`${r.logPrefix()} - Route Error ${line.toString('utf8', as, ae)}`);
+        const text = line.toString('utf8', as, ae);
+        const theirs = /^'Rejecting connection, cluster name "[^"]*" does not match "([^"]*)"'$/.exec(text);
+        if (theirs !== null && r.url !== null) {
+          this.nameConflict(r, r.url.host, theirs[1], `${r.logPrefix()} - Route Error ${text}`);
+          r.close(RouteCloseReason.clusterNameConflict, false);
+          return;
+        }
+        log.error(`${r.logPrefix()} - Route Error ${text}`);
         r.close(RouteCloseReason.parseError, false);
         return;
+      }
       default:
         return;
     }
   }
 
   private authViolation(r: RouteConn): void {
+    this.announce(r, false);
     log.error(`${r.logPrefix()} - authentication error`);
     r.sendErr('Authorization Violation');
     r.close(RouteCloseReason.authFailure, true);
@@ -540,6 +563,7 @@ export class Cluster implements RouteHost, MeshHandler {
       c = JSON.parse(json) as Record<string, unknown>;
       if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
     } catch {
+      this.announce(r, false);
       log.error(`${r.logPrefix()} - Router parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
       r.close(RouteCloseReason.protocolViolation, false);
       return;
@@ -584,6 +608,7 @@ export class Cluster implements RouteHost, MeshHandler {
     r.authGated = false;
     // A client that dialled the route port: clients send `lang`, routes never do.
     if (typeof c.lang === 'string' && c.lang !== '') {
+      this.announce(r, false);
       log.error(`${r.logPrefix()} - attempted to connect to route port`);
       r.sendErr('attempted to connect to route port');
       r.close(RouteCloseReason.wrongPort, true);
@@ -591,6 +616,7 @@ export class Cluster implements RouteHost, MeshHandler {
     }
     if (typeof c.gateway === 'string' && c.gateway !== '') {
       const text = `Rejecting connection from gateway ${JSON.stringify(c.gateway)} on the Route port`;
+      this.announce(r, false);
       log.error(`${r.logPrefix()} - ${text}`);
       r.sendErr(text);
       r.close(RouteCloseReason.wrongGateway, true);
@@ -607,12 +633,13 @@ export class Cluster implements RouteHost, MeshHandler {
         this.removeAllRoutesExcept(r);
       } else {
         const text = `Rejecting connection, cluster name ${JSON.stringify(theirs)} does not match ${JSON.stringify(this.clusterName)}`;
-        log.error(`${r.logPrefix()} - ${text}`);
+        this.nameConflict(r, typeof c.name === 'string' ? c.name : r.remoteAddr, theirs, `${r.logPrefix()} - ${text}`);
         r.sendErr(text);
         r.close(RouteCloseReason.clusterNameConflict, true);
         return;
       }
     }
+    this.announce(r, false);
     r.connectReceived = true;
     r.authDeadline = 0;
     if (typeof c.name === 'string' && r.remoteId === '') r.remoteId = c.name;
@@ -620,11 +647,36 @@ export class Cluster implements RouteHost, MeshHandler {
     r.verbose = c.verbose === true;
   }
 
+  /**
+   * A route refused for its cluster name: the first time for this peer and name at error
+   * level, repeats at debug level with the route's created/closed lines, so a persistent
+   * mismatch (two configs that disagree) logs once instead of every second.
+   */
+  private nameConflict(r: RouteConn, peer: string, theirName: string, text: string): void {
+    if (this.nameConflicts.get(peer) === theirName) {
+      this.announce(r, true);
+      log.debug(text);
+      this.quietRoutes.add(r);
+      return;
+    }
+    this.nameConflicts.set(peer, theirName);
+    this.announce(r, false);
+    log.error(`${text} (logged once while it lasts; re-dials back off up to ${NAME_CONFLICT_MAX_DELAY_MS / 1000}s)`);
+  }
+
+  /** The "Route connection created" line of an accepted route, once. */
+  private announce(r: RouteConn, quiet: boolean): void {
+    if (!this.unannounced.delete(r)) return;
+    if (quiet) log.debug(`${r.logPrefix()} - Route connection created`);
+    else log.info(`${r.logPrefix()} - Route connection created`);
+  }
+
   private removeAllRoutesExcept(keep: RouteConn): void {
     for (const r of [...this.conns]) if (r !== keep) r.close(RouteCloseReason.clusterNameConflict, false);
   }
 
   private processInfo(r: RouteConn, json: string): void {
+    this.announce(r, false);
     let info: Record<string, unknown>;
     try {
       info = JSON.parse(json) as Record<string, unknown>;
@@ -647,6 +699,10 @@ export class Cluster implements RouteHost, MeshHandler {
         this.setClusterName(theirCluster);
         this.removeAllRoutesExcept(r);
       } else {
+        if (!r.infoReceived) {
+          this.nameConflict(r, id, theirCluster, `${r.logPrefix()} - Cluster name ${JSON.stringify(theirCluster)} ` +
+            `of remote server ${JSON.stringify(id)} does not match ${JSON.stringify(this.clusterName)}`);
+        }
         r.close(RouteCloseReason.clusterNameConflict, false);
         return;
       }
@@ -689,7 +745,10 @@ export class Cluster implements RouteHost, MeshHandler {
     }
 
     const existing = this.remotes.get(id);
-    if (existing !== undefined && !existing.closed) {
+    let displaced: RouteConn | null = null;
+    if (existing !== undefined && !existing.closed && this.keepsNewRoute(existing, r, id, info)) {
+      displaced = existing;
+    } else if (existing !== undefined && !existing.closed) {
       // First registered wins (2.9.10). If the loser was the one we dialled, the winner
       // inherits its solicited state so the peer is re-dialled if the winner drops; both
       // sides may keep opposite sockets and close both, so the winner retries anyway.
@@ -705,15 +764,47 @@ export class Cluster implements RouteHost, MeshHandler {
     }
     this.remotes.set(id, r);
     r.registered = true;
+    // A route that registers ends any name mismatch with this peer: log the next one again.
+    this.nameConflicts.delete(id);
+    if (r.url !== null) {
+      this.nameConflicts.delete(r.url.host);
+      this.conflictRedials.delete(r.url.host);
+    }
     log.debug(`${r.logPrefix()} - Registering remote route ${JSON.stringify(id)}`);
     this.sendSubsToRoute(r);
-    if (this.remotes.size > 1) {
+    if (displaced !== null) {
+      // r takes over from the route it displaces (already announced to the other peers).
+      log.debug(`${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
+        `${r.didSolicit ? 'this server' : 'the remote server'} dialled`);
+      if (displaced.didSolicit) {
+        r.didSolicit = true;
+        r.url = displaced.url;
+        r.explicit = displaced.explicit;
+      }
+      r.retry = true;
+    } else if (this.remotes.size > 1) {
       // Gossip: every other peer learns about the newcomer and dials it.
       const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`;
       const line = `INFO ${routeInfoJson({ ...info, nonce: undefined, ip })}\r\n`;
       for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
     }
     if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
+    displaced?.close(RouteCloseReason.duplicateRoute, false);
+  }
+
+  /**
+   * Two servers that dial each other at the same moment each register the route they
+   * dialled and close the other's as a duplicate, so both routes close and the pair is
+   * re-dialled a second later: nats-server 2.9.10 flaps like that on every simultaneous
+   * start. Between skein servers both ends keep the route dialled by the server with the
+   * smaller server id instead, so they keep the same socket. With any other peer the first
+   * registered route wins, as in 2.9.10 (the peer decides the same way).
+   */
+  private keepsNewRoute(existing: RouteConn, r: RouteConn, peerId: string, info: Record<string, unknown>): boolean {
+    const peerIsSkein = typeof info.go === 'string' && info.go.startsWith('skein ');
+    if (!peerIsSkein || r.didSolicit === existing.didSolicit) return false;
+    const dialler = (x: RouteConn): string => (x.didSolicit ? this.identity.serverId : peerId);
+    return dialler(r) < dialler(existing);
   }
 
   /** Gossip about a server we may not know: dial it unless known, ourselves or configured. */
@@ -738,9 +829,11 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void {
+    this.announce(r, this.quietRoutes.has(r));
     this.conns.delete(r);
     this.paused.delete(r);
-    log.info(`${r.logPrefix()} - Router connection closed: ${reason}`);
+    if (this.quietRoutes.has(r)) log.debug(`${r.logPrefix()} - Router connection closed: ${reason}`);
+    else log.info(`${r.logPrefix()} - Router connection closed: ${reason}`);
     if (r.registered) {
       r.registered = false;
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
@@ -763,7 +856,13 @@ export class Cluster implements RouteHost, MeshHandler {
     log.debug(`Attempting reconnect for solicited route ${JSON.stringify(redacted(r.url))}`);
     const url = r.url;
     const explicit = r.explicit;
-    const delay = Math.floor(Math.random() * 100) + (explicit ? ROUTE_RECONNECT_DELAY_MS : 0);
+    let delay = Math.floor(Math.random() * 100) + (explicit ? ROUTE_RECONNECT_DELAY_MS : 0);
+    if (reason === RouteCloseReason.clusterNameConflict) {
+      const inARow = (this.conflictRedials.get(url.host) ?? 0) + 1;
+      this.conflictRedials.set(url.host, inARow);
+      delay = Math.min(ROUTE_RECONNECT_DELAY_MS * 2 ** (inARow - 1), NAME_CONFLICT_MAX_DELAY_MS) + Math.floor(Math.random() * 100);
+      log.debug(`Cluster name mismatch with ${JSON.stringify(redacted(url))}: re-dialling in ${delay} ms`);
+    }
     this.later(delay, () => this.connectToRoute(url, explicit, false));
   }
 
