@@ -92,7 +92,7 @@ const field = (names: string | string[], read: (v: Value) => void): Field =>
 /**
  * nats-server 2.9.10's config keys that skein does not implement, by block (from opts.go:
  * processConfigFileLine, parseCluster, parseGateway, parseAuthorization, parseUsers,
- * parseUserPermissions, parseGateways), plus a few 2.10 keys. Such a key is refused as "not
+ * parseUserPermissions, parseGateways, parseTLS), plus a few 2.10 keys. Such a key is refused as "not
  * supported" by name, never taken for a typo and never ignored. Implementing one: delete its
  * entry here and add a field for it to the block's table below.
  */
@@ -125,6 +125,8 @@ export const NOT_SUPPORTED = {
   cluster: ['permissions', /* 2.10: */ 'pool_size', 'compression', 'accounts'],
   gateway: ['tls'],
   remoteGateway: ['tls'],
+  // the `tls` blocks (top level, cluster)
+  tls: ['verify_cert_and_check_known_urls', 'pinned_certs', 'connection_rate_limit', 'handshake_first', 'ocsp_peer'],
 } as const satisfies Record<string, readonly string[]>;
 
 /** nats-server keys that skein does not implement: named as such rather than as unknown. */
@@ -463,7 +465,7 @@ function readTls(v: Value): TlsOptions {
         f.fail("error parsing tls config, 'timeout' wrong type");
       }
     }),
-    unsupported(['verify_cert_and_check_known_urls', 'pinned_certs', 'connection_rate_limit', 'handshake_first', 'ocsp_peer']),
+    unsupported(NOT_SUPPORTED.tls),
   ], (key) => `error parsing tls config, unknown field [${JSON.stringify(key)}]`);
   return t;
 }
