@@ -19,6 +19,7 @@ import { ThreadCounters } from './shared.ts';
 import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
 import { clientInfoJson } from './info.ts';
+import { ThreadStats } from './monitor/stats.ts';
 import { log } from './log.ts';
 import { ClientAuthenticator, CredentialChecker } from './auth.ts';
 
@@ -129,6 +130,10 @@ export class Broker implements MeshHandler {
   slowConsumers = 0;
   /** Test hook (SKEIN_FAULT_INJECTION=1): a PUB to $SKEIN.FAULT.CRASH throws on this worker. */
   faultInjection = false;
+  /** Monitoring counters (src/monitor/stats.ts), published once per batch in flushAll. */
+  stats = ThreadStats.detached();
+  /** Monitoring: sees each client connection as it closes (/connz?state=closed). */
+  onClosed: ((conn: ClientConn) => void) | null = null;
   private readonly sockets = new Set<Socket>();
 
   private readonly dirty: ClientConn[] = [];
@@ -203,6 +208,7 @@ export class Broker implements MeshHandler {
   removeConnection(conn: ClientConn): void {
     if (!this.conns.delete(conn)) return;
     this.counters.addConnections(-1);
+    this.onClosed?.(conn);
     this.ringPaused.delete(conn);
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
@@ -248,6 +254,8 @@ export class Broker implements MeshHandler {
     if (conn.closed) return;
     conn.lastInboundAt = Date.now();
     this.mesh.applyInterest();
+    const inMsgs = conn.inMsgs;
+    const inBytes = conn.inBytes;
     try {
       // Before an authenticating CONNECT, input goes through the connection's gate, which
       // holds it while the CONNECT's credentials are checked off this thread.
@@ -258,6 +266,8 @@ export class Broker implements MeshHandler {
       log.error(`${conn.logPrefix()} - internal error processing input: ${(err as Error).stack}`);
       conn.close(CloseReason.internalError, false);
     }
+    this.stats.inMsgs += conn.inMsgs - inMsgs;
+    this.stats.inBytes += conn.inBytes - inBytes;
     this.flushAll();
     if (this.hitStall !== null) {
       this.stallPublisher(conn, this.hitStall);
@@ -528,6 +538,8 @@ export class Broker implements MeshHandler {
     }
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
+    this.stats.outMsgs++;
+    this.stats.outBytes += m.pe - m.ps;
     // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
     // its publishers stalled) before it can overrun max_pending within a single batch.
     if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
@@ -598,7 +610,9 @@ export class Broker implements MeshHandler {
       // Ring full: the record is queued in order; stop reading the publisher until space.
       mesh.full = false;
       this.ringPaused.add(from);
+      this.stats.ringFull++;
     }
+    this.stats.crossSent++;
     writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, groups.length, subjLen, replyLen, m.hdr, payLen, tailLen);
     let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
     for (let i = 0; i < groups.length; i++) {
@@ -619,6 +633,7 @@ export class Broker implements MeshHandler {
   onRecord(_from: number, d: Buffer, o: number, _len: number): void {
     const rec = this.rec;
     rec.read(d, o);
+    this.stats.crossReceived++;
     const ss = rec.subjStart;
     const se = rec.subjEnd;
     const m = this.msg;
@@ -678,6 +693,7 @@ export class Broker implements MeshHandler {
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
     this.mesh.flush();
+    this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
     if (this.ringPaused.size > 0) {
       for (const c of this.ringPaused) {
         if (!c.pausedForRing) {
@@ -698,6 +714,7 @@ export class Broker implements MeshHandler {
    */
   private stallPublisher(pub: ClientConn, consumer: ClientConn): void {
     if (pub === consumer || pub.pausedForStall || pub.closed) return;
+    this.stats.stalls++;
     pub.pausedForStall = true;
     pub.updateReading();
     this.stalledPublishers.add(pub);

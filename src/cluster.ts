@@ -44,6 +44,7 @@ import type { TLSSocket } from 'node:tls';
 import type { TlsOptions } from './options.ts';
 import { acceptTls, dialTls, handshakeErrorText, mapCertificateToUser, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from './auth.ts';
+import { RouteStats, ThreadStats } from './monitor/stats.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -271,6 +272,8 @@ export class Cluster implements RouteHost, MeshHandler {
   private bounceRoutes: RouteConn[] = [];
 
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** Monitoring counters (src/monitor/stats.ts), published once per batch. */
+  routeStats = new RouteStats(ThreadStats.detached());
 
   constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
     const o = task.options;
@@ -830,7 +833,7 @@ export class Cluster implements RouteHost, MeshHandler {
 
   onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void {
     this.announce(r, this.quietRoutes.has(r));
-    this.conns.delete(r);
+    if (this.conns.delete(r)) this.routeStats.retire(r);
     this.paused.delete(r);
     if (this.quietRoutes.has(r)) log.debug(`${r.logPrefix()} - Router connection closed: ${reason}`);
     else log.info(`${r.logPrefix()} - Router connection closed: ${reason}`);
@@ -1176,6 +1179,7 @@ export class Cluster implements RouteHost, MeshHandler {
   onRecord(_from: number, d: Buffer, o: number, _len: number): void {
     const rec = this.rec;
     rec.read(d, o);
+    this.routeStats.stats.crossReceived++;
     const ss = rec.subjStart;
     const se = rec.subjEnd;
     const hdrLen = rec.hdrLen;
@@ -1211,6 +1215,8 @@ export class Cluster implements RouteHost, MeshHandler {
     const ps = rec.payStart;
     for (let i = 0; i < targets.length; i++) {
       const r = targets[i];
+      r.outMsgs++;
+      r.outBytes += pe - ps;
       if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);
       else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
       r.targetPlain = false;
@@ -1277,6 +1283,8 @@ export class Cluster implements RouteHost, MeshHandler {
     targets.length = 0;
     if (this.bounceRoutes.length > 0) {
       for (const peer of this.bounceRoutes) {
+        peer.outMsgs++;
+        peer.outBytes += m.pe - m.ps;
         peer.writeMsg(b, m.subjS, m.subjE, m.replyS, m.replyE, b, peer.targetGroups, 0, peer.targetGroups.length >> 1, m.pbuf, m.ps, m.pe, m.hdrLen);
         peer.targetQueued = false;
         peer.targetGroups.length = 0;
@@ -1301,10 +1309,12 @@ export class Cluster implements RouteHost, MeshHandler {
     }
     const o = this.mesh.reserve(t, body);
     const dst = this.mesh.dst;
+    this.routeStats.stats.crossSent++;
     if (this.mesh.full) {
       // Ring full: the record waits in order in the overflow; stop reading this route.
       this.mesh.full = false;
       this.paused.add(from);
+      this.routeStats.stats.ringFull++;
     }
     writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
     let p = put(dst, o + REC_HDR, sb, ss, se);
@@ -1330,6 +1340,7 @@ export class Cluster implements RouteHost, MeshHandler {
   flushAll(): void {
     this.flushRoutes();
     this.mesh.flush();
+    this.routeStats.publish(this.conns, this.peerList.size, this.remotes.size);
     if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
   }
 
@@ -1345,6 +1356,7 @@ export class Cluster implements RouteHost, MeshHandler {
   afterDrain(): void {
     this.announcePending();
     this.flushRoutes();
+    this.routeStats.publish(this.conns, this.peerList.size, this.remotes.size);
   }
 
   /** Mesh: the overflow to workers is gone: read the routes we stopped reading. */
@@ -1367,6 +1379,16 @@ export class Cluster implements RouteHost, MeshHandler {
 
   openSockets(): number {
     return this.conns.size;
+  }
+
+  /** Registered routes (one per peer server), for monitoring. */
+  registeredRoutes(): IterableIterator<RouteConn> {
+    return this.remotes.values();
+  }
+
+  /** The cluster name as currently negotiated, for monitoring. */
+  get name(): string {
+    return this.clusterName;
   }
 
   /** Close every route (server shutdown); nothing is re-dialled. */

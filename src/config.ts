@@ -101,7 +101,7 @@ export const NOT_SUPPORTED = {
     // OCSP (tls is read)
     'ocsp', 'allow_non_tls',
     // monitoring over https, profiling
-    'https', 'https_port', 'http_base_path', 'prof_port',
+    'https', 'https_port', 'prof_port',
     // logging
     'logfile', 'log_file', 'logfile_size_limit', 'log_size_limit', 'logtime', 'syslog', 'remote_syslog',
     'trace_verbose', 'max_traced_msg_len',
@@ -328,6 +328,7 @@ function topLevelFields(o: Options): Field[] {
       if (hp.host) o.httpHost = hp.host;
       o.httpPort = hp.port === 0 ? undefined : hp.port;
     }),
+    field('http_base_path', (v) => { o.httpBasePath = v.string(); }),
     field('debug', (v) => { o.debug = v.bool(); }),
     field('trace', (v) => { o.trace = v.bool(); }),
     field(['pid_file', 'pidfile'], (v) => { o.pidFile = v.string(); }),

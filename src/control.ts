@@ -1,5 +1,7 @@
 // Control messages between the main thread and workers (msgpackr-encoded on MessagePorts).
-// Never used per message: only for lifecycle, snapshots and hand-offs.
+// Never used per message: only for lifecycle, snapshots, hand-offs and monitoring requests.
+
+import type { MonitorQuery } from './monitor/collect.ts';
 
 export type ControlMessage =
   | { type: 'ready'; thread: number }
@@ -15,7 +17,11 @@ export type ControlMessage =
    * Route thread → main: the cluster name or the cluster's client URLs changed (a peer came
    * or went, a name was adopted). Main pushes it to the client workers (async INFO).
    */
-  | { type: 'cluster-info'; cluster: string; connectUrls?: string[] };
+  | { type: 'cluster-info'; cluster: string; connectUrls?: string[] }
+  /** Main → a thread: monitoring wants the thread's connections or subscriptions (src/monitor/collect.ts). */
+  | { type: 'monitor'; id: number; query: MonitorQuery }
+  /** The thread's answer to `monitor`. */
+  | { type: 'monitor-reply'; id: number; thread: number; data: unknown };
 
 /** On a worker's shutdown: call `done` once its sockets are closed, or after `graceMs`. */
 export function whenSocketsClosed(openSockets: () => number, graceMs: number, done: () => void): void {

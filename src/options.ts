@@ -110,6 +110,7 @@ export interface Options {
   pidFile?: string;
   // Added by the config front ends; optional so hand-built Options stay valid.
   httpHost?: string; // monitoring bind host (`http: "host:port"`); default: `host`
+  httpBasePath?: string; // `http_base_path`: every monitoring endpoint under this path prefix
   clientAdvertise?: string; // `client_advertise` / --client_advertise: "host:port" for connect_urls
   lameDuckDurationMs?: number; // default 2m; at least 30s
   lameDuckGracePeriodMs?: number; // default 10s; strictly less than the duration

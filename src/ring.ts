@@ -96,6 +96,11 @@ export class Ring {
     return Atomics.load(this.hdr, TAIL) >>> 0;
   }
 
+  /** Bytes published and not yet consumed (any thread may ask: monitoring). */
+  backlogBytes(): number {
+    return (Atomics.load(this.hdr, TAIL) - Atomics.load(this.hdr, HEAD)) >>> 0;
+  }
+
   hasData(): boolean {
     return Atomics.load(this.hdr, HEAD) !== Atomics.load(this.hdr, TAIL);
   }

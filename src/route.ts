@@ -455,6 +455,13 @@ export class RouteConn implements RouteParserHandler {
   readonly gate = new InputGate();
   private readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
   private readonly isAuthGated = (): boolean => this.authGated;
+  // Monitoring (/routez): in counted here per message, out by the cluster where it writes
+  // messages; summed into the thread's counters once per batch (RouteStats).
+  readonly startedAt = Date.now();
+  inMsgs = 0;
+  inBytes = 0;
+  outMsgs = 0;
+  outBytes = 0;
 
   // Output: unwritten bytes are out[outStart, outPos).
   out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
@@ -556,6 +563,8 @@ export class RouteConn implements RouteParserHandler {
   }
 
   onMsg(m: RoutedMsg): void {
+    this.inMsgs++;
+    this.inBytes += m.size;
     if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${m.hdrLen >= 0 ? 'HMSG' : 'RMSG'} ${m.buf.toString('utf8', m.accS, m.subjE)} ${m.size}]`);
     this.host.onRoutedMsg(this, m);
     if (this.verbose) this.queue(OK);

@@ -20,6 +20,8 @@ import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN
 import type { ControlMessage } from './control.ts';
 import { log } from './log.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
+import { Monitor } from './monitor/monitor.ts';
+import { Ring } from './ring.ts';
 
 interface WorkerSlot {
   thread: number;
@@ -48,6 +50,9 @@ export class Server {
   private readonly faultInjection = process.env.SKEIN_FAULT_INJECTION === '1';
   private readyWaiters: (() => void)[] = [];
   private held: net.Socket[] = [];
+  /** Monitoring HTTP endpoints (src/monitor/); its counters exist whether or not it listens. */
+  readonly monitor: Monitor;
+  private backlogRings: Ring[][] = [];
 
   constructor(opts: Options) {
     this.opts = opts;
@@ -59,6 +64,32 @@ export class Server {
       this.clusterDynamic = opts.cluster.name === undefined;
       this.identity.cluster = opts.cluster.name ?? newClusterName();
     }
+    this.monitor = new Monitor(this.monitorHost());
+  }
+
+  /** What the monitor may see of the server: threads, counters and listeners, no internals. */
+  private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
+    const threads = this.opts.workers + (this.opts.cluster !== undefined ? 1 : 0);
+    return {
+      opts: this.opts,
+      identity: this.identity,
+      threadKinds: Array.from({ length: threads }, (_, t) => (t < this.opts.workers ? 'client' : 'route')),
+      post: (t, msg) => {
+        const slot = this.slots[t];
+        if (slot === undefined || !slot.ready || slot.port === null) return false;
+        slot.port.postMessage(pack(msg));
+        return true;
+      },
+      threadReady: (t) => this.slots[t]?.ready === true,
+      connections: (t) => this.counters[t]?.connections() ?? 0,
+      ringBacklog: (t) => {
+        let n = 0;
+        for (const r of this.backlogRings[t] ?? []) n += r.backlogBytes();
+        return n;
+      },
+      clusterPort: () => this.clusterPort,
+      listening: () => ({ server: this.listener?.listening === true, route: this.opts.cluster === undefined || this.routeListener?.listening === true }),
+    };
   }
 
   get port(): number {
@@ -76,7 +107,7 @@ export class Server {
     if (o.configFile !== undefined) log.info(`Using configuration file: ${o.configFile}`);
     if (o.pidFile !== undefined) fs.writeFileSync(o.pidFile, String(process.pid));
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
-    if (o.httpPort !== undefined && o.httpPort !== 0) log.warn(`Monitoring (http_port ${o.httpPort}) is not implemented yet; no monitoring listener started`);
+    await this.monitor.start();
 
     // Bind first so a random port (-1) is known before workers build their INFO.
     const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
@@ -96,6 +127,16 @@ export class Server {
     this.layout = createLayout(o.workers + (clustered ? 1 : 0), o.maxPayload, o.maxControlLine);
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
+    // Monitoring reads ring fill levels (bytes waiting into each thread); it never writes them.
+    this.backlogRings = [];
+    for (let to = 0; to < this.layout.threads; to++) {
+      const into: Ring[] = [];
+      for (let from = 0; from < this.layout.threads; from++) {
+        const sab = this.layout.rings[from * this.layout.threads + to];
+        if (sab !== null) into.push(new Ring(sab));
+      }
+      this.backlogRings.push(into);
+    }
     this.pool = new Piscina({
       filename: new URL('../workers/worker.ts', import.meta.url).href,
       minThreads: o.workers,
@@ -129,6 +170,7 @@ export class Server {
       if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
       log.info(`Listening for route connections on ${hostPort(o.cluster!.host, this.clusterPort)}`);
     }
+    this.monitor.setReady(true);
     log.info(`Server is ready`);
   }
 
@@ -180,6 +222,7 @@ export class Server {
         identity: this.identity,
         replacement,
         faultInjection: this.faultInjection,
+        stats: this.monitor.statsBuffer,
       }
       : {
         thread,
@@ -192,6 +235,7 @@ export class Server {
         clusterPort: this.clusterPort,
         clientUrls: clientConnectUrls(this.opts, this.identity.port),
         replacement,
+        stats: this.monitor.statsBuffer,
       };
     const pool = slot.kind === 'client' ? this.pool : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
@@ -250,6 +294,9 @@ export class Server {
       case 'stopped':
         this.slots[thread].stopped = true;
         break;
+      case 'monitor-reply':
+        this.monitor.onReply(msg);
+        break;
       default:
         break;
     }
@@ -280,6 +327,7 @@ export class Server {
     }
     const cid = nextConnectionId(this.layout.ids);
     const reject = total >= this.opts.maxConnections;
+    this.monitor.connectionAccepted();
     // Count it now, not when the worker gets to it, so a burst of accepts spreads out.
     this.counters[best].addConnections(1);
     const port = this.slots[best].port!;
@@ -305,6 +353,8 @@ export class Server {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     log.info('Initiating Shutdown...');
+    this.monitor.setReady(false);
+    this.monitor.stop();
     this.listener?.close();
     this.routeListener?.close();
     for (const s of this.heldRoutes.splice(0)) s.destroy();

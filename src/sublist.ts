@@ -158,6 +158,18 @@ export class Sublist<T extends Interest> {
     return this.store(subject, { psubs, qgroups });
   }
 
+  /** Fan-out over the cached results (nats-server's SublistStats max_fanout/avg_fanout). */
+  cacheFanout(): { entries: number; total: number; max: number } {
+    let total = 0;
+    let max = 0;
+    for (const r of this.cache.values()) {
+      const n = r.psubs.length + r.qgroups.length;
+      total += n;
+      if (n > max) max = n;
+    }
+    return { entries: this.cache.size, total, max };
+  }
+
   /** Every subscription held, for dumps and monitoring. */
   all(): T[] {
     const out: T[] = [];

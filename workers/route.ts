@@ -8,9 +8,13 @@ import { pack, unpack } from 'msgpackr';
 import { Cluster, type ClusterTask } from '../src/cluster.ts';
 import { setLogLevels, log } from '../src/log.ts';
 import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
+import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
+import { answerRoute } from '../src/monitor/collect.ts';
 
 export interface RouteTask extends ClusterTask {
   port: MessagePort;
+  /** Monitoring counters, one slot per thread (src/monitor/stats.ts). */
+  stats: SharedArrayBuffer;
 }
 
 export default function run(task: RouteTask): Promise<void> {
@@ -18,6 +22,7 @@ export default function run(task: RouteTask): Promise<void> {
   setLogLevels(task.options.debug, task.options.trace);
   const send = (m: ControlMessage): void => port.postMessage(pack(m));
   const cluster = new Cluster(task, send);
+  cluster.routeStats = new RouteStats(new ThreadStats(task.stats, thread));
   cluster.start();
 
   return new Promise<void>((resolve) => {
@@ -51,6 +56,9 @@ export default function run(task: RouteTask): Promise<void> {
           break;
         case 'snapshot':
           cluster.applySnapshot(msg.from, msg.position, msg.entries);
+          break;
+        case 'monitor':
+          send({ type: 'monitor-reply', id: msg.id, thread, data: answerRoute(cluster, msg.query) });
           break;
         default:
           log.warn(`route thread: unexpected control message ${(msg as { type: string }).type}`);

@@ -10,6 +10,8 @@ import type { SharedLayout } from '../src/shared.ts';
 import type { Options } from '../src/options.ts';
 import type { ServerIdentity } from '../src/info.ts';
 import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
+import { ThreadStats } from '../src/monitor/stats.ts';
+import { ClosedConnections, answerWorker } from '../src/monitor/collect.ts';
 
 export interface WorkerTask {
   thread: number;
@@ -19,6 +21,8 @@ export interface WorkerTask {
   identity: ServerIdentity;
   replacement: boolean;
   faultInjection: boolean;
+  /** Monitoring counters, one slot per thread (src/monitor/stats.ts). */
+  stats: SharedArrayBuffer;
 }
 
 export default function run(task: WorkerTask): Promise<void> {
@@ -26,6 +30,9 @@ export default function run(task: WorkerTask): Promise<void> {
   setLogLevels(task.options.debug, task.options.trace);
   const broker = new Broker(task.options, task.identity, task.layout, thread, task.replacement);
   broker.faultInjection = task.faultInjection;
+  broker.stats = new ThreadStats(task.stats, thread);
+  const closed = new ClosedConnections();
+  broker.onClosed = (conn) => closed.add(broker, conn);
   broker.start();
   const send = (m: ControlMessage): void => port.postMessage(pack(m));
 
@@ -55,6 +62,9 @@ export default function run(task: WorkerTask): Promise<void> {
           break;
         case 'snapshot':
           broker.applySnapshot(msg.from, msg.position, msg.entries);
+          break;
+        case 'monitor':
+          send({ type: 'monitor-reply', id: msg.id, thread, data: answerWorker(broker, closed, msg.query) });
           break;
         default:
           log.warn(`worker ${thread}: unexpected control message ${(msg as { type: string }).type}`);

@@ -1,0 +1,262 @@
+// The thread side of monitoring: what a client worker or the route thread answers when the main
+// thread asks (a `monitor` control message, msgpack on the thread's MessagePort). Only ever
+// runs on request, on the thread that owns the connections; nothing here is on the hot path.
+// The records are raw facts (times in epoch milliseconds); the main thread turns them into
+// nats-server's JSON (endpoints.ts).
+
+import type { Broker } from '../broker.ts';
+import type { ClientConn } from '../client.ts';
+import type { Cluster } from '../cluster.ts';
+import type { RouteConn } from '../route.ts';
+
+/** How much subscription detail a connection record carries. */
+export const SubsMode = { none: 0, subjects: 1, detail: 2 } as const;
+export type SubsModeValue = (typeof SubsMode)[keyof typeof SubsMode];
+
+/** What the main thread asks a thread for. */
+export type MonitorQuery =
+  /** Client workers: open and/or recently closed connections. */
+  | { kind: 'connz'; open: boolean; closed: boolean; subs: SubsModeValue }
+  /** Client workers: sublist statistics, and with `list` every client subscription. */
+  | { kind: 'subsz'; list: boolean }
+  /** Route thread: the registered routes. */
+  | { kind: 'routez'; subs: SubsModeValue }
+  /** Route thread: the cluster as known from gossip, for the live page. */
+  | { kind: 'cluster' };
+
+export interface SubRecord {
+  subject: string;
+  queue: string | null;
+  sid: string;
+  msgs: number;
+  max: number;
+  cid: number;
+}
+
+/** One client connection, open or closed. */
+export interface ConnRecord {
+  cid: number;
+  ip: string;
+  port: number;
+  start: number;
+  last: number;
+  /** Close time; 0 while open. */
+  stop: number;
+  reason: string;
+  rttMs: number;
+  pending: number;
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
+  numSubs: number;
+  name: string;
+  lang: string;
+  version: string;
+  /** The CONNECT user name (`user=` filter, closed `authorized_user`). */
+  user: string;
+  /** What nats-server's getRawAuthUser gives: the user, else the token. */
+  authUser: string;
+  subs?: SubRecord[];
+}
+
+export interface SubszReply {
+  subscriptions: number;
+  inserts: number;
+  removes: number;
+  matches: number;
+  cacheHits: number;
+  cacheEntries: number;
+  fanoutTotal: number;
+  fanoutMax: number;
+  list?: SubRecord[];
+}
+
+export interface RouteRecord {
+  rid: number;
+  remoteId: string;
+  remoteName: string;
+  didSolicit: boolean;
+  isConfigured: boolean;
+  ip: string;
+  port: number;
+  start: number;
+  last: number;
+  rttMs: number;
+  pending: number;
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
+  numSubs: number;
+  /** `subscriptions_list` (subjects) or the detail as [subject, queue] pairs. */
+  subs?: [string, string | null][];
+  connectUrls: string[];
+  /** The peer's own route URL as it gossips it (`ip`), or its host:port. */
+  routeUrl: string;
+}
+
+export interface ClusterReply {
+  name: string;
+  routes: RouteRecord[];
+}
+
+/** nats-server keeps this many closed connections (MaxClosedClients). */
+export const MAX_CLOSED_CONNECTIONS = 10_000;
+
+function plainIp(addr: string): string {
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+function subsOf(conn: ClientConn, mode: SubsModeValue): SubRecord[] | undefined {
+  if (mode === SubsMode.none || conn.subs.size === 0) return undefined;
+  const out: SubRecord[] = [];
+  for (const s of conn.subs.values()) {
+    out.push({ subject: s.subject, queue: s.queue, sid: s.sid, msgs: s.delivered, max: s.max, cid: conn.cid });
+  }
+  return out;
+}
+
+function connRecord(broker: Broker, conn: ClientConn, subs: SubsModeValue): ConnRecord {
+  const token = broker.opts.authorization?.token;
+  return {
+    cid: conn.cid,
+    ip: plainIp(conn.remoteAddr),
+    port: conn.remotePort,
+    start: conn.startedAt,
+    last: conn.lastInboundAt,
+    stop: 0,
+    reason: '',
+    rttMs: conn.rttMs,
+    pending: conn.closed ? 0 : conn.pendingBytes,
+    inMsgs: conn.inMsgs,
+    outMsgs: conn.outMsgs,
+    inBytes: conn.inBytes,
+    outBytes: conn.outBytes,
+    numSubs: conn.subs.size,
+    name: conn.name,
+    lang: conn.lang,
+    version: conn.version,
+    user: conn.user,
+    authUser: conn.user !== '' ? conn.user : token !== undefined && conn.connectReceived ? token : '',
+    subs: subsOf(conn, subs),
+  };
+}
+
+/**
+ * The worker's recently closed connections, as nats-server keeps them (server.go
+ * saveClosedClient): the connection's facts at close, with every subscription's detail.
+ * Bounded; the oldest goes first. Runs on the owning worker only.
+ */
+export class ClosedConnections {
+  private readonly ring: (ConnRecord | undefined)[];
+  private next = 0;
+  private count = 0;
+
+  constructor(capacity = MAX_CLOSED_CONNECTIONS) {
+    this.ring = new Array<ConnRecord | undefined>(capacity);
+  }
+
+  add(broker: Broker, conn: ClientConn): void {
+    const rec = connRecord(broker, conn, SubsMode.detail);
+    rec.stop = Date.now();
+    rec.reason = conn.closeReason;
+    this.ring[this.next] = rec;
+    this.next = (this.next + 1) % this.ring.length;
+    if (this.count < this.ring.length) this.count++;
+  }
+
+  /** Oldest first. */
+  list(): ConnRecord[] {
+    const out: ConnRecord[] = [];
+    const cap = this.ring.length;
+    for (let i = 0; i < this.count; i++) out.push(this.ring[(this.next - this.count + i + cap) % cap]!);
+    return out;
+  }
+}
+
+function withSubs(rec: ConnRecord, mode: SubsModeValue): ConnRecord {
+  if (mode === SubsMode.detail || rec.subs === undefined) return rec;
+  return { ...rec, subs: mode === SubsMode.none ? undefined : rec.subs };
+}
+
+/** A client worker's answer. Runs on that worker. */
+export function answerWorker(broker: Broker, closed: ClosedConnections, q: MonitorQuery): unknown {
+  switch (q.kind) {
+    case 'connz': {
+      const out: ConnRecord[] = [];
+      if (q.open) for (const c of broker.conns) out.push(connRecord(broker, c, q.subs));
+      if (q.closed) for (const r of closed.list()) out.push(withSubs(r, q.subs));
+      return out;
+    }
+    case 'subsz': {
+      const sl = broker.sublist;
+      const fan = sl.cacheFanout();
+      let subscriptions = 0;
+      let list: SubRecord[] | undefined;
+      if (q.list) list = [];
+      for (const c of broker.conns) {
+        subscriptions += c.subs.size;
+        if (list !== undefined) for (const r of subsOf(c, SubsMode.detail) ?? []) list.push(r);
+      }
+      const reply: SubszReply = {
+        subscriptions,
+        inserts: sl.inserts,
+        removes: sl.removes,
+        matches: sl.matches,
+        cacheHits: sl.cacheHits,
+        cacheEntries: fan.entries,
+        fanoutTotal: fan.total,
+        fanoutMax: fan.max,
+        list,
+      };
+      return reply;
+    }
+    default:
+      return null;
+  }
+}
+
+function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
+  let list: [string, string | null][] | undefined;
+  if (subs !== SubsMode.none && r.subs.size > 0) list = [...r.subs.values()].map((s) => [s.subject, s.queue]);
+  const info = r.remoteInfo ?? {};
+  const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : '';
+  const host = typeof info.host === 'string' ? info.host : r.remoteAddr;
+  const port = typeof info.port === 'number' ? info.port : 0;
+  return {
+    rid: r.rid,
+    remoteId: r.remoteId,
+    remoteName: r.remoteName,
+    didSolicit: r.didSolicit,
+    isConfigured: r.explicit,
+    ip: r.remoteAddr,
+    port: r.remotePort,
+    start: r.startedAt,
+    last: r.lastInboundAt,
+    rttMs: r.rttMs,
+    pending: r.closed ? 0 : r.pendingBytes,
+    inMsgs: r.inMsgs,
+    outMsgs: r.outMsgs,
+    inBytes: r.inBytes,
+    outBytes: r.outBytes,
+    numSubs: r.subs.size,
+    subs: list,
+    connectUrls: r.connectUrls,
+    routeUrl: ip !== '' ? ip : `nats-route://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+  };
+}
+
+/** The route thread's answer. Runs on the route thread. */
+export function answerRoute(cluster: Cluster, q: MonitorQuery): unknown {
+  switch (q.kind) {
+    case 'routez':
+      return [...cluster.registeredRoutes()].map((r) => routeRecord(r, q.subs));
+    case 'cluster': {
+      const reply: ClusterReply = { name: cluster.name, routes: [...cluster.registeredRoutes()].map((r) => routeRecord(r, SubsMode.none)) };
+      return reply;
+    }
+    default:
+      return null;
+  }
+}

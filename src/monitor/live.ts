@@ -1,0 +1,109 @@
+// /skeinz: the live page's JSON. This server, its threads (client workers and the route thread)
+// with their counters, and the cluster as this server knows it from gossip: every peer it has a
+// route to, with that route's counters. Counters are totals; the page turns two snapshots into
+// rates, so the server keeps no history. Main thread only.
+
+import { SKEIN_VERSION, PROTOCOL_VERSION } from '../info.ts';
+import { Stat, type StatsReader } from './stats.ts';
+import type { ClusterReply } from './collect.ts';
+import type { MonitorSource } from './endpoints.ts';
+import { rttString } from './gofmt.ts';
+
+export interface ThreadInfo {
+  thread: number;
+  kind: 'client' | 'route';
+  alive: boolean;
+  /** Client connections (workers) or registered routes (route thread). */
+  connections: number;
+  ringBacklog: number;
+  stats: StatsReader;
+}
+
+export function threadCounters(t: ThreadInfo): Record<string, unknown> {
+  const s = t.stats;
+  return {
+    thread: t.thread,
+    kind: t.kind,
+    alive: t.alive,
+    connections: t.connections,
+    subscriptions: s.value(t.thread, Stat.subscriptions),
+    in_msgs: s.value(t.thread, Stat.inMsgs),
+    out_msgs: s.value(t.thread, Stat.outMsgs),
+    in_bytes: s.value(t.thread, Stat.inBytes),
+    out_bytes: s.value(t.thread, Stat.outBytes),
+    cross_sent: s.value(t.thread, Stat.crossSent),
+    cross_received: s.value(t.thread, Stat.crossReceived),
+    ring_backlog_bytes: t.ringBacklog,
+    stalls: s.value(t.thread, Stat.stalls),
+    ring_full: s.value(t.thread, Stat.ringFull),
+    slow_consumers: s.value(t.thread, Stat.slowConsumers),
+  };
+}
+
+export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null): Record<string, unknown> {
+  const id = src.identity;
+  const server = {
+    server_id: id.serverId,
+    server_name: id.serverName,
+    skein_version: SKEIN_VERSION,
+    protocol_version: PROTOCOL_VERSION,
+    host: varz.host,
+    port: varz.port,
+    start: varz.start,
+    uptime: varz.uptime,
+    cluster: id.cluster ?? '',
+    connections: varz.connections,
+    total_connections: varz.total_connections,
+    subscriptions: varz.subscriptions,
+    slow_consumers: varz.slow_consumers,
+    routes: varz.routes,
+    in_msgs: varz.in_msgs,
+    out_msgs: varz.out_msgs,
+    in_bytes: varz.in_bytes,
+    out_bytes: varz.out_bytes,
+    mem: varz.mem,
+    cpu: varz.cpu,
+    workers: src.opts.workers,
+  };
+  let clusterView: Record<string, unknown> | null = null;
+  if (cluster !== null) {
+    const servers: Record<string, unknown>[] = [{
+      server_id: id.serverId,
+      server_name: id.serverName,
+      self: true,
+      connect_urls: id.connectUrls ?? [],
+    }];
+    for (const r of [...cluster.routes].sort((a, b) => a.remoteName.localeCompare(b.remoteName))) {
+      servers.push({
+        server_id: r.remoteId,
+        server_name: r.remoteName || r.remoteId,
+        self: false,
+        connect_urls: r.connectUrls,
+        route: {
+          rid: r.rid,
+          ip: r.ip,
+          port: r.port,
+          route_url: r.routeUrl,
+          did_solicit: r.didSolicit,
+          is_configured: r.isConfigured,
+          rtt: rttString(r.rttMs),
+          subscriptions: r.numSubs,
+          pending_bytes: r.pending,
+          in_msgs: r.inMsgs,
+          out_msgs: r.outMsgs,
+          in_bytes: r.inBytes,
+          out_bytes: r.outBytes,
+        },
+      });
+    }
+    clusterView = { name: cluster.name, servers };
+  }
+  return {
+    now_ms: Date.now(),
+    server,
+    threads: threads.map(threadCounters),
+    cluster: clusterView,
+    // Gateways (a supercluster) appear here once skein runs them; none today.
+    gateways: [],
+  };
+}

@@ -1,0 +1,399 @@
+// The monitoring HTTP server (`http_port` / `-m`, `http: host:port`, `http_base_path`): nats-server's
+// endpoints (/varz /connz /routez /gatewayz /subsz /accountz /leafz /healthz), Prometheus
+// /metrics, the index page and skein's live page with its JSON (/skeinz).
+//
+// Runs on the main thread, which never touches message bytes. Whole-server counters are read
+// from the threads' shared slots (stats.ts); per-connection facts are asked of the owning
+// threads with a `monitor` control message and merged here. Identical questions in flight at
+// the same time share one round of asking, so a burst of requests costs the threads one answer.
+
+import http from 'node:http';
+import path from 'node:path';
+import type net from 'node:net';
+import type { Options } from '../options.ts';
+import type { ServerIdentity } from '../info.ts';
+import type { ControlMessage } from '../control.ts';
+import { log } from '../log.ts';
+import { StatsReader, createStats } from './stats.ts';
+import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './collect.ts';
+import { SubsMode } from './collect.ts';
+import * as ep from './endpoints.ts';
+import { liveSnapshot, type ThreadInfo } from './live.ts';
+import { metricsText } from './metrics.ts';
+import { indexPage, livePage } from './page.ts';
+import { QueryError, marshal, marshalIndent, parseQuery } from './gofmt.ts';
+
+/** What the server gives the monitor: its threads and listeners, never their internals. */
+export interface MonitorHost {
+  readonly opts: Options;
+  readonly identity: ServerIdentity;
+  /** Kind of each thread of the shared layout: client workers, then the route thread if any. */
+  readonly threadKinds: readonly ('client' | 'route')[];
+  /** Post to a thread's port; false when the thread is down (being replaced). */
+  post(thread: number, msg: ControlMessage): boolean;
+  threadReady(thread: number): boolean;
+  /** Client connections a worker holds (the main thread's placement counters). */
+  connections(thread: number): number;
+  /** Bytes waiting in the rings into a thread. */
+  ringBacklog(thread: number): number;
+  clusterPort(): number;
+  /** Listeners bound: the client one, and the route one when clustered. */
+  listening(): { server: boolean; route: boolean };
+}
+
+/** How long a thread gets to answer before the page is built without it. */
+const ASK_TIMEOUT_MS = 3000;
+/** Concurrent HTTP connections; more are refused by the listener (no effect on traffic). */
+const MAX_HTTP_CONNECTIONS = 256;
+
+interface Pending {
+  replies: { thread: number; data: unknown }[];
+  waiting: number;
+  resolve: (r: { thread: number; data: unknown }[]) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Reply {
+  status: number;
+  type: string;
+  body: string;
+}
+
+const json = (v: unknown): Reply => ({ status: 200, type: 'application/json', body: marshalIndent(v) });
+
+/** path.Join(base, p), as nats-server's basePath. */
+function basePath(base: string, p: string): string {
+  return path.posix.join(base, p);
+}
+
+/** opts.go normalizeBasePath. */
+function normalizeBasePath(p: string | undefined): string {
+  if (p === undefined || p === '') return '/';
+  return path.posix.normalize(p.startsWith('/') ? p : `/${p}`).replace(/(.)\/+$/, '$1');
+}
+
+export class Monitor {
+  readonly statsBuffer: SharedArrayBuffer;
+  readonly stats: StatsReader;
+  readonly startedAt = Date.now();
+  configLoadedAt = this.startedAt;
+  totalConnections = 0;
+  readonly httpReqStats = new Map<string, number>();
+  private readonly host: MonitorHost;
+  private readonly base: string;
+  private readonly routes = new Map<string, { stat: string; handle: (q: Map<string, string>) => Reply | Promise<Reply> }>();
+  private server: http.Server | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly inflight = new Map<string, Promise<{ thread: number; data: unknown }[]>>();
+  private cpuSample = { at: Date.now(), usage: process.cpuUsage(), pct: 0 };
+  private ready = false;
+
+  constructor(host: MonitorHost) {
+    this.host = host;
+    this.statsBuffer = createStats(host.threadKinds.length);
+    this.stats = new StatsReader(this.statsBuffer, host.threadKinds.length);
+    this.base = normalizeBasePath(host.opts.httpBasePath);
+    const add = (p: string, stat: string, handle: (q: Map<string, string>) => Reply | Promise<Reply>): void => {
+      this.routes.set(basePath(this.base, p), { stat, handle });
+    };
+    add('/', '/', () => ({ status: 200, type: 'text/html; charset=utf-8', body: indexPage(this.base) }));
+    add('/varz', '/varz', () => json(ep.varz(this.source())));
+    add('/connz', '/connz', (q) => this.connz(q));
+    add('/routez', '/routez', (q) => this.routez(q));
+    add('/gatewayz', '/gatewayz', (q) => json(ep.gatewayz(this.source(), q)));
+    add('/leafz', '/leafz', (q) => json(ep.leafz(this.source(), q)));
+    add('/subsz', '/subsz', (q) => this.subsz(q));
+    add('/subscriptionsz', '/subsz', (q) => this.subsz(q));
+    add('/accountz', '/accountz', (q) => this.accountz(q));
+    add('/healthz', '/healthz', (q) => {
+      const h = ep.healthz(this.source(), q);
+      return { status: h.status, type: 'application/json', body: marshal(h.body) };
+    });
+    add('/metrics', '/metrics', () => this.metrics());
+    add('/live', '/live', () => ({ status: 200, type: 'text/html; charset=utf-8', body: livePage() }));
+    add('/skeinz', '/skeinz', () => this.skeinz());
+  }
+
+  get enabled(): boolean {
+    return this.host.opts.httpPort !== undefined && this.host.opts.httpPort !== 0;
+  }
+
+  /** Bind the monitoring port (before the client listener, as nats-server does). */
+  async start(): Promise<void> {
+    if (!this.enabled) return;
+    const o = this.host.opts;
+    const bindHost = o.httpHost ?? o.host;
+    const server = http.createServer({
+      // Slow or half-open clients: give up on a request whose headers or body do not arrive.
+      headersTimeout: 10_000,
+      requestTimeout: 20_000,
+      keepAliveTimeout: 5_000,
+      connectionsCheckingInterval: 1_000,
+      maxHeaderSize: 64 * 1024,
+    }, (req, res) => this.handle(req, res));
+    server.maxConnections = MAX_HTTP_CONNECTIONS;
+    // A client that stops reading its answer is dropped instead of holding memory.
+    server.setTimeout(30_000, (socket: net.Socket) => socket.destroy());
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`can't listen to the monitor port: ${err.message}`)));
+      server.listen({ host: bindHost, port: o.httpPort! < 0 ? 0 : o.httpPort }, () => {
+        server.removeAllListeners('error');
+        resolve();
+      });
+    });
+    server.on('error', (err) => log.error(`Monitoring listener error: ${err.message}`));
+    const port = (server.address() as net.AddressInfo).port;
+    log.info(`Starting http monitor on ${ep.hostPort(bindHost, port)}`);
+  }
+
+  /** Every thread is up and every listener bound: /healthz says ok. */
+  setReady(ready: boolean): void {
+    this.ready = ready;
+  }
+
+  stop(): void {
+    this.server?.close();
+    this.server?.closeAllConnections();
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.resolve(p.replies);
+    }
+    this.pending.clear();
+  }
+
+  /** A client connection was handed to a worker (/varz total_connections). */
+  connectionAccepted(): void {
+    this.totalConnections++;
+  }
+
+  /** A thread's answer to a `monitor` control message. */
+  onReply(msg: { id: number; thread: number; data: unknown }): void {
+    const p = this.pending.get(msg.id);
+    if (p === undefined) return;
+    p.replies.push({ thread: msg.thread, data: msg.data });
+    if (--p.waiting === 0) {
+      clearTimeout(p.timer);
+      this.pending.delete(msg.id);
+      p.resolve(p.replies);
+    }
+  }
+
+  // ------------------------------------------------------------------------ HTTP
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    req.resume(); // no endpoint reads a body
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const pathname = q < 0 ? raw : raw.slice(0, q);
+    const route = this.routes.get(pathname);
+    if (route === undefined) {
+      this.send(res, { status: 404, type: 'text/plain; charset=utf-8', body: '404 page not found\n' }, req.method);
+      return;
+    }
+    const query = parseQuery(q < 0 ? '' : raw.slice(q + 1));
+    this.httpReqStats.set(route.stat, (this.httpReqStats.get(route.stat) ?? 0) + 1);
+    let reply: Reply | Promise<Reply>;
+    try {
+      reply = route.handle(query);
+    } catch (err) {
+      reply = this.failure(err);
+    }
+    void Promise.resolve(reply).catch((err: unknown) => this.failure(err)).then((r) => {
+      const callback = query.get('callback') ?? '';
+      if (callback !== '' && r.status === 200 && r.type === 'application/json') {
+        r = { status: 200, type: 'application/javascript', body: `${callback}(${r.body})` };
+      }
+      this.send(res, r, req.method);
+    });
+  }
+
+  private failure(err: unknown): Reply {
+    if (err instanceof QueryError) return { status: 400, type: 'text/plain; charset=utf-8', body: err.message };
+    log.error(`Monitoring request failed: ${(err as Error).stack ?? String(err)}`);
+    return { status: 500, type: 'text/plain; charset=utf-8', body: 'internal error\n' };
+  }
+
+  private send(res: http.ServerResponse, r: Reply, method: string | undefined): void {
+    if (res.destroyed) return;
+    const body = Buffer.from(r.body, 'utf8');
+    res.writeHead(r.status, { 'Content-Type': r.type, 'Content-Length': body.length });
+    res.end(method === 'HEAD' ? undefined : body);
+  }
+
+  // ------------------------------------------------------------------ asking threads
+
+  private threadsOf(kind: 'client' | 'route'): number[] {
+    const out: number[] = [];
+    this.host.threadKinds.forEach((k, t) => {
+      if (k === kind) out.push(t);
+    });
+    return out;
+  }
+
+  /** Ask threads one question; identical questions in flight share the answer. */
+  private ask(threads: number[], query: MonitorQuery): Promise<{ thread: number; data: unknown }[]> {
+    const key = `${threads.join(',')}:${JSON.stringify(query)}`;
+    const running = this.inflight.get(key);
+    if (running !== undefined) return running;
+    const id = this.nextId++;
+    const p = new Promise<{ thread: number; data: unknown }[]>((resolve) => {
+      const entry: Pending = { replies: [], waiting: 0, resolve, timer: setTimeout(() => this.expire(id), ASK_TIMEOUT_MS) };
+      this.pending.set(id, entry);
+      for (const t of threads) if (this.host.post(t, { type: 'monitor', id, query })) entry.waiting++;
+      if (entry.waiting === 0) this.expire(id);
+    }).finally(() => this.inflight.delete(key));
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  private expire(id: number): void {
+    const p = this.pending.get(id);
+    if (p === undefined) return;
+    clearTimeout(p.timer);
+    this.pending.delete(id);
+    p.resolve(p.replies);
+  }
+
+  // -------------------------------------------------------------------- endpoints
+
+  private source(): ep.MonitorSource {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    const host = this.host;
+    return {
+      opts: host.opts,
+      identity: host.identity,
+      stats: this.stats,
+      startedAt: this.startedAt,
+      configLoadedAt: this.configLoadedAt,
+      httpReqStats: this.httpReqStats,
+      totalConnections: this.totalConnections,
+      connections: () => self.clientConnections(),
+      clusterPort: () => host.clusterPort(),
+      processUsage: () => self.processUsage(),
+      readyChecks: () => {
+        const l = host.listening();
+        return { server: l.server && self.ready, route: l.route };
+      },
+    };
+  }
+
+  private clientConnections(): number {
+    let n = 0;
+    for (const t of this.threadsOf('client')) n += this.host.connections(t);
+    return n;
+  }
+
+  /** RSS, and CPU as a percentage of one core over the last second or more (as nats-server's pse). */
+  private processUsage(): { rss: number; cpu: number } {
+    const now = Date.now();
+    const s = this.cpuSample;
+    if (now - s.at >= 1000) {
+      const usage = process.cpuUsage();
+      const usedUs = usage.user - s.usage.user + usage.system - s.usage.system;
+      const pct = (usedUs / 1000 / (now - s.at)) * 100;
+      this.cpuSample = { at: now, usage, pct: Math.round(pct * 10) / 10 };
+    }
+    return { rss: process.memoryUsage.rss(), cpu: this.cpuSample.pct };
+  }
+
+  private async connz(q: Map<string, string>): Promise<Reply> {
+    const o = ep.connzOptions(q);
+    const replies = await this.ask(this.threadsOf('client'), {
+      kind: 'connz',
+      open: o.state !== 'closed',
+      closed: o.state !== 'open',
+      subs: o.subs === SubsMode.none && !o.auth ? SubsMode.none : o.subs,
+    });
+    const open: ConnRecord[] = [];
+    const closed: ConnRecord[] = [];
+    for (const r of replies) for (const c of (r.data as ConnRecord[] | null) ?? []) (c.stop > 0 ? closed : open).push(c);
+    // nats-server keeps its newest MaxClosedClients; each worker keeps that many of its own.
+    closed.sort((a, b) => a.stop - b.stop);
+    return json(ep.connz(this.source(), o, open, closed.slice(-10_000)));
+  }
+
+  private async routez(q: Map<string, string>): Promise<Reply> {
+    const o = ep.routezOptions(q);
+    const replies = await this.ask(this.threadsOf('route'), { kind: 'routez', subs: o.subs });
+    const routes: RouteRecord[] = [];
+    for (const r of replies) for (const x of (r.data as RouteRecord[] | null) ?? []) routes.push(x);
+    return json(ep.routez(this.source(), o.subs, routes));
+  }
+
+  private async subszStats(list: boolean): Promise<{ workers: SubszReply[]; routeSubs: number }> {
+    const replies = await this.ask(this.threadsOf('client'), { kind: 'subsz', list });
+    const workers = replies.map((r) => r.data as SubszReply).filter((r) => r !== null);
+    let routeSubs = 0;
+    for (const t of this.threadsOf('route')) routeSubs += this.stats.value(t, 5 /* Stat.subscriptions */);
+    return { workers, routeSubs };
+  }
+
+  private async subsz(q: Map<string, string>): Promise<Reply> {
+    const o = ep.subszOptions(q);
+    const { workers, routeSubs } = await this.subszStats(o.subs);
+    return json(ep.subsz(this.source(), o, workers, routeSubs));
+  }
+
+  private async accountz(q: Map<string, string>): Promise<Reply> {
+    let stats: Record<string, unknown> | null = null;
+    if (ep.accountzWantsDetail(q)) {
+      const { workers, routeSubs } = await this.subszStats(false);
+      stats = ep.subsz(this.source(), { subs: false, offset: 0, limit: 0, test: '', acc: '' }, workers, routeSubs);
+    }
+    return json(ep.accountz(this.source(), q, stats));
+  }
+
+  private async clusterView(): Promise<ClusterReply | null> {
+    const route = this.threadsOf('route');
+    if (route.length === 0) return null;
+    const replies = await this.ask(route, { kind: 'cluster' });
+    return (replies[0]?.data as ClusterReply | undefined) ?? null;
+  }
+
+  private async metrics(): Promise<Reply> {
+    const src = this.source();
+    const [connz, routes, subs] = await Promise.all([
+      this.ask(this.threadsOf('client'), { kind: 'connz', open: true, closed: false, subs: SubsMode.none }),
+      this.ask(this.threadsOf('route'), { kind: 'routez', subs: SubsMode.none }),
+      this.subszStats(false),
+    ]);
+    const open: ConnRecord[] = [];
+    for (const r of connz) for (const c of (r.data as ConnRecord[] | null) ?? []) open.push(c);
+    const routeList: RouteRecord[] = [];
+    for (const r of routes) for (const x of (r.data as RouteRecord[] | null) ?? []) routeList.push(x);
+    const connzOpts = ep.connzOptions(new Map());
+    return {
+      status: 200,
+      type: 'text/plain; version=0.0.4; charset=utf-8',
+      body: metricsText({
+        serverId: src.identity.serverId,
+        varz: ep.varz(src),
+        connz: ep.connz(src, connzOpts, open, []),
+        routez: ep.routez(src, SubsMode.none, routeList),
+        subsz: ep.subsz(src, { subs: false, offset: 0, limit: 0, test: '', acc: '' }, subs.workers, subs.routeSubs),
+        healthz: ep.healthz(src, new Map()).body,
+        threads: this.threadInfo(),
+      }),
+    };
+  }
+
+  private threadInfo(): ThreadInfo[] {
+    return this.host.threadKinds.map((kind, t) => ({
+      thread: t,
+      kind,
+      alive: this.host.threadReady(t),
+      connections: kind === 'client' ? this.host.connections(t) : this.stats.value(t, 10 /* Stat.routes */),
+      ringBacklog: this.host.ringBacklog(t),
+      stats: this.stats,
+    }));
+  }
+
+  private async skeinz(): Promise<Reply> {
+    const src = this.source();
+    const cluster = await this.clusterView();
+    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster));
+  }
+}
