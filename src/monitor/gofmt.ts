@@ -61,12 +61,20 @@ export function preciseNowMs(): number {
   return performance.timeOrigin + performance.now();
 }
 
-/** A time as Go marshals a UTC time.Time: RFC 3339 with up to 9 fraction digits, zeros trimmed. */
+/**
+ * A time as Go marshals a UTC time.Time: RFC 3339 with the fraction's trailing zeros trimmed.
+ * A double holding epoch milliseconds is exact to about a microsecond, so that is the precision
+ * printed (Go prints up to nanoseconds; parsers take either).
+ */
 export function rfc3339(ms: number): string {
-  const whole = Math.floor(ms);
+  let whole = Math.floor(ms);
+  let us = Math.round((ms - whole) * 1000);
+  if (us === 1000) {
+    whole++;
+    us = 0;
+  }
   const base = new Date(whole).toISOString(); // 2026-12-01T15:25:31.713Z
-  const ns = Math.round((ms - whole) * 1e6) + (whole % 1000) * 1e6;
-  const frac = String(Math.min(ns, 999_999_999)).padStart(9, '0').replace(/0+$/, '');
+  const frac = String((whole % 1000) * 1000 + us).padStart(6, '0').replace(/0+$/, '');
   return `${base.slice(0, 19)}${frac === '' ? '' : `.${frac}`}Z`;
 }
 

@@ -61,7 +61,7 @@ function formatLabels(labels: Labels): string {
 }
 
 function formatValue(v: number): string {
-  return Number.isInteger(v) ? String(v) : String(v);
+  return String(v);
 }
 
 /** A JSON key as a metric name part: `/varz` → `varz`, anything else not [a-zA-Z0-9_] → `_`. */

@@ -14,7 +14,7 @@ import type { Options } from '../options.ts';
 import type { ServerIdentity } from '../info.ts';
 import type { ControlMessage } from '../control.ts';
 import { log } from '../log.ts';
-import { StatsReader, createStats } from './stats.ts';
+import { Stat, StatsReader, createStats } from './stats.ts';
 import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './collect.ts';
 import { SubsMode } from './collect.ts';
 import * as ep from './endpoints.ts';
@@ -61,9 +61,10 @@ interface Reply {
 
 const json = (v: unknown): Reply => ({ status: 200, type: 'application/json', body: marshalIndent(v) });
 
-/** path.Join(base, p), as nats-server's basePath. */
+/** Go's path.Join(base, p) as nats-server's basePath uses it: cleaned, no trailing slash. */
 function basePath(base: string, p: string): string {
-  return path.posix.join(base, p);
+  const joined = path.posix.join(base, p);
+  return joined.length > 1 ? joined.replace(/\/+$/, '') : joined;
 }
 
 /** opts.go normalizeBasePath. */
@@ -110,7 +111,7 @@ export class Monitor {
       const h = ep.healthz(this.source(), q);
       return { status: h.status, type: 'application/json', body: marshal(h.body) };
     });
-    add('/metrics', '/metrics', () => this.metrics());
+    add('/metrics', '/metrics', (q) => this.metrics(q));
     add('/live', '/live', () => ({ status: 200, type: 'text/html; charset=utf-8', body: livePage() }));
     add('/skeinz', '/skeinz', () => this.skeinz());
   }
@@ -259,8 +260,7 @@ export class Monitor {
   // -------------------------------------------------------------------- endpoints
 
   private source(): ep.MonitorSource {
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
     const host = this.host;
     return {
       opts: host.opts,
@@ -327,7 +327,7 @@ export class Monitor {
     const replies = await this.ask(this.threadsOf('client'), { kind: 'subsz', list });
     const workers = replies.map((r) => r.data as SubszReply).filter((r) => r !== null);
     let routeSubs = 0;
-    for (const t of this.threadsOf('route')) routeSubs += this.stats.value(t, 5 /* Stat.subscriptions */);
+    for (const t of this.threadsOf('route')) routeSubs += this.stats.value(t, Stat.subscriptions);
     return { workers, routeSubs };
   }
 
@@ -353,7 +353,10 @@ export class Monitor {
     return (replies[0]?.data as ClusterReply | undefined) ?? null;
   }
 
-  private async metrics(): Promise<Reply> {
+  private async metrics(q: Map<string, string>): Promise<Reply> {
+    // `prefix` replaces the `gnatsd` namespace, as the exporter's -prefix (the Helm chart uses `nats`).
+    const prefix = q.get('prefix') || 'gnatsd';
+    if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(prefix)) throw new QueryError(`invalid metrics prefix: ${prefix}`);
     const src = this.source();
     const [connz, routes, subs] = await Promise.all([
       this.ask(this.threadsOf('client'), { kind: 'connz', open: true, closed: false, subs: SubsMode.none }),
@@ -376,7 +379,7 @@ export class Monitor {
         subsz: ep.subsz(src, { subs: false, offset: 0, limit: 0, test: '', acc: '' }, subs.workers, subs.routeSubs),
         healthz: ep.healthz(src, new Map()).body,
         threads: this.threadInfo(),
-      }),
+      }, prefix),
     };
   }
 
@@ -385,7 +388,7 @@ export class Monitor {
       thread: t,
       kind,
       alive: this.host.threadReady(t),
-      connections: kind === 'client' ? this.host.connections(t) : this.stats.value(t, 10 /* Stat.routes */),
+      connections: kind === 'client' ? this.host.connections(t) : this.stats.value(t, Stat.routes),
       ringBacklog: this.host.ringBacklog(t),
       stats: this.stats,
     }));
