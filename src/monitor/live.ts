@@ -42,6 +42,9 @@ export function threadCounters(t: ThreadInfo): Record<string, unknown> {
 
 export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null): Record<string, unknown> {
   const id = src.identity;
+  // The totals from the same reads as the thread rows, so the page's rates add up.
+  const rows = threads.map(threadCounters);
+  const total = (k: string): number => rows.reduce((n, r) => n + (r[k] as number), 0);
   const server = {
     server_id: id.serverId,
     server_name: id.serverName,
@@ -57,10 +60,10 @@ export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, 
     subscriptions: varz.subscriptions,
     slow_consumers: varz.slow_consumers,
     routes: varz.routes,
-    in_msgs: varz.in_msgs,
-    out_msgs: varz.out_msgs,
-    in_bytes: varz.in_bytes,
-    out_bytes: varz.out_bytes,
+    in_msgs: total('in_msgs'),
+    out_msgs: total('out_msgs'),
+    in_bytes: total('in_bytes'),
+    out_bytes: total('out_bytes'),
     mem: varz.mem,
     cpu: varz.cpu,
     workers: src.opts.workers,
@@ -101,7 +104,7 @@ export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, 
   return {
     now_ms: Date.now(),
     server,
-    threads: threads.map(threadCounters),
+    threads: rows,
     cluster: clusterView,
     // Gateways (a supercluster) appear here once skein runs them; none today.
     gateways: [],
