@@ -263,3 +263,33 @@ test('varz counters are the whole server\'s, summed over every worker', async (t
   t.true(threads.every((x) => x.cross_sent > 0), 'messages crossed between the workers');
   t.is(threads.reduce((n, x) => n + x.in_msgs, 0), 4 * per);
 });
+
+test('connz?auth=1 names the authorized user of open and closed connections as nats-server does', async (t) => {
+  t.timeout(60_000);
+  const config = {
+    skein: 'authorization: {users: [{user: alice, password: pw1}, {user: bob, password: pw2}]}\n',
+    natsServer: 'no_system_account: true\nauthorization { users = [ {user: alice, password: pw1}, {user: bob, password: pw2} ] }\n',
+  };
+  const answers: Record<string, unknown>[][] = [];
+  for (const impl of ['nats-server', 'skein'] as Impl[]) {
+    const srv = await useServer(t, { impl, workers: 2, args: ['-m', '-1'], config, readiness: 'log' });
+    const mon = await monitorPort(srv);
+    const alice = await connect({ servers: `127.0.0.1:${srv.port}`, user: 'alice', pass: 'pw1' });
+    const bob = await connect({ servers: `127.0.0.1:${srv.port}`, user: 'bob', pass: 'pw2' });
+    bob.subscribe('x');
+    await bob.flush();
+    await bob.close();
+    t.teardown(() => alice.close());
+    const deadline = Date.now() + 10_000;
+    while ((await getJson(mon, '/connz?state=closed')).total !== 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const pick = (c: Record<string, unknown>) => ({ authorized_user: c.authorized_user, account: c.account });
+    const all = (await getJson(mon, '/connz?state=any&auth=1')).connections as Record<string, unknown>[];
+    const plain = (await getJson(mon, '/connz?state=any')).connections as Record<string, unknown>[];
+    t.true(plain.every((c) => !('authorized_user' in c)), `${impl}: no user without auth=1`);
+    answers.push(all.map(pick));
+    t.deepEqual((await getJson(mon, '/connz?state=any&user=bob')).total, 2, `${impl}: total counts before the user filter`);
+    t.is(((await getJson(mon, '/connz?state=any&user=bob')).connections as unknown[]).length, 1, `${impl}: user filter`);
+  }
+  t.deepEqual(answers[1], answers[0]);
+  t.deepEqual(answers[0], [{ authorized_user: 'alice', account: undefined }, { authorized_user: 'bob', account: undefined }]);
+});

@@ -1,0 +1,159 @@
+// Does monitoring slow message traffic? One skein server, the bench's pubsub scenario against
+// it (`bench/cli.ts pubsub --url`), alternately without and with a client that fetches a
+// monitoring endpoint back to back the whole time (default `/connz?subs=1`, over `--conns`
+// idle connections with a subscription each, so every answer asks the workers for real work).
+// Rounds alternate quiet/loaded (A B A B) so each ratio pairs two runs made under the same
+// machine noise; the median ratio is the result.
+//
+//   node bench/monitor-load.ts [--rounds 5] [--msgs 2M] [--size 16] [--workers 2] [--conns 500]
+//                              [--path '/connz?subs=1']
+//
+// Prints one `run key=value ...` line per run, one `ratio ...` line per round and a summary.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+/** `--hitter URL`: the monitoring client, in its own process. Prints its request count on SIGTERM. */
+async function hitter(url: string): Promise<void> {
+  let requests = 0;
+  let failures = 0;
+  let stop = false;
+  process.on('SIGTERM', () => { stop = true; });
+  while (!stop) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.status === 200) requests++;
+      else failures++;
+    } catch {
+      failures++;
+    }
+  }
+  process.stdout.write(`${JSON.stringify({ requests, failures })}\n`);
+}
+
+function startSkein(workers: number): Promise<{ child: ChildProcess; port: number; mon: number }> {
+  const child = spawn(process.execPath, [path.join(root, 'src', 'main.ts'), '-a', '127.0.0.1', '-p', '-1', '-m', '-1', '--workers', String(workers)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    let log = '';
+    const timer = setTimeout(() => reject(new Error(`skein did not start:\n${log}`)), 30_000);
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+      log += s;
+      const mon = /Starting http monitor on \S+:(\d+)/.exec(log);
+      const port = /Listening for client connections on \S+:(\d+)/.exec(log);
+      if (mon && port && /Server is ready/.test(log)) {
+        clearTimeout(timer);
+        resolve({ child, port: Number(port[1]), mon: Number(mon[1]) });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`skein exited (${code}):\n${log}`)));
+  });
+}
+
+/** `n` idle raw connections with one subscription each (what the monitoring request walks). */
+async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
+  const socks: net.Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('data', (d) => { if (d.includes('PING')) s.write('PONG\r\n'); });
+    s.on('error', () => undefined);
+    s.write(`CONNECT {"verbose":false,"name":"idle-${i}"}\r\nSUB idle.${i} ${i}\r\nPING\r\n`);
+    socks.push(s);
+  }
+  return socks;
+}
+
+function runBench(port: number, pid: number, msgs: string, size: string): Promise<{ msgsPerS: number; status: string; other: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, 'bench', 'cli.ts'), 'pubsub', '--url', `nats://127.0.0.1:${port}`, '--pid', String(pid),
+      '--json', '--rounds', '1', '--msgs', msgs, '--size', size, '--no-progress'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.on('exit', () => {
+      try {
+        const doc = JSON.parse(out) as { entries: { runs: { msgsPerS: number; status: string; otherCpuPct: number }[] }[] };
+        const r = doc.entries[0].runs[0];
+        resolve({ msgsPerS: r.msgsPerS, status: r.status, other: r.otherCpuPct });
+      } catch (err) {
+        reject(new Error(`bench output not understood: ${(err as Error).message}\n${out.slice(0, 500)}`));
+      }
+    });
+  });
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+async function main(): Promise<void> {
+  const { values: v } = parseArgs({
+    options: {
+      hitter: { type: 'string' },
+      rounds: { type: 'string', default: '5' },
+      msgs: { type: 'string', default: '2M' },
+      size: { type: 'string', default: '16' },
+      workers: { type: 'string', default: '2' },
+      conns: { type: 'string', default: '500' },
+      path: { type: 'string', default: '/connz?subs=1' },
+    },
+  });
+  if (v.hitter !== undefined) {
+    await hitter(v.hitter);
+    return;
+  }
+  const rounds = Number(v.rounds);
+  const { child: server, port, mon } = await startSkein(Number(v.workers));
+  const idle = await idleConnections(port, Number(v.conns));
+  const url = `http://127.0.0.1:${mon}${v.path}`;
+  process.stdout.write(`meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} rounds=${rounds}\n`);
+  const ratios: number[] = [];
+  const quiet: number[] = [];
+  const loaded: number[] = [];
+  let failed = 0;
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const a = await runBench(port, server.pid!, v.msgs!, v.size!);
+      process.stdout.write(`run round=${round} monitoring=off status=${a.status} msgs_per_s=${Math.round(a.msgsPerS)} other_cpu_pct=${Math.round(a.other)}\n`);
+      const h = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let hout = '';
+      h.stdout!.setEncoding('utf8').on('data', (s: string) => { hout += s; });
+      const started = Date.now();
+      const b = await runBench(port, server.pid!, v.msgs!, v.size!);
+      const hitterDone = new Promise((r) => h.once('exit', r));
+      h.kill('SIGTERM');
+      await hitterDone;
+      const counts = JSON.parse(hout || '{"requests":0,"failures":0}') as { requests: number; failures: number };
+      const secs = (Date.now() - started) / 1000;
+      process.stdout.write(`run round=${round} monitoring=on status=${b.status} msgs_per_s=${Math.round(b.msgsPerS)} other_cpu_pct=${Math.round(b.other)} ` +
+        `monitor_requests=${counts.requests} monitor_failures=${counts.failures} monitor_req_per_s=${(counts.requests / secs).toFixed(1)}\n`);
+      if (a.status !== 'ok' || b.status !== 'ok' || counts.failures > 0) {
+        failed++;
+        continue;
+      }
+      quiet.push(a.msgsPerS);
+      loaded.push(b.msgsPerS);
+      ratios.push(b.msgsPerS / a.msgsPerS);
+      process.stdout.write(`ratio round=${round} on_over_off=${(b.msgsPerS / a.msgsPerS).toFixed(3)}\n`);
+    }
+  } finally {
+    for (const s of idle) s.destroy();
+    server.kill('SIGINT');
+  }
+  if (ratios.length === 0) {
+    process.stdout.write(`summary failed_rounds=${failed} (no complete round)\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(`summary msgs_per_s_off_median=${Math.round(median(quiet))} msgs_per_s_on_median=${Math.round(median(loaded))} ` +
+    `ratio_median=${median(ratios).toFixed(3)} ratio_min=${Math.min(...ratios).toFixed(3)} ratio_max=${Math.max(...ratios).toFixed(3)} failed_rounds=${failed}\n`);
+}
+
+await main();
