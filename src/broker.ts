@@ -212,6 +212,7 @@ export class Broker implements MeshHandler {
     this.ringPaused.delete(conn);
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
+    this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
   }
 
   infoFor(conn: ClientConn): string {

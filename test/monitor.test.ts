@@ -90,7 +90,7 @@ function queries(env: Env): string[] {
     '/gatewayz', '/gatewayz?accs=1', '/gatewayz?gw_name=X',
     '/leafz', '/leafz?subs=1',
     '/subsz', '/subscriptionsz', '/subsz?subs=1', '/subsz?subs=1&test=foo', '/subsz?subs=1&test=baz.x', '/subsz?subs=1&test=nomatch',
-    '/subsz?subs=1&limit=1&offset=1', '/subsz?acc=$G',
+    '/subsz?subs=1&limit=10', '/subsz?subs=1&offset=10', '/subsz?acc=$G', '/subsz?acc=nope', '/subsz?subs=1&acc=nope',
     '/accountz', '/accountz?acc=$G',
     '/healthz',
     // Last: in 2.9.10 this request writes the detail into the stored closed connection, and
@@ -155,6 +155,14 @@ test('every endpoint and option has nats-server 2.9.10\'s keys and JSON types, a
   const bySubject = (l: typeof nsubs.subscriptions_list) => l.map(({ subject, qgroup, max, msgs }) => ({ subject, qgroup, max, msgs })).sort((x, y) => x.subject.localeCompare(y.subject));
   t.deepEqual(bySubject(ssubs.subscriptions_list), bySubject(nsubs.subscriptions_list), 'subsz?subs=1 list');
   t.is((JSON.parse(skAnswers.get('/subsz')!.body) as { num_subscriptions: number }).num_subscriptions, 5);
+  // A page of subscriptions: which ones depends on each server's sublist order, its counts do not.
+  for (const q of ['/subsz?subs=1&limit=1&offset=1', '/subsz?subs=1&limit=2']) {
+    const page = async (e: Env) => {
+      const d = await getJson(e.mon, q);
+      return { total: d.total, offset: d.offset, limit: d.limit, n: (d.subscriptions_list as unknown[]).length };
+    };
+    t.deepEqual(await page(sk), await page(ns), q);
+  }
 
   const routeOf = (a: HttpAnswer) => (JSON.parse(a.body) as { routes: Record<string, unknown>[] }).routes[0];
   for (const k of ['did_solicit', 'is_configured', 'in_msgs', 'out_msgs', 'out_bytes', 'subscriptions']) {

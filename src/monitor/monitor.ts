@@ -305,7 +305,7 @@ export class Monitor {
       kind: 'connz',
       open: o.state !== 'closed',
       closed: o.state !== 'open',
-      subs: o.subs === SubsMode.none && !o.auth ? SubsMode.none : o.subs,
+      subs: o.subs,
     });
     const open: ConnRecord[] = [];
     const closed: ConnRecord[] = [];
