@@ -9,6 +9,7 @@ import { connect, type NatsConnection } from 'nats';
 import { useServer, type Impl, type ServerHandle } from './helpers/server.ts';
 import { clusterPortOf, get, getJson, monitorPort, shapeDiff, shapeOf, type HttpAnswer } from './helpers/monitor.ts';
 import { waitFor } from './helpers/cluster.ts';
+import { certs, clientTls } from './helpers/certs.ts';
 
 interface Env {
   impl: Impl;
@@ -300,4 +301,28 @@ test('connz?auth=1 names the authorized user of open and closed connections as n
   }
   t.deepEqual(answers[1], answers[0]);
   t.deepEqual(answers[0], [{ authorized_user: 'alice', account: undefined }, { authorized_user: 'bob', account: undefined }]);
+});
+
+test('with TLS, varz and connz carry nats-server\'s TLS fields', async (t) => {
+  t.timeout(60_000);
+  const c = certs();
+  const block = `{ cert_file: "${c.serverCert}", key_file: "${c.serverKey}", ca_file: "${c.ca}", timeout: 10 }`;
+  const docs: Record<string, Record<string, unknown>>[] = [];
+  for (const impl of ['nats-server', 'skein'] as Impl[]) {
+    const config = impl === 'nats-server' ? `no_system_account: true\ntls: ${block}\n` : `tls: ${block}\n`;
+    const srv = await useServer(t, { impl, workers: 1, args: ['-m', '-1'], config, readiness: 'log' });
+    const mon = await monitorPort(srv);
+    const nc = await connect({ servers: srv.url, tls: clientTls(c), reconnect: false });
+    t.teardown(() => nc.close());
+    nc.subscribe('x');
+    await nc.flush();
+    docs.push({ varz: await getJson(mon, '/varz'), connz: await getJson(mon, '/connz') });
+  }
+  const [n, s] = docs;
+  t.deepEqual(shapeDiff(shapeOf(n.varz), shapeOf(s.varz)), [], 'varz');
+  t.deepEqual(shapeDiff(shapeOf(n.connz), shapeOf(s.connz)), [], 'connz');
+  for (const k of ['tls_required', 'tls_verify', 'tls_timeout', 'auth_timeout']) t.deepEqual(s.varz[k], n.varz[k], `varz ${k}`);
+  const conn = (d: Record<string, unknown>) => (d.connections as Record<string, unknown>[])[0];
+  t.is(conn(s.connz).tls_version, conn(n.connz).tls_version);
+  t.regex(String(conn(s.connz).tls_cipher_suite), /^TLS_/);
 });

@@ -8,6 +8,8 @@ import type { Broker } from '../broker.ts';
 import type { ClientConn } from '../client.ts';
 import type { Cluster } from '../cluster.ts';
 import type { RouteConn } from '../route.ts';
+import type { TLSSocket } from 'node:tls';
+import { tlsCipherText, tlsVersionText } from '../tls.ts';
 
 /** How much subscription detail a connection record carries. */
 export const SubsMode = { none: 0, subjects: 1, detail: 2 } as const;
@@ -57,6 +59,9 @@ export interface ConnRecord {
   user: string;
   /** What nats-server's getRawAuthUser gives: the user, else the token. */
   authUser: string;
+  /** `1.3`, and the suite's Go name, once a TLS handshake completed; '' otherwise. */
+  tlsVersion: string;
+  tlsCipher: string;
   subs?: SubRecord[];
 }
 
@@ -117,8 +122,15 @@ function subsOf(conn: ClientConn, mode: SubsModeValue): SubRecord[] | undefined 
   return out;
 }
 
+/** A TLS connection whose handshake completed (nats-server leaves out ones still shaking hands). */
+function tlsOf(conn: ClientConn): TLSSocket | null {
+  const s = conn.socket as Partial<TLSSocket>;
+  return s.encrypted === true && conn.tlsDeadline === 0 && typeof s.getProtocol === 'function' && s.getProtocol() !== null ? (s as TLSSocket) : null;
+}
+
 function connRecord(broker: Broker, conn: ClientConn, subs: SubsModeValue): ConnRecord {
   const token = broker.opts.authorization?.token;
+  const tls = tlsOf(conn);
   return {
     cid: conn.cid,
     ip: plainIp(conn.remoteAddr),
@@ -139,6 +151,8 @@ function connRecord(broker: Broker, conn: ClientConn, subs: SubsModeValue): Conn
     version: conn.version,
     user: conn.user,
     authUser: conn.user !== '' ? conn.user : token !== undefined && conn.connectReceived ? token : '',
+    tlsVersion: tls === null ? '' : tlsVersionText(tls),
+    tlsCipher: tls === null ? '' : tlsCipherText(tls),
     subs: subsOf(conn, subs),
   };
 }

@@ -51,8 +51,14 @@ function hostPort(h: string, p: number): string {
   return h.includes(':') ? `[${h}]:${p}` : `${h}:${p}`;
 }
 
-function authTimeoutSeconds(ms: number | undefined): number {
-  return ms === undefined ? DEFAULT_AUTH_TIMEOUT_S : ms / 1000;
+/** The auth timeout in seconds; without one configured nats-server's default, one second past the TLS timeout with TLS. */
+function authTimeoutSeconds(ms: number | undefined, tls?: { timeoutMs: number }): number {
+  if (ms !== undefined) return ms / 1000;
+  return tls !== undefined ? tls.timeoutMs / 1000 + 1 : DEFAULT_AUTH_TIMEOUT_S;
+}
+
+function tlsTimeoutSeconds(tls: { timeoutMs: number } | undefined): number {
+  return tls === undefined ? DEFAULT_TLS_TIMEOUT_S : tls.timeoutMs / 1000;
 }
 
 function routeHost(url: string): string {
@@ -78,6 +84,10 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     port: id.port,
   };
   if (o.authorization !== undefined) v.auth_required = true;
+  if (o.tls !== undefined) {
+    v.tls_required = true;
+    if (o.tls.verify) v.tls_verify = true;
+  }
   if (id.connectUrls !== undefined && id.connectUrls.length > 0) v.connect_urls = [...id.connectUrls];
   v.max_connections = o.maxConnections;
   if (o.maxSubscriptions > 0) v.max_subscriptions = o.maxSubscriptions;
@@ -87,7 +97,7 @@ export function varz(src: MonitorSource): Record<string, unknown> {
   v.http_port = o.httpPort ?? 0;
   v.http_base_path = o.httpBasePath ?? '';
   v.https_port = 0;
-  v.auth_timeout = authTimeoutSeconds(o.authorization?.timeoutMs);
+  v.auth_timeout = authTimeoutSeconds(o.authorization?.timeoutMs, o.tls);
   v.max_control_line = o.maxControlLine;
   v.max_payload = o.maxPayload;
   v.max_pending = o.maxPending;
@@ -97,9 +107,14 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     if (id.cluster) cluster.name = id.cluster;
     if (c.host) cluster.addr = c.host;
     if (src.clusterPort() !== 0) cluster.cluster_port = src.clusterPort();
-    cluster.auth_timeout = authTimeoutSeconds(c.authorization?.timeoutMs);
+    cluster.auth_timeout = authTimeoutSeconds(c.authorization?.timeoutMs, c.tls);
     if (c.routes.length > 0) cluster.urls = c.routes.map(routeHost);
-    cluster.tls_timeout = DEFAULT_TLS_TIMEOUT_S;
+    cluster.tls_timeout = tlsTimeoutSeconds(c.tls);
+    if (c.tls !== undefined) {
+      // nats-server always verifies route certificates.
+      cluster.tls_required = true;
+      cluster.tls_verify = true;
+    }
   }
   v.cluster = cluster;
   const gateway: Record<string, unknown> = {};
@@ -122,7 +137,7 @@ export function varz(src: MonitorSource): Record<string, unknown> {
   v.mqtt = {};
   v.websocket = {};
   v.jetstream = {};
-  v.tls_timeout = DEFAULT_TLS_TIMEOUT_S;
+  v.tls_timeout = tlsTimeoutSeconds(o.tls);
   v.write_deadline = o.writeDeadlineMs * 1e6;
   v.start = rfc3339(src.startedAt);
   v.now = rfc3339(now);
@@ -249,6 +264,10 @@ function connInfo(c: ConnRecord, now: number, o: ConnzOptions): Record<string, u
   if (c.name !== '') ci.name = c.name;
   if (c.lang !== '') ci.lang = c.lang;
   if (c.version !== '') ci.version = c.version;
+  if (c.tlsVersion !== '') {
+    ci.tls_version = c.tlsVersion;
+    ci.tls_cipher_suite = c.tlsCipher;
+  }
   if (o.auth) {
     // Open: getRawAuthUser (user, else token); closed: the CONNECT user only.
     const user = closed ? c.user : c.authUser;
