@@ -71,7 +71,7 @@ test('the closed-connection ring keeps the newest connections, oldest first', (t
   const broker = { opts: {} } as unknown as Broker;
   for (let cid = 1; cid <= 5; cid++) {
     const conn = {
-      cid, remoteAddr: '::ffff:127.0.0.1', remotePort: 1000 + cid, startedAt: 1, lastInboundAt: 2, rttMs: 0, closed: true,
+      cid, socket: {}, tlsDeadline: 0, remoteAddr: '::ffff:127.0.0.1', remotePort: 1000 + cid, startedAt: 1, lastInboundAt: 2, rttMs: 0, closed: true,
       pendingBytes: 0, inMsgs: cid, outMsgs: 0, inBytes: 0, outBytes: 0, subs: new Map(), name: '', lang: '', version: '',
       user: '', connectReceived: true, closeReason: 'Client Closed',
     } as unknown as ClientConn;
