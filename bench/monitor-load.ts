@@ -2,8 +2,11 @@
 // it (`bench/cli.ts pubsub --url`), alternately without and with a client that fetches a
 // monitoring endpoint back to back the whole time (default `/connz?subs=1`, over `--conns`
 // idle connections with a subscription each, so every answer asks the workers for real work).
-// Rounds alternate quiet/loaded (A B A B) so each ratio pairs two runs made under the same
-// machine noise; the median ratio is the result.
+// Each round runs both (off then on, or on then off, alternating) so each ratio pairs two runs
+// made under the same machine noise; the median ratio is the result. Because throughput on a
+// shared host moves with everything else running there, the server's worker threads' CPU time
+// per message (from /proc/PID/task) is reported too: the monitoring's cost to the threads that
+// carry messages, which other load on the host does not change.
 //
 //   node bench/monitor-load.ts [--rounds 5] [--msgs 2M] [--size 16] [--workers 2] [--conns 500]
 //                              [--path '/connz?subs=1']
@@ -11,6 +14,7 @@
 // Prints one `run key=value ...` line per run, one `ratio ...` line per round and a summary.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -88,9 +92,37 @@ function runBench(port: number, pid: number, msgs: string, size: string): Promis
   });
 }
 
+/** CPU milliseconds used so far by the server's threads, by thread name (`WorkerThread`, `MainThread`, ...). */
+function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const tick = 1000 / 100; // USER_HZ
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * tick);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return out;
+}
+
+function cpuDelta(a: Map<string, number>, b: Map<string, number>, name: string): number {
+  return (b.get(name) ?? 0) - (a.get(name) ?? 0);
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** `2M`, `500k`, `1e6`. */
+function parseCount(s: string): number {
+  const m = /^(\d+(?:\.\d+)?(?:e\d+)?)\s*([kKmM]?)$/.exec(s.trim());
+  if (!m) throw new Error(`--msgs: not a count: ${s}`);
+  return Math.round(Number(m[1]) * ({ '': 1, k: 1e3, K: 1e3, m: 1e6, M: 1e6 } as Record<string, number>)[m[2]]);
 }
 
 async function main(): Promise<void> {
@@ -115,33 +147,54 @@ async function main(): Promise<void> {
   const url = `http://127.0.0.1:${mon}${v.path}`;
   process.stdout.write(`meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} rounds=${rounds}\n`);
   const ratios: number[] = [];
+  const cpuRatios: number[] = [];
   const quiet: number[] = [];
   const loaded: number[] = [];
   let failed = 0;
   try {
     for (let round = 1; round <= rounds; round++) {
-      const a = await runBench(port, server.pid!, v.msgs!, v.size!);
-      process.stdout.write(`run round=${round} monitoring=off status=${a.status} msgs_per_s=${Math.round(a.msgsPerS)} other_cpu_pct=${Math.round(a.other)}\n`);
-      const h = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let hout = '';
-      h.stdout!.setEncoding('utf8').on('data', (s: string) => { hout += s; });
-      const started = Date.now();
-      const b = await runBench(port, server.pid!, v.msgs!, v.size!);
-      const hitterDone = new Promise((r) => h.once('exit', r));
-      h.kill('SIGTERM');
-      await hitterDone;
-      const counts = JSON.parse(hout || '{"requests":0,"failures":0}') as { requests: number; failures: number };
-      const secs = (Date.now() - started) / 1000;
-      process.stdout.write(`run round=${round} monitoring=on status=${b.status} msgs_per_s=${Math.round(b.msgsPerS)} other_cpu_pct=${Math.round(b.other)} ` +
-        `monitor_requests=${counts.requests} monitor_failures=${counts.failures} monitor_req_per_s=${(counts.requests / secs).toFixed(1)}\n`);
-      if (a.status !== 'ok' || b.status !== 'ok' || counts.failures > 0) {
+      const order = round % 2 === 1 ? [false, true] : [true, false];
+      const result: Record<string, { msgsPerS: number; status: string; workerUsPerMsg: number }> = {};
+      let hitterFailures = 0;
+      for (const monitoring of order) {
+        let h: ChildProcess | null = null;
+        let hout = '';
+        if (monitoring) {
+          h = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url], { stdio: ['ignore', 'pipe', 'inherit'] });
+          h.stdout!.setEncoding('utf8').on('data', (s: string) => { hout += s; });
+        }
+        const started = Date.now();
+        const before = threadCpuMs(server.pid!);
+        const r = await runBench(port, server.pid!, v.msgs!, v.size!);
+        const after = threadCpuMs(server.pid!);
+        const msgs = parseCount(v.msgs!);
+        const workerUsPerMsg = (cpuDelta(before, after, 'WorkerThread') * 1000) / msgs;
+        const mainMs = cpuDelta(before, after, 'MainThread');
+        let extra = '';
+        if (h !== null) {
+          const done = new Promise((res) => h!.once('exit', res));
+          h.kill('SIGTERM');
+          await done;
+          const counts = JSON.parse(hout || '{"requests":0,"failures":0}') as { requests: number; failures: number };
+          hitterFailures += counts.failures;
+          const secs = (Date.now() - started) / 1000;
+          extra = ` monitor_requests=${counts.requests} monitor_failures=${counts.failures} monitor_req_per_s=${(counts.requests / secs).toFixed(1)}`;
+        }
+        process.stdout.write(`run round=${round} monitoring=${monitoring ? 'on' : 'off'} status=${r.status} msgs_per_s=${Math.round(r.msgsPerS)} ` +
+          `worker_cpu_us_per_msg=${workerUsPerMsg.toFixed(3)} main_cpu_ms=${Math.round(mainMs)} other_cpu_pct=${Math.round(r.other)}${extra}\n`);
+        result[monitoring ? 'on' : 'off'] = { msgsPerS: r.msgsPerS, status: r.status, workerUsPerMsg };
+      }
+      const a = result.off;
+      const b = result.on;
+      if (a.status !== 'ok' || b.status !== 'ok' || hitterFailures > 0) {
         failed++;
         continue;
       }
       quiet.push(a.msgsPerS);
       loaded.push(b.msgsPerS);
       ratios.push(b.msgsPerS / a.msgsPerS);
-      process.stdout.write(`ratio round=${round} on_over_off=${(b.msgsPerS / a.msgsPerS).toFixed(3)}\n`);
+      cpuRatios.push(b.workerUsPerMsg / a.workerUsPerMsg);
+      process.stdout.write(`ratio round=${round} msgs_per_s_on_over_off=${(b.msgsPerS / a.msgsPerS).toFixed(3)} worker_cpu_per_msg_on_over_off=${(b.workerUsPerMsg / a.workerUsPerMsg).toFixed(3)}\n`);
     }
   } finally {
     for (const s of idle) s.destroy();
@@ -153,7 +206,8 @@ async function main(): Promise<void> {
     return;
   }
   process.stdout.write(`summary msgs_per_s_off_median=${Math.round(median(quiet))} msgs_per_s_on_median=${Math.round(median(loaded))} ` +
-    `ratio_median=${median(ratios).toFixed(3)} ratio_min=${Math.min(...ratios).toFixed(3)} ratio_max=${Math.max(...ratios).toFixed(3)} failed_rounds=${failed}\n`);
+    `ratio_median=${median(ratios).toFixed(3)} ratio_min=${Math.min(...ratios).toFixed(3)} ratio_max=${Math.max(...ratios).toFixed(3)} ` +
+    `worker_cpu_per_msg_ratio_median=${median(cpuRatios).toFixed(3)} failed_rounds=${failed}\n`);
 }
 
 await main();

@@ -141,3 +141,27 @@ test('the monitoring port binds only where configured; https_port is refused by 
   t.not(r.status, 0);
   t.regex(r.stderr, /https_port/);
 });
+
+test('polling as fast as possible gets documents at most 250 ms old, built at most four times a second', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl: 'skein', workers: 2, args: ['-m', '-1'], readiness: 'log' });
+  const mon = await monitorPort(srv);
+  const nc = await connect({ servers: `127.0.0.1:${srv.port}` });
+  t.teardown(() => nc.close());
+  const nows = new Set<string>();
+  let requests = 0;
+  const started = Date.now();
+  while (Date.now() - started < 1500) {
+    const c = await getJson(mon, '/connz?subs=1');
+    requests++;
+    nows.add(c.now as string);
+  }
+  const elapsed = Date.now() - started;
+  t.true(requests > 10, `${requests} requests`);
+  t.true(nows.size <= Math.ceil(elapsed / 250) + 1, `${nows.size} distinct documents in ${elapsed} ms`);
+  for (const n of nows) t.true(Date.now() - Date.parse(n) < 60_000);
+  // /varz is read from shared memory on every request: always current.
+  const a = await getJson(mon, '/varz');
+  const b = await getJson(mon, '/varz');
+  t.not(a.now, b.now);
+});

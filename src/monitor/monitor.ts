@@ -4,8 +4,14 @@
 //
 // Runs on the main thread, which never touches message bytes. Whole-server counters are read
 // from the threads' shared slots (stats.ts); per-connection facts are asked of the owning
-// threads with a `monitor` control message and merged here. Identical questions in flight at
-// the same time share one round of asking, so a burst of requests costs the threads one answer.
+// threads with a `monitor` control message and merged here.
+//
+// Monitoring must not slow message traffic however hard it is polled, so the work a request
+// causes is bounded: the threads answer a given question (say, every connection with its
+// subscriptions) at most once per FRESH_MS, whatever asked it in between, and the documents
+// built from those answers are reused for identical requests within the same window. An
+// answer is thus at most FRESH_MS old (its `now` says when it was made); /varz and /healthz,
+// read from shared memory, are always current.
 
 import http from 'node:http';
 import path from 'node:path';
@@ -43,6 +49,10 @@ export interface MonitorHost {
 
 /** How long a thread gets to answer before the page is built without it. */
 const ASK_TIMEOUT_MS = 3000;
+/** Threads' answers and built documents are reused for this long (see the file comment). */
+const FRESH_MS = 250;
+/** Built documents kept at once (distinct query strings beyond this are not cached). */
+const MAX_CACHED_REPLIES = 64;
 /** Concurrent HTTP connections; more are refused by the listener (no effect on traffic). */
 const MAX_HTTP_CONNECTIONS = 256;
 
@@ -82,11 +92,14 @@ export class Monitor {
   readonly httpReqStats = new Map<string, number>();
   private readonly host: MonitorHost;
   private readonly base: string;
-  private readonly routes = new Map<string, { stat: string; handle: (q: Map<string, string>) => Reply | Promise<Reply> }>();
+  private readonly routes = new Map<string, { stat: string; cached: boolean; handle: (q: Map<string, string>) => Reply | Promise<Reply> }>();
   private server: http.Server | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly inflight = new Map<string, Promise<{ thread: number; data: unknown }[]>>();
+  /** Threads' answers by question, asked at `at` (in flight or done). */
+  private readonly answers = new Map<string, { at: number; answer: Promise<{ thread: number; data: unknown }[]> }>();
+  /** Built documents by request target. */
+  private readonly replies = new Map<string, { at: number; reply: Promise<Reply> }>();
   private cpuSample = { at: Date.now(), usage: process.cpuUsage(), pct: 0 };
   private ready = false;
 
@@ -95,25 +108,26 @@ export class Monitor {
     this.statsBuffer = createStats(host.threadKinds.length);
     this.stats = new StatsReader(this.statsBuffer, host.threadKinds.length);
     this.base = normalizeBasePath(host.opts.httpBasePath);
-    const add = (p: string, stat: string, handle: (q: Map<string, string>) => Reply | Promise<Reply>): void => {
-      this.routes.set(basePath(this.base, p), { stat, handle });
+    // `cached`: the endpoints that ask the threads (their documents are reused within FRESH_MS).
+    const add = (p: string, stat: string, handle: (q: Map<string, string>) => Reply | Promise<Reply>, cached = false): void => {
+      this.routes.set(basePath(this.base, p), { stat, cached, handle });
     };
     add('/', '/', () => ({ status: 200, type: 'text/html; charset=utf-8', body: indexPage(this.base) }));
     add('/varz', '/varz', () => json(ep.varz(this.source())));
-    add('/connz', '/connz', (q) => this.connz(q));
-    add('/routez', '/routez', (q) => this.routez(q));
+    add('/connz', '/connz', (q) => this.connz(q), true);
+    add('/routez', '/routez', (q) => this.routez(q), true);
     add('/gatewayz', '/gatewayz', (q) => json(ep.gatewayz(this.source(), q)));
     add('/leafz', '/leafz', (q) => json(ep.leafz(this.source(), q)));
-    add('/subsz', '/subsz', (q) => this.subsz(q));
-    add('/subscriptionsz', '/subsz', (q) => this.subsz(q));
-    add('/accountz', '/accountz', (q) => this.accountz(q));
+    add('/subsz', '/subsz', (q) => this.subsz(q), true);
+    add('/subscriptionsz', '/subsz', (q) => this.subsz(q), true);
+    add('/accountz', '/accountz', (q) => this.accountz(q), true);
     add('/healthz', '/healthz', (q) => {
       const h = ep.healthz(this.source(), q);
       return { status: h.status, type: 'application/json', body: marshal(h.body) };
     });
-    add('/metrics', '/metrics', (q) => this.metrics(q));
+    add('/metrics', '/metrics', (q) => this.metrics(q), true);
     add('/live', '/live', () => ({ status: 200, type: 'text/html; charset=utf-8', body: livePage() }));
-    add('/skeinz', '/skeinz', () => this.skeinz());
+    add('/skeinz', '/skeinz', () => this.skeinz(), true);
   }
 
   get enabled(): boolean {
@@ -195,19 +209,35 @@ export class Monitor {
     }
     const query = parseQuery(q < 0 ? '' : raw.slice(q + 1));
     this.httpReqStats.set(route.stat, (this.httpReqStats.get(route.stat) ?? 0) + 1);
-    let reply: Reply | Promise<Reply>;
-    try {
-      reply = route.handle(query);
-    } catch (err) {
-      reply = this.failure(err);
-    }
-    void Promise.resolve(reply).catch((err: unknown) => this.failure(err)).then((r) => {
+    const reply = route.cached ? this.cachedReply(pathname, query, route.handle) : this.run(query, route.handle);
+    void reply.then((r) => {
       const callback = query.get('callback') ?? '';
       if (callback !== '' && r.status === 200 && r.type === 'application/json') {
         r = { status: 200, type: 'application/javascript', body: `${callback}(${r.body})` };
       }
       this.send(res, r, req.method);
     });
+  }
+
+  private run(query: Map<string, string>, handle: (q: Map<string, string>) => Reply | Promise<Reply>): Promise<Reply> {
+    try {
+      return Promise.resolve(handle(query)).catch((err: unknown) => this.failure(err));
+    } catch (err) {
+      return Promise.resolve(this.failure(err));
+    }
+  }
+
+  /** The document for this request built within FRESH_MS, or a new one. */
+  private cachedReply(pathname: string, query: Map<string, string>, handle: (q: Map<string, string>) => Reply | Promise<Reply>): Promise<Reply> {
+    const now = Date.now();
+    // The JSONP wrapper is applied per request; the document does not depend on it.
+    const key = `${pathname}?${[...query].filter(([k]) => k !== 'callback').map(([k, v]) => `${k}=${v}`).join('&')}`;
+    const hit = this.replies.get(key);
+    if (hit !== undefined && now - hit.at < FRESH_MS) return hit.reply;
+    const reply = this.run(query, handle);
+    for (const [k, e] of this.replies) if (now - e.at >= FRESH_MS) this.replies.delete(k);
+    if (this.replies.size < MAX_CACHED_REPLIES) this.replies.set(key, { at: now, reply });
+    return reply;
   }
 
   private failure(err: unknown): Reply {
@@ -233,19 +263,21 @@ export class Monitor {
     return out;
   }
 
-  /** Ask threads one question; identical questions in flight share the answer. */
+  /** Ask threads one question; the same question within FRESH_MS gets the same answer. */
   private ask(threads: number[], query: MonitorQuery): Promise<{ thread: number; data: unknown }[]> {
     const key = `${threads.join(',')}:${JSON.stringify(query)}`;
-    const running = this.inflight.get(key);
-    if (running !== undefined) return running;
+    const now = Date.now();
+    const known = this.answers.get(key);
+    if (known !== undefined && now - known.at < FRESH_MS) return known.answer;
     const id = this.nextId++;
     const p = new Promise<{ thread: number; data: unknown }[]>((resolve) => {
       const entry: Pending = { replies: [], waiting: 0, resolve, timer: setTimeout(() => this.expire(id), ASK_TIMEOUT_MS) };
       this.pending.set(id, entry);
       for (const t of threads) if (this.host.post(t, { type: 'monitor', id, query })) entry.waiting++;
       if (entry.waiting === 0) this.expire(id);
-    }).finally(() => this.inflight.delete(key));
-    this.inflight.set(key, p);
+    });
+    // Questions are few (a kind and a detail level), so this map stays small.
+    this.answers.set(key, { at: now, answer: p });
     return p;
   }
 
