@@ -9,21 +9,34 @@
 // carry messages, which other load on the host does not change.
 //
 //   node bench/monitor-load.ts [--rounds 5] [--msgs 2M] [--size 16] [--workers 2] [--conns 500]
-//                              [--path '/connz?subs=1']
+//                              [--path '/connz?subs=1'] [--interval MS (0: back to back)]
 //
-// Prints one `run key=value ...` line per run, one `ratio ...` line per round and a summary.
+// Prints the idle cost (`idle ...` lines: worker and main thread CPU per second with no traffic,
+// without and with the polling client), then one `run key=value ...` line per run, one `ratio ...`
+// line per round and a summary.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-/** `--hitter URL`: the monitoring client, in its own process. Prints its request count on SIGTERM. */
-async function hitter(url: string): Promise<void> {
+/**
+ * `--hitter URL`: the monitoring client, in its own process, at the lowest CPU priority: in a
+ * deployment the scraper runs elsewhere, and here it must not win CPU from the server or the
+ * load generator on a small host (what is measured is the server's cost of answering). It
+ * fetches back to back, or every `intervalMs`. Prints its request count on SIGTERM.
+ */
+async function hitter(url: string, intervalMs: number): Promise<void> {
+  try {
+    os.setPriority(19);
+  } catch {
+    // not permitted: run at normal priority
+  }
   let requests = 0;
   let failures = 0;
   let stop = false;
@@ -37,6 +50,7 @@ async function hitter(url: string): Promise<void> {
     } catch {
       failures++;
     }
+    if (intervalMs > 0) await new Promise((r) => setTimeout(r, intervalMs));
   }
   process.stdout.write(`${JSON.stringify({ requests, failures })}\n`);
 }
@@ -135,19 +149,51 @@ async function main(): Promise<void> {
       workers: { type: 'string', default: '2' },
       conns: { type: 'string', default: '500' },
       path: { type: 'string', default: '/connz?subs=1' },
+      interval: { type: 'string', default: '0' },
     },
   });
   if (v.hitter !== undefined) {
-    await hitter(v.hitter);
+    await hitter(v.hitter, Number(v.interval));
     return;
   }
   const rounds = Number(v.rounds);
   const { child: server, port, mon } = await startSkein(Number(v.workers));
   const idle = await idleConnections(port, Number(v.conns));
   const url = `http://127.0.0.1:${mon}${v.path}`;
-  process.stdout.write(`meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} rounds=${rounds}\n`);
+  process.stdout.write(`meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} ` +
+    `monitor_interval_ms=${v.interval} rounds=${rounds} host_cpus=${os.availableParallelism()} loadavg=${os.loadavg()[0].toFixed(1)}\n`);
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
+  const startHitter = (): { child: ChildProcess; counts: () => Promise<{ requests: number; failures: number }> } => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url, '--interval', v.interval!], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    return {
+      child,
+      counts: async () => {
+        const done = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await done;
+        return JSON.parse(out || '{"requests":0,"failures":0}') as { requests: number; failures: number };
+      },
+    };
+  };
+  // Without message traffic, whatever CPU the worker threads use beyond their timers is what
+  // answering the monitoring requests costs them: the cost to the threads that carry messages,
+  // measured without the noise of throughput.
+  await new Promise((r) => setTimeout(r, 3000)); // the idle connections settle
+  for (const monitoring of [false, true, false]) {
+    const h = monitoring ? startHitter() : null;
+    const before = threadCpuMs(server.pid!);
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 5000));
+    const after = threadCpuMs(server.pid!);
+    const secs = (Date.now() - t0) / 1000;
+    const counts = h !== null ? await h.counts() : null;
+    process.stdout.write(`idle monitoring=${monitoring ? 'on' : 'off'} worker_cpu_ms_per_s=${(cpuDelta(before, after, 'WorkerThread') / secs).toFixed(1)} ` +
+      `main_cpu_ms_per_s=${(cpuDelta(before, after, 'MainThread') / secs).toFixed(1)}` +
+      `${counts !== null ? ` monitor_req_per_s=${(counts.requests / secs).toFixed(1)} monitor_failures=${counts.failures}` : ''}\n`);
+  }
   const quiet: number[] = [];
   const loaded: number[] = [];
   let failed = 0;
@@ -157,12 +203,7 @@ async function main(): Promise<void> {
       const result: Record<string, { msgsPerS: number; status: string; workerUsPerMsg: number }> = {};
       let hitterFailures = 0;
       for (const monitoring of order) {
-        let h: ChildProcess | null = null;
-        let hout = '';
-        if (monitoring) {
-          h = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url], { stdio: ['ignore', 'pipe', 'inherit'] });
-          h.stdout!.setEncoding('utf8').on('data', (s: string) => { hout += s; });
-        }
+        const h = monitoring ? startHitter() : null;
         const started = Date.now();
         const before = threadCpuMs(server.pid!);
         const r = await runBench(port, server.pid!, v.msgs!, v.size!);
@@ -172,10 +213,7 @@ async function main(): Promise<void> {
         const mainMs = cpuDelta(before, after, 'MainThread');
         let extra = '';
         if (h !== null) {
-          const done = new Promise((res) => h!.once('exit', res));
-          h.kill('SIGTERM');
-          await done;
-          const counts = JSON.parse(hout || '{"requests":0,"failures":0}') as { requests: number; failures: number };
+          const counts = await h.counts();
           hitterFailures += counts.failures;
           const secs = (Date.now() - started) / 1000;
           extra = ` monitor_requests=${counts.requests} monitor_failures=${counts.failures} monitor_req_per_s=${(counts.requests / secs).toFixed(1)}`;

@@ -66,7 +66,8 @@ interface Pending {
 interface Reply {
   status: number;
   type: string;
-  body: string;
+  /** A reused document is kept encoded. */
+  body: string | Buffer;
 }
 
 const json = (v: unknown): Reply => ({ status: 200, type: 'application/json', body: marshalIndent(v) });
@@ -213,7 +214,7 @@ export class Monitor {
     void reply.then((r) => {
       const callback = query.get('callback') ?? '';
       if (callback !== '' && r.status === 200 && r.type === 'application/json') {
-        r = { status: 200, type: 'application/javascript', body: `${callback}(${r.body})` };
+        r = { status: 200, type: 'application/javascript', body: `${callback}(${r.body.toString()})` };
       }
       this.send(res, r, req.method);
     });
@@ -234,7 +235,7 @@ export class Monitor {
     const key = `${pathname}?${[...query].filter(([k]) => k !== 'callback').map(([k, v]) => `${k}=${v}`).join('&')}`;
     const hit = this.replies.get(key);
     if (hit !== undefined && now - hit.at < FRESH_MS) return hit.reply;
-    const reply = this.run(query, handle);
+    const reply = this.run(query, handle).then((r) => ({ ...r, body: Buffer.from(r.body) }));
     for (const [k, e] of this.replies) if (now - e.at >= FRESH_MS) this.replies.delete(k);
     if (this.replies.size < MAX_CACHED_REPLIES) this.replies.set(key, { at: now, reply });
     return reply;
@@ -248,7 +249,7 @@ export class Monitor {
 
   private send(res: http.ServerResponse, r: Reply, method: string | undefined): void {
     if (res.destroyed) return;
-    const body = Buffer.from(r.body, 'utf8');
+    const body = typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : r.body;
     res.writeHead(r.status, { 'Content-Type': r.type, 'Content-Length': body.length });
     res.end(method === 'HEAD' ? undefined : body);
   }
