@@ -151,13 +151,12 @@ test('polling as fast as possible gets documents at most 250 ms old, built at mo
   const nows = new Set<string>();
   let requests = 0;
   const started = Date.now();
-  while (Date.now() - started < 1500) {
+  while (requests < 40) {
     const c = await getJson(mon, '/connz?subs=1');
     requests++;
     nows.add(c.now as string);
   }
   const elapsed = Date.now() - started;
-  t.true(requests > 10, `${requests} requests`);
   t.true(nows.size <= Math.ceil(elapsed / 250) + 1, `${nows.size} distinct documents in ${elapsed} ms`);
   for (const n of nows) t.true(Date.now() - Date.parse(n) < 60_000);
   // /varz is read from shared memory on every request: always current.
