@@ -20,7 +20,7 @@ import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
 import { clientInfoJson } from './info.ts';
 import { ThreadStats } from './monitor/stats.ts';
-import { log } from './log.ts';
+import { configureLog, isTrace, log, reopenLogFile } from './log.ts';
 import { ClientAuthenticator, CredentialChecker } from './auth.ts';
 
 export interface Sub extends Interest {
@@ -121,15 +121,21 @@ export class Broker implements MeshHandler {
   readonly thread: number;
   readonly threads: number;
   readonly identity: ServerIdentity;
-  readonly authRequired: boolean;
-  /** Credentials of CONNECTs (auth.ts); bcrypt and nkey checks run on its hashing thread. */
-  readonly auth: ClientAuthenticator;
+  /** Changes only by config reload. */
+  authRequired: boolean;
+  /** Credentials of CONNECTs (auth.ts); bcrypt and nkey checks run on its hashing thread. Replaced by a config reload. */
+  auth: ClientAuthenticator;
   private readonly checker = new CredentialChecker();
   readonly sublist = new Sublist<Sub>();
   readonly conns = new Set<ClientConn>();
   slowConsumers = 0;
-  /** Test hook (SKEIN_FAULT_INJECTION=1): a PUB to $SKEIN.FAULT.CRASH throws on this worker. */
+  /**
+   * Test hooks (SKEIN_FAULT_INJECTION=1 only): a PUB to $SKEIN.FAULT.CRASH throws on this
+   * worker; one to $SKEIN.FAULT.CRASH.ROUTE asks main (through `onRouteFault`) to make the
+   * route thread throw.
+   */
   faultInjection = false;
+  onRouteFault: (() => void) | null = null;
   /** Monitoring counters (src/monitor/stats.ts), published once per batch in flushAll. */
   stats = ThreadStats.detached();
   /** Monitoring: sees each client connection as it closes (/connz?state=closed). */
@@ -245,6 +251,96 @@ export class Broker implements MeshHandler {
       else c.infoOwed = true;
     }
     this.flushAll();
+  }
+
+  // ------------------------------------------------------------ operations
+
+  /**
+   * Config reload (control message from main): from now on run with `next`. Connections read
+   * the options live, so limits, pings and deadlines apply at once; every client is checked
+   * against the new authorization and permissions (reload.go reloadAuthorization), and
+   * `closeExcess` of the newest ones are closed when max_connections went down.
+   */
+  reload(next: Options, closeExcess: number): void {
+    const payloadChanged = next.maxPayload !== this.opts.maxPayload;
+    // In place: every connection holds this object. Keys the new options lack become
+    // undefined rather than deleted, so the object keeps a fast shape for hot-path reads.
+    const o = this.opts as unknown as Record<string, unknown>;
+    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
+    Object.assign(this.opts, next);
+    try {
+      configureLog(next);
+    } catch (err) {
+      log.error(`worker ${this.thread}: cannot open the log file: ${(err as Error).message}`);
+    }
+    this.auth = new ClientAuthenticator(next, this.checker);
+    this.authRequired = this.auth.required;
+    const tracing = isTrace();
+    for (const c of this.conns) {
+      c.tracing = tracing;
+      // client.go processPing: a client that has not had its first PONG gets an INFO with
+      // the new max_payload then.
+      if (payloadChanged && !c.firstPongSent) c.infoOwed = true;
+      c.reloadAuthorization();
+    }
+    if (closeExcess > 0) {
+      const newest = [...this.conns].filter((c) => !c.closing).slice(-closeExcess);
+      for (const c of newest) c.maxConnectionsExceeded();
+    }
+    this.flushAll();
+  }
+
+  /** SIGUSR1: reopen this thread's log file descriptor. */
+  reopenLog(): void {
+    try {
+      reopenLogFile();
+    } catch (err) {
+      log.error(`worker ${this.thread}: cannot reopen the log file: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Lame duck mode (server.go sendLDMToClients): clients that take async INFO get one with
+   * `ldm:true` and only the other servers' URLs; later INFOs leave this server out too.
+   */
+  lameDuck(otherUrls: string[]): void {
+    this.identity.connectUrls = otherUrls;
+    const ldmIdentity: ServerIdentity = { ...this.identity, connectUrls: otherUrls, lameDuckMode: true };
+    for (const c of this.conns) {
+      if (c.closing || c.protocol < 1 || !c.firstPongSent) continue;
+      c.queueString(clientInfoJson(ldmIdentity, this.opts, this.authRequired, c.cid, c.remoteAddr));
+    }
+    this.flushAll();
+  }
+
+  /**
+   * Lame duck mode after the grace period: close every client, one at a time, spread over
+   * `windowMs` (each pause a random time between half and all of the interval, as
+   * server.go lameDuckMode). No -ERR: the reason is Server Shutdown.
+   */
+  closeClientsSpread(windowMs: number): void {
+    const clients = [...this.conns];
+    if (clients.length === 0) return;
+    const intervalMs = windowMs / clients.length;
+    const closeNext = (i: number): void => {
+      const c = clients[i];
+      if (!c.closing) c.close(CloseReason.shutdown, true);
+      if (i + 1 >= clients.length) return;
+      const pause = intervalMs / 2 + Math.random() * (intervalMs / 2);
+      setTimeout(() => closeNext(i + 1), pause).unref();
+    };
+    closeNext(0);
+  }
+
+  /** Called for every PUB while fault injection is on (tests only). */
+  faultHook(subject: string): void {
+    if (subject === '$SKEIN.FAULT.CRASH') {
+      setImmediate(() => {
+        throw new Error('fault injection: worker crash requested');
+      });
+    } else if (subject === '$SKEIN.FAULT.CRASH.ROUTE') {
+      this.onRouteFault?.();
+    }
   }
 
   markDirty(conn: ClientConn): void {

@@ -109,8 +109,8 @@ export class ClientConn implements ProtocolHandler {
   readonly gate = new InputGate();
   readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
   readonly isAwaitingConnect = (): boolean => this.awaitingConnect;
-  /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). */
-  readonly tracing = isTrace();
+  /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). Reloadable. */
+  tracing = isTrace();
   /** CONNECT options as merged so far (a second CONNECT merges over the first). */
   private readonly connectFields: ConnectFields = defaultConnectFields();
 
@@ -531,6 +531,53 @@ export class ClientConn implements ProtocolHandler {
     this.fatal('Authorization Violation', CloseReason.authFailure);
   }
 
+  /**
+   * Config reload (reload.go reloadAuthorization): the CONNECT's credentials are checked
+   * against the new authorization (on the hashing thread for bcrypt and nkeys). A client that
+   * no longer passes is closed with an Authorization Violation; otherwise it gets the new
+   * permissions, and each subscription they no longer allow is removed with an -ERR.
+   */
+  reloadAuthorization(): void {
+    if (this.closing || !this.connectReceived) return;
+    if (!this.broker.authRequired) {
+      this.applyReloadedAuth({ user: this.user });
+      return;
+    }
+    const verdict = this.broker.auth.authenticate(this.connectFields, this.nonce, this.peerCert, this.logPrefix());
+    if (verdict instanceof Promise) {
+      verdict.then((v) => this.applyReloadedAuth(v), () => this.applyReloadedAuth(null)).finally(() => this.broker.flushAll());
+      return;
+    }
+    this.applyReloadedAuth(verdict);
+  }
+
+  private applyReloadedAuth(verdict: AuthVerdict): void {
+    if (this.closing) return;
+    if (verdict === null) {
+      this.authViolation();
+      return;
+    }
+    this.user = verdict.user;
+    const perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
+    this.perms = perms;
+    for (const sub of [...this.subs.values()]) {
+      if (perms !== null && perms.hasSubscribe && !perms.canSubscribe(sub.subject, sub.queue)) {
+        this.removeSub(sub);
+        this.sendErr(`Permissions Violation for Subscription to ${JSON.stringify(sub.subject)} (sid ${JSON.stringify(sub.sid)})`);
+        log.info(`Removed sub ${JSON.stringify(sub.subject)} (sid ${JSON.stringify(sub.sid)}) for User ${JSON.stringify(this.user || 'N/A')} - not authorized`);
+        continue;
+      }
+      const wildcard = sub.subject.includes('*') || sub.subject.includes('>');
+      sub.denyFilter = perms !== null && perms.hasSubscribeDeny && wildcard ? perms.denyOverlapping(sub.subject) : null;
+    }
+  }
+
+  /** max_connections went down on reload (client.go maxConnExceeded). */
+  maxConnectionsExceeded(): void {
+    log.error(`${this.logPrefix()} - maximum connections exceeded`);
+    this.fatal('maximum connections exceeded', CloseReason.maxConnections);
+  }
+
   /** true: nothing to check (no auth, or a repeated CONNECT); a verdict, or a Promise of one. */
   private authorize(c: ConnectFields): AuthVerdict | true | Promise<AuthVerdict> {
     if (!this.broker.authRequired) return true;
@@ -550,11 +597,7 @@ export class ClientConn implements ProtocolHandler {
       this.traceIn(hdrLen >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
       log.trace(`${this.logPrefix()} - <<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]`);
     }
-    if (this.broker.faultInjection && sb.toString('utf8', ss, se) === '$SKEIN.FAULT.CRASH') {
-      setImmediate(() => {
-        throw new Error('fault injection: worker crash requested');
-      });
-    }
+    if (this.broker.faultInjection) this.broker.faultHook(sb.toString('utf8', ss, se));
     this.inMsgs++;
     this.inBytes += pe - ps;
     // `_GR_.` is reserved for gateway-routed replies.

@@ -34,10 +34,10 @@ import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { isValidSubscribeSubject } from './subject.ts';
 import {
-  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson,
+  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson, sameRoute,
   type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
 } from './route.ts';
-import { log, isTrace } from './log.ts';
+import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
 import type { TLSSocket } from 'node:tls';
@@ -193,9 +193,10 @@ function newNonce(): string {
 export class Cluster implements RouteHost, MeshHandler {
   readonly opts: Options;
   readonly thread: number;
-  readonly pingIntervalMs: number;
-  readonly pingMax: number;
-  readonly writeDeadlineMs: number;
+  // Reloadable (SIGHUP): read live by every route.
+  pingIntervalMs: number;
+  pingMax: number;
+  writeDeadlineMs: number;
   private readonly identity: ServerIdentity;
   private readonly notify: (m: ControlMessage) => void;
   private readonly layout: SharedLayout;
@@ -206,9 +207,10 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly infoHost: string;
   private readonly infoPort: number;
   private readonly infoIp: string | undefined;
-  private readonly authUser: string | undefined;
-  private readonly authPass: string | undefined;
-  private readonly authTimeoutMs: number;
+  // Reloadable (SIGHUP).
+  private authUser: string | undefined;
+  private authPass: string | undefined;
+  private authTimeoutMs: number;
   /** cluster.tls: both sides of every route present a certificate and verify the peer's. */
   private readonly tls: TlsOptions | undefined;
   /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
@@ -219,8 +221,11 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly checker = new CredentialChecker();
   /** TLS handshakes in progress (closed at shutdown). */
   private readonly handshaking = new Set<net.Socket>();
-  private readonly clientUrls: string[];
-  private readonly noAdvertise: boolean;
+  // Reloadable (SIGHUP).
+  private clientUrls: string[];
+  private noAdvertise: boolean;
+  /** The CONNECT each accepted route authenticated with, to check it again on reload. */
+  private readonly routeConnects = new WeakMap<RouteConn, Record<string, unknown>>();
   private readonly selfAddresses = new Set<string>();
   private readonly explicitRoutes: URL[] = [];
 
@@ -609,6 +614,7 @@ export class Cluster implements RouteHost, MeshHandler {
   /** The rest of a route CONNECT, once it is authorized. */
   private acceptConnect(r: RouteConn, c: Record<string, unknown>): void {
     r.authGated = false;
+    this.routeConnects.set(r, c);
     // A client that dialled the route port: clients send `lang`, routes never do.
     if (typeof c.lang === 'string' && c.lang !== '') {
       this.announce(r, false);
@@ -902,6 +908,8 @@ export class Cluster implements RouteHost, MeshHandler {
     let attempts = 0;
     const attempt = (): void => {
       if (!this.running) return;
+      // A configured route removed by a reload is not dialled any more.
+      if (tryForever && !this.explicitRoutes.some((u) => sameRoute(u.href, url.href))) return;
       void this.resolveRoute(url).then((address) => {
         if (!this.running) return;
         if (address === null) {
@@ -1389,6 +1397,102 @@ export class Cluster implements RouteHost, MeshHandler {
   /** The cluster name as currently negotiated, for monitoring. */
   get name(): string {
     return this.clusterName;
+  }
+
+  // ====================================================================== operations
+
+  /**
+   * Config reload (control message from main; reload.go clusterOption, routesOption and the
+   * route part of reloadAuthorization): pings, deadlines and route credentials apply at
+   * once; an accepted route whose credentials no longer pass is closed; removed routes are
+   * closed and not dialled again, added ones are dialled.
+   */
+  reload(next: Options, clientUrls: string[], added: string[], removed: string[]): void {
+    // In place: every connection holds this object. Keys the new options lack become
+    // undefined rather than deleted, so the object keeps a fast shape for hot-path reads.
+    const o = this.opts as unknown as Record<string, unknown>;
+    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
+    Object.assign(this.opts, next);
+    try {
+      configureLog(next);
+    } catch (err) {
+      log.error(`route thread: cannot open the log file: ${(err as Error).message}`);
+    }
+    this.pingIntervalMs = next.pingIntervalMs;
+    this.pingMax = next.pingMax;
+    this.writeDeadlineMs = next.writeDeadlineMs;
+    const c = next.cluster;
+    if (c === undefined) return; // clustering cannot be turned off by a reload (refused before)
+    this.authUser = c.authorization?.user;
+    this.authPass = c.authorization?.password;
+    this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
+    if (this.authUser !== undefined) {
+      // reload.go reloadAuthorization: accepted routes are checked again (not the ones we
+      // dialled: we do not know what the peer requires of us).
+      for (const r of [...this.conns]) {
+        if (r.didSolicit || !r.connectReceived || r.closing) continue;
+        const connect = this.routeConnects.get(r);
+        const ok = connect === undefined ? false : this.routeAuthorized(r, connect);
+        const verdict = (yes: boolean): void => {
+          if (yes || r.closing) return;
+          r.retry = false;
+          this.authViolation(r);
+          this.flushAll();
+        };
+        if (ok instanceof Promise) void ok.then(verdict, () => verdict(false));
+        else verdict(ok);
+      }
+    }
+    const urlsChanged = this.noAdvertise !== c.noAdvertise || this.clientUrls.join() !== clientUrls.join();
+    this.noAdvertise = c.noAdvertise;
+    this.clientUrls = clientUrls;
+    if (c.name !== undefined && c.name !== this.clusterName) {
+      this.dynamic = false;
+      this.setClusterName(c.name);
+    } else if (urlsChanged) {
+      this.publishClientInfo();
+    }
+    for (const text of removed) {
+      const i = this.explicitRoutes.findIndex((u) => sameRoute(u.href, text));
+      if (i >= 0) this.explicitRoutes.splice(i, 1);
+      for (const r of [...this.conns]) {
+        if (r.url === null || !sameRoute(r.url.href, text)) continue;
+        // Not re-dialled (client.go setNoReconnect).
+        r.didSolicit = false;
+        r.retry = false;
+        r.explicit = false;
+        r.close(RouteCloseReason.routeRemoved, true);
+        log.info(`Removed route ${text}`);
+      }
+    }
+    for (const text of added) {
+      let url: URL;
+      try {
+        url = new URL(text);
+      } catch {
+        log.error(`Error parsing route URL ${JSON.stringify(text)}`);
+        continue;
+      }
+      this.explicitRoutes.push(url);
+      this.connectToRoute(url, true, true);
+    }
+    this.flushAll();
+  }
+
+  /** SIGUSR1: reopen this thread's log file descriptor. */
+  reopenLog(): void {
+    try {
+      reopenLogFile();
+    } catch (err) {
+      log.error(`route thread: cannot reopen the log file: ${(err as Error).message}`);
+    }
+  }
+
+  /** Lame duck mode (server.go sendLDMToRoutes): every route gets our INFO once with ldm:true. */
+  lameDuck(): void {
+    const line = `INFO ${routeInfoJson({ ...this.routeInfo(false), ldm: true })}\r\n`;
+    for (const r of this.remotes.values()) if (!r.closing) r.queueString(line);
+    this.flushRoutes();
   }
 
   /** Close every route (server shutdown); nothing is re-dialled. */

@@ -1,6 +1,8 @@
-// The YAML front end: reads a config file written with nats-server's .conf key names into
-// Options. Per-key checks (types, ranges, unknown keys) happen here, each error pointing at
-// its file:line:col like nats-server's config errors; whole-config checks (max_payload vs
+// The config file front end: reads a file written with nats-server's key names into Options,
+// in either of two formats: nats-server's own .conf format (src/conf.ts) or YAML. Both become
+// the same tree (ConfNode), read here through one set of field tables, so every key check is
+// shared. Per-key checks (types, ranges, unknown keys) happen here, each error pointing at its
+// file:line:col like nats-server's config errors; whole-config checks (max_payload vs
 // max_pending, user and token, gateway names) are in validateOptions (src/options.ts).
 //
 // As in nats-server (opts.go), keys are case-insensitive, aliases are accepted (`net` for
@@ -8,7 +10,9 @@
 // together rather than only the first.
 
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { parseConf, type ConfEntry, type ConfMap, type ConfNode } from './conf.ts';
 import {
   ConfigError,
   DEFAULT_AUTH_TIMEOUT_MS,
@@ -32,8 +36,13 @@ import { isValidPublicUserKey } from './auth.ts';
 
 const INT32_MAX = 2 ** 31 - 1;
 
-/** Reads `file` over `into` (normally defaultOptions()), recording where each key was in `positions`. */
-export async function loadConfigFile(file: string, into: Options, positions: Positions): Promise<void> {
+export type ConfigFormat = 'conf' | 'yaml';
+
+/**
+ * Reads `file` over `into` (normally defaultOptions()), recording where each key was in
+ * `positions`. Returns the warnings nats-server would give for the file (fatal under -t).
+ */
+export async function loadConfigFile(file: string, into: Options, positions: Positions): Promise<ConfigError[]> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -46,11 +55,71 @@ export async function loadConfigFile(file: string, into: Options, positions: Pos
     throw new ConfigError('FILE', `cannot read config file ${file}: ${why}`);
   }
   into.configFile = file;
-  parseConfigText(text, file, into, positions);
+  return parseConfigText(text, file, into, positions);
 }
 
-/** Parses YAML text as if read from `file` (the name only labels errors). Throws ConfigError. */
-export function parseConfigText(text: string, file: string, into: Options, positions: Positions = new Map()): void {
+/**
+ * The format of a config file: `.conf` is nats-server's, `.yaml`/`.yml`/`.json` YAML; any other
+ * name is read as .conf if it parses as one (nats-server's own files are often named
+ * `nats-server.conf` or have no extension), else as YAML.
+ */
+export function configFormat(file: string): ConfigFormat | undefined {
+  const ext = path.extname(file).toLowerCase();
+  if (ext === '.conf') return 'conf';
+  if (ext === '.yaml' || ext === '.yml' || ext === '.json') return 'yaml';
+  return undefined;
+}
+
+/**
+ * Parses config text as if read from `file` (its name picks the format and labels errors;
+ * `format` overrides the choice). Throws ConfigError; returns warnings.
+ */
+export function parseConfigText(text: string, file: string, into: Options, positions: Positions = new Map(), format = configFormat(file)): ConfigError[] {
+  let root: ConfNode | null;
+  let chosen: ConfigFormat;
+  if (format === 'conf') {
+    root = parseConf(text, file);
+    chosen = 'conf';
+  } else if (format === 'yaml') {
+    root = yamlTree(text, file);
+    chosen = 'yaml';
+  } else {
+    try {
+      root = parseConf(text, file);
+      chosen = 'conf';
+    } catch (confErr) {
+      if (!(confErr instanceof ConfigError)) throw confErr;
+      try {
+        root = yamlTree(text, file);
+        chosen = 'yaml';
+      } catch (yamlErr) {
+        if (!(yamlErr instanceof ConfigError)) throw yamlErr;
+        throw ConfigError.of([
+          ...confErr.problems.map((p) => new ConfigError(p.code, `not a .conf file: ${reasonOf(p)}`, p.position)),
+          ...yamlErr.problems.map((p) => new ConfigError(p.code, `not YAML either: ${reasonOf(p)}`, p.position)),
+        ]);
+      }
+    }
+  }
+  const src: Source = { file, format: chosen, positions, problems: [], warnings: [] };
+  const rootValue = new Value(src, root, '', '', { file, line: 1, col: 1 });
+  if (root === null || (root.kind === 'scalar' && root.value === null)) return []; // empty file
+  if (root.kind !== 'map') rootValue.fail('the config file must be a map of keys (nats-server key names)');
+  rootValue.fields(topLevelFields(into));
+  if (src.problems.length > 0) throw ConfigError.of(src.problems);
+  return src.warnings;
+}
+
+function reasonOf(e: ConfigError): string {
+  return e.position ? e.message.slice(formatPositionLength(e.position)) : e.message;
+}
+
+function formatPositionLength(p: SourcePosition): number {
+  return `${p.file}:${p.line}:${p.col}: `.length;
+}
+
+/** A YAML document as the config tree (aliases resolved; positions of keys and values). */
+function yamlTree(text: string, file: string): ConfNode | null {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter });
   if (doc.errors.length > 0) {
@@ -61,12 +130,42 @@ export function parseConfigText(text: string, file: string, into: Options, posit
       return new ConfigError('SYNTAX', reason, at ? { file, line: at.line, col: at.col } : undefined);
     }));
   }
-  const src: Source = { file, doc, lineCounter, positions, problems: [] };
-  const root = new Value(src, doc.contents as Node | null, '', '', { file, line: 1, col: 1 });
-  if (root.node === null || (isScalar(root.node) && root.node.value === null)) return; // empty file
-  if (!isMap(root.node)) root.fail('the config file must be a map of keys (nats-server key names)');
-  root.fields(topLevelFields(into));
-  if (src.problems.length > 0) throw ConfigError.of(src.problems);
+  const positionOf = (offset: number | undefined, fallback: SourcePosition): SourcePosition => {
+    if (offset === undefined) return fallback;
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line, col };
+  };
+  const top: SourcePosition = { file, line: 1, col: 1 };
+  const convert = (raw: Node | null, fallback: SourcePosition, seen: Set<Node>): ConfNode => {
+    const node = raw && isAlias(raw) ? ((raw.resolve(doc as Document) as Node | undefined) ?? null) : raw;
+    if (node === null) return { kind: 'scalar', value: null, at: fallback };
+    if (seen.has(node)) throw new ConfigError('SYNTAX', 'an alias refers to a node that contains it', positionOf(raw?.range?.[0], fallback));
+    const at = positionOf(node.range?.[0], fallback);
+    if (isMap(node)) {
+      const inner = new Set(seen).add(node);
+      const entries: ConfEntry[] = node.items.map((pair) => {
+        const keyNode = pair.key as Node | null;
+        const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+        const keyAt = positionOf(keyNode?.range?.[0], at);
+        return { key, keyAt, value: convert(pair.value as Node | null, keyAt, inner), usedAsVariable: false };
+      });
+      return { kind: 'map', entries, at };
+    }
+    if (isSeq(node)) {
+      const inner = new Set(seen).add(node);
+      return { kind: 'list', items: node.items.map((item) => convert(item as Node | null, at, inner)), at };
+    }
+    if (isScalar(node)) {
+      const v = node.value;
+      const value = v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? v : String(v);
+      // An empty value (`key:`) is where its key is.
+      return { kind: 'scalar', value, at: value === null ? fallback : at };
+    }
+    return { kind: 'scalar', value: String(node), at };
+  };
+  const contents = doc.contents as Node | null;
+  if (contents === null) return null;
+  return convert(contents, top, new Set());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -74,10 +173,10 @@ export function parseConfigText(text: string, file: string, into: Options, posit
 
 interface Source {
   file: string;
-  doc: Document;
-  lineCounter: LineCounter;
+  format: ConfigFormat;
   positions: Positions;
   problems: ConfigError[];
+  warnings: ConfigError[];
 }
 
 /** A field: its names (the first is canonical, used in Positions), and what to do with its value. */
@@ -102,11 +201,9 @@ export const NOT_SUPPORTED = {
     'ocsp', 'allow_non_tls',
     // monitoring over https, profiling
     'https', 'https_port', 'prof_port',
-    // logging
-    'logfile', 'log_file', 'logfile_size_limit', 'log_size_limit', 'logtime', 'syslog', 'remote_syslog',
+    // logging (log_file, logtime are read)
+    'logfile_size_limit', 'log_size_limit', 'syslog', 'remote_syslog',
     'trace_verbose', 'max_traced_msg_len',
-    // files
-    'ports_file_dir',
     // accounts, operators, JWT resolvers
     'accounts', 'mappings', 'maps', 'system_account', 'system', 'no_auth_user', 'operator', 'operators', 'roots',
     'root', 'root_operators', 'root_operator', 'resolver', 'account_resolver', 'accounts_resolver', 'resolver_tls',
@@ -133,10 +230,15 @@ export const NOT_SUPPORTED = {
 const unsupported = (names: readonly string[]): Field =>
   field([...names], (v) => v.fail(`field ${JSON.stringify(v.key)} is not supported by skein`, 'UNSUPPORTED', v.keyPosition));
 
-/** One node of the document, with the path that names it in messages and in Positions. */
+/** One node of the config tree, with the path that names it in messages and in Positions. */
 class Value {
   readonly src: Source;
-  readonly node: Node | null;
+  /**
+   * The value as the config tree has it. (Named so that code written for the old YAML-node
+   * Value, `isMap(v.node)`, fails to compile instead of silently reading nothing: use
+   * v.isMap(), v.isList(), v.scalar().)
+   */
+  readonly tree: ConfNode | null;
   /** As written, for messages: `cluster.port`, `authorization.users[1].user`. */
   readonly label: string;
   /** Canonical and lower case, for Positions: `cluster.port`, `gateway.gateways.0`. */
@@ -144,9 +246,9 @@ class Value {
   readonly keyPosition: SourcePosition;
   readonly key: string;
 
-  constructor(src: Source, node: Node | null, label: string, path: string, keyPosition: SourcePosition, key = label) {
+  constructor(src: Source, tree: ConfNode | null, label: string, path: string, keyPosition: SourcePosition, key = label) {
     this.src = src;
-    this.node = node && isAlias(node) ? (node.resolve(src.doc) ?? null) : node;
+    this.tree = tree;
     this.label = label;
     this.path = path;
     this.keyPosition = keyPosition;
@@ -155,24 +257,36 @@ class Value {
 
   /** Where the value starts; the key's position when the value is empty. */
   position(): SourcePosition {
-    const start = this.node?.range?.[0];
-    if (start === undefined || (isScalar(this.node) && this.node.value === null)) return this.keyPosition;
-    const { line, col } = this.src.lineCounter.linePos(start);
-    return { file: this.src.file, line, col };
+    if (this.tree === null || (this.tree.kind === 'scalar' && this.tree.value === null)) return this.keyPosition;
+    return this.tree.at;
   }
 
   fail(reason: string, code: ConfigErrorCode = 'BAD_VALUE', at: SourcePosition = this.position()): never {
     throw new ConfigError(code, reason, at);
   }
 
+  /** A warning nats-server gives for this value (`invalid use of field ...`); fatal under -t. */
+  warn(reason: string): void {
+    this.src.warnings.push(new ConfigError('BAD_VALUE', `invalid use of field ${JSON.stringify(this.key)}: ${reason}`, this.keyPosition));
+  }
+
+  isMap(): boolean {
+    return this.tree?.kind === 'map';
+  }
+
+  isList(): boolean {
+    return this.tree?.kind === 'list';
+  }
+
   /** The JS value of a scalar; `undefined` for maps and lists. */
   scalar(): unknown {
-    return isScalar(this.node) ? this.node.value : this.node === null ? null : undefined;
+    if (this.tree === null) return null;
+    return this.tree.kind === 'scalar' ? this.tree.value : undefined;
   }
 
   describe(): string {
-    if (isMap(this.node)) return 'a map';
-    if (isSeq(this.node)) return 'a list';
+    if (this.isMap()) return 'a map';
+    if (this.isList()) return 'a list';
     const v = this.scalar();
     if (v === null) return 'nothing';
     if (typeof v === 'string') return JSON.stringify(v);
@@ -222,10 +336,19 @@ class Value {
     return bytes;
   }
 
-  /** Milliseconds: a number of seconds (may be fractional), or a Go duration string ("2m", "500ms"). */
+  /**
+   * Milliseconds: a number of seconds (may be fractional), or a Go duration string ("2m",
+   * "500ms"). In a .conf file a number gets nats-server's warning (opts.go parseDuration), for
+   * the keys nats-server reads that way.
+   */
   durationMs(): number {
     const v = this.scalar();
-    if (typeof v === 'number' && Number.isFinite(v)) return v * 1000;
+    if (typeof v === 'number' && Number.isFinite(v)) {
+      if (this.src.format === 'conf' && SECONDS_WARNING_KEYS.has(this.key.toLowerCase())) {
+        this.warn(`${this.key.toLowerCase()} should be converted to a duration`);
+      }
+      return v * 1000;
+    }
     if (typeof v === 'string') {
       try {
         return parseGoDuration(v);
@@ -256,9 +379,9 @@ class Value {
   }
 
   items(): Value[] {
-    if (!isSeq(this.node)) return this.fail(`${this.label} must be a list, got ${this.describe()}`);
-    return this.node.items.map((item, i) =>
-      new Value(this.src, item as Node, `${this.label}[${i}]`, `${this.path}.${i}`, this.keyPosition, this.key));
+    if (this.tree?.kind !== 'list') return this.fail(`${this.label} must be a list, got ${this.describe()}`);
+    return this.tree.items.map((item, i) =>
+      new Value(this.src, item, `${this.label}[${i}]`, `${this.path}.${i}`, this.keyPosition, this.key));
   }
 
   /** A list of strings; a single string counts as a list of one. */
@@ -267,30 +390,35 @@ class Value {
     return this.items().map((item) => item.string());
   }
 
+  /** The number of keys of a map (0 for anything else). */
+  size(): number {
+    return this.tree?.kind === 'map' ? this.tree.entries.length : 0;
+  }
+
   /**
    * Reads a map through a field table. An unknown key, or a bad value, is recorded and the
-   * other keys are still read, so that one run reports every problem in the file.
+   * other keys are still read, so that one run reports every problem in the file. A key
+   * the file uses only as a `$variable` is not unknown (nats-server: IsUsedVariable).
    */
   fields(table: Field[], unknown: (key: string) => string = (key) => `unknown field ${JSON.stringify(key)}`): void {
-    if (!isMap(this.node)) this.fail(`${this.label || 'the config file'} must be a map, got ${this.describe()}`);
+    if (this.tree?.kind !== 'map') this.fail(`${this.label || 'the config file'} must be a map, got ${this.describe()}`);
+    const map: ConfMap = this.tree;
     const byName = new Map<string, { canonical: string; read: (v: Value) => void }>();
     for (const f of table) for (const n of f.names) byName.set(n, { canonical: f.names[0], read: f.read });
 
-    for (const pair of this.node.items) {
-      const keyNode = pair.key as Node | null;
-      const keyText = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
-      const keyAt = keyNode?.range ? this.src.lineCounter.linePos(keyNode.range[0]) : undefined;
-      const keyPosition = keyAt ? { file: this.src.file, line: keyAt.line, col: keyAt.col } : this.position();
+    for (const entry of map.entries) {
+      const keyText = entry.key;
+      const keyPosition = entry.keyAt;
       const f = byName.get(keyText.toLowerCase());
       if (!f) {
-        this.src.problems.push(new ConfigError('UNKNOWN_KEY', unknown(keyText), keyPosition));
+        if (!entry.usedAsVariable) this.src.problems.push(new ConfigError('UNKNOWN_KEY', unknown(keyText), keyPosition));
         continue;
       }
       const path = this.path ? `${this.path}.${f.canonical}` : f.canonical;
       const label = this.label ? `${this.label}.${keyText}` : keyText;
       this.src.positions.set(path, keyPosition);
       try {
-        f.read(new Value(this.src, pair.value as Node | null, label, path, keyPosition, keyText));
+        f.read(new Value(this.src, entry.value, label, path, keyPosition, keyText));
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         this.src.problems.push(err);
@@ -298,6 +426,9 @@ class Value {
     }
   }
 }
+
+/** nats-server reads these with parseDuration, which warns about a bare number of seconds. */
+const SECONDS_WARNING_KEYS = new Set(['ping_interval', 'write_deadline']);
 
 // ---------------------------------------------------------------------------------------------
 // The field tables (nats-server's key names, opts.go processConfigFileLine and friends)
@@ -342,7 +473,14 @@ function topLevelFields(o: Options): Field[] {
       if (ms < 0) v.fail('invalid lame_duck_grace_period, needs to be positive');
       o.lameDuckGracePeriodMs = ms;
     }),
-    field(['no_system_account', 'no_system', 'no_sys_acc'], (v) => { o.noSystemAccount = v.bool(); }),
+    field(['no_system_account', 'no_system', 'no_sys_acc'], (v) => {
+      // skein has no system account, which is what `true` asks for; `false` asks for one.
+      if (!v.bool()) v.fail(`${v.key}: false is not supported by skein (skein has no system account; remove the key or set it to true)`, 'UNSUPPORTED');
+      o.noSystemAccount = true;
+    }),
+    field(['log_file', 'logfile'], (v) => { o.logFile = v.string() || undefined; }),
+    field('logtime', (v) => { o.logtime = v.bool(); }),
+    field('ports_file_dir', (v) => { o.portsFileDir = v.string() || undefined; }),
     field('authorization', (v) => { o.authorization = readAuthorization(v); }),
     field('cluster', (v) => { o.cluster = readCluster(v, o.cluster); }),
     field('gateway', (v) => { o.gateway = readGateway(v, o.gateway); }),
@@ -428,7 +566,7 @@ function readTls(v: Value): TlsOptions {
     return b;
   };
   const names = (f: Value, key: string, problem: (n: string) => string | undefined): string[] => {
-    if (!isSeq(f.node)) f.fail(`error parsing tls config, '${key}' must be a list`);
+    if (!f.isList()) f.fail(`error parsing tls config, '${key}' must be a list`);
     const items = f.items();
     if (items.length === 0) f.fail(`error parsing tls config, '${key}' cannot be empty`);
     return items.map((item) => {
@@ -438,7 +576,7 @@ function readTls(v: Value): TlsOptions {
       return name;
     });
   };
-  if (!isMap(v.node)) v.fail(`tls must be a map, got ${v.describe()}`);
+  if (!v.isMap()) v.fail(`tls must be a map, got ${v.describe()}`);
   v.fields([
     field('cert_file', (f) => { t.certFile = fileName(f, 'cert_file'); }),
     field('key_file', (f) => { t.keyFile = fileName(f, 'key_file'); }),
@@ -483,8 +621,8 @@ function readPermissions(v: Value): UserPermissions | undefined {
 }
 
 function readSubjectPermission(v: Value): { allow?: string[]; deny?: string[] } | undefined {
-  if (!isMap(v.node)) return { allow: permissionSubjects(v) }; // old style: the allow list
-  if (v.node.items.length === 0) return undefined; // nats-server: an empty map is no permission
+  if (!v.isMap()) return { allow: permissionSubjects(v) }; // old style: the allow list
+  if (v.size() === 0) return undefined; // nats-server: an empty map is no permission
   const sp: { allow?: string[]; deny?: string[] } = {};
   v.fields([
     field('allow', (f) => { sp.allow = permissionSubjects(f); }),
@@ -495,7 +633,7 @@ function readSubjectPermission(v: Value): { allow?: string[]; deny?: string[] } 
 
 function permissionSubjects(v: Value): string[] {
   const subjects = typeof v.scalar() === 'string' ? [v.string()]
-    : isSeq(v.node) ? v.items().map((item) => {
+    : v.isList() ? v.items().map((item) => {
         if (typeof item.scalar() !== 'string') item.fail('Subject in permissions array cannot be cast to string');
         return item.string();
       })

@@ -3,11 +3,30 @@
 
 import type { MonitorQuery } from './monitor/collect.ts';
 
+import type { Options } from './options.ts';
+
 export type ControlMessage =
   | { type: 'ready'; thread: number }
   | { type: 'shutdown'; graceMs: number }
-  /** Test hook (SKEIN_FAULT_INJECTION=1 and SIGUSR2): the route thread throws. */
+  /** Test hook (SKEIN_FAULT_INJECTION=1): the route thread throws. */
   | { type: 'crash' }
+  /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE. */
+  | { type: 'fault'; target: 'route' }
+  /**
+   * Config reload (SIGHUP): run with these options from now on. Client workers close
+   * `closeExcess` connections (max_connections went down); the route thread also gets this
+   * server's client URLs and the routes to dial and to drop.
+   */
+  | { type: 'reload'; options: Options; closeExcess: number; clientUrls?: string[]; routesAdded?: string[]; routesRemoved?: string[] }
+  /** SIGUSR1: reopen the log file (each thread has its own descriptor). */
+  | { type: 'reopen-log' }
+  /**
+   * Lame duck mode (SIGUSR2). Route thread: send every route INFO with ldm:true. Client
+   * workers: send clients an INFO with ldm:true and only the other servers' URLs.
+   */
+  | { type: 'ldm'; connectUrls?: string[] }
+  /** Lame duck mode, after the grace period: close every client, spread over `windowMs`. */
+  | { type: 'ldm-close'; windowMs: number }
   /** New cluster name / client URLs: workers send an async INFO to clients that can take it. */
   | { type: 'info'; cluster?: string; connectUrls?: string[] }
   | { type: 'stopped'; thread: number }

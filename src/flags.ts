@@ -41,6 +41,10 @@ export interface ParsedFlags {
   tlsOverride?: boolean;
   /** --tls=false was given. */
   tlsDisabled?: boolean;
+  logFile?: string; // -l / --log
+  logtime?: boolean; // -T / --logtime
+  signal?: string; // -sl / --signal CMD[=PID]
+  portsFileDir?: string;
 }
 
 type Apply = (f: ParsedFlags, value: never) => void;
@@ -95,13 +99,26 @@ const FLAGS: FlagSpec[] = [
     (f, v) => { f.pidFile = v; }),
   int(['m', 'http_port'], { group: 'Server', placeholder: '<port>', help: 'Use port for http monitoring' },
     portRange, (f, v) => { f.httpPort = v; }),
-  str(['c', 'config'], { group: 'Server', placeholder: '<file>', help: 'Configuration file (YAML with nats-server key names)' },
+  str(['c', 'config'], { group: 'Server', placeholder: '<file>', help: "Configuration file (nats-server's .conf format, or YAML with its key names)" },
     (f, v) => { f.configFile = v; }),
   bool(['t'], { group: 'Server', help: 'Test configuration and exit' },
     (f, v) => { f.check = v; }),
+  str(['sl', 'signal'], { group: 'Server', placeholder: '<signal>[=<pid>]', help: 'Send signal to a skein process (ldm, stop, quit, term, reopen, reload); <pid> is a PID or a PID file' },
+    (f, v) => { f.signal = v; }),
   str(['client_advertise'], { group: 'Server', placeholder: '<string>', help: 'Client URL to advertise to other servers' },
     (f, v) => { f.clientAdvertise = v; }),
+  str(['ports_file_dir'], { group: 'Server', placeholder: '<dir>', help: 'Creates a ports file in the specified directory (skein_<pid>.ports)' },
+    (f, v) => { f.portsFileDir = v; }),
 
+  str(['l', 'log'], { group: 'Logging', placeholder: '<file>', help: 'File to redirect log output (reopened on SIGUSR1)' },
+    (f, v) => { f.logFile = v; }),
+  bool(['T', 'logtime'], { group: 'Logging', help: 'Timestamp log entries (default: true)' },
+    (f, v) => { f.logtime = v; }),
+  // nats-server's syslog flags: refused by name rather than as unknown flags.
+  bool(['s', 'syslog'], { group: 'Logging', help: 'Log to syslog: not supported by skein (refused)' },
+    () => { throw new ConfigError('BAD_FLAG', 'syslog (-s, --syslog) is not supported by skein; log to stderr or a file (-l)'); }),
+  str(['r', 'remote_syslog'], { group: 'Logging', placeholder: '<addr>', help: 'Syslog server addr: not supported by skein (refused)' },
+    () => { throw new ConfigError('BAD_FLAG', 'remote syslog (-r, --remote_syslog) is not supported by skein; log to stderr or a file (-l)'); }),
   bool(['D', 'debug'], { group: 'Logging', help: 'Enable debugging output' },
     (f, v) => { f.debug = v; }),
   bool(['V', 'trace'], { group: 'Logging', help: 'Trace the raw protocol' },
@@ -242,6 +259,9 @@ export function applyFlags(f: ParsedFlags, o: Options, positions: Positions): vo
   if (f.debug !== undefined) o.debug = f.debug;
   if (f.trace !== undefined) o.trace = f.trace;
   if (f.pidFile !== undefined) o.pidFile = f.pidFile;
+  if (f.logFile !== undefined) o.logFile = f.logFile || undefined;
+  if (f.logtime !== undefined) o.logtime = f.logtime;
+  if (f.portsFileDir !== undefined) o.portsFileDir = f.portsFileDir || undefined;
   if (f.httpPort !== undefined) o.httpPort = f.httpPort === 0 ? undefined : f.httpPort;
   if (f.clientAdvertise !== undefined) o.clientAdvertise = f.clientAdvertise;
 
@@ -335,7 +355,7 @@ function parseClusterListen(text: string): { host: string; port: number; user?: 
 
 /** How a flag is written: `-p`, `-DV` (nats-server's single-dash forms), `--port`. */
 function flagName(name: string): string {
-  return name.length === 1 || /^[A-Z]+$/.test(name) ? `-${name}` : `--${name}`;
+  return name.length === 1 || /^[A-Z]+$/.test(name) || name === 'sl' ? `-${name}` : `--${name}`;
 }
 
 /** `-a, --addr, --net <host>` */

@@ -18,6 +18,8 @@ export interface ServerIdentity {
   cluster?: string;
   /** Client URLs of this server and its cluster peers (`host:port`), for client failover. */
   connectUrls?: string[];
+  /** Set only for the one INFO that announces lame duck mode (`"ldm":true`). */
+  lameDuckMode?: boolean;
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -92,5 +94,6 @@ export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: 
   if (nonce !== '') info.nonce = nonce;
   if (id.cluster !== undefined && id.cluster !== '') info.cluster = id.cluster;
   if (id.connectUrls !== undefined && id.connectUrls.length > 0) info.connect_urls = id.connectUrls;
+  if (id.lameDuckMode === true) info.ldm = true;
   return `INFO ${JSON.stringify(info)} \r\n`;
 }

@@ -1,11 +1,70 @@
-// nats-server-style log lines: `[pid] 2026/01/02 15:04:05.000000 [INF] message`.
+// nats-server-style log lines: `[pid] 2026/01/02 15:04:05.000000 [INF] message` (without the
+// time when `logtime` is off, as nats-server -T=false).
 // Works on any thread: worker threads write to process.stderr, which Node forwards to the
 // main thread's stderr; log lines are rare (never per message), so that hop is harmless.
+// With a log file (`log_file` / -l) every thread opens the file itself in append mode and
+// writes whole lines, so lines from different threads never interleave; SIGUSR1 makes every
+// thread reopen it (log rotation), as nats-server's ReOpenLogFile.
+
+import fs from 'node:fs';
 
 export type Level = 'INF' | 'DBG' | 'TRC' | 'WRN' | 'ERR' | 'FTL';
 
 let debugEnabled = false;
 let traceEnabled = false;
+let logtime = true;
+let logFile: string | undefined;
+let logFd: number | null = null;
+
+/** What a thread's logger follows: the logging options (a subset of Options). */
+export interface LogSettings {
+  debug: boolean;
+  trace: boolean;
+  logtime?: boolean;
+  logFile?: string;
+}
+
+/**
+ * Apply logging options on this thread. Opens the log file (append) when it changed; throws
+ * the open error, leaving the previous destination in place.
+ */
+export function configureLog(o: LogSettings): void {
+  if ((o.logFile ?? undefined) !== logFile) {
+    const fd = o.logFile !== undefined ? fs.openSync(o.logFile, 'a', 0o640) : null;
+    closeLogFile();
+    logFd = fd;
+    logFile = o.logFile;
+  }
+  debugEnabled = o.debug;
+  traceEnabled = o.trace;
+  logtime = o.logtime ?? true;
+}
+
+/**
+ * Reopen the log file (after it was moved away by log rotation). Returns false when this
+ * thread does not log to a file. Throws the open error, keeping the old file.
+ */
+export function reopenLogFile(): boolean {
+  if (logFile === undefined) return false;
+  const fd = fs.openSync(logFile, 'a', 0o640);
+  closeLogFile();
+  logFd = fd;
+  return true;
+}
+
+export function logFilePath(): string | undefined {
+  return logFile;
+}
+
+function closeLogFile(): void {
+  if (logFd === null) return;
+  try {
+    fs.closeSync(logFd);
+  } catch {
+    // already closed
+  }
+  logFd = null;
+}
 
 export function setLogLevels(debug: boolean, trace: boolean): void {
   debugEnabled = debug;
@@ -55,7 +114,16 @@ function timestamp(): string {
 }
 
 function write(level: Level, msg: string): void {
-  process.stderr.write(`[${process.pid}] ${timestamp()} [${level}] ${msg}\n`);
+  const line = logtime ? `[${process.pid}] ${timestamp()} [${level}] ${msg}\n` : `[${process.pid}] [${level}] ${msg}\n`;
+  if (logFd !== null) {
+    try {
+      fs.writeSync(logFd, line);
+      return;
+    } catch {
+      // The file went bad (disk full, removed mount): the line still goes somewhere.
+    }
+  }
+  process.stderr.write(line);
 }
 
 export const log = {

@@ -114,8 +114,11 @@ export interface Options {
   clientAdvertise?: string; // `client_advertise` / --client_advertise: "host:port" for connect_urls
   lameDuckDurationMs?: number; // default 2m; at least 30s
   lameDuckGracePeriodMs?: number; // default 10s; strictly less than the duration
-  noSystemAccount?: boolean; // accepted so one config serves nats-server and skein; skein has no $SYS
+  noSystemAccount?: boolean; // only `true` is accepted: skein has no system account ($SYS)
   tls?: TlsOptions; // client connections (top-level `tls`, or the --tls* flags)
+  logFile?: string; // `log_file` / `logfile` / -l: log to this file instead of stderr (reopened on SIGUSR1)
+  logtime?: boolean; // `logtime` / -T: timestamps in log lines; default true
+  portsFileDir?: string; // `ports_file_dir`: write <dir>/skein_<pid>.ports (JSON, nats-server's Ports)
 }
 
 // nats-server's defaults (const.go).
@@ -198,8 +201,9 @@ export function formatPosition(p: SourcePosition): string {
 export type Positions = Map<string, SourcePosition>;
 
 export type LoadResult =
-  | { kind: 'run'; options: Options }
+  | { kind: 'run'; options: Options; warnings: ConfigError[] } // warnings: log them, then run
   | { kind: 'check'; options: Options } // -t: config checked, exit 0 after printing success
+  | { kind: 'signal'; command: string; pid?: string } // --signal CMD[=PID]: send it and exit
   | { kind: 'help'; text: string } // -h/--help
   | { kind: 'version'; text: string }; // -v/--version
 
@@ -213,19 +217,41 @@ export async function loadOptions(argv: string[]): Promise<LoadResult> {
   const flags = parseFlags(argv);
   if (flags.version) return { kind: 'version', text: versionText() };
   if (flags.help) return { kind: 'help', text: usageText() };
+  if (flags.signal !== undefined) return parseSignalCommand(flags.signal);
   if (flags.check && flags.configFile === undefined) {
     throw new ConfigError('BAD_FLAG', 'must specify [-c, --config] option to check configuration file syntax');
   }
 
   const options = defaultOptions();
   const positions: Positions = new Map();
+  let warnings: ConfigError[] = [];
   if (flags.configFile !== undefined) {
-    await loadConfigFile(flags.configFile, options, positions);
+    warnings = await loadConfigFile(flags.configFile, options, positions);
   }
   applyFlags(flags, options, positions);
   validateOptions(options, positions);
   await loadTls(options, positions);
-  return { kind: flags.check ? 'check' : 'run', options };
+  // nats-server -t treats warnings as errors (main.go: "config file check").
+  if (flags.check && warnings.length > 0) throw ConfigError.of(warnings);
+  return flags.check ? { kind: 'check', options } : { kind: 'run', options, warnings };
+}
+
+/** The commands of `--signal CMD[=PID|PIDFILE]`, as nats-server's (signal.go ProcessSignal). */
+export const SIGNAL_COMMANDS: Record<string, NodeJS.Signals> = {
+  stop: 'SIGKILL',
+  quit: 'SIGINT',
+  term: 'SIGTERM',
+  reopen: 'SIGUSR1',
+  reload: 'SIGHUP',
+  ldm: 'SIGUSR2',
+};
+
+/** opts.go processSignal: `cmd`, or `cmd=pid`, or `cmd=pidfile`; nothing after a second `=`. */
+function parseSignalCommand(text: string): LoadResult {
+  const parts = text.split('=');
+  if (parts.length > 2) throw new ConfigError('BAD_FLAG', `invalid signal parameters: [${parts.slice(2).join(' ')}]`);
+  if (!Object.hasOwn(SIGNAL_COMMANDS, parts[0])) throw new ConfigError('BAD_FLAG', `unknown signal ${JSON.stringify(parts[0])}`);
+  return parts.length === 2 ? { kind: 'signal', command: parts[0], pid: parts[1] } : { kind: 'signal', command: parts[0] };
 }
 
 /**

@@ -32,6 +32,7 @@ export const RouteCloseReason = {
   duplicateRoute: 'Duplicate Route',
   duplicateServerName: 'Duplicate Server Name',
   clusterNameConflict: 'Cluster Name Conflict',
+  routeRemoved: 'Route Removed',
   shutdown: 'Server Shutdown',
   internalError: 'Internal Error',
 } as const;
@@ -816,4 +817,13 @@ export function routeConnectJson(c: RouteConnectInfo): string {
   o.cluster = c.cluster;
   if (c.dynamic) o.cluster_dynamic = true;
   return JSON.stringify(o);
+}
+
+/** route.go urlsAreEqual: the same route URL once parsed (config reload adds and removes routes by it). */
+export function sameRoute(a: string, b: string): boolean {
+  try {
+    return new URL(a).href === new URL(b).href;
+  } catch {
+    return a === b;
+  }
 }

@@ -5,10 +5,15 @@
 // With a cluster configured, main also owns the route listener and one more thread joins
 // the shared layout: the route thread (workers/route.ts, its own one-thread pool, index =
 // number of client workers). Accepted route sockets move there; it dials routes itself.
+//
+// Operations also run here (main.ts maps the signals): config reload (src/reload.ts plans
+// it; every worker and the route thread get the new options by control message), lame duck
+// mode, log file reopening, the pid file and the ports file.
 
 import net from 'node:net';
 import os from 'node:os';
 import fs from 'node:fs';
+import path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pack, unpack } from 'msgpackr';
@@ -18,10 +23,12 @@ import { InterestLog, InterestOp } from './interest.ts';
 import { Doorbell } from './ring.ts';
 import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
 import type { ControlMessage } from './control.ts';
-import { log } from './log.ts';
+import { configureLog, log, reopenLogFile } from './log.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
 import { Monitor } from './monitor/monitor.ts';
 import { Ring } from './ring.ts';
+import { planReload, ReloadError } from './reload.ts';
+import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './options.ts';
 
 interface WorkerSlot {
   thread: number;
@@ -34,7 +41,8 @@ interface WorkerSlot {
 }
 
 export class Server {
-  readonly opts: Options;
+  /** The running options; replaced as a whole by a reload. */
+  opts: Options;
   readonly identity: ServerIdentity;
   private layout!: SharedLayout;
   private pool!: Piscina;
@@ -53,6 +61,14 @@ export class Server {
   /** Monitoring HTTP endpoints (src/monitor/); its counters exist whether or not it listens. */
   readonly monitor: Monitor;
   private backlogRings: Ring[][] = [];
+  /** start() has finished: signals that arrive earlier wait for it. */
+  private started: Promise<void> | null = null;
+  /** Lame duck mode (SIGUSR2): no new clients; the existing ones are closed over lame_duck_duration. */
+  private lameDuck = false;
+  /** This server's own client URLs, left out of connect_urls once in lame duck mode. */
+  private ownClientUrls: string[] = [];
+  /** The ports file written at start (ports_file_dir), removed at exit. */
+  private portsFile: string | undefined;
 
   constructor(opts: Options) {
     this.opts = opts;
@@ -97,6 +113,11 @@ export class Server {
   }
 
   async start(): Promise<void> {
+    this.started = this.startListening();
+    return this.started;
+  }
+
+  private async startListening(): Promise<void> {
     const o = this.opts;
     log.info(`Starting skein`);
     log.info(`  Version:  ${SKEIN_VERSION} (nats protocol ${PROTOCOL_VERSION})`);
@@ -105,7 +126,14 @@ export class Server {
     log.info(`  ID:       ${this.identity.serverId}`);
     log.info(`  Workers:  ${o.workers}`);
     if (o.configFile !== undefined) log.info(`Using configuration file: ${o.configFile}`);
-    if (o.pidFile !== undefined) fs.writeFileSync(o.pidFile, String(process.pid));
+    // The pid of this process, the one that handles the signals (server.go logPid).
+    if (o.pidFile !== undefined) {
+      try {
+        fs.writeFileSync(o.pidFile, String(process.pid), { mode: 0o660 });
+      } catch (err) {
+        throw new Error(`Could not write pidfile: ${(err as Error).message}`);
+      }
+    }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
     await this.monitor.start();
 
@@ -171,6 +199,8 @@ export class Server {
       log.info(`Listening for route connections on ${hostPort(o.cluster!.host, this.clusterPort)}`);
     }
     this.monitor.setReady(true);
+    this.ownClientUrls = clientConnectUrls(o, this.identity.port);
+    this.writePortsFile();
     log.info(`Server is ready`);
   }
 
@@ -297,6 +327,10 @@ export class Server {
       case 'monitor-reply':
         this.monitor.onReply(msg);
         break;
+      case 'fault':
+        // A client asked for a route thread crash (SKEIN_FAULT_INJECTION=1 only: workers send this only then).
+        if (msg.target === 'route') this.crashRouteThread();
+        break;
       default:
         break;
     }
@@ -304,7 +338,7 @@ export class Server {
 
   /** Choose the worker with the fewest connections (shared counters) and move the socket there. */
   private accept(socket: net.Socket): void {
-    if (this.shuttingDown) {
+    if (this.shuttingDown || this.lameDuck) {
       socket.destroy();
       return;
     }
@@ -343,6 +377,8 @@ export class Server {
 
   /** Push a new cluster name / client URL list to every worker (async INFO to clients). */
   broadcastInfo(cluster: string | undefined, connectUrls: string[] | undefined): void {
+    // In lame duck mode clients are offered only the other servers (server.go sendLDMToClients).
+    if (this.lameDuck && connectUrls !== undefined) connectUrls = connectUrls.filter((u) => !this.ownClientUrls.includes(u));
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
     const msg = pack({ type: 'info', cluster, connectUrls } satisfies ControlMessage);
@@ -373,12 +409,206 @@ export class Server {
         // already gone
       }
     }
+    this.removePortsFile();
     log.info('Server Exiting..');
+  }
+
+  // ------------------------------------------------------------------ operations
+
+  /** Run `fn` once start() is done (a signal may arrive while the server starts). */
+  private async whenStarted(): Promise<boolean> {
+    if (this.started === null) return false;
+    try {
+      await this.started;
+    } catch {
+      return false;
+    }
+    return !this.shuttingDown;
+  }
+
+  private postAll(msg: ControlMessage, kind?: WorkerSlot['kind']): void {
+    const bytes = pack(msg);
+    for (const s of this.slots) if (kind === undefined || s.kind === kind) s.port?.postMessage(bytes);
+  }
+
+  /**
+   * SIGHUP: run with `next` (the config file read again, flags laid over it). Throws
+   * ReloadError, leaving everything as it was, when a change cannot be reloaded.
+   */
+  async reload(next: Options): Promise<void> {
+    if (!(await this.whenStarted())) throw new ReloadError('the server is not running');
+    const plan = planReload(this.opts, next, { port: this.identity.port, clusterPort: this.clusterPort, threads: this.layout.threads });
+    if (plan.logging) {
+      try {
+        configureLog(next);
+      } catch (err) {
+        throw new ReloadError(`error opening file: ${(err as Error).message}`);
+      }
+    }
+    this.opts = next;
+    this.identity.host = next.host;
+    for (const line of plan.lines) log.info(line);
+    if (plan.pidFile && next.pidFile !== undefined) {
+      try {
+        fs.writeFileSync(next.pidFile, String(process.pid), { mode: 0o660 });
+      } catch (err) {
+        log.error(`Failed to write pidfile: ${(err as Error).message}`);
+      }
+    }
+    if (plan.portsFileDir !== null) {
+      this.removePortsFile();
+      this.writePortsFile();
+    }
+    // max_connections went down: close the newest connections over the limit (reload.go maxConnOption).
+    const excess = this.closeExcess(plan.maxConnections);
+    this.ownClientUrls = clientConnectUrls(next, this.identity.port);
+    for (const s of this.slots) {
+      if (s.port === null) continue;
+      if (s.kind === 'client') {
+        s.port.postMessage(pack({ type: 'reload', options: next, closeExcess: excess.get(s.thread) ?? 0 } satisfies ControlMessage));
+      } else {
+        s.port.postMessage(pack({
+          type: 'reload', options: next, closeExcess: 0,
+          clientUrls: this.ownClientUrls, routesAdded: plan.routes.add, routesRemoved: plan.routes.remove,
+        } satisfies ControlMessage));
+      }
+    }
+    log.info('Reloaded server configuration');
+  }
+
+  /** How many connections each client worker must close to fall within `max` (none when null). */
+  private closeExcess(max: number | null): Map<number, number> {
+    const plan = new Map<number, number>();
+    if (max === null) return plan;
+    const workers = this.slots.filter((s) => s.kind === 'client').map((s) => ({ thread: s.thread, n: this.counters[s.thread].connections() }));
+    let excess = workers.reduce((sum, w) => sum + w.n, 0) - max;
+    if (excess <= 0) return plan;
+    log.info(`Closed ${excess} connections to fall within max_connections`);
+    workers.sort((a, b) => b.n - a.n);
+    for (const w of workers) {
+      const k = Math.min(w.n, excess);
+      if (k > 0) plan.set(w.thread, k);
+      excess -= k;
+    }
+    return plan;
+  }
+
+  /** SIGUSR1: reopen the log file on every thread (log rotation), as nats-server's ReOpenLogFile. */
+  reopenLogFile(): void {
+    if (this.opts.logFile === undefined) {
+      log.info('File log re-open ignored, not a file logger');
+      return;
+    }
+    try {
+      reopenLogFile();
+    } catch (err) {
+      log.error(`Error re-opening log file ${this.opts.logFile}: ${(err as Error).message}`);
+      return;
+    }
+    this.postAll({ type: 'reopen-log' });
+    log.info('File log re-opened');
+  }
+
+  get inLameDuckMode(): boolean {
+    return this.lameDuck;
+  }
+
+  /**
+   * SIGUSR2 (server.go lameDuckMode): stop accepting clients, tell routes and clients, wait
+   * the grace period, then close the clients spread over the rest of lame_duck_duration (at
+   * most 1s apart). Resolves true when the server should now shut down (exit 0), false when
+   * there was nothing to do (already in lame duck mode, shutting down, not started).
+   */
+  async lameDuckMode(): Promise<boolean> {
+    if (this.lameDuck || !(await this.whenStarted()) || this.lameDuck) return false;
+    this.lameDuck = true;
+    log.info('Entering lame duck mode, stop accepting new clients');
+    this.listener?.close();
+    this.listener = null;
+    for (const s of this.held.splice(0)) s.destroy();
+    const clients = (): number => this.slots.reduce((n, s) => n + (s.kind === 'client' ? this.counters[s.thread].connections() : 0), 0);
+    if (clients() === 0) return !this.shuttingDown;
+
+    const others = this.opts.cluster?.noAdvertise ? [] : (this.identity.connectUrls ?? []).filter((u) => !this.ownClientUrls.includes(u));
+    this.identity.connectUrls = others;
+    this.postAll({ type: 'ldm' }, 'route');
+    this.postAll({ type: 'ldm', connectUrls: others }, 'client');
+
+    const durationMs = this.opts.lameDuckDurationMs ?? DEFAULT_LAME_DUCK_DURATION_MS;
+    const graceMs = this.opts.lameDuckGracePeriodMs ?? DEFAULT_LAME_DUCK_GRACE_PERIOD_MS;
+    log.debug(`Lame duck mode: grace period ${goDuration(graceMs)}, duration ${goDuration(durationMs)}`);
+    if (!(await this.sleepUnlessShutdown(graceMs))) return false;
+    log.info('Closing existing clients');
+    const n = clients();
+    if (n > 0) {
+      // The whole close window, as nats-server paces it: one client per interval of
+      // (duration - grace) / clients, never more than 1s apart. Each worker spreads its own
+      // clients over the same window.
+      const spreadMs = durationMs - graceMs > 0 ? durationMs - graceMs : 1000;
+      const intervalMs = Math.min(1000, Math.max(spreadMs / n, 1));
+      this.postAll({ type: 'ldm-close', windowMs: intervalMs * n }, 'client');
+      const deadline = Date.now() + intervalMs * n + 5000;
+      while (clients() > 0 && Date.now() < deadline) {
+        if (!(await this.sleepUnlessShutdown(50))) return false;
+      }
+    }
+    return !this.shuttingDown;
+  }
+
+  /** Wait `ms`; false if the server started shutting down meanwhile (SIGINT during lame duck mode). */
+  private async sleepUnlessShutdown(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    while (!this.shuttingDown && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, Math.min(100, until - Date.now())));
+    }
+    return !this.shuttingDown;
+  }
+
+  /**
+   * ports_file_dir (server.go logPorts): `<dir>/skein_<pid>.ports` with nats-server's Ports
+   * JSON, the URLs this server listens on.
+   */
+  private writePortsFile(): void {
+    const dir = this.opts.portsFileDir;
+    if (dir === undefined) return;
+    const file = path.join(dir, `skein_${process.pid}.ports`);
+    const ports: Record<string, string[]> = { nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port) };
+    const c = this.opts.cluster;
+    if (c !== undefined) ports.cluster = listenUrls(c.tls ? 'tls' : 'nats', c.host, this.clusterPort);
+    try {
+      fs.writeFileSync(file, JSON.stringify(ports), { mode: 0o666 });
+      this.portsFile = file;
+    } catch (err) {
+      log.error(`Error writing ports file (${file}): ${(err as Error).message}`);
+    }
+  }
+
+  private removePortsFile(): void {
+    if (this.portsFile === undefined) return;
+    try {
+      fs.unlinkSync(this.portsFile);
+    } catch (err) {
+      log.error(`Error cleaning up ports file ${this.portsFile}: ${(err as Error).message}`);
+    }
+    this.portsFile = undefined;
   }
 }
 
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** server.go resolveHostPorts: a wildcard host lists every interface address. */
+function listenUrls(scheme: string, host: string, port: number): string[] {
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') return [`${scheme}://${hostPort(host, port)}`];
+  const urls: string[] = [];
+  for (const addrs of Object.values(os.networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (host === '0.0.0.0' && a.family !== 'IPv4') continue;
+      urls.push(`${scheme}://${hostPort(a.address, port)}`);
+    }
+  }
+  return urls.length > 0 ? urls : [`${scheme}://${hostPort(host, port)}`];
 }
 
 export function cpuCount(): number {

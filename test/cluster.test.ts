@@ -186,8 +186,9 @@ test.serial('a crashed route thread is replaced: routes come back and interest r
   b.subscribe(`toB.${id}`, { callback: (_e, m) => onB.push(m.string()) });
   await interestSeen(a, [b]);
   await interestSeen(b, [a]);
-  // SIGUSR2 with SKEIN_FAULT_INJECTION=1 makes node A's route thread throw.
-  process.kill(cl.nodes[0].srv.pid, 'SIGUSR2');
+  // With SKEIN_FAULT_INJECTION=1, a PUB to $SKEIN.FAULT.CRASH.ROUTE makes node A's route thread throw.
+  a.publish('$SKEIN.FAULT.CRASH.ROUTE');
+  await a.flush();
   await cl.nodes[0].srv.waitForLog(/Route thread failed[\s\S]*fault injection: route thread crash requested/, 20_000);
   await cl.nodes[0].srv.waitForLog(/Route thread replaced and ready/, 20_000);
   // Both servers keep serving their clients, and messages cross again once the route is back.

@@ -100,6 +100,11 @@ const flagCases: { argv: string[]; expect: Partial<Options> }[] = [
   { argv: ['--http_port=8223'], expect: { httpPort: 8223 } },
   { argv: ['--user', 'u', '--pass', 'p'], expect: { authorization: { user: 'u', password: 'p', timeoutMs: 2000 } } },
   { argv: ['--auth', 's3cr3t'], expect: { authorization: { token: 's3cr3t', timeoutMs: 2000 } } },
+  { argv: ['-l', '/tmp/s.log'], expect: { logFile: '/tmp/s.log' } },
+  { argv: ['--log=/tmp/t.log'], expect: { logFile: '/tmp/t.log' } },
+  { argv: ['-T=false'], expect: { logtime: false } },
+  { argv: ['--logtime'], expect: { logtime: true } },
+  { argv: ['--ports_file_dir', '/tmp'], expect: { portsFileDir: '/tmp' } },
 ];
 
 for (const { argv, expect } of flagCases) {

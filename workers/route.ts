@@ -6,7 +6,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { pack, unpack } from 'msgpackr';
 import { Cluster, type ClusterTask } from '../src/cluster.ts';
-import { setLogLevels, log } from '../src/log.ts';
+import { configureLog, log } from '../src/log.ts';
 import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
 import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
 import { answerRoute } from '../src/monitor/collect.ts';
@@ -19,7 +19,7 @@ export interface RouteTask extends ClusterTask {
 
 export default function run(task: RouteTask): Promise<void> {
   const { port, thread } = task;
-  setLogLevels(task.options.debug, task.options.trace);
+  configureLog(task.options);
   const send = (m: ControlMessage): void => port.postMessage(pack(m));
   const cluster = new Cluster(task, send);
   cluster.routeStats = new RouteStats(new ThreadStats(task.stats, thread));
@@ -45,8 +45,18 @@ export default function run(task: RouteTask): Promise<void> {
         }
         case 'info':
           break; // client INFO is the client workers' business
+        case 'reload':
+          cluster.reload(msg.options, msg.clientUrls ?? [], msg.routesAdded ?? [], msg.routesRemoved ?? []);
+          break;
+        case 'reopen-log':
+          cluster.reopenLog();
+          break;
+        case 'ldm':
+          cluster.lameDuck();
+          break;
         case 'crash':
-          // Only sent when the server runs with SKEIN_FAULT_INJECTION=1 (tests).
+          // Only sent when the server runs with SKEIN_FAULT_INJECTION=1 (tests), on a client's
+          // PUB to $SKEIN.FAULT.CRASH.ROUTE.
           setImmediate(() => {
             throw new Error('fault injection: route thread crash requested');
           });

@@ -5,7 +5,7 @@ import type { MessagePort } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { pack, unpack } from 'msgpackr';
 import { Broker } from '../src/broker.ts';
-import { setLogLevels, log } from '../src/log.ts';
+import { configureLog, log } from '../src/log.ts';
 import type { SharedLayout } from '../src/shared.ts';
 import type { Options } from '../src/options.ts';
 import type { ServerIdentity } from '../src/info.ts';
@@ -27,14 +27,15 @@ export interface WorkerTask {
 
 export default function run(task: WorkerTask): Promise<void> {
   const { port, thread } = task;
-  setLogLevels(task.options.debug, task.options.trace);
+  configureLog(task.options);
   const broker = new Broker(task.options, task.identity, task.layout, thread, task.replacement);
-  broker.faultInjection = task.faultInjection;
   broker.stats = new ThreadStats(task.stats, thread);
   const closed = new ClosedConnections();
   broker.onClosed = (conn) => closed.add(broker, conn);
-  broker.start();
   const send = (m: ControlMessage): void => port.postMessage(pack(m));
+  broker.faultInjection = task.faultInjection;
+  if (task.faultInjection) broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
+  broker.start();
 
   return new Promise<void>((resolve) => {
     port.on('message', (m: { socket?: Socket; msg?: Uint8Array } | Uint8Array) => {
@@ -56,6 +57,18 @@ export default function run(task: WorkerTask): Promise<void> {
         }
         case 'info':
           broker.updateInfo(msg.cluster, msg.connectUrls);
+          break;
+        case 'reload':
+          broker.reload(msg.options, msg.closeExcess);
+          break;
+        case 'reopen-log':
+          broker.reopenLog();
+          break;
+        case 'ldm':
+          broker.lameDuck(msg.connectUrls ?? []);
+          break;
+        case 'ldm-close':
+          broker.closeClientsSpread(msg.windowMs);
           break;
         case 'snapshot-request':
           send({ type: 'snapshot', from: thread, to: msg.from, ...broker.interestSnapshot() });
