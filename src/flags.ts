@@ -45,6 +45,8 @@ export interface ParsedFlags {
   logtime?: boolean; // -T / --logtime
   signal?: string; // -sl / --signal CMD[=PID]
   portsFileDir?: string;
+  syslog?: boolean; // -s: refused
+  remoteSyslog?: string; // -r: refused
 }
 
 type Apply = (f: ParsedFlags, value: never) => void;
@@ -114,11 +116,11 @@ const FLAGS: FlagSpec[] = [
     (f, v) => { f.logFile = v; }),
   bool(['T', 'logtime'], { group: 'Logging', help: 'Timestamp log entries (default: true)' },
     (f, v) => { f.logtime = v; }),
-  // nats-server's syslog flags: refused by name rather than as unknown flags.
+  // nats-server's syslog flags: refused by name (in applyFlags) rather than as unknown flags.
   bool(['s', 'syslog'], { group: 'Logging', help: 'Log to syslog: not supported by skein (refused)' },
-    () => { throw new ConfigError('BAD_FLAG', 'syslog (-s, --syslog) is not supported by skein; log to stderr or a file (-l)'); }),
+    (f, v) => { f.syslog = v; }),
   str(['r', 'remote_syslog'], { group: 'Logging', placeholder: '<addr>', help: 'Syslog server addr: not supported by skein (refused)' },
-    () => { throw new ConfigError('BAD_FLAG', 'remote syslog (-r, --remote_syslog) is not supported by skein; log to stderr or a file (-l)'); }),
+    (f, v) => { f.remoteSyslog = v; }),
   bool(['D', 'debug'], { group: 'Logging', help: 'Enable debugging output' },
     (f, v) => { f.debug = v; }),
   bool(['V', 'trace'], { group: 'Logging', help: 'Trace the raw protocol' },
@@ -259,6 +261,8 @@ export function applyFlags(f: ParsedFlags, o: Options, positions: Positions): vo
   if (f.debug !== undefined) o.debug = f.debug;
   if (f.trace !== undefined) o.trace = f.trace;
   if (f.pidFile !== undefined) o.pidFile = f.pidFile;
+  if (f.syslog === true) throw new ConfigError('BAD_FLAG', 'syslog (-s, --syslog) is not supported by skein; log to stderr or a file (-l)');
+  if (f.remoteSyslog !== undefined) throw new ConfigError('BAD_FLAG', 'remote syslog (-r, --remote_syslog) is not supported by skein; log to stderr or a file (-l)');
   if (f.logFile !== undefined) o.logFile = f.logFile || undefined;
   if (f.logtime !== undefined) o.logtime = f.logtime;
   if (f.portsFileDir !== undefined) o.portsFileDir = f.portsFileDir || undefined;

@@ -86,8 +86,12 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const threads = this.opts.workers + (this.opts.cluster !== undefined ? 1 : 0);
+    const server = this;
     return {
-      opts: this.opts,
+      // A getter: a config reload replaces the options object.
+      get opts(): Options {
+        return server.opts;
+      },
       identity: this.identity,
       threadKinds: Array.from({ length: threads }, (_, t) => (t < this.opts.workers ? 'client' : 'route')),
       post: (t, msg) => {
@@ -572,7 +576,10 @@ export class Server {
     const dir = this.opts.portsFileDir;
     if (dir === undefined) return;
     const file = path.join(dir, `skein_${process.pid}.ports`);
+    // server.go Ports, in its field order.
     const ports: Record<string, string[]> = { nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port) };
+    const http = this.monitor.address();
+    if (http !== null) ports.monitoring = listenUrls('http', http.host, http.port);
     const c = this.opts.cluster;
     if (c !== undefined) ports.cluster = listenUrls(c.tls ? 'tls' : 'nats', c.host, this.clusterPort);
     try {

@@ -164,7 +164,14 @@ export class Monitor {
     log.info(`Starting http monitor on ${ep.hostPort(bindHost, port)}`);
   }
 
-  /** Every thread is up and every listener bound: /healthz says ok. */
+  /** Where the monitoring port listens (for the ports file), or null when it does not. */
+  address(): { host: string; port: number } | null {
+    const a = this.server?.address();
+    if (a === null || a === undefined || typeof a === 'string') return null;
+    return { host: this.host.opts.httpHost ?? this.host.opts.host, port: a.port };
+  }
+
+    /** Every thread is up and every listener bound: /healthz says ok. */
   setReady(ready: boolean): void {
     this.ready = ready;
   }
