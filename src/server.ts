@@ -477,6 +477,7 @@ export class Server {
         } satisfies ControlMessage));
       }
     }
+    this.monitor.configLoadedAt = Date.now(); // /varz config_load_time, as nats-server's configTime
     log.info('Reloaded server configuration');
   }
 

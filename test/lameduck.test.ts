@@ -24,7 +24,13 @@ test.serial('lame duck mode: no new clients, INFO ldm:true to clients that take 
   t.timeout(90_000);
   const seen: Record<string, unknown> = {};
   for (const impl of ['skein', 'nats-server'] as const) {
-    const { srv } = await useConfServer(t, impl, LDM);
+    const { srv } = await useConfServer(t, impl, LDM, { args: ['-m', '-1'] });
+    const monitorPort = Number((await srv.waitForLog(/Starting http monitor on 127\.0\.0\.1:(\d+)/))[1]);
+    const healthz = async (): Promise<string> => {
+      const r = await fetch(`http://127.0.0.1:${monitorPort}/healthz`);
+      return `${r.status} ${JSON.stringify(await r.json())}`;
+    };
+    const before = await healthz();
     // A protocol-1 client past its first PONG gets the async INFO; a protocol-0 one does not.
     const { c: p1 } = await rawSession(srv.port, { connect: { protocol: 1 } });
     const { c: p0 } = await rawSession(srv.port, { connect: { protocol: 0 } });
@@ -32,6 +38,9 @@ test.serial('lame duck mode: no new clients, INFO ldm:true to clients that take 
     process.kill(srv.pid, 'SIGUSR2');
     const info = infoOf(await p1.expect(/INFO \{.*\} \r\n/, 10_000));
     await srv.waitForLog(/\[INF\] Entering lame duck mode, stop accepting new clients/);
+    // No client listener: /healthz says so (a Kubernetes readiness probe takes the pod out).
+    let during = await healthz();
+    for (const deadline = Date.now() + 5000; !during.startsWith('503') && Date.now() < deadline;) during = await healthz();
     // The listener is closed at once.
     await t.throwsAsync(async () => {
       const c = await rawConnect(srv.port);
@@ -42,9 +51,10 @@ test.serial('lame duck mode: no new clients, INFO ldm:true to clients that take 
     t.is(await exitOf(srv), 0, impl);
     t.false(p1.data().includes('-ERR') || p0.data().includes('-ERR'), 'no -ERR on close');
     t.false(p0.data().includes('"ldm"'), 'a protocol-0 client gets no async INFO');
-    seen[impl] = { ldm: info.ldm, connect_urls: info.connect_urls ?? null };
+    seen[impl] = { ldm: info.ldm, connect_urls: info.connect_urls ?? null, before, during };
   }
-  t.deepEqual(seen.skein, { ldm: true, connect_urls: null });
+  t.like(seen.skein, { ldm: true, connect_urls: null, before: '200 {"status":"ok"}' });
+  t.regex(String((seen.skein as { during: string }).during), /^503 /);
   t.deepEqual(seen.skein, seen['nats-server']);
 });
 
