@@ -584,7 +584,9 @@ export class Server {
     const c = this.opts.cluster;
     if (c !== undefined) ports.cluster = listenUrls(c.tls ? 'tls' : 'nats', c.host, this.clusterPort);
     try {
-      fs.writeFileSync(file, JSON.stringify(ports), { mode: 0o666 });
+      // Whole or not at all: a reader never sees a half-written file.
+      fs.writeFileSync(`${file}.tmp`, JSON.stringify(ports), { mode: 0o666 });
+      fs.renameSync(`${file}.tmp`, file);
       this.portsFile = file;
     } catch (err) {
       log.error(`Error writing ports file (${file}): ${(err as Error).message}`);

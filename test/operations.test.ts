@@ -308,8 +308,16 @@ test.serial('ports_file_dir gets <name>_<pid>.ports with nats-server\'s JSON, re
     const dir = tempDir(t);
     const srv = await startServer({ impl, args: ['--ports_file_dir', dir, '--cluster', 'nats://127.0.0.1:-1', '-m', '-1'], workers: impl === 'skein' ? 1 : undefined });
     const file = path.join(dir, `${impl === 'skein' ? 'skein' : 'nats-server'}_${srv.pid}.ports`);
-    await waitFor(() => fs.existsSync(file), 10_000, `${impl}'s ports file`);
-    const ports = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
+    // nats-server writes the file in place: wait until it is complete.
+    const parsed = (): Record<string, string[]> | null => {
+      try {
+        return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
+      } catch {
+        return null;
+      }
+    };
+    await waitFor(() => parsed() !== null, 10_000, `${impl}'s ports file`);
+    const ports = parsed()!;
     t.deepEqual(ports.nats, [`nats://127.0.0.1:${srv.port}`], impl);
     t.regex(ports.cluster[0], /^nats:\/\/127\.0\.0\.1:\d+$/, impl);
     t.regex(ports.monitoring[0], /^http:\/\/127\.0\.0\.1:\d+$/, impl);
