@@ -57,6 +57,8 @@ export class Server {
   private shuttingDown = false;
   private readonly faultInjection = process.env.SKEIN_FAULT_INJECTION === '1';
   private readyWaiters: (() => void)[] = [];
+  /** Every thread has reported ready once: until then accepted sockets wait (see accept). */
+  private started = false;
   private held: net.Socket[] = [];
   /** Monitoring HTTP endpoints (src/monitor/); its counters exist whether or not it listens. */
   readonly monitor: Monitor;
@@ -308,6 +310,7 @@ export class Server {
         if (slot.generation > 1) log.info(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
         slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
+          this.started = true;
           for (const w of this.readyWaiters.splice(0)) w();
         }
         if (slot.kind === 'route') for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
@@ -358,8 +361,9 @@ export class Server {
         bestCount = n;
       }
     }
-    if (best < 0) {
-      // No worker ready yet (start-up or a replacement in progress): hold the socket.
+    if (best < 0 || !this.started) {
+      // Start-up (placement needs every worker, or the first ones would get every early
+      // connection) or no worker ready (replacements in progress): hold the socket.
       this.held.push(socket);
       return;
     }
