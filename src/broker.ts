@@ -153,6 +153,8 @@ export class Broker implements MeshHandler {
   private readonly localAgg = new Map<string, number>();
   /** Publishers paused because a ring to another thread is full. */
   private readonly ringPaused = new Set<ClientConn>();
+  /** Connections whose input is held at a PING/UNSUB until their barrier can pass. */
+  private readonly held = new Set<ClientConn>();
   /** Publishers paused because a subscriber they feed is backed up. */
   private readonly stalledPublishers = new Set<ClientConn>();
   /** A backed-up subscriber hit by a delivery in the current read or drain. */
@@ -182,6 +184,7 @@ export class Broker implements MeshHandler {
     this.targetPlain = new Uint8Array(n);
     this.counters = new ThreadCounters(layout.counters, thread);
     this.mesh = new Mesh(layout, thread, replacement);
+    this.mesh.bind(this);
   }
 
   start(): void {
@@ -216,6 +219,7 @@ export class Broker implements MeshHandler {
     this.counters.addConnections(-1);
     this.onClosed?.(conn);
     this.ringPaused.delete(conn);
+    this.held.delete(conn);
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
     this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
@@ -350,13 +354,19 @@ export class Broker implements MeshHandler {
   onData(conn: ClientConn, chunk: Buffer): void {
     if (conn.closed) return;
     conn.lastInboundAt = Date.now();
+    this.process(conn, chunk);
+  }
+
+  /** Parse one read (or, with null, the input held at a barrier) and write what it produced. */
+  private process(conn: ClientConn, chunk: Buffer | null): void {
     this.mesh.applyInterest();
     const inMsgs = conn.inMsgs;
     const inBytes = conn.inBytes;
     try {
       // Before an authenticating CONNECT, input goes through the connection's gate, which
       // holds it while the CONNECT's credentials are checked off this thread.
-      if (conn.awaitingConnect || conn.gate.waiting) conn.gate.feed(chunk, conn.parseChunk, conn.isAwaitingConnect);
+      if (chunk === null) conn.parser.resume();
+      else if (conn.awaitingConnect || conn.gate.waiting) conn.gate.feed(chunk, conn.parseChunk, conn.isAwaitingConnect);
       else conn.parser.parse(chunk);
     } catch (err) {
       // One connection's bad luck must not take the worker down with it.
@@ -369,6 +379,50 @@ export class Broker implements MeshHandler {
     if (this.hitStall !== null) {
       this.stallPublisher(conn, this.hitStall);
       this.hitStall = null;
+    }
+  }
+
+  // ------------------------------------------------------------ barriers
+
+  /**
+   * Before `conn`'s PING or UNSUB is acted on: everything that happened before it in this
+   * server must be delivered first, as in one nats-server process (issue 10 §1). Our side:
+   * the records of its earlier PUBs are committed to their consumers' rings (a PONG never
+   * overtakes them); if some still wait for ring space, the input is held at this operation
+   * until they are in. Their side: records other threads committed to us by now are
+   * delivered before the PONG is queued and before the UNSUB removes a subscription, even
+   * while draining is otherwise held back for a backed-up subscriber.
+   */
+  barrier(conn: ClientConn): boolean {
+    this.mesh.flush();
+    if (this.ringPaused.has(conn) || !this.mesh.interestPublished()) {
+      this.held.add(conn);
+      conn.pausedForBarrier = true;
+      conn.updateReading();
+      return false;
+    }
+    const stalled = this.hitStall;
+    this.hitStall = null;
+    this.mesh.drainCommitted();
+    if (this.hitStall !== null) this.drainStalledUntil = Date.now() + (this.hitStall as ClientConn).stallMs();
+    this.hitStall = stalled;
+    return true;
+  }
+
+  /** Resume connections held at a barrier whose records have reached their rings. */
+  private releaseHeld(): void {
+    for (const conn of [...this.held]) {
+      if (conn.closed) {
+        this.held.delete(conn);
+        continue;
+      }
+      if (this.ringPaused.has(conn) || !this.mesh.interestPublished()) continue;
+      this.held.delete(conn);
+      this.process(conn, null);
+      if (!conn.parser.held) {
+        conn.pausedForBarrier = false;
+        conn.updateReading();
+      }
     }
   }
 
@@ -775,6 +829,7 @@ export class Broker implements MeshHandler {
 
   /** MeshHandler: write what ring records produced. */
   afterDrain(): void {
+    if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
     if (this.hitStall !== null) {
       // Leave the rest in the ring: its producer fills it and pauses its publishers.
@@ -786,10 +841,11 @@ export class Broker implements MeshHandler {
   // ------------------------------------------------------------ flushing
 
   flushAll(): void {
+    // Rings first: output written below (a PONG) must never overtake the records before it.
+    this.mesh.flush();
     const dirty = this.dirty;
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
-    this.mesh.flush();
     this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
     if (this.ringPaused.size > 0) {
       for (const c of this.ringPaused) {

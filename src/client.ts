@@ -129,6 +129,8 @@ export class ClientConn implements ProtocolHandler {
   pausedForRing = false;
   /** Reading paused because a subscriber this connection publishes to is backed up. */
   pausedForStall = false;
+  /** Reading paused while the input is held at a PING/UNSUB (Broker.barrier). */
+  pausedForBarrier = false;
   private readPaused = false;
   /** Unwritten output above this is written at once instead of at the end of the read. */
   readonly flushEarlyBytes: number;
@@ -299,7 +301,7 @@ export class ClientConn implements ProtocolHandler {
 
   /** Pause or resume reading according to the reasons to pause. */
   updateReading(): void {
-    const pause = (this.pausedForRing || this.pausedForStall) && !this.closed;
+    const pause = (this.pausedForRing || this.pausedForStall || this.pausedForBarrier) && !this.closed;
     if (pause === this.readPaused) return;
     this.readPaused = pause;
     if (pause) this.socket.pause();
@@ -693,6 +695,11 @@ export class ClientConn implements ProtocolHandler {
     if (this.subs.get(sub.sid) !== sub) return;
     this.subs.delete(sub.sid);
     this.broker.unsubscribe(sub);
+  }
+
+  /** Parser: before a PING or UNSUB. False holds the input there (see Broker.barrier). */
+  barrier(): boolean {
+    return this.broker.barrier(this);
   }
 
   onPing(): void {

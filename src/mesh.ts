@@ -152,6 +152,25 @@ export class Mesh {
     }
   }
 
+  /** Our interest log holds every change made so far (none waits for log space). */
+  interestPublished(): boolean {
+    return !this.ownLog.hasBacklog || this.ownLog.flushBacklog();
+  }
+
+  /**
+   * Deliver every record other threads have committed to us so far, whatever the batch
+   * limits and stalls: a PING or UNSUB on this thread must not overtake them.
+   */
+  drainCommitted(): void {
+    const h = this.handler!;
+    for (let t = 0; t < this.threads; t++) {
+      const ring = this.inRings[t];
+      if (ring === null || !ring.hasData()) continue;
+      const { producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), Infinity, Infinity, undefined, ring.tailPosition());
+      if (producerWaiting) this.doorbells[t].ringAlways();
+    }
+  }
+
   private retryOverflow(): void {
     for (let t = 0; t < this.threads; t++) {
       const q = this.overflow[t];
@@ -203,6 +222,11 @@ export class Mesh {
   }
 
   // ----------------------------------------------------------------- loop
+
+  /** Who gets records and interest (set before anything is drained). */
+  bind(handler: MeshHandler): void {
+    this.handler = handler;
+  }
 
   /** Start draining rings and logs; the handler is called on this thread's event loop. */
   start(handler: MeshHandler): void {

@@ -43,6 +43,12 @@ export interface ProtocolHandler {
   onProtocolError(kind: ParseErrorKind, detail: string): void;
   /** Pedantic check, called before the payload arrives (nats-server sends the -ERR at that point). */
   onPubArgs(sb: Buffer, ss: number, se: number): void;
+  /**
+   * Called before a PING or UNSUB is acted on: false means "not yet" (messages it must not
+   * overtake are still on their way), and the parser keeps the input from that operation on
+   * until resume().
+   */
+  barrier?(): boolean;
 }
 
 // Operation codes.
@@ -157,12 +163,32 @@ export class Parser {
   private readonly as = new Int32Array(MAX_ARGS);
   private readonly ae = new Int32Array(MAX_ARGS);
   private argc = 0;
+  // Input from a PING/UNSUB on, kept while the handler's barrier() says "not yet".
+  private heldInput: Buffer | null = null;
 
   constructor(handler: ProtocolHandler) {
     this.h = handler;
   }
 
+  /** Input is held at a PING/UNSUB until resume(). */
+  get held(): boolean {
+    return this.heldInput !== null;
+  }
+
+  /** Parse the held input (the barrier is asked again at its first operation). */
+  resume(): void {
+    const b = this.heldInput;
+    if (b === null) return;
+    this.heldInput = null;
+    this.parse(b);
+  }
+
   parse(buf: Buffer): void {
+    if (this.heldInput !== null) {
+      // A read that was already under way when the input was held: keep it behind.
+      this.heldInput = Buffer.concat([this.heldInput, buf]);
+      return;
+    }
     let i = 0;
     const n = buf.length;
     if (this.payload !== null) {
@@ -324,7 +350,10 @@ export class Parser {
     const kw = KW_BY_OP[op];
     let a = s + kw.word.length;
     if (!kw.hasArgs) {
-      if (op === OP_PING) h.onPing();
+      if (op === OP_PING) {
+        if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
+        h.onPing();
+      }
       else if (op === OP_PONG) h.onPong();
       return p;
     }
@@ -349,6 +378,7 @@ export class Parser {
         return p;
       }
       case OP_UNSUB: {
+        if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
         const argc = this.split(lb, a, e);
         if (argc !== 1 && argc !== 2) return this.argError(lb, a, e);
         const sid = lb.toString('utf8', this.as[0], this.ae[0]);
@@ -366,6 +396,14 @@ export class Parser {
         return -1;
     }
     return p;
+  }
+
+  /** Keep the operation starting at lb[s] and everything after it (buf from p) for resume(). */
+  private hold(lb: Buffer, s: number, buf: Buffer, p: number): number {
+    this.heldInput = lb === buf
+      ? Buffer.from(buf.subarray(s))
+      : Buffer.concat([lb.subarray(s, lb.indexOf(LF, s) + 1), buf.subarray(p)]);
+    return -1;
   }
 
   private argError(lb: Buffer, a: number, e: number): number {

@@ -105,3 +105,36 @@ test('pending auth refuses any first operation but CONNECT', (t) => {
   new Parser(r).parse(Buffer.from('SUB foo 1\r\n'));
   t.deepEqual(r.ops, ['!auth']);
 });
+
+test('input held at a PING or UNSUB (barrier says not yet) is parsed from there on resume, however it was split', (t) => {
+  class Holder extends Recorder {
+    open = false;
+    /** Lets one barrier through after each resume. */
+    barrier(): boolean {
+      const pass = this.open;
+      this.open = false;
+      return pass;
+    }
+  }
+  const whole = run(session, []);
+  for (const cuts of [[], Array.from({ length: session.length }, (_v, i) => i + 1), [17, 40, 41, 90, 160, 161, 170]]) {
+    const r = new Holder();
+    const p = new Parser(r);
+    let at = 0;
+    const ops: string[] = [];
+    for (const s of [...cuts, session.length]) {
+      if (s <= at) continue;
+      p.parse(session.subarray(at, s));
+      at = s;
+      // Each time the parser stops at a barrier, let it through once and resume.
+      while (p.held) {
+        ops.push(`held before ${r.ops.length}`);
+        r.open = true;
+        p.resume();
+      }
+    }
+    t.deepEqual(r.ops, whole);
+    // Held before the first UNSUB (8 operations in), the second UNSUB and the PING.
+    t.deepEqual(ops, ['held before 8', 'held before 9', 'held before 10']);
+  }
+});
