@@ -40,7 +40,7 @@ const total = Number(process.env.N ?? 5_000_000);
 const rounds = Number(process.env.ROUNDS ?? 3);
 
 const broker = new Broker(opts, { serverId: 'NHOTLOOP', serverName: 'hotloop', host: '127.0.0.1', port: 0 },
-  createLayout(1, opts.maxPayload, opts.maxControlLine), 0, false);
+  createLayout(1, opts.maxControlLine), 0, false);
 const pub = new CountingSocket();
 const sub = new CountingSocket();
 broker.addConnection(pub as unknown as Socket, 1, false);

@@ -12,7 +12,7 @@ import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
 import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -82,6 +82,18 @@ class Msg {
       this.tb = b;
       this.tb2 = tb;
       this.tv2 = tv;
+    }
+    this.ts = ts;
+    this.te = te;
+  }
+
+  /** As setTail, for bytes that come with their view (inbox records). */
+  setTailView(b: Buffer, v: DataView, ts: number, te: number): void {
+    if (b !== this.tb) {
+      this.tb2 = this.tb;
+      this.tv2 = this.tv;
+      this.tb = b;
+      this.tv = v;
     }
     this.ts = ts;
     this.te = te;
@@ -359,7 +371,9 @@ export class Broker implements MeshHandler {
 
   /** Parse one read (or, with null, the input held at a barrier) and write what it produced. */
   private process(conn: ClientConn, chunk: Buffer | null): void {
-    this.mesh.applyInterest();
+    const mesh = this.mesh;
+    mesh.applyInterest();
+    mesh.mark();
     const inMsgs = conn.inMsgs;
     const inBytes = conn.inBytes;
     try {
@@ -376,6 +390,12 @@ export class Broker implements MeshHandler {
     this.stats.inMsgs += conn.inMsgs - inMsgs;
     this.stats.inBytes += conn.inBytes - inBytes;
     this.flushAll();
+    // Records of this read wait for inbox space: read no more of it until they are in.
+    if (mesh.blockedSinceMark() && !conn.closed && !this.ringPaused.has(conn)) {
+      this.ringPaused.add(conn);
+      conn.pausedForRing = true;
+      conn.updateReading();
+    }
     if (this.hitStall !== null) {
       this.stallPublisher(conn, this.hitStall);
       this.hitStall = null;
@@ -394,29 +414,32 @@ export class Broker implements MeshHandler {
    * while draining is otherwise held back for a backed-up subscriber.
    */
   barrier(conn: ClientConn): boolean {
-    this.mesh.flush();
-    if (this.ringPaused.has(conn) || !this.mesh.interestPublished()) {
+    const mesh = this.mesh;
+    mesh.flush();
+    let pass = !this.ringPaused.has(conn) && !mesh.blockedSinceMark() && mesh.interestPublished();
+    if (pass) {
+      const stalled = this.hitStall;
+      this.hitStall = null;
+      pass = mesh.drainCommitted();
+      if (this.hitStall !== null) this.drainStalledUntil = Date.now() + (this.hitStall as ClientConn).stallMs();
+      this.hitStall = stalled;
+    }
+    if (!pass) {
       this.held.add(conn);
       conn.pausedForBarrier = true;
       conn.updateReading();
-      return false;
     }
-    const stalled = this.hitStall;
-    this.hitStall = null;
-    this.mesh.drainCommitted();
-    if (this.hitStall !== null) this.drainStalledUntil = Date.now() + (this.hitStall as ClientConn).stallMs();
-    this.hitStall = stalled;
-    return true;
+    return pass;
   }
 
-  /** Resume connections held at a barrier whose records have reached their rings. */
+  /** Give connections held at a barrier another try (after a drain pass, or from the sweep). */
   private releaseHeld(): void {
     for (const conn of [...this.held]) {
       if (conn.closed) {
         this.held.delete(conn);
         continue;
       }
-      if (this.ringPaused.has(conn) || !this.mesh.interestPublished()) continue;
+      if (this.ringPaused.has(conn)) continue; // its records are not all in yet (onSpace)
       this.held.delete(conn);
       this.process(conn, null);
       if (!conn.parser.held) {
@@ -546,7 +569,7 @@ export class Broker implements MeshHandler {
   }
 
   private resolve(r: Route, gen: number): void {
-    const m = this.sublist.match(r.key.toString('utf8'));
+    const m = this.sublist.match(r.key.toString('latin1'));
     const local: Sub[] = [];
     const threads = new Set<number>();
     for (const s of m.psubs) {
@@ -565,7 +588,7 @@ export class Broker implements MeshHandler {
           w += s.weight;
         }
       }
-      groups.push({ name: g.name, nameBytes: Buffer.from(g.name), local: gl, remote: gr, remoteWeight: w });
+      groups.push({ name: g.name, nameBytes: Buffer.from(g.name, 'latin1'), local: gl, remote: gr, remoteWeight: w });
     }
     r.local = local.length > 0 ? local : EMPTY;
     r.remoteThreads = [...threads];
@@ -740,50 +763,48 @@ export class Broker implements MeshHandler {
   // ------------------------------------------------------ cross-thread
 
   /**
-   * One record to thread `t`: [flags u8][groups u8][subjLen u16][replyLen u16][0 u16]
-   * [hdrLen i32][payLen u32][tailLen u32] subject, group names (u16 length + bytes), then
-   * the canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n` so the receiver
-   * delivers with two copies, as for a local publish. The route thread (cluster.ts onRecord,
-   * toWorker) reads and writes these records too: change both together.
+   * One record to thread `t` (layout in record.ts): the canonical MSG tail travels as is, so
+   * the receiver delivers with two copies, as for a local publish. The route thread
+   * (cluster.ts onRecord, toWorker) reads and writes these records too.
    */
   private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], m: Msg): void {
     const subjLen = m.se - m.ss;
     const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
     let groupBytes = 0;
-    for (let i = 0; i < groups.length; i++) groupBytes += 2 + groups[i].nameBytes.length;
+    for (let i = 0; i < groups.length; i++) groupBytes += 4 + groups[i].nameBytes.length;
     const payLen = m.pe - m.ps;
     const tailLen = m.ts >= 0 ? m.te - m.ts : msgTailLength(replyLen, m.hdr, payLen);
-    const body = REC_HDR + subjLen + groupBytes + tailLen;
     const mesh = this.mesh;
-    const o = mesh.reserve(t, body);
+    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
     const dst = mesh.dst;
+    const dv = mesh.dstView;
     if (mesh.full) {
-      // Ring full: the record is queued in order; stop reading the publisher until space.
+      // Records for `t` already wait for space: stop reading the publisher until they are in.
       mesh.full = false;
       this.ringPaused.add(from);
       this.stats.ringFull++;
     }
     this.stats.crossSent++;
-    writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, groups.length, subjLen, replyLen, m.hdr, payLen, tailLen);
+    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, from.cid, groups.length, subjLen, replyLen, m.hdr, payLen, tailLen);
     let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
     for (let i = 0; i < groups.length; i++) {
       const nb = groups[i].nameBytes;
-      dst[p] = nb.length & 0xff;
-      dst[p + 1] = nb.length >>> 8;
-      p = put(dst, p + 2, nb, 0, nb.length);
+      dv.setUint32(p, nb.length, true);
+      p = put(dst, p + 4, nb, 0, nb.length);
     }
     if (m.ts >= 0) {
       if (m.te - m.ts > 256) put(dst, p, m.tb, m.ts, m.te);
-      else putDV(mesh.dstView, p, m.tv, m.ts, m.te);
+      else putDV(dv, p, m.tv, m.ts, m.te);
       return;
     }
     putMsgTail(dst, p, m.sb, m.rs, m.re, m.hdr, m.pb, m.ps, m.pe);
   }
 
-  /** MeshHandler: one record from another thread's ring: deliver to our local subscribers. */
-  onRecord(_from: number, d: Buffer, o: number, _len: number): void {
+  /** MeshHandler: one record from another thread: deliver to our local subscribers. */
+  onRecord(_from: number, d: Buffer, v: DataView, o: number, _len: number): void {
     const rec = this.rec;
-    rec.read(d, o);
+    rec.read(v, o);
+    if (rec.kind !== RecordKind.msg) return;
     this.stats.crossReceived++;
     const ss = rec.subjStart;
     const se = rec.subjEnd;
@@ -797,7 +818,7 @@ export class Broker implements MeshHandler {
     m.ps = rec.payStart;
     m.pe = rec.payEnd;
     m.hdr = rec.hdrLen;
-    m.setTail(d, rec.tailStart, rec.tailEnd);
+    m.setTailView(d, v, rec.tailStart, rec.tailEnd);
     const r = this.routeFor(this.lastRecordRoute, d, ss, se);
     this.lastRecordRoute = r;
     if ((rec.flags & FLAG_PLAIN) !== 0) {
@@ -806,8 +827,8 @@ export class Broker implements MeshHandler {
     }
     let p = se;
     for (let i = 0; i < rec.nGroups; i++) {
-      const ns = p + 2;
-      p = ns + (d[p] | (d[p + 1] << 8));
+      const ns = p + 4;
+      p = ns + v.getUint32(p, true);
       const groups = r.groups;
       for (let k = 0; k < groups.length; k++) {
         const g = groups[k];
@@ -896,15 +917,14 @@ export class Broker implements MeshHandler {
     return false;
   }
 
-  /** MeshHandler: stop the current drain once a delivery hit a backed-up subscriber. */
-  readonly stopDrain = (): boolean => this.hitStall !== null;
-
   // -------------------------------------------------------------- timers
 
   private sweep(): void {
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
+    if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
+    this.mesh.kick();
   }
 
   openSockets(): number {

@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { Sublist, type Interest } from './sublist.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
-import { nextConnectionId, ringCapacity, type SharedLayout } from './shared.ts';
+import { nextConnectionId, type SharedLayout } from './shared.ts';
 import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
@@ -39,7 +39,7 @@ import {
 } from './route.ts';
 import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, writeRecordHeader, RecordView } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
 import type { TLSSocket } from 'node:tls';
 import type { TlsOptions } from './options.ts';
 import { acceptTls, dialTls, handshakeErrorText, mapCertificateToUser, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
@@ -61,12 +61,8 @@ export interface ClusterTask {
   replacement: boolean;
 }
 
-// Ring records: the layout broker.ts (sendToThread / onRecord) writes and reads, which this
-// thread must match byte for byte: [u8 flags][u8 nGroups][u16 subjLen][u16 replyLen][u16 0]
-// [i32 hdrLen][u32 payLen][u32 tailLen] subject, (u16 len, group name)*, then the canonical
-// tail ` [reply ][hdr ]size\r\n<payload>\r\n`. The tail is also an RMSG/HMSG tail, so a
-// plain forward to a peer is two copies.
-const MAX_RECORD_GROUPS = 255;
+// Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
+// which is also an RMSG/HMSG tail, so a plain forward to a peer is two copies.
 /** Stop taking workers' messages while a route has this much unwritten output. */
 const ROUTE_HIGH_WATER = 8 * 1024 * 1024;
 const SUBJECT_CACHE_MAX = 4096;
@@ -150,14 +146,14 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
       this.count++;
     }
     if (r.gen !== gen) {
-      const m = this.list.match(r.key.toString('utf8'));
+      const m = this.list.match(r.key.toString('latin1'));
       const plain = new Set<P>();
       for (const sub of m.psubs) plain.add(this.plainOf(sub));
       r.plain = [...plain];
       r.groups = m.qgroups.map((g) => {
         let total = 0;
         for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, 'utf8'), members: g.members, total };
+        return { nameBytes: Buffer.from(g.name, 'latin1'), members: g.members, total };
       });
       r.gen = gen;
     }
@@ -260,10 +256,8 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly inCache: SubjectCache<LocalSub, number>;
   private readonly outCache: SubjectCache<PeerSub, RouteConn>;
 
-  // This thread's endpoint on the shared layout (rings, overflow, interest logs, doorbells).
+  // This thread's endpoint on the shared layout (inboxes, staging, interest logs, doorbells).
   private readonly mesh: Mesh;
-  /** Largest record a ring takes (half its capacity, less the record header). */
-  private readonly maxRecordBytes: number;
   private readonly dirty: RouteConn[] = [];
   /** Routes not read while a ring to a worker is full. */
   private readonly paused = new Set<RouteConn>();
@@ -338,7 +332,6 @@ export class Cluster implements RouteHost, MeshHandler {
     // A replacement route thread's routes died with its predecessor (main reset its logged
     // interest); the workers' interest arrives as snapshots.
     this.mesh = new Mesh(task.layout, task.thread, task.replacement);
-    this.maxRecordBytes = (ringCapacity(n, o.maxPayload, o.maxControlLine) >>> 1) - 8;
   }
 
   start(): void {
@@ -884,9 +877,12 @@ export class Cluster implements RouteHost, MeshHandler {
     // before these bytes were read must get the messages in them.
     this.mesh.applyInterest();
     this.announcePending();
+    this.mesh.mark();
   }
 
-  afterRouteRead(_r: RouteConn): void {
+  afterRouteRead(r: RouteConn): void {
+    // Records of this read wait for inbox space: read no more of this route until they are in.
+    if (this.mesh.blockedSinceMark()) this.paused.add(r);
     this.flushAll();
   }
 
@@ -1184,9 +1180,10 @@ export class Cluster implements RouteHost, MeshHandler {
   // ====================================================================== messages
 
   /** Mesh: one record from a client worker: forward to the peers with interest. */
-  onRecord(_from: number, d: Buffer, o: number, _len: number): void {
+  onRecord(_from: number, d: Buffer, v: DataView, o: number, _len: number): void {
     const rec = this.rec;
-    rec.read(d, o);
+    rec.read(v, o);
+    if (rec.kind !== RecordKind.msg) return;
     this.routeStats.stats.crossReceived++;
     const ss = rec.subjStart;
     const se = rec.subjEnd;
@@ -1201,8 +1198,8 @@ export class Cluster implements RouteHost, MeshHandler {
       }
     }
     for (let i = 0; i < rec.nGroups; i++) {
-      const ns = p + 2;
-      const ne = ns + (d[p] | (d[p + 1] << 8));
+      const ns = p + 4;
+      const ne = ns + v.getUint32(p, true);
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
@@ -1301,37 +1298,33 @@ export class Cluster implements RouteHost, MeshHandler {
     }
   }
 
-  /** Write one record into the ring to worker `t` (or its overflow queue when full). */
+  /** Stage one record for worker `t`; committed when this read is done (flushAll). */
   private toWorker(from: RouteConn, t: number, plain: boolean, gb: Buffer, groups: number[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
     const subjLen = se - ss;
     const replyLen = rs >= 0 ? re - rs : 0;
-    const nGroups = Math.min(groups.length >> 1, MAX_RECORD_GROUPS);
+    const nGroups = groups.length >> 1;
     let groupBytes = 0;
-    for (let i = 0; i < nGroups; i++) groupBytes += 2 + groups[2 * i + 1] - groups[2 * i];
+    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[2 * i + 1] - groups[2 * i];
     const payLen = pe - ps;
     const tailLen = msgTailLength(replyLen, hdrLen, payLen);
-    const body = REC_HDR + subjLen + groupBytes + tailLen;
-    if (body > this.maxRecordBytes) {
-      log.warn(`${from.logPrefix()} - routed message of ${payLen} bytes is too large for this server (max_payload ${this.opts.maxPayload}); dropped`);
-      return;
-    }
-    const o = this.mesh.reserve(t, body);
-    const dst = this.mesh.dst;
+    const mesh = this.mesh;
+    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
+    const dst = mesh.dst;
+    const dv = mesh.dstView;
     this.routeStats.stats.crossSent++;
-    if (this.mesh.full) {
-      // Ring full: the record waits in order in the overflow; stop reading this route.
-      this.mesh.full = false;
+    if (mesh.full) {
+      // Records for `t` already wait for space: stop reading this route until they are in.
+      mesh.full = false;
       this.paused.add(from);
       this.routeStats.stats.ringFull++;
     }
-    writeRecordHeader(dst, o, plain ? FLAG_PLAIN : 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
+    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
     let p = put(dst, o + REC_HDR, sb, ss, se);
     for (let i = 0; i < nGroups; i++) {
       const gs = groups[2 * i];
       const ge = groups[2 * i + 1];
-      dst[p] = (ge - gs) & 0xff;
-      dst[p + 1] = (ge - gs) >>> 8;
-      p = put(dst, p + 2, gb, gs, ge);
+      dv.setUint32(p, ge - gs, true);
+      p = put(dst, p + 4, gb, gs, ge);
     }
     putMsgTail(dst, p, sb, rs, re, hdrLen, pb, ps, pe);
   }
@@ -1383,6 +1376,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const now = Date.now();
     for (const r of this.conns) r.tick(now);
     this.flushAll();
+    this.mesh.kick();
   }
 
   openSockets(): number {

@@ -1,21 +1,23 @@
 // The replicated interest graph. Each thread that owns subscriptions writes its interest
 // changes, aggregated per (subject, queue) like the route protocol's RS+/RS- with queue
-// weights, into its own log in a SharedArrayBuffer. Every other thread replays those logs
-// into its own sublist, so a publishing thread knows, without asking anyone, which threads
-// have interest in a subject. A reader applies pending records before it routes anything
-// from a read, so a SUB answered with PONG on one thread is seen by a PUB that another
-// thread reads afterwards.
+// weights, into its own log in shared memory. Every other thread replays those logs into its
+// own sublist, so a publishing thread knows, without asking anyone, which threads have
+// interest in a subject. A reader applies pending records before it routes anything from a
+// read, so a SUB answered with PONG on one thread is seen by a PUB that another thread reads
+// afterwards.
 //
-// Layout: Int32 header [tail, readerPos[0..MAX_THREADS), readerActive[0..MAX_THREADS)],
-// then a byte ring of records [u32 len][u8 op][u8 0][u16 subjLen][u16 queueLen][u16 0]
-// [i32 weight][subject][queue]. Single writer, one cursor per reader.
+// A writer bumps one shared generation word after each append: a reader compares it with the
+// value it last saw and scans the logs only when it moved (an O(1) check per read, not one
+// per thread).
+//
+// Layout of one log: Int32 header [tail, readerPos[0..readers), readerActive[0..readers)],
+// then a byte ring of records [u32 len][u8 op][u8 0][u16 0][u32 subjLen][u32 queueLen]
+// [i32 weight][subject][queue], subject and queue as bytes (latin1 strings: one char per
+// byte). Single writer, one cursor per reader.
 
-export const MAX_THREADS = 64;
 const TAIL = 0;
 const POS = 1;
-const ACTIVE = 1 + MAX_THREADS;
-const HEADER_INTS = 1 + 2 * MAX_THREADS;
-const HEADER_BYTES = ((HEADER_INTS * 4 + 63) >> 6) << 6;
+const REC_HDR = 16;
 
 export const InterestOp = { set: 1, reset: 2 } as const;
 
@@ -26,27 +28,40 @@ export interface InterestRecord {
   weight: number;
 }
 
+function headerBytes(readers: number): number {
+  return (((1 + 2 * readers) * 4 + 63) >> 6) << 6;
+}
+
+/** Bytes of shared memory for one log of `capacity` data bytes read by `readers` threads. */
+export function interestLogBytes(capacity: number, readers: number): number {
+  return headerBytes(readers) + capacity;
+}
+
 export class InterestLog {
-  readonly sab: SharedArrayBuffer;
   private readonly hdr: Int32Array;
   private readonly data: Buffer;
   private readonly capacity: number;
   private readonly mask: number;
+  private readonly readers: number;
+  private readonly gen: Int32Array;
   private localTail: number;
+  /** Where the slowest reader was when last looked at (free space is recomputed lazily). */
+  private slowest: number;
   /** Records that did not fit yet (writer side); flushed in order as readers catch up. */
   private backlog: Buffer[] = [];
 
-  constructor(sab: SharedArrayBuffer) {
-    this.sab = sab;
-    this.hdr = new Int32Array(sab, 0, HEADER_INTS);
-    this.capacity = sab.byteLength - HEADER_BYTES;
-    this.mask = this.capacity - 1;
-    this.data = Buffer.from(sab, HEADER_BYTES, this.capacity);
+  /** The log at `offset` of `sab`; `gen` is the layout's shared interest generation word. */
+  constructor(sab: SharedArrayBuffer, offset: number, capacity: number, readers: number, gen: SharedArrayBuffer) {
+    if ((capacity & (capacity - 1)) !== 0) throw new Error('interest log capacity must be a power of two');
+    this.readers = readers;
+    const hb = headerBytes(readers);
+    this.hdr = new Int32Array(sab, offset, hb / 4);
+    this.capacity = capacity;
+    this.mask = capacity - 1;
+    this.data = Buffer.from(sab, offset + hb, capacity);
+    this.gen = new Int32Array(gen, 0, 1);
     this.localTail = Atomics.load(this.hdr, TAIL) >>> 0;
-  }
-
-  static create(capacityBytes: number): SharedArrayBuffer {
-    return new SharedArrayBuffer(HEADER_BYTES + capacityBytes);
+    this.slowest = this.localTail;
   }
 
   // ---- writer ----
@@ -54,24 +69,35 @@ export class InterestLog {
   /** Take over as writer (a replacement thread, or main writing for a dead thread). */
   adoptWriter(): void {
     this.localTail = Atomics.load(this.hdr, TAIL) >>> 0;
+    this.slowest = this.localTail;
     this.backlog = [];
   }
 
+  /**
+   * Log one change. A record larger than half the log cannot be written: the caller checks
+   * fits() first (the layout sizes logs for the largest control line, so it never happens
+   * for a subject a client could send).
+   */
   append(op: number, subject: string, queue: string | null, weight: number): void {
-    const sLen = Buffer.byteLength(subject);
-    const qLen = queue === null ? 0 : Buffer.byteLength(queue);
-    const body = 12 + sLen + qLen;
-    const rec = Buffer.allocUnsafe(body);
+    const sLen = subject.length;
+    const qLen = queue === null ? 0 : queue.length;
+    const rec = Buffer.allocUnsafe(REC_HDR + sLen + qLen);
     rec[0] = op;
     rec[1] = 0;
-    rec.writeUInt16LE(sLen, 2);
-    rec.writeUInt16LE(qLen, 4);
-    rec.writeUInt16LE(0, 6);
-    rec.writeInt32LE(weight, 8);
-    rec.write(subject, 12, 'utf8');
-    if (queue !== null) rec.write(queue, 12 + sLen, 'utf8');
+    rec.writeUInt16LE(0, 2);
+    rec.writeUInt32LE(sLen, 4);
+    rec.writeUInt32LE(qLen, 8);
+    rec.writeInt32LE(weight, 12);
+    rec.write(subject, REC_HDR, sLen, 'latin1');
+    if (queue !== null) rec.write(queue, REC_HDR + sLen, qLen, 'latin1');
+    if (!this.fits(sLen, qLen)) throw new RangeError(`interest record of ${rec.length} bytes exceeds the interest log (${this.capacity} bytes)`);
     this.backlog.push(rec);
     this.flushBacklog();
+  }
+
+  /** Can a record for this subject and queue (byte lengths) be logged at all? */
+  fits(subjectBytes: number, queueBytes: number): boolean {
+    return REC_HDR + subjectBytes + queueBytes + 4 + 3 <= this.capacity >>> 1;
   }
 
   /** Move backlog records into the ring; true when the backlog is empty. */
@@ -84,6 +110,7 @@ export class InterestLog {
     if (written > 0) {
       this.backlog.splice(0, written);
       Atomics.store(this.hdr, TAIL, this.localTail | 0);
+      Atomics.add(this.gen, 0, 1);
     }
     return this.backlog.length === 0;
   }
@@ -92,25 +119,35 @@ export class InterestLog {
     return this.backlog.length > 0;
   }
 
-  private tryWrite(rec: Buffer): boolean {
-    const total = (rec.length + 4 + 3) & ~3;
+  private free(): number {
+    return this.capacity - ((this.localTail - this.slowest) >>> 0);
+  }
+
+  /** Find the slowest active reader (O(readers); only when the cached one leaves too little room). */
+  private rescan(): void {
     let slowest = this.localTail;
-    for (let r = 0; r < MAX_THREADS; r++) {
-      if (Atomics.load(this.hdr, ACTIVE + r) !== 1) continue;
+    for (let r = 0; r < this.readers; r++) {
+      if (Atomics.load(this.hdr, POS + this.readers + r) !== 1) continue;
       const pos = Atomics.load(this.hdr, POS + r) >>> 0;
       if (((this.localTail - pos) >>> 0) > ((this.localTail - slowest) >>> 0)) slowest = pos;
     }
-    const free = this.capacity - ((this.localTail - slowest) >>> 0);
+    this.slowest = slowest;
+  }
+
+  private tryWrite(rec: Buffer): boolean {
+    const total = (rec.length + 4 + 3) & ~3;
     let off = this.localTail & this.mask;
     const toEnd = this.capacity - off;
+    const need = total > toEnd ? toEnd + total : total;
+    if (this.free() < need) {
+      this.rescan();
+      if (this.free() < need) return false;
+    }
     let tail = this.localTail;
     if (total > toEnd) {
-      if (free < toEnd + total) return false;
       this.data.writeUInt32LE(0, off);
       tail = (tail + toEnd) >>> 0;
       off = 0;
-    } else if (free < total) {
-      return false;
     }
     this.data.writeUInt32LE(total, off);
     rec.copy(this.data, off + 4);
@@ -120,14 +157,14 @@ export class InterestLog {
 
   // ---- readers ----
 
-  /** Register reader `r` starting at the current end of the log. */
+  /** Register reader `r` starting at `atPosition` (default: the current end of the log). */
   openReader(r: number, atPosition?: number): void {
     Atomics.store(this.hdr, POS + r, atPosition ?? Atomics.load(this.hdr, TAIL));
-    Atomics.store(this.hdr, ACTIVE + r, 1);
+    Atomics.store(this.hdr, POS + this.readers + r, 1);
   }
 
   closeReader(r: number): void {
-    Atomics.store(this.hdr, ACTIVE + r, 0);
+    Atomics.store(this.hdr, POS + this.readers + r, 0);
   }
 
   position(): number {
@@ -147,26 +184,57 @@ export class InterestLog {
     let pos = Atomics.load(this.hdr, POS + r) >>> 0;
     const tail = Atomics.load(this.hdr, TAIL) >>> 0;
     let n = 0;
+    const d = this.data;
     while (pos !== tail) {
       const off = pos & this.mask;
-      const total = this.data.readUInt32LE(off);
+      const total = d.readUInt32LE(off);
       if (total === 0) {
         pos = (pos + (this.capacity - off)) >>> 0;
         continue;
       }
       const b = off + 4;
-      const sLen = this.data.readUInt16LE(b + 2);
-      const qLen = this.data.readUInt16LE(b + 4);
+      const sLen = d.readUInt32LE(b + 4);
+      const qLen = d.readUInt32LE(b + 8);
+      const s = b + REC_HDR;
       fn({
-        op: this.data[b],
-        weight: this.data.readInt32LE(b + 8),
-        subject: this.data.toString('utf8', b + 12, b + 12 + sLen),
-        queue: qLen === 0 ? null : this.data.toString('utf8', b + 12 + sLen, b + 12 + sLen + qLen),
+        op: d[b],
+        weight: d.readInt32LE(b + 12),
+        subject: d.toString('latin1', s, s + sLen),
+        queue: qLen === 0 ? null : d.toString('latin1', s + sLen, s + sLen + qLen),
       });
       pos = (pos + total) >>> 0;
       n++;
     }
     Atomics.store(this.hdr, POS + r, pos | 0);
     return n;
+  }
+}
+
+/** The shared interest generation: bumped by every log append (see InterestLog). */
+export class InterestGeneration {
+  private readonly gen: Int32Array;
+  private seen: number;
+
+  constructor(sab: SharedArrayBuffer) {
+    this.gen = new Int32Array(sab, 0, 1);
+    this.seen = Atomics.load(this.gen, 0) - 1; // look once at start
+  }
+
+  /** Did any log change since the last call that returned true? */
+  changed(): boolean {
+    const g = Atomics.load(this.gen, 0);
+    if (g === this.seen) return false;
+    this.seen = g;
+    return true;
+  }
+
+  /** Cheap peek (no state change). */
+  peek(): boolean {
+    return Atomics.load(this.gen, 0) !== this.seen;
+  }
+
+  /** Force a scan at the next changed() (a reader came back to life). */
+  invalidate(): void {
+    this.seen = Atomics.load(this.gen, 0) - 1;
   }
 }

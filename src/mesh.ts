@@ -1,90 +1,149 @@
-// One thread's endpoint on the shared layout: its outbound and inbound message rings, the
-// overflow queues that keep records in order while a ring is full, the interest logs
-// (its own to write, the others' to replay), the doorbells, and the loop that drains it all
-// without ever blocking the thread's event loop. Client workers (broker.ts) and the
-// dedicated route thread use the same endpoint; they differ in what a record means to them.
+// One thread's endpoint on the shared layout: its inbox (records from every other thread), the
+// staging buffers that collect its records per destination during a read and commit them as
+// one block per destination at the end of it, the interest logs (its own to write, the
+// others' to replay), the doorbells, and the loop that drains it all without ever blocking
+// the thread's event loop. Client workers (broker.ts) and the dedicated route thread use the
+// same endpoint; they differ in what a record means to them.
+//
+// A record larger than a block crosses in pieces (BlockKind.fragment) and is put together
+// again on the consuming side, so no message is too large for an inbox.
 //
 // Runs on the owning thread only.
 
-import { Ring, Doorbell } from './ring.ts';
-import { InterestLog, InterestOp, type InterestRecord } from './interest.ts';
-import type { SharedLayout } from './shared.ts';
+import { Inbox, Doorbell, BlockKind } from './ring.ts';
+import { InterestLog, InterestOp, InterestGeneration, type InterestRecord } from './interest.ts';
+import { openInbox, openLog, type SharedLayout } from './shared.ts';
 import { log } from './log.ts';
 
 export interface MeshHandler {
-  /** A record from thread `from`'s ring; `data[off, off + len)` is only valid during the call. */
-  onRecord(from: number, data: Buffer, off: number, len: number): void;
+  /**
+   * One record from thread `from`: its body is `data[off, off + len)`, and `view` spans
+   * `data` with the same offsets. Only valid during the call.
+   */
+  onRecord(from: number, data: Buffer, view: DataView, off: number, len: number): void;
   /** An interest change replayed from thread `from`'s log. */
   onInterest(from: number, rec: InterestRecord): void;
   /** Interest replayed for this pass, before any record of it is drained (announce it first). */
   afterInterest?(): void;
-  /** All rings drained for now: write what the records produced. */
+  /** The inbox is drained for now: write what the records produced. */
   afterDrain(): void;
-  /** Overflow fully moved into rings: publishers paused for it may resume. */
+  /** Every staged record is committed: publishers paused for ring space may resume. */
   onSpace(): void;
-  /** While true, records stay in the rings (the thread's own output is backed up). */
+  /** While true, records stay in the inbox (the thread's own output is backed up). */
   drainBlocked?(): boolean;
-  /** Checked between records: stop this drain early. */
-  stopDrain?: () => boolean;
 }
 
-const RING_BATCH = 8192;
-/** Bytes drained from one ring before the output they produced is written. */
-const RING_BATCH_BYTES = 512 * 1024;
+/** Bytes taken from the inbox before the output they produced is written. */
+const DRAIN_BATCH_BYTES = 512 * 1024;
+const STAGE_MIN = 16 * 1024;
+/** A staging buffer this large is dropped once empty (memory comes back after a burst). */
+const STAGE_KEEP_MAX = 1024 * 1024;
+
+/** Records for one destination, not yet committed: [u32 len][body]... in buf[start, end). */
+class Staging {
+  buf: Buffer;
+  view: DataView;
+  start = 0;
+  end = 0;
+  /** Bytes of the record at `start` already sent as fragments. */
+  fragDone = 0;
+  /** Could not all be committed: waiting for the consumer to free space. */
+  backlogged = false;
+  /** Staged since the last flush (listed in Mesh.touched). */
+  touched = false;
+  /** Mesh.markEpoch when records were last staged here (see blockedSinceMark). */
+  markEpoch = 0;
+
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafe(bytes);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+  }
+
+  /** Room for `bytes` more at the end (compacting or growing; keeps the staged bytes). */
+  ensure(bytes: number): void {
+    if (this.end + bytes <= this.buf.length) return;
+    const used = this.end - this.start;
+    let target = this.buf;
+    if (used + bytes > this.buf.length) {
+      target = Buffer.allocUnsafe(Math.max(this.buf.length * 2, used + bytes));
+    }
+    this.buf.copy(target, 0, this.start, this.end);
+    if (target !== this.buf) {
+      this.buf = target;
+      this.view = new DataView(target.buffer, target.byteOffset, target.byteLength);
+    }
+    this.start = 0;
+    this.end = used;
+  }
+}
+
+/** A record from one producer that arrives in pieces. */
+interface Reassembly {
+  buf: Buffer;
+  have: number;
+}
 
 export class Mesh {
   readonly thread: number;
   readonly threads: number;
-  private readonly outRings: (Ring | null)[] = [];
-  private readonly inRings: (Ring | null)[] = [];
-  private readonly overflow: Buffer[][] = [];
-  private readonly touched: boolean[] = [];
-  private readonly logs: InterestLog[];
+  private readonly layout: SharedLayout;
+  private readonly inbox: Inbox;
+  /** Other threads' inboxes, opened on first use. */
+  private readonly outboxes: (Inbox | null)[];
+  private readonly staging: (Staging | null)[];
+  private readonly touched: number[] = [];
+  private backlogCount = 0;
+  private markEpoch = 1;
+  private readonly markList: number[] = [];
+  private readonly logs: (InterestLog | null)[];
   private readonly ownLog: InterestLog;
-  private readonly doorbells: Doorbell[] = [];
+  private readonly gen: InterestGeneration;
+  private readonly doorbells: (Doorbell | null)[];
   private readonly bell: Doorbell;
   private readonly alive: Int32Array;
   /** Whether we replay thread t's log (false while waiting for its snapshot). */
   private readonly readerLive: boolean[] = [];
-  private overflowCount = 0;
-  private readonly tails: number[] = [];
+  private readonly pieces = new Map<number, Reassembly>();
+  /** A replacement thread drops what its predecessor left in the inbox, up to here. */
+  private discardTo = -1;
   private interestDirty = false;
   private stopped = false;
   private handler: MeshHandler | null = null;
-  /** Where the record being written goes: ring data or an overflow buffer (see reserve). */
+  /** Where the record being written goes (a staging buffer; see reserve). */
   dst: Buffer = Buffer.alloc(0);
-  /** A DataView spanning `dst`, for word-wise copies. */
+  /** A DataView spanning `dst`. */
   dstView: DataView = new DataView(new ArrayBuffer(0));
-  private readonly outViews: (DataView | null)[] = [];
+  /** Set by reserve() when the destination is backed up; the caller clears it. */
+  full = false;
+
+  private readonly onBlock = (producer: number, kind: number, data: Buffer, off: number, len: number): void => {
+    this.block(producer, kind, data, off, len);
+  };
+  private readonly discardBlock = (): void => {};
 
   constructor(layout: SharedLayout, thread: number, replacement: boolean) {
+    this.layout = layout;
     this.thread = thread;
     const n = (this.threads = layout.threads);
-    for (let t = 0; t < n; t++) {
-      this.outRings.push(t === thread ? null : new Ring(layout.rings[thread * n + t]!));
-      this.inRings.push(t === thread ? null : new Ring(layout.rings[t * n + thread]!));
-      this.overflow.push([]);
-      this.touched.push(false);
-      const out = this.outRings[t];
-      this.outViews.push(out === null ? null : new DataView(out.data.buffer, out.data.byteOffset, out.data.byteLength));
-      this.readerLive.push(true);
-      this.doorbells.push(new Doorbell(layout.doorbells, t));
-    }
-    this.logs = layout.logs.map((sab) => new InterestLog(sab));
-    this.ownLog = this.logs[thread];
-    this.bell = this.doorbells[thread];
+    this.inbox = openInbox(layout, thread);
+    this.outboxes = new Array<Inbox | null>(n).fill(null);
+    this.staging = new Array<Staging | null>(n).fill(null);
+    this.logs = new Array<InterestLog | null>(n).fill(null);
+    this.doorbells = new Array<Doorbell | null>(n).fill(null);
+    for (let t = 0; t < n; t++) this.readerLive.push(true);
+    this.ownLog = this.logOf(thread);
+    this.gen = new InterestGeneration(layout.interestGen);
+    this.bell = this.doorbellOf(thread);
     this.alive = new Int32Array(layout.alive);
     if (replacement) {
-      // Take over from a dead predecessor: its inbound backlog means nothing to our new
-      // connections, and the others' interest arrives as snapshots (applySnapshot).
+      // Take over from a dead predecessor: its inbox holds records for connections that are
+      // gone, and the others' interest arrives as snapshots (snapshotApplied).
       this.ownLog.adoptWriter();
+      this.discardTo = this.inbox.reservedTo();
       for (let t = 0; t < n; t++) {
-        this.inRings[t]?.skipAll();
-        this.outRings[t]?.adoptProducer();
-        if (t !== thread) {
-          this.logs[t].openReader(thread);
-          this.readerLive[t] = false;
-        }
+        if (t === thread) continue;
+        this.logOf(t).openReader(thread);
+        this.readerLive[t] = false;
       }
     }
     Atomics.store(this.alive, thread, 1);
@@ -94,41 +153,62 @@ export class Mesh {
     return Atomics.load(this.alive, t) === 1;
   }
 
+  private logOf(t: number): InterestLog {
+    return (this.logs[t] ??= openLog(this.layout, t));
+  }
+
+  private doorbellOf(t: number): Doorbell {
+    return (this.doorbells[t] ??= new Doorbell(this.layout.doorbells, t));
+  }
+
+  private outbox(t: number): Inbox {
+    return (this.outboxes[t] ??= openInbox(this.layout, t));
+  }
+
   // ------------------------------------------------------------- outbound
 
   /**
-   * Space for one record of `bytes` to thread `t`. Returns the offset in `this.dst` to write
-   * it at. When the ring is full (or records are already queued for it, to keep order) the
-   * record goes to an overflow buffer and `full` is set: the caller should stop reading
-   * whatever produced it until onSpace().
+   * Space for one record body of `bytes` to thread `t`. Returns the offset in `this.dst` to
+   * write it at; it is committed at the next flush(). Sets `full` when records for `t`
+   * already wait for space: the caller should stop reading whatever produced it.
    */
   reserve(t: number, bytes: number): number {
-    const q = this.overflow[t];
-    const ring = this.outRings[t]!;
-    if (q.length === 0) {
-      const off = ring.reserve(bytes);
-      if (off >= 0) {
-        this.dst = ring.data;
-        this.dstView = this.outViews[t]!;
-        this.touched[t] = true;
-        return off;
-      }
+    let st = this.staging[t];
+    if (st === null) st = this.staging[t] = new Staging(Math.max(STAGE_MIN, bytes + 4));
+    if (bytes > 0xffffffff) throw new RangeError(`record of ${bytes} bytes is too large`);
+    st.ensure(bytes + 4);
+    const o = st.end;
+    st.view.setUint32(o, bytes, true);
+    st.end = o + 4 + bytes;
+    if (!st.touched) {
+      st.touched = true;
+      this.touched.push(t);
     }
-    const rec = Buffer.allocUnsafe(bytes);
-    q.push(rec);
-    this.overflowCount++;
-    ring.wantSpace();
-    this.dst = rec;
-    this.dstView = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
-    this.full = true;
-    return 0;
+    if (st.markEpoch !== this.markEpoch) {
+      st.markEpoch = this.markEpoch;
+      this.markList.push(t);
+    }
+    if (st.backlogged) this.full = true;
+    this.dst = st.buf;
+    this.dstView = st.view;
+    return o + 4;
   }
 
-  /** Set by reserve() when a record had to be queued; the caller clears it. */
-  full = false;
+  /** Start of one unit of input (a read): blockedSinceMark() looks at what it staged. */
+  mark(): void {
+    this.markEpoch++;
+    this.markList.length = 0;
+  }
 
-  get hasOverflow(): boolean {
-    return this.overflowCount > 0;
+  /** Did records staged since mark() go to a destination that is backed up? */
+  blockedSinceMark(): boolean {
+    if (this.backlogCount === 0) return false;
+    for (let i = 0; i < this.markList.length; i++) if (this.staging[this.markList[i]]!.backlogged) return true;
+    return false;
+  }
+
+  get hasBacklog(): boolean {
+    return this.backlogCount > 0;
   }
 
   /** Append an interest change (absolute weight; 0 removes) to our log. */
@@ -138,17 +218,91 @@ export class Mesh {
     this.interestDirty = true;
   }
 
-  /** Publish what was written since the last flush and ring the consumers' doorbells. */
+  /** Can this subscription be logged at all (byte lengths)? */
+  interestFits(subjectBytes: number, queueBytes: number): boolean {
+    return this.ownLog.fits(subjectBytes, queueBytes);
+  }
+
+  /** Commit what was staged since the last flush and ring the consumers' doorbells. */
   flush(): void {
-    for (let t = 0; t < this.threads; t++) {
-      if (!this.touched[t]) continue;
-      this.touched[t] = false;
-      if (this.outRings[t]!.commit()) this.doorbells[t].ring();
+    const touched = this.touched;
+    for (let i = 0; i < touched.length; i++) {
+      const t = touched[i];
+      const st = this.staging[t]!;
+      st.touched = false;
+      if (st.backlogged) continue; // retried in order when the consumer rings us
+      if (this.commit(t, st)) this.doorbellOf(t).ring();
     }
+    touched.length = 0;
     if (this.interestDirty) {
       this.interestDirty = false;
       this.ownLog.flushBacklog();
-      for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbells[t].ring();
+      for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbellOf(t).ring();
+    }
+  }
+
+  /**
+   * Move staged records of `t` into its inbox, as whole-record blocks (or pieces of one record
+   * larger than a block). Returns whether anything was committed; leaves the rest staged,
+   * and `t` backlogged, when the inbox is full.
+   */
+  private commit(t: number, st: Staging): boolean {
+    const inbox = this.outbox(t);
+    const max = inbox.maxBlockBody;
+    const v = st.view;
+    let any = false;
+    while (st.start < st.end) {
+      const first = v.getUint32(st.start, true);
+      if (st.fragDone > 0 || first + 4 > max) {
+        const piece = Math.min(max - 8, first - st.fragDone);
+        if (!inbox.put(this.thread, BlockKind.fragment, piece, st.buf, st.start + 4 + st.fragDone, first, st.fragDone)) break;
+        any = true;
+        st.fragDone += piece;
+        if (st.fragDone === first) {
+          st.fragDone = 0;
+          st.start += 4 + first;
+        }
+        continue;
+      }
+      let n = st.end - st.start;
+      if (n > max) {
+        // As many whole records as one block takes.
+        n = 0;
+        let len = first;
+        while (n + 4 + len <= max) {
+          n += 4 + len;
+          if (st.start + n >= st.end) break;
+          len = v.getUint32(st.start + n, true);
+        }
+      }
+      if (!inbox.put(this.thread, BlockKind.records, n, st.buf, st.start)) break;
+      any = true;
+      st.start += n;
+    }
+    const done = st.start === st.end;
+    if (done) {
+      st.start = st.end = 0;
+      if (st.buf.length > STAGE_KEEP_MAX) this.staging[t] = null;
+    }
+    if (done === st.backlogged) {
+      st.backlogged = !done;
+      this.backlogCount += done ? -1 : 1;
+    }
+    return any;
+  }
+
+  /** Retry backed-up destinations (a consumer rang us); drop those whose consumer died. */
+  private retryBacklog(): void {
+    for (let t = 0; t < this.threads; t++) {
+      const st = this.staging[t];
+      if (st === null || !st.backlogged) continue;
+      if (!this.isAlive(t)) {
+        st.start = st.end = st.fragDone = 0;
+        st.backlogged = false;
+        this.backlogCount--;
+        continue;
+      }
+      if (this.commit(t, st)) this.doorbellOf(t).ring();
     }
   }
 
@@ -157,54 +311,75 @@ export class Mesh {
     return !this.ownLog.hasBacklog || this.ownLog.flushBacklog();
   }
 
-  /**
-   * Deliver every record other threads have committed to us so far, whatever the batch
-   * limits and stalls: a PING or UNSUB on this thread must not overtake them.
-   */
-  drainCommitted(): void {
+  // -------------------------------------------------------------- inbound
+
+  private block(producer: number, kind: number, data: Buffer, off: number, len: number): void {
     const h = this.handler!;
-    for (let t = 0; t < this.threads; t++) {
-      const ring = this.inRings[t];
-      if (ring === null || !ring.hasData()) continue;
-      const { producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), Infinity, Infinity, undefined, ring.tailPosition());
-      if (producerWaiting) this.doorbells[t].ringAlways();
+    const v = this.inbox.view;
+    if (kind === BlockKind.records) {
+      if (this.pieces.size > 0) this.pieces.delete(producer); // a producer that restarted mid-record
+      const end = off + len;
+      let p = off;
+      while (p < end) {
+        const rl = v.getUint32(p, true);
+        h.onRecord(producer, data, v, p + 4, rl);
+        p += 4 + rl;
+      }
+      return;
     }
+    if (kind !== BlockKind.fragment) return;
+    const total = v.getUint32(off, true);
+    const at = v.getUint32(off + 4, true);
+    let r = this.pieces.get(producer);
+    if (at === 0) {
+      r = { buf: Buffer.allocUnsafe(total), have: 0 };
+      this.pieces.set(producer, r);
+    }
+    if (r === undefined || r.have !== at || r.buf.length !== total) {
+      this.pieces.delete(producer);
+      return;
+    }
+    data.copy(r.buf, at, off + 8, off + len);
+    r.have += len - 8;
+    if (r.have < total) return;
+    this.pieces.delete(producer);
+    h.onRecord(producer, r.buf, new DataView(r.buf.buffer, r.buf.byteOffset, r.buf.byteLength), 0, total);
   }
 
-  private retryOverflow(): void {
-    for (let t = 0; t < this.threads; t++) {
-      const q = this.overflow[t];
-      if (q.length === 0) continue;
-      if (!this.isAlive(t)) {
-        this.overflowCount -= q.length;
-        q.length = 0;
-        continue;
-      }
-      const ring = this.outRings[t]!;
-      let moved = 0;
-      for (; moved < q.length; moved++) {
-        const rec = q[moved];
-        const off = ring.reserve(rec.length);
-        if (off < 0) break;
-        rec.copy(ring.data, off);
-      }
-      if (moved > 0) {
-        q.splice(0, moved);
-        this.overflowCount -= moved;
-        this.touched[t] = true;
-      }
-      if (q.length > 0) ring.wantSpace();
-    }
+  /**
+   * Deliver every record other threads have committed to us so far, whatever the batch
+   * limits and stalls: a PING or UNSUB on this thread must not overtake them. False when a
+   * block reserved before now is not committed yet (its producer is copying it in): the
+   * caller waits and asks again.
+   */
+  drainCommitted(): boolean {
+    const upTo = this.inbox.reservedTo();
+    this.discard();
+    this.inbox.drain(this.onBlock, Infinity, upTo);
+    this.wakeProducers();
+    return this.inbox.position() === upTo;
+  }
+
+  private wakeProducers(): void {
+    this.inbox.takeWaiters((p) => this.doorbellOf(p).ringAlways());
+  }
+
+  /** A replacement drops its predecessor's records (their connections are gone). */
+  private discard(): void {
+    if (this.discardTo < 0) return;
+    this.inbox.drain(this.discardBlock, Infinity, this.discardTo);
+    if (this.inbox.position() === this.discardTo) this.discardTo = -1;
   }
 
   // -------------------------------------------------------------- interest
 
-  /** Replay every other thread's new interest records. Cheap when there are none. */
+  /** Replay other threads' new interest records. O(1) when no log changed. */
   applyInterest(): void {
+    if (!this.gen.changed()) return;
     const h = this.handler!;
     for (let t = 0; t < this.threads; t++) {
       if (t === this.thread || !this.readerLive[t]) continue;
-      const lg = this.logs[t];
+      const lg = this.logOf(t);
       if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => h.onInterest(t, rec));
     }
   }
@@ -217,8 +392,9 @@ export class Mesh {
 
   /** A snapshot of thread `from` was applied: replay its log from `position` on. */
   snapshotApplied(from: number, position: number): void {
-    this.logs[from].setReaderPosition(this.thread, position);
+    this.logOf(from).setReaderPosition(this.thread, position);
     this.readerLive[from] = true;
+    this.gen.invalidate();
   }
 
   // ----------------------------------------------------------------- loop
@@ -228,7 +404,7 @@ export class Mesh {
     this.handler = handler;
   }
 
-  /** Start draining rings and logs; the handler is called on this thread's event loop. */
+  /** Start draining; the handler is called on this thread's event loop. */
   start(handler: MeshHandler): void {
     this.handler = handler;
     void this.loop();
@@ -244,51 +420,46 @@ export class Mesh {
     this.bell.ringAlways();
   }
 
+  /** Wake the loop if it sleeps with work waiting (a periodic safety net; see the sweeps). */
+  kick(): void {
+    if (this.bell.sleeping && this.hasWork()) this.bell.ringAlways();
+  }
+
   private hasWork(): boolean {
-    // Space freed in a ring we wait on, even if the consumer looked before we asked.
-    if (this.overflowCount > 0) {
+    if (this.gen.peek()) return true;
+    if (this.backlogCount > 0) {
+      // Space freed in an inbox we wait on, even if its consumer looked before we asked.
       for (let t = 0; t < this.threads; t++) {
-        const q = this.overflow[t];
-        if (q.length > 0 && this.isAlive(t) && this.outRings[t]!.canReserve(q[0].length)) return true;
+        const st = this.staging[t];
+        if (st !== null && st.backlogged && (!this.isAlive(t) || this.outbox(t).hasRoomFor(Math.min(st.end - st.start, this.outbox(t).maxBlockBody)))) return true;
       }
     }
     if (this.handler!.drainBlocked?.() === true) return false;
-    for (let t = 0; t < this.threads; t++) {
-      if (t === this.thread) continue;
-      if (this.inRings[t]!.hasData()) return true;
-      if (this.readerLive[t] && this.logs[t].hasNew(this.thread)) return true;
-    }
-    return false;
+    return this.inbox.hasData();
   }
 
-  /** One pass over everything shared; returns whether any record was processed. */
+  /** One pass over everything shared; returns whether any record was taken. */
   poll(): boolean {
     const h = this.handler!;
-    let did = false;
     // A producer logs interest changes before it commits the records that follow them (a
-    // SUB to a reply inbox, then the request). Take the ring tails first and apply interest
-    // second, so every record drained below is seen after the interest that preceded it:
-    // the route thread must send RS+ before the RMSG that depends on it.
-    const tails = this.tails;
-    for (let t = 0; t < this.threads; t++) tails[t] = this.inRings[t]?.tailPosition() ?? 0;
+    // SUB to a reply inbox, then the request). Take the reservation cursor first and apply
+    // interest second, so every record drained below is seen after the interest that
+    // preceded it: the route thread must send RS+ before the RMSG that depends on it.
+    const upTo = this.inbox.reservedTo();
     this.applyInterest();
     h.afterInterest?.();
-    const blocked = h.drainBlocked !== undefined && h.drainBlocked();
-    for (let t = 0; t < this.threads && !blocked; t++) {
-      const ring = this.inRings[t];
-      if (ring === null || !ring.hasData()) continue;
-      const { count, producerWaiting } = ring.drain((d, off, len) => h.onRecord(t, d, off, len), RING_BATCH, RING_BATCH_BYTES, h.stopDrain, tails[t]);
-      if (count > 0) did = true;
-      if (producerWaiting) this.doorbells[t].ringAlways();
-    }
-    if (this.overflowCount > 0) {
-      this.retryOverflow();
-      if (this.overflowCount === 0) h.onSpace();
+    this.discard();
+    let taken = 0;
+    if (h.drainBlocked === undefined || !h.drainBlocked()) taken = this.inbox.drain(this.onBlock, DRAIN_BATCH_BYTES, upTo);
+    this.wakeProducers();
+    if (this.backlogCount > 0) {
+      this.retryBacklog();
+      if (this.backlogCount === 0) h.onSpace();
     }
     if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
     h.afterDrain();
     this.flush();
-    return did;
+    return taken > 0;
   }
 
   private async loop(): Promise<void> {
@@ -304,8 +475,7 @@ export class Mesh {
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }
-      // A stalled drain is retried when the stall ends (wake) or within 100ms.
-      await this.bell.sleep(() => !this.hasWork(), 100);
+      await this.bell.sleep(() => !this.hasWork());
     }
   }
 }

@@ -1,32 +1,53 @@
-// The record a thread writes into another thread's ring for one message. Client workers
-// and the route thread both read and write it, so its layout lives here only.
+// The record a thread sends another thread for one message (or one control event). Client
+// workers and the route thread both read and write it, so its layout lives here only.
 //
-//   [flags u8][groups u8][subjLen u16][replyLen u16][0 u16][hdrLen i32][payLen u32][tailLen u32]
-//   subject, group names (u16 length + bytes each), then the canonical MSG tail
-//   ` [reply ][hdr ]size\r\n<payload>\r\n`, so a receiver delivers with two copies.
-// Little-endian. hdrLen < 0: no headers (PUB). FLAG_PLAIN: deliver to plain subscribers;
-// each group name: deliver to one member of that queue group.
+//   [kind u8][flags u8][0 u16][cid u32][groups u32][subjLen u32][replyLen u32][hdrLen i32]
+//   [payLen u32][tailLen u32] subject, group names ([u32 length][bytes] each), then the
+//   canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n`, so a receiver delivers with
+//   two copies.
+// Little-endian. Every length is 32 bits: a subject, a queue name or a group count of any size
+// a client may legally send fits (issue 10 §2). hdrLen < 0: no headers (PUB). FLAG_PLAIN:
+// deliver to plain subscribers; each group name: deliver to one member of that queue group.
+// `cid` is the publishing connection (0 for a route): a consumer that finds a subscriber
+// backed up asks the publisher's thread to stall that connection (RecordKind.stall).
 
-export const REC_HDR = 20;
+export const REC_HDR = 32;
 export const FLAG_PLAIN = 1;
 
-export function writeRecordHeader(dst: Buffer, o: number, flags: number, nGroups: number, subjLen: number, replyLen: number, hdrLen: number, payLen: number, tailLen: number): void {
-  dst[o] = flags;
-  dst[o + 1] = nGroups;
-  dst[o + 2] = subjLen & 0xff;
-  dst[o + 3] = subjLen >>> 8;
-  dst[o + 4] = replyLen & 0xff;
-  dst[o + 5] = replyLen >>> 8;
-  dst[o + 6] = 0;
-  dst[o + 7] = 0;
-  dst.writeInt32LE(hdrLen, o + 8);
-  dst.writeUInt32LE(payLen, o + 12);
-  dst.writeUInt32LE(tailLen, o + 16);
+export const RecordKind = {
+  msg: 1,
+  /** Control: stall connection `cid` of the receiving thread for `payLen` ms (fast-producer stall). */
+  stall: 2,
+} as const;
+
+/** Header of a message record; every field is checked to fit its 32 bits. */
+export function writeRecordHeader(dst: DataView, o: number, flags: number, cid: number, nGroups: number, subjLen: number, replyLen: number, hdrLen: number, payLen: number, tailLen: number): void {
+  if (subjLen > 0xffffffff || replyLen > 0xffffffff || payLen > 0xffffffff || tailLen > 0xffffffff || nGroups > 0xffffffff || hdrLen > 0x7fffffff) {
+    throw new RangeError(`record field out of range (subject ${subjLen}, reply ${replyLen}, groups ${nGroups}, payload ${payLen})`);
+  }
+  dst.setUint32(o, RecordKind.msg | (flags << 8), true);
+  dst.setUint32(o + 4, cid, true);
+  dst.setUint32(o + 8, nGroups, true);
+  dst.setUint32(o + 12, subjLen, true);
+  dst.setUint32(o + 16, replyLen, true);
+  dst.setInt32(o + 20, hdrLen, true);
+  dst.setUint32(o + 24, payLen, true);
+  dst.setUint32(o + 28, tailLen, true);
+}
+
+/** A stall request for connection `cid` of the receiving thread. */
+export const STALL_RECORD_BYTES = 12;
+export function writeStallRecord(dst: DataView, o: number, cid: number, stallMs: number): void {
+  dst.setUint32(o, RecordKind.stall, true);
+  dst.setUint32(o + 4, cid, true);
+  dst.setUint32(o + 8, stallMs, true);
 }
 
 /** One decoded record header; each reader keeps one and reuses it (no allocation per record). */
 export class RecordView {
+  kind = 0;
   flags = 0;
+  cid = 0;
   nGroups = 0;
   /** Subject: d[subjStart, subjEnd). Group names follow it. */
   subjStart = 0;
@@ -41,19 +62,29 @@ export class RecordView {
   /** The canonical MSG tail: d[tailStart, tailEnd). */
   tailStart = 0;
   tailEnd = 0;
+  /** Stall records: milliseconds. */
+  stallMs = 0;
 
-  read(d: Buffer, o: number): void {
-    this.flags = d[o];
-    const nGroups = (this.nGroups = d[o + 1]);
-    const subjLen = d[o + 2] | (d[o + 3] << 8);
-    const replyLen = d[o + 4] | (d[o + 5] << 8);
-    this.hdrLen = d.readInt32LE(o + 8);
-    const payLen = d.readUInt32LE(o + 12);
-    const tailLen = d.readUInt32LE(o + 16);
+  /** Decode the record at offset `o` of `v` (positions are offsets in the same bytes). */
+  read(v: DataView, o: number): void {
+    const k = v.getUint32(o, true);
+    this.kind = k & 0xff;
+    this.cid = v.getUint32(o + 4, true);
+    if (this.kind !== RecordKind.msg) {
+      this.stallMs = v.getUint32(o + 8, true);
+      return;
+    }
+    this.flags = (k >>> 8) & 0xff;
+    const nGroups = (this.nGroups = v.getUint32(o + 8, true));
+    const subjLen = v.getUint32(o + 12, true);
+    const replyLen = v.getUint32(o + 16, true);
+    this.hdrLen = v.getInt32(o + 20, true);
+    const payLen = v.getUint32(o + 24, true);
+    const tailLen = v.getUint32(o + 28, true);
     this.subjStart = o + REC_HDR;
     this.subjEnd = this.subjStart + subjLen;
     let ts = this.subjEnd;
-    for (let i = 0; i < nGroups; i++) ts += 2 + (d[ts] | (d[ts + 1] << 8));
+    for (let i = 0; i < nGroups; i++) ts += 4 + v.getUint32(ts, true);
     this.tailStart = ts;
     this.tailEnd = ts + tailLen;
     this.replyStart = replyLen > 0 ? ts + 1 : -1;

@@ -14,7 +14,7 @@
 // Runs on the main thread only.
 
 import { goDuration, type ClusterOptions, type Options } from './options.ts';
-import { ringCapacity } from './shared.ts';
+import { logCapacity } from './shared.ts';
 import { sameRoute } from './route.ts';
 
 export class ReloadError extends Error {
@@ -97,12 +97,14 @@ const live = (key: keyof Options, line: (v: Options) => string, also?: (plan: Re
 
 const logging = (plan: ReloadPlan): void => { plan.logging = true; };
 
-/** max_payload and max_control_line may not outgrow the rings sized for them at start. */
-function ringFits(cur: Options, next: Options, ctx: ReloadContext, goName: string, key: 'maxPayload' | 'maxControlLine'): void {
-  const sized = ringCapacity(ctx.threads, cur.maxPayload, cur.maxControlLine);
-  if (ringCapacity(ctx.threads, next.maxPayload, next.maxControlLine) > sized) {
-    throw new ReloadError(`config reload not supported for ${goName}: old=${cur[key]}, new=${next[key]} ` +
-      '(skein sized the rings between its threads for the old value at start; restart to raise it this far)');
+/**
+ * max_control_line may not outgrow the interest logs sized for it at start (a subscription is
+ * logged whole). max_payload is free: a message of any size crosses threads.
+ */
+function logFits(cur: Options, next: Options, ctx: ReloadContext): void {
+  if (logCapacity(ctx.threads, next.maxControlLine) > logCapacity(ctx.threads, cur.maxControlLine)) {
+    throw new ReloadError(`config reload not supported for MaxControlLine: old=${cur.maxControlLine}, new=${next.maxControlLine} ` +
+      '(skein sized the interest logs between its threads for the old value at start; restart to raise it this far)');
   }
 }
 
@@ -150,12 +152,11 @@ const FIELDS: [string[], Diff][] = [
   }],
   [['maxControlLine'], (cur, next, plan, ctx) => {
     if (cur.maxControlLine === next.maxControlLine) return;
-    ringFits(cur, next, ctx, 'MaxControlLine', 'maxControlLine');
+    logFits(cur, next, ctx);
     plan.lines.push(`Reloaded: max_control_line = ${next.maxControlLine}`);
   }],
-  [['maxPayload'], (cur, next, plan, ctx) => {
+  [['maxPayload'], (cur, next, plan) => {
     if (cur.maxPayload === next.maxPayload) return;
-    ringFits(cur, next, ctx, 'MaxPayload', 'maxPayload');
     plan.lines.push(`Reloaded: max_payload = ${next.maxPayload}`);
   }],
   fixed('maxPending', 'MaxPending'),

@@ -18,15 +18,15 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pack, unpack } from 'msgpackr';
 import type { Options } from './options.ts';
-import { createLayout, nextConnectionId, ThreadCounters, type SharedLayout } from './shared.ts';
-import { InterestLog, InterestOp } from './interest.ts';
+import { createLayout, nextConnectionId, openInbox, openLog, ThreadCounters, type SharedLayout } from './shared.ts';
+import { InterestOp } from './interest.ts';
 import { Doorbell } from './ring.ts';
 import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { configureLog, log, reopenLogFile } from './log.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
 import { Monitor } from './monitor/monitor.ts';
-import { Ring } from './ring.ts';
+import type { Inbox } from './ring.ts';
 import { planReload, ReloadError } from './reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './options.ts';
 
@@ -58,11 +58,12 @@ export class Server {
   private readonly faultInjection = process.env.SKEIN_FAULT_INJECTION === '1';
   private readyWaiters: (() => void)[] = [];
   /** Every thread has reported ready once: until then accepted sockets wait (see accept). */
-  private started = false;
+  private allThreadsReady = false;
   private held: net.Socket[] = [];
   /** Monitoring HTTP endpoints (src/monitor/); its counters exist whether or not it listens. */
   readonly monitor: Monitor;
-  private backlogRings: Ring[][] = [];
+  /** Each thread's inbox, for monitoring's view of what waits into it (read only). */
+  private inboxes: Inbox[] = [];
   /** start() has finished: signals that arrive earlier wait for it. */
   private started: Promise<void> | null = null;
   /** Lame duck mode (SIGUSR2): no new clients; the existing ones are closed over lame_duck_duration. */
@@ -106,7 +107,7 @@ export class Server {
       connections: (t) => this.counters[t]?.connections() ?? 0,
       ringBacklog: (t) => {
         let n = 0;
-        for (const r of this.backlogRings[t] ?? []) n += r.backlogBytes();
+        n += this.inboxes[t]?.backlogBytes() ?? 0;
         return n;
       },
       clusterPort: () => this.clusterPort,
@@ -158,19 +159,12 @@ export class Server {
 
     const clustered = o.cluster !== undefined;
     if (clustered) await this.listenForRoutes();
-    this.layout = createLayout(o.workers + (clustered ? 1 : 0), o.maxPayload, o.maxControlLine);
+    this.layout = createLayout(o.workers + (clustered ? 1 : 0), o.maxControlLine);
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
-    // Monitoring reads ring fill levels (bytes waiting into each thread); it never writes them.
-    this.backlogRings = [];
-    for (let to = 0; to < this.layout.threads; to++) {
-      const into: Ring[] = [];
-      for (let from = 0; from < this.layout.threads; from++) {
-        const sab = this.layout.rings[from * this.layout.threads + to];
-        if (sab !== null) into.push(new Ring(sab));
-      }
-      this.backlogRings.push(into);
-    }
+    // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
+    this.inboxes = [];
+    for (let t = 0; t < this.layout.threads; t++) this.inboxes.push(openInbox(this.layout, t));
     this.pool = new Piscina({
       filename: new URL('../workers/worker.ts', import.meta.url).href,
       minThreads: o.workers,
@@ -295,8 +289,8 @@ export class Server {
     Atomics.store(new Int32Array(this.layout.alive), thread, 0);
     this.counters[thread].resetConnections();
     // Others must stop waiting on the dead thread's log cursor and drop its interest.
-    for (let t = 0; t < this.layout.threads; t++) if (t !== thread) new InterestLog(this.layout.logs[t]).closeReader(thread);
-    const own = new InterestLog(this.layout.logs[thread]);
+    for (let t = 0; t < this.layout.threads; t++) if (t !== thread) openLog(this.layout, t).closeReader(thread);
+    const own = openLog(this.layout, thread);
     own.adoptWriter();
     own.append(InterestOp.reset, '', null, 0);
     for (let t = 0; t < this.layout.threads; t++) new Doorbell(this.layout.doorbells, t).ringAlways();
@@ -310,7 +304,7 @@ export class Server {
         if (slot.generation > 1) log.info(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
         slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
-          this.started = true;
+          this.allThreadsReady = true;
           for (const w of this.readyWaiters.splice(0)) w();
         }
         if (slot.kind === 'route') for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
@@ -361,7 +355,7 @@ export class Server {
         bestCount = n;
       }
     }
-    if (best < 0 || !this.started) {
+    if (best < 0 || !this.allThreadsReady) {
       // Start-up (placement needs every worker, or the first ones would get every early
       // connection) or no worker ready (replacements in progress): hold the socket.
       this.held.push(socket);

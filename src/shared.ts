@@ -1,21 +1,41 @@
-// The shared-memory layout handed to every worker: message rings (one per ordered pair of
-// threads), interest logs (one per thread), doorbells, liveness flags and counters.
-// Created once by the main thread; workers attach to the same SharedArrayBuffers.
+// The shared-memory layout handed to every thread: one inbox per thread (a multi-producer
+// ring every other thread writes its records into), one interest log per thread, the
+// interest generation word, doorbells, liveness flags and connection counters. Created once
+// by the main thread; threads attach to the same SharedArrayBuffers.
+//
+// Everything is linear in the number of threads: N inboxes of a fixed size (smaller as N
+// grows, so the total stays bounded), N logs with N reader cursors each. The big buffers are
+// reserved, not touched: the kernel backs a page only once a thread writes it, so idle
+// threads cost their headers and nothing else.
+//
+// Thread roles: threads [0, workers) are client workers; with a cluster, thread `workers` is
+// the route thread. Forwarding rules are the route thread's (cluster.ts): nothing read from a
+// route goes to another route.
 
-import { Ring } from './ring.ts';
-import { InterestLog, MAX_THREADS } from './interest.ts';
+import { Inbox, inboxBytes } from './ring.ts';
+import { InterestLog, interestLogBytes } from './interest.ts';
 
 export interface SharedLayout {
   threads: number;
-  /** rings[from * threads + to]; null on the diagonal. */
-  rings: (SharedArrayBuffer | null)[];
-  logs: SharedArrayBuffer[];
+  /** All inboxes: thread t's at t * inboxStride. */
+  inboxes: SharedArrayBuffer;
+  inboxCapacity: number;
+  inboxStride: number;
+  /** All interest logs: thread t's at t * logStride. */
+  logs: SharedArrayBuffer;
+  logCapacity: number;
+  logStride: number;
+  /** One Int32 bumped by every interest log append. */
+  interestGen: SharedArrayBuffer;
   doorbells: SharedArrayBuffer;
   alive: SharedArrayBuffer;
   counters: SharedArrayBuffer;
   /** One Int32: the last connection id handed out. Clients (cid) and routes (rid) share it, as in nats-server. */
   ids: SharedArrayBuffer;
 }
+
+/** Most threads one layout takes (workers plus the route thread). */
+export const MAX_LAYOUT_THREADS = 1024;
 
 /** The next connection id (cid/rid), unique across every thread of the server. */
 export function nextConnectionId(ids: SharedArrayBuffer): number {
@@ -28,36 +48,64 @@ function nextPow2(n: number): number {
   return p;
 }
 
-/** Ring size: room for at least two maximal messages, shrinking as the thread count grows. */
-export function ringCapacity(threads: number, maxPayload: number, maxControlLine: number): number {
-  const floor = nextPow2(2 * (maxPayload + maxControlLine + 256));
-  const budget = nextPow2(Math.floor((256 * 1024 * 1024) / Math.max(1, threads * (threads - 1))));
-  return Math.max(floor, Math.min(budget, 8 * 1024 * 1024), 1024 * 1024);
+/**
+ * One inbox's data bytes: 4 MiB for a few threads, shrinking to 1 MiB from 64 threads on (at
+ * most 1 GiB reserved in total for 1024). A message larger than a block (a quarter of it)
+ * crosses in pieces, so max_payload does not size it.
+ */
+export function inboxCapacity(threads: number): number {
+  if (threads <= 8) return 4 * 1024 * 1024;
+  if (threads < 64) return 2 * 1024 * 1024;
+  return 1024 * 1024;
 }
 
-export function createLayout(threads: number, maxPayload: number, maxControlLine: number): SharedLayout {
-  if (threads > MAX_THREADS) throw new Error(`at most ${MAX_THREADS} worker threads are supported`);
-  const cap = ringCapacity(threads, maxPayload, maxControlLine);
-  const rings: (SharedArrayBuffer | null)[] = [];
-  for (let from = 0; from < threads; from++) {
-    for (let to = 0; to < threads; to++) rings.push(from === to ? null : Ring.create(cap));
-  }
-  const logs: SharedArrayBuffer[] = [];
-  for (let t = 0; t < threads; t++) {
-    const sab = InterestLog.create(4 * 1024 * 1024);
-    const lg = new InterestLog(sab);
-    for (let r = 0; r < threads; r++) if (r !== t) lg.openReader(r, 0);
-    logs.push(sab);
-  }
-  return {
+/** One interest log's bytes: room for the largest SUB a client may send, 64 MiB in total at most otherwise. */
+export function logCapacity(threads: number, maxControlLine: number): number {
+  const share = Math.min(4 * 1024 * 1024, Math.max(256 * 1024, nextPow2(Math.floor((64 * 1024 * 1024) / Math.max(1, threads)))));
+  return Math.max(share, nextPow2(2 * (maxControlLine + 64)));
+}
+
+export function createLayout(threads: number, maxControlLine: number): SharedLayout {
+  if (threads < 1 || threads > MAX_LAYOUT_THREADS) throw new Error(`a layout takes 1 to ${MAX_LAYOUT_THREADS} threads, not ${threads}`);
+  const icap = inboxCapacity(threads);
+  const istride = align(inboxBytes(icap, threads));
+  const lcap = logCapacity(threads, maxControlLine);
+  const lstride = align(interestLogBytes(lcap, threads));
+  const layout: SharedLayout = {
     threads,
-    rings,
-    logs,
+    inboxes: new SharedArrayBuffer(threads * istride),
+    inboxCapacity: icap,
+    inboxStride: istride,
+    logs: new SharedArrayBuffer(threads * lstride),
+    logCapacity: lcap,
+    logStride: lstride,
+    interestGen: new SharedArrayBuffer(4),
     doorbells: new SharedArrayBuffer(threads * 8),
     alive: new SharedArrayBuffer(threads * 4),
     counters: new SharedArrayBuffer(threads * 4),
     ids: new SharedArrayBuffer(4),
   };
+  // Every thread reads every other thread's log from the start.
+  for (let t = 0; t < threads; t++) {
+    const lg = openLog(layout, t);
+    for (let r = 0; r < threads; r++) if (r !== t) lg.openReader(r, 0);
+  }
+  return layout;
+}
+
+/** Page-align each thread's share, so one thread's traffic touches only its own pages. */
+function align(bytes: number): number {
+  return Math.ceil(bytes / 4096) * 4096;
+}
+
+/** Thread t's inbox. */
+export function openInbox(layout: SharedLayout, t: number): Inbox {
+  return new Inbox(layout.inboxes, t * layout.inboxStride, layout.inboxCapacity, layout.threads);
+}
+
+/** Thread t's interest log. */
+export function openLog(layout: SharedLayout, t: number): InterestLog {
+  return new InterestLog(layout.logs, t * layout.logStride, layout.logCapacity, layout.threads, layout.interestGen);
 }
 
 /**

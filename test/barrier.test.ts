@@ -18,7 +18,7 @@ import { rawSession } from './helpers/raw.ts';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Broker } from '../src/broker.ts';
-import { createLayout, ringCapacity } from '../src/shared.ts';
+import { createLayout, inboxCapacity } from '../src/shared.ts';
 import { defaultOptions } from '../src/options.ts';
 
 const impl = testImpl();
@@ -178,7 +178,7 @@ test('a publisher whose records wait for ring space gets no PONG until they are 
   // broker 0 runs its drain loop: broker 1 takes records only at S's PING (its barrier),
   // so the ring from 0 to 1 fills up and P's records wait in broker 0 while P's PING is due.
   const opts = { ...defaultOptions(), workers: 2 };
-  const layout = createLayout(2, opts.maxPayload, opts.maxControlLine);
+  const layout = createLayout(2, opts.maxControlLine);
   const id = { serverId: 'NBARRIER', serverName: 'barrier', host: '127.0.0.1', port: 0 };
   const b0 = new Broker(opts, id, layout, 0, false);
   const b1 = new Broker(opts, id, layout, 1, false);
@@ -191,7 +191,7 @@ test('a publisher whose records wait for ring space gets no PONG until they are 
   s.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\nSUB big 1\r\n'));
   p.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
   const size = 64 * 1024;
-  const count = Math.ceil((3 * ringCapacity(2, opts.maxPayload, opts.maxControlLine)) / size);
+  const count = Math.ceil((3 * inboxCapacity(2)) / size);
   const frame = `PUB big ${size}\r\n${'y'.repeat(size)}\r\n`;
   p.emit('data', Buffer.from(`${frame.repeat(count)}PING\r\n`, 'latin1'));
   t.false(p.out.includes('PONG'), 'no PONG while records wait for ring space');
