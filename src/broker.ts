@@ -12,7 +12,7 @@ import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
 import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, RecordKind, STALL_RECORD_BYTES, writeRecordHeader, writeStallRecord, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -100,6 +100,40 @@ class Msg {
   }
 }
 
+/** Messages waiting aside for one backed-up subscriber, in order (see Broker.defer). */
+class Deferred {
+  private readonly chunks: Buffer[] = [];
+  private last: Buffer | null = null;
+  private lastLen = 0;
+  bytes = 0;
+  /** A 'drain' listener is registered. */
+  waiting = false;
+
+  append(src: Buffer, s: number, e: number): void {
+    const n = e - s;
+    if (this.last === null || this.lastLen + n > this.last.length) {
+      if (this.last !== null) this.chunks.push(this.last.subarray(0, this.lastLen));
+      this.last = Buffer.allocUnsafe(Math.max(64 * 1024, n));
+      this.lastLen = 0;
+    }
+    src.copy(this.last, this.lastLen, s, e);
+    this.lastLen += n;
+    this.bytes += n;
+  }
+
+  /** The oldest chunk (all of it). */
+  shift(): Buffer {
+    let b = this.chunks.shift();
+    if (b === undefined) {
+      b = this.last!.subarray(0, this.lastLen);
+      this.last = null;
+      this.lastLen = 0;
+    }
+    this.bytes -= b.length;
+    return b;
+  }
+}
+
 /** What a subject resolves to, derived from the sublist and cached by subject bytes. */
 interface Route {
   gen: number;
@@ -169,9 +203,21 @@ export class Broker implements MeshHandler {
   private readonly held = new Set<ClientConn>();
   /** Publishers paused because a subscriber they feed is backed up. */
   private readonly stalledPublishers = new Set<ClientConn>();
-  /** A backed-up subscriber hit by a delivery in the current read or drain. */
+  /** A backed-up subscriber hit by a delivery in the current read or record. */
   private hitStall: ClientConn | null = null;
-  private drainStalledUntil = 0;
+  /**
+   * Stalls asked of other threads for their publishers, key `cid * 1024 + thread` -> until
+   * (ms): at most one request per publisher per stall period, and a release when our
+   * subscribers drain.
+   */
+  private readonly remoteStalls = new Map<number, number>();
+  private readonly byCid = new Map<number, ClientConn>();
+  /** Most bytes that may wait aside for one subscriber (see defer). */
+  private readonly maxDeferredBytes: number;
+  /** Messages from other threads waiting aside for backed-up subscribers (see defer). */
+  private readonly deferred = new Map<ClientConn, Deferred>();
+  /** Delivering an inbox record (not a publish read here). */
+  private inRecord = false;
 
   // Per-publish scratch (reused, never reallocated on the hot path).
   private readonly targetPlain: Uint8Array;
@@ -195,6 +241,7 @@ export class Broker implements MeshHandler {
     for (let t = 0; t < n; t++) this.targetGroups.push([]);
     this.targetPlain = new Uint8Array(n);
     this.counters = new ThreadCounters(layout.counters, thread);
+    this.maxDeferredBytes = Math.max(opts.maxPending, 4 * layout.inboxCapacity);
     this.mesh = new Mesh(layout, thread, replacement);
     this.mesh.bind(this);
   }
@@ -209,6 +256,7 @@ export class Broker implements MeshHandler {
   addConnection(socket: Socket, cid: number, reject: boolean): void {
     const conn = new ClientConn(this, socket, cid);
     this.conns.add(conn);
+    this.byCid.set(cid, conn);
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     // The main thread counted this connection when it handed it over; we count it out.
@@ -228,10 +276,12 @@ export class Broker implements MeshHandler {
 
   removeConnection(conn: ClientConn): void {
     if (!this.conns.delete(conn)) return;
+    this.byCid.delete(conn.cid);
     this.counters.addConnections(-1);
     this.onClosed?.(conn);
     this.ringPaused.delete(conn);
     this.held.delete(conn);
+    this.deferred.delete(conn);
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
     this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
@@ -372,6 +422,9 @@ export class Broker implements MeshHandler {
   /** Parse one read (or, with null, the input held at a barrier) and write what it produced. */
   private process(conn: ClientConn, chunk: Buffer | null): void {
     const mesh = this.mesh;
+    // Records that arrived meanwhile first (no wake-up needed while we are busy anyway; a
+    // stall request for this publisher takes effect before its next read).
+    mesh.drainPending();
     mesh.applyInterest();
     mesh.mark();
     const inMsgs = conn.inMsgs;
@@ -397,7 +450,7 @@ export class Broker implements MeshHandler {
       conn.updateReading();
     }
     if (this.hitStall !== null) {
-      this.stallPublisher(conn, this.hitStall);
+      if (this.hitStall !== conn) this.stallPublisher(conn, this.hitStall.stallMs());
       this.hitStall = null;
     }
   }
@@ -410,18 +463,18 @@ export class Broker implements MeshHandler {
    * the records of its earlier PUBs are committed to their consumers' rings (a PONG never
    * overtakes them); if some still wait for ring space, the input is held at this operation
    * until they are in. Their side: records other threads committed to us by now are
-   * delivered before the PONG is queued and before the UNSUB removes a subscription, even
-   * while draining is otherwise held back for a backed-up subscriber.
+   * delivered before the PONG is queued and before the UNSUB removes a subscription.
    */
   barrier(conn: ClientConn): boolean {
     const mesh = this.mesh;
     mesh.flush();
-    let pass = !this.ringPaused.has(conn) && !mesh.blockedSinceMark() && mesh.interestPublished();
+    // A backed-up subscriber's messages waiting aside go out before its PONG.
+    let pass = !this.ringPaused.has(conn) && !mesh.blockedSinceMark() && mesh.interestPublished() && !this.deferred.has(conn);
     if (pass) {
+      // Stalls found while delivering records go to their publishers (onRecord), not to
+      // this connection: keep what this read's own publishes found.
       const stalled = this.hitStall;
-      this.hitStall = null;
       pass = mesh.drainCommitted();
-      if (this.hitStall !== null) this.drainStalledUntil = Date.now() + (this.hitStall as ClientConn).stallMs();
       this.hitStall = stalled;
     }
     if (!pass) {
@@ -439,7 +492,7 @@ export class Broker implements MeshHandler {
         this.held.delete(conn);
         continue;
       }
-      if (this.ringPaused.has(conn)) continue; // its records are not all in yet (onSpace)
+      if (this.ringPaused.has(conn) || this.deferred.has(conn)) continue; // not yet (onSpace, refill)
       this.held.delete(conn);
       this.process(conn, null);
       if (!conn.parser.held) {
@@ -681,6 +734,10 @@ export class Broker implements MeshHandler {
     if (c.closing || sub.removed) return;
     if (sub.denyFilter !== null && this.denied(sub, m.sb, m.ss, m.se)) return;
     if (c.stalled) this.hitStall = c;
+    // A backed-up subscriber's messages from other threads wait aside (see defer), and once
+    // some wait, every later one does too, so they stay in order.
+    const deferring = (c.stalled && this.inRecord) || (this.deferred.size > 0 && this.deferred.has(c));
+    const startRel = c.outPos - c.outStart;
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
       // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies.
@@ -714,9 +771,10 @@ export class Broker implements MeshHandler {
     c.outBytes += m.pe - m.ps;
     this.stats.outMsgs++;
     this.stats.outBytes += m.pe - m.ps;
+    if (deferring) this.defer(c, c.outStart + startRel);
     // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
     // its publishers stalled) before it can overrun max_pending within a single batch.
-    if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
+    else if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
     if (c.tracing) this.traceDelivery(sub, c, m);
     if (++sub.delivered === sub.max) c.removeSub(sub);
   }
@@ -801,11 +859,16 @@ export class Broker implements MeshHandler {
   }
 
   /** MeshHandler: one record from another thread: deliver to our local subscribers. */
-  onRecord(_from: number, d: Buffer, v: DataView, o: number, _len: number): void {
+  onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
     const rec = this.rec;
     rec.read(v, o);
-    if (rec.kind !== RecordKind.msg) return;
+    if (rec.kind !== RecordKind.msg) {
+      if (rec.kind === RecordKind.stall) this.onStallRecord(rec.cid, rec.stallMs);
+      return;
+    }
     this.stats.crossReceived++;
+    this.hitStall = null;
+    this.inRecord = true;
     const ss = rec.subjStart;
     const se = rec.subjEnd;
     const m = this.msg;
@@ -837,6 +900,14 @@ export class Broker implements MeshHandler {
         break;
       }
     }
+    this.inRecord = false;
+    const hit = this.hitStall as ClientConn | null; // set by deliver()
+    if (hit !== null) {
+      // A subscriber here is backed up: slow its publisher down on its own thread. Routes
+      // (cid 0) are never stalled, as nats-server stalls only client producers.
+      if (rec.cid !== 0) this.requestStall(from, rec.cid, this.stallFor(hit));
+      this.hitStall = null;
+    }
   }
 
   /** MeshHandler: queued records reached their rings; paused publishers may go on. */
@@ -848,15 +919,10 @@ export class Broker implements MeshHandler {
     this.ringPaused.clear();
   }
 
-  /** MeshHandler: write what ring records produced. */
+  /** MeshHandler: write what inbox records produced. */
   afterDrain(): void {
     if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
-    if (this.hitStall !== null) {
-      // Leave the rest in the ring: its producer fills it and pauses its publishers.
-      this.drainStalledUntil = Date.now() + this.hitStall.stallMs();
-      this.hitStall = null;
-    }
   }
 
   // ------------------------------------------------------------ flushing
@@ -878,21 +944,80 @@ export class Broker implements MeshHandler {
     }
   }
 
+  // ------------------------------------------------------- slow consumers
+
+  /**
+   * The message just written at c.out[at, c.outPos) is for a backed-up subscriber and came
+   * from another thread: move it aside. Its publisher is being stalled, but what was already
+   * on its way (in our inbox, in its thread's staging) still arrives; in nats-server those
+   * messages would wait in their stalled producers, so here they wait too, without counting
+   * towards max_pending, and go out as the subscriber drains (refill). Nothing else waits:
+   * other subscribers on this worker keep getting their messages. What can arrive after a
+   * stall request is bounded by the inboxes, so a subscriber with more than
+   * max(max_pending, 4 inboxes) waiting aside is a slow consumer (as is one whose socket
+   * takes nothing for write_deadline).
+   */
+  private defer(c: ClientConn, at: number): void {
+    let d = this.deferred.get(c);
+    if (d === undefined) {
+      d = new Deferred();
+      this.deferred.set(c, d);
+    }
+    d.append(c.out, at, c.outPos);
+    c.outPos = at;
+    if (d.bytes > this.maxDeferredBytes) {
+      log.info(`${c.logPrefix()} - Slow Consumer Detected: MaxPending of ${this.opts.maxPending} Exceeded`);
+      this.slowConsumers++;
+      c.close(CloseReason.slowPending, false);
+      return;
+    }
+    if (!d.waiting) {
+      d.waiting = true;
+      c.socket.once('drain', () => this.refill(c));
+    }
+  }
+
+  /** Move messages waiting aside into the subscriber's output while it has room (half of max_pending). */
+  private refill(c: ClientConn): void {
+    const d = this.deferred.get(c);
+    if (d === undefined) return;
+    d.waiting = false;
+    if (c.closed) {
+      this.deferred.delete(c);
+      return;
+    }
+    const room = this.opts.maxPending / 2;
+    while (d.bytes > 0 && c.pendingBytes < room) {
+      c.queue(d.shift());
+      c.flush();
+      if (c.closed) return;
+    }
+    if (d.bytes > 0) {
+      d.waiting = true;
+      c.socket.once('drain', () => this.refill(c));
+      return;
+    }
+    this.deferred.delete(c);
+    this.releaseRemoteStalls();
+    this.flushAll();
+    if (this.held.size > 0) this.releaseHeld();
+  }
+
   // ------------------------------------------------------- producer stalls
 
   /**
-   * A delivery in this read went to a backed-up subscriber: stop reading the publisher until
-   * the subscriber drains below half of max_pending, or the stall time passes (as
-   * nats-server's fast-producer stall: a publisher slows down instead of getting its
-   * subscribers cut off as slow consumers).
+   * A delivery went to a backed-up subscriber: stop reading the publisher until the
+   * subscriber drains below half of max_pending, or the stall time passes (as nats-server's
+   * fast-producer stall: a publisher slows down instead of getting its subscribers cut off as
+   * slow consumers). Nothing else waits: other subscribers keep getting their messages.
    */
-  private stallPublisher(pub: ClientConn, consumer: ClientConn): void {
-    if (pub === consumer || pub.pausedForStall || pub.closed) return;
+  private stallPublisher(pub: ClientConn, ms: number): void {
+    if (pub.pausedForStall || pub.closed) return;
     this.stats.stalls++;
     pub.pausedForStall = true;
     pub.updateReading();
     this.stalledPublishers.add(pub);
-    const t = setTimeout(() => this.releasePublisher(pub), consumer.stallMs());
+    const t = setTimeout(() => this.releasePublisher(pub), ms);
     t.unref();
   }
 
@@ -902,19 +1027,66 @@ export class Broker implements MeshHandler {
     pub.updateReading();
   }
 
-  /** A subscriber drained: let stalled publishers and ring draining go on. */
-  onUnstall(): void {
-    for (const p of [...this.stalledPublishers]) this.releasePublisher(p);
-    this.drainStalledUntil = 0;
-    this.mesh.wake();
+  /**
+   * A record from thread `t`, published by its connection `cid`, reached a backed-up
+   * subscriber here: ask `t` to stall that publisher (a control record, once per stall period
+   * per publisher, never per message).
+   */
+  private requestStall(t: number, cid: number, ms: number): void {
+    const key = cid * 1024 + t;
+    const now = Date.now();
+    const until = this.remoteStalls.get(key);
+    if (until !== undefined && until > now) return;
+    this.remoteStalls.set(key, now + ms);
+    this.sendStallRecord(t, cid, ms);
   }
 
-  /** MeshHandler: hold off draining rings while a local subscriber is backed up. */
-  drainBlocked(): boolean {
-    if (this.drainStalledUntil === 0) return false;
-    if (Date.now() < this.drainStalledUntil) return true;
-    this.drainStalledUntil = 0;
-    return false;
+  private sendStallRecord(t: number, cid: number, ms: number): void {
+    if (!this.mesh.isAlive(t)) return;
+    const o = this.mesh.reserve(t, STALL_RECORD_BYTES);
+    writeStallRecord(this.mesh.dstView, o, cid, ms);
+    this.mesh.full = false; // a control record never pauses anyone here
+  }
+
+  /** Another thread asks us to stall our publisher `cid` (ms 0: its subscribers drained). */
+  private onStallRecord(cid: number, ms: number): void {
+    const pub = this.byCid.get(cid);
+    if (pub === undefined) return;
+    if (ms === 0) this.releasePublisher(pub);
+    else this.stallPublisher(pub, ms);
+  }
+
+  /**
+   * How long a publisher feeding `c` waits, as nats-server's stallDuration: 100 ms, growing to
+   * 1 s as what is queued for `c` (here: its output and what waits aside) nears max_pending.
+   */
+  private stallFor(c: ClientConn): number {
+    const max = this.opts.maxPending;
+    const pending = c.pendingBytes + (this.deferred.get(c)?.bytes ?? 0);
+    if (pending >= max) return 1000;
+    const half = max / 2;
+    if (pending <= half) return 100;
+    return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
+  }
+
+  /**
+   * A subscriber drained: stalled publishers here go on; those on other threads go on once
+   * nothing waits aside for any subscriber here (otherwise their stall runs out).
+   */
+  onUnstall(): void {
+    for (const p of [...this.stalledPublishers]) this.releasePublisher(p);
+    this.releaseRemoteStalls();
+  }
+
+  private releaseRemoteStalls(): void {
+    if (this.remoteStalls.size > 0 && this.deferred.size === 0) {
+      const now = Date.now();
+      for (const [key, until] of this.remoteStalls) {
+        if (until > now) this.sendStallRecord(key % 1024, Math.floor(key / 1024), 0);
+      }
+      this.remoteStalls.clear();
+      this.mesh.flush();
+    }
   }
 
   // -------------------------------------------------------------- timers
@@ -922,6 +1094,9 @@ export class Broker implements MeshHandler {
   private sweep(): void {
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
+    if (this.remoteStalls.size > 0) for (const [key, until] of this.remoteStalls) if (until <= now) this.remoteStalls.delete(key);
+    // A drain event can come before the backlog was set aside: look again now and then.
+    if (this.deferred.size > 0) for (const c of [...this.deferred.keys()]) this.refill(c);
     if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
     this.mesh.kick();

@@ -360,6 +360,21 @@ export class Mesh {
     return this.inbox.position() === upTo;
   }
 
+  /**
+   * Take what already waits in the inbox (a thread busy with its own sockets drains as it
+   * goes, at each read, instead of waiting for a wake-up). Returns whether anything was taken.
+   */
+  drainPending(): boolean {
+    if (!this.inbox.hasData()) return false;
+    const upTo = this.inbox.reservedTo();
+    this.applyInterest();
+    this.handler!.afterInterest?.();
+    this.discard();
+    const taken = this.inbox.drain(this.onBlock, DRAIN_BATCH_BYTES, upTo);
+    this.wakeProducers();
+    return taken > 0;
+  }
+
   private wakeProducers(): void {
     this.inbox.takeWaiters((p) => this.doorbellOf(p).ringAlways());
   }

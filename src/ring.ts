@@ -212,6 +212,13 @@ const SLEEPING = 1;
 export class Doorbell {
   private readonly cell: Int32Array;
 
+  /**
+   * The promise of the wait in progress. V8 holds an async waiter's promise weakly: with no
+   * timeout and nothing else referring to it, a garbage collection drops the waiter, and the
+   * loop awaiting it with it. Keeping it here keeps the wait alive.
+   */
+  private waiting: Promise<unknown> | null = null;
+
   constructor(sab: SharedArrayBuffer, index: number) {
     this.cell = new Int32Array(sab, index * 8, 2);
   }
@@ -245,7 +252,14 @@ export class Doorbell {
     try {
       if (!stillEmpty()) return;
       const r = Atomics.waitAsync(this.cell, SEQ, seq);
-      if (r.async) await r.value;
+      if (r.async) {
+        this.waiting = r.value;
+        try {
+          await r.value;
+        } finally {
+          this.waiting = null;
+        }
+      }
     } finally {
       Atomics.store(this.cell, SLEEPING, 0);
     }

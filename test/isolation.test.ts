@@ -1,0 +1,125 @@
+// One slow consumer never delays the others (issue 10 §5 and §5b). A subscriber that stops
+// reading must not hold back a healthy subscriber on the same worker, and a route peer that
+// stops reading must not hold back the healthy peers; the publisher feeding the slow one is
+// still slowed down (nats-server's fast-producer stall) and order per publisher is kept.
+
+import test, { type ExecutionContext } from 'ava';
+import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
+import { rawSession, type RawClient } from './helpers/raw.ts';
+
+const impl = testImpl();
+const quiet = { connect: { verbose: false, pedantic: false } };
+
+async function waitFor(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The worker skein put a connection on (-D log); 0 for nats-server. */
+async function workerOf(srv: ServerHandle, cid: number): Promise<number> {
+  if (impl !== 'skein') return 0;
+  const m = await srv.waitForLog(new RegExp(`cid:${cid} - Client connection created on worker (\\d+)`), 5000);
+  return Number(m[1]);
+}
+
+/**
+ * Raw sessions with the given placement: `same[i]` true for a connection on the first
+ * connection's worker, false for one on the other worker (skein --workers 2).
+ */
+async function place(t: ExecutionContext, srv: ServerHandle, same: boolean[]): Promise<RawClient[]> {
+  const out: RawClient[] = [];
+  let home = -1;
+  for (let i = 0; i < same.length; i++) {
+    for (let attempt = 0; ; attempt++) {
+      const { c, info } = await rawSession(srv.port, quiet);
+      t.teardown(() => c.close());
+      const w = await workerOf(srv, info.client_id as number);
+      if (i === 0) home = w;
+      if (impl !== 'skein' || (w === home) === same[i]) {
+        out.push(c);
+        break;
+      }
+      if (attempt === 6) throw new Error('cannot place connections as needed');
+    }
+  }
+  return out;
+}
+
+test('a subscriber that stops reading does not hold back a healthy subscriber on its worker; its publisher is stalled', async (t) => {
+  t.timeout(120_000);
+  // max_pending 16 MB: the slow subscriber stalls its publisher past 8 MB of backlog and would
+  // be cut off past 16 MB; write_deadline long enough that it is not cut off for that reason.
+  const config = 'max_pending: 16MB\nwrite_deadline: "120s"\n';
+  const srv = await useServer(t, { impl, workers: 2, args: impl === 'skein' ? ['-D'] : [], config: { skein: config, natsServer: 'max_pending: 16MB\nwrite_deadline: "120s"\n' } });
+  // slow and healthy on one worker, both publishers on the other.
+  const [slow, healthy, flooder, pub] = await place(t, srv, [true, true, false, false]);
+  slow.send('SUB slow 1\r\n');
+  await slow.ping();
+  healthy.send('SUB healthy 1\r\n');
+  await healthy.ping();
+  slow.socket.pause(); // never reads again
+
+  // The flooder publishes numbered 64 KiB messages to the slow subscriber as fast as it is let.
+  const size = 65536;
+  const frame = `PUB slow ${size}\r\n`;
+  const frameLen = frame.length + size + 2;
+  const chunk = Buffer.alloc(16 * frameLen, 's');
+  for (let k = 0; k < 16; k++) {
+    chunk.write(frame, k * frameLen, 'latin1');
+    chunk.write('\r\n', k * frameLen + frame.length + size, 'latin1');
+  }
+  let published = 0;
+  let flooding = true;
+  const flood = (async () => {
+    while (flooding && !flooder.isClosed() && published < 4096) {
+      const buf = Buffer.from(chunk);
+      for (let k = 0; k < 16; k++) buf.write(String(published++).padStart(8, '0'), k * frameLen + frame.length, 'latin1');
+      if (!flooder.socket.write(buf)) await new Promise((r) => flooder.socket.once('drain', r));
+    }
+  })();
+  const floodBytes = 4096 * frameLen;
+  t.teardown(() => {
+    flooding = false;
+  });
+  // The server stops taking the flood once the slow subscriber is backed up (the stall): the
+  // flooder's bytes stop moving into the kernel.
+  let last = -1;
+  let still = 0;
+  await waitFor(() => {
+    const now = flooder.socket.bytesWritten;
+    still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
+    last = now;
+    return still >= 25;
+  }, 60_000, 'the flooder to be held back').catch((err: Error) => {
+    throw new Error(`${err.message}: flooder wrote ${flooder.socket.bytesWritten} bytes, slow subscriber ${slow.isClosed() ? 'closed' : 'open'}\n${srv.output().split('\n').filter((l) => /Slow|created/.test(l)).join('\n')}`);
+  });
+  t.true(flooder.socket.bytesWritten < floodBytes / 2, 'the flooding publisher is slowed down');
+
+  // Meanwhile the healthy subscriber gets everything another publisher on the flooder's
+  // worker sends, in order, while the slow one is still connected and still backed up.
+  const n = 200;
+  let frames = '';
+  for (let i = 0; i < n; i++) frames += `PUB healthy ${String(i).length}\r\n${i}\r\n`;
+  pub.send(frames);
+  await pub.ping();
+  const expected = Array.from({ length: n }, (_v, i) => `MSG healthy 1 ${String(i).length}\r\n${i}\r\n`).join('');
+  await waitFor(() => healthy.data().includes(expected), 30_000, 'the healthy subscriber to get every message');
+  t.false(slow.isClosed(), 'the slow subscriber is still connected (not cut off to unblock the others)');
+  t.true(flooder.socket.bytesWritten < floodBytes / 2, 'the flooding publisher is still held back');
+
+  // The slow subscriber reads again: it gets every message of the flood, in order, before
+  // the PONG of a PING sent after the flooder's own PONG (a flush barrier, as always).
+  flooding = false;
+  slow.socket.resume();
+  await flood;
+  await flooder.ping(60_000);
+  const text = await slow.ping(60_000);
+  const seqs: number[] = [];
+  const re = /MSG slow 1 65536\r\n(\d{8})/g;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) seqs.push(Number(m[1]));
+  t.is(seqs.length, published, 'every message the flooder published reached the slow subscriber');
+  t.true(seqs.every((v, i) => v === i), 'in publish order');
+});
