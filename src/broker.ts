@@ -12,7 +12,7 @@ import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
 import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, RecordKind, STALL_RECORD_BYTES, writeRecordHeader, writeStallRecord, RecordView } from './record.ts';
+import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -205,12 +205,6 @@ export class Broker implements MeshHandler {
   private readonly stalledPublishers = new Set<ClientConn>();
   /** A backed-up subscriber hit by a delivery in the current read or record. */
   private hitStall: ClientConn | null = null;
-  /**
-   * Stalls asked of other threads for their publishers, key `cid * 1024 + thread` -> until
-   * (ms): at most one request per publisher per stall period, and a release when our
-   * subscribers drain.
-   */
-  private readonly remoteStalls = new Map<number, number>();
   private readonly byCid = new Map<number, ClientConn>();
   /** Most bytes that may wait aside for one subscriber (see defer). */
   private readonly maxDeferredBytes: number;
@@ -905,7 +899,7 @@ export class Broker implements MeshHandler {
     if (hit !== null) {
       // A subscriber here is backed up: slow its publisher down on its own thread. Routes
       // (cid 0) are never stalled, as nats-server stalls only client producers.
-      if (rec.cid !== 0) this.requestStall(from, rec.cid, this.stallFor(hit));
+      if (rec.cid !== 0) this.mesh.requestStall(from, rec.cid, this.stallFor(hit));
       this.hitStall = null;
     }
   }
@@ -1027,27 +1021,6 @@ export class Broker implements MeshHandler {
     pub.updateReading();
   }
 
-  /**
-   * A record from thread `t`, published by its connection `cid`, reached a backed-up
-   * subscriber here: ask `t` to stall that publisher (a control record, once per stall period
-   * per publisher, never per message).
-   */
-  private requestStall(t: number, cid: number, ms: number): void {
-    const key = cid * 1024 + t;
-    const now = Date.now();
-    const until = this.remoteStalls.get(key);
-    if (until !== undefined && until > now) return;
-    this.remoteStalls.set(key, now + ms);
-    this.sendStallRecord(t, cid, ms);
-  }
-
-  private sendStallRecord(t: number, cid: number, ms: number): void {
-    if (!this.mesh.isAlive(t)) return;
-    const o = this.mesh.reserve(t, STALL_RECORD_BYTES);
-    writeStallRecord(this.mesh.dstView, o, cid, ms);
-    this.mesh.full = false; // a control record never pauses anyone here
-  }
-
   /** Another thread asks us to stall our publisher `cid` (ms 0: its subscribers drained). */
   private onStallRecord(cid: number, ms: number): void {
     const pub = this.byCid.get(cid);
@@ -1079,14 +1052,7 @@ export class Broker implements MeshHandler {
   }
 
   private releaseRemoteStalls(): void {
-    if (this.remoteStalls.size > 0 && this.deferred.size === 0) {
-      const now = Date.now();
-      for (const [key, until] of this.remoteStalls) {
-        if (until > now) this.sendStallRecord(key % 1024, Math.floor(key / 1024), 0);
-      }
-      this.remoteStalls.clear();
-      this.mesh.flush();
-    }
+    if (this.deferred.size === 0) this.mesh.releaseStalls();
   }
 
   // -------------------------------------------------------------- timers
@@ -1094,7 +1060,7 @@ export class Broker implements MeshHandler {
   private sweep(): void {
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
-    if (this.remoteStalls.size > 0) for (const [key, until] of this.remoteStalls) if (until <= now) this.remoteStalls.delete(key);
+    this.mesh.pruneStalls(now);
     // A drain event can come before the backlog was set aside: look again now and then.
     if (this.deferred.size > 0) for (const c of [...this.deferred.keys()]) this.refill(c);
     if (this.held.size > 0) this.releaseHeld();

@@ -63,8 +63,6 @@ export interface ClusterTask {
 
 // Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
 // which is also an RMSG/HMSG tail, so a plain forward to a peer is two copies.
-/** Stop taking workers' messages while a route has this much unwritten output. */
-const ROUTE_HIGH_WATER = 8 * 1024 * 1024;
 const SUBJECT_CACHE_MAX = 4096;
 
 // route.go / const.go timings.
@@ -160,6 +158,14 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
     this.last = r;
     return r;
   }
+}
+
+/** nats-server's stallDuration: 100 ms, growing to 1 s as `pending` nears `max`. */
+function stallDuration(pending: number, max: number): number {
+  if (pending >= max) return 1000;
+  const half = max / 2;
+  if (pending <= half) return 100;
+  return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
 }
 
 function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
@@ -869,10 +875,15 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   onRouteDrained(_r: RouteConn): void {
-    this.mesh.wake(); // draining may have been held back for this route (drainBlocked)
+    // Publishers stalled for a backed-up route go on once no route is backed up.
+    const half = this.opts.maxPending / 2;
+    for (const r of this.remotes.values()) if (r.pendingBytes > half) return;
+    this.mesh.releaseStalls();
   }
 
   beforeRouteRead(_r: RouteConn): void {
+    // Workers' records that arrived meanwhile first (no wake-up needed while we are busy).
+    this.mesh.drainPending();
     // Replay the workers' logs first: a subscription a client made (and got its PONG for)
     // before these bytes were read must get the messages in them.
     this.mesh.applyInterest();
@@ -1180,7 +1191,7 @@ export class Cluster implements RouteHost, MeshHandler {
   // ====================================================================== messages
 
   /** Mesh: one record from a client worker: forward to the peers with interest. */
-  onRecord(_from: number, d: Buffer, v: DataView, o: number, _len: number): void {
+  onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
     const rec = this.rec;
     rec.read(v, o);
     if (rec.kind !== RecordKind.msg) return;
@@ -1218,6 +1229,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const re = rec.replyEnd;
     const pe = rec.payEnd;
     const ps = rec.payStart;
+    const half = this.opts.maxPending / 2;
     for (let i = 0; i < targets.length; i++) {
       const r = targets[i];
       r.outMsgs++;
@@ -1227,6 +1239,9 @@ export class Cluster implements RouteHost, MeshHandler {
       r.targetPlain = false;
       r.targetQueued = false;
       r.targetGroups.length = 0;
+      // A route backed up past half of max_pending stalls the client publishing to it, as in
+      // nats-server (the route's stall channel); nothing else waits for it.
+      if (rec.cid !== 0 && r.pendingBytes > half) this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
     }
     targets.length = 0;
   }
@@ -1366,15 +1381,10 @@ export class Cluster implements RouteHost, MeshHandler {
     this.paused.clear();
   }
 
-  /** Mesh: while a route has this much unwritten output, workers' records wait in the rings. */
-  drainBlocked(): boolean {
-    for (const r of this.remotes.values()) if (r.pendingBytes > ROUTE_HIGH_WATER) return true;
-    return false;
-  }
-
   private sweep(): void {
     const now = Date.now();
     for (const r of this.conns) r.tick(now);
+    this.mesh.pruneStalls(now);
     this.flushAll();
     this.mesh.kick();
   }

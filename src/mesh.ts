@@ -13,6 +13,7 @@
 import { Inbox, Doorbell, BlockKind } from './ring.ts';
 import { InterestLog, InterestOp, InterestGeneration, type InterestRecord } from './interest.ts';
 import { openInbox, openLog, type SharedLayout } from './shared.ts';
+import { STALL_RECORD_BYTES, writeStallRecord } from './record.ts';
 import { log } from './log.ts';
 
 export interface MeshHandler {
@@ -29,8 +30,6 @@ export interface MeshHandler {
   afterDrain(): void;
   /** Every staged record is committed: publishers paused for ring space may resume. */
   onSpace(): void;
-  /** While true, records stay in the inbox (the thread's own output is backed up). */
-  drainBlocked?(): boolean;
 }
 
 /** Bytes taken from the inbox before the output they produced is written. */
@@ -115,6 +114,11 @@ export class Mesh {
   dstView: DataView = new DataView(new ArrayBuffer(0));
   /** Set by reserve() when the destination is backed up; the caller clears it. */
   full = false;
+  /**
+   * Stalls asked of other threads for their publishers, key `cid * 1024 + thread` -> until
+   * (ms): at most one request per publisher per stall period (see requestStall).
+   */
+  private readonly stalls = new Map<number, number>();
 
   private readonly onBlock = (producer: number, kind: number, data: Buffer, off: number, len: number): void => {
     this.block(producer, kind, data, off, len);
@@ -306,6 +310,44 @@ export class Mesh {
     }
   }
 
+  // ------------------------------------------------------------- stalls
+
+  /**
+   * A record from thread `t`, published by its connection `cid`, reached a consumer here that
+   * is backed up: ask `t` to stall that publisher for `ms` (nats-server's fast-producer
+   * stall). A control record, at most once per publisher per stall period, never per message.
+   */
+  requestStall(t: number, cid: number, ms: number): void {
+    const key = cid * 1024 + t;
+    const now = Date.now();
+    const until = this.stalls.get(key);
+    if (until !== undefined && until > now) return;
+    this.stalls.set(key, now + ms);
+    this.sendStall(t, cid, ms);
+  }
+
+  /** Our consumers caught up: let every publisher we stalled go on now. */
+  releaseStalls(): void {
+    if (this.stalls.size === 0) return;
+    const now = Date.now();
+    for (const [key, until] of this.stalls) if (until > now) this.sendStall(key % 1024, Math.floor(key / 1024), 0);
+    this.stalls.clear();
+    this.flush();
+  }
+
+  /** Forget stalls that ran out (called from a periodic sweep). */
+  pruneStalls(now: number): void {
+    if (this.stalls.size > 0) for (const [key, until] of this.stalls) if (until <= now) this.stalls.delete(key);
+  }
+
+  private sendStall(t: number, cid: number, ms: number): void {
+    if (!this.isAlive(t)) return;
+    const full = this.full;
+    const o = this.reserve(t, STALL_RECORD_BYTES);
+    writeStallRecord(this.dstView, o, cid, ms);
+    this.full = full; // a control record never pauses anyone here
+  }
+
   /** Our interest log holds every change made so far (none waits for log space). */
   interestPublished(): boolean {
     return !this.ownLog.hasBacklog || this.ownLog.flushBacklog();
@@ -449,7 +491,6 @@ export class Mesh {
         if (st !== null && st.backlogged && (!this.isAlive(t) || this.outbox(t).hasRoomFor(Math.min(st.end - st.start, this.outbox(t).maxBlockBody)))) return true;
       }
     }
-    if (this.handler!.drainBlocked?.() === true) return false;
     return this.inbox.hasData();
   }
 
@@ -464,8 +505,7 @@ export class Mesh {
     this.applyInterest();
     h.afterInterest?.();
     this.discard();
-    let taken = 0;
-    if (h.drainBlocked === undefined || !h.drainBlocked()) taken = this.inbox.drain(this.onBlock, DRAIN_BATCH_BYTES, upTo);
+    const taken = this.inbox.drain(this.onBlock, DRAIN_BATCH_BYTES, upTo);
     this.wakeProducers();
     if (this.backlogCount > 0) {
       this.retryBacklog();

@@ -4,8 +4,8 @@
 // still slowed down (nats-server's fast-producer stall) and order per publisher is kept.
 
 import test, { type ExecutionContext } from 'ava';
-import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
-import { rawSession, type RawClient } from './helpers/raw.ts';
+import { useServer, testImpl, freePort, type ServerHandle } from './helpers/server.ts';
+import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 
 const impl = testImpl();
 const quiet = { connect: { verbose: false, pedantic: false } };
@@ -122,4 +122,87 @@ test('a subscriber that stops reading does not hold back a healthy subscriber on
   for (let m = re.exec(text); m !== null; m = re.exec(text)) seqs.push(Number(m[1]));
   t.is(seqs.length, published, 'every message the flooder published reached the slow subscriber');
   t.true(seqs.every((v, i) => v === i), 'in publish order');
+});
+
+// ------------------------------------------------------------------------------------------
+// Routes: raw sockets posing as two route peers, one of which stops reading.
+
+function routeHandshake(id: string): string {
+  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster: 'iso' };
+  const info = { server_id: id, server_name: id.toLowerCase(), version: '2.9.10', proto: 2, host: '127.0.0.1', port: 1, headers: true, max_payload: 1048576, cluster: 'iso' };
+  return `CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`;
+}
+
+test('a route peer that stops reading does not hold back traffic to a healthy peer; its publishers are stalled', async (t) => {
+  t.timeout(120_000);
+  if (impl !== 'skein') {
+    t.pass('skein only: needs a cluster port with raw route peers');
+    return;
+  }
+  const clusterPort = await freePort();
+  // Pings and write deadline out of the way: the dead peer must stay connected throughout.
+  const config = 'max_pending: 16MB\nwrite_deadline: "120s"\nping_interval: "120s"\n';
+  const srv = await useServer(t, { impl, workers: 2, config, args: ['--cluster', `nats://127.0.0.1:${clusterPort}`, '--cluster_name', 'iso'] });
+  const peer = async (id: string, subject: string): Promise<RawClient> => {
+    const r = await rawConnect(clusterPort);
+    t.teardown(() => r.close());
+    await r.expect(/^INFO \{.*\} \r\n/);
+    r.send(`${routeHandshake(id)}RS+ $G ${subject}\r\n`);
+    return r;
+  };
+  const dead = await peer('NDEADPEER00000000000000000000000000000000000000000000001', 'dead');
+  const live = await peer('NLIVEPEER00000000000000000000000000000000000000000000002', 'live');
+  await srv.waitForLog(/Registering remote route "NLIVEPEER/, 10_000).catch(() => undefined);
+
+  // Two publishers, on the same worker or not: the flooder feeds the dead peer only.
+  const { c: flooder } = await rawSession(srv.port, quiet);
+  const { c: pub } = await rawSession(srv.port, quiet);
+  t.teardown(() => {
+    flooder.close();
+    pub.close();
+  });
+  // Interest has crossed: a message for each peer arrives before the dead one stops reading.
+  const deadline = Date.now() + 20_000;
+  while (!dead.data().includes('RMSG $G dead 1\r\nx\r\n') || !live.data().includes('RMSG $G live 1\r\nx\r\n')) {
+    if (Date.now() > deadline) throw new Error('interest did not reach the routes');
+    flooder.send('PUB dead 1\r\nx\r\n');
+    pub.send('PUB live 1\r\nx\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  dead.socket.pause(); // never reads again
+
+  const big = Buffer.from(`PUB dead 65536\r\n${'d'.repeat(65536)}\r\n`, 'latin1');
+  const chunk = Buffer.concat(Array(16).fill(big));
+  const floodBytes = 256 * 1024 * 1024;
+  let flooding = true;
+  t.teardown(() => {
+    flooding = false;
+  });
+  void (async () => {
+    for (let sent = 0; sent < floodBytes && flooding && !flooder.isClosed(); sent += chunk.length) {
+      if (!flooder.socket.write(chunk)) await new Promise((r) => flooder.socket.once('drain', r));
+    }
+  })();
+  let last = -1;
+  let still = 0;
+  await waitFor(() => {
+    const now = flooder.socket.bytesWritten;
+    still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
+    last = now;
+    return still >= 25;
+  }, 60_000, 'the flooder to be held back');
+
+  // The healthy peer gets everything the other publisher sends, while the dead one is still
+  // connected and backed up.
+  const n = 200;
+  let frames = '';
+  for (let i = 0; i < n; i++) frames += `PUB live ${String(i).length}\r\n${i}\r\n`;
+  const before = live.data().length;
+  pub.send(frames);
+  await pub.ping();
+  const expected = Array.from({ length: n }, (_v, i) => `RMSG $G live ${String(i).length}\r\n${i}\r\n`).join('');
+  await waitFor(() => live.data().slice(before).replace(/PING\r\n/g, '').includes(expected), 30_000, 'the healthy peer to get every message');
+  t.false(dead.isClosed(), 'the dead peer is still connected (not closed to unblock the others)');
+  t.true(flooder.socket.bytesWritten < floodBytes / 2, 'the publisher feeding the dead peer is held back');
+  flooding = false;
 });
