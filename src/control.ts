@@ -1,9 +1,20 @@
-// Control messages between the main thread and workers (msgpackr-encoded on MessagePorts).
-// Never used per message: only for lifecycle, snapshots, hand-offs and monitoring requests.
+// Control messages between the main thread and workers: plain objects on MessagePorts
+// (structured clone; a serialisation library would cost every worker its load time and
+// memory for a few messages). Never used per message: only for lifecycle, snapshots,
+// hand-offs and monitoring requests.
 
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import type { MonitorQuery } from './monitor/collect.ts';
-
 import type { Options } from './options.ts';
+
+/** A socket moving to a worker (or the route thread), with what it needs to know about it. */
+export interface SocketHandOff {
+  socket: Socket;
+  cid: number;
+  /** Over max_connections: send the error and close (clients only). */
+  reject?: boolean;
+}
 
 export type ControlMessage =
   | { type: 'ready'; thread: number }
@@ -50,4 +61,16 @@ export function whenSocketsClosed(openSockets: () => number, graceMs: number, do
     else setTimeout(check, 10);
   };
   check();
+}
+
+let legacyUnpack: ((b: Uint8Array) => unknown) | null = null;
+
+/**
+ * A message as it arrives on a port. Plain objects are the norm; a byte array is a control
+ * message msgpackr-encoded (the encoding used before), decoded with msgpackr loaded only then.
+ */
+export function fromPort(m: unknown): SocketHandOff | ControlMessage {
+  if (!(m instanceof Uint8Array)) return m as SocketHandOff | ControlMessage;
+  legacyUnpack ??= (createRequire(import.meta.url)('msgpackr') as { unpack: (b: Uint8Array) => unknown }).unpack;
+  return legacyUnpack(m) as ControlMessage;
 }

@@ -1,6 +1,5 @@
 // Server identity and the INFO line, in nats-server's field order.
 
-import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import net from 'node:net';
 import type { Options } from './options.ts';
@@ -23,6 +22,14 @@ export interface ServerIdentity {
 }
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/**
+ * node:crypto, loaded on first use: ids are made on the main thread and the route thread, and
+ * a worker that imports this file for the INFO line should not pay for crypto (about 1 MB each).
+ */
+function randomBytes(n: number): Buffer {
+  return process.getBuiltinModule('node:crypto').randomBytes(n);
+}
 
 /** A 56-character id starting with 'N', shaped like nats-server's nkey public key. */
 export function newServerId(): string {

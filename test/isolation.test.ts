@@ -4,7 +4,7 @@
 // still slowed down (nats-server's fast-producer stall) and order per publisher is kept.
 
 import test, { type ExecutionContext } from 'ava';
-import { useServer, testImpl, freePort, type ServerHandle } from './helpers/server.ts';
+import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 
 const impl = testImpl();
@@ -139,10 +139,10 @@ test('a route peer that stops reading does not hold back traffic to a healthy pe
     t.pass('skein only: needs a cluster port with raw route peers');
     return;
   }
-  const clusterPort = await freePort();
   // Pings and write deadline out of the way: the dead peer must stay connected throughout.
   const config = 'max_pending: 16MB\nwrite_deadline: "120s"\nping_interval: "120s"\n';
-  const srv = await useServer(t, { impl, workers: 2, config, args: ['--cluster', `nats://127.0.0.1:${clusterPort}`, '--cluster_name', 'iso'] });
+  const srv = await useServer(t, { impl, workers: 2, config, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'iso'] });
+  const clusterPort = srv.clusterPort;
   const peer = async (id: string, subject: string): Promise<RawClient> => {
     const r = await rawConnect(clusterPort);
     t.teardown(() => r.close());

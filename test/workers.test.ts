@@ -272,3 +272,27 @@ test('a fast publisher is slowed down for a backed-up subscriber instead of the 
     t.true(s.bytes >= total * frameLen);
   }
 });
+
+test('more workers than the old 64-thread layout start and serve, across workers', async (t) => {
+  t.timeout(120_000);
+  if (impl !== 'skein') return t.pass();
+  // 72 workers: over the 64 threads the first layout took (it refused to start). The first
+  // two connections land on different workers (fewest connections first).
+  const srv = await useServer(t, { impl, workers: 72, args: ['-D'], readyTimeoutMs: 90_000 });
+  t.regex(srv.output(), /Workers: {2}72\b/);
+  const { c: a, info: ia } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  const { c: b, info: ib } = await rawSession(srv.port, { connect: { verbose: false, pedantic: false } });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
+  const wa = await srv.waitForLog(new RegExp(`cid:${String(ia.client_id)} - Client connection created on worker (\\d+)`));
+  const wb = await srv.waitForLog(new RegExp(`cid:${String(ib.client_id)} - Client connection created on worker (\\d+)`));
+  t.not(wa[1], wb[1]);
+  a.send('SUB many 1\r\n');
+  await a.ping();
+  b.send('PUB many 2\r\nhi\r\n'.repeat(100));
+  await b.ping();
+  const upToPong = await a.ping();
+  t.is(upToPong.split('MSG many 1 2\r\nhi\r\n').length - 1, 100);
+});

@@ -3,11 +3,9 @@
 // Solicited routes are dialled from here, not from main.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { Socket } from 'node:net';
-import { pack, unpack } from 'msgpackr';
 import { Cluster, type ClusterTask } from '../src/cluster.ts';
 import { configureLog, log } from '../src/log.ts';
-import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
+import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
 import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
 import { answerRoute } from '../src/monitor/collect.ts';
 
@@ -20,19 +18,19 @@ export interface RouteTask extends ClusterTask {
 export default function run(task: RouteTask): Promise<void> {
   const { port, thread } = task;
   configureLog(task.options);
-  const send = (m: ControlMessage): void => port.postMessage(pack(m));
+  const send = (m: ControlMessage): void => port.postMessage(m);
   const cluster = new Cluster(task, send);
   cluster.routeStats = new RouteStats(new ThreadStats(task.stats, thread));
   cluster.start();
 
   return new Promise<void>((resolve) => {
-    port.on('message', (m: { socket?: Socket; msg?: Uint8Array } | Uint8Array) => {
-      if (!(m instanceof Uint8Array)) {
-        const { cid } = unpack(m.msg!) as { cid: number };
-        cluster.addInbound(m.socket!, cid);
+    port.on('message', (raw: unknown) => {
+      const m = fromPort(raw);
+      if ('socket' in m) {
+        cluster.addInbound(m.socket, m.cid);
         return;
       }
-      const msg = unpack(m) as ControlMessage;
+      const msg = m;
       switch (msg.type) {
         case 'shutdown': {
           cluster.shutdown();

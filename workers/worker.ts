@@ -2,14 +2,12 @@
 // MessagePort the main thread hands sockets and control messages through.
 
 import type { MessagePort } from 'node:worker_threads';
-import type { Socket } from 'node:net';
-import { pack, unpack } from 'msgpackr';
 import { Broker } from '../src/broker.ts';
 import { configureLog, log } from '../src/log.ts';
 import type { SharedLayout } from '../src/shared.ts';
 import type { Options } from '../src/options.ts';
 import type { ServerIdentity } from '../src/info.ts';
-import { whenSocketsClosed, type ControlMessage } from '../src/control.ts';
+import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
 import { ThreadStats } from '../src/monitor/stats.ts';
 import { ClosedConnections, answerWorker } from '../src/monitor/collect.ts';
 
@@ -32,19 +30,19 @@ export default function run(task: WorkerTask): Promise<void> {
   broker.stats = new ThreadStats(task.stats, thread);
   const closed = new ClosedConnections();
   broker.onClosed = (conn) => closed.add(broker, conn);
-  const send = (m: ControlMessage): void => port.postMessage(pack(m));
+  const send = (m: ControlMessage): void => port.postMessage(m);
   broker.faultInjection = task.faultInjection;
   if (task.faultInjection) broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
   broker.start();
 
   return new Promise<void>((resolve) => {
-    port.on('message', (m: { socket?: Socket; msg?: Uint8Array } | Uint8Array) => {
-      if (!(m instanceof Uint8Array)) {
-        const { cid, reject } = unpack(m.msg!) as { cid: number; reject: boolean };
-        broker.addConnection(m.socket!, cid, reject);
+    port.on('message', (raw: unknown) => {
+      const m = fromPort(raw);
+      if ('socket' in m) {
+        broker.addConnection(m.socket, m.cid, m.reject === true);
         return;
       }
-      const msg = unpack(m) as ControlMessage;
+      const msg = m;
       switch (msg.type) {
         case 'shutdown': {
           broker.shutdown();
