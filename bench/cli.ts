@@ -50,6 +50,7 @@ const OPTIONS = [
   { name: 'workers', type: 'string', arg: '1,2,4', help: 'skein --workers sweep (one target per value)' },
   { name: 'url', type: 'string', arg: 'U[,U2]', help: "measure an already running server (two urls for 'cluster')" },
   { name: 'pid', type: 'string', arg: 'P[,P2]', help: 'with --url: sample CPU and peak RSS of these server pids' },
+  { name: 'rate', type: 'string', arg: 'N/Tms', help: 'pace each publisher: N messages in one write every T ms (e.g. 5/1ms), as a client that\nwrites a few messages per read; default: as fast as the server takes them' },
   { name: 'scale', type: 'string', arg: 'F', help: 'multiply default message counts (e.g. 0.1 for a quick look)' },
   { name: 'gen-procs', type: 'string', arg: 'K', help: "spread each role's connections over up to K processes (default 1)" },
   { name: 'deadline', type: 'string', arg: 'S', help: "seconds from 'go' until a run is declared FAILED (default 120)" },
@@ -185,6 +186,11 @@ async function main(): Promise<number> {
   if (v.conns) over.conns = parseCount(v.conns, 'conns');
   if (v.interest) over.interest = parseCount(v.interest, 'interest');
   if (v.subjects) over.subjects = parseCount(v.subjects, 'subjects');
+  if (v.rate) {
+    const m = /^(\d+)\/(\d+(?:\.\d+)?)ms$/.exec(v.rate.trim());
+    if (!m || Number(m[1]) < 1 || Number(m[2]) <= 0) throw new Error(`--rate: N/Tms, e.g. 5/1ms, not ${v.rate}`);
+    over.rate = { batch: Number(m[1]), intervalMs: Number(m[2]) };
+  }
   const msgs = v.msgs ? parseCount(v.msgs, 'msgs') : undefined;
   let entries: Entry[];
   if (name === 'all') {

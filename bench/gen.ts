@@ -141,6 +141,7 @@ class Publishers implements Role {
   }
 
   private async publish(c: Conn, k: number): Promise<void> {
+    if (this.specs[k].rate !== undefined) return this.publishPaced(c, k);
     const { subjects, size, count } = this.specs[k];
     const t = buildPubTemplate(subjects, size, null);
     const free: Buffer[] = [];
@@ -178,6 +179,44 @@ class Publishers implements Role {
       this.sent[k] = seq;
       if (!ok) await new Promise<void>((r) => (wakeDrain = r));
     }
+    await c.barrier();
+  }
+
+  /**
+   * Paced: `batch` messages in one write every `intervalMs`, as a client that publishes a few
+   * messages at a time (the server gets one small read per batch). A late tick catches up
+   * (its write carries every message due by then).
+   */
+  private async publishPaced(c: Conn, k: number): Promise<void> {
+    const { subjects, size, count, rate } = this.specs[k];
+    const { batch, intervalMs } = rate!;
+    const t = buildPubTemplate(subjects, size, null);
+    const start = nowNs();
+    let seq = 0;
+    await new Promise<void>((resolve, reject) => {
+      const tick = (): void => {
+        if (c.closed) {
+          clearInterval(timer);
+          reject(new Error(`pub ${k}: connection closed after ${seq} messages`));
+          return;
+        }
+        const due = Math.min(count, Math.floor((nowNs() - start) / (intervalMs * 1e6) + 1) * batch);
+        while (seq < due) {
+          const m = Math.min(t.frames, due - seq);
+          const buf = Buffer.from(t.buf.subarray(0, t.frameEnd[m - 1]));
+          for (let f = 0; f < m; f++) writeSeq(buf, t.payloadAt[f], size, seq + f);
+          c.sock.write(buf);
+          seq += m;
+        }
+        this.sent[k] = seq;
+        if (seq >= count) {
+          clearInterval(timer);
+          resolve();
+        }
+      };
+      const timer = setInterval(tick, intervalMs);
+      tick();
+    });
     await c.barrier();
   }
 

@@ -9,6 +9,13 @@ export interface PubConnSpec {
   subjects: string[]; // cycled per message: message k goes to subjects[k % subjects.length]
   size: number;
   count: number;
+  rate?: Rate; // paced publishing; absent: as fast as the server takes it
+}
+
+/** `batch` messages in one write every `intervalMs` (a client writing a few messages per read). */
+export interface Rate {
+  batch: number;
+  intervalMs: number;
 }
 
 export interface SubConnSpec {

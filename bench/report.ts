@@ -2,7 +2,7 @@
 // a readable table, and JSON/markdown for `all`.
 
 import type { RunResult } from './runner.ts';
-import type { Entry } from './scenarios.ts';
+import { entryTitle, type Entry } from './scenarios.ts';
 
 export interface Spread {
   median: number;
@@ -22,6 +22,7 @@ export interface TargetSummary {
   deliveriesPerS?: Spread;
   mbPerS?: Spread;
   serverCpuPct?: Spread;
+  serverNsPerMsg?: Spread;
   serverRssMB?: Spread;
   genCpuPct?: Spread;
   genCpuMaxPct?: Spread;
@@ -82,6 +83,7 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
       deliveriesPerS: pick((r) => r.deliveriesPerS),
       mbPerS: pick((r) => r.mbPerS),
       serverCpuPct: pick((r) => r.serverCpuPct),
+      serverNsPerMsg: pick((r) => r.serverNsPerMsg),
       serverRssMB: pick((r) => r.serverRssMB),
       genCpuPct: pick((r) => r.genCpuPct),
       genCpuMaxPct: pick((r) => r.genCpuMaxPct),
@@ -114,7 +116,7 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
   }
   return {
     id: entry.id,
-    title: entry.scenario.title(entry.params),
+    title: entryTitle(entry),
     scenario: entry.scenario.name,
     params: entry.params,
     latency,
@@ -167,6 +169,7 @@ export function runLine(r: RunResult): string {
     ['deliveries_per_s', num(r.deliveriesPerS, 0)],
     ['mb_per_s', num(r.mbPerS, 2)],
     ['srv_cpu_pct', num(r.serverCpuPct, 1)],
+    ['srv_ns_per_msg', num(r.serverNsPerMsg, 0)],
     ['srv_peak_rss_mb', num(r.serverRssMB, 1)],
     ['gen_cpu_pct', num(r.genCpuPct, 1)],
     ['gen_cpu_max_pct', num(r.genCpuMaxPct, 1)],
@@ -198,6 +201,7 @@ export function summaryLines(e: EntryReport): string[] {
     add('msgs_per_s', s.msgsPerS, 0);
     add('mb_per_s', s.mbPerS, 2);
     if (s.serverCpuPct) kv.push(['srv_cpu_pct_median', num(s.serverCpuPct.median, 1)]);
+    add('srv_ns_per_msg', s.serverNsPerMsg, 0);
     if (s.serverRssMB) kv.push(['srv_peak_rss_mb_median', num(s.serverRssMB.median, 1)]);
     if (s.genCpuPct) kv.push(['gen_cpu_pct_median', num(s.genCpuPct.median, 1)]);
     if (s.otherCpuPct) kv.push(['other_cpu_pct_median', num(s.otherCpuPct.median, 1)]);
@@ -232,7 +236,7 @@ function ratioCell(e: EntryReport, target: string, metric: string): string {
 function tableRows(e: EntryReport, against: string | null): string[][] {
   const ratioHead = against ? `vs ${against}` : '';
   if (e.latency) {
-    const rows = [['target', 'status', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'req/s', 'srv CPU', 'peak RSS', 'gen CPU', 'other', ratioHead ? `p50 ${ratioHead}` : '', ratioHead ? `p99 ${ratioHead}` : '']];
+    const rows = [['target', 'status', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'req/s', 'srv CPU', 'srv ns/msg', 'peak RSS', 'gen CPU', 'other', ratioHead ? `p50 ${ratioHead}` : '', ratioHead ? `p99 ${ratioHead}` : '']];
     for (const s of e.summaries) {
       rows.push([
         s.target,
@@ -243,6 +247,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
         fmt(s.p999Us?.median, 0),
         fmtRate(s.msgsPerS?.median),
         s.serverCpuPct ? `${fmt(s.serverCpuPct.median, 0)}%` : '-',
+        fmtSpread(s.serverNsPerMsg, (x) => fmt(x, 0)),
         s.serverRssMB ? `${fmt(s.serverRssMB.median, 0)} MB` : '-',
         s.genCpuPct ? `${fmt(s.genCpuPct.median, 0)}%` : '-',
         s.otherCpuPct ? `${fmt(s.otherCpuPct.median, 0)}%` : '-',
@@ -253,7 +258,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
     return rows;
   }
   const fanout = e.summaries.some((s) => s.deliveriesPerS && s.msgsPerS && s.deliveriesPerS.median > s.msgsPerS.median * 1.5);
-  const head = ['target', 'status', 'msgs/s', ...(fanout ? ['deliveries/s'] : []), 'MB/s', 'srv CPU', 'peak RSS', 'gen CPU (max proc)', 'other', ratioHead];
+  const head = ['target', 'status', 'msgs/s', ...(fanout ? ['deliveries/s'] : []), 'MB/s', 'srv CPU', 'srv ns/msg', 'peak RSS', 'gen CPU (max proc)', 'other', ratioHead];
   const rows = [head];
   for (const s of e.summaries) {
     rows.push([
@@ -263,6 +268,7 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
       ...(fanout ? [fmtRate(s.deliveriesPerS?.median)] : []),
       fmt(s.mbPerS?.median, 1),
       s.serverCpuPct ? `${fmt(s.serverCpuPct.median, 0)}%` : '-',
+      fmtSpread(s.serverNsPerMsg, (x) => fmt(x, 0)),
       s.serverRssMB ? `${fmt(s.serverRssMB.median, 0)} MB` : '-',
       s.genCpuPct ? `${fmt(s.genCpuPct.median, 0)}% (${fmt(s.genCpuMaxPct?.median, 0)}%)` : '-',
       s.otherCpuPct ? `${fmt(s.otherCpuPct.median, 0)}%` : '-',
@@ -297,9 +303,10 @@ function overviewRows(entries: EntryReport[]): string[][] {
       const value = e.latency ? `${fmt(s.p50Us?.median, 0)} us` : fmtRate(s.msgsPerS?.median);
       const r = e.ratios.find((x) => x.target === s.target && x.metric === (e.latency ? 'p50_us' : 'msgs_per_s'));
       const failed = s.ok < s.runs ? ` (${s.runs - s.ok} FAILED)` : '';
-      return (r ? `${value} (x${r.spread.median.toFixed(2)})` : value) + failed;
+      const cpu = s.serverNsPerMsg ? `, ${fmt(s.serverNsPerMsg.median, 0)} ns/msg` : '';
+      return (r ? `${value} (x${r.spread.median.toFixed(2)})` : value) + cpu + failed;
     });
-    rows.push([e.title, e.latency ? 'p50 latency' : 'msgs/s', ...cells]);
+    rows.push([e.title, e.latency ? 'p50 latency, srv CPU' : 'msgs/s, srv CPU', ...cells]);
   }
   return rows;
 }
@@ -322,7 +329,7 @@ export function markdown(entries: EntryReport[], against: string | null, meta: R
   const out: string[] = ['# skein bench results', ''];
   for (const [k, v] of Object.entries(meta)) out.push(`- ${k}: ${v}`);
   out.push('', '## Overview', '');
-  out.push(`Medians over the rounds${against ? `; (xR) = ratio to ${against}, the median of per-round ratios (msgs/s: above 1 is faster; latency: below 1 is faster)` : ''}.`, '');
+  out.push(`Medians over the rounds${against ? `; (xR) = ratio to ${against}, the median of per-round ratios (msgs/s: above 1 is faster; latency: below 1 is faster)` : ''}; ns/msg = server CPU (all threads) per delivered message.`, '');
   const ov = overviewRows(entries);
   out.push(`| ${ov[0].join(' | ')} |`, `|${ov[0].map(() => '---').join('|')}|`);
   for (const r of ov.slice(1)) out.push(`| ${r.join(' | ')} |`);

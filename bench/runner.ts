@@ -58,6 +58,9 @@ export interface RunResult {
   deliveriesPerS: number;
   mbPerS: number; // payload megabytes (1e6) per second: delivered, or published when pub-only
   serverCpuPct: number; // % of one core, summed over the target's server processes
+  // Server CPU (all threads, user + system) per message it delivered, in ns: published for
+  // pub-only, two per request for reqrep (the request and its reply), delivered otherwise.
+  serverNsPerMsg: number;
   serverRssMB: number; // peak RSS (VmHWM), summed over the target's server processes
   genCpuPct: number; // % of one core, summed over the load-generator processes
   genCpuMaxPct: number; // the busiest load-generator process
@@ -114,6 +117,7 @@ function emptyResult(entry: Entry, target: Target, round: number): RunResult {
     deliveriesPerS: NaN,
     mbPerS: NaN,
     serverCpuPct: NaN,
+    serverNsPerMsg: NaN,
     serverRssMB: NaN,
     genCpuPct: NaN,
     genCpuMaxPct: NaN,
@@ -321,6 +325,8 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   result.serverCpuPct = servers.pids.length ? (cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) / windowS) * 100 : NaN;
   result.serverRssMB = servers.pids.length ? rss.reduce((a, v) => a + v, 0) / 1e6 : NaN;
   evaluate(plan, children, result);
+  const handled = plan.pubOnly ? result.published : plan.latency ? 2 * (result.published + (plan.unmeasured ?? 0)) : result.delivered;
+  if (servers.pids.length && handled > 0) result.serverNsPerMsg = (cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) * 1e9) / handled;
   const genS = (result.genCpuPct / 100) * result.elapsedS; // measured over the run's own window
   const serverS = servers.pids.length ? cpu1.reduce((a, v, i) => a + v - cpu0[i], 0) : 0;
   // Without the server's pid (--url without --pid) its CPU would be counted as "other".

@@ -1,7 +1,7 @@
 // The scenarios: what load-generator processes each one starts, what they send, and what must
 // arrive. A scenario only describes; bench/runner.ts runs it against a target.
 
-import type { GenSpec, PubConnSpec, ReqConnSpec, SubConnSpec } from './ipc.ts';
+import type { GenSpec, PubConnSpec, Rate, ReqConnSpec, SubConnSpec } from './ipc.ts';
 
 export interface Params {
   msgs: number; // messages per publisher; for reqrep, measured requests in total
@@ -11,6 +11,7 @@ export interface Params {
   interest: number; // subscriptions held by the interest connection (wildcard)
   subjects: number; // distinct live subjects the publisher cycles through (wildcard)
   genProcs: number; // spread each role's connections over up to this many processes
+  rate?: Rate; // paced publishers (--rate N/Tms); absent: as fast as the server takes them
 }
 
 export interface Plan {
@@ -27,6 +28,8 @@ export interface Plan {
   progressTotal: number;
   latency: boolean;
   pubOnly: boolean;
+  // Requests made but not measured (reqrep warm-up); the server handles them in the window too.
+  unmeasured?: number;
 }
 
 export interface Scenario {
@@ -39,7 +42,7 @@ export interface Scenario {
 }
 
 const M = 1_000_000;
-const BASE: Omit<Params, 'genProcs'> = { msgs: 1 * M, size: 16, n: 1, conns: 0, interest: 0, subjects: 1, };
+const BASE: Omit<Params, 'genProcs'> = { msgs: 1 * M, size: 16, n: 1, conns: 0, interest: 0, subjects: 1 };
 
 // Splits `items` round-robin over at most `procs` groups (never an empty group).
 function spread<T>(items: T[], procs: number): T[][] {
@@ -80,7 +83,8 @@ function stream(p: Params, o: StreamOpts, extra: GenSpec[] = []): Plan {
     children.push({ role: 'sub', url: o.subUrl, conns: g, expectTotal });
   }
   const probers: number[] = [];
-  for (const g of spread(o.pubs, p.genProcs)) {
+  const pubs = p.rate === undefined ? o.pubs : o.pubs.map((c) => ({ ...c, rate: p.rate }));
+  for (const g of spread(pubs, p.genProcs)) {
     probers.push(children.length);
     children.push({ role: 'pub', url: o.pubUrl, conns: g });
   }
@@ -215,6 +219,7 @@ export const SCENARIOS: Scenario[] = [
         progressTotal: per * p.n,
         latency: true,
         pubOnly: false,
+        unmeasured: conns.reduce((a, c) => a + c.warmup, 0),
       };
     },
   },
@@ -299,11 +304,18 @@ export interface Entry {
   params: Params;
 }
 
+/** A row's title: the scenario's, plus the publishers' pace when it is set. */
+export function entryTitle(e: Entry): string {
+  const r = e.params.rate;
+  return e.scenario.title(e.params) + (r === undefined ? '' : `, ${r.batch} msg${r.batch === 1 ? '' : 's'} every ${r.intervalMs} ms`);
+}
+
 export function entryId(s: Scenario, p: Params): string {
   const parts = [s.name, `${p.size}B`];
   if (['pub', 'fanout', 'pairs', 'queue', 'reqrep'].includes(s.name) && (p.n > 1 || s.name !== 'pub')) parts.push(`n${p.n}`);
   if (s.name === 'idle') parts.push(`c${p.conns}`);
   if (s.name === 'wildcard') parts.push(`i${p.interest}`);
+  if (p.rate !== undefined) parts.push(`rate${p.rate.batch}per${p.rate.intervalMs}ms`);
   return parts.join('/');
 }
 

@@ -358,10 +358,23 @@ test.serial('cli prints key=value lines, a table and ratios for --against nats-s
   t.is(r.code, 0, r.stderr);
   const runs = r.stdout.split('\n').filter((l) => l.startsWith('run '));
   t.is(runs.length, impl === 'nats-server' ? 2 : 4);
-  for (const l of runs) t.regex(l, /status=ok .*msgs_per_s=\d+ .*srv_cpu_pct=[\d.]+ srv_peak_rss_mb=[\d.]+ gen_cpu_pct=[\d.]+/);
+  for (const l of runs) t.regex(l, /status=ok .*msgs_per_s=\d+ .*srv_cpu_pct=[\d.]+ srv_ns_per_msg=\d+ srv_peak_rss_mb=[\d.]+ gen_cpu_pct=[\d.]+/);
   t.regex(r.stdout, /^summary entry=pubsub\/16B /m);
   t.regex(r.stdout, /== 1->1 16 B/);
   if (impl !== 'nats-server' && haveNats) t.regex(r.stdout, /^ratio entry=pubsub\/16B target="skein -w1" against=nats-server metric=msgs_per_s pairs=2 median=[\d.]+/m);
+});
+
+test.serial('cli --rate paces the publisher (N messages per write every T ms) and reports server CPU per message', async (t) => {
+  t.timeout(90_000);
+  const r = await cli(['pubsub', '--msgs', '400', '--rate', '5/1ms', '--rounds', '1', '--no-progress', '--target', impl === 'nats-server' ? 'nats-server' : 'skein']);
+  t.is(r.code, 0, r.stderr);
+  const run = r.stdout.split('\n').find((l) => l.startsWith('run '));
+  t.regex(run ?? '', /entry=pubsub\/16B\/rate5per1ms .*status=ok .*delivered=400 .*srv_ns_per_msg=\d+/);
+  // 400 messages at 5 per ms take at least 80 ms: the pace held (far from saturation).
+  const elapsed = Number(/elapsed_s=([\d.]+)/.exec(run ?? '')?.[1]);
+  t.true(elapsed >= 0.07, `elapsed ${elapsed}`);
+  t.regex(r.stdout, /== 1->1 16 B, 5 msgs every 1 ms/);
+  t.regex(r.stdout, /srv ns\/msg/);
 });
 
 test.serial('cli --json prints one JSON document with the runs and summaries', async (t) => {
