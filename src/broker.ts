@@ -146,6 +146,8 @@ interface Route {
 }
 
 const ROUTE_CACHE_MAX = 4096;
+const TARGET_LISTED = 1;
+const TARGET_PLAIN = 2;
 const MSG_ = Buffer.from('MSG ');
 const HMSG_ = Buffer.from('HMSG ');
 const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
@@ -214,9 +216,14 @@ export class Broker implements MeshHandler {
   private inRecord = false;
 
   // Per-publish scratch (reused, never reallocated on the hot path).
-  private readonly targetPlain: Uint8Array;
+  // Threads a message goes to: flags per thread (TARGET_LISTED, TARGET_PLAIN), the list of
+  // them, and the queue groups picked on each (counts kept apart: no array length writes,
+  // which V8 does in its runtime, per message).
+  private readonly targetFlags: Uint8Array;
+  private readonly targetList: Int32Array;
+  private targetCount = 0;
   private readonly targetGroups: Group[][];
-  private readonly targetList: number[] = [];
+  private readonly targetGroupCount: Int32Array;
   private readonly msg = new Msg();
   private lastRecordRoute: Route | null = null;
   private readonly rec = new RecordView();
@@ -233,7 +240,9 @@ export class Broker implements MeshHandler {
     const n = layout.threads;
     this.targetGroups = [];
     for (let t = 0; t < n; t++) this.targetGroups.push([]);
-    this.targetPlain = new Uint8Array(n);
+    this.targetFlags = new Uint8Array(n);
+    this.targetList = new Int32Array(n);
+    this.targetGroupCount = new Int32Array(n);
     this.counters = new ThreadCounters(layout.counters, thread);
     this.maxDeferredBytes = Math.max(opts.maxPending, 4 * layout.inboxCapacity);
     this.mesh = new Mesh(layout, thread, replacement);
@@ -646,19 +655,21 @@ export class Broker implements MeshHandler {
   /** Route one published message. Returns whether it went anywhere (for no-responders). */
   publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): boolean {
     const m = this.msg;
-    m.sb = sb;
+    // (A read's buffer is young and this object old: a store costs a remembered-set entry.
+    // Every message of a read shares the buffer: store it once.)
+    if (m.sb !== sb) m.sb = sb;
     m.ss = ss;
     m.se = se;
     m.rs = rs;
     m.re = re;
-    m.pb = pb;
+    if (m.pb !== pb) m.pb = pb;
     m.ps = ps;
     m.pe = pe;
     m.hdr = hdrLen;
     m.setTail(pb, tail, pe + 2);
     // Publishers mostly repeat their subject: try the connection's last route first.
     const r = this.routeFor(from.lastRoute as Route | null, sb, ss, se);
-    from.lastRoute = r;
+    if (from.lastRoute !== r) from.lastRoute = r;
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {
@@ -670,11 +681,12 @@ export class Broker implements MeshHandler {
     const rt = r.remoteThreads;
     const groups = r.groups;
     if (rt.length === 0 && groups.length === 0) return delivered;
+    const flags = this.targetFlags;
     const targets = this.targetList;
     for (let i = 0; i < rt.length; i++) {
       const t = rt[i];
-      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
-      this.targetPlain[t] = 1;
+      if (flags[t] === 0) targets[this.targetCount++] = t;
+      flags[t] = TARGET_LISTED | TARGET_PLAIN;
     }
     for (let gi = 0; gi < groups.length; gi++) {
       const g = groups[gi];
@@ -703,22 +715,23 @@ export class Broker implements MeshHandler {
         pick -= s.weight;
         if (pick < 0) {
           const t = s.thread;
-          if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
-          this.targetGroups[t].push(g);
+          if (flags[t] === 0) targets[this.targetCount++] = t;
+          flags[t] |= TARGET_LISTED;
+          this.targetGroups[t][this.targetGroupCount[t]++] = g;
           break;
         }
       }
     }
-    for (let i = 0; i < targets.length; i++) {
+    const count = this.targetCount;
+    this.targetCount = 0;
+    for (let i = 0; i < count; i++) {
+      // (A thread that died meanwhile: its records are dropped when they would be committed.)
       const t = targets[i];
-      if (this.mesh.isAlive(t)) {
-        this.sendToThread(from, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
-        delivered = true;
-      }
-      this.targetPlain[t] = 0;
-      this.targetGroups[t].length = 0;
+      this.sendToThread(from, t, (flags[t] & TARGET_PLAIN) !== 0, this.targetGroups[t], this.targetGroupCount[t], m);
+      delivered = true;
+      flags[t] = 0;
+      this.targetGroupCount[t] = 0;
     }
-    targets.length = 0;
     return delivered;
   }
 
@@ -819,11 +832,11 @@ export class Broker implements MeshHandler {
    * the receiver delivers with two copies, as for a local publish. The route thread
    * (cluster.ts onRecord, toWorker) reads and writes these records too.
    */
-  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], m: Msg): void {
+  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], nGroups: number, m: Msg): void {
     const subjLen = m.se - m.ss;
     const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
     let groupBytes = 0;
-    for (let i = 0; i < groups.length; i++) groupBytes += 4 + groups[i].nameBytes.length;
+    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[i].nameBytes.length;
     const payLen = m.pe - m.ps;
     const tailLen = m.ts >= 0 ? m.te - m.ts : msgTailLength(replyLen, m.hdr, payLen);
     const mesh = this.mesh;
@@ -837,9 +850,17 @@ export class Broker implements MeshHandler {
       this.stats.ringFull++;
     }
     this.stats.crossSent++;
-    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, from.cid, groups.length, subjLen, replyLen, m.hdr, payLen, tailLen);
+    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, from.cid, nGroups, subjLen, replyLen, m.hdr, payLen, tailLen);
+    if (nGroups === 0 && m.ts === m.se && m.tb === m.sb) {
+      // A PUB read in one piece: its subject and the MSG tail follow each other in the read
+      // buffer, as in the record: one copy.
+      const n = subjLen + tailLen;
+      if (n > 256) put(dst, o + REC_HDR, m.sb, m.ss, m.te);
+      else putDV(dv, o + REC_HDR, m.tv, m.ss, m.te);
+      return;
+    }
     let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
-    for (let i = 0; i < groups.length; i++) {
+    for (let i = 0; i < nGroups; i++) {
       const nb = groups[i].nameBytes;
       dv.setUint32(p, nb.length, true);
       p = put(dst, p + 4, nb, 0, nb.length);
@@ -866,18 +887,19 @@ export class Broker implements MeshHandler {
     const ss = rec.subjStart;
     const se = rec.subjEnd;
     const m = this.msg;
-    m.sb = d;
+    // (Pointers stored only when they change: each store costs a write barrier.)
+    if (m.sb !== d) m.sb = d;
     m.ss = ss;
     m.se = se;
     m.rs = rec.replyStart;
     m.re = rec.replyEnd;
-    m.pb = d;
+    if (m.pb !== d) m.pb = d;
     m.ps = rec.payStart;
     m.pe = rec.payEnd;
     m.hdr = rec.hdrLen;
     m.setTailView(d, v, rec.tailStart, rec.tailEnd);
     const r = this.routeFor(this.lastRecordRoute, d, ss, se);
-    this.lastRecordRoute = r;
+    if (r !== this.lastRecordRoute) this.lastRecordRoute = r;
     if ((rec.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);

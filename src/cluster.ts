@@ -1200,11 +1200,14 @@ export class Cluster implements RouteHost, MeshHandler {
     const se = rec.subjEnd;
     const hdrLen = rec.hdrLen;
     let p = se;
+    // Targets are counted, not pushed and truncated: an array length write runs in V8's
+    // runtime, per message. Entries past the count are stale and never read.
     const targets = this.targetRoutes;
+    let nt = 0;
     const res = this.outCache.get(d, ss, se);
     if ((rec.flags & FLAG_PLAIN) !== 0) {
       for (const r of res.plain) {
-        if (!r.targetPlain && !r.targetQueued) targets.push(r);
+        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
     }
@@ -1217,7 +1220,7 @@ export class Cluster implements RouteHost, MeshHandler {
         const m = pickByWeight(g);
         if (m === null) break;
         const r = m.route;
-        if (!r.targetPlain && !r.targetQueued) targets.push(r);
+        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetQueued = true;
         r.targetGroups.push(ns, ne);
         break;
@@ -1230,7 +1233,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const pe = rec.payEnd;
     const ps = rec.payStart;
     const half = this.opts.maxPending / 2;
-    for (let i = 0; i < targets.length; i++) {
+    for (let i = 0; i < nt; i++) {
       const r = targets[i];
       r.outMsgs++;
       r.outBytes += pe - ps;
@@ -1238,12 +1241,12 @@ export class Cluster implements RouteHost, MeshHandler {
       else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
       r.targetPlain = false;
       r.targetQueued = false;
-      r.targetGroups.length = 0;
+      // (A length write runs in V8's runtime: only when there is something to clear.)
+      if (r.targetGroups.length !== 0) r.targetGroups.length = 0;
       // A route backed up past half of max_pending stalls the client publishing to it, as in
       // nats-server (the route's stall channel); nothing else waits for it.
       if (rec.cid !== 0 && r.pendingBytes > half) this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
     }
-    targets.length = 0;
   }
 
   /** A message read from a route: to the client workers, never to another route. */
@@ -1258,9 +1261,10 @@ export class Cluster implements RouteHost, MeshHandler {
     }
     const b = m.buf;
     const res = this.inCache.get(b, m.subjS, m.subjE);
-    const targets = this.targetThreads;
+    const targets = this.targetThreads; // counted, as in onRecord
+    let nt = 0;
     for (const t of res.plain) {
-      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
       this.targetPlain[t] = 1;
     }
     let bounce: { plain: RouteConn[]; groups: Group<PeerSub>[] } | null = null;
@@ -1273,7 +1277,7 @@ export class Cluster implements RouteHost, MeshHandler {
         const sub = pickByWeight(g);
         if (sub === null) break;
         const t = sub.thread;
-        if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets.push(t);
+        if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
         this.targetGroups[t].push(qs, qe);
         delivered = true;
         break;
@@ -1292,15 +1296,14 @@ export class Cluster implements RouteHost, MeshHandler {
         break;
       }
     }
-    for (let i = 0; i < targets.length; i++) {
+    for (let i = 0; i < nt; i++) {
       const t = targets[i];
       if (this.mesh.isAlive(t)) {
         this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
       }
       this.targetPlain[t] = 0;
-      this.targetGroups[t].length = 0;
+      if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
     }
-    targets.length = 0;
     if (this.bounceRoutes.length > 0) {
       for (const peer of this.bounceRoutes) {
         peer.outMsgs++;

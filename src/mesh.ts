@@ -193,8 +193,11 @@ export class Mesh {
       this.markList.push(t);
     }
     if (st.backlogged) this.full = true;
-    this.dst = st.buf;
-    this.dstView = st.view;
+    if (this.dst !== st.buf) {
+      // (Stored only when it changes: a pointer store costs a write barrier.)
+      this.dst = st.buf;
+      this.dstView = st.view;
+    }
     return o + 4;
   }
 
@@ -235,6 +238,10 @@ export class Mesh {
       const st = this.staging[t]!;
       st.touched = false;
       if (st.backlogged) continue; // retried in order when the consumer rings us
+      if (!this.isAlive(t)) {
+        st.start = st.end = st.fragDone = 0; // its consumer died: nobody takes them
+        continue;
+      }
       if (this.commit(t, st)) this.doorbellOf(t).ring();
     }
     touched.length = 0;
@@ -525,8 +532,8 @@ export class Mesh {
       } catch (err) {
         log.error(`Thread ${this.thread}: error draining shared rings: ${(err as Error).stack}`);
       }
-      if (did) {
-        // Let this thread's sockets run between batches.
+      if (did && this.inbox.hasData()) {
+        // More came meanwhile: let this thread's sockets run, then take it (no sleep, no wake).
         await new Promise<void>((resolve) => setImmediate(resolve));
         continue;
       }

@@ -22,7 +22,8 @@ export const RecordKind = {
 
 /** Header of a message record; every field is checked to fit its 32 bits. */
 export function writeRecordHeader(dst: DataView, o: number, flags: number, cid: number, nGroups: number, subjLen: number, replyLen: number, hdrLen: number, payLen: number, tailLen: number): void {
-  if (subjLen > 0xffffffff || replyLen > 0xffffffff || payLen > 0xffffffff || tailLen > 0xffffffff || nGroups > 0xffffffff || hdrLen > 0x7fffffff) {
+  // One check covers every field: the tail holds the payload (and the headers) and the reply.
+  if (subjLen + tailLen + nGroups > 0xffffffff) {
     throw new RangeError(`record field out of range (subject ${subjLen}, reply ${replyLen}, groups ${nGroups}, payload ${payLen})`);
   }
   dst.setUint32(o, RecordKind.msg | (flags << 8), true);
