@@ -146,6 +146,10 @@ interface Route {
 }
 
 const ROUTE_CACHE_MAX = 4096;
+/** Bytes moved from aside into a slow subscriber's output per event-loop turn (see refill). */
+const REFILL_STEP_BYTES = 1024 * 1024;
+/** A remote stall not renewed for this long is dropped (see Broker.remoteStalled). */
+const REMOTE_STALL_MAX_MS = 10_000;
 const TARGET_LISTED = 1;
 const TARGET_PLAIN = 2;
 const MSG_ = Buffer.from('MSG ');
@@ -205,6 +209,12 @@ export class Broker implements MeshHandler {
   private readonly held = new Set<ClientConn>();
   /** Publishers paused because a subscriber they feed is backed up. */
   private readonly stalledPublishers = new Set<ClientConn>();
+  /**
+   * Publishers another thread asked us to stall (ms, and when it last asked): until it
+   * releases them, each gets one read per stall period (nats-server lets a stalled producer
+   * through one message per period), so a burst never follows a stall that ran out.
+   */
+  private readonly remoteStalled = new Map<ClientConn, { ms: number; at: number }>();
   /** A backed-up subscriber hit by a delivery in the current read or record. */
   private hitStall: ClientConn | null = null;
   private readonly byCid = new Map<number, ClientConn>();
@@ -284,7 +294,8 @@ export class Broker implements MeshHandler {
     this.onClosed?.(conn);
     this.ringPaused.delete(conn);
     this.held.delete(conn);
-    this.deferred.delete(conn);
+    this.remoteStalled.delete(conn);
+    if (this.deferred.delete(conn)) this.releaseRemoteStalls(); // a slow consumer cut off
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
     this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
@@ -455,6 +466,11 @@ export class Broker implements MeshHandler {
     if (this.hitStall !== null) {
       if (this.hitStall !== conn) this.stallPublisher(conn, this.hitStall.stallMs());
       this.hitStall = null;
+    }
+    if (this.remoteStalled.size > 0 && !conn.pausedForStall) {
+      // A publisher stalled for another thread's subscriber had its one read: wait again.
+      const rs = this.remoteStalled.get(conn);
+      if (rs !== undefined) this.stallPublisher(conn, rs.ms);
     }
   }
 
@@ -1003,14 +1019,20 @@ export class Broker implements MeshHandler {
       return;
     }
     const room = this.opts.maxPending / 2;
-    while (d.bytes > 0 && c.pendingBytes < room) {
-      c.queue(d.shift());
-      c.flush();
-      if (c.closed) return;
+    // A step at a time (a socket that drained may take tens of MB: moving them at once would
+    // hold this worker's other connections up for as long).
+    let moved = 0;
+    while (d.bytes > 0 && c.pendingBytes < room && moved < REFILL_STEP_BYTES) {
+      const chunk = d.shift();
+      c.queue(chunk);
+      moved += chunk.length;
     }
+    c.flush();
+    if (c.closed) return;
     if (d.bytes > 0) {
       d.waiting = true;
-      c.socket.once('drain', () => this.refill(c));
+      if (c.pendingBytes < room) setImmediate(() => this.refill(c));
+      else c.socket.once('drain', () => this.refill(c));
       return;
     }
     this.deferred.delete(c);
@@ -1047,8 +1069,13 @@ export class Broker implements MeshHandler {
   private onStallRecord(cid: number, ms: number): void {
     const pub = this.byCid.get(cid);
     if (pub === undefined) return;
-    if (ms === 0) this.releasePublisher(pub);
-    else this.stallPublisher(pub, ms);
+    if (ms === 0) {
+      this.remoteStalled.delete(pub);
+      this.releasePublisher(pub);
+      return;
+    }
+    this.remoteStalled.set(pub, { ms, at: Date.now() });
+    this.stallPublisher(pub, ms);
   }
 
   /**
@@ -1083,6 +1110,10 @@ export class Broker implements MeshHandler {
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
     this.mesh.pruneStalls(now);
+    // A stall nobody renewed for long (its consumer's thread went away): let it go.
+    if (this.remoteStalled.size > 0) {
+      for (const [pub, rs] of this.remoteStalled) if (now - rs.at > REMOTE_STALL_MAX_MS) this.remoteStalled.delete(pub);
+    }
     // A drain event can come before the backlog was set aside: look again now and then.
     if (this.deferred.size > 0) for (const c of [...this.deferred.keys()]) this.refill(c);
     if (this.held.size > 0) this.releaseHeld();

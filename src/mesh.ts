@@ -336,15 +336,18 @@ export class Mesh {
   /** Our consumers caught up: let every publisher we stalled go on now. */
   releaseStalls(): void {
     if (this.stalls.size === 0) return;
-    const now = Date.now();
-    for (const [key, until] of this.stalls) if (until > now) this.sendStall(key % 1024, Math.floor(key / 1024), 0);
+    for (const key of this.stalls.keys()) this.sendStall(key % 1024, Math.floor(key / 1024), 0);
     this.stalls.clear();
     this.flush();
   }
 
-  /** Forget stalls that ran out (called from a periodic sweep). */
+  /**
+   * Forget stalls long run out (called from a periodic sweep). Kept a while past their period:
+   * the publisher stays throttled until released (see Broker.remoteStalled), so the release
+   * must still find it.
+   */
   pruneStalls(now: number): void {
-    if (this.stalls.size > 0) for (const [key, until] of this.stalls) if (until <= now) this.stalls.delete(key);
+    if (this.stalls.size > 0) for (const [key, until] of this.stalls) if (until + 10_000 <= now) this.stalls.delete(key);
   }
 
   private sendStall(t: number, cid: number, ms: number): void {
