@@ -480,7 +480,7 @@ export class ClientConn implements ProtocolHandler {
     this.broker.flushAll();
     const held = this.gate.release();
     if (this.closing) return;
-    if (!this.pausedForRing && !this.pausedForStall) this.socket.resume();
+    if (!this.pausedForRing && !this.pausedForStall && !this.pausedForBarrier) this.socket.resume();
     for (const chunk of held) {
       if (this.closing) break;
       this.broker.onData(this, chunk);
