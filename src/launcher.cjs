@@ -94,7 +94,22 @@ function fail(line) {
   process.exit(1);
 }
 
+/**
+ * Node's compile cache (type-stripped, compiled modules kept on disk, in the OS temp directory
+ * unless NODE_COMPILE_CACHE says otherwise; NODE_DISABLE_COMPILE_CACHE turns it off): enabled
+ * before main.ts loads, the main thread never loads the type stripper (about 30 MB) once the
+ * cache is warm, and the worker threads inherit it (src/server.ts).
+ */
+function compileCacheDir() {
+  return process.env.NODE_COMPILE_CACHE || path.join(require('os').tmpdir(), 'node-compile-cache');
+}
+
 function runHere() {
+  var mod = require('module');
+  if (typeof mod.enableCompileCache === 'function') {
+    var r = mod.enableCompileCache(compileCacheDir());
+    if (r && r.directory) process.env.NODE_COMPILE_CACHE = r.directory;
+  }
   // `new Function` keeps `import()` out of this file's syntax, so Node versions that cannot
   // parse it still reach the runtime check above instead of a SyntaxError.
   var load = new Function('u', 'return import(u)');
@@ -108,7 +123,9 @@ function runHere() {
 
 function runChild(runtime) {
   var nodeArgs = installed ? ['--require', hooksFile] : [];
-  var child = childProcess.spawn(runtime, nodeArgs.concat([mainFile], process.argv.slice(2)), { stdio: 'inherit' });
+  var env = Object.assign({}, process.env);
+  if (!env.NODE_COMPILE_CACHE && !env.NODE_DISABLE_COMPILE_CACHE) env.NODE_COMPILE_CACHE = compileCacheDir();
+  var child = childProcess.spawn(runtime, nodeArgs.concat([mainFile], process.argv.slice(2)), { stdio: 'inherit', env: env });
   var exited = false;
   FORWARDED_SIGNALS.forEach(function (signal) {
     // A terminal's Ctrl-C reaches the child too (same process group); a second SIGINT is
