@@ -8,12 +8,25 @@
 // input waits for the answer (InputGate), the thread's other connections do not.
 
 import { Worker } from 'node:worker_threads';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { fromPublic } from '@nats-io/nkeys';
+import { createRequire } from 'node:module';
 import type { ConnectFields } from './connect.ts';
 import type { AuthorizationOptions, NkeyUserEntry, Options, UserEntry, UserPermissions } from './options.ts';
 import { mapCertificateToUser } from './tls.ts';
 import { log } from './log.ts';
+
+/**
+ * node:crypto and nkeys, loaded on first use: every worker imports this file, and a server
+ * without nonces or nkey users should not pay for them in each worker.
+ */
+function crypto(): typeof import('node:crypto') {
+  return process.getBuiltinModule('node:crypto');
+}
+
+let nkeys: typeof import('@nats-io/nkeys') | null = null;
+function fromPublic(key: string): ReturnType<typeof import('@nats-io/nkeys').fromPublic> {
+  nkeys ??= createRequire(import.meta.url)('@nats-io/nkeys') as typeof import('@nats-io/nkeys');
+  return nkeys.fromPublic(key);
+}
 
 /** auth.go validBcryptPrefix: what nats-server treats as a bcrypt hash rather than a password. */
 const BCRYPT = /^\$2[abxy]\$\d{2}\$.*/;
@@ -35,14 +48,15 @@ export function isValidPublicUserKey(key: string): boolean {
 
 /** server.go generateNonce: 11 random bytes, base64url without padding (15 characters). */
 export function newNonce(): string {
-  return randomBytes(11).toString('base64url');
+  return crypto().randomBytes(11).toString('base64url');
 }
 
 /** Constant-time string equality (lengths are hidden by comparing digests). */
 function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length === b.length;
+  const c = crypto();
+  const ha = c.createHash('sha256').update(a).digest();
+  const hb = c.createHash('sha256').update(b).digest();
+  return c.timingSafeEqual(ha, hb) && a.length === b.length;
 }
 
 /** auth.go checkAuthforWarnings: any plaintext password in the client authorization. */

@@ -14,10 +14,21 @@
 // travel inside Options; each thread builds its secure context once (secureContextFor).
 
 import { readFile } from 'node:fs/promises';
-import tls from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import net from 'node:net';
-import { X509Certificate } from 'node:crypto';
 import type { TlsOptions } from './options.ts';
+
+/**
+ * node:tls and node:crypto, loaded on first use: every worker imports this file, and a server
+ * without TLS should not pay for them in each worker (about 2.5 MB a thread).
+ */
+function tlsLib(): typeof import('node:tls') {
+  return process.getBuiltinModule('node:tls');
+}
+
+function x509(pem: string): void {
+  new (process.getBuiltinModule('node:crypto').X509Certificate)(pem);
+}
 
 // ---------------------------------------------------------------------------------------
 // Names: Go's (what nats-server configs contain) to OpenSSL's
@@ -118,8 +129,8 @@ export async function loadTlsFiles(t: TlsOptions): Promise<void> {
       throw new Error(`error parsing X509 certificate/key pair: ${fileError(err)}`);
     }
     try {
-      tls.createSecureContext({ cert, key });
-      new X509Certificate(cert);
+      tlsLib().createSecureContext({ cert, key });
+      x509(cert);
     } catch (err) {
       throw new Error(`error parsing X509 certificate/key pair: ${(err as Error).message}`);
     }
@@ -134,8 +145,8 @@ export async function loadTlsFiles(t: TlsOptions): Promise<void> {
       throw new Error(fileError(err));
     }
     try {
-      new X509Certificate(ca);
-      tls.createSecureContext({ ca });
+      x509(ca);
+      tlsLib().createSecureContext({ ca });
     } catch {
       throw new Error('failed to parse root ca certificate');
     }
@@ -158,8 +169,8 @@ function fileError(err: unknown): string {
 // ---------------------------------------------------------------------------------------
 // Secure contexts (one per thread per block)
 
-function buildSecureContext(t: TlsOptions): tls.SecureContext {
-  return tls.createSecureContext({
+function buildSecureContext(t: TlsOptions): SecureContext {
+  return tlsLib().createSecureContext({
     cert: t.cert,
     key: t.key,
     ca: t.ca,
@@ -170,10 +181,10 @@ function buildSecureContext(t: TlsOptions): tls.SecureContext {
   });
 }
 
-const contexts = new WeakMap<TlsOptions, tls.SecureContext>();
+const contexts = new WeakMap<TlsOptions, SecureContext>();
 
 /** The secure context for a `tls` block, built once per thread (the block is this thread's copy of the options). */
-export function secureContextFor(t: TlsOptions): tls.SecureContext {
+export function secureContextFor(t: TlsOptions): SecureContext {
   let ctx = contexts.get(t);
   if (ctx === undefined) {
     ctx = buildSecureContext(t);
@@ -191,8 +202,8 @@ export function secureContextFor(t: TlsOptions): tls.SecureContext {
  * `requireCert`: the peer must present a certificate; whether it verified is checked with
  * peerVerifyError() once `secure` fires (Node completes the handshake and reports it there).
  */
-export function acceptTls(socket: net.Socket, t: TlsOptions, requireCert: boolean): tls.TLSSocket {
-  return new tls.TLSSocket(socket, {
+export function acceptTls(socket: net.Socket, t: TlsOptions, requireCert: boolean): TLSSocket {
+  return new (tlsLib().TLSSocket)(socket, {
     isServer: true,
     secureContext: secureContextFor(t),
     requestCert: requireCert,
@@ -204,14 +215,14 @@ export function acceptTls(socket: net.Socket, t: TlsOptions, requireCert: boolea
  * The dialling side (routes, later gateways): present our certificate, verify the peer's
  * chain against ca_file and its name against `host` (a hostname or an IP), unless `insecure`.
  */
-export function dialTls(socket: net.Socket, t: TlsOptions, host: string): tls.TLSSocket {
+export function dialTls(socket: net.Socket, t: TlsOptions, host: string): TLSSocket {
   const isIp = net.isIP(host) !== 0;
-  return tls.connect({
+  return tlsLib().connect({
     socket,
     secureContext: secureContextFor(t),
     servername: isIp ? undefined : host,
     rejectUnauthorized: !t.insecure,
-    checkServerIdentity: (_name, cert) => tls.checkServerIdentity(host, cert),
+    checkServerIdentity: (_name, cert) => tlsLib().checkServerIdentity(host, cert),
   });
 }
 
@@ -221,7 +232,7 @@ export function dialTls(socket: net.Socket, t: TlsOptions, host: string): tls.TL
  * tls.Server created never fills `authorized`, so this asks the TLS handle for OpenSSL's
  * verification result (`ssl.verifyError()`, the call tls.Server makes for it).
  */
-export function peerVerifyError(s: tls.TLSSocket): string | null {
+export function peerVerifyError(s: TLSSocket): string | null {
   const handle = (s as unknown as { ssl?: { verifyError(): (Error & { code?: string }) | null } }).ssl;
   const err = handle?.verifyError() ?? null;
   if (err === null) return s.getPeerCertificate() && Object.keys(s.getPeerCertificate()).length > 0 ? null : "tls: client didn't provide a certificate";
@@ -260,14 +271,14 @@ export function handshakeErrorText(err: Error): string {
 }
 
 /** "1.3", "1.2" as nats-server prints TLS versions. */
-export function tlsVersionText(s: tls.TLSSocket): string {
+export function tlsVersionText(s: TLSSocket): string {
   const v = s.getProtocol() ?? '';
   const m = /^TLSv(\d(?:\.\d)?)$/.exec(v);
   return m ? (m[1].includes('.') ? m[1] : `${m[1]}.0`) : v;
 }
 
 /** The negotiated suite under its Go name when there is one (nats-server logs those). */
-export function tlsCipherText(s: tls.TLSSocket): string {
+export function tlsCipherText(s: TLSSocket): string {
   const c = s.getCipher();
   if (!c) return '';
   for (const [go, ossl] of Object.entries(CIPHERS)) if (ossl === c.name) return go;
