@@ -11,6 +11,8 @@
 // subscriber reads 64 KiB every 100 ms. The healthy subscriber's latency (receive time minus
 // send time, one process, one clock) is the result: p50/p99/max per run, and the ratio of
 // medians to nats-server's. Prints key=value lines and a table; --save writes bench/results.
+// ISO_NODE_ARGS="--trace-gc" runs skein under those node flags; ISO_DEBUG=1 prints the tail of
+// each server's log after its run.
 
 import { fork } from 'node:child_process';
 import fs from 'node:fs';

@@ -210,7 +210,8 @@ export class Mesh {
   /** Did records staged since mark() go to a destination that is backed up? */
   blockedSinceMark(): boolean {
     if (this.backlogCount === 0) return false;
-    for (let i = 0; i < this.markList.length; i++) if (this.staging[this.markList[i]]!.backlogged) return true;
+    // (A staging buffer dropped after a burst, see commit, had nothing left: not blocked.)
+    for (let i = 0; i < this.markList.length; i++) if (this.staging[this.markList[i]]?.backlogged === true) return true;
     return false;
   }
 
