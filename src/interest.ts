@@ -119,6 +119,13 @@ export class InterestLog {
     return this.backlog.length > 0;
   }
 
+  /** More than half of the log still unread by some reader (they should catch up now). */
+  crowded(): boolean {
+    if (((this.localTail - this.slowest) >>> 0) <= this.capacity >>> 1) return false;
+    this.rescan();
+    return ((this.localTail - this.slowest) >>> 0) > this.capacity >>> 1 || this.backlog.length > 0;
+  }
+
   private free(): number {
     return this.capacity - ((this.localTail - this.slowest) >>> 0);
   }

@@ -249,7 +249,15 @@ export class Mesh {
     if (this.interestDirty) {
       this.interestDirty = false;
       this.ownLog.flushBacklog();
-      for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbellOf(t).ring();
+      // Workers replay interest when they next route anything: waking them all for each
+      // change would cost a wake-up per thread per SUB. The route thread announces interest to
+      // its peers, so it is woken; everyone only when the log needs its readers to catch up.
+      const rt = this.layout.routeThread;
+      if (this.ownLog.crowded()) {
+        for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbellOf(t).ring();
+      } else if (rt >= 0 && rt !== this.thread) {
+        this.doorbellOf(rt).ring();
+      }
     }
   }
 

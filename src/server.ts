@@ -163,7 +163,7 @@ export class Server {
 
     const clustered = o.cluster !== undefined;
     if (clustered) await this.listenForRoutes();
-    this.layout = createLayout(workers + (clustered ? 1 : 0), o.maxControlLine);
+    this.layout = createLayout(workers + (clustered ? 1 : 0), o.maxControlLine, clustered ? workers : -1);
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.

@@ -17,6 +17,8 @@ import { InterestLog, interestLogBytes } from './interest.ts';
 
 export interface SharedLayout {
   threads: number;
+  /** The route thread's index, or -1 without a cluster. */
+  routeThread: number;
   /** All inboxes: thread t's at t * inboxStride. */
   inboxes: SharedArrayBuffer;
   inboxCapacity: number;
@@ -65,7 +67,7 @@ export function logCapacity(threads: number, maxControlLine: number): number {
   return Math.max(share, nextPow2(2 * (maxControlLine + 64)));
 }
 
-export function createLayout(threads: number, maxControlLine: number): SharedLayout {
+export function createLayout(threads: number, maxControlLine: number, routeThread = -1): SharedLayout {
   if (threads < 1 || threads > MAX_LAYOUT_THREADS) throw new Error(`a layout takes 1 to ${MAX_LAYOUT_THREADS} threads, not ${threads}`);
   const icap = inboxCapacity(threads);
   const istride = align(inboxBytes(icap, threads));
@@ -73,6 +75,7 @@ export function createLayout(threads: number, maxControlLine: number): SharedLay
   const lstride = align(interestLogBytes(lcap, threads));
   const layout: SharedLayout = {
     threads,
+    routeThread,
     inboxes: new SharedArrayBuffer(threads * istride),
     inboxCapacity: icap,
     inboxStride: istride,

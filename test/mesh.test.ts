@@ -111,3 +111,24 @@ test('a staging buffer dropped after a burst is not mistaken for a blocked desti
   m.flush();
   t.false(m.blockedSinceMark(), 'what went to thread 2 is committed');
 });
+
+test('an interest change wakes the route thread, not every worker, until the log needs its readers', (t) => {
+  // Threads 0 and 1 are workers, 2 the route thread; all three "sleep" (their doorbells say so).
+  const layout = createLayout(3, 4096, 2);
+  const bells = new Int32Array(layout.doorbells);
+  const seq = (th: number): number => Atomics.load(bells, th * 2);
+  for (let th = 0; th < 3; th++) Atomics.store(bells, th * 2 + 1, 1);
+  const m = new Mesh(layout, 1, false);
+  m.bind(collector());
+  m.publishInterest('some.subject', null, 1);
+  m.flush();
+  t.is(seq(0), 0, 'the other worker slept on');
+  t.is(seq(2), 1, 'the route thread was rung');
+  // Nobody reads: once more than half of the log waits for its readers, all are rung.
+  const before = seq(0);
+  for (let i = 0; i < layout.logCapacity / 64 && seq(0) === before; i++) {
+    m.publishInterest(`s.${'x'.repeat(32)}.${i}`, null, 1);
+    m.flush();
+  }
+  t.true(seq(0) > before, 'workers rung when the log fills up');
+});
