@@ -17,12 +17,16 @@ import {
   ConfigError,
   DEFAULT_AUTH_TIMEOUT_MS,
   DEFAULT_HOST,
+  DEFAULT_LEAF_RECONNECT_MS,
   DEFAULT_TLS_TIMEOUT_MS,
   MIN_LAME_DUCK_DURATION_MS,
   goDuration,
   type ClusterOptions,
   type ConfigErrorCode,
   type GatewayOptions,
+  type LeafNodeOptions,
+  type LeafRemoteOptions,
+  type LeafUserEntry,
   type NkeyUserEntry,
   type Options,
   type Positions,
@@ -209,7 +213,7 @@ export const NOT_SUPPORTED = {
     'root', 'root_operators', 'root_operator', 'resolver', 'account_resolver', 'accounts_resolver', 'resolver_tls',
     'resolver_preload', 'resolver_pinned_accounts', 'trusted', 'trusted_keys',
     // other listeners and JetStream
-    'leafnodes', 'leaf', 'websocket', 'ws', 'mqtt', 'jetstream', 'store_dir', 'storedir', 'default_js_domain',
+    'websocket', 'ws', 'mqtt', 'jetstream', 'store_dir', 'storedir', 'default_js_domain',
     // tuning and metadata
     'server_tags', 'disable_sublist_cache', 'no_sublist_cache', 'max_sub_tokens', 'max_subscription_tokens',
     'no_header_support', 'connect_error_reports', 'reconnect_error_reports',
@@ -222,6 +226,15 @@ export const NOT_SUPPORTED = {
   cluster: ['permissions', /* 2.10: */ 'pool_size', 'compression', 'accounts'],
   gateway: ['tls'],
   remoteGateway: ['tls'],
+  // `leafnodes` (opts.go parseLeafNodes, parseLeafAuthorization, parseLeafUsers, parseRemoteLeafNodes)
+  leafnodes: ['min_version', 'minimum_version'],
+  leafAuthorization: [],
+  leafUser: [],
+  leafRemote: [
+    'no_randomize', 'dont_randomize', 'creds', 'credentials', 'deny_imports', 'deny_import', 'deny_exports', 'deny_export',
+    'ws_compress', 'ws_compression', 'websocket_compress', 'websocket_compression', 'ws_no_masking', 'websocket_no_masking',
+    'jetstream_cluster_migrate', 'js_cluster_migrate',
+  ],
   // the `tls` blocks (top level, cluster)
   tls: ['verify_cert_and_check_known_urls', 'pinned_certs', 'connection_rate_limit', 'handshake_first', 'ocsp_peer'],
 } as const satisfies Record<string, readonly string[]>;
@@ -484,6 +497,7 @@ function topLevelFields(o: Options): Field[] {
     field('authorization', (v) => { o.authorization = readAuthorization(v); }),
     field('cluster', (v) => { o.cluster = readCluster(v, o.cluster); }),
     field('gateway', (v) => { o.gateway = readGateway(v, o.gateway); }),
+    field(['leafnodes', 'leaf'], (v) => { o.leafNodes = readLeafNodes(v, o.leafNodes); }),
     field('tls', (v) => { o.tls = readTls(v); }),
     unsupported(NOT_SUPPORTED.top),
   ];
@@ -734,6 +748,125 @@ function readRemoteGateway(v: Value): { name: string; urls: string[] } {
     unsupported(NOT_SUPPORTED.remoteGateway),
   ]);
   return r;
+}
+
+export function emptyLeafNodes(): LeafNodeOptions {
+  return { host: '', port: 0, noAdvertise: false, authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS, reconnectIntervalMs: DEFAULT_LEAF_RECONNECT_MS, remotes: [] };
+}
+
+/** The one account skein has; nats-server's error for any other (leafnode.go validateLeafNode). */
+function globalAccount(v: Value, where: 'authorization' | 'remote'): '$G' {
+  const name = v.string();
+  if (name !== '$G' && name !== '') v.fail(`cannot find local account ${JSON.stringify(name)} specified in leafnode ${where} (skein has only the global account $G)`);
+  return '$G';
+}
+
+/** `leafnodes` (opts.go parseLeafNodes), with nats-server's key names and messages. */
+function readLeafNodes(v: Value, prev: LeafNodeOptions | undefined): LeafNodeOptions {
+  const l = prev ?? emptyLeafNodes();
+  if (!v.isMap()) v.fail(`Expected map to define a leafnode, got ${v.describe()}`);
+  v.fields([
+    field(['host', 'net'], (f) => { l.host = f.string(); }),
+    field('port', (f) => { l.port = f.port(); }),
+    field('listen', (f) => {
+      const hp = f.listen();
+      if (hp.host) l.host = hp.host;
+      l.port = hp.port;
+    }),
+    field(['advertise', 'leafnode_advertise'], (f) => { l.advertise = f.string(); }),
+    field('no_advertise', (f) => { l.noAdvertise = f.bool(); }),
+    field('authorization', (f) => readLeafAuthorization(f, l)),
+    // nats-server reads a whole number of seconds here (a duration string or a fraction stops it
+    // with a Go type error).
+    field(['reconnect', 'reconnect_delay', 'reconnect_interval'], (f) => {
+      const raw = f.scalar();
+      const n = typeof raw === 'number' && Number.isInteger(raw) && raw >= 0 ? raw
+        : f.fail(`${f.label} must be a whole number of seconds (nats-server reads no duration string here), got ${f.describe()}`);
+      l.reconnectIntervalMs = n === 0 ? DEFAULT_LEAF_RECONNECT_MS : n * 1000;
+    }),
+    field('remotes', (f) => {
+      if (!f.isList()) f.fail(`Expected remotes field to be an array, got ${f.describe()}`);
+      l.remotes = f.items().map(readLeafRemote);
+    }),
+    field('tls', (f) => { l.tls = readTls(f); }),
+    unsupported(NOT_SUPPORTED.leafnodes),
+  ]);
+  return l;
+}
+
+/** `leafnodes.authorization` (opts.go parseLeafAuthorization): user, password, timeout, users, account. */
+function readLeafAuthorization(v: Value, l: LeafNodeOptions): void {
+  const a: NonNullable<LeafNodeOptions['authorization']> = {};
+  v.fields([
+    field(['user', 'username'], (f) => { a.user = f.string(); }),
+    field(['password', 'pass'], (f) => { a.password = f.string(); }),
+    field('timeout', (f) => { l.authTimeoutMs = authTimeoutMs(f); }),
+    field('users', (f) => {
+      if (!f.isList()) f.fail(`Expected users field to be an array, got ${f.describe()}`);
+      a.users = f.items().map(readLeafUser);
+    }),
+    field('account', (f) => { globalAccount(f, 'authorization'); }),
+    unsupported(NOT_SUPPORTED.leafAuthorization),
+  ]);
+  l.authorization = a;
+}
+
+function readLeafUser(v: Value): LeafUserEntry {
+  const u: LeafUserEntry = { user: '', password: '' };
+  if (!v.isMap()) v.fail(`Expected user entry to be a map/struct, got ${v.describe()}`);
+  v.fields([
+    field(['user', 'username'], (f) => { u.user = f.string(); }),
+    field(['password', 'pass'], (f) => { u.password = f.string(); }),
+    field('account', (f) => { globalAccount(f, 'authorization'); }),
+    unsupported(NOT_SUPPORTED.leafUser),
+  ]);
+  if (!u.user) v.fail('User entry requires a user');
+  return u;
+}
+
+/** One `leafnodes.remotes` entry (opts.go parseRemoteLeafNodes). */
+function readLeafRemote(v: Value): LeafRemoteOptions {
+  const r: LeafRemoteOptions = { urls: [], account: '$G', hub: false };
+  if (!v.isMap()) v.fail(`Expected remote leafnode entry to be a map/struct, got ${v.describe()}`);
+  v.src.positions.set(v.path, v.position());
+  let urlKeys = 0;
+  v.fields([
+    field(['url', 'urls'], (f) => {
+      // nats-server: a string adds one URL, a list replaces them, so with both keys it keeps
+      // whichever its map iteration reads last. skein asks for one.
+      if (++urlKeys > 1) f.fail('a leafnode remote takes url or urls, not both (nats-server would keep one of them at random)', 'CONFLICT', f.keyPosition);
+      if (typeof f.scalar() === 'string') r.urls = [leafUrl(f, f.string())];
+      else if (f.isList()) r.urls = [...new Set(f.items().map((item) => leafUrl(item, item.string())))];
+      else f.fail(`Expected remote leafnode url to be an array or string, got ${f.describe()}`);
+    }),
+    field(['account', 'local'], (f) => { r.account = globalAccount(f, 'remote'); }),
+    field('hub', (f) => { r.hub = f.bool(); }),
+    field('tls', (f) => { r.tls = readTls(f); }),
+    unsupported(NOT_SUPPORTED.leafRemote),
+  ]);
+  // nats-server accepts a remote without a URL and then never dials anything: say so instead.
+  if (r.urls.length === 0) v.fail('leafnode remote has no url (give url or urls)', 'BAD_VALUE', v.position());
+  return r;
+}
+
+/**
+ * A remote's URL, trimmed. Any scheme (nats-leaf://, nats://, tls://) is dialled as plain TCP,
+ * as nats-server does; ws:// and wss:// (websocket leaf connections) are not supported. A URL
+ * without a port dials 7422 (nats-server's DEFAULT_LEAFNODE_PORT).
+ */
+function leafUrl(v: Value, text: string): string {
+  const trimmed = text.trim();
+  let url: URL;
+  try {
+    url = new URL(trimmed);
+  } catch {
+    return v.fail(`error parsing leafnode url [${JSON.stringify(trimmed)}]`);
+  }
+  if (url.protocol === 'ws:' || url.protocol === 'wss:') {
+    v.fail(`leafnode url ${JSON.stringify(trimmed)}: websocket leaf connections are not supported by skein`, 'UNSUPPORTED');
+  }
+  if (!url.hostname) v.fail(`error parsing leafnode url [${JSON.stringify(trimmed)}]: no host`);
+  return trimmed;
 }
 
 /** Route or gateway URLs, trimmed; a repeated URL is dropped (nats-server warns and skips it). */

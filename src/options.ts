@@ -87,6 +87,49 @@ export interface GatewayOptions {
   rejectUnknown?: boolean; // `reject_unknown` / `reject_unknown_cluster`; default false
 }
 
+/** A `leafnodes.authorization` user (nats-server's parseLeafUsers: no permissions there). */
+export interface LeafUserEntry {
+  user: string;
+  password: string; // plaintext or a bcrypt hash
+}
+
+/**
+ * One `leafnodes.remotes` entry: a leaf connection this server dials and keeps, to one URL at
+ * a time (nats-server's RemoteLeafOpts, as far as skein takes it).
+ */
+export interface LeafRemoteOptions {
+  /** `url` / `urls`, trimmed, in the configured order; `user:pass@` in a URL gives CONNECT user/pass. */
+  urls: string[];
+  /** `account` / `local`: the local account the connection binds to; skein has only `$G`. */
+  account: '$G';
+  /** `hub: true`: this server is the hub on that connection (CONNECT `is_hub`). */
+  hub: boolean;
+  /** TLS after the hub's INFO (nats-server also starts TLS when the INFO says tls_required). */
+  tls?: TlsOptions;
+}
+
+/**
+ * Present when a `leafnodes` block is configured. A server accepts leaf connections when
+ * `port` is not 0 (it is then a hub) and dials each remote (it is then a leaf); one server
+ * can be both, which is how chains are built.
+ */
+export interface LeafNodeOptions {
+  host: string; // default 0.0.0.0
+  port: number; // 0: no leaf listener; -1: random (nats-server has no default leaf port)
+  advertise?: string; // `advertise` / `leafnode_advertise`: "host:port" put in leafnode_urls
+  noAdvertise: boolean; // do not gossip our leaf URL to route peers
+  /** Present only when leafs must authenticate (a user, or users). Never a token. */
+  authorization?: { user?: string; password?: string; users?: LeafUserEntry[] };
+  /**
+   * `authorization.timeout`: the hub closes a leaf that has not sent CONNECT by then, with or
+   * without credentials configured (the timer always runs). Default 2s; TLS timeout + 1s with tls.
+   */
+  authTimeoutMs: number;
+  reconnectIntervalMs: number; // `reconnect` (whole seconds in the file); default 1s
+  remotes: LeafRemoteOptions[];
+  tls?: TlsOptions; // accepting side: the INFO says tls_required, the leaf starts TLS after it
+}
+
 export interface Options {
   configFile?: string;
   serverName?: string; // default: server id (filled by the server at start)
@@ -104,6 +147,7 @@ export interface Options {
   authorization?: AuthorizationOptions;
   cluster?: ClusterOptions;
   gateway?: GatewayOptions;
+  leafNodes?: LeafNodeOptions; // `leafnodes` (`leaf`): read and checked; leaf connections are not built yet
   httpPort?: number; // monitoring (`http_port` / `-m`); 0/undefined = off; -1 = random
   debug: boolean;
   trace: boolean;
@@ -129,6 +173,15 @@ export const DEFAULT_LAME_DUCK_DURATION_MS = 2 * 60_000;
 export const DEFAULT_LAME_DUCK_GRACE_PERIOD_MS = 10_000;
 export const MIN_LAME_DUCK_DURATION_MS = 30_000;
 export const DEFAULT_TLS_TIMEOUT_MS = 2000;
+export const DEFAULT_LEAF_RECONNECT_MS = 1000; // DEFAULT_LEAF_NODE_RECONNECT
+export const DEFAULT_LEAFNODE_PORT = 7422; // a remote URL without a port dials this one
+
+/**
+ * Logged at start while skein reads the `leafnodes` block but has no leaf connections yet, so a
+ * configured hub or leaf is never silently a plain server. Remove it with the implementation.
+ */
+export const LEAFNODES_NOT_BUILT_WARNING =
+  'Leaf node connections are not built yet: the leafnodes block was read and checked, but this server neither accepts nor dials leaf connections';
 
 export function defaultOptions(): Options {
   return {
@@ -261,7 +314,9 @@ function parseSignalCommand(text: string): LoadResult {
  */
 export async function loadTls(o: Options, positions: Positions = new Map()): Promise<void> {
   const problems: ConfigError[] = [];
-  for (const [path, t] of [['tls', o.tls], ['cluster.tls', o.cluster?.tls]] as const) {
+  const blocks: [string, TlsOptions | undefined][] = [['tls', o.tls], ['cluster.tls', o.cluster?.tls], ['leafnodes.tls', o.leafNodes?.tls]];
+  o.leafNodes?.remotes.forEach((r, i) => blocks.push([`leafnodes.remotes.${i}.tls`, r.tls]));
+  for (const [path, t] of blocks) {
     if (t === undefined) continue;
     try {
       await loadTlsFiles(t);
@@ -380,7 +435,46 @@ export function validateOptions(o: Options, positions: Positions = new Map()): O
       if (o.cluster && !o.cluster.name) o.cluster.name = g.name;
     }
   }
+
+  if (o.leafNodes) {
+    validateLeafNodes(o.leafNodes, fail, positions);
+    // Neither a port to accept on nor a remote to dial: no leaf node role (nats-server likewise).
+    if (o.leafNodes.port === 0 && o.leafNodes.remotes.length === 0) delete o.leafNodes;
+  }
   return o;
+}
+
+/**
+ * leafnode.go validateLeafNode / validateLeafNodeAuthOptions and opts.go setBaselineOptions,
+ * for what skein reads of the `leafnodes` block. Accounts: skein has only `$G` (the config
+ * front end refuses any other name with nats-server's "cannot find local account" error).
+ */
+function validateLeafNodes(
+  l: LeafNodeOptions,
+  fail: (code: ConfigErrorCode, reason: string, ...paths: string[]) => never,
+  positions: Positions,
+): void {
+  const a = l.authorization;
+  if (a) {
+    if (a.users && a.users.length > 0) {
+      if (a.user) fail('CONFLICT', 'can not have a single user/pass and a users array', 'leafnodes.authorization');
+      const seen = new Set<string>();
+      for (const u of a.users) {
+        if (seen.has(u.user)) fail('CONFLICT', `duplicate user ${JSON.stringify(u.user)} detected in leafnode authorization`, 'leafnodes.authorization');
+        seen.add(u.user);
+      }
+    }
+    // nats-server would then let every leaf in (it compares the CONNECT user with an empty one
+    // only when a user is set): refuse the trap, as skein does for client authorization.
+    if (a.password && !a.user) fail('CONFLICT', 'leafnodes authorization has a password but no user', 'leafnodes.authorization');
+    if (a.users && a.users.length === 0) delete a.users;
+    if (!a.user && !a.users) delete l.authorization;
+  }
+  // setBaselineOptions: with TLS, an auth timeout left at its default is the TLS timeout + 1s.
+  if (l.tls && !positions.has('leafnodes.authorization.timeout') && l.authTimeoutMs === DEFAULT_AUTH_TIMEOUT_MS) {
+    l.authTimeoutMs = l.tls.timeoutMs + 1000;
+  }
+  if (l.port !== 0 && !l.host) l.host = DEFAULT_HOST;
 }
 
 function checkSimpleAuth(

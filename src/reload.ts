@@ -164,6 +164,7 @@ const FIELDS: [string[], Diff][] = [
   fixed('tls', 'TLSConfig', (v) => (v === undefined ? 'disabled' : (v as { certFile?: string }).certFile ?? 'enabled')),
   [['cluster'], (cur, next, plan, ctx) => diffCluster(cur.cluster, next.cluster, plan, ctx)],
   fixed('gateway', 'Gateway'),
+  fixed('leafNodes', 'LeafNode'),
   [['pidFile'], (cur, next, plan) => {
     if (cur.pidFile === next.pidFile) return;
     plan.pidFile = next.pidFile !== undefined;

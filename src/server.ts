@@ -28,7 +28,7 @@ import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
 import { Monitor } from './monitor/monitor.ts';
 import type { Inbox } from './ring.ts';
 import { planReload, ReloadError } from './reload.ts';
-import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './options.ts';
+import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './options.ts';
 
 interface WorkerSlot {
   thread: number;
@@ -146,6 +146,7 @@ export class Server {
       }
     }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
+    if (o.leafNodes !== undefined) log.warn(LEAFNODES_NOT_BUILT_WARNING);
     await this.monitor.start();
 
     // Bind first so a random port (-1) is known before workers build their INFO.
