@@ -104,6 +104,14 @@ export interface LeafNodeSpec {
   accept?: boolean;
   /** Nodes with the same cluster name form a cluster; each member routes to the first one. */
   cluster?: string;
+  /**
+   * A gateway (superclusters with leafs): its name (the cluster name, when the node is in a
+   * cluster) and the nodes whose gateways it dials (started before it). A nats-server that
+   * accepts leafs and has a gateway needs a system account (`leaf nodes and gateways (both
+   * being defined) require a system account to also be configured`): the helper gives it one;
+   * skein has no system account and refuses those keys, so a skein node gets none.
+   */
+  gateway?: { name: string; to?: string[] };
   /** `.conf` text inside `leafnodes { authorization { ... } }`. */
   leafAuth?: string;
   /** Extra `.conf` lines inside the leafnodes block (reconnect, advertise, ...). */
@@ -136,6 +144,8 @@ export interface LeafNode {
   /** Monitoring port (every node has one: /leafz is how "connected" is seen). */
   monitorPort: number;
   clusterPort: number;
+  /** Gateway listener port (0: none). */
+  gatewayPort: number;
   confFile: string;
 }
 
@@ -151,6 +161,8 @@ export interface LeafzEntry {
 
 const leafListenRe = /Listening for leafnode connections on \S+:(\d+)\b/;
 const monitorRe = /Starting http monitor on \S+:(\d+)\b/;
+// nats-server says "gateways connections".
+const gatewayListenRe = /Listening for gateways? connections on \S+:(\d+)\b/;
 
 function remoteOf(r: string | RemoteSpec): RemoteSpec {
   return typeof r === 'string' ? { to: r } : r;
@@ -206,6 +218,7 @@ export class LeafTopology {
   /** Nodes a node needs up before it starts: its hubs, and its cluster's first member. */
   private dependencies(s: LeafNodeSpec): string[] {
     const deps = (s.remotes ?? []).flatMap((r) => targetsOf(remoteOf(r)));
+    deps.push(...(s.gateway?.to ?? []));
     if (s.cluster !== undefined) {
       const first = this.specs.find((o) => o.cluster === s.cluster)!;
       if (first.name !== s.name) deps.push(first.name);
@@ -240,6 +253,16 @@ export class LeafTopology {
     const lines = [`server_name: ${s.name}`, 'http: "127.0.0.1:-1"'];
     if (this.opts.config) lines.push(this.opts.config);
     if (s.config) lines.push(s.config);
+    if (s.gateway !== undefined) {
+      if (s.impl === 'nats-server' && this.accepts(s)) lines.push('accounts { SYS: {} }', 'system_account: SYS');
+      const remotes = (s.gateway.to ?? []).map((n) => {
+        const g = this.node(n);
+        if (g.gatewayPort === 0) throw new Error(`${name}: ${n} has no gateway port`);
+        return `    { name: ${g.spec.gateway!.name}, urls: ["nats://127.0.0.1:${g.gatewayPort}"] }`;
+      });
+      const list = remotes.length > 0 ? `  gateways: [\n${remotes.join('\n')}\n  ]\n` : '';
+      lines.push(`gateway {\n  name: ${s.gateway.name}\n  listen: "127.0.0.1:-1"\n${list}}`);
+    }
     const leaf: string[] = [];
     if (this.accepts(s)) leaf.push(`  listen: "127.0.0.1:${this.leases.get(name)?.port ?? -1}"`);
     if (s.leafAuth !== undefined) leaf.push(`  authorization {\n    ${s.leafAuth}\n  }`);
@@ -286,7 +309,8 @@ export class LeafTopology {
       }
       const monitorPort = Number((await srv.waitForLog(monitorRe, 30_000))[1]);
       const leafPort = this.accepts(s) ? Number((await srv.waitForLog(leafListenRe, 30_000))[1]) : 0;
-      const node: LeafNode = { spec: s, srv, port: srv.port, leafPort, monitorPort, clusterPort: srv.clusterPort, confFile };
+      const gatewayPort = s.gateway !== undefined ? Number((await srv.waitForLog(gatewayListenRe, 30_000))[1]) : 0;
+      const node: LeafNode = { spec: s, srv, port: srv.port, leafPort, monitorPort, clusterPort: srv.clusterPort, gatewayPort, confFile };
       this.nodes.set(name, node);
       return node;
     } catch (err) {

@@ -1,0 +1,87 @@
+// Leaf nodes with clusters and gateways (../shared/protocol.md §8.5-8.7): a leaf attached to one
+// server of a cluster serves the whole cluster; a leaf cluster needs a remote on every member
+// that must reach the hub (a member without one is cut off), and the hub never sends a message
+// down a second connection of the same leaf cluster; messages from a leaf go out on gateways.
+//
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
+// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts). The gateway test's skein variant
+// also needs gateways (issue 7).
+
+import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
+import { LeafTopology, leafTest } from './helpers/leaf.ts';
+
+leafTest('a leaf attached to one server of a cluster reaches, and is reached from, every server of it', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(180_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
+    { name: 'h2', impl: mix.hub, cluster: 'H' },
+    { name: 'h3', impl: mix.hub, cluster: 'H' },
+    { name: 'leaf', impl: mix.leaf, remotes: ['h1'] },
+  ]);
+  await topo.waitConnected();
+  const ncs = [await topo.client('leaf'), await topo.client('h1'), await topo.client('h2'), await topo.client('h3')];
+  for (const nc of ncs.slice(1)) await interestSeen(nc, ncs.slice(1)); // the full mesh is up
+  await checkPubSub(t, ncs);
+  await checkRequestReply(t, ncs);
+});
+
+leafTest('every member of a leaf cluster with its own remote gets a hub message once; a member without a remote is cut off', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(180_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'hub', impl: mix.hub, accept: true },
+    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
+    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
+    { name: 'l3', impl: mix.leaf, cluster: 'LC' },
+  ]);
+  await topo.waitConnected();
+  // The hub sees two connections, both from cluster LC.
+  t.is((await topo.leafz('hub')).leafnodes, 2);
+  const [hub, l1, l2, l3] = [await topo.client('hub'), await topo.client('l1'), await topo.client('l2'), await topo.client('l3')];
+  await interestSeen(l3, [l1, l2]);
+  const id = uid();
+  const got = { l1: [] as string[], l2: [] as string[], l3: [] as string[], hub: [] as string[] };
+  l1.subscribe(`x.${id}`, { callback: (_e, m) => got.l1.push(m.string()) });
+  l2.subscribe(`x.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
+  l3.subscribe(`x.${id}`, { callback: (_e, m) => got.l3.push(m.string()) });
+  await interestSeen(l1, [hub]);
+  await interestSeen(l2, [hub]);
+  hub.publish(`x.${id}`, 'from hub');
+  await waitFor(() => got.l1.length >= 1 && got.l2.length >= 1, 10_000, 'l1 and l2');
+  await deliveryBarrier([hub, l1, l2]);
+  await deliveryBarrier([l1, l2, l3]);
+  t.deepEqual(got.l1, ['from hub']);
+  t.deepEqual(got.l2, ['from hub'], 'once: not also from l1 over the route');
+  t.deepEqual(got.l3, [], 'l3 has no remote: nothing from the hub reaches it');
+
+  // l1 publishes y: the hub gets it once, l2 gets it once (over the route, not down its own
+  // connection from the hub), and nothing from l3 reaches the hub.
+  hub.subscribe(`y.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
+  l2.subscribe(`y.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
+  await interestSeen(hub, [l1]);
+  await interestSeen(l2, [l1]);
+  l1.publish(`y.${id}`, 'from l1');
+  hub.subscribe(`z.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
+  await interestSeen(hub, [l1]);
+  l3.publish(`z.${id}`, 'from l3');
+  await l3.flush();
+  await waitFor(() => got.hub.length >= 1 && got.l2.length >= 2, 10_000, 'y on the hub and l2');
+  await deliveryBarrier([hub, l1, l2]);
+  await deliveryBarrier([l1, l2, l3]);
+  await deliveryBarrier([hub, l1]);
+  t.deepEqual(got.hub, ['from l1'], 'nothing from l3 reaches the hub');
+  t.deepEqual(got.l2, ['from hub', 'from l1']);
+});
+
+leafTest('messages from a leaf go out on gateways, and come back in to it', ['a', 'b', 'leaf'], async (t, mix) => {
+  t.timeout(180_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'a1', impl: mix.a, accept: true, gateway: { name: 'A' } },
+    { name: 'b1', impl: mix.b, gateway: { name: 'B', to: ['a1'] } },
+    { name: 'leaf', impl: mix.leaf, remotes: ['a1'] },
+  ]);
+  await topo.waitConnected();
+  const ncs = [await topo.client('leaf'), await topo.client('a1'), await topo.client('b1')];
+  // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
+  await checkPubSub(t, ncs);
+  await checkRequestReply(t, ncs);
+}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }]);

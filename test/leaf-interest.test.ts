@@ -1,0 +1,110 @@
+// Interest across leaf connections (../shared/protocol.md §8.5, 8.7): a leaf announces only its
+// own local interest (its clients, and leafs for which it is the hub), never what it learned
+// from its routes or its hub; a hub announces its whole cluster's interest and its other
+// leafs', with cluster-wide queue weights, and never a leaf's own interest back to it.
+//
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
+// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+
+import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
+import { LeafTopology, leafTest, waitLeafInterest } from './helpers/leaf.ts';
+import { FakeHub, leafToHub, type LeafPeer } from './helpers/leafpeer.ts';
+
+const until = (peer: LeafPeer, cond: (i: Map<string, number>) => boolean, what: string): Promise<true> =>
+  peer.until(() => (cond(peer.interest()) ? true : undefined), 15_000, what);
+
+leafTest('a hub announces its whole cluster\'s interest and its other leafs\' to a leaf, with cluster-wide queue weights', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(120_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
+    { name: 'h2', impl: mix.hub, cluster: 'H' },
+    { name: 'other', impl: mix.leaf, remotes: ['h1'] },
+  ]);
+  await topo.waitConnected();
+  const [h1, h2, other] = [await topo.client('h1'), await topo.client('h2'), await topo.client('other')];
+  await interestSeen(h2, [h1]); // the route is up
+  const s = await leafToHub(topo.node('h1').leafPort, { name: 'raw' });
+  t.teardown(() => s.peer.close());
+  const id = uid();
+  h2.subscribe(`from.h2.${id}`);
+  h2.subscribe(`work.${id}`, { queue: 'wq' });
+  await h2.flush();
+  await until(s.peer, (i) => i.has(`from.h2.${id}`) && i.get(`work.${id} wq`) === 1, 'h2\'s interest, through h1');
+  h1.subscribe(`work.${id}`, { queue: 'wq' });
+  await h1.flush();
+  await until(s.peer, (i) => i.get(`work.${id} wq`) === 2, 'the weight counting h1\'s member too');
+  other.subscribe(`from.other.${id}`);
+  await other.flush();
+  await until(s.peer, (i) => i.has(`from.other.${id}`), 'the other leaf\'s interest');
+  t.pass();
+});
+
+leafTest('a leaf announces only its own local interest: not its route peers\', but its own leafs\'', ['leaf', 'below'], async (t, mix) => {
+  t.timeout(120_000);
+  const fake = await FakeHub.start({ subs: ['from.hub'] });
+  t.teardown(() => fake.close());
+  const topo = await LeafTopology.start(t, [
+    { name: 'l1', impl: mix.leaf, cluster: 'L', accept: true, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] },
+    { name: 'l2', impl: mix.leaf, cluster: 'L' },
+    { name: 'below', impl: mix.below, remotes: ['l1'] },
+  ]);
+  await topo.waitConnected();
+  const peer = await fake.accepted(1);
+  const [l1, l2, below] = [await topo.client('l1'), await topo.client('l2'), await topo.client('below')];
+  await interestSeen(l2, [l1]); // the route is up and carries l2's interest to l1
+  const id = uid();
+  l2.subscribe(`on.l2.${id}`);
+  await l2.flush();
+  await interestSeen(l2, [l1]); // l1 knows it now
+  l1.subscribe(`on.l1.${id}`);
+  below.subscribe(`on.below.${id}`);
+  await Promise.all([l1.flush(), below.flush()]);
+  await until(peer, (i) => i.has(`on.l1.${id}`) && i.has(`on.below.${id}`), 'l1\'s and below\'s interest');
+  await peer.ping();
+  t.false(peer.interest().has(`on.l2.${id}`), 'a route peer\'s interest is not announced to the hub');
+  t.false(peer.interest().has('from.hub'), 'the hub\'s own interest is not sent back');
+  const ldsLines = [...peer.interest().keys()].filter((k) => k.startsWith('$LDS.'));
+  t.true(ldsLines.length >= 2, `l1's own $LDS. subject and below's: ${ldsLines}`);
+});
+
+leafTest('a leaf\'s LS+ and LS- are passed on to the hub\'s other leafs, and never come back to it', ['hub'], async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true }]);
+  const a = await leafToHub(topo.node('hub').leafPort, { name: 'a', subs: ['x.a'] });
+  t.teardown(() => a.peer.close());
+  const b = await leafToHub(topo.node('hub').leafPort, { name: 'b' });
+  t.teardown(() => b.peer.close());
+  await until(b.peer, (i) => i.has('x.a'), 'a\'s LS+ on b');
+  a.peer.unsub('x.a');
+  await until(b.peer, (i) => !i.has('x.a'), 'a\'s LS- on b');
+  t.true(b.peer.frames.some((f) => f.line === 'LS- x.a'));
+  await a.peer.ping();
+  t.false(a.peer.frames.some((f) => f.line.includes('x.a')));
+});
+
+leafTest('interest made on a tail is announced hop by hop up to the hub, and a hub\'s down to the tail', ['hub', 'mid', 'tail'], async (t, mix) => {
+  t.timeout(120_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'hub', impl: mix.hub },
+    { name: 'mid', impl: mix.mid, remotes: ['hub'] },
+    { name: 'tail', impl: mix.tail, remotes: ['mid'] },
+  ]);
+  await topo.waitConnected();
+  const tail = await topo.client('tail');
+  const hub = await topo.client('hub');
+  const id = uid();
+  tail.subscribe(`deep.${id}`, { queue: 'tq' });
+  hub.subscribe(`high.${id}`);
+  await Promise.all([tail.flush(), hub.flush()]);
+  // mid's connection from tail carries tail's interest; hub's connection from mid carries it on.
+  await waitLeafInterest(topo, 'mid', [`deep.${id}`, `high.${id}`]);
+  await waitLeafInterest(topo, 'hub', [`deep.${id}`]);
+  await waitLeafInterest(topo, 'tail', [`high.${id}`]);
+  // And a message follows it: published on the hub, the tail's queue member gets it.
+  const got: string[] = [];
+  tail.subscribe(`deep2.${id}`, { callback: (_e, m) => got.push(m.string()) });
+  await interestSeen(tail, [hub]);
+  hub.publish(`deep2.${id}`, 'down two hops');
+  await waitFor(() => got.length === 1, 10_000, 'the message');
+  t.deepEqual(got, ['down two hops']);
+});
