@@ -359,9 +359,10 @@ export async function leafToHub(port: number, o: LeafHandshakeOptions = {}): Pro
 
 export interface FakeHubOptions {
   /**
-   * The first INFO sent on every accepted connection: by default the INFO a 2.9.10 hub sends
-   * (client_id, nonce, info_on_connect, leafnode_urls); a function may change or drop fields,
-   * or return null to send no INFO at all.
+   * The INFOs sent on every accepted connection: by default what a 2.9.10 hub sends (client_id,
+   * nonce, info_on_connect, leafnode_urls; then the connect_info one). A function may change or
+   * drop fields (it gets the first INFO, then the connect_info one), or return null for the
+   * first INFO to send none at all.
    */
   info?: (standard: Record<string, unknown>, clientId: number) => Record<string, unknown> | null;
   /** Answer each CONNECT with the connect_info INFO and our dump at once (default true). */
@@ -432,7 +433,8 @@ export class FakeHub {
   /** The connect_info INFO (no nonce, remote_account) and our interest dump, in one write. */
   answerConnect(peer: LeafPeer, clientId = 1, extra: Record<string, unknown> = {}): void {
     const { nonce: _nonce, ...rest } = this.standardInfo(clientId);
-    const info = { ...rest, connect_info: true, remote_account: '$G', ...extra };
+    const standard = { ...rest, connect_info: true, remote_account: '$G', ...extra };
+    const info = (this.opts.info ? this.opts.info(standard, clientId) : standard) ?? standard;
     const dump = [`LS+ ${this.lds}\r\n`];
     for (const s of this.opts.subs ?? []) dump.push(typeof s === 'string' ? `LS+ ${s}\r\n` : `LS+ ${s[0]} ${s[1]} ${s[2]}\r\n`);
     peer.send(`INFO ${JSON.stringify(info)} \r\n${dump.join('')}`);
