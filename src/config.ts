@@ -845,7 +845,8 @@ function readLeafRemote(v: Value): LeafRemoteOptions {
     unsupported(NOT_SUPPORTED.leafRemote),
   ]);
   // nats-server accepts a remote without a URL and then never dials anything: say so instead.
-  if (r.urls.length === 0) v.fail('leafnode remote has no url (give url or urls)', 'BAD_VALUE', v.position());
+  // (A url key whose value was refused has been reported already.)
+  if (urlKeys === 0) v.fail('leafnode remote has no url (give url or urls)', 'BAD_VALUE', v.position());
   return r;
 }
 
