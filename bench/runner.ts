@@ -130,7 +130,7 @@ export async function runOnce(entry: Entry, target: Target, round: number, opts:
   const result = emptyResult(entry, target, round);
   let servers: Launched;
   try {
-    servers = await launch(target, entry.scenario.servers, { readyTimeoutMs: opts.setupTimeoutMs, ...opts.launch });
+    servers = await launch(target, entry.scenario.servers, { readyTimeoutMs: opts.setupTimeoutMs, ...opts.launch, topology: entry.scenario.topology });
   } catch (e) {
     if (e instanceof NotSupportedError) {
       result.status = 'skipped';

@@ -36,6 +36,8 @@ export interface Scenario {
   name: string;
   summary: string;
   servers: 1 | 2;
+  /** How two servers are joined: a route (default), or a leaf connection (urls[0] the hub, urls[1] its leaf). */
+  topology?: 'cluster' | 'leaf';
   defaults: Omit<Params, 'genProcs'>;
   title(p: Params): string;
   plan(p: Params, urls: string[], uid: string): Plan;
@@ -284,6 +286,36 @@ export const SCENARIOS: Scenario[] = [
         subUrl: b,
       }),
   },
+  {
+    name: 'leaf',
+    summary: 'publisher on a leaf, subscriber on its hub (one leaf connection)',
+    servers: 2,
+    topology: 'leaf',
+    defaults: { ...BASE },
+    title: (p) => `leaf->hub 1->1 ${bytes(p.size)}`,
+    plan: (p, [hub, leaf], uid) =>
+      stream(p, {
+        pubs: [{ subjects: [`bench.${uid}.up`], size: p.size, count: p.msgs }],
+        subs: [exactSub(`bench.${uid}.up`, `probe.${uid}.0`, p)],
+        pubUrl: leaf,
+        subUrl: hub,
+      }),
+  },
+  {
+    name: 'leaf-reverse',
+    summary: 'publisher on a hub, subscriber on its leaf (one leaf connection)',
+    servers: 2,
+    topology: 'leaf',
+    defaults: { ...BASE },
+    title: (p) => `hub->leaf 1->1 ${bytes(p.size)}`,
+    plan: (p, [hub, leaf], uid) =>
+      stream(p, {
+        pubs: [{ subjects: [`bench.${uid}.down`], size: p.size, count: p.msgs }],
+        subs: [exactSub(`bench.${uid}.down`, `probe.${uid}.0`, p)],
+        pubUrl: hub,
+        subUrl: leaf,
+      }),
+  },
 ];
 
 export function findScenario(name: string): Scenario | undefined {
@@ -340,5 +372,9 @@ export function standardMatrix(scale: number, genProcs: number): Entry[] {
     mk('idle', { size: 16 }),
     mk('wildcard', { size: 16 }),
     mk('cluster', { size: 16 }),
+    mk('leaf', { size: 16 }),
+    mk('leaf', { size: 1024, msgs: M / 2 }),
+    mk('leaf-reverse', { size: 16 }),
+    mk('leaf-reverse', { size: 1024, msgs: M / 2 }),
   ];
 }

@@ -5,6 +5,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchTlsServerArgs } from './tls.ts';
@@ -131,7 +132,15 @@ export interface LaunchOptions {
   readyTimeoutMs?: number;
   nodeArgs?: string[]; // extra node flags for skein (e.g. --cpu-prof)
   noClusterSkein?: boolean; // skip the cluster scenario for skein (--no-cluster-skein)
+  topology?: 'cluster' | 'leaf'; // how two servers are joined (the scenario says)
 }
+
+/**
+ * skein has no leaf connections yet: the leaf scenarios skip skein targets (with this message)
+ * until SKEIN_LEAFNODES=1, the switch the leaf tests use (test/helpers/leaf.ts).
+ */
+export const SKEIN_LEAFNODES = process.env.SKEIN_LEAFNODES === '1';
+const LEAF_SKIP = 'leaf scenario skipped for skein: leaf connections are not built yet (SKEIN_LEAFNODES=1 runs it once they are)';
 
 // Starts `count` fresh servers of `target` (count 2 = a cluster with routes both ways).
 export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions = {}): Promise<Launched> {
@@ -139,6 +148,10 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
     const urls = target.urls ?? [];
     if (urls.length < count) throw new Error(`this scenario needs ${count} server urls (--url a,b)`);
     return { urls: urls.slice(0, count), pids: target.pids ?? [], stop: async () => {}, logTail: () => '' };
+  }
+  if (opts.topology === 'leaf') {
+    if (target.kind === 'skein' && !SKEIN_LEAFNODES) throw new NotSupportedError(LEAF_SKIP);
+    return launchLeafPair(target, opts);
   }
   if (count === 2 && target.kind === 'skein' && opts.noClusterSkein === true) {
     throw new NotSupportedError('cluster scenario skipped for skein (--no-cluster-skein)');
@@ -170,6 +183,56 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
     },
     logTail: () => started.map((s) => s.log.slice(-2000)).join('\n'),
   };
+}
+
+/**
+ * A hub and a leaf of it: the hub listens for leafs on an OS-picked port (read back from its
+ * `Listening for leafnode connections on H:P` line), the leaf dials it; ready once the leaf logs
+ * `Leafnode connection created`. The leaf settings have no command-line flags, so each server
+ * gets a small .conf file (nats-server's format, which skein reads too).
+ */
+async function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Launched> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-leaf-'));
+  const started: Server[] = [];
+  const cleanup = async (): Promise<void> => {
+    await Promise.all(started.map((s) => stopProcess(s.proc)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const hubConf = path.join(dir, 'hub.conf');
+    fs.writeFileSync(hubConf, 'server_name: bench-hub\nleafnodes { listen: "127.0.0.1:-1" }\n');
+    const hub = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', hubConf], opts);
+    started.push(hub);
+    await hub.ready;
+    const leafPort = await logged(hub, /Listening for leafnode connections on \S+:(\d+)/, opts.readyTimeoutMs ?? 20_000);
+    const leafConf = path.join(dir, 'leaf.conf');
+    fs.writeFileSync(leafConf, `server_name: bench-leaf\nleafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:${leafPort}" } ] }\n`);
+    const leaf = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', leafConf], opts);
+    started.push(leaf);
+    await leaf.ready;
+    await logged(leaf, /Leafnode connection created/, opts.readyTimeoutMs ?? 20_000);
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  return {
+    urls: started.map((s) => `nats://127.0.0.1:${s.port}`),
+    pids: started.map((s) => s.proc.pid!),
+    stop: cleanup,
+    logTail: () => started.map((s) => s.log.slice(-2000)).join('\n'),
+  };
+}
+
+/** Waits until a server's log matches; resolves with the first group as a number (0 if none). */
+async function logged(s: Server, re: RegExp, timeoutMs: number): Promise<number> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const m = re.exec(s.log);
+    if (m) return Number(m[1] ?? 0);
+    if (s.proc.exitCode !== null || s.proc.signalCode !== null) throw new Error(`server exited before logging ${re}:\n${s.log.slice(-1000)}`);
+    if (Date.now() > end) throw new Error(`server did not log ${re} within ${timeoutMs} ms:\n${s.log.slice(-1000)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 interface Server {
