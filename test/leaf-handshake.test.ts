@@ -433,3 +433,46 @@ leafTest('a -ERR from the hub is logged by the leaf and does not close the conne
   t.false(peer.isClosed());
   t.is(fake.connections.length, 1);
 });
+
+leafTest('a hub refuses a leaf whose cluster name is its own with -ERR \'remote leafnode has same cluster name\'', HUB, async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true, cluster: 'H' }]);
+  const cluster = topo.clusterNames.get('H')!;
+  const err = await leafToHub(topo.node('hub').leafPort, { connect: { cluster } }).then(() => undefined, (e: Error) => e);
+  t.regex(String(err?.message), /-ERR 'remote leafnode has same cluster name'/);
+  const ok = await leafToHub(topo.node('hub').leafPort, { connect: { cluster: 'another' } });
+  t.teardown(() => ok.peer.close());
+  t.is(ok.connectInfo.connect_info, true);
+  t.is(ok.connectInfo.cluster, cluster, 'a clustered hub names its cluster in the leaf INFO');
+});
+
+leafTest('a hub evicts the older of two leaf connections with the same name and cluster with -ERR \'Duplicate Remote LeafNode Connection\'', HUB, async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await hubOnly(t, mix);
+  const older = await leafToHub(topo.node('hub').leafPort, { name: 'twin', connect: { cluster: 'twins' } });
+  t.teardown(() => older.peer.close());
+  const newer = await leafToHub(topo.node('hub').leafPort, { name: 'twin', connect: { cluster: 'twins' } });
+  t.teardown(() => newer.peer.close());
+  const err = await older.peer.next((f) => f.op === '-ERR', 10_000, 'the eviction');
+  t.is(err.line, "-ERR 'Duplicate Remote LeafNode Connection'");
+  await older.peer.closed(10_000);
+  await newer.peer.ping();
+  t.false(newer.peer.isClosed(), 'the newer connection stays');
+});
+
+leafTest('a hub sends its leafs a new INFO with every leafnode_urls when a cluster peer with a leaf port joins (no client_id, no nonce)', HUB, async (t, mix) => {
+  t.timeout(90_000);
+  const topo = await LeafTopology.start(t, [{ name: 'h1', impl: mix.hub, accept: true, cluster: 'H' }]);
+  const s = await leafToHub(topo.node('h1').leafPort);
+  t.teardown(() => s.peer.close());
+  t.deepEqual(s.connectInfo.leafnode_urls, [`127.0.0.1:${topo.node('h1').leafPort}`]);
+  const from = s.peer.frames.length;
+  // h2 joins the cluster, with a leaf port of its own.
+  await topo.addNode({ name: 'h2', impl: mix.hub, accept: true, cluster: 'H' });
+  const info = await s.peer.waitFor((f, i) => i >= from && f.op === 'INFO' && ((f.json?.leafnode_urls as string[] | undefined)?.length ?? 0) === 2, 30_000, 'the INFO with both leaf URLs');
+  t.false('client_id' in info.json!);
+  t.false('nonce' in info.json!);
+  t.false('connect_info' in info.json!);
+  t.is(info.json!.info_on_connect, true);
+  t.true((info.json!.leafnode_urls as string[]).includes(`127.0.0.1:${topo.node('h1').leafPort}`));
+});

@@ -108,3 +108,41 @@ leafTest('interest made on a tail is announced hop by hop up to the hub, and a h
   await waitFor(() => got.length === 1, 10_000, 'the message');
   t.deepEqual(got, ['down two hops']);
 });
+
+leafTest('JetStream subjects never cross a leaf connection: a hub does not announce them, and a literal LS+ for one is a Permissions Violation', ['hub'], async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true }]);
+  const hub = await topo.client('hub');
+  const id = uid();
+  for (const s of [`$JS.API.INFO`, `$KV.b.${id}`, `$OBJ.o.${id}`, `plain.${id}`]) hub.subscribe(s);
+  await hub.flush();
+  const s = await leafToHub(topo.node('hub').leafPort);
+  t.teardown(() => s.peer.close());
+  await until(s.peer, (i) => i.has(`plain.${id}`), 'the plain subscription');
+  await s.peer.ping();
+  const js = [...s.peer.interest().keys()].filter((k) => /^\$(JS\.API|KV|OBJ)\./.test(k));
+  t.deepEqual(js, [], 'nats-server denies $JS.API.>, $KV.> and $OBJ.> on leaf connections without a shared JetStream domain');
+  // A wildcard is accepted; a literal subject under the deny is refused and closes the connection.
+  s.peer.sub('$KV.>');
+  await s.peer.ping();
+  t.false(s.peer.isClosed());
+  s.peer.sub(`$KV.b.${id}`);
+  const err = await s.peer.next((f) => f.op === '-ERR', 10_000, 'the -ERR');
+  t.is(err.line, `-ERR 'Permissions Violation for Subscription to "$KV.b.${id}"'`);
+  await s.peer.closed(10_000);
+});
+
+leafTest('a leaf never announces JetStream subjects to its hub (a Go hub would close the connection)', ['leaf'], async (t, mix) => {
+  t.timeout(60_000);
+  const fake = await FakeHub.start();
+  t.teardown(() => fake.close());
+  const topo = await LeafTopology.start(t, [{ name: 'leaf', impl: mix.leaf, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] }]);
+  const peer = await fake.accepted(1);
+  const leaf = await topo.client('leaf');
+  const id = uid();
+  for (const s of [`$JS.API.INFO`, `$KV.b.${id}`, `$OBJ.o.${id}`, `plain.${id}`]) leaf.subscribe(s);
+  await leaf.flush();
+  await until(peer, (i) => i.has(`plain.${id}`), 'the plain subscription');
+  await peer.ping();
+  t.deepEqual([...peer.interest().keys()].filter((k) => /^\$(JS\.API|KV|OBJ)\./.test(k)), []);
+});

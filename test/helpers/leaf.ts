@@ -319,6 +319,15 @@ export class LeafTopology {
     }
   }
 
+  /** Adds a node to a running topology and starts it (a server joining later). */
+  async addNode(spec: LeafNodeSpec): Promise<LeafNode> {
+    if (this.specs.some((s) => s.name === spec.name)) throw new Error(`node ${spec.name} exists already`);
+    this.specs.push(spec);
+    if (spec.cluster !== undefined && !this.clusterNames.has(spec.cluster)) this.clusterNames.set(spec.cluster, `${spec.cluster}-${uid()}`);
+    if (this.leases.size > 0 && this.accepts(spec)) this.leases.set(spec.name, await leasePort());
+    return this.startNode(spec.name);
+  }
+
   node(name: string): LeafNode {
     const n = this.nodes.get(name);
     if (!n) throw new Error(`node ${name} was never started`);
