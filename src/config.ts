@@ -27,6 +27,7 @@ import {
   type LeafNodeOptions,
   type LeafRemoteOptions,
   type LeafUserEntry,
+  type RemoteGatewayOptions,
   type NkeyUserEntry,
   type Options,
   type Positions,
@@ -224,8 +225,8 @@ export const NOT_SUPPORTED = {
   // cluster/gateway `authorization` (a single user): nats-server parses these and ignores them.
   routeAuthorization: ['permissions', 'default_permissions', 'default_permission', 'nkeys'],
   cluster: ['permissions', /* 2.10: */ 'pool_size', 'compression', 'accounts'],
-  gateway: ['tls'],
-  remoteGateway: ['tls'],
+  gateway: [],
+  remoteGateway: [],
   // `leafnodes` (opts.go parseLeafNodes, parseLeafAuthorization, parseLeafUsers, parseRemoteLeafNodes)
   leafnodes: ['min_version', 'minimum_version'],
   leafAuthorization: [],
@@ -717,7 +718,7 @@ function readCluster(v: Value, prev: ClusterOptions | undefined): ClusterOptions
 }
 
 function readGateway(v: Value, prev: GatewayOptions | undefined): GatewayOptions {
-  const g = prev ?? { name: '', host: '', port: 0, gateways: [] };
+  const g: GatewayOptions = prev ?? { name: '', host: '', port: 0, gateways: [], authTimeoutMs: DEFAULT_AUTH_TIMEOUT_MS };
   v.fields([
     field('name', (f) => { g.name = f.string(); }),
     field(['host', 'net'], (f) => { g.host = f.string(); }),
@@ -732,19 +733,32 @@ function readGateway(v: Value, prev: GatewayOptions | undefined): GatewayOptions
     field('connect_retries', (f) => { g.connectRetries = f.int(0); }),
     field(['reject_unknown', 'reject_unknown_cluster'], (f) => { g.rejectUnknown = f.bool(); }),
     field('gateways', (f) => { g.gateways = f.items().map(readRemoteGateway); }),
+    field('tls', (f) => { g.tls = readTls(f); }),
+    // skein only: the receiving side's interest mode (see GatewayOptions.interestMode).
+    field('interest_mode', (f) => {
+      const mode = f.string().toLowerCase().replace('_', '-');
+      if (mode === 'interest-only' || mode === 'optimistic') g.interestMode = mode;
+      else f.fail(`${f.label} must be "interest-only" or "optimistic", got ${f.describe()}`);
+    }),
     unsupported(NOT_SUPPORTED.gateway),
   ]);
   return g;
 }
 
-function readRemoteGateway(v: Value): { name: string; urls: string[] } {
-  const r = { name: '', urls: [] as string[] };
+function readRemoteGateway(v: Value): RemoteGatewayOptions {
+  const r: RemoteGatewayOptions = { name: '', urls: [] };
   v.src.positions.set(v.path, v.position());
   v.fields([
     field('name', (f) => { r.name = f.string(); }),
-    // nats-server: `url` adds one URL, `urls` gives the list.
-    field('url', (f) => { r.urls.push(checkUrl(f, f.string(), 'gateway')); }),
-    field('urls', (f) => { r.urls.push(...urlList(f, 'gateway')); }),
+    // nats-server: `url` adds one URL, `urls` gives the list (a list only: a string is refused).
+    field('url', (f) => {
+      const u = checkUrl(f, f.string(), 'gateway');
+      if (!r.urls.includes(u)) r.urls.push(u);
+    }),
+    field('urls', (f) => {
+      for (const u of urlList(f, 'gateway', false)) if (!r.urls.includes(u)) r.urls.push(u);
+    }),
+    field('tls', (f) => { r.tls = readTls(f); }),
     unsupported(NOT_SUPPORTED.remoteGateway),
   ]);
   return r;
@@ -871,8 +885,8 @@ function leafUrl(v: Value, text: string): string {
 }
 
 /** Route or gateway URLs, trimmed; a repeated URL is dropped (nats-server warns and skips it). */
-function urlList(v: Value, kind: 'route' | 'gateway'): string[] {
-  const list = typeof v.scalar() === 'string' ? [v] : v.items();
+function urlList(v: Value, kind: 'route' | 'gateway', acceptString = true): string[] {
+  const list = acceptString && typeof v.scalar() === 'string' ? [v] : v.items();
   const urls: string[] = [];
   for (const item of list) {
     const u = checkUrl(item, item.string(), kind);

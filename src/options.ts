@@ -75,16 +75,49 @@ export interface ClusterOptions {
   tls?: TlsOptions; // routes: both sides present a certificate and verify the peer's
 }
 
-/** Present only when a gateway is configured (a name or a port). */
+/** One entry of `gateway.gateways`: a remote gateway (cluster) this server dials. */
+export interface RemoteGatewayOptions {
+  name: string;
+  /** `url` (appended) and `urls`, trimmed, duplicates dropped; may carry `user:pass@`. */
+  urls: string[];
+  /** The remote's own `tls` block; absent: the gateway block's `tls` applies (nats-server's newGateway). */
+  tls?: TlsOptions;
+}
+
+/**
+ * Present only when a gateway is configured (a name or a port), as gateway.go
+ * validateGatewayOptions reads it. Gateways themselves are not built yet (issue 7): the block
+ * is read and validated in full so that a nats-server config file passes -t and starts.
+ */
 export interface GatewayOptions {
   name: string;
   host: string; // default 0.0.0.0
   port: number; // -1 means random
+  /**
+   * Present only when inbound gateways must authenticate (a user). Never a token or a users
+   * list (config errors); the password may be a bcrypt hash. An outbound sends the URL's
+   * `user:pass@` if it has one, else this user and password (nats-server's sendGatewayConnect).
+   */
   authorization?: { user?: string; password?: string; token?: string; timeoutMs: number };
-  gateways: { name: string; urls: string[] }[];
+  /**
+   * How long an inbound gateway has to send CONNECT, auth or not (nats-server always arms the
+   * timer): `authorization.timeout`, else 2 s, or the TLS timeout + 1 s with `tls`. Filled by
+   * validateOptions.
+   */
+  authTimeoutMs: number;
+  gateways: RemoteGatewayOptions[];
   advertise?: string;
-  connectRetries?: number; // default 0
+  connectRetries?: number; // default 0: a gossiped gateway is tried once (one pass over its URLs)
   rejectUnknown?: boolean; // `reject_unknown` / `reject_unknown_cluster`; default false
+  /** Gateway TLS (both sides present a certificate and verify the peer's, as for routes). */
+  tls?: TlsOptions;
+  /**
+   * skein only (`interest_mode`): how this server, as the receiving side of an inbound
+   * gateway, handles accounts. 'interest-only' (default, as 2.9.10: every account switches at
+   * once, `gateway_iom: true`) or 'optimistic' (the seed's mode: RS- per subject without
+   * interest, an account switches to interest-only after 1000 of them).
+   */
+  interestMode?: 'interest-only' | 'optimistic';
 }
 
 /** A `leafnodes.authorization` user (nats-server's parseLeafUsers: no permissions there). */
@@ -314,7 +347,10 @@ function parseSignalCommand(text: string): LoadResult {
  */
 export async function loadTls(o: Options, positions: Positions = new Map()): Promise<void> {
   const problems: ConfigError[] = [];
-  const blocks: [string, TlsOptions | undefined][] = [['tls', o.tls], ['cluster.tls', o.cluster?.tls], ['leafnodes.tls', o.leafNodes?.tls]];
+  const blocks: [string, TlsOptions | undefined][] = [
+    ['tls', o.tls], ['cluster.tls', o.cluster?.tls], ['gateway.tls', o.gateway?.tls], ['leafnodes.tls', o.leafNodes?.tls],
+  ];
+  o.gateway?.gateways.forEach((r, i) => blocks.push([`gateway.gateways.${i}.tls`, r.tls]));
   o.leafNodes?.remotes.forEach((r, i) => blocks.push([`leafnodes.remotes.${i}.tls`, r.tls]));
   for (const [path, t] of blocks) {
     if (t === undefined) continue;
@@ -395,9 +431,36 @@ export function validateOptions(o: Options, positions: Positions = new Map()): O
     if (!a.user && !a.token && !a.users && !(a.nkeys && a.nkeys.length > 0)) delete o.authorization;
   }
 
-  // server.go validateCluster: a gateway name becomes the cluster name; two different names conflict.
-  if (o.gateway && o.gateway.name && o.gateway.name !== o.cluster?.name) {
+  if (o.gateway) {
+    const g = o.gateway;
+    // gateway.go validateGatewayOptions
+    if (!g.name && g.port === 0) {
+      delete o.gateway;
+    } else {
+      if (!g.name) fail('BAD_VALUE', 'gateway has no name', 'gateway');
+      if (g.port === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(g.name)} has no port specified (select -1 for random port)`, 'gateway');
+      g.gateways.forEach((r, i) => {
+        if (!r.name) fail('BAD_VALUE', `gateway in the list ${i} has no name`, `gateway.gateways.${i}`);
+        if (r.urls.length === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(r.name)} has no URL`, `gateway.gateways.${i}`);
+      });
+      if (!g.host) g.host = DEFAULT_HOST;
+      checkSimpleAuth('Gateway', g.authorization, fail, 'gateway.authorization');
+      // opts.go setBaselineOptions: the inbound's auth timer runs whether or not a user is
+      // set; left at its default, it is the TLS timeout + 1 s with TLS.
+      const explicit = positions.has('gateway.authorization.timeout') ? (g.authorization?.timeoutMs ?? g.authTimeoutMs) : undefined;
+      g.authTimeoutMs = explicit ?? (g.tls ? g.tls.timeoutMs + 1000 : DEFAULT_AUTH_TIMEOUT_MS);
+      if (g.authorization) g.authorization.timeoutMs = g.authTimeoutMs;
+      if (g.authorization && !g.authorization.user && !g.authorization.password) delete g.authorization;
+    }
+  }
+
+  // server.go validateCluster, after validateGatewayOptions as in validateOptions (and before a
+  // cluster block without a port is dropped: its name still conflicts): a gateway name
+  // becomes the cluster name; two different names conflict.
+  if (o.gateway && o.gateway.name !== o.cluster?.name) {
     if (o.cluster?.name) fail('CONFLICT', 'cluster name conflicts between cluster and gateway definitions', 'cluster.name', 'gateway.name');
+    // Set so the cluster name is not dynamic (nats-server does the same).
+    if (o.cluster) o.cluster.name = o.gateway.name;
   }
 
   if (o.cluster) {
@@ -413,26 +476,6 @@ export function validateOptions(o: Options, positions: Positions = new Map()): O
       if (!c.host) c.host = DEFAULT_HOST;
       checkSimpleAuth('Cluster', c.authorization, fail, 'cluster.authorization');
       if (c.authorization && !c.authorization.user && !c.authorization.password) delete c.authorization;
-    }
-  }
-
-  if (o.gateway) {
-    const g = o.gateway;
-    // gateway.go validateGatewayOptions
-    if (!g.name && g.port === 0) {
-      delete o.gateway;
-    } else {
-      if (!g.name) fail('BAD_VALUE', 'gateway has no name', 'gateway');
-      if (g.port === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(g.name)} has no port specified (select -1 for random port)`, 'gateway');
-      g.gateways.forEach((r, i) => {
-        if (!r.name) fail('BAD_VALUE', `gateway in the list ${i} has no name`, `gateway.gateways.${i}`);
-        if (r.urls.length === 0) fail('BAD_VALUE', `gateway ${JSON.stringify(r.name)} has no URL`, `gateway.gateways.${i}`);
-      });
-      if (!g.host) g.host = DEFAULT_HOST;
-      checkSimpleAuth('Gateway', g.authorization, fail, 'gateway.authorization');
-      if (g.authorization && !g.authorization.user && !g.authorization.password) delete g.authorization;
-      // The gateway name is the cluster name (nats-server sets it so the name is not dynamic).
-      if (o.cluster && !o.cluster.name) o.cluster.name = g.name;
     }
   }
 

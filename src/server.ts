@@ -25,6 +25,9 @@ import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN
 import { fromPort, type ControlMessage, type SocketHandOff } from './control.ts';
 import { configureLog, log, reopenLogFile } from './log.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
+
+/** Logged at start-up when a gateway is configured, until skein has gateways (issue 7). */
+const GATEWAYS_NOT_BUILT_WARNING = 'Gateways are not implemented by skein yet: the gateway block is checked but no gateway listener is started and no gateway is dialled';
 import { Monitor } from './monitor/monitor.ts';
 import type { Inbox } from './ring.ts';
 import { planReload, ReloadError } from './reload.ts';
@@ -147,6 +150,9 @@ export class Server {
     }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
     if (o.leafNodes !== undefined) log.warn(LEAFNODES_NOT_BUILT_WARNING);
+    // Gateways are read and validated but not built yet (issue 7): say so rather than run a
+    // supercluster member that silently never joins. Goes away with the gateway listener.
+    if (o.gateway) log.warn(`${GATEWAYS_NOT_BUILT_WARNING} (gateway ${JSON.stringify(o.gateway.name)})`);
     await this.monitor.start();
 
     // Bind first so a random port (-1) is known before workers build their INFO.

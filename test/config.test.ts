@@ -417,6 +417,7 @@ test('cluster and gateway blocks are read in full', async (t) => {
     host: '0.0.0.0',
     port: 7222,
     authorization: { user: 'gu', password: 'gp', timeoutMs: 2000 },
+    authTimeoutMs: 2000,
     gateways: [{ name: 'B', urls: ['nats://127.0.0.1:7223'] }, { name: 'C', urls: ['nats://127.0.0.1:7224'] }],
   });
 });

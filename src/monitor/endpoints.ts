@@ -123,12 +123,22 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     gateway.name = g.name;
     if (g.host) gateway.host = g.host;
     if (g.port > 0) gateway.port = g.port;
-    gateway.auth_timeout = authTimeoutSeconds(g.authorization?.timeoutMs);
-    gateway.tls_timeout = DEFAULT_TLS_TIMEOUT_S;
+    gateway.auth_timeout = g.authTimeoutMs / 1000;
+    gateway.tls_timeout = tlsTimeoutSeconds(g.tls);
+    if (g.tls) {
+      // Gateway TLS always verifies the peer (as routes), as nats-server reports it.
+      gateway.tls_required = true;
+      gateway.tls_verify = true;
+    }
     if (g.advertise) gateway.advertise = g.advertise;
     if (g.connectRetries) gateway.connect_retries = g.connectRetries;
     if (g.gateways.length > 0) {
-      gateway.gateways = g.gateways.map((r) => (r.urls.length > 0 ? { name: r.name, urls: r.urls.map(routeHost) } : { name: r.name }));
+      gateway.gateways = g.gateways.map((r) => {
+        const rv: Record<string, unknown> = { name: r.name };
+        if (r.tls) rv.tls_timeout = r.tls.timeoutMs / 1000;
+        if (r.urls.length > 0) rv.urls = r.urls.map(routeHost);
+        return rv;
+      });
     }
     if (g.rejectUnknown) gateway.reject_unknown = true;
   }
