@@ -78,6 +78,8 @@ export interface GatewayConn {
   readonly socket: net.Socket;
   /** Whether PINGs are answered (default true). */
   autoPong: boolean;
+  /** Answer each PING this much later (to pose as a distant cluster: the server orders gateways by PONG RTT). */
+  pongDelayMs: number;
   send(data: string | Buffer): void;
   /**
    * Waits for the first operation after the cursor that matches, moves the cursor past it
@@ -165,7 +167,13 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
       }
       buf = buf.subarray(consumed);
       ops.push(o);
-      if (name === 'PING' && conn.autoPong && !closed) socket.write('PONG\r\n');
+      if (name === 'PING' && conn.autoPong && !closed) {
+        if (conn.pongDelayMs > 0) {
+          setTimeout(() => { if (!closed && !socket.destroyed) socket.write('PONG\r\n'); }, conn.pongDelayMs);
+        } else {
+          socket.write('PONG\r\n');
+        }
+      }
     }
   };
 
@@ -203,6 +211,7 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
     serverConnect: undefined as Record<string, unknown> | undefined,
     socket,
     autoPong: true,
+    pongDelayMs: 0,
     setInfo(i: Record<string, unknown>, c?: Record<string, unknown>) {
       conn.serverInfo = i;
       conn.serverConnect = c;
