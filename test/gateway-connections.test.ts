@@ -6,7 +6,7 @@
 // start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
 // test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
 
-import { connect } from 'nats';
+import { connect, type NatsConnection } from 'nats';
 import { checkPubSub } from './helpers/cluster.ts';
 import { rawConnect } from './helpers/raw.ts';
 import { ALL_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
@@ -24,7 +24,7 @@ gatewayTest('three clusters of two servers hold 12 gateway connections (6N): one
     }
   }
   // Messages flow between every pair of servers, each exactly once.
-  const ncs = [];
+  const ncs: NatsConnection[] = [];
   for (const g of sc.all) ncs.push(await sc.client(g.cluster, g.index));
   await checkPubSub(t, ncs);
 });

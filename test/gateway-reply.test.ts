@@ -8,7 +8,7 @@
 // test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
 
 import test from 'ava';
-import type { Msg } from 'nats';
+import type { Msg, NatsConnection } from 'nats';
 import { checkRequestReply, interestSeen, uid } from './helpers/cluster.ts';
 import { GATEWAY_CMD, gwHash, gwOldHash, gwReplyPrefix, isCmd, usePeer, type GwOp } from './helpers/gateway-peer.ts';
 import { ALL_VARIANTS, SINGLE_VARIANTS, Supercluster, eventually, gatewayTest } from './helpers/supercluster.ts';
@@ -21,7 +21,7 @@ test('the test helper computes nats-server\'s gateway hash: gateway "A" is NUmM6
 
 gatewayTest('request/reply works between every pair of servers of a supercluster', ALL_VARIANTS, async (t, variant) => {
   const sc = await Supercluster.start(t, { variant, sizes: [2, 2, 1] });
-  const ncs = [];
+  const ncs: NatsConnection[] = [];
   for (const g of sc.all) ncs.push(await sc.client(g.cluster, g.index));
   await checkRequestReply(t, ncs);
 });

@@ -340,45 +340,9 @@ export class Supercluster {
     return (await getJson(g.httpPort, '/varz')).server_id as string;
   }
 
-  /**
-   * What a connected supercluster looks like: every live server has one outbound to each other
-   * cluster with a live server; each server's outbound lands on one server of that cluster, so
-   * the servers of cluster c hold, together, one inbound from each live server of every other
-   * cluster (which of c's servers holds it is the dialler's random pick). Returns the problems
-   * (none = connected).
-   */
+  /** gatewayMeshProblems() over the live servers. */
   async meshProblems(): Promise<string[]> {
-    const live = this.live();
-    const problems: string[] = [];
-    const liveSize = new Map<string, number>();
-    for (const h of live) liveSize.set(this.names[h.cluster], (liveSize.get(this.names[h.cluster]) ?? 0) + 1);
-    const inboundSum = new Map<string, number>(); // "to|from" -> inbound count over the servers of `to`
-    for (const g of live) {
-      let z: Gatewayz;
-      try {
-        z = await this.gatewayz(g);
-      } catch (err) {
-        problems.push(`${g.name}: /gatewayz: ${(err as Error).message}`);
-        continue;
-      }
-      const mine = this.names[g.cluster];
-      const wantOut = [...liveSize.keys()].filter((n) => n !== mine).sort();
-      const out = Object.keys(z.outbound_gateways ?? {}).sort();
-      if (JSON.stringify(out) !== JSON.stringify(wantOut)) problems.push(`${g.name}: outbound to [${out.join(',')}], want [${wantOut.join(',')}]`);
-      for (const [from, list] of Object.entries(z.inbound_gateways ?? {})) {
-        if (from === mine || !liveSize.has(from)) problems.push(`${g.name}: unexpected inbound from ${from}`);
-        const key = `${mine}|${from}`;
-        inboundSum.set(key, (inboundSum.get(key) ?? 0) + list.length);
-      }
-    }
-    for (const to of liveSize.keys()) {
-      for (const [from, n] of liveSize) {
-        if (from === to) continue;
-        const got = inboundSum.get(`${to}|${from}`) ?? 0;
-        if (got !== n) problems.push(`cluster ${to}: ${got} inbound from ${from}, want ${n}`);
-      }
-    }
-    return problems;
+    return gatewayMeshProblems(this.live().map((g) => ({ label: g.name, gateway: this.names[g.cluster], httpPort: g.httpPort })));
   }
 
   /** Waits until meshProblems() is empty. */
@@ -410,6 +374,52 @@ export class Supercluster {
   logs(): string {
     return this.all.filter((g) => g.srv).map((g) => `--- ${g.name} (${g.impl}) ---\n${g.srv.output()}`).join('\n');
   }
+}
+
+export interface MeshMember {
+  label: string;
+  /** Its gateway (cluster) name. */
+  gateway: string;
+  httpPort: number;
+}
+
+/**
+ * What a connected supercluster looks like, from every member's /gatewayz: every server has
+ * one outbound to each other cluster; each server's outbound lands on one server of that
+ * cluster, so the servers of a cluster hold, together, one inbound from each server of every
+ * other cluster (which of them holds it is the dialler's random pick). Returns the problems
+ * (none = connected).
+ */
+export async function gatewayMeshProblems(members: MeshMember[]): Promise<string[]> {
+  const problems: string[] = [];
+  const size = new Map<string, number>();
+  for (const m of members) size.set(m.gateway, (size.get(m.gateway) ?? 0) + 1);
+  const inboundSum = new Map<string, number>(); // "to|from" -> inbound count over the servers of `to`
+  for (const m of members) {
+    let z: Gatewayz;
+    try {
+      z = (await getJson(m.httpPort, '/gatewayz')) as unknown as Gatewayz;
+    } catch (err) {
+      problems.push(`${m.label}: /gatewayz: ${(err as Error).message}`);
+      continue;
+    }
+    const wantOut = [...size.keys()].filter((n) => n !== m.gateway).sort();
+    const out = Object.keys(z.outbound_gateways ?? {}).sort();
+    if (JSON.stringify(out) !== JSON.stringify(wantOut)) problems.push(`${m.label}: outbound to [${out.join(',')}], want [${wantOut.join(',')}]`);
+    for (const [from, list] of Object.entries(z.inbound_gateways ?? {})) {
+      if (from === m.gateway || !size.has(from)) problems.push(`${m.label}: unexpected inbound from ${from}`);
+      const key = `${m.gateway}|${from}`;
+      inboundSum.set(key, (inboundSum.get(key) ?? 0) + list.length);
+    }
+  }
+  for (const to of size.keys()) {
+    for (const [from, n] of size) {
+      if (from === to) continue;
+      const got = inboundSum.get(`${to}|${from}`) ?? 0;
+      if (got !== n) problems.push(`cluster ${to}: ${got} inbound from ${from}, want ${n}`);
+    }
+  }
+  return problems;
 }
 
 /** Polls `check` (which throws or returns false while not yet true) until it holds, or fails with its last error. */
