@@ -48,7 +48,7 @@ const OPTIONS = [
   { name: 'against', type: 'string', arg: 'nats-server', help: 'also run every scenario on a fresh nats-server; print ratios' },
   { name: 'target', type: 'string', arg: 'T', help: 'skein (default) or nats-server: what is measured without --url' },
   { name: 'workers', type: 'string', arg: '1,2,4', help: 'skein --workers sweep (one target per value)' },
-  { name: 'url', type: 'string', arg: 'U[,U2]', help: "measure an already running server (two urls for 'cluster')" },
+  { name: 'url', type: 'string', arg: 'U[,U2]', help: "measure an already running server (two urls for 'cluster', the leaf scenarios (hub,leaf) and 'gateway')" },
   { name: 'pid', type: 'string', arg: 'P[,P2]', help: 'with --url: sample CPU and peak RSS of these server pids' },
   { name: 'rate', type: 'string', arg: 'N/Tms', help: 'pace each publisher: N messages in one write every T ms (e.g. 5/1ms), as a client that\nwrites a few messages per read; default: as fast as the server takes them' },
   { name: 'scale', type: 'string', arg: 'F', help: 'multiply default message counts (e.g. 0.1 for a quick look)' },

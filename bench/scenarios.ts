@@ -36,8 +36,11 @@ export interface Scenario {
   name: string;
   summary: string;
   servers: 1 | 2;
-  /** How two servers are joined: a route (default), or a leaf connection (urls[0] the hub, urls[1] its leaf). */
-  topology?: 'cluster' | 'leaf';
+  /**
+   * How two servers are joined: a route (default), a leaf connection (urls[0] the hub, urls[1]
+   * its leaf), or a gateway (two single-server clusters, urls[0] in A, urls[1] in B).
+   */
+  topology?: 'cluster' | 'leaf' | 'gateway';
   defaults: Omit<Params, 'genProcs'>;
   title(p: Params): string;
   plan(p: Params, urls: string[], uid: string): Plan;
@@ -316,6 +319,21 @@ export const SCENARIOS: Scenario[] = [
         subUrl: leaf,
       }),
   },
+  {
+    name: 'gateway',
+    summary: 'publisher in cluster A, subscriber in cluster B (two clusters joined by a gateway)',
+    servers: 2,
+    topology: 'gateway',
+    defaults: { ...BASE },
+    title: (p) => `gateway A->B 1->1 ${bytes(p.size)}`,
+    plan: (p, [a, b], uid) =>
+      stream(p, {
+        pubs: [{ subjects: [`bench.${uid}.gw`], size: p.size, count: p.msgs }],
+        subs: [exactSub(`bench.${uid}.gw`, `probe.${uid}.0`, p)],
+        pubUrl: a,
+        subUrl: b,
+      }),
+  },
 ];
 
 export function findScenario(name: string): Scenario | undefined {
@@ -376,5 +394,7 @@ export function standardMatrix(scale: number, genProcs: number): Entry[] {
     mk('leaf', { size: 1024, msgs: M / 2 }),
     mk('leaf-reverse', { size: 16 }),
     mk('leaf-reverse', { size: 1024, msgs: M / 2 }),
+    mk('gateway', { size: 16 }),
+    mk('gateway', { size: 1024, msgs: M / 2 }),
   ];
 }

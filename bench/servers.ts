@@ -132,7 +132,7 @@ export interface LaunchOptions {
   readyTimeoutMs?: number;
   nodeArgs?: string[]; // extra node flags for skein (e.g. --cpu-prof)
   noClusterSkein?: boolean; // skip the cluster scenario for skein (--no-cluster-skein)
-  topology?: 'cluster' | 'leaf'; // how two servers are joined (the scenario says)
+  topology?: 'cluster' | 'leaf' | 'gateway'; // how two servers are joined (the scenario says)
 }
 
 /**
@@ -153,6 +153,7 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
     if (target.kind === 'skein' && !SKEIN_LEAFNODES) throw new NotSupportedError(LEAF_SKIP);
     return launchLeafPair(target, opts);
   }
+  if (count === 2 && opts.topology === 'gateway') return launchGateway(target, opts);
   if (count === 2 && target.kind === 'skein' && opts.noClusterSkein === true) {
     throw new NotSupportedError('cluster scenario skipped for skein (--no-cluster-skein)');
   }
@@ -211,6 +212,49 @@ async function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Laun
     started.push(leaf);
     await leaf.ready;
     await logged(leaf, /Leafnode connection created/, opts.readyTimeoutMs ?? 20_000);
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  return {
+    urls: started.map((s) => `nats://127.0.0.1:${s.port}`),
+    pids: started.map((s) => s.proc.pid!),
+    stop: cleanup,
+    logTail: () => started.map((s) => s.log.slice(-2000)).join('\n'),
+  };
+}
+
+/** What skein logs at start-up while it has no gateways (src/server.ts). */
+const SKEIN_NO_GATEWAYS = /Gateways are not implemented by skein yet/;
+
+/**
+ * Two single-server clusters, A and B, joined by a gateway: A listens for gateways on an
+ * OS-picked port (read back from `Listening for gateways connections on H:P`); B names A (the
+ * gateway A->B is found by the handshake, as in a real supercluster). Both read a small .conf
+ * file. A skein that logs that it has no gateways is skipped (NotSupportedError), so the
+ * scenario runs against skein as soon as it has them.
+ */
+async function launchGateway(target: Target, opts: LaunchOptions): Promise<Launched> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-gw-'));
+  const started: Server[] = [];
+  const cleanup = async (): Promise<void> => {
+    await Promise.all(started.map((s) => stopProcess(s.proc)));
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    let gatewayPortA = 0;
+    for (const name of ['A', 'B']) {
+      const remotes = name === 'B' ? `\n  gateways: [{name: A, url: "nats://127.0.0.1:${gatewayPortA}"}]` : '';
+      const file = path.join(dir, `${name}.conf`);
+      fs.writeFileSync(file, `gateway {\n  name: ${name}\n  listen: "127.0.0.1:-1"${remotes}\n}\n`);
+      const server = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', file], opts);
+      started.push(server);
+      await server.ready;
+      if (target.kind === 'skein' && SKEIN_NO_GATEWAYS.test(server.log)) {
+        throw new NotSupportedError('gateway scenario skipped for skein: skein has no gateways yet (issue 7); nats-server is still measured');
+      }
+      gatewayPortA ||= await logged(server, /Listening for gateways? connections on \S+:(\d+)/, opts.readyTimeoutMs ?? 20_000);
+    }
   } catch (e) {
     await cleanup();
     throw e;
