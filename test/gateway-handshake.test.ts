@@ -8,6 +8,7 @@
 
 import { rawConnect } from './helpers/raw.ts';
 import { GATEWAY_CMD, gossipInfo, isCmd, usePeer, type GwOp } from './helpers/gateway-peer.ts';
+import { useServer } from './helpers/server.ts';
 import { SINGLE_VARIANTS, Supercluster, eventually, gatewayTest } from './helpers/supercluster.ts';
 
 gatewayTest('the gateway INFO is 2.9.10\'s: no space before CRLF, zero-valued fields always present, this cluster\'s gateway URLs, nrp and iom', SINGLE_VARIANTS, async (t, variant) => {
@@ -111,4 +112,45 @@ gatewayTest('when a server joins the cluster, every inbound gateway gets an INFO
     && JSON.stringify([...((o.json?.gateway_urls as string[] | undefined) ?? [])].sort()) === JSON.stringify(want), 30_000);
   t.is(update.json?.gateway, sc.names[0]);
   t.is(update.json?.gateway_url, `127.0.0.1:${a1.gatewayPort}`);
+});
+
+// ---------------------------------------------------------------------------------------
+// Gateways and routes: what a route peer hears
+
+/** Joins the cluster of the server at `clusterPort` as a raw route named `id`; returns the connection and the server's route INFO. */
+async function fakeRoute(clusterPort: number, cluster: string, id: string) {
+  const r = await rawConnect(clusterPort);
+  const line = await r.expect(/^INFO \{.*\} \r\n/);
+  r.send(`CONNECT {"echo":true,"verbose":false,"pedantic":false,"tls_required":false,"headers":true,"name":"${id}","cluster":"${cluster}","lnoc":true}\r\n`
+    + `INFO {"server_id":"${id}","server_name":"fake-route","version":"2.9.10","proto":2,"host":"127.0.0.1","port":1,"headers":true,"max_payload":1048576,"cluster":"${cluster}","lnoc":true}\r\n`);
+  return { r, info: JSON.parse(line.slice(5, -3)) as Record<string, unknown> };
+}
+
+gatewayTest('a route peer hears of every gateway the server has an outbound to (cmd 1, server_id GW<id>), and the route INFO carries gateway_url', ['nats-server', 'skein', 'mixed'], async (t, variant) => {
+  const sc = await Supercluster.start(t, { variant, sizes: [2, 1] });
+  const a1 = sc.server(0, 0);
+  const { r, info } = await fakeRoute(a1.clusterPort, sc.names[0], 'NFAKEROUTE');
+  t.teardown(() => r.close());
+  t.is(info.gateway_url, `127.0.0.1:${a1.gatewayPort}`);
+  const line = await r.expect(/INFO \{[^\r\n]*"gateway_cmd":1[^\r\n]*\}\r\n/);
+  const gossip = JSON.parse(line.slice(line.indexOf('INFO ') + 5, -2)) as Record<string, unknown>;
+  t.deepEqual(gossip, {
+    server_id: `GW${await sc.serverId(a1)}`, server_name: '', version: '', proto: 0, go: '', host: '', port: 0, headers: false, max_payload: 0,
+    gateway: sc.names[1], gateway_urls: [`127.0.0.1:${sc.server(1, 0).gatewayPort}`], gateway_cmd: 1,
+  });
+  t.notRegex(line, / \r\n$/, 'no space before CRLF');
+});
+
+gatewayTest('a server without a gateway that hears of one from a route logs nats-server\'s error and dials nothing', SINGLE_VARIANTS, async (t, variant) => {
+  const srv = await useServer(t, { impl: variant.impl(0, 0), args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'plain'], workers: 1 });
+  const { r } = await fakeRoute(srv.clusterPort, 'plain', 'NFAKEROUTE');
+  t.teardown(() => r.close());
+  await r.expect(/PING\r\n/, 20_000);
+  const nowhere = await usePeer(t, { name: 'B' });
+  const dials = nowhere.acceptAll();
+  r.send(`INFO {"server_id":"GWNFAKEROUTE","server_name":"","version":"","proto":0,"go":"","host":"","port":0,"headers":false,"max_payload":0,"gateway":"B","gateway_urls":["${nowhere.url}"],"gateway_cmd":1}\r\n`);
+  t.truthy(await srv.waitForLog(/\[ERR\] Received information about gateway "B" from NFAKEROUTE, but gateway is not configured/));
+  await r.ping();
+  t.is(dials(), 0);
+  t.false(r.isClosed(), 'the route stays');
 });
