@@ -121,7 +121,7 @@ function describe(m: OpMatch): string {
 
 const CRLF = '\r\n';
 
-/** Wraps a connected socket; `first` gives the operations that finish the handshake. */
+/** Wraps a connected socket: parses what arrives into operations, answers PINGs (see GatewayConn). */
 function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn & { setInfo(i: Record<string, unknown>, c?: Record<string, unknown>): void } {
   socket.setNoDelay(true);
   const started = Date.now();

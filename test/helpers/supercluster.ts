@@ -72,7 +72,9 @@ export const SINGLE_VARIANTS: VariantName[] = ['nats-server', 'skein'];
 
 /**
  * Registers `fn` once per variant, titled `title [variant]`. Variants that start skein are
- * registered as skipped while SKEIN_GATEWAYS is off.
+ * registered as skipped while SKEIN_GATEWAYS is off, and as serial tests once it is on (a
+ * supercluster of skein servers is a dozen processes with worker threads: several at once on
+ * a 2-core machine only measure the machine); the nats-server variants run concurrently.
  */
 export function gatewayTest(
   title: string,
@@ -82,24 +84,7 @@ export function gatewayTest(
 ): void {
   for (const name of variants) {
     const v = VARIANTS[name];
-    const register = !v.usesSkein || SKEIN_GATEWAYS ? test : test.skip;
-    register(`${title} [${name}]`, async (t) => {
-      t.timeout(timeoutMs);
-      await fn(t, v);
-    });
-  }
-}
-
-/** The same for tests that must not share the machine with other tests of the file. */
-export function gatewayTestSerial(
-  title: string,
-  variants: VariantName[],
-  fn: (t: ExecutionContext, v: Variant) => Promise<void>,
-  timeoutMs = 120_000,
-): void {
-  for (const name of variants) {
-    const v = VARIANTS[name];
-    const register = !v.usesSkein || SKEIN_GATEWAYS ? test.serial : test.serial.skip;
+    const register = !v.usesSkein ? test : SKEIN_GATEWAYS ? test.serial : test.skip;
     register(`${title} [${name}]`, async (t) => {
       t.timeout(timeoutMs);
       await fn(t, v);
