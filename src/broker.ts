@@ -11,7 +11,7 @@ import { Sublist, type Interest } from './sublist.ts';
 import { ClientConn, CloseReason } from './client.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
-import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail } from './bytes.ts';
+import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
@@ -525,12 +525,12 @@ export class Broker implements MeshHandler {
 
   subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub {
     const sub: Sub = {
-      subject, queue, sid, sidBytes: Buffer.from(sid), conn, thread: -1,
+      subject, queue, sid, sidBytes: Buffer.from(sid, SUBJECT_ENCODING), conn, thread: -1,
       weight: 1, delivered: 0, max: 0, removed: false, denyFilter: null,
       prefix: null, prefixView: null,
     };
     if (isLiteral(subject)) {
-      const prefix = Buffer.from(`${subject} ${sid}`);
+      const prefix = Buffer.from(`${subject} ${sid}`, SUBJECT_ENCODING);
       Object.assign(sub, { prefix, prefixView: viewOf(prefix) });
     }
     this.sublist.insert(sub);
@@ -641,7 +641,7 @@ export class Broker implements MeshHandler {
   }
 
   private resolve(r: Route, gen: number): void {
-    const m = this.sublist.match(r.key.toString('latin1'));
+    const m = this.sublist.match(r.key.toString(SUBJECT_ENCODING));
     const local: Sub[] = [];
     const threads = new Set<number>();
     for (const s of m.psubs) {
@@ -660,7 +660,7 @@ export class Broker implements MeshHandler {
           w += s.weight;
         }
       }
-      groups.push({ name: g.name, nameBytes: Buffer.from(g.name, 'latin1'), local: gl, remote: gr, remoteWeight: w });
+      groups.push({ name: g.name, nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), local: gl, remote: gr, remoteWeight: w });
     }
     r.local = local.length > 0 ? local : EMPTY;
     r.remoteThreads = [...threads];
@@ -806,7 +806,7 @@ export class Broker implements MeshHandler {
     const reply = m.rs >= 0 ? ` ${m.sb.toString('utf8', m.rs, m.re)}` : '';
     const headers = m.hdr > 0 && c.headers;
     const size = headers ? `${m.hdr} ${m.pe - m.ps}` : `${m.pe - m.ps - (m.hdr > 0 ? m.hdr : 0)}`;
-    c.traceOut(`${headers ? 'HMSG' : 'MSG'} ${m.sb.toString('utf8', m.ss, m.se)} ${sub.sid}${reply} ${size}`);
+    c.traceOut(`${headers ? 'HMSG' : 'MSG'} ${m.sb.toString('utf8', m.ss, m.se)} ${shown(sub.sid)}${reply} ${size}`);
   }
 
   /** Header stripping, empty header blocks, frames that were split across reads. */
@@ -836,7 +836,7 @@ export class Broker implements MeshHandler {
 
   /** A wildcard subscription overlapping a subscribe-deny entry: drop what the deny covers. */
   private denied(sub: Sub, sb: Uint8Array, ss: number, se: number): boolean {
-    const subject = Buffer.from(sb.buffer, sb.byteOffset + ss, se - ss).toString('utf8');
+    const subject = Buffer.from(sb.buffer, sb.byteOffset + ss, se - ss).toString(SUBJECT_ENCODING);
     return sub.denyFilter!.some((d) => subjectMatches(d, subject));
   }
 

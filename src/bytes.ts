@@ -2,6 +2,24 @@
 // Short copies use a JS loop or 4-byte DataView words: a native call costs more than it
 // saves below a few dozen bytes.
 
+/**
+ * Subjects, queue names and sids are bytes, routed and delivered as sent (nats-server never
+ * decodes them). Where they become strings (sublist keys, interest logs, RS+/RS-, permission
+ * lists) they are decoded one char per byte, which is lossless: `SUB \xff` and `SUB \xfe`
+ * stay two subjects. Write such strings back with the same encoding.
+ */
+export const SUBJECT_ENCODING = 'latin1';
+
+/** A subject/queue/sid byte string (SUBJECT_ENCODING) as text for a log line. */
+export function shown(bytes: string): string {
+  return Buffer.from(bytes, SUBJECT_ENCODING).toString('utf8');
+}
+
+/** Configured text (UTF-8, from a config file) in the byte form wire subjects have. */
+export function subjectBytesOf(text: string): string {
+  return Buffer.from(text, 'utf8').toString(SUBJECT_ENCODING);
+}
+
 /** FNV-1a over b[s, e), as a small integer (a Map key that stays a Smi). */
 export function fnv(b: Uint8Array, s: number, e: number): number {
   let h = 0x811c9dc5 | 0;

@@ -9,7 +9,7 @@ import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from '
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
 import type { Broker, Sub } from './broker.ts';
-import { viewOf } from './bytes.ts';
+import { viewOf, shown, SUBJECT_ENCODING } from './bytes.ts';
 import type { Options, TlsOptions } from './options.ts';
 import { log, isTrace } from './log.ts';
 import { InputGate, newNonce, type AuthVerdict } from './auth.ts';
@@ -236,10 +236,11 @@ export class ClientConn implements ProtocolHandler {
     this.outPos += bytes.length;
   }
 
-  queueString(s: string): void {
-    const n = Buffer.byteLength(s);
+  /** Queue text: UTF-8 (INFO), or SUBJECT_ENCODING for lines that carry subject bytes. */
+  queueString(s: string, encoding: BufferEncoding = 'utf8'): void {
+    const n = Buffer.byteLength(s, encoding);
     const out = this.reserve(n);
-    out.write(s, this.outPos);
+    out.write(s, this.outPos, encoding);
     this.outPos += n;
   }
 
@@ -589,7 +590,7 @@ export class ClientConn implements ProtocolHandler {
 
   onPubArgs(sb: Buffer, ss: number, se: number): void {
     if (!this.pedantic || isFastLiteral(sb, ss, se)) return;
-    if (!isValidLiteralSubject(sb.toString('utf8', ss, se))) this.sendErr('Invalid Publish Subject');
+    if (!isValidLiteralSubject(sb.toString(SUBJECT_ENCODING, ss, se))) this.sendErr('Invalid Publish Subject');
   }
 
   onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void {
@@ -599,24 +600,24 @@ export class ClientConn implements ProtocolHandler {
       this.traceIn(hdrLen >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
       log.trace(`${this.logPrefix()} - <<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]`);
     }
-    if (this.broker.faultInjection) this.broker.faultHook(sb.toString('utf8', ss, se));
+    if (this.broker.faultInjection) this.broker.faultHook(sb.toString(SUBJECT_ENCODING, ss, se));
     this.inMsgs++;
     this.inBytes += pe - ps;
     // `_GR_.` is reserved for gateway-routed replies.
     if (se - ss >= 5 && sb[ss] === 95 && sb[ss + 1] === 71 && sb[ss + 2] === 82 && sb[ss + 3] === 95 && sb[ss + 4] === 46) {
-      this.pubViolation(sb.toString('utf8', ss, se));
+      this.pubViolation(sb.toString(SUBJECT_ENCODING, ss, se));
       return;
     }
     if (this.perms !== null && this.perms.hasPublish) {
-      const subject = sb.toString('utf8', ss, se);
+      const subject = sb.toString(SUBJECT_ENCODING, ss, se);
       if (!this.perms.canPublish(subject)) {
         this.pubViolation(subject);
         return;
       }
     }
     if (rs >= 0 && isReservedReply(sb, rs, re)) {
-      const reply = sb.toString('utf8', rs, re);
-      log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${sb.toString('utf8', ss, se)}", Reply "${reply}"`);
+      const reply = sb.toString(SUBJECT_ENCODING, rs, re);
+      log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${sb.toString('utf8', ss, se)}", Reply "${shown(reply)}"`);
       this.sendErr(`Permissions Violation for Publish with Reply of "${reply}"`);
       return;
     }
@@ -626,23 +627,23 @@ export class ClientConn implements ProtocolHandler {
   }
 
   private pubViolation(subject: string): void {
-    log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${subject}"`);
+    log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${shown(subject)}"`);
     this.sendErr(`Permissions Violation for Publish to "${subject}"`);
   }
 
   /** The 503 status nats-server sends when a request reached nobody. */
   private sendNoResponders(sb: Buffer, rs: number, re: number): void {
-    const reply = sb.toString('utf8', rs, re);
+    const reply = sb.toString(SUBJECT_ENCODING, rs, re);
     for (const sub of this.subs.values()) {
       if (sub.queue === null && isValidSubscribeSubject(sub.subject) && subjectMatches(sub.subject, reply)) {
-        this.queueString(`HMSG ${reply} ${sub.sid} 16 16\r\nNATS/1.0 503\r\n\r\n\r\n`);
+        this.queueString(`HMSG ${reply} ${sub.sid} 16 16\r\nNATS/1.0 503\r\n\r\n\r\n`, SUBJECT_ENCODING);
         return;
       }
     }
   }
 
   onSub(subject: string, queue: string | null, sid: string): void {
-    if (this.tracing) this.traceIn('SUB', queue === null ? `${subject} ${sid}` : `${subject} ${queue} ${sid}`);
+    if (this.tracing) this.traceIn('SUB', shown(queue === null ? `${subject} ${sid}` : `${subject} ${queue} ${sid}`));
     if (!isValidSubscribeSubject(subject)) {
       this.sendErr('Invalid Subject');
       return;
@@ -674,12 +675,12 @@ export class ClientConn implements ProtocolHandler {
     const text = queue === null
       ? `Permissions Violation for Subscription to "${subject}"`
       : `Permissions Violation for Subscription to "${subject}" using queue "${queue}"`;
-    log.error(`${this.logPrefix()} - Subscription Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${subject}"${queue === null ? '' : `, Queue: "${queue}"`}, SID: ${'?'}`);
+    log.error(`${this.logPrefix()} - Subscription Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${shown(subject)}"${queue === null ? '' : `, Queue: "${shown(queue)}"`}, SID: ${'?'}`);
     this.sendErr(text);
   }
 
   onUnsub(sid: string, max: number): void {
-    if (this.tracing) this.traceIn('UNSUB', max > 0 ? `${sid} ${max}` : sid);
+    if (this.tracing) this.traceIn('UNSUB', shown(max > 0 ? `${sid} ${max}` : sid));
     const sub = this.subs.get(sid);
     if (sub !== undefined) {
       if (max > 0 && max > sub.delivered) {

@@ -38,7 +38,7 @@ import {
   type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
 } from './route.ts';
 import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
-import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail } from './bytes.ts';
+import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
 import type { TLSSocket } from 'node:tls';
 import type { TlsOptions } from './options.ts';
@@ -144,14 +144,14 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
       this.count++;
     }
     if (r.gen !== gen) {
-      const m = this.list.match(r.key.toString('latin1'));
+      const m = this.list.match(r.key.toString(SUBJECT_ENCODING));
       const plain = new Set<P>();
       for (const sub of m.psubs) plain.add(this.plainOf(sub));
       r.plain = [...plain];
       r.groups = m.qgroups.map((g) => {
         let total = 0;
         for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, 'latin1'), members: g.members, total };
+        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members: g.members, total };
       });
       r.gen = gen;
     }
@@ -533,11 +533,11 @@ export class Cluster implements RouteHost, MeshHandler {
         return;
       case RouteOp.rsPlus:
       case RouteOp.lsPlus:
-        this.remoteSub(r, line.toString('utf8', as, ae), op === RouteOp.lsPlus);
+        this.remoteSub(r, line.toString(SUBJECT_ENCODING, as, ae), op === RouteOp.lsPlus);
         return;
       case RouteOp.rsMinus:
       case RouteOp.lsMinus:
-        this.remoteUnsub(r, line.toString('utf8', as, ae));
+        this.remoteUnsub(r, line.toString(SUBJECT_ENCODING, as, ae));
         return;
       case RouteOp.err: {
         // Any -ERR from a route closes it (client.go processErr).
@@ -1155,7 +1155,7 @@ export class Cluster implements RouteHost, MeshHandler {
     this.dirtyQueues.clear();
     if (lines === '') return;
     if (isTrace()) log.trace(`->> [${lines.trimEnd().replace(/\r\n/g, ', ')}] to ${this.remotes.size} route(s)`);
-    for (const r of this.remotes.values()) r.queueString(lines);
+    for (const r of this.remotes.values()) r.queueString(lines, SUBJECT_ENCODING);
   }
 
   /** The full interest dump a newly registered peer gets first: what peers were last told. */
@@ -1163,7 +1163,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const lines: string[] = [];
     for (const subject of this.sentPlain) lines.push(`RS+ $G ${subject}\r\n`);
     for (const [qkey, weight] of this.sentQueues) lines.push(`RS+ $G ${qkey} ${weight}\r\n`);
-    if (lines.length > 0) r.queueString(lines.join(''));
+    if (lines.length > 0) r.queueString(lines.join(''), SUBJECT_ENCODING);
     log.debug(`${r.logPrefix()} - Sent local subscriptions to route`);
   }
 

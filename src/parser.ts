@@ -8,6 +8,8 @@
 // where a separator or the payload's trailing CRLF should be) is 'op' -> -ERR 'Unknown
 // Protocol Operation'; argument-level errors are 'args' -> close with no -ERR.
 
+import { SUBJECT_ENCODING } from './bytes.ts';
+
 export const ParseError = {
   unknownOp: 'op',
   args: 'args',
@@ -35,6 +37,7 @@ export interface ProtocolHandler {
    * ` [reply ]size\r\n<payload>\r\n` (single spaces), which is the end of the MSG to deliver.
    */
   onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void;
+  /** Subject, queue and sid as byte strings (SUBJECT_ENCODING). */
   onSub(subject: string, queue: string | null, sid: string): void;
   onUnsub(sid: string, max: number): void;
   onPing(): void;
@@ -371,9 +374,9 @@ export class Parser {
       case OP_SUB: {
         const argc = this.split(lb, a, e);
         if (argc !== 2 && argc !== 3) return this.argError(lb, a, e);
-        const subject = lb.toString('utf8', this.as[0], this.ae[0]);
-        const queue = argc === 3 ? lb.toString('utf8', this.as[1], this.ae[1]) : null;
-        const sid = lb.toString('utf8', this.as[argc - 1], this.ae[argc - 1]);
+        const subject = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
+        const queue = argc === 3 ? lb.toString(SUBJECT_ENCODING, this.as[1], this.ae[1]) : null;
+        const sid = lb.toString(SUBJECT_ENCODING, this.as[argc - 1], this.ae[argc - 1]);
         h.onSub(subject, queue, sid);
         return p;
       }
@@ -381,7 +384,7 @@ export class Parser {
         if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
         const argc = this.split(lb, a, e);
         if (argc !== 1 && argc !== 2) return this.argError(lb, a, e);
-        const sid = lb.toString('utf8', this.as[0], this.ae[0]);
+        const sid = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
         const max = argc === 2 ? parseSize(lb, this.as[1], this.ae[1]) : 0;
         h.onUnsub(sid, max);
         return p;

@@ -2,9 +2,12 @@
 // present) must match, then a deny list must not. Subscribe entries may carry a queue
 // ("bar v1": subject bar only with queue v1). Wildcard subscriptions that overlap a deny
 // entry are allowed, but messages on the denied subjects are filtered at delivery.
+// Configured subjects are UTF-8 text; they are compared in the byte form subjects have on
+// the wire (SUBJECT_ENCODING), so `ü.>` matches the bytes c3 bc and nothing else.
 
 import type { UserPermissions } from './options.ts';
 import { subjectMatches, isSubsetMatch } from './subject.ts';
+import { subjectBytesOf } from './bytes.ts';
 
 interface Entry {
   subject: string;
@@ -15,7 +18,7 @@ function parseEntries(list: string[] | undefined): Entry[] | null {
   if (list === undefined) return null;
   return list.map((raw) => {
     const parts = raw.trim().split(/[ \t]+/);
-    return { subject: parts[0], queue: parts.length > 1 ? parts[1] : null };
+    return { subject: subjectBytesOf(parts[0]), queue: parts.length > 1 ? subjectBytesOf(parts[1]) : null };
   });
 }
 

@@ -12,7 +12,7 @@
 
 import type { Socket } from 'node:net';
 import { log, isTrace } from './log.ts';
-import { put, sizesLength, putSizes } from './bytes.ts';
+import { put, sizesLength, putSizes, SUBJECT_ENCODING } from './bytes.ts';
 import { InputGate } from './auth.ts';
 
 /** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
@@ -86,7 +86,7 @@ export class RoutedMsg {
   }
 
   subject(): string {
-    return this.buf.toString('utf8', this.subjS, this.subjE);
+    return this.buf.toString(SUBJECT_ENCODING, this.subjS, this.subjE);
   }
 
   rebase(delta: number, buf: Buffer): void {
@@ -608,11 +608,12 @@ export class RouteConn implements RouteParserHandler {
     this.outPos += bytes.length;
   }
 
-  queueString(s: string): void {
+  /** Queue text: UTF-8 (INFO, CONNECT), or SUBJECT_ENCODING for RS+/RS- lines. */
+  queueString(s: string, encoding: BufferEncoding = 'utf8'): void {
     if (this.closed) return;
-    const n = Buffer.byteLength(s);
+    const n = Buffer.byteLength(s, encoding);
     const out = this.reserve(n);
-    out.write(s, this.outPos);
+    out.write(s, this.outPos, encoding);
     this.outPos += n;
   }
 

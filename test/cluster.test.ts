@@ -374,6 +374,30 @@ test('a reply inbox subscribed with a request reaches the route before the reque
   }
 });
 
+for (const impl of ['skein', 'nats-server'] as const) {
+  test(`subjects and queue names cross a route as bytes: RS+, RS-, RMSG keep \\xff and \\xfe apart (${impl})`, async (t) => {
+    t.timeout(60_000);
+    const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'] });
+    const { c } = await rawSession(srv.port);
+    t.teardown(() => c.close());
+    c.send('SUB \xff 1\r\nSUB q \xfe 2\r\nSUB \xfe 3\r\n');
+    await c.ping();
+    const r = await fakeRoute(t, { port: srv.port, clusterPort: srv.clusterPort, output: srv.output, waitForLog: srv.waitForLog });
+    const dump = ['RS+ $G \xff\r\n', 'RS+ $G q \xfe 1\r\n', 'RS+ $G \xfe\r\n'];
+    await waitFor(() => dump.every((l) => r.data().includes(l)), 15_000, `the interest dump ${JSON.stringify(dump)} in ${JSON.stringify(r.data())}`);
+    r.send('RS+ $G \xfc.x\r\nRMSG $G \xff 1\r\nA\r\nRMSG $G \xfe 1\r\nB\r\nRMSG $G q | \xfe 1\r\nC\r\nRMSG $G q | \xff 1\r\nX\r\n');
+    await r.ping();
+    await c.expect('C\r\n');
+    t.is(c.pending().replace(/PING\r\n/g, ''), '');
+    t.is(c.data().replace(/^INFO .*\r\n/, '').replace(/PING\r\n|PONG\r\n/g, ''), 'MSG \xff 1 1\r\nA\r\nMSG \xfe 3 1\r\nB\r\nMSG q 2 1\r\nC\r\n');
+    c.send('PUB \xfc.y 1\r\nE\r\nPUB \xfc.x 1\r\nD\r\nUNSUB 3\r\n');
+    // (skein may send the RS- before the RMSG of the publish before it: not what this checks.)
+    await waitFor(() => r.data().includes('RS- $G \xfe\r\n') && r.data().includes('RMSG $G \xfc.x 1\r\nD\r\n'), 15_000,
+      `RS- $G \\xfe and the RMSG in ${JSON.stringify(r.data())}`);
+    t.false(r.data().includes('\xfc.y'), 'no interest in \\xfc.y');
+  });
+}
+
 test('a message read from a route is never forwarded to another route', async (t) => {
   t.timeout(60_000);
   const s = await single(t);

@@ -53,6 +53,12 @@ const BOB_PERMS = {
 `,
 };
 
+/** A user whose permissions name a non-ASCII subject (UTF-8 in both config files). */
+const UTF8_PERMS = {
+  natsServer: 'authorization { users: [ {user: u, password: p, permissions: {publish: {allow: ["ü.>", "ctl.>"]}, subscribe: {allow: ["ü.*", "ctl.>"]}}} ] }\n',
+  skein: 'authorization:\n  users:\n    - {user: u, password: p, permissions: {publish: {allow: ["ü.>", "ctl.>"]}, subscribe: {allow: ["ü.*", "ctl.>"]}}}\n',
+};
+
 const cases: Case[] = [
   // ---- CONNECT defaults, verbose, pedantic -------------------------------------------
   {
@@ -352,6 +358,48 @@ const cases: Case[] = [
     script: [QUIET, 'SUB foo q.* 1\r\n', 'PUB foo 1\r\nx\r\n'],
     expect: ['MSG foo 1 1'],
     absent: ['-ERR'],
+  },
+
+  // ---- Subjects, queue names and sids are bytes ------------------------------------------
+  // nats-server never decodes them: bytes that are not UTF-8 are distinct subjects, and a
+  // message is delivered with its subject exactly as published. (Each subscriber on its own
+  // connection, so the connections spread over workers.)
+  {
+    title: 'subjects are bytes: \\xff, \\xfe, UTF-8 ü and latin1 ü are four subjects, each delivered as sent',
+    script: [
+      { conn: 'a', send: QUIET + 'SUB \xff 1\r\n' }, { conn: 'b', send: QUIET + 'SUB \xfe 2\r\n' },
+      { conn: 'c', send: QUIET + 'SUB \xc3\xbc 3\r\n' }, { conn: 'd', send: QUIET + 'SUB \xfc 4\r\n' },
+      { conn: 'e', send: QUIET + 'SUB x.* 5\r\n' },
+      { sync: 'a' }, { sync: 'b' }, { sync: 'c' }, { sync: 'd' }, { sync: 'e' },
+      { conn: 'p', send: QUIET + 'PUB \xff 1\r\nA\r\nPUB \xfe 1\r\nB\r\nPUB \xc3\xbc 1\r\nC\r\nPUB \xfc 1\r\nD\r\nPUB x.\xff\xfe 1\r\nE\r\n' },
+      { conn: 'a', until: 'A\r\n' }, { conn: 'b', until: 'B\r\n' }, { conn: 'c', until: 'C\r\n' },
+      { conn: 'd', until: 'D\r\n' }, { conn: 'e', until: 'E\r\n' },
+    ],
+    expect: ['== a', 'MSG \\xff 1 1\\r\\n\nA', '== b', 'MSG \\xfe 2 1\\r\\n\nB', '== c', 'MSG \\xc3\\xbc 3 1\\r\\n\nC',
+      '== d', 'MSG \\xfc 4 1\\r\\n\nD', '== e', 'MSG x.\\xff\\xfe 5 1\\r\\n\nE', '== p'],
+    absent: ['MSG \\xfe 1', 'MSG \\xff 2', 'MSG \\xfc 3', 'MSG \\xc3\\xbc 4', '-ERR', CLOSED],
+  },
+  {
+    title: 'sids and queue names are bytes: UNSUB \\xff\\xfe leaves sid \\xfe\\xff; queues \\xff and \\xfe are two groups',
+    script: [
+      { conn: 'a', send: QUIET + 'SUB s1 \xff\xfe\r\nSUB s2 \xfe\xff\r\nUNSUB \xff\xfe\r\n' },
+      { conn: 'q1', send: QUIET + 'SUB q \xff 1\r\n' }, { conn: 'q2', send: QUIET + 'SUB q \xfe 2\r\n' },
+      { sync: 'a' }, { sync: 'q1' }, { sync: 'q2' },
+      { conn: 'p', send: QUIET + 'PUB s1 1\r\n1\r\nPUB s2 1\r\n2\r\nPUB q 1\r\n3\r\n' },
+      { conn: 'a', until: 'MSG s2' }, { conn: 'q1', until: 'MSG q' }, { conn: 'q2', until: 'MSG q' },
+    ],
+    expect: ['== a', 'MSG s2 \\xfe\\xff 1\\r\\n\n2', '== p', '== q1', 'MSG q 1 1\\r\\n\n3', '== q2', 'MSG q 2 1\\r\\n\n3'],
+    absent: ['MSG s1', '-ERR', CLOSED],
+  },
+  {
+    title: 'permission subjects from the config are UTF-8 and match the same bytes on the wire',
+    server: { config: UTF8_PERMS },
+    script: [
+      'CONNECT {"verbose":false,"pedantic":false,"user":"u","pass":"p"}\r\n', 'SUB \xc3\xbc.a 1\r\n',
+      'PUB \xc3\xbc.a 1\r\nx\r\n',
+    ],
+    expect: ['MSG \\xc3\\xbc.a 1 1\\r\\n\nx'],
+    absent: ['-ERR', CLOSED],
   },
 
   // ---- Echo, headers, no_responders ---------------------------------------------------------

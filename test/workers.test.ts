@@ -296,3 +296,35 @@ test('more workers than the old 64-thread layout start and serve, across workers
   const upToPong = await a.ping();
   t.is(upToPong.split('MSG many 1 2\r\nhi\r\n').length - 1, 100);
 });
+
+test('subjects and queue names that are not UTF-8 keep their bytes across workers', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  // Consecutive connections alternate between the two workers: whichever worker each
+  // subscriber landed on, one of the publishers is on the other one.
+  const conns: RawClient[] = [];
+  for (let i = 0; i < 6; i++) conns.push((await rawSession(srv.port)).c);
+  t.teardown(() => conns.forEach((c) => c.close()));
+  const [ff, fe, qff, qfe, p1, p2] = conns;
+  ff.send('SUB \xff 1\r\n');
+  fe.send('SUB \xfe 1\r\n');
+  qff.send('SUB q \xff 1\r\n');
+  qfe.send('SUB q \xfe 1\r\n');
+  await Promise.all([ff, fe, qff, qfe].map((c) => c.ping()));
+  for (const p of [p1, p2]) p.send('PUB \xff 1\r\nA\r\nPUB \xfe 1\r\nB\r\nPUB q 1\r\nQ\r\n');
+  await Promise.all([p1, p2].map((c) => c.ping()));
+  const twice = (s: string) => s + s;
+  // The server's keep-alive PING may land anywhere in what a connection reads.
+  const got = (c: RawClient) => c.data().replace(/^INFO .*\r\n/, '').replace(/PING\r\n|PONG\r\n/g, '');
+  const count = (c: RawClient, frame: string) => got(c).split(frame).length - 1;
+  const want = new Map([[ff, 'MSG \xff 1 1\r\nA\r\n'], [fe, 'MSG \xfe 1 1\r\nB\r\n'], [qff, 'MSG q 1 1\r\nQ\r\n'], [qfe, 'MSG q 1 1\r\nQ\r\n']]);
+  for (const [c, frame] of want) await waitFor(() => count(c, frame) >= 2, 15_000, `two of ${JSON.stringify(frame)} in ${JSON.stringify(got(c))}`);
+  // A delivery barrier (a later message through every path) before checking for extras.
+  for (const c of want.keys()) c.send('SUB end 2\r\n');
+  await Promise.all([...want.keys()].map((c) => c.ping()));
+  for (const p of [p1, p2]) p.send('PUB end 0\r\n\r\n');
+  for (const [c, frame] of want) {
+    await waitFor(() => count(c, 'MSG end 2 0\r\n\r\n') >= 2, 15_000, 'the barrier messages');
+    t.is(got(c).replace(/MSG end 2 0\r\n\r\n/g, ''), twice(frame));
+  }
+});
