@@ -20,6 +20,58 @@ export function subjectBytesOf(text: string): string {
   return Buffer.from(text, 'utf8').toString(SUBJECT_ENCODING);
 }
 
+/**
+ * Go's `%q` of a byte string (strconv.Quote), which nats-server uses for subjects in -ERR
+ * texts and log lines: printable UTF-8 as is, `"` and `\\` backslashed, \\a \\b \\f \\n \\r
+ * \\t \\v, other control characters as \\xNN, bytes that are not UTF-8 as \\xNN, other
+ * unprintable runes as \\uNNNN / \\UNNNNNNNN. The result is text (write it as UTF-8).
+ */
+export function goQuote(bytes: string): string {
+  const b = Buffer.from(bytes, SUBJECT_ENCODING);
+  let out = '"';
+  for (let i = 0; i < b.length;) {
+    const c = b[i];
+    if (c < 0x80) {
+      out += c === 0x22 ? '\\"' : c === 0x5c ? '\\\\' : c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : escapeControl(c);
+      i++;
+      continue;
+    }
+    const width = utf8Width(b, i);
+    if (width === 0) {
+      out += `\\x${hex(c, 2)}`;
+      i++;
+      continue;
+    }
+    const ch = b.toString('utf8', i, i + width);
+    const cp = ch.codePointAt(0)!;
+    out += PRINTABLE.test(ch) ? ch : cp < 0x10000 ? `\\u${hex(cp, 4)}` : `\\U${hex(cp, 8)}`;
+    i += width;
+  }
+  return out + '"';
+}
+
+// Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols (and ASCII space).
+const PRINTABLE = /^[\p{L}\p{M}\p{N}\p{P}\p{S}]$/u;
+const CONTROL_ESCAPES: Record<number, string> = { 7: '\\a', 8: '\\b', 12: '\\f', 10: '\\n', 13: '\\r', 9: '\\t', 11: '\\v' };
+
+function escapeControl(c: number): string {
+  return CONTROL_ESCAPES[c] ?? `\\x${hex(c, 2)}`;
+}
+
+function hex(n: number, width: number): string {
+  return n.toString(16).padStart(width, '0');
+}
+
+/** Length of the valid UTF-8 sequence at b[i] (a non-ASCII lead byte), or 0 (as Go's utf8.DecodeRune). */
+function utf8Width(b: Uint8Array, i: number): number {
+  const c = b[i];
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < b.length && b[i + k] >= lo && b[i + k] <= hi;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) return cont(1, c === 0xe0 ? 0xa0 : 0x80, c === 0xed ? 0x9f : 0xbf) && cont(2) ? 3 : 0;
+  if (c >= 0xf0 && c <= 0xf4) return cont(1, c === 0xf0 ? 0x90 : 0x80, c === 0xf4 ? 0x8f : 0xbf) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
 /** FNV-1a over b[s, e), as a small integer (a Map key that stays a Smi). */
 export function fnv(b: Uint8Array, s: number, e: number): number {
   let h = 0x811c9dc5 | 0;

@@ -9,7 +9,7 @@ import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from '
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
 import type { Broker, Sub } from './broker.ts';
-import { viewOf, shown, SUBJECT_ENCODING } from './bytes.ts';
+import { viewOf, shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from './bytes.ts';
 import type { Options, TlsOptions } from './options.ts';
 import { log, isTrace } from './log.ts';
 import { InputGate, newNonce, type AuthVerdict } from './auth.ts';
@@ -495,8 +495,12 @@ export class ClientConn implements ProtocolHandler {
       return;
     }
     if (verdict !== true) {
+      if (verdict.user !== this.user || !this.connectReceived) {
+        this.perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
+        // nats-server drops its delivery deny filter with the permissions (RegisterUser).
+        if (this.perms === null) for (const sub of this.subs.values()) sub.denyFilter = null;
+      }
       this.user = verdict.user;
-      this.perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
     }
     if (this.connectFields.account !== '' || this.connectFields.new_account) {
       this.fatal('Authorization Violation', CloseReason.authFailure);
@@ -510,13 +514,12 @@ export class ClientConn implements ProtocolHandler {
       this.fatal('no responders requires headers support', CloseReason.noRespondersHeaders);
       return;
     }
-    if (!this.connectReceived) {
-      this.connectReceived = true;
-      this.authDeadline = 0;
-      // nats-server sends its first PING soon after CONNECT to measure RTT.
-      const first = Math.min(this.opts.pingIntervalMs, FIRST_PING_MS);
-      this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
-    }
+    this.connectReceived = true;
+    this.authDeadline = 0;
+    // nats-server sends its first PING soon after CONNECT to measure RTT (and restarts that
+    // timer on every CONNECT, client.go processConnect).
+    const first = Math.min(this.opts.pingIntervalMs, FIRST_PING_MS);
+    this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
     if (this.verbose) this.queue(OK);
   }
 
@@ -527,8 +530,8 @@ export class ClientConn implements ProtocolHandler {
   private authViolation(): void {
     const a = this.opts.authorization;
     const c = this.connectFields;
-    const who = a?.nkeys !== undefined && a.nkeys.length > 0 ? ` - Nkey ${JSON.stringify(c.nkey)}`
-      : a?.users !== undefined && a.users.length > 0 ? ` - User ${JSON.stringify(c.user)}`
+    const who = a?.nkeys !== undefined && a.nkeys.length > 0 ? ` - Nkey ${goQuote(subjectBytesOf(c.nkey))}`
+      : a?.users !== undefined && a.users.length > 0 ? ` - User ${goQuote(subjectBytesOf(c.user))}`
       : '';
     log.error(`${this.logPrefix()} - authentication error${who}`);
     this.fatal('Authorization Violation', CloseReason.authFailure);
@@ -566,8 +569,8 @@ export class ClientConn implements ProtocolHandler {
     for (const sub of [...this.subs.values()]) {
       if (perms !== null && perms.hasSubscribe && !perms.canSubscribe(sub.subject, sub.queue)) {
         this.removeSub(sub);
-        this.sendErr(`Permissions Violation for Subscription to ${JSON.stringify(sub.subject)} (sid ${JSON.stringify(sub.sid)})`);
-        log.info(`Removed sub ${JSON.stringify(sub.subject)} (sid ${JSON.stringify(sub.sid)}) for User ${JSON.stringify(this.user || 'N/A')} - not authorized`);
+        this.sendErr(`Permissions Violation for Subscription to ${goQuote(sub.subject)} (sid ${goQuote(sub.sid)})`);
+        log.info(`Removed sub ${goQuote(sub.subject)} (sid ${goQuote(sub.sid)}) for ${this.authUser()} - not authorized`);
         continue;
       }
       const wildcard = sub.subject.includes('*') || sub.subject.includes('>');
@@ -581,10 +584,14 @@ export class ClientConn implements ProtocolHandler {
     this.fatal('maximum connections exceeded', CloseReason.maxConnections);
   }
 
-  /** true: nothing to check (no auth, or a repeated CONNECT); a verdict, or a Promise of one. */
+  /**
+   * true: nothing to check (no auth); a verdict, or a Promise of one. Every CONNECT is
+   * authenticated again, with its fields merged over the earlier ones (nats-server's
+   * processConnect): wrong credentials on a second CONNECT close the connection, and a
+   * different valid user gets that user's permissions (finishConnect).
+   */
   private authorize(c: ConnectFields): AuthVerdict | true | Promise<AuthVerdict> {
     if (!this.broker.authRequired) return true;
-    if (this.connectReceived && this.user !== '') return true;
     return this.broker.auth.authenticate(c, this.nonce, this.peerCert, this.logPrefix());
   }
 
@@ -616,9 +623,9 @@ export class ClientConn implements ProtocolHandler {
       }
     }
     if (rs >= 0 && isReservedReply(sb, rs, re)) {
-      const reply = sb.toString(SUBJECT_ENCODING, rs, re);
-      log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${sb.toString('utf8', ss, se)}", Reply "${shown(reply)}"`);
-      this.sendErr(`Permissions Violation for Publish with Reply of "${reply}"`);
+      const reply = goQuote(sb.toString(SUBJECT_ENCODING, rs, re));
+      log.error(`${this.logPrefix()} - Publish Violation - ${this.authUser()}, Reply ${reply}`);
+      this.sendErr(`Permissions Violation for Publish with Reply of ${reply}`);
       return;
     }
     if (this.verbose) this.queue(OK);
@@ -627,8 +634,14 @@ export class ClientConn implements ProtocolHandler {
   }
 
   private pubViolation(subject: string): void {
-    log.error(`${this.logPrefix()} - Publish Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${shown(subject)}"`);
-    this.sendErr(`Permissions Violation for Publish to "${subject}"`);
+    log.error(`${this.logPrefix()} - Publish Violation - ${this.authUser()}, Subject ${goQuote(subject)}`);
+    this.sendErr(`Permissions Violation for Publish to ${goQuote(subject)}`);
+  }
+
+  /** How nats-server names the client in violation logs (client.go getAuthUser). */
+  private authUser(): string {
+    const user = this.connectFields.user;
+    return user === '' ? 'User "N/A"' : `User ${goQuote(subjectBytesOf(user))}`;
   }
 
   /** The 503 status nats-server sends when a request reached nobody. */
@@ -649,11 +662,11 @@ export class ClientConn implements ProtocolHandler {
       return;
     }
     if (queue === '_sys_') {
-      this.subViolation(subject, queue);
+      this.subViolation(subject, queue, sid);
       return;
     }
     if (this.perms !== null && this.perms.hasSubscribe && !this.perms.canSubscribe(subject, queue)) {
-      this.subViolation(subject, queue);
+      this.subViolation(subject, queue, sid);
       return;
     }
     if (this.opts.maxSubscriptions > 0 && this.subs.size >= this.opts.maxSubscriptions) {
@@ -671,11 +684,11 @@ export class ClientConn implements ProtocolHandler {
     if (this.verbose) this.queue(OK);
   }
 
-  private subViolation(subject: string, queue: string | null): void {
+  private subViolation(subject: string, queue: string | null, sid: string): void {
     const text = queue === null
-      ? `Permissions Violation for Subscription to "${subject}"`
-      : `Permissions Violation for Subscription to "${subject}" using queue "${queue}"`;
-    log.error(`${this.logPrefix()} - Subscription Violation - ${this.user ? `User "${this.user}", ` : ''}Subject "${shown(subject)}"${queue === null ? '' : `, Queue: "${shown(queue)}"`}, SID: ${'?'}`);
+      ? `Permissions Violation for Subscription to ${goQuote(subject)}`
+      : `Permissions Violation for Subscription to ${goQuote(subject)} using queue ${goQuote(queue)}`;
+    log.error(`${this.logPrefix()} - Subscription Violation - ${this.authUser()}, Subject ${goQuote(subject)}${queue === null ? '' : `, Queue: ${goQuote(queue)}`}, SID ${shown(sid)}`);
     this.sendErr(text);
   }
 

@@ -361,8 +361,7 @@ export class Parser {
       return p;
     }
     while (a < nl && (lb[a] === SP || lb[a] === TAB)) a++;
-    let e = nl;
-    if (e > a && lb[e - 1] === CR) e--;
+    const e = argsEnd(lb, a, nl);
     if (e - a > h.maxControlLine) {
       h.onProtocolError(ParseError.controlLine, '');
       return -1;
@@ -372,7 +371,7 @@ export class Parser {
       case OP_HPUB:
         return this.processPub(lb, a, e, op === OP_HPUB, buf, p);
       case OP_SUB: {
-        const argc = this.split(lb, a, e);
+        const argc = this.split(lb, a, e, true);
         if (argc !== 2 && argc !== 3) return this.argError(lb, a, e);
         const subject = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
         const queue = argc === 3 ? lb.toString(SUBJECT_ENCODING, this.as[1], this.ae[1]) : null;
@@ -382,7 +381,7 @@ export class Parser {
       }
       case OP_UNSUB: {
         if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
-        const argc = this.split(lb, a, e);
+        const argc = this.split(lb, a, e, true);
         if (argc !== 1 && argc !== 2) return this.argError(lb, a, e);
         const sid = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
         const max = argc === 2 ? parseSize(lb, this.as[1], this.ae[1]) : 0;
@@ -414,12 +413,16 @@ export class Parser {
     return -1;
   }
 
-  private split(b: Buffer, s: number, e: number): number {
+  /**
+   * Arguments in b[s, e) into as/ae. PUB and HPUB split on space and tab only; SUB and UNSUB
+   * (`cr`) also on CR, as nats-server (processPub vs splitArg).
+   */
+  private split(b: Buffer, s: number, e: number, cr = false): number {
     let argc = 0;
     let start = -1;
     for (let i = s; i < e; i++) {
       const c = b[i];
-      if (c === SP || c === TAB) {
+      if (c === SP || c === TAB || (cr && c === CR)) {
         if (start >= 0) {
           if (argc === MAX_ARGS) return MAX_ARGS + 1;
           this.as[argc] = start;
@@ -525,6 +528,20 @@ export class Parser {
     this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr, -1);
     return take;
   }
+}
+
+/**
+ * End of the arguments that start at `a` on a line whose '\n' is at `nl`. As nats-server's
+ * parser: a CR anywhere after the first argument byte drops the line's last byte, whatever
+ * it is (`SUB foo 1\r\r\n` has the arguments `foo 1\r`); without one the arguments run to
+ * the '\n'.
+ */
+function argsEnd(b: Buffer, a: number, nl: number): number {
+  if (nl - 1 <= a) return nl;
+  if (b[nl - 1] === CR) return nl - 1;
+  // A loop, not indexOf: indexOf would scan past the line, to the end of the read.
+  for (let i = a + 1; i < nl; i++) if (b[i] === CR) return nl - 1;
+  return nl;
 }
 
 function snippet(b: Buffer, s: number): string {

@@ -40,6 +40,9 @@ export function isValidLiteralSubject(subject: string): boolean {
 export function subjectMatches(pattern: string, subject: string): boolean {
   const p = pattern.split('.');
   const s = subject.split('.');
+  // As nats-server's Sublist.Match: a subject with an empty token matches nothing (so
+  // `PUB orders..x` under a publish allow list `orders.>` is a permissions violation).
+  for (let i = 0; i < s.length; i++) if (s[i] === '') return false;
   for (let i = 0; i < p.length; i++) {
     const pt = p[i];
     if (pt === '>') return s.length > i;

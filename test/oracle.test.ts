@@ -59,6 +59,20 @@ const UTF8_PERMS = {
   skein: 'authorization:\n  users:\n    - {user: u, password: p, permissions: {publish: {allow: ["ü.>", "ctl.>"]}, subscribe: {allow: ["ü.*", "ctl.>"]}}}\n',
 };
 
+/** An unrestricted user and one restricted to orders.> (second-CONNECT re-authentication). */
+const USERS = {
+  natsServer: `authorization { users: [
+  {user: admin, password: apw}
+  {user: guest, password: gpw, permissions: {publish: {allow: ["orders.>"]}, subscribe: {allow: ["orders.>"]}}}
+] }
+`,
+  skein: `authorization:
+  users:
+    - {user: admin, password: apw}
+    - {user: guest, password: gpw, permissions: {publish: {allow: ["orders.>"]}, subscribe: {allow: ["orders.>"]}}}
+`,
+};
+
 const cases: Case[] = [
   // ---- CONNECT defaults, verbose, pedantic -------------------------------------------
   {
@@ -174,6 +188,27 @@ const cases: Case[] = [
   {
     title: 'SUB with four arguments closes silently',
     script: [QUIET, 'SUB foo q 1 extra\r\n'],
+    expect: [CLOSED],
+    absent: ['-ERR'],
+  },
+  {
+    title: 'SUB and UNSUB split arguments on CR too, and a CR in the arguments drops the line\'s last byte',
+    script: [
+      QUIET, 'SUB a\r1\r\n', 'SUB b 2\r\r\n', 'SUB c 3\rq\r\n', 'SUB \rd 4\r\n', 'SUB f 6\r\nUNSUB 6\r1\r\n',
+      'PUB a 1\r\n1\r\nPUB b 1\r\n2\r\nPUB c 1\r\n3\r\nPUB d 1\r\n4\r\nPUB f 1\r\n5\r\nPUB f 1\r\n6\r\n',
+    ],
+    expect: ['MSG a 1 1\\r\\n\n1', 'MSG b 2 1\\r\\n\n2', 'MSG c q 1\\r\\n\n3', 'MSG d 4 1\\r\\n\n4', 'MSG f 6 1\\r\\n\n5'],
+    absent: ['-ERR', CLOSED, '\\n6'],
+  },
+  {
+    title: 'a SUB whose CR is not last loses its last byte instead: one argument left closes silently',
+    script: [QUIET, 'SUB e\r5\nPING\r\n'],
+    expect: [CLOSED],
+    absent: ['-ERR', 'PONG'],
+  },
+  {
+    title: 'PUB does not split on CR: PUB x\\r1 closes silently',
+    script: [QUIET, 'PUB x\r1\r\nz\r\n'],
     expect: [CLOSED],
     absent: ['-ERR'],
   },
@@ -529,12 +564,25 @@ const cases: Case[] = [
     ['{"verbose":false,"verbose":true}', '+OK\\r\\n\n+OK'],
     ['{"VERBOSE":false,"Pedantic":false}', ''],
     [' \t{"verbose":false}', ''],
+    // Go folds keys with Unicode simple folding: U+017F (long s) is an s.
+    ['{"verbo\\u017fe":false,"pedantic":false}', ''],
+    ['{"verbo\xc5\xbfe":false,"pedantic":false}', ''], // the same, as raw UTF-8 bytes
+    // Keys apply in order, duplicates in another case included.
+    ['{"verbose":false,"VERBOSE":true,"verbose":false}', ''],
+    ['{"verbose":true,"VERBOSE":false,"verbose":true}', '+OK\\r\\n\n+OK'],
   ].map(([json, verboseOk]): Case => ({
     title: `CONNECT ${json} is accepted (null is no-op, unknown keys ignored, last duplicate wins, keys case-insensitive)`,
     script: [`CONNECT ${json}\r\nSUB x 1\r\nPUB x 1\r\nz\r\n`],
     expect: verboseOk ? [verboseOk, 'MSG x 1 1'] : ['MSG x 1 1'],
     absent: verboseOk ? ['-ERR', CLOSED] : ['-ERR', CLOSED, '+OK'],
   })),
+  {
+    title: 'CONNECT keys fold as Go\'s encoding/json: U+212A (Kelvin sign) is a k, in auth_token',
+    server: { config: { natsServer: 'authorization { token: s3cret }\n', skein: 'authorization: {token: s3cret}\n' } },
+    script: ['CONNECT {"verbose":false,"auth_to\\u212aen":"s3cret"}\r\nSUB x 1\r\nPUB x 1\r\nz\r\n'],
+    expect: ['MSG x 1 1'],
+    absent: ['-ERR', CLOSED],
+  },
   {
     title: 'CONNECT protocol -1: invalid client protocol',
     script: ['CONNECT {"verbose":false,"protocol":-1}\r\n'],
@@ -703,6 +751,78 @@ const cases: Case[] = [
       'MSG foo.ok 6 1\\r\\n\ny',
     ],
     absent: [CLOSED, 'MSG foo.ok 6 _R_'],
+  },
+  // ---- A second CONNECT is authenticated again (client.go processConnect) -----------------
+  {
+    title: 'a second CONNECT with a wrong password: Authorization Violation and close',
+    server: { config: USERS },
+    script: [
+      'CONNECT {"verbose":false,"pedantic":false,"user":"admin","pass":"apw"}\r\n', { sync: 'a' },
+      'CONNECT {"user":"guest","pass":"wrong"}\r\nSUB x 1\r\nPUB x 1\r\nz\r\n',
+    ],
+    expect: ["-ERR 'Authorization Violation'", CLOSED],
+    absent: ['MSG'],
+  },
+  {
+    title: 'a second CONNECT as another valid user gets that user\'s permissions; subscriptions made before stay',
+    server: { config: USERS },
+    script: [
+      { conn: 'b', send: 'CONNECT {"verbose":false,"pedantic":false,"user":"admin","pass":"apw"}\r\n' }, { sync: 'b' },
+      'CONNECT {"verbose":false,"pedantic":false,"user":"admin","pass":"apw"}\r\nSUB x 1\r\nSUB orders.> 2\r\n', { sync: 'a' },
+      'CONNECT {"user":"guest","pass":"gpw"}\r\nPUB x 1\r\nz\r\nSUB y 3\r\nPUB orders.a 1\r\nw\r\n', { sync: 'a' },
+      { conn: 'b', send: 'PUB x 1\r\nv\r\n' }, { until: 'MSG x 1 1' },
+    ],
+    expect: ['== a', '-ERR \'Permissions Violation for Publish to "x"\'', '-ERR \'Permissions Violation for Subscription to "y"\'',
+      'MSG orders.a 2 1\\r\\n\nw', 'MSG x 1 1\\r\\n\nv', '== b'],
+    absent: [CLOSED, 'MSG x 1 1\\r\\n\nz'],
+  },
+  {
+    title: 'a second CONNECT from a restricted user to an unrestricted one lifts the restrictions',
+    server: { config: USERS },
+    script: [
+      'CONNECT {"verbose":false,"pedantic":false,"user":"guest","pass":"gpw"}\r\nSUB x 1\r\n', { sync: 'a' },
+      'CONNECT {"user":"admin","pass":"apw"}\r\nSUB x 2\r\nPUB x 1\r\nz\r\n',
+    ],
+    expect: ['-ERR \'Permissions Violation for Subscription to "x"\'', 'MSG x 2 1\\r\\n\nz'],
+    absent: [CLOSED, 'Publish to'],
+  },
+  {
+    title: 'a second CONNECT without credentials keeps the ones merged from the first',
+    server: { config: USERS },
+    script: ['CONNECT {"verbose":false,"pedantic":false,"user":"guest","pass":"gpw"}\r\n', { sync: 'a' }, 'CONNECT {"verbose":false}\r\nPUB x 1\r\nz\r\n'],
+    expect: ['-ERR \'Permissions Violation for Publish to "x"\''],
+    absent: [CLOSED, 'Authorization Violation'],
+  },
+  {
+    title: 'a second CONNECT with a wrong token: Authorization Violation and close',
+    server: { config: { natsServer: 'authorization { token: s3cret }\n', skein: 'authorization: {token: s3cret}\n' } },
+    script: ['CONNECT {"verbose":false,"auth_token":"s3cret"}\r\n', { sync: 'a' }, 'CONNECT {"auth_token":"nope"}\r\n'],
+    expect: ["-ERR 'Authorization Violation'", CLOSED],
+  },
+  {
+    title: 'PUB orders..x under a publish allow list orders.> is a permissions violation',
+    server: { config: USERS },
+    script: ['CONNECT {"verbose":false,"pedantic":false,"user":"guest","pass":"gpw"}\r\nSUB orders.> 1\r\nPUB orders..x 1\r\nv\r\nPUB orders.x 1\r\nw\r\n'],
+    expect: ['-ERR \'Permissions Violation for Publish to "orders..x"\'', 'MSG orders.x 1 1'],
+    absent: [CLOSED, 'MSG orders..x'],
+  },
+  {
+    title: '-ERR texts quote subjects as Go\'s %q: quotes, control characters and bytes that are not UTF-8 escaped',
+    server: { config: UTF8_PERMS },
+    script: [
+      'CONNECT {"verbose":false,"pedantic":false,"user":"u","pass":"p"}\r\n',
+      'PUB a\x01"\xff\xc3\xbc\x7f\\ 1\r\nz\r\n', 'SUB \xfe\x02 q\x03 9\r\n', 'SUB \xfc.a 10\r\n', 'PUB \xfc.a 1\r\nz\r\n',
+      'PUB ctl.a _R_.\x01 0\r\n\r\n', 'SUB \xc3\xbc.a 11\r\nPUB \xc3\xbc.a 1\r\nx\r\n',
+    ],
+    expect: [
+      '-ERR \'Permissions Violation for Publish to "a\\\\x01\\\\"\\\\xff\\xc3\\xbc\\\\x7f\\\\\\\\"\'',
+      '-ERR \'Permissions Violation for Subscription to "\\\\xfe\\\\x02" using queue "q\\\\x03"\'',
+      '-ERR \'Permissions Violation for Subscription to "\\\\xfc.a"\'',
+      '-ERR \'Permissions Violation for Publish to "\\\\xfc.a"\'',
+      '-ERR \'Permissions Violation for Publish with Reply of "_R_.\\\\x01"\'',
+      'MSG \\xc3\\xbc.a 11 1',
+    ],
+    absent: [CLOSED],
   },
   {
     title: 'users list permissions: verbose sends -ERR instead of +OK for a refused PUB',
