@@ -18,7 +18,7 @@ import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
 import type { Options } from './options.ts';
 import type { ServerIdentity } from './info.ts';
-import { clientInfoJson } from './info.ts';
+import { clientInfoJson, clientInfoParts, clientInfoFrom, type ClientInfoParts } from './info.ts';
 import { ThreadStats } from './monitor/stats.ts';
 import { configureLog, isTrace, log, reopenLogFile } from './log.ts';
 import { ClientAuthenticator, CredentialChecker } from './auth.ts';
@@ -152,6 +152,8 @@ const REFILL_STEP_BYTES = 1024 * 1024;
 const REMOTE_STALL_MAX_MS = 10_000;
 const TARGET_LISTED = 1;
 const TARGET_PLAIN = 2;
+/** Longest stretch of new-connection set-up between two event-loop turns (enqueueConnection). */
+const ARRIVAL_SLICE_MS = 2;
 const MSG_ = Buffer.from('MSG ');
 const HMSG_ = Buffer.from('HMSG ');
 const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
@@ -239,6 +241,7 @@ export class Broker implements MeshHandler {
   private readonly rec = new RecordView();
 
   private sweepTimer: NodeJS.Timeout | null = null;
+  private shuttingDown = false;
 
   constructor(opts: Options, identity: ServerIdentity, layout: SharedLayout, thread: number, replacement: boolean) {
     this.opts = opts;
@@ -266,12 +269,55 @@ export class Broker implements MeshHandler {
 
   // ---------------------------------------------------------- connections
 
+  /**
+   * A socket handed over by the main thread. Connections are set up (ClientConn, listeners,
+   * INFO, the first write) in slices of at most ARRIVAL_SLICE_MS between event-loop turns,
+   * so a burst of new connections cannot hold up the established ones: their reads are
+   * handled in the poll phase between two slices (nats-server's goroutines get the same
+   * fairness from its scheduler).
+   */
+  enqueueConnection(socket: Socket, cid: number, reject: boolean): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    this.arriving.push({ socket, cid, reject });
+    if (!this.arrivalScheduled) {
+      this.arrivalScheduled = true;
+      setImmediate(this.setUpArrivals);
+    }
+  }
+
+  private readonly arriving: { socket: Socket; cid: number; reject: boolean }[] = [];
+  private arrivingHead = 0;
+  private arrivalScheduled = false;
+
+  private readonly setUpArrivals = (): void => {
+    this.arrivalScheduled = false;
+    const until = performance.now() + ARRIVAL_SLICE_MS;
+    const q = this.arriving;
+    while (this.arrivingHead < q.length) {
+      const a = q[this.arrivingHead];
+      q[this.arrivingHead++] = undefined as unknown as (typeof q)[number];
+      if (this.shuttingDown || a.socket.destroyed) a.socket.destroy();
+      else this.addConnection(a.socket, a.cid, a.reject);
+      if (performance.now() >= until) break;
+    }
+    if (this.arrivingHead === q.length) {
+      q.length = 0;
+      this.arrivingHead = 0;
+    } else if (!this.arrivalScheduled) {
+      this.arrivalScheduled = true;
+      setImmediate(this.setUpArrivals);
+    }
+  };
+
   addConnection(socket: Socket, cid: number, reject: boolean): void {
     const conn = new ClientConn(this, socket, cid);
     this.conns.add(conn);
     this.byCid.set(cid, conn);
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
+    if (!this.sockets.has(socket)) {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    }
     // The main thread counted this connection when it handed it over; we count it out.
     log.debug(`${conn.logPrefix()} - Client connection created on worker ${this.thread}`);
     if (this.opts.tls !== undefined && !reject) {
@@ -301,8 +347,12 @@ export class Broker implements MeshHandler {
     this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
   }
 
+  /** The INFO JSON around client_id/client_ip/nonce, built once (again after updateInfo, reload, lame duck). */
+  private infoParts: ClientInfoParts | null = null;
+
   infoFor(conn: ClientConn): string {
-    return clientInfoJson(this.identity, this.opts, this.authRequired, conn.cid, conn.remoteAddr, conn.nonce);
+    this.infoParts ??= clientInfoParts(this.identity, this.opts, this.authRequired);
+    return clientInfoFrom(this.infoParts, conn.cid, conn.remoteAddr, conn.nonce);
   }
 
   /** A socket that must be closed before this worker may stop (a TLS socket wrapping an accepted one). */
@@ -325,6 +375,7 @@ export class Broker implements MeshHandler {
   updateInfo(cluster: string | undefined, connectUrls: string[] | undefined): void {
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
+    this.infoParts = null;
     for (const c of this.conns) {
       if (c.closing) continue;
       if (c.protocol >= 1 && c.firstPongSent) c.queueString(this.infoFor(c));
@@ -355,6 +406,7 @@ export class Broker implements MeshHandler {
     }
     this.auth = new ClientAuthenticator(next, this.checker);
     this.authRequired = this.auth.required;
+    this.infoParts = null;
     const tracing = isTrace();
     for (const c of this.conns) {
       c.tracing = tracing;
@@ -385,6 +437,7 @@ export class Broker implements MeshHandler {
    */
   lameDuck(otherUrls: string[]): void {
     this.identity.connectUrls = otherUrls;
+    this.infoParts = null;
     const ldmIdentity: ServerIdentity = { ...this.identity, connectUrls: otherUrls, lameDuckMode: true };
     for (const c of this.conns) {
       if (c.closing || c.protocol < 1 || !c.firstPongSent) continue;
@@ -1127,8 +1180,11 @@ export class Broker implements MeshHandler {
 
   /** Close every connection (server shutdown), flushing what is queued. */
   shutdown(): void {
+    this.shuttingDown = true;
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.checker.close();
+    // Connections not set up yet are closed without INFO.
+    for (let i = this.arrivingHead; i < this.arriving.length; i++) this.arriving[i].socket.destroy();
     this.flushAll();
     for (const c of [...this.conns]) c.close(CloseReason.shutdown, true);
     this.mesh.stop();

@@ -18,10 +18,18 @@ import { acceptTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersi
 const PONG = Buffer.from('PONG\r\n');
 const PING = Buffer.from('PING\r\n');
 const OK = Buffer.from('+OK\r\n');
-const OUT_SLAB = 64 * 1024;
+// Output memory: a connection has no buffer of its own until it has something to send; the
+// first slab is small (from Buffer's shared pool) and slabs double while a read produces more
+// than they hold, up to OUT_SLAB_MAX. A slab whose writes have all completed is reused from
+// its start. After IDLE_TICKS_RELEASE sweeps (100ms apart) with nothing queued, the
+// connection gives its slab and spares back and starts small again.
+const OUT_SLAB_FIRST = 1024;
 const OUT_MIN_ROOM = 8 * 1024;
 const OUT_SLAB_MAX = 1024 * 1024;
 const SPARE_SLABS = 2;
+const IDLE_TICKS_RELEASE = 10;
+const NO_OUTPUT = Buffer.alloc(0);
+const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
 
 /**
  * An output buffer. Written ranges stay referenced by the socket until the kernel has them,
@@ -115,11 +123,13 @@ export class ClientConn implements ProtocolHandler {
   private readonly connectFields: ConnectFields = defaultConnectFields();
 
   // Output: unwritten bytes are out[outStart, outPos).
-  private slab: Slab = new Slab(this, OUT_SLAB);
-  out: Buffer = this.slab.buf;
-  outView: DataView = this.slab.view;
-  private slabBytes = OUT_SLAB;
+  private slab: Slab | null = null;
+  out: Buffer = NO_OUTPUT;
+  outView: DataView = NO_OUTPUT_VIEW;
+  private slabBytes = OUT_SLAB_FIRST;
   private readonly spares: Slab[] = [];
+  /** Consecutive sweeps with nothing queued or unwritten (see releaseBuffers). */
+  private idleTicks = 0;
   outStart = 0;
   outPos = 0;
   dirty = false;
@@ -211,15 +221,22 @@ export class ClientConn implements ProtocolHandler {
 
   /** Make room for `n` more bytes; keeps unwritten bytes. */
   reserve(n: number): Buffer {
+    const slab = this.slab;
+    // Everything queued so far has been written and the kernel has it: start over.
+    if (this.outPos === this.outStart && this.outPos !== 0 && slab!.pending === 0) {
+      this.outStart = 0;
+      this.outPos = 0;
+    }
     if (this.outPos + n > this.out.length) {
       const pending = this.outPos - this.outStart;
       // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
       while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
       // Grow geometrically so a large backlog is copied O(log n) times, not once per message.
-      const old = this.slab;
       this.useSlab(Math.max(this.slabBytes, (pending + n) * 2));
-      if (pending > 0) old.buf.copy(this.out, 0, this.outStart, this.outPos);
-      this.retire(old);
+      if (slab !== null) {
+        if (pending > 0) slab.buf.copy(this.out, 0, this.outStart, this.outPos);
+        this.retire(slab);
+      }
       this.outStart = 0;
       this.outPos = pending;
     }
@@ -262,9 +279,9 @@ export class ClientConn implements ProtocolHandler {
     }
     const chunk = this.out.subarray(this.outStart, this.outPos);
     this.queuedSinceTick += chunk.length;
-    const slab = this.slab;
+    const slab = this.slab!;
     slab.pending++;
-    if (this.out.length - this.outPos < OUT_MIN_ROOM) {
+    if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
       this.useSlab(this.slabBytes);
       this.retire(slab);
       this.outStart = 0;
@@ -300,6 +317,23 @@ export class ClientConn implements ProtocolHandler {
     this.spares.push(slab);
   }
 
+  /**
+   * Idle for a while (nothing queued, nothing unwritten): drop the spares, go back to small
+   * slabs, and let go of the current slab, so a burst's buffers do not stay with a connection
+   * that has gone quiet (and 10,000 idle connections hold no output buffers at all).
+   */
+  private releaseBuffers(): void {
+    this.spares.length = 0;
+    this.slabBytes = OUT_SLAB_FIRST;
+    const slab = this.slab;
+    if (slab === null || slab.pending !== 0 || this.outPos !== this.outStart) return;
+    this.slab = null;
+    this.out = NO_OUTPUT;
+    this.outView = NO_OUTPUT_VIEW;
+    this.outStart = 0;
+    this.outPos = 0;
+  }
+
   /** Pause or resume reading according to the reasons to pause. */
   updateReading(): void {
     const pause = (this.pausedForRing || this.pausedForStall || this.pausedForBarrier) && !this.closed;
@@ -329,7 +363,8 @@ export class ClientConn implements ProtocolHandler {
 
   start(info: string): void {
     const s = this.socket;
-    s.setNoDelay(true);
+    // No setNoDelay here: the main thread's listener set TCP_NODELAY on the socket before
+    // handing it over, and the option stays with the socket (one syscall less per connection).
     s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
     s.on('error', (err: NodeJS.ErrnoException) => {
       log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
@@ -792,6 +827,11 @@ export class ClientConn implements ProtocolHandler {
     // blocks longer than write_deadline).
     const writable = this.socket.writableLength;
     if (this.stalled && writable <= this.opts.maxPending / 2) this.unstall();
+    if (this.queuedSinceTick === 0 && writable === 0 && this.outPos === this.outStart) {
+      if (++this.idleTicks === IDLE_TICKS_RELEASE) this.releaseBuffers();
+    } else {
+      this.idleTicks = 0;
+    }
     const progressed = writable < this.writableAtTick + this.queuedSinceTick;
     this.writableAtTick = writable;
     this.queuedSinceTick = 0;

@@ -79,8 +79,20 @@ export function clientConnectUrls(opts: Options, port: number): string[] {
   return [joinHostPort(host, port)];
 }
 
-export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string, nonce = ''): string {
-  const info: Record<string, unknown> = {
+/**
+ * A client INFO in two parts around the per-connection fields (client_id, client_ip, nonce),
+ * so a worker builds the JSON once and only splices those in for each new connection. Key
+ * order is nats-server's.
+ */
+export interface ClientInfoParts {
+  /** `INFO {... ,"client_id":` */
+  readonly head: string;
+  /** `,"cluster":...} \r\n` */
+  readonly tail: string;
+}
+
+export function clientInfoParts(id: ServerIdentity, opts: Options, authRequired: boolean): ClientInfoParts {
+  const before: Record<string, unknown> = {
     server_id: id.serverId,
     server_name: id.serverName,
     version: PROTOCOL_VERSION,
@@ -90,17 +102,28 @@ export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: 
     port: id.port,
     headers: true,
   };
-  if (authRequired) info.auth_required = true;
+  if (authRequired) before.auth_required = true;
   if (opts.tls !== undefined) {
-    info.tls_required = true;
-    if (opts.tls.verify) info.tls_verify = true;
+    before.tls_required = true;
+    if (opts.tls.verify) before.tls_verify = true;
   }
-  info.max_payload = opts.maxPayload;
-  info.client_id = cid;
-  if (clientIp !== '') info.client_ip = clientIp.startsWith('::ffff:') ? clientIp.slice(7) : clientIp;
-  if (nonce !== '') info.nonce = nonce;
-  if (id.cluster !== undefined && id.cluster !== '') info.cluster = id.cluster;
-  if (id.connectUrls !== undefined && id.connectUrls.length > 0) info.connect_urls = id.connectUrls;
-  if (id.lameDuckMode === true) info.ldm = true;
-  return `INFO ${JSON.stringify(info)} \r\n`;
+  before.max_payload = opts.maxPayload;
+  const after: Record<string, unknown> = {};
+  if (id.cluster !== undefined && id.cluster !== '') after.cluster = id.cluster;
+  if (id.connectUrls !== undefined && id.connectUrls.length > 0) after.connect_urls = id.connectUrls;
+  if (id.lameDuckMode === true) after.ldm = true;
+  const afterJson = JSON.stringify(after);
+  return {
+    head: `INFO ${JSON.stringify(before).slice(0, -1)},"client_id":`,
+    tail: `${afterJson === '{}' ? '' : `,${afterJson.slice(1, -1)}`}} \r\n`,
+  };
+}
+
+export function clientInfoFrom(parts: ClientInfoParts, cid: number, clientIp: string, nonce = ''): string {
+  const ip = clientIp.startsWith('::ffff:') ? clientIp.slice(7) : clientIp;
+  return `${parts.head}${cid}${ip !== '' ? `,"client_ip":${JSON.stringify(ip)}` : ''}${nonce !== '' ? `,"nonce":${JSON.stringify(nonce)}` : ''}${parts.tail}`;
+}
+
+export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string, nonce = ''): string {
+  return clientInfoFrom(clientInfoParts(id, opts, authRequired), cid, clientIp, nonce);
 }

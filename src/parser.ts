@@ -148,6 +148,8 @@ function parseSize(b: Buffer, s: number, e: number): number {
 }
 
 const MAX_ARGS = 5;
+const ARG_STARTS = new Int32Array(MAX_ARGS);
+const ARG_ENDS = new Int32Array(MAX_ARGS);
 
 export class Parser {
   private readonly h: ProtocolHandler;
@@ -162,10 +164,11 @@ export class Parser {
   private pendReplyStart = -1;
   private pendReplyEnd = -1;
   private pendHdr = -1;
-  // Argument split scratch (start/end pairs), reused.
-  private readonly as = new Int32Array(MAX_ARGS);
-  private readonly ae = new Int32Array(MAX_ARGS);
-  private argc = 0;
+  // Argument split scratch (start/end pairs): one pair of arrays per thread, shared by every
+  // connection's parser, since a line's arguments are used before the next line is split
+  // (parsing is synchronous and never re-entered). Saves two typed arrays per connection.
+  private readonly as = ARG_STARTS;
+  private readonly ae = ARG_ENDS;
   // Input from a PING/UNSUB on, kept while the handler's barrier() says "not yet".
   private heldInput: Buffer | null = null;
 
@@ -438,7 +441,6 @@ export class Parser {
       this.as[argc] = start;
       this.ae[argc++] = e;
     }
-    this.argc = argc;
     return argc;
   }
 

@@ -32,6 +32,15 @@ import { Monitor } from './monitor/monitor.ts';
 import type { Inbox } from './ring.ts';
 import { planReload, ReloadError } from './reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './options.ts';
+import { startMemoryReducer } from './memory.ts';
+
+/**
+ * V8 grows a thread's young generation up to 48 MiB under allocation bursts (connection
+ * churn, SUB/UNSUB storms), which with a few threads was a good part of a busy server's RSS.
+ * The hot path allocates almost nothing, so a smaller one costs no throughput we could
+ * measure (pubsub within run-to-run noise at 6 and 48 MiB). See the README's memory model.
+ */
+const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 12 };
 
 interface WorkerSlot {
   thread: number;
@@ -184,6 +193,7 @@ export class Server {
       concurrentTasksPerWorker: 1,
       atomics: 'disabled',
       maxQueue: 'auto',
+      resourceLimits: WORKER_HEAP_LIMITS,
     });
     if (clustered) {
       this.routePool = new Piscina({
@@ -194,6 +204,7 @@ export class Server {
         concurrentTasksPerWorker: 1,
         atomics: 'disabled',
         maxQueue: 'auto',
+        resourceLimits: WORKER_HEAP_LIMITS,
       });
     }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
@@ -202,6 +213,7 @@ export class Server {
       this.runWorker(t, false);
     }
     await ready;
+    startMemoryReducer();
     log.info(`Listening for client connections on ${hostPort(o.host, this.identity.port)}`);
     if (o.tls !== undefined) log.info('TLS required for client connections');
     if (clustered) {

@@ -458,3 +458,29 @@ test('bench: an unknown option names itself and the valid ones; no scenario is a
   t.is(none.code, 2);
   t.regex(none.stderr, /^usage: npm run bench/);
 });
+
+// ---- bench/churn.ts: connection churn and memory -----------------------------------------
+
+function churnCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(REPO_ROOT, 'bench', 'churn.ts'), ...args], { cwd: REPO_ROOT, timeout: 110_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test.serial('churn bench: PING percentiles during connection churn, RSS for idle connections and after a SUB/UNSUB storm', async (t) => {
+  t.timeout(120_000);
+  const against = haveNats ? ['--against', 'nats-server'] : [];
+  const churn = await churnCli(['churn', '--conns', '300', '--procs', '1', '--parallel', '10', '--quiet-secs', '1', '--workers', '2', ...against]);
+  t.is(churn.code, 0, churn.stderr);
+  const churnRuns = churn.stdout.split('\n').filter((l) => l.startsWith('run '));
+  t.is(churnRuns.length, haveNats ? 2 : 1, churn.stdout);
+  for (const l of churnRuns) t.regex(l, /conns=300 errors=0 .*ping_p50=[\d.]+ ping_p90=[\d.]+ ping_p99=[\d.]+ ping_max=[\d.]+ .*rss_quiet_mb=\d+/);
+  const idle = await churnCli(['idle', '--conns', '200', '--procs', '1', '--quiet-secs', '1', '--workers', '2']);
+  t.is(idle.code, 0, idle.stderr);
+  t.regex(idle.stdout, /^run scenario=idle target=skein-w2 round=0 conns=200 rss_before_mb=\d+ rss_idle_conns_mb=\d+/m);
+  const storm = await churnCli(['subchurn', '--secs', '2', '--quiet-secs', '1', '--workers', '2']);
+  t.is(storm.code, 0, storm.stderr);
+  t.regex(storm.stdout, /^run scenario=subchurn target=skein-w2 round=0 secs=2 msgs=[1-9]\d* subs_unsubs=[1-9]\d* /m);
+});

@@ -8,6 +8,7 @@ import { configureLog, log } from '../src/log.ts';
 import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
 import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
 import { answerRoute } from '../src/monitor/collect.ts';
+import { startMemoryReducer } from '../src/memory.ts';
 
 export interface RouteTask extends ClusterTask {
   port: MessagePort;
@@ -22,6 +23,7 @@ export default function run(task: RouteTask): Promise<void> {
   const cluster = new Cluster(task, send);
   cluster.routeStats = new RouteStats(new ThreadStats(task.stats, thread));
   cluster.start();
+  startMemoryReducer();
 
   return new Promise<void>((resolve) => {
     port.on('message', (raw: unknown) => {

@@ -10,6 +10,7 @@ import type { ServerIdentity } from '../src/info.ts';
 import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
 import { ThreadStats } from '../src/monitor/stats.ts';
 import { ClosedConnections, answerWorker } from '../src/monitor/collect.ts';
+import { startMemoryReducer } from '../src/memory.ts';
 
 export interface WorkerTask {
   thread: number;
@@ -34,12 +35,13 @@ export default function run(task: WorkerTask): Promise<void> {
   broker.faultInjection = task.faultInjection;
   if (task.faultInjection) broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
   broker.start();
+  startMemoryReducer();
 
   return new Promise<void>((resolve) => {
     port.on('message', (raw: unknown) => {
       const m = fromPort(raw);
       if ('socket' in m) {
-        broker.addConnection(m.socket, m.cid, m.reject === true);
+        broker.enqueueConnection(m.socket, m.cid, m.reject === true);
         return;
       }
       const msg = m;

@@ -1,0 +1,94 @@
+// Per-connection output memory (src/client.ts): a connection starts with a small output slab,
+// grows it while reads produce more than it holds, reuses it once its writes completed, and
+// gives it back after going quiet. One worker's Broker driven without sockets (as
+// bench/hotloop.ts), so the buffers themselves can be looked at.
+
+import test from 'ava';
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { Broker } from '../src/broker.ts';
+import type { ClientConn } from '../src/client.ts';
+import { createLayout } from '../src/shared.ts';
+import { defaultOptions } from '../src/options.ts';
+
+/** Enough of a net.Socket for a ClientConn: keeps a copy of every byte written. */
+class RecordingSocket extends EventEmitter {
+  writableLength = 0;
+  remoteAddress = '127.0.0.1';
+  remotePort = 1;
+  destroyed = false;
+  private readonly chunks: Buffer[] = [];
+  setNoDelay(): void {}
+  resume(): void {}
+  pause(): void {}
+  end(): void {}
+  destroy(): void {
+    this.destroyed = true;
+  }
+  write(b: Buffer, cb?: () => void): boolean {
+    this.chunks.push(Buffer.from(b)); // a copy: the slab is reused once the write completed
+    if (cb !== undefined) setImmediate(cb);
+    return true;
+  }
+  text(): string {
+    return Buffer.concat(this.chunks).toString('latin1');
+  }
+}
+
+function setup(): { broker: Broker; pub: RecordingSocket; sub: RecordingSocket; subConn: ClientConn } {
+  const opts = { ...defaultOptions(), workers: 1 };
+  const broker = new Broker(opts, { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
+    createLayout(1, opts.maxPayload, opts.maxControlLine), 0, false);
+  const pub = new RecordingSocket();
+  const sub = new RecordingSocket();
+  broker.addConnection(pub as unknown as Socket, 1, false);
+  broker.addConnection(sub as unknown as Socket, 2, false);
+  const subConn = [...broker.conns].find((c) => c.cid === 2)!;
+  sub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\nSUB out 1\r\n'));
+  pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
+  return { broker, pub, sub, subConn };
+}
+
+const writesComplete = (): Promise<void> => new Promise((r) => setImmediate(() => setImmediate(r)));
+
+function publish(pub: RecordingSocket, payloads: string[]): string {
+  pub.emit('data', Buffer.from(payloads.map((p) => `PUB out ${p.length}\r\n${p}\r\n`).join(''), 'latin1'));
+  return payloads.map((p) => `MSG out 1 ${p.length}\r\n${p}\r\n`).join('');
+}
+
+test('a new connection gets a small output slab, not a 64 KiB one', (t) => {
+  const { subConn } = setup();
+  t.true(subConn.out.length > 0, 'INFO went through a slab');
+  t.true(subConn.out.length <= 4096, `first slab is ${subConn.out.length} bytes`);
+});
+
+test('a connection that goes quiet gives its output slabs back and starts small again', async (t) => {
+  const { pub, subConn } = setup();
+  // One read that produces about 1 MiB of MSGs for the subscriber: the slab grows.
+  publish(pub, Array.from({ length: 256 }, (_v, i) => String(i % 10).repeat(4000)));
+  t.true(subConn.out.length >= 256 * 1024, `grown to ${subConn.out.length} bytes`);
+  await writesComplete();
+  // The sweep runs every 100ms: the first one still sees the burst, ten quiet ones follow.
+  for (let i = 0; i < 11; i++) subConn.tick(Date.now());
+  t.is(subConn.out.length, 0, 'no output buffer held while quiet');
+  publish(pub, ['after']);
+  t.true(subConn.out.length > 0 && subConn.out.length <= 4096, `small again: ${subConn.out.length} bytes`);
+});
+
+test('output is byte-exact across slab growth, reuse after completed writes, and release', async (t) => {
+  const { pub, sub, subConn } = setup();
+  let want = '';
+  for (let round = 0; round < 3; round++) {
+    want += publish(pub, ['a', 'bb', 'ccc']);
+    await writesComplete();
+    want += publish(pub, Array.from({ length: 40 }, (_v, i) => `${round}:${i}:`.padEnd(3000, 'x')));
+    want += publish(pub, ['tail']); // a second read before the first one's writes completed
+    await writesComplete();
+    for (let i = 0; i < 11; i++) subConn.tick(Date.now());
+    want += publish(pub, ['\xff\x00', '']);
+    await writesComplete();
+  }
+  const got = sub.text().replace(/^INFO [^\r]*\r\n/, '');
+  t.is(got.length, want.length);
+  t.true(got === want, 'every MSG byte for byte, in order');
+});
