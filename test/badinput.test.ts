@@ -6,20 +6,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { noPings, rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 import { testImpl, useServer, type ServerHandle } from './helpers/server.ts';
+import { prng } from './helpers/fuzz.ts';
 
 const impl = testImpl();
-
-/** Small seeded PRNG (mulberry32), so a failing input can be reproduced from the seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Bystander {
   /** Publishes a batch and waits until the subscriber got all of it, in order. */
