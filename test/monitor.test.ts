@@ -10,6 +10,7 @@ import { useServer, type Impl, type ServerHandle } from './helpers/server.ts';
 import { clusterPortOf, get, getJson, monitorPort, shapeDiff, shapeOf, type HttpAnswer } from './helpers/monitor.ts';
 import { waitFor } from './helpers/cluster.ts';
 import { certs, clientTls } from './helpers/certs.ts';
+import { rawSession } from './helpers/raw.ts';
 
 interface Env {
   impl: Impl;
@@ -325,4 +326,27 @@ test('with TLS, varz and connz carry nats-server\'s TLS fields', async (t) => {
   const conn = (d: Record<string, unknown>) => (d.connections as Record<string, unknown>[])[0];
   t.is(conn(s.connz).tls_version, conn(n.connz).tls_version);
   t.regex(String(conn(s.connz).tls_cipher_suite), /^TLS_/);
+});
+
+test('subjects, queues and sids that are not ASCII show in /connz and /subsz as nats-server shows them', async (t) => {
+  t.timeout(60_000);
+  const answers: Record<string, unknown>[] = [];
+  for (const impl of ['nats-server', 'skein'] as const) {
+    const srv = await useServer(t, { impl, workers: 2, args: ['-m', '-1'], ...natsConfig(impl) });
+    const mon = await monitorPort(srv);
+    const { c } = await rawSession(srv.port);
+    t.teardown(() => c.close());
+    // UTF-8 ü, a byte that is not UTF-8, a queue and a sid in bytes.
+    c.send('SUB \xc3\xbc.a 1\r\nSUB b.\xff q\xfe \xfe\xfd\r\n');
+    await c.ping();
+    const connz = await getJson(mon, '/connz?subs=detail');
+    const subsz = await getJson(mon, '/subsz?subs=1');
+    const detail = ((connz.connections as { subscriptions_list_detail?: Record<string, unknown>[] }[])[0].subscriptions_list_detail ?? [])
+      .map(({ subject, qgroup, sid }) => ({ subject, qgroup, sid }));
+    const list = ((subsz.subscriptions_list ?? []) as Record<string, unknown>[]).map(({ subject, qgroup, sid }) => ({ subject, qgroup, sid }));
+    const bySubject = (l: Record<string, unknown>[]) => [...l].sort((x, y) => String(x.subject).localeCompare(String(y.subject)));
+    answers.push({ connz: bySubject(detail), subsz: bySubject(list) });
+  }
+  t.deepEqual(answers[1], answers[0]);
+  t.deepEqual((answers[0].connz as Record<string, unknown>[]).map((d) => d.subject).sort(), ['b.\ufffd', 'ü.a'], 'nats-server shows UTF-8 as text');
 });

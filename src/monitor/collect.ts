@@ -10,6 +10,7 @@ import type { Cluster } from '../cluster.ts';
 import type { RouteConn } from '../route.ts';
 import type { TLSSocket } from 'node:tls';
 import { tlsCipherText, tlsVersionText } from '../tls.ts';
+import { shown } from '../bytes.ts';
 
 /** How much subscription detail a connection record carries. */
 export const SubsMode = { none: 0, subjects: 1, detail: 2 } as const;
@@ -117,7 +118,8 @@ function subsOf(conn: ClientConn, mode: SubsModeValue): SubRecord[] | undefined 
   if (mode === SubsMode.none || conn.subs.size === 0) return undefined;
   const out: SubRecord[] = [];
   for (const s of conn.subs.values()) {
-    out.push({ subject: s.subject, queue: s.queue, sid: s.sid, msgs: s.delivered, max: s.max, cid: conn.cid });
+    // Subjects are bytes (one char per byte); JSON shows them as UTF-8 text, as Go's encoder does.
+    out.push({ subject: shown(s.subject), queue: s.queue === null ? null : shown(s.queue), sid: shown(s.sid), msgs: s.delivered, max: s.max, cid: conn.cid });
   }
   return out;
 }
@@ -233,7 +235,7 @@ export function answerWorker(broker: Broker, closed: ClosedConnections, q: Monit
 
 function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
   let list: [string, string | null][] | undefined;
-  if (subs !== SubsMode.none && r.subs.size > 0) list = [...r.subs.values()].map((s) => [s.subject, s.queue]);
+  if (subs !== SubsMode.none && r.subs.size > 0) list = [...r.subs.values()].map((s) => [shown(s.subject), s.queue === null ? null : shown(s.queue)]);
   const info = r.remoteInfo ?? {};
   const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : '';
   const host = typeof info.host === 'string' ? info.host : r.remoteAddr;
