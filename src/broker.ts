@@ -7,8 +7,9 @@
 // Runs on one worker thread; nothing here is shared except through ring.ts/interest.ts.
 
 import type { Socket } from 'node:net';
-import { Sublist, type Interest } from './sublist.ts';
-import { ClientConn, CloseReason } from './client.ts';
+import { Sublist } from './sublist.ts';
+import { ClientConn, type ClientHost, type Sub } from './client.ts';
+import { CloseReason } from './conn/base.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
 import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from './bytes.ts';
@@ -22,25 +23,6 @@ import { clientInfoJson, clientInfoParts, clientInfoFrom, type ClientInfoParts }
 import { ThreadStats } from './monitor/stats.ts';
 import { configureLog, isTrace, log, reopenLogFile } from './log.ts';
 import { ClientAuthenticator, CredentialChecker } from './auth.ts';
-
-export interface Sub extends Interest {
-  readonly subject: string;
-  readonly queue: string | null;
-  readonly sid: string;
-  readonly sidBytes: Buffer;
-  /** Local subscriber, or null for another thread's interest. */
-  readonly conn: ClientConn | null;
-  /** Owning thread for remote interest; -1 for local subscriptions. */
-  readonly thread: number;
-  weight: number;
-  delivered: number;
-  max: number;
-  removed: boolean;
-  denyFilter: string[] | null;
-  /** `<subject> <sid>` for a literal subject (what every MSG to it starts with after the op). */
-  readonly prefix: Buffer | null;
-  readonly prefixView: DataView | null;
-}
 
 interface Group {
   readonly name: string;
@@ -170,7 +152,7 @@ function isLiteral(subject: string): boolean {
 
 
 
-export class Broker implements MeshHandler {
+export class Broker implements MeshHandler, ClientHost {
   readonly opts: Options;
   readonly thread: number;
   readonly threads: number;
@@ -329,7 +311,7 @@ export class Broker implements MeshHandler {
     if (reject) {
       log.error(`${conn.logPrefix()} - maximum connections exceeded`);
       conn.sendErr('maximum connections exceeded');
-      conn.close(CloseReason.maxConnections, true);
+      conn.close(CloseReason.maxConnectionsExceeded, true);
     }
   }
 
@@ -457,7 +439,7 @@ export class Broker implements MeshHandler {
     const intervalMs = windowMs / clients.length;
     const closeNext = (i: number): void => {
       const c = clients[i];
-      if (!c.closing) c.close(CloseReason.shutdown, true);
+      if (!c.closing) c.close(CloseReason.serverShutdown, true);
       if (i + 1 >= clients.length) return;
       const pause = intervalMs / 2 + Math.random() * (intervalMs / 2);
       setTimeout(() => closeNext(i + 1), pause).unref();
@@ -1053,7 +1035,7 @@ export class Broker implements MeshHandler {
     if (d.bytes > this.maxDeferredBytes) {
       log.info(`${c.logPrefix()} - Slow Consumer Detected: MaxPending of ${this.opts.maxPending} Exceeded`);
       this.slowConsumers++;
-      c.close(CloseReason.slowPending, false);
+      c.close(CloseReason.slowConsumerPendingBytes, false);
       return;
     }
     if (!d.waiting) {
@@ -1186,7 +1168,7 @@ export class Broker implements MeshHandler {
     // Connections not set up yet are closed without INFO.
     for (let i = this.arrivingHead; i < this.arriving.length; i++) this.arriving[i].socket.destroy();
     this.flushAll();
-    for (const c of [...this.conns]) c.close(CloseReason.shutdown, true);
+    for (const c of [...this.conns]) c.close(CloseReason.serverShutdown, true);
     this.mesh.stop();
   }
 }

@@ -1,6 +1,7 @@
-// A client connection: protocol state, auth, permissions, timers and its output buffer.
-// Runs on the owning worker only. Routing of messages is the Broker's job (broker.ts);
-// this file turns protocol operations into broker calls and broker deliveries into bytes.
+// A client connection: protocol state, auth and permissions. The output buffer, timers, TLS
+// and close behaviour are every connection's (conn/base.ts). Runs on the owning worker only.
+// Routing of messages is the Broker's job (broker.ts): this file turns protocol operations into
+// calls on its ClientHost and deliveries into bytes.
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -8,88 +9,70 @@ import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from '.
 import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from './subject.ts';
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
-import type { Broker, Sub } from './broker.ts';
-import { viewOf, shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from './bytes.ts';
+import { shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from './bytes.ts';
 import type { Options, TlsOptions } from './options.ts';
+import type { Interest } from './sublist.ts';
 import { log, isTrace } from './log.ts';
-import { InputGate, newNonce, type AuthVerdict } from './auth.ts';
-import { acceptTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
+import { newNonce, type AuthVerdict, type ClientAuthenticator } from './auth.ts';
+import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
 
 const PONG = Buffer.from('PONG\r\n');
-const PING = Buffer.from('PING\r\n');
 const OK = Buffer.from('+OK\r\n');
-// Output memory: a connection has no buffer of its own until it has something to send; the
-// first slab is small (from Buffer's shared pool) and slabs double while a read produces more
-// than they hold, up to OUT_SLAB_MAX. A slab whose writes have all completed is reused from
-// its start. After IDLE_TICKS_RELEASE sweeps (100ms apart) with nothing queued, the
-// connection gives its slab and spares back and starts small again.
-const OUT_SLAB_FIRST = 1024;
-const OUT_MIN_ROOM = 8 * 1024;
-const OUT_SLAB_MAX = 1024 * 1024;
-const SPARE_SLABS = 2;
-const IDLE_TICKS_RELEASE = 10;
-const NO_OUTPUT = Buffer.alloc(0);
-const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
-
-/**
- * An output buffer. Written ranges stay referenced by the socket until the kernel has them,
- * so a slab is reused only once every write from it completed (counted by `pending`).
- */
-class Slab {
-  readonly buf: Buffer;
-  readonly view: DataView;
-  pending = 0;
-  retired = false;
-  private readonly owner: ClientConn;
-  /** One callback per slab (no allocation per write). */
-  readonly done: () => void;
-
-  constructor(owner: ClientConn, bytes: number) {
-    this.owner = owner;
-    this.buf = Buffer.allocUnsafe(bytes);
-    this.view = viewOf(this.buf);
-    this.done = () => {
-      if (--this.pending === 0 && this.retired) this.owner.recycle(this);
-    };
-  }
-}
+/** First PING after CONNECT: about 2s (nats-server firstPingInterval, plus 0-20%). */
 const FIRST_PING_MS = 2000;
 const RTT_INTERVAL_MS = 60 * 60 * 1000;
 
-/** Close reasons as nats-server names them (/connz `reason`). */
-export const CloseReason = {
-  clientClosed: 'Client Closed',
-  authTimeout: 'Authentication Timeout',
-  authFailure: 'Authentication Failure',
-  slowPending: 'Slow Consumer (Pending Bytes)',
-  slowDeadline: 'Slow Consumer (Write Deadline)',
-  writeError: 'Write Error',
-  readError: 'Read Error',
-  parseError: 'Parse Error',
-  stale: 'Stale Connection',
-  protocolViolation: 'Protocol Violation',
-  badProtocol: 'Bad Client Protocol Version',
-  maxConnections: 'Maximum Connections Exceeded',
-  maxPayload: 'Maximum Message Payload Exceeded',
-  maxControlLine: 'Maximum Control Line Exceeded',
-  noRespondersHeaders: 'No Responders Requires Headers',
-  shutdown: 'Server Shutdown',
-  internalError: 'Internal Error',
-  tlsHandshake: 'TLS Handshake Failure',
-} as const;
+/** A subscription in a worker's sublist: a local client's, or another thread's interest. */
+export interface Sub extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly sid: string;
+  readonly sidBytes: Buffer;
+  /** Local subscriber, or null for another thread's interest. */
+  readonly conn: ClientConn | null;
+  /** Owning thread for remote interest; -1 for local subscriptions. */
+  readonly thread: number;
+  weight: number;
+  delivered: number;
+  max: number;
+  removed: boolean;
+  denyFilter: string[] | null;
+  /** `<subject> <sid>` for a literal subject (what every MSG to it starts with after the op). */
+  readonly prefix: Buffer | null;
+  readonly prefixView: DataView | null;
+}
 
-
-export class ClientConn implements ProtocolHandler {
-  readonly cid: number;
-  /** The accepted socket, or the TLSSocket wrapping it once TLS starts (startTls). */
-  socket: Socket;
-  readonly broker: Broker;
+/** What a client connection needs from the worker that owns it (broker.ts). */
+export interface ClientHost {
   readonly opts: Options;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
+  /** Changes only by config reload. */
+  readonly authRequired: boolean;
+  readonly auth: ClientAuthenticator;
+  slowConsumers: number;
+  readonly faultInjection: boolean;
+  markDirty(conn: ClientConn): void;
+  onData(conn: ClientConn, chunk: Buffer): void;
+  removeConnection(conn: ClientConn): void;
+  /** A subscriber drained: publishers stalled for it may go on. */
+  onUnstall(): void;
+  /** A socket that must be closed before the worker may stop (a TLS socket wrapping an accepted one). */
+  trackSocket(socket: Socket): void;
+  flushAll(): void;
+  /** Route one published message; returns whether it went anywhere (for no-responders). */
+  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): boolean;
+  subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub;
+  unsubscribe(sub: Sub): void;
+  /** Before a PING or UNSUB: false holds the input there (see Broker.barrier). */
+  barrier(conn: ClientConn): boolean;
+  /** An INFO owed to the client at its first PING, or null. */
+  pendingAsyncInfo(conn: ClientConn): string | null;
+  faultHook(subject: string): void;
+}
+
+export class ClientConn extends Conn implements ProtocolHandler {
+  readonly broker: ClientHost;
   readonly parser: Parser;
   readonly subs = new Map<string, Sub>();
-  readonly startedAt = Date.now();
 
   // Negotiated state (nats-server's defaults for absent CONNECT fields).
   verbose = true;
@@ -103,36 +86,19 @@ export class ClientConn implements ProtocolHandler {
   version = '';
   user = '';
   connectReceived = false;
-  closing = false;
-  closed = false;
-  closeReason = '';
   perms: Permissions | null = null;
   /** The nonce this connection's INFO carried (nkey users sign it); '' when none. */
   readonly nonce: string;
-  /** DER of the client certificate of a verified TLS connection (for verify_and_map). */
-  peerCert: Buffer | null = null;
-  /** Until this time (ms) the TLS handshake may run; 0 when none is running. */
-  tlsDeadline = 0;
-  /** Holds input after a CONNECT whose credentials are being checked off this thread. */
-  readonly gate = new InputGate();
   readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
   readonly isAwaitingConnect = (): boolean => this.awaitingConnect;
-  /** -V: trace protocol operations as nats-server does (`<<- [SUB foo 1]`, `->> [PONG]`). Reloadable. */
-  tracing = isTrace();
   /** CONNECT options as merged so far (a second CONNECT merges over the first). */
   private readonly connectFields: ConnectFields = defaultConnectFields();
+  /**
+   * ` - "v2.29.3:nodejs:name"` once CONNECT gave a version, lang or name, as nats-server adds
+   * to every later line of the connection (client.go processConnect); '' until then.
+   */
+  private connectLabel = '';
 
-  // Output: unwritten bytes are out[outStart, outPos).
-  private slab: Slab | null = null;
-  out: Buffer = NO_OUTPUT;
-  outView: DataView = NO_OUTPUT_VIEW;
-  private slabBytes = OUT_SLAB_FIRST;
-  private readonly spares: Slab[] = [];
-  /** Consecutive sweeps with nothing queued or unwritten (see releaseBuffers). */
-  private idleTicks = 0;
-  outStart = 0;
-  outPos = 0;
-  dirty = false;
   /** The broker's route for the subject this connection last published to (opaque here). */
   lastRoute: object | null = null;
   /** Reading paused because a cross-thread ring is full. */
@@ -144,42 +110,16 @@ export class ClientConn implements ProtocolHandler {
   private readPaused = false;
   /** Unwritten output above this is written at once instead of at the end of the read. */
   readonly flushEarlyBytes: number;
-  /**
-   * Our unwritten output is over half of max_pending: publishers delivering to us are slowed
-   * down (nats-server's fast-producer stall) until it drains.
-   */
-  stalled = false;
-
-  // Timers, swept by the broker (one timer per worker, not per connection).
-  authDeadline = 0;
-  nextPingAt = 0;
-  pingsOut = 0;
-  lastInboundAt = Date.now();
-  lastClientPingAt = 0;
-  rttMs = 0;
-  rttStartAt = 0;
-  /** Since when queued output has made no progress into the kernel (0: not stalled). */
-  writeBlockedSince = 0;
-  private queuedSinceTick = 0;
-  private writableAtTick = 0;
   firstPongSent = false;
   /** An async INFO arrived before this client's first PING; send it before that PONG. */
   infoOwed = false;
 
-  // Stats.
-  inMsgs = 0;
-  inBytes = 0;
-  outMsgs = 0;
-  outBytes = 0;
-
-  constructor(broker: Broker, socket: Socket, cid: number) {
+  constructor(broker: ClientHost, socket: Socket, cid: number) {
+    super(ConnKind.client, socket, cid, broker.opts);
     this.broker = broker;
-    this.opts = broker.opts;
-    this.socket = socket;
-    this.cid = cid;
-    this.remoteAddr = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
+    this.tracing = isTrace();
     this.parser = new Parser(this);
+    this.rttRefreshMs = RTT_INTERVAL_MS;
     this.flushEarlyBytes = Math.min(256 * 1024, Math.floor(this.opts.maxPending / 4));
     const now = Date.now();
     if (broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
@@ -203,135 +143,29 @@ export class ClientConn implements ProtocolHandler {
     return this.opts.maxControlLine;
   }
 
-  get pendingBytes(): number {
-    return this.socket.writableLength + (this.outPos - this.outStart);
-  }
-
   logPrefix(): string {
     return `${this.remoteAddr}:${this.remotePort} - cid:${this.cid}${this.connectLabel}`;
   }
 
-  /**
-   * ` - "v2.29.3:nodejs:name"` once CONNECT gave a version, lang or name, as nats-server adds
-   * to every later line of the connection (client.go processConnect); '' until then.
-   */
-  private connectLabel = '';
-
-  // ---------------------------------------------------------------- output
-
-  /** Make room for `n` more bytes; keeps unwritten bytes. */
-  reserve(n: number): Buffer {
-    const slab = this.slab;
-    // Everything queued so far has been written and the kernel has it: start over.
-    if (this.outPos === this.outStart && this.outPos !== 0 && slab!.pending === 0) {
-      this.outStart = 0;
-      this.outPos = 0;
-    }
-    if (this.outPos + n > this.out.length) {
-      const pending = this.outPos - this.outStart;
-      // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
-      while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
-      // Grow geometrically so a large backlog is copied O(log n) times, not once per message.
-      this.useSlab(Math.max(this.slabBytes, (pending + n) * 2));
-      if (slab !== null) {
-        if (pending > 0) slab.buf.copy(this.out, 0, this.outStart, this.outPos);
-        this.retire(slab);
-      }
-      this.outStart = 0;
-      this.outPos = pending;
-    }
-    if (!this.dirty) {
-      this.dirty = true;
-      this.broker.markDirty(this);
-    }
-    return this.out;
+  protected onRead(chunk: Buffer): void {
+    this.broker.onData(this, chunk);
   }
 
-  queue(bytes: Uint8Array): void {
-    const out = this.reserve(bytes.length);
-    out.set(bytes, this.outPos);
-    this.outPos += bytes.length;
+  protected markDirty(): void {
+    this.broker.markDirty(this);
   }
 
-  /** Queue text: UTF-8 (INFO), or SUBJECT_ENCODING for lines that carry subject bytes. */
-  queueString(s: string, encoding: BufferEncoding = 'utf8'): void {
-    const n = Buffer.byteLength(s, encoding);
-    const out = this.reserve(n);
-    out.write(s, this.outPos, encoding);
-    this.outPos += n;
+  protected onUnstall(): void {
+    this.broker.onUnstall();
   }
 
-  sendErr(text: string): void {
-    if (this.tracing) this.traceOut(`-ERR '${text}'`);
-    this.queueString(`-ERR '${text}'\r\n`);
+  protected countSlowConsumer(): void {
+    this.broker.slowConsumers++;
   }
 
-  /** Write what is queued: one socket write per connection per read. */
-  flush(): void {
-    this.dirty = false;
-    if (this.closed || this.outPos === this.outStart) return;
-    const pending = this.socket.writableLength + (this.outPos - this.outStart);
-    if (pending > this.opts.maxPending) {
-      log.info(`${this.logPrefix()} - Slow Consumer Detected: MaxPending of ${this.opts.maxPending} Exceeded`);
-      this.broker.slowConsumers++;
-      this.close(CloseReason.slowPending, false);
-      return;
-    }
-    const chunk = this.out.subarray(this.outStart, this.outPos);
-    this.queuedSinceTick += chunk.length;
-    const slab = this.slab!;
-    slab.pending++;
-    if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
-      this.useSlab(this.slabBytes);
-      this.retire(slab);
-      this.outStart = 0;
-      this.outPos = 0;
-    } else {
-      this.outStart = this.outPos;
-    }
-    this.socket.write(chunk, slab.done);
-    if (!this.stalled && this.socket.writableLength > this.opts.maxPending / 2) {
-      this.stalled = true;
-      this.socket.once('drain', () => this.unstall());
-    }
-  }
-
-  /** Switch to a spare slab of at least `bytes`, or a new one. */
-  private useSlab(bytes: number): void {
-    let slab: Slab | undefined;
-    while ((slab = this.spares.pop()) !== undefined && slab.buf.length < bytes);
-    this.slab = slab ?? new Slab(this, bytes);
-    this.out = this.slab.buf;
-    this.outView = this.slab.view;
-  }
-
-  private retire(slab: Slab): void {
-    slab.retired = true;
-    if (slab.pending === 0) this.recycle(slab);
-  }
-
-  /** A retired slab's writes have all completed: keep it for reuse. */
-  recycle(slab: Slab): void {
-    if (this.closed || this.spares.length >= SPARE_SLABS || slab.buf.length < this.slabBytes) return;
-    slab.retired = false;
-    this.spares.push(slab);
-  }
-
-  /**
-   * Idle for a while (nothing queued, nothing unwritten): drop the spares, go back to small
-   * slabs, and let go of the current slab, so a burst's buffers do not stay with a connection
-   * that has gone quiet (and 10,000 idle connections hold no output buffers at all).
-   */
-  private releaseBuffers(): void {
-    this.spares.length = 0;
-    this.slabBytes = OUT_SLAB_FIRST;
-    const slab = this.slab;
-    if (slab === null || slab.pending !== 0 || this.outPos !== this.outStart) return;
-    this.slab = null;
-    this.out = NO_OUTPUT;
-    this.outView = NO_OUTPUT_VIEW;
-    this.outStart = 0;
-    this.outPos = 0;
+  protected onClose(reason: CloseReasonText): void {
+    this.broker.removeConnection(this);
+    log.debug(`${this.logPrefix()} - Client connection closed: ${reason}`);
   }
 
   /** Pause or resume reading according to the reasons to pause. */
@@ -353,25 +187,14 @@ export class ClientConn implements ProtocolHandler {
     return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
   }
 
-  private unstall(): void {
-    if (!this.stalled) return;
-    this.stalled = false;
-    this.broker.onUnstall();
-  }
-
   // ------------------------------------------------------------ lifecycle
 
   start(info: string): void {
     const s = this.socket;
     // No setNoDelay here: the main thread's listener set TCP_NODELAY on the socket before
     // handing it over, and the option stays with the socket (one syscall less per connection).
-    s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
-      this.close(err.code === 'EPIPE' ? CloseReason.writeError : CloseReason.readError, false);
-    });
-    s.on('close', () => this.close(CloseReason.clientClosed, false));
-    s.on('end', () => this.close(CloseReason.clientClosed, false));
+    this.watch(s);
+    this.listen(s);
     this.queueString(info);
     this.flush();
     s.resume();
@@ -395,88 +218,19 @@ export class ClientConn implements ProtocolHandler {
     this.tlsDeadline = Date.now() + t.timeoutMs;
     raw.write(info, () => {
       if (this.closed) return;
-      log.debug(`${this.logPrefix()} - Starting TLS client connection handshake`);
-      const s = acceptTls(raw, t, t.verify);
-      this.socket = s;
+      const s = this.startTlsHandshake(t, null, t.verify, (secure) => this.onTlsReady(secure, t));
       this.broker.trackSocket(s);
-      s.once('secure', () => this.onTlsReady(s, t));
-      s.on('error', (err: NodeJS.ErrnoException) => {
-        if (this.tlsDeadline !== 0) {
-          log.error(`${this.logPrefix()} - TLS handshake error: ${handshakeErrorText(err)}`);
-          this.close(CloseReason.tlsHandshake, false);
-          return;
-        }
-        log.debug(`${this.logPrefix()} - Client connection error: ${err.message}`);
-        this.close(err.code === 'EPIPE' ? CloseReason.writeError : CloseReason.readError, false);
-      });
-      s.on('close', () => this.close(CloseReason.clientClosed, false));
     });
   }
 
   private onTlsReady(s: TLSSocket, t: TlsOptions): void {
-    if (this.closed) return;
-    if (t.verify) {
-      const refused = peerVerifyError(s);
-      if (refused !== null) {
-        log.error(`${this.logPrefix()} - TLS handshake error: ${refused}`);
-        this.close(CloseReason.tlsHandshake, false);
-        return;
-      }
-      if (t.map) this.peerCert = s.getPeerX509Certificate()?.raw ?? null;
-    }
-    this.tlsDeadline = 0;
-    log.debug(`${this.logPrefix()} - TLS handshake complete`);
-    log.debug(`${this.logPrefix()} - TLS version ${tlsVersionText(s)}, cipher suite ${tlsCipherText(s)}`);
-    const now = Date.now();
-    if (this.broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
-    s.on('data', (chunk: Buffer) => this.broker.onData(this, chunk));
-    s.on('end', () => this.close(CloseReason.clientClosed, false));
+    if (t.verify && t.map) this.peerCert = s.getPeerX509Certificate()?.raw ?? null;
+    if (this.broker.authRequired) this.authDeadline = Date.now() + this.opts.authorization!.timeoutMs;
+    this.listen(s);
     this.flush(); // anything queued meanwhile
   }
 
-  /**
-   * Close the connection. With `flushFirst`, queued bytes (an -ERR, say) are written
-   * before the socket is ended; otherwise it is destroyed at once (slow consumer).
-   */
-  close(reason: string, flushFirst: boolean): void {
-    if (this.closed) return;
-    this.closing = true;
-    this.closed = true;
-    this.closeReason = reason;
-    this.broker.removeConnection(this);
-    if (this.stalled) this.unstall();
-    if (flushFirst && this.outPos > this.outStart && !this.socket.destroyed) {
-      this.socket.end(this.out.subarray(this.outStart, this.outPos));
-      this.outStart = this.outPos;
-      const t = setTimeout(() => this.socket.destroy(), 1000);
-      t.unref();
-      this.socket.once('close', () => clearTimeout(t));
-    } else if (flushFirst && !this.socket.destroyed) {
-      this.socket.end();
-      const t = setTimeout(() => this.socket.destroy(), 1000);
-      t.unref();
-    } else {
-      this.socket.destroy();
-    }
-    log.debug(`${this.logPrefix()} - Client connection closed: ${reason}`);
-  }
-
-  /** -ERR then close, as nats-server does for fatal protocol errors. */
-  private fatal(text: string, reason: string): void {
-    if (this.closing) return;
-    this.sendErr(text);
-    this.close(reason, true);
-  }
-
   // ------------------------------------------------------- protocol handler
-
-  private traceIn(op: string, arg?: string): void {
-    log.trace(`${this.logPrefix()} - <<- [${arg === undefined ? op : `${op} ${arg}`}]`);
-  }
-
-  traceOut(op: string): void {
-    log.trace(`${this.logPrefix()} - ->> [${op}]`);
-  }
 
   onConnect(json: string): void {
     if (this.tracing) this.traceIn('CONNECT', json.replace(/"pass"\s*:\s*"(?:[^"\\]|\\.)*"/, '"pass":"[REDACTED]"'));
@@ -538,23 +292,22 @@ export class ClientConn implements ProtocolHandler {
       this.user = verdict.user;
     }
     if (this.connectFields.account !== '' || this.connectFields.new_account) {
-      this.fatal('Authorization Violation', CloseReason.authFailure);
+      this.fatal('Authorization Violation', CloseReason.authenticationViolation);
       return;
     }
     if (this.protocol < 0 || this.protocol > 1) {
-      this.fatal('invalid client protocol', CloseReason.badProtocol);
+      this.fatal('invalid client protocol', CloseReason.badClientProtocolVersion);
       return;
     }
     if (this.noResponders && !this.headers) {
-      this.fatal('no responders requires headers support', CloseReason.noRespondersHeaders);
+      this.fatal('no responders requires headers support', CloseReason.noRespondersRequiresHeaders);
       return;
     }
     this.connectReceived = true;
     this.authDeadline = 0;
     // nats-server sends its first PING soon after CONNECT to measure RTT (and restarts that
     // timer on every CONNECT, client.go processConnect).
-    const first = Math.min(this.opts.pingIntervalMs, FIRST_PING_MS);
-    this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
+    this.schedulePing(FIRST_PING_MS);
     if (this.verbose) this.queue(OK);
   }
 
@@ -569,7 +322,7 @@ export class ClientConn implements ProtocolHandler {
       : a?.users !== undefined && a.users.length > 0 ? ` - User ${goQuote(subjectBytesOf(c.user))}`
       : '';
     log.error(`${this.logPrefix()} - authentication error${who}`);
-    this.fatal('Authorization Violation', CloseReason.authFailure);
+    this.fatal('Authorization Violation', CloseReason.authenticationViolation);
   }
 
   /**
@@ -616,7 +369,7 @@ export class ClientConn implements ProtocolHandler {
   /** max_connections went down on reload (client.go maxConnExceeded). */
   maxConnectionsExceeded(): void {
     log.error(`${this.logPrefix()} - maximum connections exceeded`);
-    this.fatal('maximum connections exceeded', CloseReason.maxConnections);
+    this.fatal('maximum connections exceeded', CloseReason.maxConnectionsExceeded);
   }
 
   /**
@@ -756,7 +509,7 @@ export class ClientConn implements ProtocolHandler {
       this.traceIn('PING');
       this.traceOut('PONG');
     }
-    this.lastClientPingAt = Date.now();
+    this.lastPeerPingAt = Date.now();
     if (!this.firstPongSent) {
       this.firstPongSent = true;
       const pendingInfo = this.broker.pendingAsyncInfo(this);
@@ -767,11 +520,7 @@ export class ClientConn implements ProtocolHandler {
 
   onPong(): void {
     if (this.tracing) this.traceIn('PONG');
-    this.pingsOut = 0;
-    if (this.rttStartAt > 0) {
-      this.rttMs = Math.max(Date.now() - this.rttStartAt, 0.001);
-      this.rttStartAt = 0;
-    }
+    this.gotPong();
   }
 
   onClientErr(text: string): void {
@@ -790,74 +539,17 @@ export class ClientConn implements ProtocolHandler {
         this.authViolation();
         break;
       case ParseError.controlLine:
-        this.fatal('maximum control line exceeded', CloseReason.maxControlLine);
+        this.fatal('maximum control line exceeded', CloseReason.maxControlLineExceeded);
         break;
       case ParseError.maxPayload:
         log.error(`${this.logPrefix()} - Maximum Payload Violation: ${detail} vs ${this.opts.maxPayload}`);
-        this.fatal('Maximum Payload Violation', CloseReason.maxPayload);
+        this.fatal('Maximum Payload Violation', CloseReason.maxPayloadExceeded);
         break;
       case ParseError.args:
       case ParseError.headers:
         log.error(`${this.logPrefix()} - Client parser ERROR: ${detail}`);
         this.close(CloseReason.protocolViolation, true);
         break;
-    }
-  }
-
-  // ---------------------------------------------------------------- timers
-
-  /** Called by the broker's sweep; `now` in ms. */
-  tick(now: number): void {
-    if (this.closing) return;
-    if (this.tlsDeadline !== 0) {
-      if (now < this.tlsDeadline) return;
-      // What nats-server logs when the handshake's read deadline passes.
-      const local = `${this.socket.localAddress ?? ''}:${this.socket.localPort ?? 0}`.replace(/^::ffff:/, '');
-      log.error(`${this.logPrefix()} - TLS handshake error: read tcp ${local}->${this.remoteAddr.replace(/^::ffff:/, '')}:${this.remotePort}: i/o timeout`);
-      this.close(CloseReason.tlsHandshake, false);
-      return;
-    }
-    if (this.authDeadline !== 0 && now >= this.authDeadline) {
-      log.error(`${this.logPrefix()} - Authentication Timeout`);
-      this.fatal('Authentication Timeout', CloseReason.authTimeout);
-      return;
-    }
-    // Write deadline: Node buffers what the kernel will not take, so "blocked" means queued
-    // bytes made no progress at all since the deadline started (nats-server: a write that
-    // blocks longer than write_deadline).
-    const writable = this.socket.writableLength;
-    if (this.stalled && writable <= this.opts.maxPending / 2) this.unstall();
-    if (this.queuedSinceTick === 0 && writable === 0 && this.outPos === this.outStart) {
-      if (++this.idleTicks === IDLE_TICKS_RELEASE) this.releaseBuffers();
-    } else {
-      this.idleTicks = 0;
-    }
-    const progressed = writable < this.writableAtTick + this.queuedSinceTick;
-    this.writableAtTick = writable;
-    this.queuedSinceTick = 0;
-    if (writable === 0 || progressed) this.writeBlockedSince = writable === 0 ? 0 : now;
-    else if (this.writeBlockedSince === 0) this.writeBlockedSince = now;
-    if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
-      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs}ms Exceeded`);
-      this.broker.slowConsumers++;
-      this.close(CloseReason.slowDeadline, false);
-      return;
-    }
-    if (now >= this.nextPingAt) {
-      const interval = this.opts.pingIntervalMs;
-      this.nextPingAt = now + interval;
-      const needRtt = this.rttMs === 0 || now - this.rttStartAt > RTT_INTERVAL_MS;
-      // Recent traffic from the client (data or its own PING) makes our PING unnecessary.
-      if (!needRtt && (now - this.lastInboundAt < interval || now - this.lastClientPingAt < interval)) return;
-      if (this.pingsOut + 1 > this.opts.pingMax) {
-        log.debug(`${this.logPrefix()} - Stale Client Connection - Closing`);
-        this.fatal('Stale Connection', CloseReason.stale);
-        return;
-      }
-      this.pingsOut++;
-      if (this.rttStartAt === 0) this.rttStartAt = now;
-      this.queue(PING);
-      this.flush();
     }
   }
 }

@@ -34,15 +34,15 @@ import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { isValidSubscribeSubject } from './subject.ts';
 import {
-  RouteConn, RouteCloseReason, RouteOp, routeConnectJson, routeInfoJson, sameRoute,
-  type RouteCloseReasonText, type RouteHost, type RouteOpCode, type RoutedMsg,
+  RouteConn, RouteOp, routeConnectJson, routeInfoJson, sameRoute,
+  type RouteHost, type RouteOpCode, type RoutedMsg,
 } from './route.ts';
+import { CloseReason, type CloseReasonText } from './conn/base.ts';
 import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from './bytes.ts';
 import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
-import type { TLSSocket } from 'node:tls';
 import type { TlsOptions } from './options.ts';
-import { acceptTls, dialTls, handshakeErrorText, mapCertificateToUser, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
+import { mapCertificateToUser } from './tls.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from './auth.ts';
 import { RouteStats, ThreadStats } from './monitor/stats.ts';
 
@@ -195,10 +195,6 @@ function newNonce(): string {
 export class Cluster implements RouteHost, MeshHandler {
   readonly opts: Options;
   readonly thread: number;
-  // Reloadable (SIGHUP): read live by every route.
-  pingIntervalMs: number;
-  pingMax: number;
-  writeDeadlineMs: number;
   private readonly identity: ServerIdentity;
   private readonly notify: (m: ControlMessage) => void;
   private readonly layout: SharedLayout;
@@ -217,12 +213,8 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly tls: TlsOptions | undefined;
   /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
   private readonly routeTlsName: string | undefined;
-  /** Verified route certificates, for cluster `verify_and_map`. */
-  private readonly peerCerts = new WeakMap<RouteConn, Buffer>();
   /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (auth.ts). */
   private readonly checker = new CredentialChecker();
-  /** TLS handshakes in progress (closed at shutdown). */
-  private readonly handshaking = new Set<net.Socket>();
   // Reloadable (SIGHUP).
   private clientUrls: string[];
   private noAdvertise: boolean;
@@ -288,9 +280,6 @@ export class Cluster implements RouteHost, MeshHandler {
     this.layout = task.layout;
     this.identity = task.identity;
     this.notify = notify;
-    this.pingIntervalMs = o.pingIntervalMs;
-    this.pingMax = o.pingMax;
-    this.writeDeadlineMs = o.writeDeadlineMs;
     this.clusterName = task.clusterName;
     this.dynamic = task.clusterDynamic;
     this.clientUrls = task.clientUrls;
@@ -421,74 +410,38 @@ export class Cluster implements RouteHost, MeshHandler {
       socket.destroy();
       return;
     }
-    if (this.tls !== undefined) {
-      // route.go createRoute: on routes the handshake comes first, before any INFO.
-      this.routeHandshake(socket, rid, null, false);
-      return;
-    }
-    this.createRoute(socket, rid, null, false);
+    this.openRoute(socket, rid, null, false, null);
   }
 
   /**
-   * The TLS handshake of a route, either side, then createRoute on the TLS socket. Both sides
-   * present our certificate and verify the peer's (nats-server forces RequireAndVerifyClientCert
-   * on routes); a failure is logged as nats-server does and the socket closed (a dialled
-   * route is retried as after any failed dial).
+   * route.go createRoute: a route on an accepted or a dialled socket. With cluster.tls the
+   * handshake comes first, before any INFO (conn/base.ts); a dialled route whose handshake
+   * fails is retried as after any failed dial (`onDialFailure`).
    */
-  private routeHandshake(raw: net.Socket, rid: number, url: URL | null, explicit: boolean, onFail?: (err: Error) => void): void {
-    const t = this.tls!;
-    const a = (raw.remoteAddress ?? '').replace(/^::ffff:/, '');
-    const prefix = `${a.includes(':') ? `[${a}]` : a}:${raw.remotePort ?? 0} - rid:${rid}`;
-    let s: TLSSocket;
-    if (url === null) {
-      log.debug(`${prefix} - Starting TLS route server handshake`);
-      s = acceptTls(raw, t, true);
-    } else {
-      log.debug(`${prefix} - Starting TLS route client handshake`);
-      const host = hostOf(url);
-      s = dialTls(raw, t, net.isIP(host) !== 0 && this.routeTlsName !== undefined ? this.routeTlsName : host);
+  private openRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean, onDialFailure: ((err: Error) => void) | null): void {
+    const r = new RouteConn(this, this.opts, socket, rid, url, explicit);
+    this.conns.add(r);
+    if (this.tls === undefined) {
+      this.createRoute(r);
+      r.start();
+      this.flushRoutes();
+      return;
     }
-    this.handshaking.add(s);
-    let done = false;
-    const fail = (why: string): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      this.handshaking.delete(s);
-      log.error(`${prefix} - TLS route handshake error: ${why}`);
-      s.destroy();
-      onFail?.(new Error(why));
-    };
-    const timer = setTimeout(() => fail(`read tcp ${raw.localAddress ?? ''}:${raw.localPort ?? 0}->${a}:${raw.remotePort ?? 0}: i/o timeout`), t.timeoutMs);
-    s.on('error', (err) => fail(handshakeErrorText(err)));
-    s.once(url === null ? 'secure' : 'secureConnect', () => {
-      if (done) return;
-      if (url === null) {
-        const refused = peerVerifyError(s);
-        if (refused !== null) {
-          fail(refused);
-          return;
-        }
-      }
-      done = true;
-      clearTimeout(timer);
-      this.handshaking.delete(s);
-      s.removeAllListeners('error');
-      if (!this.running) {
-        s.destroy();
-        return;
-      }
-      log.debug(`${prefix} - TLS handshake complete`);
-      log.debug(`${prefix} - TLS version ${tlsVersionText(s)}, cipher suite ${tlsCipherText(s)}`);
-      const cert = s.getPeerX509Certificate()?.raw;
-      this.createRoute(s, rid, url, explicit, cert);
+    r.onTlsFailure = onDialFailure;
+    let dialHost: string | null = null;
+    if (url !== null) {
+      const host = hostOf(url);
+      dialHost = net.isIP(host) !== 0 && this.routeTlsName !== undefined ? this.routeTlsName : host;
+    }
+    r.startTls(this.tls, dialHost, () => {
+      this.createRoute(r);
+      this.flushRoutes();
     });
   }
 
-  private createRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean, peerCert?: Buffer): void {
-    const r = new RouteConn(this, socket, rid, url, explicit);
-    this.conns.add(r);
-    if (peerCert !== undefined) this.peerCerts.set(r, peerCert);
+  /** The route exists (plaintext, or its TLS handshake completed): CONNECT and INFO go out. */
+  private createRoute(r: RouteConn): void {
+    const url = r.url;
     // An accepted route's input before its CONNECT goes line by line, so a CONNECT whose
     // bcrypt password is checked off this thread holds what follows (auth.ts InputGate).
     if (url === null && this.authUser !== undefined) r.authGated = true;
@@ -510,8 +463,6 @@ export class Cluster implements RouteHost, MeshHandler {
     if (url === null) this.unannounced.add(r); // logged once its CONNECT says who it is
     else if (this.conflictRedials.has(url.host)) log.debug(`${r.logPrefix()} - Route connection created`);
     else log.info(`${r.logPrefix()} - Route connection created`);
-    r.start();
-    this.flushRoutes();
   }
 
   markDirty(r: RouteConn): void {
@@ -545,11 +496,11 @@ export class Cluster implements RouteHost, MeshHandler {
         const theirs = /^'Rejecting connection, cluster name "[^"]*" does not match "([^"]*)"'$/.exec(text);
         if (theirs !== null && r.url !== null) {
           this.nameConflict(r, r.url.host, theirs[1], `${r.logPrefix()} - Route Error ${text}`);
-          r.close(RouteCloseReason.clusterNameConflict, false);
+          r.close(CloseReason.clusterNameConflict, false);
           return;
         }
         log.error(`${r.logPrefix()} - Route Error ${text}`);
-        r.close(RouteCloseReason.parseError, false);
+        r.close(CloseReason.parseError, false);
         return;
       }
       default:
@@ -561,7 +512,7 @@ export class Cluster implements RouteHost, MeshHandler {
     this.announce(r, false);
     log.error(`${r.logPrefix()} - authentication error`);
     r.sendErr('Authorization Violation');
-    r.close(RouteCloseReason.authFailure, true);
+    r.close(CloseReason.authenticationViolation, true);
   }
 
   private processConnect(r: RouteConn, json: string): void {
@@ -572,7 +523,7 @@ export class Cluster implements RouteHost, MeshHandler {
     } catch {
       this.announce(r, false);
       log.error(`${r.logPrefix()} - Router parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
-      r.close(RouteCloseReason.protocolViolation, false);
+      r.close(CloseReason.protocolViolation, false);
       return;
     }
     if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
@@ -602,10 +553,7 @@ export class Cluster implements RouteHost, MeshHandler {
 
   /** auth.go isRouterAuthorized: the peer's certificate names the route user (verify_and_map), or user and password match. */
   private routeAuthorized(r: RouteConn, c: Record<string, unknown>): boolean | Promise<boolean> {
-    if (this.tls?.map) {
-      const cert = this.peerCerts.get(r);
-      return cert !== undefined && mapCertificateToUser(cert, [this.authUser!]) !== null;
-    }
+    if (this.tls?.map) return r.peerCert !== null && mapCertificateToUser(r.peerCert, [this.authUser!]) !== null;
     if (c.user !== this.authUser) return false;
     return comparePasswords(this.checker, this.authPass ?? '', typeof c.pass === 'string' ? c.pass : '');
   }
@@ -619,7 +567,7 @@ export class Cluster implements RouteHost, MeshHandler {
       this.announce(r, false);
       log.error(`${r.logPrefix()} - attempted to connect to route port`);
       r.sendErr('attempted to connect to route port');
-      r.close(RouteCloseReason.wrongPort, true);
+      r.close(CloseReason.wrongPort, true);
       return;
     }
     if (typeof c.gateway === 'string' && c.gateway !== '') {
@@ -627,7 +575,7 @@ export class Cluster implements RouteHost, MeshHandler {
       this.announce(r, false);
       log.error(`${r.logPrefix()} - ${text}`);
       r.sendErr(text);
-      r.close(RouteCloseReason.wrongGateway, true);
+      r.close(CloseReason.wrongGateway, true);
       return;
     }
     const theirs = typeof c.cluster === 'string' ? c.cluster : '';
@@ -643,7 +591,7 @@ export class Cluster implements RouteHost, MeshHandler {
         const text = `Rejecting connection, cluster name ${JSON.stringify(theirs)} does not match ${JSON.stringify(this.clusterName)}`;
         this.nameConflict(r, typeof c.name === 'string' ? c.name : r.remoteAddr, theirs, `${r.logPrefix()} - ${text}`);
         r.sendErr(text);
-        r.close(RouteCloseReason.clusterNameConflict, true);
+        r.close(CloseReason.clusterNameConflict, true);
         return;
       }
     }
@@ -680,7 +628,7 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   private removeAllRoutesExcept(keep: RouteConn): void {
-    for (const r of [...this.conns]) if (r !== keep) r.close(RouteCloseReason.clusterNameConflict, false);
+    for (const r of [...this.conns]) if (r !== keep) r.close(CloseReason.clusterNameConflict, false);
   }
 
   private processInfo(r: RouteConn, json: string): void {
@@ -691,14 +639,14 @@ export class Cluster implements RouteHost, MeshHandler {
       if (info === null || typeof info !== 'object' || Array.isArray(info)) throw new Error('not an object');
     } catch {
       log.error(`${r.logPrefix()} - Router parser ERROR: invalid INFO ${JSON.stringify(json.slice(0, 64))}`);
-      r.close(RouteCloseReason.protocolViolation, false);
+      r.close(CloseReason.protocolViolation, false);
       return;
     }
     const id = typeof info.server_id === 'string' ? info.server_id : '';
     if (id === this.identity.serverId) {
       // A route to ourselves (a config listing every member): drop it, never re-dial it.
       r.remoteId = id;
-      r.close(RouteCloseReason.duplicateRoute, false);
+      r.close(CloseReason.duplicateRoute, false);
       return;
     }
     const theirCluster = typeof info.cluster === 'string' ? info.cluster : '';
@@ -711,7 +659,7 @@ export class Cluster implements RouteHost, MeshHandler {
           this.nameConflict(r, id, theirCluster, `${r.logPrefix()} - Cluster name ${JSON.stringify(theirCluster)} ` +
             `of remote server ${JSON.stringify(id)} does not match ${JSON.stringify(this.clusterName)}`);
         }
-        r.close(RouteCloseReason.clusterNameConflict, false);
+        r.close(CloseReason.clusterNameConflict, false);
         return;
       }
     }
@@ -732,7 +680,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const name = typeof info.server_name === 'string' ? info.server_name : '';
     if (!r.didSolicit && name !== '' && name === this.identity.serverName) {
       log.error(`${r.logPrefix()} - Remote server has a duplicate name: ${JSON.stringify(name)}`);
-      r.close(RouteCloseReason.duplicateServerName, false);
+      r.close(CloseReason.duplicateServerName, false);
       return;
     }
     r.infoReceived = true;
@@ -767,7 +715,7 @@ export class Cluster implements RouteHost, MeshHandler {
       }
       existing.retry = true;
       log.debug(`${r.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}`);
-      r.close(RouteCloseReason.duplicateRoute, false);
+      r.close(CloseReason.duplicateRoute, false);
       return;
     }
     this.remotes.set(id, r);
@@ -797,7 +745,7 @@ export class Cluster implements RouteHost, MeshHandler {
       for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
     }
     if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
-    displaced?.close(RouteCloseReason.duplicateRoute, false);
+    displaced?.close(CloseReason.duplicateRoute, false);
   }
 
   /**
@@ -836,7 +784,14 @@ export class Cluster implements RouteHost, MeshHandler {
     this.connectToRoute(url, false, true);
   }
 
-  onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void {
+  onRouteClosed(r: RouteConn, reason: CloseReasonText): void {
+    if (!r.secured) {
+      // Its TLS handshake did not complete: the route never existed (the handshake error is
+      // logged); a dialled one is tried again as after a failed dial.
+      this.conns.delete(r);
+      if (this.running) r.onTlsFailure?.(new Error(r.tlsError !== '' ? r.tlsError : 'connection closed during the TLS handshake'));
+      return;
+    }
     this.announce(r, this.quietRoutes.has(r));
     if (this.conns.delete(r)) this.routeStats.retire(r);
     this.paused.delete(r);
@@ -865,7 +820,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const url = r.url;
     const explicit = r.explicit;
     let delay = Math.floor(Math.random() * 100) + (explicit ? ROUTE_RECONNECT_DELAY_MS : 0);
-    if (reason === RouteCloseReason.clusterNameConflict) {
+    if (reason === CloseReason.clusterNameConflict) {
       const inARow = (this.conflictRedials.get(url.host) ?? 0) + 1;
       this.conflictRedials.set(url.host, inARow);
       delay = Math.min(ROUTE_RECONNECT_DELAY_MS * 2 ** (inARow - 1), NAME_CONFLICT_MAX_DELAY_MS) + Math.floor(Math.random() * 100);
@@ -939,11 +894,7 @@ export class Cluster implements RouteHost, MeshHandler {
             socket.destroy();
             return;
           }
-          if (this.tls !== undefined) {
-            this.routeHandshake(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
-            return;
-          }
-          this.createRoute(socket, nextConnectionId(this.layout.ids), url, tryForever);
+          this.openRoute(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
         });
         socket.once('error', (err) => {
           clearTimeout(timer);
@@ -994,7 +945,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const off = hasOrigin ? 1 : 0;
     if (a.length !== 2 + off && a.length !== 4 + off) {
       log.error(`${r.logPrefix()} - processRemoteSub Parse Error: '${args}'`);
-      r.close(RouteCloseReason.protocolViolation, true);
+      r.close(CloseReason.protocolViolation, true);
       return;
     }
     if (!r.registered) return;
@@ -1033,7 +984,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const a = args.split(/[ \t]+/).filter((x) => x !== '');
     if (a.length !== 2 && a.length !== 3) {
       log.error(`${r.logPrefix()} - processRemoteUnsub parse error: '${args}'`);
-      r.close(RouteCloseReason.protocolViolation, true);
+      r.close(CloseReason.protocolViolation, true);
       return;
     }
     if (a[0] !== '$G') return;
@@ -1245,7 +1196,10 @@ export class Cluster implements RouteHost, MeshHandler {
       if (r.targetGroups.length !== 0) r.targetGroups.length = 0;
       // A route backed up past half of max_pending stalls the client publishing to it, as in
       // nats-server (the route's stall channel); nothing else waits for it.
-      if (rec.cid !== 0 && r.pendingBytes > half) this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+      if (rec.cid !== 0 && r.pendingBytes > half) {
+        r.markStalled();
+        this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+      }
     }
   }
 
@@ -1425,9 +1379,6 @@ export class Cluster implements RouteHost, MeshHandler {
     } catch (err) {
       log.error(`route thread: cannot open the log file: ${(err as Error).message}`);
     }
-    this.pingIntervalMs = next.pingIntervalMs;
-    this.pingMax = next.pingMax;
-    this.writeDeadlineMs = next.writeDeadlineMs;
     const c = next.cluster;
     if (c === undefined) return; // clustering cannot be turned off by a reload (refused before)
     this.authUser = c.authorization?.user;
@@ -1468,7 +1419,7 @@ export class Cluster implements RouteHost, MeshHandler {
         r.didSolicit = false;
         r.retry = false;
         r.explicit = false;
-        r.close(RouteCloseReason.routeRemoved, true);
+        r.close(CloseReason.routeRemoved, true);
         log.info(`Removed route ${text}`);
       }
     }
@@ -1509,10 +1460,8 @@ export class Cluster implements RouteHost, MeshHandler {
     this.timers.clear();
     if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.checker.close();
-    for (const s of this.handshaking) s.destroy();
-    this.handshaking.clear();
     this.flushAll();
-    for (const r of [...this.conns]) r.close(RouteCloseReason.shutdown, true);
+    for (const r of [...this.conns]) r.close(CloseReason.serverShutdown, true);
     this.mesh.stop();
   }
 }

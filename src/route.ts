@@ -11,32 +11,10 @@
 // on routes in nats-server (we cap both so that a garbage stream cannot exhaust memory).
 
 import type { Socket } from 'node:net';
+import type { Options, TlsOptions } from './options.ts';
 import { log, isTrace } from './log.ts';
 import { put, sizesLength, putSizes, SUBJECT_ENCODING } from './bytes.ts';
-import { InputGate } from './auth.ts';
-
-/** Close reasons as nats-server names them (/connz and the `Router connection closed:` log line). */
-export const RouteCloseReason = {
-  clientClosed: 'Client Closed',
-  authTimeout: 'Authentication Timeout',
-  authFailure: 'Authentication Failure',
-  slowPending: 'Slow Consumer (Pending Bytes)',
-  slowDeadline: 'Slow Consumer (Write Deadline)',
-  writeError: 'Write Error',
-  readError: 'Read Error',
-  parseError: 'Parse Error',
-  stale: 'Stale Connection',
-  protocolViolation: 'Protocol Violation',
-  wrongPort: 'Incorrect Port',
-  wrongGateway: 'Wrong Gateway',
-  duplicateRoute: 'Duplicate Route',
-  duplicateServerName: 'Duplicate Server Name',
-  clusterNameConflict: 'Cluster Name Conflict',
-  routeRemoved: 'Route Removed',
-  shutdown: 'Server Shutdown',
-  internalError: 'Internal Error',
-} as const;
-export type RouteCloseReasonText = (typeof RouteCloseReason)[keyof typeof RouteCloseReason];
+import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
 
 /** Operations on a route other than routed messages. */
 export const RouteOp = {
@@ -392,9 +370,6 @@ export class RouteParser {
 // ---------------------------------------------------------------------------------------
 // The route connection
 
-const OUT_SLAB = 64 * 1024;
-const OUT_MIN_ROOM = 8 * 1024;
-const PING = Buffer.from('PING\r\n');
 const PONG = Buffer.from('PONG\r\n');
 const OK = Buffer.from('+OK\r\n');
 const RMSG_G = Buffer.from('RMSG $G ');
@@ -402,14 +377,11 @@ const HMSG_G = Buffer.from('HMSG $G ');
 
 /** What a route connection needs from the cluster that owns it. */
 export interface RouteHost {
-  readonly pingIntervalMs: number;
-  readonly pingMax: number;
-  readonly writeDeadlineMs: number;
   markDirty(r: RouteConn): void;
   onRouteControl(r: RouteConn, op: RouteOpCode, line: Buffer, as: number, ae: number): void;
   onRoutedMsg(r: RouteConn, m: RoutedMsg): void;
-  onRouteClosed(r: RouteConn, reason: RouteCloseReasonText): void;
-  /** The socket took all we wrote (after a write that had to wait). */
+  onRouteClosed(r: RouteConn, reason: CloseReasonText): void;
+  /** The route's output drained below half of max_pending (after it stalled producers). */
   onRouteDrained(r: RouteConn): void;
   /** Bytes arrived from a route, about to be parsed. */
   beforeRouteRead(r: RouteConn): void;
@@ -420,13 +392,9 @@ export interface RouteHost {
 /** First PING on a route: about 1s after creation (nats-server firstPingInterval + 0-20%). */
 const FIRST_PING_MS = 1000;
 
-export class RouteConn implements RouteParserHandler {
-  readonly rid: number;
-  readonly socket: Socket;
+export class RouteConn extends Conn implements RouteParserHandler {
   readonly host: RouteHost;
   readonly parser: RouteParser;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
   /** We dialled this connection. */
   didSolicit: boolean;
   /** The URL we dialled (or, for an accepted route, one built from the peer's INFO). */
@@ -435,6 +403,10 @@ export class RouteConn implements RouteParserHandler {
   explicit: boolean;
   /** Re-dial after a disconnect even when accepted (nats-server's route.retry, set on duplicates). */
   retry = false;
+  /** Plaintext, or its TLS handshake completed: the route exists for the cluster. */
+  secured = false;
+  /** A dialled route whose TLS handshake failed: retried as after a failed dial. */
+  onTlsFailure: ((err: Error) => void) | null = null;
   remoteId = '';
   remoteName = '';
   remoteInfo: Record<string, unknown> | null = null;
@@ -445,79 +417,77 @@ export class RouteConn implements RouteParserHandler {
   connectReceived = false;
   infoReceived = false;
   registered = false;
-  closing = false;
-  closed = false;
-  closeReason = '';
   /** Peer interest, keyed by `subject` or `subject queue` (account $G only). */
   readonly subs = new Map<string, { subject: string; queue: string | null; weight: number; route: RouteConn }>();
   /** An accepted route that must authenticate and has not: input goes line by line through `gate`. */
   authGated = false;
-  /** Holds input while the CONNECT's password is checked off this thread (cluster.ts). */
-  readonly gate = new InputGate();
   private readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
   private readonly isAuthGated = (): boolean => this.authGated;
-  // Monitoring (/routez): in counted here per message, out by the cluster where it writes
-  // messages; summed into the thread's counters once per batch (RouteStats).
-  readonly startedAt = Date.now();
-  inMsgs = 0;
-  inBytes = 0;
-  outMsgs = 0;
-  outBytes = 0;
-
-  // Output: unwritten bytes are out[outStart, outPos).
-  out: Buffer = Buffer.allocUnsafe(OUT_SLAB);
-  outStart = 0;
-  outPos = 0;
-  dirty = false;
-  writeBlockedSince = 0;
-
-  // Timers, swept by the cluster (one timer for all routes).
-  authDeadline = 0;
-  nextPingAt: number;
-  pingsOut = 0;
-  lastInboundAt = Date.now();
-  lastPeerPingAt = 0;
-  rttMs = 0;
-  rttStartAt = 0;
 
   // Forwarding scratch, used by the cluster while routing one message.
   targetPlain = false;
   targetQueued = false;
   readonly targetGroups: number[] = [];
 
-  constructor(host: RouteHost, socket: Socket, rid: number, solicitUrl: URL | null, explicit: boolean) {
+  constructor(host: RouteHost, opts: Options, socket: Socket, rid: number, solicitUrl: URL | null, explicit: boolean) {
+    super(ConnKind.route, socket, rid, opts);
     this.host = host;
-    this.socket = socket;
-    this.rid = rid;
     this.didSolicit = solicitUrl !== null;
     this.url = solicitUrl;
     this.explicit = explicit;
-    this.remoteAddr = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
-    this.remotePort = socket.remotePort ?? 0;
     this.parser = new RouteParser(this);
-    const first = Math.min(host.pingIntervalMs, FIRST_PING_MS);
-    this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
+    this.schedulePing(FIRST_PING_MS);
   }
 
   logPrefix(): string {
     const a = this.remoteAddr.includes(':') ? `[${this.remoteAddr}]` : this.remoteAddr;
-    return `${a}:${this.remotePort} - rid:${this.rid}`;
+    return `${a}:${this.remotePort} - rid:${this.cid}`;
   }
 
+  protected onRead(chunk: Buffer): void {
+    this.input(chunk);
+  }
+
+  protected markDirty(): void {
+    this.host.markDirty(this);
+  }
+
+  protected onUnstall(): void {
+    this.host.onRouteDrained(this);
+  }
+
+  protected onClose(reason: CloseReasonText): void {
+    this.host.onRouteClosed(this, reason);
+  }
+
+  /** Plaintext: read from the socket now. */
   start(): void {
     const s = this.socket;
     s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.input(chunk));
-    s.on('drain', () => {
-      this.writeBlockedSince = 0;
-      this.host.onRouteDrained(this);
+    this.watch(s);
+    this.begin(s);
+  }
+
+  /**
+   * route.go createRoute with TLS: the handshake comes first, before any INFO; both sides
+   * present our certificate and verify the peer's (nats-server forces
+   * RequireAndVerifyClientCert on routes). `dialHost`: the name to verify a dialled peer by.
+   */
+  startTls(t: TlsOptions, dialHost: string | null, onSecure: () => void): void {
+    this.startTlsHandshake(t, dialHost, true, (s) => {
+      this.peerCert = s.getPeerX509Certificate()?.raw ?? null;
+      onSecure();
+      this.begin(s);
     });
-    s.on('error', (err: NodeJS.ErrnoException) => {
-      log.debug(`${this.logPrefix()} - Router connection error: ${err.message}`);
-      this.close(err.code === 'EPIPE' ? RouteCloseReason.writeError : RouteCloseReason.readError, false);
-    });
-    s.on('end', () => this.close(RouteCloseReason.clientClosed, false));
-    s.on('close', () => this.close(RouteCloseReason.clientClosed, false));
+  }
+
+  private begin(s: Socket): void {
+    this.secured = true;
+    // The route starts now (after a TLS handshake): its first PING about 1s from here.
+    this.startedAt = Date.now();
+    this.lastInboundAt = this.startedAt;
+    this.schedulePing(FIRST_PING_MS);
+    this.listen(s);
     s.resume();
   }
 
@@ -535,7 +505,7 @@ export class RouteConn implements RouteParserHandler {
       else this.parser.parse(chunk);
     } catch (err) {
       log.error(`${this.logPrefix()} - internal error processing route input: ${(err as Error).stack}`);
-      this.close(RouteCloseReason.internalError, false);
+      this.close(CloseReason.internalError, false);
     }
     this.host.afterRouteRead(this);
   }
@@ -543,18 +513,14 @@ export class RouteConn implements RouteParserHandler {
   // -------------------------------------------------------------- parser callbacks
 
   onControl(op: RouteOpCode, line: Buffer, as: number, ae: number): void {
-    if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${opName(op)}${ae > as ? ` ${line.toString('utf8', as, ae)}` : ''}]`);
+    if (isTrace()) this.traceIn(opName(op), ae > as ? line.toString('utf8', as, ae) : undefined);
     switch (op) {
       case RouteOp.ping:
         this.lastPeerPingAt = Date.now();
         this.queue(PONG);
         return;
       case RouteOp.pong:
-        this.pingsOut = 0;
-        if (this.rttStartAt > 0) {
-          this.rttMs = Math.max(Date.now() - this.rttStartAt, 0.001);
-          this.rttStartAt = 0;
-        }
+        this.gotPong();
         return;
       case RouteOp.ok:
         return;
@@ -576,69 +542,14 @@ export class RouteConn implements RouteParserHandler {
     if (kind === 'op') {
       log.error(`${this.logPrefix()} - Router parser ERROR, proto=${detail}`);
       this.sendErr('Unknown Protocol Operation');
-      this.close(RouteCloseReason.protocolViolation, true);
+      this.close(CloseReason.protocolViolation, true);
       return;
     }
     log.error(`${this.logPrefix()} - ${detail}`);
-    this.close(RouteCloseReason.protocolViolation, true);
+    this.close(CloseReason.protocolViolation, true);
   }
 
   // -------------------------------------------------------------------- output
-
-  reserve(n: number): Buffer {
-    if (this.outPos + n > this.out.length) {
-      const pending = this.outPos - this.outStart;
-      const grown = Buffer.allocUnsafe(Math.max(OUT_SLAB, (pending + n) * 2));
-      this.out.copy(grown, 0, this.outStart, this.outPos);
-      this.out = grown;
-      this.outStart = 0;
-      this.outPos = pending;
-    }
-    if (!this.dirty) {
-      this.dirty = true;
-      this.host.markDirty(this);
-    }
-    return this.out;
-  }
-
-  queue(bytes: Uint8Array): void {
-    if (this.closed) return;
-    const out = this.reserve(bytes.length);
-    out.set(bytes, this.outPos);
-    this.outPos += bytes.length;
-  }
-
-  /** Queue text: UTF-8 (INFO, CONNECT), or SUBJECT_ENCODING for RS+/RS- lines. */
-  queueString(s: string, encoding: BufferEncoding = 'utf8'): void {
-    if (this.closed) return;
-    const n = Buffer.byteLength(s, encoding);
-    const out = this.reserve(n);
-    out.write(s, this.outPos, encoding);
-    this.outPos += n;
-  }
-
-  sendErr(text: string): void {
-    this.queueString(`-ERR '${text}'\r\n`);
-  }
-
-  /** Socket bytes not yet handed to the kernel plus what we have not written yet. */
-  get pendingBytes(): number {
-    return this.socket.writableLength + (this.outPos - this.outStart);
-  }
-
-  flush(): void {
-    this.dirty = false;
-    if (this.closed || this.outPos === this.outStart) return;
-    const chunk = this.out.subarray(this.outStart, this.outPos);
-    if (this.out.length - this.outPos < OUT_MIN_ROOM) {
-      this.out = Buffer.allocUnsafe(OUT_SLAB);
-      this.outStart = 0;
-      this.outPos = 0;
-    } else {
-      this.outStart = this.outPos;
-    }
-    if (!this.socket.write(chunk) && this.writeBlockedSince === 0) this.writeBlockedSince = Date.now();
-  }
 
   /**
    * Append `RMSG $G <subject>` (or HMSG) and a canonical tail ` [reply ][hdr ]size\r\n
@@ -693,64 +604,6 @@ export class RouteConn implements RouteParserHandler {
       o = put(out, o, sb, rs, re);
     }
     this.outPos = putSizes(out, o, hdr, pb, body, pe);
-  }
-
-  // -------------------------------------------------------------------- lifecycle
-
-  /**
-   * Close the route. With `flushFirst`, queued bytes (an -ERR) are written before the
-   * socket is ended; otherwise it is destroyed at once.
-   */
-  close(reason: RouteCloseReasonText, flushFirst: boolean): void {
-    if (this.closed) return;
-    this.closing = true;
-    this.closed = true;
-    this.closeReason = reason;
-    const s = this.socket;
-    if (flushFirst && !s.destroyed) {
-      const rest = this.out.subarray(this.outStart, this.outPos);
-      this.outStart = this.outPos;
-      if (rest.length > 0) s.end(rest);
-      else s.end();
-      const t = setTimeout(() => s.destroy(), 1000);
-      t.unref();
-      s.once('close', () => clearTimeout(t));
-    } else {
-      s.destroy();
-    }
-    this.host.onRouteClosed(this, reason);
-  }
-
-  /** Called by the cluster's sweep; `now` in ms. */
-  tick(now: number): void {
-    if (this.closing) return;
-    if (this.authDeadline !== 0 && now >= this.authDeadline) {
-      log.debug(`${this.logPrefix()} - Authentication Timeout`);
-      this.sendErr('Authentication Timeout');
-      this.close(RouteCloseReason.authTimeout, true);
-      return;
-    }
-    if (this.writeBlockedSince !== 0 && this.socket.writableLength > 0 && now - this.writeBlockedSince > this.host.writeDeadlineMs) {
-      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.host.writeDeadlineMs}ms Exceeded`);
-      this.close(RouteCloseReason.slowDeadline, false);
-      return;
-    }
-    if (now < this.nextPingAt) return;
-    const interval = this.host.pingIntervalMs;
-    this.nextPingAt = now + interval;
-    // As nats-server processPingTimer: recent traffic or a peer PING postpones ours, except
-    // while we still want a round-trip sample.
-    const needRtt = this.rttMs === 0;
-    if (!needRtt && (now - this.lastInboundAt < interval || now - this.lastPeerPingAt < interval)) return;
-    if (this.pingsOut + 1 > this.host.pingMax) {
-      log.debug(`${this.logPrefix()} - Stale Client Connection - Closing`);
-      this.sendErr('Stale Connection');
-      this.close(RouteCloseReason.stale, true);
-      return;
-    }
-    this.pingsOut++;
-    if (this.rttStartAt === 0) this.rttStartAt = now;
-    this.queue(PING);
   }
 }
 

@@ -241,7 +241,7 @@ function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
   const host = typeof info.host === 'string' ? info.host : r.remoteAddr;
   const port = typeof info.port === 'number' ? info.port : 0;
   return {
-    rid: r.rid,
+    rid: r.cid,
     remoteId: r.remoteId,
     remoteName: r.remoteName,
     didSolicit: r.didSolicit,
