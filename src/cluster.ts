@@ -33,10 +33,12 @@ import type { ServerIdentity } from './info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
 import type { ControlMessage } from './control.ts';
 import { isValidSubscribeSubject } from './subject.ts';
+import { RouteConn, sameRoute, type RouteHost } from './route.ts';
+import { PeerOp, type PeerOpCode, type RoutedMsg } from './protocol/peer-parser.ts';
 import {
-  RouteConn, RouteOp, routeConnectJson, routeInfoJson, sameRoute,
-  type RouteHost, type RouteOpCode, type RoutedMsg,
-} from './route.ts';
+  decodePeerConnect, decodeServerInfo, routeConnectJson, serverInfoJson, type PeerConnect, type ServerInfo,
+} from './protocol/peer-info.ts';
+import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from './protocol/gojson.ts';
 import { CloseReason, type CloseReasonText } from './conn/base.ts';
 import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
 import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from './bytes.ts';
@@ -219,7 +221,7 @@ export class Cluster implements RouteHost, MeshHandler {
   private clientUrls: string[];
   private noAdvertise: boolean;
   /** The CONNECT each accepted route authenticated with, to check it again on reload. */
-  private readonly routeConnects = new WeakMap<RouteConn, Record<string, unknown>>();
+  private readonly routeConnects = new WeakMap<RouteConn, PeerConnect>();
   private readonly selfAddresses = new Set<string>();
   private readonly explicitRoutes: URL[] = [];
 
@@ -459,7 +461,7 @@ export class Cluster implements RouteHost, MeshHandler {
     } else if (this.authUser !== undefined) {
       r.authDeadline = Date.now() + this.authTimeoutMs;
     }
-    r.queueString(`INFO ${routeInfoJson(this.routeInfo(true))} \r\n`);
+    r.queueString(`INFO ${serverInfoJson(this.routeInfo(true))} \r\n`);
     if (url === null) this.unannounced.add(r); // logged once its CONNECT says who it is
     else if (this.conflictRedials.has(url.host)) log.debug(`${r.logPrefix()} - Route connection created`);
     else log.info(`${r.logPrefix()} - Route connection created`);
@@ -469,28 +471,28 @@ export class Cluster implements RouteHost, MeshHandler {
     this.dirty.push(r);
   }
 
-  onRouteControl(r: RouteConn, op: RouteOpCode, line: Buffer, as: number, ae: number): void {
+  onRouteControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     // With route authorization on, an accepted route must start with CONNECT.
-    if (op !== RouteOp.connect && !r.didSolicit && !r.connectReceived && this.authUser !== undefined) {
+    if (op !== PeerOp.connect && !r.didSolicit && !r.connectReceived && this.authUser !== undefined) {
       this.authViolation(r);
       return;
     }
     switch (op) {
-      case RouteOp.connect:
+      case PeerOp.connect:
         this.processConnect(r, line.toString('utf8', as, ae));
         return;
-      case RouteOp.info:
+      case PeerOp.info:
         this.processInfo(r, line.toString('utf8', as, ae));
         return;
-      case RouteOp.rsPlus:
-      case RouteOp.lsPlus:
-        this.remoteSub(r, line.toString(SUBJECT_ENCODING, as, ae), op === RouteOp.lsPlus);
+      case PeerOp.rsPlus:
+      case PeerOp.lsPlus:
+        this.remoteSub(r, line.toString(SUBJECT_ENCODING, as, ae), op === PeerOp.lsPlus);
         return;
-      case RouteOp.rsMinus:
-      case RouteOp.lsMinus:
+      case PeerOp.rsMinus:
+      case PeerOp.lsMinus:
         this.remoteUnsub(r, line.toString(SUBJECT_ENCODING, as, ae));
         return;
-      case RouteOp.err: {
+      case PeerOp.err: {
         // Any -ERR from a route closes it (client.go processErr).
         const text = line.toString('utf8', as, ae);
         const theirs = /^'Rejecting connection, cluster name "[^"]*" does not match "([^"]*)"'$/.exec(text);
@@ -516,14 +518,10 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   private processConnect(r: RouteConn, json: string): void {
-    let c: Record<string, unknown>;
-    try {
-      c = JSON.parse(json) as Record<string, unknown>;
-      if (c === null || typeof c !== 'object' || Array.isArray(c)) throw new Error('not an object');
-    } catch {
+    const c = decodePeerConnect(json);
+    if (!isDecoded(c)) {
       this.announce(r, false);
-      log.error(`${r.logPrefix()} - Router parser ERROR: invalid CONNECT ${JSON.stringify(json.slice(0, 64))}`);
-      r.close(CloseReason.protocolViolation, false);
+      this.badJson(r, 'CONNECT', json, c);
       return;
     }
     if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
@@ -552,25 +550,35 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   /** auth.go isRouterAuthorized: the peer's certificate names the route user (verify_and_map), or user and password match. */
-  private routeAuthorized(r: RouteConn, c: Record<string, unknown>): boolean | Promise<boolean> {
+  private routeAuthorized(r: RouteConn, c: PeerConnect): boolean | Promise<boolean> {
     if (this.tls?.map) return r.peerCert !== null && mapCertificateToUser(r.peerCert, [this.authUser!]) !== null;
     if (c.user !== this.authUser) return false;
-    return comparePasswords(this.checker, this.authPass ?? '', typeof c.pass === 'string' ? c.pass : '');
+    return comparePasswords(this.checker, this.authPass ?? '', c.pass);
+  }
+
+  /**
+   * A CONNECT or INFO nats-server could not unmarshal: a field of the wrong type is logged in
+   * Go's words, as nats-server logs it; text that is not JSON as skein always has.
+   */
+  private badJson(r: RouteConn, what: 'CONNECT' | 'INFO', json: string, err: JsonDecodeError): void {
+    if (err instanceof JsonSyntaxError) log.error(`${r.logPrefix()} - Router parser ERROR: invalid ${what} ${JSON.stringify(json.slice(0, 64))}`);
+    else log.error(`${r.logPrefix()} - ${err.message}`);
+    r.close(CloseReason.protocolViolation, false);
   }
 
   /** The rest of a route CONNECT, once it is authorized. */
-  private acceptConnect(r: RouteConn, c: Record<string, unknown>): void {
+  private acceptConnect(r: RouteConn, c: PeerConnect): void {
     r.authGated = false;
     this.routeConnects.set(r, c);
     // A client that dialled the route port: clients send `lang`, routes never do.
-    if (typeof c.lang === 'string' && c.lang !== '') {
+    if (c.lang !== '') {
       this.announce(r, false);
       log.error(`${r.logPrefix()} - attempted to connect to route port`);
       r.sendErr('attempted to connect to route port');
       r.close(CloseReason.wrongPort, true);
       return;
     }
-    if (typeof c.gateway === 'string' && c.gateway !== '') {
+    if (c.gateway !== '') {
       const text = `Rejecting connection from gateway ${JSON.stringify(c.gateway)} on the Route port`;
       this.announce(r, false);
       log.error(`${r.logPrefix()} - ${text}`);
@@ -578,9 +586,9 @@ export class Cluster implements RouteHost, MeshHandler {
       r.close(CloseReason.wrongGateway, true);
       return;
     }
-    const theirs = typeof c.cluster === 'string' ? c.cluster : '';
+    const theirs = c.cluster;
     if (theirs !== this.clusterName) {
-      const theirDynamic = c.cluster_dynamic === true;
+      const theirDynamic = c.cluster_dynamic;
       // Adopt their name when ours was generated and theirs is configured or sorts higher.
       // An empty name is never adopted (nats-server would; that only hides a broken peer).
       if (theirs !== '' && this.dynamic && (!theirDynamic || this.clusterName < theirs)) {
@@ -589,7 +597,7 @@ export class Cluster implements RouteHost, MeshHandler {
         this.removeAllRoutesExcept(r);
       } else {
         const text = `Rejecting connection, cluster name ${JSON.stringify(theirs)} does not match ${JSON.stringify(this.clusterName)}`;
-        this.nameConflict(r, typeof c.name === 'string' ? c.name : r.remoteAddr, theirs, `${r.logPrefix()} - ${text}`);
+        this.nameConflict(r, c.name !== '' ? c.name : r.remoteAddr, theirs, `${r.logPrefix()} - ${text}`);
         r.sendErr(text);
         r.close(CloseReason.clusterNameConflict, true);
         return;
@@ -598,9 +606,9 @@ export class Cluster implements RouteHost, MeshHandler {
     this.announce(r, false);
     r.connectReceived = true;
     r.authDeadline = 0;
-    if (typeof c.name === 'string' && r.remoteId === '') r.remoteId = c.name;
-    r.headers = c.headers === true;
-    r.verbose = c.verbose === true;
+    if (r.remoteId === '') r.remoteId = c.name;
+    r.headers = c.headers;
+    r.verbose = c.verbose;
   }
 
   /**
@@ -633,25 +641,21 @@ export class Cluster implements RouteHost, MeshHandler {
 
   private processInfo(r: RouteConn, json: string): void {
     this.announce(r, false);
-    let info: Record<string, unknown>;
-    try {
-      info = JSON.parse(json) as Record<string, unknown>;
-      if (info === null || typeof info !== 'object' || Array.isArray(info)) throw new Error('not an object');
-    } catch {
-      log.error(`${r.logPrefix()} - Router parser ERROR: invalid INFO ${JSON.stringify(json.slice(0, 64))}`);
-      r.close(CloseReason.protocolViolation, false);
+    const info = decodeServerInfo(json);
+    if (!isDecoded(info)) {
+      this.badJson(r, 'INFO', json, info);
       return;
     }
-    const id = typeof info.server_id === 'string' ? info.server_id : '';
+    const id = info.server_id;
     if (id === this.identity.serverId) {
       // A route to ourselves (a config listing every member): drop it, never re-dial it.
       r.remoteId = id;
       r.close(CloseReason.duplicateRoute, false);
       return;
     }
-    const theirCluster = typeof info.cluster === 'string' ? info.cluster : '';
+    const theirCluster = info.cluster;
     if (theirCluster !== '' && theirCluster !== this.clusterName) {
-      if (this.dynamic && (info.cluster_dynamic !== true || this.clusterName < theirCluster)) {
+      if (this.dynamic && (!info.cluster_dynamic || this.clusterName < theirCluster)) {
         this.setClusterName(theirCluster);
         this.removeAllRoutesExcept(r);
       } else {
@@ -664,12 +668,12 @@ export class Cluster implements RouteHost, MeshHandler {
       }
     }
     if (r.infoReceived) {
-      if (typeof info.gateway === 'string' && info.gateway !== '') return; // gateway gossip: no gateways here
+      if (info.gateway !== '') return; // gateway gossip: no gateways here
       if (r.remoteId !== '' && r.remoteId !== id) {
         this.processImplicitRoute(info);
         return;
       }
-      if (info.ldm === true && r.connectUrls.length > 0 && !this.noAdvertise) {
+      if (info.ldm && r.connectUrls.length > 0 && !this.noAdvertise) {
         // The peer is entering lame-duck mode: stop offering its URLs to clients.
         const urls = r.connectUrls;
         r.connectUrls = [];
@@ -677,7 +681,7 @@ export class Cluster implements RouteHost, MeshHandler {
       }
       return;
     }
-    const name = typeof info.server_name === 'string' ? info.server_name : '';
+    const name = info.server_name;
     if (!r.didSolicit && name !== '' && name === this.identity.serverName) {
       log.error(`${r.logPrefix()} - Remote server has a duplicate name: ${JSON.stringify(name)}`);
       r.close(CloseReason.duplicateServerName, false);
@@ -687,14 +691,14 @@ export class Cluster implements RouteHost, MeshHandler {
     r.remoteId = id;
     r.remoteName = name;
     r.remoteInfo = info;
-    r.headers = info.headers === true;
-    r.connectUrls = Array.isArray(info.connect_urls) ? info.connect_urls.filter((u): u is string => typeof u === 'string') : [];
-    const port = typeof info.port === 'number' ? info.port : 0;
+    r.headers = info.headers;
+    r.connectUrls = info.connect_urls;
+    const port = info.port;
     if (r.url === null) {
       // Where to re-dial this peer if we ever must (duplicate-route retry): its advertised
       // `ip`, else its TCP source address with the route port from its INFO.
       try {
-        r.url = new URL(typeof info.ip === 'string' && info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`);
+        r.url = new URL(info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`);
       } catch {
         r.url = null;
       }
@@ -740,8 +744,8 @@ export class Cluster implements RouteHost, MeshHandler {
       r.retry = true;
     } else if (this.remotes.size > 1) {
       // Gossip: every other peer learns about the newcomer and dials it.
-      const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`;
-      const line = `INFO ${routeInfoJson({ ...info, nonce: undefined, ip })}\r\n`;
+      const ip = info.ip !== '' ? info.ip : `nats-route://${joinHostPort(r.remoteAddr, port)}/`;
+      const line = `INFO ${serverInfoJson({ ...info, nonce: '', ip })}\r\n`;
       for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
     }
     if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
@@ -756,20 +760,20 @@ export class Cluster implements RouteHost, MeshHandler {
    * smaller server id instead, so they keep the same socket. With any other peer the first
    * registered route wins, as in 2.9.10 (the peer decides the same way).
    */
-  private keepsNewRoute(existing: RouteConn, r: RouteConn, peerId: string, info: Record<string, unknown>): boolean {
-    const peerIsSkein = typeof info.go === 'string' && info.go.startsWith('skein ');
+  private keepsNewRoute(existing: RouteConn, r: RouteConn, peerId: string, info: ServerInfo): boolean {
+    const peerIsSkein = info.go.startsWith('skein ');
     if (!peerIsSkein || r.didSolicit === existing.didSolicit) return false;
     const dialler = (x: RouteConn): string => (x.didSolicit ? this.identity.serverId : peerId);
     return dialler(r) < dialler(existing);
   }
 
   /** Gossip about a server we may not know: dial it unless known, ourselves or configured. */
-  private processImplicitRoute(info: Record<string, unknown>): void {
-    const id = typeof info.server_id === 'string' ? info.server_id : '';
+  private processImplicitRoute(info: ServerInfo): void {
+    const id = info.server_id;
     if (id === '' || id === this.identity.serverId || this.remotes.has(id)) return;
-    const hp = joinHostPort(String(info.host ?? ''), String(info.port ?? '')).toLowerCase();
+    const hp = joinHostPort(info.host, info.port).toLowerCase();
     for (const u of this.explicitRoutes) if (u.host.toLowerCase() === hp) return;
-    if (typeof info.ip !== 'string' || info.ip === '') return;
+    if (info.ip === '') return;
     let url: URL;
     try {
       url = new URL(info.ip);
@@ -777,7 +781,7 @@ export class Cluster implements RouteHost, MeshHandler {
       log.error(`Error parsing URL from INFO: ${JSON.stringify(info.ip)}`);
       return;
     }
-    if (info.auth_required === true && this.authUser !== undefined) {
+    if (info.auth_required && this.authUser !== undefined) {
       url.username = encodeURIComponent(this.authUser);
       url.password = encodeURIComponent(this.authPass ?? '');
     }
@@ -1448,7 +1452,7 @@ export class Cluster implements RouteHost, MeshHandler {
 
   /** Lame duck mode (server.go sendLDMToRoutes): every route gets our INFO once with ldm:true. */
   lameDuck(): void {
-    const line = `INFO ${routeInfoJson({ ...this.routeInfo(false), ldm: true })}\r\n`;
+    const line = `INFO ${serverInfoJson({ ...this.routeInfo(false), ldm: true })}\r\n`;
     for (const r of this.remotes.values()) if (!r.closing) r.queueString(line);
     this.flushRoutes();
   }
@@ -1464,6 +1468,11 @@ export class Cluster implements RouteHost, MeshHandler {
     for (const r of [...this.conns]) r.close(CloseReason.serverShutdown, true);
     this.mesh.stop();
   }
+}
+
+/** A CONNECT or INFO that decoded (not the error that refused it). */
+function isDecoded<T extends object>(v: T | JsonDecodeError): v is T {
+  return !(v instanceof JsonSyntaxError) && !(v instanceof JsonTypeError);
 }
 
 function redacted(u: URL): string {

@@ -1,8 +1,10 @@
-// CONNECT JSON decoding with Go encoding/json semantics, which is what nats-server applies:
-// the object is merged over the connection's current options; keys match the field names
-// exactly or case-insensitively; `null` (top level or per field) changes nothing; unknown
-// keys are ignored; a known field of the wrong JSON type (a string for a bool, 1.5 or 1e0
-// for an int) is an error, and nats-server then closes the connection without -ERR.
+// Client CONNECT decoding with Go encoding/json semantics, which is what nats-server applies
+// (protocol/gojson.ts): the object is merged over the connection's current options; keys match
+// the field names exactly or case-insensitively; `null` (top level or per field) changes
+// nothing; unknown keys are ignored; a known field of the wrong JSON type (a string for a bool,
+// 1.5 or 1e0 for an int) is an error, and nats-server then closes the connection without -ERR.
+
+import { decodeGoJson, JsonSyntaxError, type GoStruct, type JsonTypeError } from './protocol/gojson.ts';
 
 export interface ConnectFields {
   echo: boolean;
@@ -25,25 +27,18 @@ export interface ConnectFields {
   protocol: number;
 }
 
-type Kind = 'bool' | 'string' | 'int' | 'object';
-
-const FIELDS: Record<string, Kind> = {
-  echo: 'bool', verbose: 'bool', pedantic: 'bool', tls_required: 'bool', new_account: 'bool',
-  headers: 'bool', no_responders: 'bool',
-  nkey: 'string', jwt: 'string', sig: 'string', auth_token: 'string', user: 'string', pass: 'string',
-  name: 'string', lang: 'string', version: 'string', account: 'string',
-  protocol: 'int',
-  import: 'object', export: 'object', // route/leaf permissions: type-checked, otherwise unused here
+/** client.go ClientOpts: what every CONNECT is unmarshalled into, a route's too. */
+export const CLIENT_OPTS: GoStruct = {
+  name: 'ClientOpts',
+  fields: {
+    echo: 'bool', verbose: 'bool', pedantic: 'bool', tls_required: 'bool',
+    nkey: 'string', jwt: 'string', sig: 'string', auth_token: 'string', user: 'string', pass: 'string',
+    name: 'string', lang: 'string', version: 'string', protocol: 'int', account: 'string',
+    new_account: 'bool', headers: 'bool', no_responders: 'bool',
+    // Routes and leafnodes only: type-checked, otherwise unused here.
+    import: 'server.SubjectPermission', export: 'server.SubjectPermission',
+  },
 };
-/**
- * Go's encoding/json matches a key to a field exactly, else case-insensitively with Unicode
- * simple folding: on top of ASCII case, U+017F (long s) matches 's' and U+212A (Kelvin
- * sign) matches 'k' (fold.go). Our field names are ASCII, so that is the whole rule.
- */
-function fold(key: string): string {
-  return key.replace(/\u017f/g, 's').replace(/\u212a/g, 'k').toLowerCase();
-}
-const FOLDED = new Map(Object.keys(FIELDS).map((k) => [fold(k), k]));
 
 export function defaultConnectFields(): ConnectFields {
   return {
@@ -53,98 +48,24 @@ export function defaultConnectFields(): ConnectFields {
   };
 }
 
-const INT_SOURCE = /^-?(0|[1-9][0-9]*)$/;
-
-/**
- * Merge `json` into `into`. Returns an error text, or null on success. Keys are applied in
- * the order they appear, duplicates included (`{"verbose":true,"VERBOSE":false,"verbose":true}`
- * ends verbose, as Go decodes it; JSON.parse would keep one value per exact key).
- */
+/** Merge `json` into `into`. Returns an error text (for the client's log line), or null on success. */
 export function decodeConnect(json: string, into: ConnectFields): string | null {
-  let root: unknown;
-  try {
-    root = JSON.parse(json);
-  } catch (err) {
-    return `invalid JSON: ${(err as Error).message}`;
-  }
-  if (root === null) return null;
-  if (typeof root !== 'object' || Array.isArray(root)) return 'CONNECT is not a JSON object';
-  const target = into as unknown as Record<string, unknown>;
-  for (const [rawKey, source] of topLevelPairs(json)) {
-    const field = FIELDS[rawKey] !== undefined ? rawKey : FOLDED.get(fold(rawKey));
-    if (field === undefined) continue;
-    const value = JSON.parse(source) as unknown;
-    if (value === null) continue;
-    const kind = FIELDS[field];
-    switch (kind) {
-      case 'bool':
-        if (typeof value !== 'boolean') return `cannot unmarshal ${typeof value} into field ${field} of type bool`;
-        target[field] = value;
-        break;
-      case 'string':
-        if (typeof value !== 'string') return `cannot unmarshal ${typeof value} into field ${field} of type string`;
-        target[field] = value;
-        break;
-      case 'int':
-        // The source text tells 1 from 1.0 and 1e0, as Go does.
-        if (typeof value !== 'number' || !INT_SOURCE.test(source) || !Number.isSafeInteger(value)) {
-          return `cannot unmarshal ${source} into field ${field} of type int`;
-        }
-        target[field] = value;
-        break;
-      case 'object':
-        if (typeof value !== 'object' || Array.isArray(value)) return `cannot unmarshal ${typeof value} into field ${field}`;
-        break;
-    }
-  }
-  return null;
+  const err = decodeGoJson(json, [CLIENT_OPTS], into);
+  if (err === null) return null;
+  if (err instanceof JsonSyntaxError) return err.message === 'not a JSON object' ? 'CONNECT is not a JSON object' : err.message;
+  return clientErrorText(err);
 }
 
-const WS = new Set([0x20, 0x09, 0x0a, 0x0d]);
-
-/**
- * The key and the value's source text of every member of the top-level object, in order.
- * Only for text JSON.parse accepted as an object: no error handling needed.
- */
-function topLevelPairs(json: string): [string, string][] {
-  const pairs: [string, string][] = [];
-  let i = json.indexOf('{') + 1;
-  const skipWs = () => { while (WS.has(json.charCodeAt(i))) i++; };
-  const stringEnd = (from: number): number => {
-    let k = from + 1;
-    while (json[k] !== '"') k += json[k] === '\\' ? 2 : 1;
-    return k + 1;
-  };
-  for (;;) {
-    skipWs();
-    if (json[i] === '}') return pairs;
-    const keyEnd = stringEnd(i);
-    const key = JSON.parse(json.slice(i, keyEnd)) as string;
-    i = keyEnd;
-    skipWs();
-    i++; // ':'
-    skipWs();
-    const valueStart = i;
-    const c = json[i];
-    if (c === '"') {
-      i = stringEnd(i);
-    } else if (c === '{' || c === '[') {
-      let depth = 0;
-      do {
-        const d = json[i];
-        if (d === '"') {
-          i = stringEnd(i);
-          continue;
-        }
-        if (d === '{' || d === '[') depth++;
-        else if (d === '}' || d === ']') depth--;
-        i++;
-      } while (depth > 0);
-    } else {
-      while (i < json.length && json[i] !== ',' && json[i] !== '}' && !WS.has(json.charCodeAt(i))) i++;
-    }
-    pairs.push([key, json.slice(valueStart, i)]);
-    skipWs();
-    if (json[i] === ',') i++;
+/** The client's log line names a bad field in skein's own words (kept as they were). */
+function clientErrorText(e: JsonTypeError): string {
+  const type = typeof JSON.parse(e.source);
+  switch (e.goType) {
+    case 'bool':
+    case 'string':
+      return `cannot unmarshal ${type} into field ${e.field} of type ${e.goType}`;
+    case 'int':
+      return `cannot unmarshal ${e.source} into field ${e.field} of type int`;
+    default:
+      return `cannot unmarshal ${type} into field ${e.field}`;
   }
 }

@@ -9,6 +9,7 @@
 // Protocol Operation'; argument-level errors are 'args' -> close with no -ERR.
 
 import { SUBJECT_ENCODING } from './bytes.ts';
+import { ArgList, CR, LF, SP, TAB, argsEnd, parseSize, snippet, upper } from './protocol/scan.ts';
 
 export const ParseError = {
   unknownOp: 'op',
@@ -85,16 +86,6 @@ const KEYWORDS: { op: number; word: Uint8Array; needsSpace: boolean; hasArgs: bo
 const KW_BY_OP: (typeof KEYWORDS)[number][] = [];
 for (const k of KEYWORDS) KW_BY_OP[k.op] = k;
 
-const SP = 32;
-const TAB = 9;
-const CR = 13;
-const LF = 10;
-const MAX_SIZE_DIGITS = 9;
-
-function upper(c: number): number {
-  return c >= 97 && c <= 122 ? c - 32 : c;
-}
-
 /** Which operation starts at `s`; NEED_MORE if the bytes up to `e` are a valid prefix only. */
 function opAt(b: Buffer, s: number, e: number): number {
   if (s >= e) return NEED_MORE;
@@ -134,22 +125,13 @@ function opAt(b: Buffer, s: number, e: number): number {
   return op;
 }
 
-/** Parse a size field: digits only, at most 9 of them; -1 otherwise (as nats-server's parseSize). */
-function parseSize(b: Buffer, s: number, e: number): number {
-  const len = e - s;
-  if (len === 0 || len > MAX_SIZE_DIGITS) return -1;
-  let n = 0;
-  for (let i = s; i < e; i++) {
-    const d = b[i] - 48;
-    if (d < 0 || d > 9) return -1;
-    n = n * 10 + d;
-  }
-  return n;
-}
-
 const MAX_ARGS = 5;
-const ARG_STARTS = new Int32Array(MAX_ARGS);
-const ARG_ENDS = new Int32Array(MAX_ARGS);
+/**
+ * Argument positions: one list per thread, shared by every connection's parser, since a line's
+ * arguments are used before the next line is split (parsing is synchronous and never
+ * re-entered). Saves two typed arrays per connection.
+ */
+const ARGS = new ArgList(MAX_ARGS, false);
 
 export class Parser {
   private readonly h: ProtocolHandler;
@@ -164,11 +146,7 @@ export class Parser {
   private pendReplyStart = -1;
   private pendReplyEnd = -1;
   private pendHdr = -1;
-  // Argument split scratch (start/end pairs): one pair of arrays per thread, shared by every
-  // connection's parser, since a line's arguments are used before the next line is split
-  // (parsing is synchronous and never re-entered). Saves two typed arrays per connection.
-  private readonly as = ARG_STARTS;
-  private readonly ae = ARG_ENDS;
+  private readonly args = ARGS;
   // Input from a PING/UNSUB on, kept while the handler's barrier() says "not yet".
   private heldInput: Buffer | null = null;
 
@@ -374,20 +352,22 @@ export class Parser {
       case OP_HPUB:
         return this.processPub(lb, a, e, op === OP_HPUB, buf, p);
       case OP_SUB: {
-        const argc = this.split(lb, a, e, true);
+        const argc = this.args.split(lb, a, e, true);
         if (argc !== 2 && argc !== 3) return this.argError(lb, a, e);
-        const subject = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
-        const queue = argc === 3 ? lb.toString(SUBJECT_ENCODING, this.as[1], this.ae[1]) : null;
-        const sid = lb.toString(SUBJECT_ENCODING, this.as[argc - 1], this.ae[argc - 1]);
+        const { starts, ends } = this.args;
+        const subject = lb.toString(SUBJECT_ENCODING, starts[0], ends[0]);
+        const queue = argc === 3 ? lb.toString(SUBJECT_ENCODING, starts[1], ends[1]) : null;
+        const sid = lb.toString(SUBJECT_ENCODING, starts[argc - 1], ends[argc - 1]);
         h.onSub(subject, queue, sid);
         return p;
       }
       case OP_UNSUB: {
         if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
-        const argc = this.split(lb, a, e, true);
+        const argc = this.args.split(lb, a, e, true);
         if (argc !== 1 && argc !== 2) return this.argError(lb, a, e);
-        const sid = lb.toString(SUBJECT_ENCODING, this.as[0], this.ae[0]);
-        const max = argc === 2 ? parseSize(lb, this.as[1], this.ae[1]) : 0;
+        const { starts, ends } = this.args;
+        const sid = lb.toString(SUBJECT_ENCODING, starts[0], ends[0]);
+        const max = argc === 2 ? parseSize(lb, starts[1], ends[1]) : 0;
         h.onUnsub(sid, max);
         return p;
       }
@@ -416,43 +396,15 @@ export class Parser {
     return -1;
   }
 
-  /**
-   * Arguments in b[s, e) into as/ae. PUB and HPUB split on space and tab only; SUB and UNSUB
-   * (`cr`) also on CR, as nats-server (processPub vs splitArg).
-   */
-  private split(b: Buffer, s: number, e: number, cr = false): number {
-    let argc = 0;
-    let start = -1;
-    for (let i = s; i < e; i++) {
-      const c = b[i];
-      if (c === SP || c === TAB || (cr && c === CR)) {
-        if (start >= 0) {
-          if (argc === MAX_ARGS) return MAX_ARGS + 1;
-          this.as[argc] = start;
-          this.ae[argc++] = i;
-          start = -1;
-        }
-      } else if (start < 0) {
-        start = i;
-      }
-    }
-    if (start >= 0) {
-      if (argc === MAX_ARGS) return MAX_ARGS + 1;
-      this.as[argc] = start;
-      this.ae[argc++] = e;
-    }
-    return argc;
-  }
-
   private processPub(lb: Buffer, a: number, e: number, headers: boolean, buf: Buffer, p: number): number {
     const h = this.h;
     if (headers && !h.headersEnabled) {
       h.onProtocolError(ParseError.headers, '');
       return -1;
     }
-    const argc = this.split(lb, a, e);
-    const as = this.as;
-    const ae = this.ae;
+    const argc = this.args.split(lb, a, e, false);
+    const as = this.args.starts;
+    const ae = this.args.ends;
     let rs = -1;
     let re = -1;
     let size: number;
@@ -530,22 +482,4 @@ export class Parser {
     this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr, -1);
     return take;
   }
-}
-
-/**
- * End of the arguments that start at `a` on a line whose '\n' is at `nl`. As nats-server's
- * parser: a CR anywhere after the first argument byte drops the line's last byte, whatever
- * it is (`SUB foo 1\r\r\n` has the arguments `foo 1\r`); without one the arguments run to
- * the '\n'.
- */
-function argsEnd(b: Buffer, a: number, nl: number): number {
-  if (nl - 1 <= a) return nl;
-  if (b[nl - 1] === CR) return nl - 1;
-  // A loop, not indexOf: indexOf would scan past the line, to the end of the read.
-  for (let i = a + 1; i < nl; i++) if (b[i] === CR) return nl - 1;
-  return nl;
-}
-
-function snippet(b: Buffer, s: number): string {
-  return JSON.stringify(b.toString('latin1', s, Math.min(b.length, s + 32)));
 }

@@ -452,6 +452,49 @@ test('a route that sends garbage or a bad reply indicator is closed; clients are
   await c.expect('MSG ok 1 2\r\nhi\r\n');
 });
 
+// Both implementations decode a route's CONNECT and INFO into typed objects (Go's
+// encoding/json): a field of the wrong type closes the route with Go's error text.
+for (const impl of ['nats-server', 'skein'] as const) {
+  test(`${impl}: a route CONNECT or INFO with a field of the wrong type is refused with Go's json error`, async (t) => {
+    t.timeout(60_000);
+    const srv = await useServer(t, {
+      impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+    });
+    const bad: [string, RegExp][] = [
+      [fakeConnect('clu', { verbose: 'yes' }), /json: cannot unmarshal string into Go struct field ClientOpts\.verbose of type bool/],
+      [fakeConnect('clu', { cluster: 7 }), /json: cannot unmarshal number into Go struct field connectInfo\.cluster of type string/],
+      [fakeConnect('clu') + fakeInfo('clu', { server_id: 1 }), /json: cannot unmarshal number into Go struct field Info\.server_id of type string/],
+      [fakeConnect('clu') + fakeInfo('clu', { port: 1.5 }), /json: cannot unmarshal number 1\.5 into Go struct field Info\.port of type int/],
+    ];
+    for (const [lines, logged] of bad) {
+      const r = await rawConnect(srv.clusterPort);
+      t.teardown(() => r.close());
+      await r.expect(/^INFO /);
+      r.send(`${lines}PING\r\n`);
+      await r.closed();
+      await srv.waitForLog(logged);
+      t.false(r.data().includes('PONG'), `${lines.trim()}: refused before its PING`);
+    }
+    await srv.waitForLog(/Router connection closed: Protocol Violation/);
+  });
+
+  test(`${impl}: A+ and A- on a route are accepted and ignored`, async (t) => {
+    t.timeout(60_000);
+    const srv = await useServer(t, {
+      impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+    });
+    const r = await rawConnect(srv.clusterPort);
+    t.teardown(() => r.close());
+    await r.expect(/^INFO /);
+    r.send(fakeConnect('clu') + fakeInfo('clu'));
+    await r.ping();
+    r.send('A+ $G\r\na- $G\r\n');
+    await r.ping();
+    t.false(r.isClosed());
+    t.false(r.data().includes('-ERR'));
+  });
+}
+
 test('a stalled route is closed as stale; clients keep working', async (t) => {
   t.timeout(60_000);
   const s = await single(t, 'ping_interval: "300ms"\nping_max: 2\n');

@@ -11,7 +11,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
-import { RouteParser, type RouteParserHandler, type RoutedMsg, type RouteOpCode } from '../src/route.ts';
+import { PeerParser, type PeerParserHandler, type RoutedMsg, type PeerOpCode } from '../src/protocol/peer-parser.ts';
+import { ConnKind } from '../src/conn/base.ts';
 import { fuzzBudgetMs, fuzzSeed, int, prng, roles, splitRandomly, stream, type Rng, type Role } from './helpers/fuzz.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 import { testImpl, useServer, type ServerHandle } from './helpers/server.ts';
@@ -69,10 +70,10 @@ class ClientRecorder implements ProtocolHandler {
   }
 }
 
-class RouteRecorder implements RouteParserHandler {
+class PeerRecorder implements PeerParserHandler {
   closing = false;
   readonly events: string[] = [];
-  onControl(op: RouteOpCode, line: Buffer, as: number, ae: number): void { this.events.push(`OP ${op} ${line.toString('latin1', as, ae)}`); }
+  onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void { this.events.push(`OP ${op} ${line.toString('latin1', as, ae)}`); }
   onMsg(m: RoutedMsg): void {
     const b = m.buf;
     const queues: string[] = [];
@@ -108,11 +109,17 @@ const inProcess: InProcessParser[] = [
   },
   {
     role: roles.route,
+    // One server-to-server parser for every kind: the same frames through each row of its
+    // operation table (what a gateway or a leafnode does not accept is an error there).
     run(chunks) {
-      const h = new RouteRecorder();
-      const p = new RouteParser(h);
-      for (const c of chunks) if (!h.closing) p.parse(c);
-      return { events: h.events, names: [] }; // positions into the input, no strings
+      const events: string[] = [];
+      for (const kind of [ConnKind.route, ConnKind.gateway, ConnKind.leaf]) {
+        const h = new PeerRecorder();
+        const p = new PeerParser(h, kind);
+        for (const c of chunks) if (!h.closing) p.parse(c);
+        for (const e of h.events) events.push(`${kind} ${e}`);
+      }
+      return { events, names: [] }; // positions into the input, no strings
     },
   },
 ];

@@ -236,10 +236,10 @@ export function answerWorker(broker: Broker, closed: ClosedConnections, q: Monit
 function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
   let list: [string, string | null][] | undefined;
   if (subs !== SubsMode.none && r.subs.size > 0) list = [...r.subs.values()].map((s) => [shown(s.subject), s.queue === null ? null : shown(s.queue)]);
-  const info = r.remoteInfo ?? {};
-  const ip = typeof info.ip === 'string' && info.ip !== '' ? info.ip : '';
-  const host = typeof info.host === 'string' ? info.host : r.remoteAddr;
-  const port = typeof info.port === 'number' ? info.port : 0;
+  const info = r.remoteInfo;
+  const ip = info?.ip ?? '';
+  const host = info?.host ?? r.remoteAddr;
+  const port = info?.port ?? 0;
   return {
     rid: r.cid,
     remoteId: r.remoteId,

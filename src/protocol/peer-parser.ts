@@ -1,0 +1,375 @@
+// The parser of every server-to-server connection (routes now; gateways and leafnodes are rows
+// of the same table): a byte state machine over each read, one operation per line, payloads
+// taken by length. An operation table says which keyword each connection kind accepts and how a
+// message's arguments are laid out for that kind, the way nats-server's parser.go switches on
+// the kind only where an operation differs (`case ROUTER, GATEWAY:`). Low-level scanning is
+// shared with the client parser (scan.ts).
+//
+// Follows nats-server 2.9.10 (parser.go, route.go processRoutedMsgArgs, processRemoteSub):
+// keywords are case-insensitive; RMSG has 3 or 4 arguments, or more with a `+`/`|` reply
+// indicator in the third place; nats-server has no control-line limit on these connections and
+// no payload limit but its own ceiling (we cap both so that a garbage stream cannot exhaust
+// memory).
+
+import { SUBJECT_ENCODING } from '../bytes.ts';
+import { ConnKind, type ConnKindCode } from '../conn/base.ts';
+import { ArgList, CR, LF, PEER_MAX_CONTROL_LINE, isSpace, lower, parseSize, snippet } from './scan.ts';
+
+/** The operations of the server-to-server protocols. */
+export const PeerOp = {
+  rsPlus: 1,
+  rsMinus: 2,
+  lsPlus: 3,
+  lsMinus: 4,
+  aPlus: 5,
+  aMinus: 6,
+  ping: 7,
+  pong: 8,
+  info: 9,
+  connect: 10,
+  ok: 11,
+  err: 12,
+  rmsg: 13,
+  hmsg: 14,
+  lmsg: 15,
+} as const;
+export type PeerOpCode = (typeof PeerOp)[keyof typeof PeerOp];
+
+/** How a message operation's arguments are laid out for one connection kind. */
+interface MsgLayout {
+  /** nats-server's function name, which its error lines carry. */
+  readonly where: string;
+  /** The origin cluster comes first (LMSG on a route). */
+  readonly origin: boolean;
+  /** An account precedes the subject (routes and gateways; leafnodes bind one account). */
+  readonly account: boolean;
+  /** Two sizes at the end: header bytes, then total bytes. */
+  readonly headers: boolean;
+}
+
+const ROUTED: MsgLayout = { where: 'processRoutedMsgArgs', origin: false, account: true, headers: false };
+const ROUTED_HEADERS: MsgLayout = { where: 'processRoutedHeaderMsgArgs', origin: false, account: true, headers: true };
+const ROUTED_ORIGIN: MsgLayout = { where: 'processRoutedOriginClusterMsgArgs', origin: true, account: true, headers: false };
+const LEAF: MsgLayout = { where: 'processLeafMsgArgs', origin: false, account: false, headers: false };
+const LEAF_HEADERS: MsgLayout = { where: 'processLeafHeaderMsgArgs', origin: false, account: false, headers: true };
+
+/** One row of the operation table: the keyword and, per kind that accepts it, its meaning. */
+interface OpRow {
+  readonly op: PeerOpCode;
+  readonly word: Uint8Array;
+  /** A kind missing here gets "Unknown Protocol Operation"; messages carry their layout. */
+  readonly kinds: Partial<Record<ConnKindCode, true | MsgLayout>>;
+}
+
+const { route: ROUTE, gateway: GATEWAY, leaf: LEAFNODE } = ConnKind;
+
+/**
+ * Which kind accepts which operation, from nats-server's parser.go: `R...` (RS+, RS-, RMSG) on
+ * any server-to-server kind, `L...` (LS+, LS-, LMSG) on routes and leafnodes, `A+`/`A-` on
+ * any of them (only gateways act on them). Rows that share a first byte are tried in order:
+ * the message rows come first, they are what a busy connection reads.
+ */
+const OP_TABLE: OpRow[] = [
+  { op: PeerOp.rmsg, word: Buffer.from('RMSG'), kinds: { [ROUTE]: ROUTED, [GATEWAY]: ROUTED, [LEAFNODE]: LEAF } },
+  { op: PeerOp.hmsg, word: Buffer.from('HMSG'), kinds: { [ROUTE]: ROUTED_HEADERS, [GATEWAY]: ROUTED_HEADERS, [LEAFNODE]: LEAF_HEADERS } },
+  { op: PeerOp.lmsg, word: Buffer.from('LMSG'), kinds: { [ROUTE]: ROUTED_ORIGIN, [LEAFNODE]: LEAF } },
+  { op: PeerOp.rsPlus, word: Buffer.from('RS+'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.rsMinus, word: Buffer.from('RS-'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.lsPlus, word: Buffer.from('LS+'), kinds: { [ROUTE]: true, [LEAFNODE]: true } },
+  { op: PeerOp.lsMinus, word: Buffer.from('LS-'), kinds: { [ROUTE]: true, [LEAFNODE]: true } },
+  { op: PeerOp.aPlus, word: Buffer.from('A+'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.aMinus, word: Buffer.from('A-'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.ping, word: Buffer.from('PING'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.pong, word: Buffer.from('PONG'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.info, word: Buffer.from('INFO'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.connect, word: Buffer.from('CONNECT'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.ok, word: Buffer.from('+OK'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+  { op: PeerOp.err, word: Buffer.from('-ERR'), kinds: { [ROUTE]: true, [GATEWAY]: true, [LEAFNODE]: true } },
+];
+
+/** Rows by the lower-cased first byte of their keyword. */
+const BY_FIRST_BYTE: OpRow[][] = Array.from({ length: 256 }, () => []);
+for (const row of OP_TABLE) BY_FIRST_BYTE[lower(row.word[0])].push(row);
+
+const OP_NAMES = new Map<PeerOpCode, string>(OP_TABLE.map((r) => [r.op, Buffer.from(r.word).toString('latin1')]));
+
+/** The keyword of an operation, for trace lines. */
+export function peerOpName(op: PeerOpCode): string {
+  return OP_NAMES.get(op)!;
+}
+
+/** The row whose keyword starts line b[s, e), followed by a space, a tab or the line's end. */
+function rowAt(b: Buffer, s: number, e: number): OpRow | null {
+  const rows = BY_FIRST_BYTE[lower(b[s])];
+  next: for (let r = 0; r < rows.length; r++) {
+    const w = rows[r].word;
+    const end = s + w.length;
+    if (end > e || (end < e && !isSpace(b[end]))) continue;
+    for (let k = 1; k < w.length; k++) if (lower(b[s + k]) !== lower(w[k])) continue next;
+    return rows[r];
+  }
+  return null;
+}
+
+/**
+ * A routed message as parsed, by position: control-line fields live in `buf`, the payload
+ * (header block included) in `pbuf[ps, pe)`. Valid only during the onMsg call.
+ */
+export class RoutedMsg {
+  op: PeerOpCode = PeerOp.rmsg;
+  buf: Buffer = Buffer.alloc(0);
+  /** The account; -1 when the kind has none. */
+  accS = -1;
+  accE = -1;
+  subjS = 0;
+  subjE = 0;
+  /** -1 when there is no reply. */
+  replyS = -1;
+  replyE = -1;
+  /** Queue names: [start, end) pairs in `buf`. */
+  queues: number[] = [];
+  queueCount = 0;
+  /** -1 for RMSG (no header block). */
+  hdrLen = -1;
+  size = 0;
+  pbuf: Buffer = Buffer.alloc(0);
+  ps = 0;
+  pe = 0;
+
+  isGlobalAccount(): boolean {
+    const b = this.buf;
+    return this.accE - this.accS === 2 && b[this.accS] === 36 && b[this.accS + 1] === 71; // "$G"
+  }
+
+  subject(): string {
+    return this.buf.toString(SUBJECT_ENCODING, this.subjS, this.subjE);
+  }
+
+  rebase(delta: number, buf: Buffer): void {
+    this.buf = buf;
+    if (this.accS >= 0) {
+      this.accS += delta;
+      this.accE += delta;
+    }
+    this.subjS += delta;
+    this.subjE += delta;
+    if (this.replyS >= 0) {
+      this.replyS += delta;
+      this.replyE += delta;
+    }
+    for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
+  }
+}
+
+/** What the parser reports to the connection that owns it. */
+export interface PeerParserHandler {
+  readonly closing: boolean;
+  /** A non-message operation; its arguments are `line[as, ae)` (may be empty). */
+  onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void;
+  onMsg(m: RoutedMsg): void;
+  /** 'op': unknown operation (-ERR 'Unknown Protocol Operation'); 'args': bad arguments (close). */
+  onParseError(kind: 'op' | 'args', detail: string): void;
+}
+
+const ST_LINE = 0;
+const ST_PAYLOAD = 1;
+/** Largest message we accept; nats-server's hard ceiling for max_payload is 64 MiB. */
+export const PEER_MAX_MESSAGE = 64 * 1024 * 1024;
+
+/** The server-to-server protocol parser for one connection of kind `kind`. */
+export class PeerParser {
+  private readonly h: PeerParserHandler;
+  private readonly kind: ConnKindCode;
+  private state = ST_LINE;
+  private lineBuf: Buffer = Buffer.allocUnsafe(512);
+  private lineLen = 0;
+  private msgBuf: Buffer = Buffer.alloc(0);
+  private msgHave = 0;
+  private readonly msg = new RoutedMsg();
+  /** Argument positions of the control line being parsed (many queue names: it grows). */
+  private readonly args = new ArgList(32, true);
+
+  constructor(handler: PeerParserHandler, kind: ConnKindCode) {
+    this.h = handler;
+    this.kind = kind;
+  }
+
+  parse(chunk: Buffer): void {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n && !this.h.closing) {
+      if (this.state === ST_PAYLOAD) {
+        const need = this.msgBuf.length - this.msgHave;
+        const take = Math.min(need, n - i);
+        chunk.copy(this.msgBuf, this.msgHave, i, i + take);
+        this.msgHave += take;
+        i += take;
+        if (this.msgHave < this.msgBuf.length) return;
+        this.state = ST_LINE;
+        const m = this.msg;
+        const buf = this.msgBuf;
+        this.msgBuf = Buffer.alloc(0);
+        if (buf[m.size] !== CR || buf[m.size + 1] !== LF) {
+          this.lineLen = 0;
+          this.h.onParseError('op', 'missing CRLF after routed message payload');
+          return;
+        }
+        m.pbuf = buf;
+        m.ps = 0;
+        m.pe = m.size;
+        this.h.onMsg(m);
+        this.lineLen = 0;
+        continue;
+      }
+      const nl = chunk.indexOf(LF, i);
+      if (nl < 0) {
+        this.appendLine(chunk, i, n);
+        if (this.lineLen > PEER_MAX_CONTROL_LINE) this.h.onParseError('args', `control line longer than ${PEER_MAX_CONTROL_LINE} bytes`);
+        return;
+      }
+      let line: Buffer;
+      let ls: number;
+      let le: number;
+      if (this.lineLen > 0) {
+        this.appendLine(chunk, i, nl + 1);
+        line = this.lineBuf;
+        ls = 0;
+        le = this.lineLen - 1;
+      } else {
+        line = chunk;
+        ls = i;
+        le = nl;
+      }
+      if (le > ls && line[le - 1] === CR) le--;
+      i = nl + 1;
+      if (ls === le) {
+        this.lineLen = 0; // a bare CRLF is tolerated
+        continue;
+      }
+      const row = rowAt(line, ls, le);
+      const meaning = row?.kinds[this.kind];
+      if (row === null || meaning === undefined || (meaning !== true && le === ls + row.word.length)) {
+        this.lineLen = 0;
+        this.h.onParseError('op', snippet(line, ls, le));
+        return;
+      }
+      let as = ls + row.word.length;
+      if (meaning === true) {
+        while (as < le && isSpace(line[as])) as++;
+        this.h.onControl(row.op, line, as, le);
+        this.lineLen = 0;
+        continue;
+      }
+      if (!this.msgArgs(row.op, meaning, line, as, le)) {
+        this.lineLen = 0;
+        return;
+      }
+      const m = this.msg;
+      const total = m.size + 2;
+      if (n - i >= total) {
+        if (chunk[i + m.size] !== CR || chunk[i + m.size + 1] !== LF) {
+          this.lineLen = 0;
+          this.h.onParseError('op', 'missing CRLF after routed message payload');
+          return;
+        }
+        m.pbuf = chunk;
+        m.ps = i;
+        m.pe = i + m.size;
+        this.h.onMsg(m);
+        i += total;
+        this.lineLen = 0;
+        continue;
+      }
+      // The payload continues in a later read: keep the control line (it may live in
+      // `chunk`, which the caller reuses) and collect the payload at its exact size.
+      if (line === chunk) {
+        this.lineLen = 0;
+        this.appendLine(chunk, ls, le);
+        m.rebase(-ls, this.lineBuf);
+      }
+      this.msgBuf = Buffer.allocUnsafe(total);
+      this.msgHave = n - i;
+      chunk.copy(this.msgBuf, 0, i, n);
+      this.state = ST_PAYLOAD;
+      return;
+    }
+  }
+
+  private appendLine(src: Buffer, s: number, e: number): void {
+    const len = e - s;
+    if (this.lineLen + len > this.lineBuf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(this.lineBuf.length * 2, this.lineLen + len));
+      this.lineBuf.copy(grown, 0, 0, this.lineLen);
+      this.lineBuf = grown;
+    }
+    src.copy(this.lineBuf, this.lineLen, s, e);
+    this.lineLen += len;
+  }
+
+  /** Report a bad message argument list the way nats-server words it. */
+  private msgArgsError(layout: MsgLayout, what: string, b: Buffer, s: number, e: number): false {
+    this.h.onParseError('args', `${layout.where} ${what}: '${b.toString('utf8', s, e)}'`);
+    return false;
+  }
+
+  /** The arguments of a message operation, b[s, e) (s is right after the keyword). */
+  private msgArgs(op: PeerOpCode, layout: MsgLayout, b: Buffer, s: number, e: number): boolean {
+    const n = this.args.split(b, s, e, false);
+    const { starts, ends } = this.args;
+    const m = this.msg;
+    m.op = op;
+    m.buf = b;
+    m.accS = -1;
+    m.accE = -1;
+    m.replyS = -1;
+    m.replyE = -1;
+    m.queueCount = 0;
+    m.queues.length = 0;
+    // LMSG on a route carries the origin cluster first; we accept and ignore it.
+    let k = layout.origin ? 1 : 0;
+    const sizes = layout.headers ? 2 : 1; // trailing size fields
+    const minArgs = k + (layout.account ? 1 : 0) + 1 + sizes;
+    while (s < e && isSpace(b[s])) s++;
+    if (n < minArgs) return this.msgArgsError(layout, 'Parse Error', b, s, e);
+    if (layout.account) {
+      m.accS = starts[k];
+      m.accE = ends[k];
+      k++;
+    }
+    m.subjS = starts[k];
+    m.subjE = ends[k];
+    k++;
+    const mid = n - minArgs; // fields between the subject and the sizes
+    if (mid === 1) {
+      m.replyS = starts[k];
+      m.replyE = ends[k];
+    } else if (mid > 1) {
+      const is = starts[k];
+      const ie = ends[k];
+      const indicator = ie - is === 1 ? b[is] : 0;
+      let q = k + 1;
+      if (indicator === 43) { // '+': reply, then queues
+        m.replyS = starts[q];
+        m.replyE = ends[q];
+        q++;
+      } else if (indicator !== 124) { // '|': queues only
+        return this.msgArgsError(layout, 'Bad or Missing Reply Indicator', b, is, ie);
+      }
+      for (; q < n - sizes; q++) {
+        m.queues.push(starts[q], ends[q]);
+        m.queueCount++;
+      }
+    }
+    m.size = parseSize(b, starts[n - 1], ends[n - 1]);
+    if (m.size < 0) return this.msgArgsError(layout, 'Bad or Missing Size', b, s, e);
+    if (layout.headers) {
+      m.hdrLen = parseSize(b, starts[n - 2], ends[n - 2]);
+      if (m.hdrLen < 0) return this.msgArgsError(layout, 'Bad or Missing Header Size', b, s, e);
+      if (m.hdrLen > m.size) return this.msgArgsError(layout, 'Header Size larger then TotalSize', b, s, e);
+    } else {
+      m.hdrLen = -1;
+    }
+    if (m.size > PEER_MAX_MESSAGE) return this.msgArgsError(layout, `message of ${m.size} bytes exceeds ${PEER_MAX_MESSAGE}`, b, s, e);
+    return true;
+  }
+}
