@@ -15,6 +15,7 @@ import { InterestLog, InterestOp, InterestGeneration, type InterestRecord } from
 import { openInbox, openLog, type SharedLayout } from './shared.ts';
 import { STALL_RECORD_BYTES, writeStallRecord } from './record.ts';
 import { log } from './log.ts';
+import { announcesInterest } from './threads/roles.ts';
 
 export interface MeshHandler {
   /**
@@ -100,6 +101,8 @@ export class Mesh {
   private readonly doorbells: (Doorbell | null)[];
   private readonly bell: Doorbell;
   private readonly alive: Int32Array;
+  /** The threads that announce interest to server peers (woken for every interest change). */
+  private readonly announcers: number[] = [];
   /** Whether we replay thread t's log (false while waiting for its snapshot). */
   private readonly readerLive: boolean[] = [];
   private readonly pieces = new Map<number, Reassembly>();
@@ -139,6 +142,7 @@ export class Mesh {
     this.gen = new InterestGeneration(layout.interestGen);
     this.bell = this.doorbellOf(thread);
     this.alive = new Int32Array(layout.alive);
+    for (let t = 0; t < n; t++) if (announcesInterest(layout.roles[t])) this.announcers.push(t);
     if (replacement) {
       // Take over from a dead predecessor: its inbox holds records for connections that are
       // gone, and the others' interest arrives as snapshots (snapshotApplied).
@@ -250,13 +254,13 @@ export class Mesh {
       this.interestDirty = false;
       this.ownLog.flushBacklog();
       // Workers replay interest when they next route anything: waking them all for each
-      // change would cost a wake-up per thread per SUB. The route thread announces interest to
-      // its peers, so it is woken; everyone only when the log needs its readers to catch up.
-      const rt = this.layout.routeThread;
+      // change would cost a wake-up per thread per SUB. The threads that announce interest to
+      // server peers (the route thread) are woken; everyone only when the log needs its
+      // readers to catch up.
       if (this.ownLog.crowded()) {
         for (let t = 0; t < this.threads; t++) if (t !== this.thread) this.doorbellOf(t).ring();
-      } else if (rt >= 0 && rt !== this.thread) {
-        this.doorbellOf(rt).ring();
+      } else {
+        for (const t of this.announcers) if (t !== this.thread) this.doorbellOf(t).ring();
       }
     }
   }

@@ -8,6 +8,7 @@
 import type { Socket } from 'node:net';
 import type { Options, TlsOptions } from './options.ts';
 import type { ServerInfo } from './protocol/peer-info.ts';
+import type { BridgePeer, PeerSub } from './cluster/bridge.ts';
 import { log, isTrace } from './log.ts';
 import { put, sizesLength, putSizes } from './bytes.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
@@ -38,7 +39,7 @@ export interface RouteHost {
 /** First PING on a route: about 1s after creation (nats-server firstPingInterval + 0-20%). */
 const FIRST_PING_MS = 1000;
 
-export class RouteConn extends Conn implements PeerParserHandler {
+export class RouteConn extends Conn implements PeerParserHandler, BridgePeer<RouteConn> {
   readonly host: RouteHost;
   readonly parser: PeerParser;
   /** We dialled this connection. */
@@ -64,7 +65,7 @@ export class RouteConn extends Conn implements PeerParserHandler {
   infoReceived = false;
   registered = false;
   /** Peer interest, keyed by `subject` or `subject queue` (account $G only). */
-  readonly subs = new Map<string, { subject: string; queue: string | null; weight: number; route: RouteConn }>();
+  readonly subs = new Map<string, PeerSub<RouteConn>>();
   /** An accepted route that must authenticate and has not: input goes line by line through `gate`. */
   authGated = false;
   private readonly parseChunk = (b: Buffer): void => this.parser.parse(b);

@@ -18,7 +18,8 @@ import path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Options } from './options.ts';
-import { createLayout, nextConnectionId, openInbox, openLog, ThreadCounters, MAX_LAYOUT_THREADS, type SharedLayout } from './shared.ts';
+import { createLayout, layoutRoles, nextConnectionId, openInbox, openLog, ThreadCounters, MAX_LAYOUT_THREADS, type SharedLayout } from './shared.ts';
+import { ThreadRole, type ThreadRoleCode } from './threads/roles.ts';
 import { InterestOp } from './interest.ts';
 import { Doorbell } from './ring.ts';
 import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
@@ -44,8 +45,8 @@ const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 12 };
 
 interface WorkerSlot {
   thread: number;
-  /** A client worker, or the route thread. */
-  kind: 'client' | 'route';
+  /** A client worker, or the route thread (the layout's role of the thread). */
+  role: ThreadRoleCode;
   port: MessagePort | null;
   ready: boolean;
   stopped: boolean;
@@ -101,7 +102,7 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
-    const threads = workers + (this.opts.cluster !== undefined ? 1 : 0);
+    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined });
     const server = this;
     return {
       // A getter: a config reload replaces the options object.
@@ -109,7 +110,7 @@ export class Server {
         return server.opts;
       },
       identity: this.identity,
-      threadKinds: Array.from({ length: threads }, (_, t) => (t < workers ? 'client' : 'route')),
+      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : 'route')),
       post: (t, msg) => {
         const slot = this.slots[t];
         if (slot === undefined || !slot.ready || slot.port === null) return false;
@@ -179,7 +180,7 @@ export class Server {
 
     const clustered = o.cluster !== undefined;
     if (clustered) await this.listenForRoutes();
-    this.layout = createLayout(workers + (clustered ? 1 : 0), o.maxControlLine, clustered ? workers : -1);
+    this.layout = createLayout(workers, o.maxControlLine, { route: clustered });
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
@@ -209,7 +210,7 @@ export class Server {
     }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
-      this.slots.push({ thread: t, kind: t < workers ? 'client' : 'route', port: null, ready: false, stopped: false, generation: 0 });
+      this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
       this.runWorker(t, false);
     }
     await ready;
@@ -249,7 +250,7 @@ export class Server {
       socket.destroy();
       return;
     }
-    const slot = this.slots.find((s) => s.kind === 'route');
+    const slot = this.slots.find((s) => s.role === ThreadRole.route);
     if (slot === undefined || !slot.ready || slot.port === null) {
       this.heldRoutes.push(socket);
       return;
@@ -266,7 +267,7 @@ export class Server {
     slot.generation++;
     const generation = slot.generation;
     port1.on('message', (m: unknown) => this.onControl(thread, fromPort(m) as ControlMessage));
-    const task = slot.kind === 'client'
+    const task = slot.role === ThreadRole.worker
       ? {
         thread,
         port: port2,
@@ -290,7 +291,7 @@ export class Server {
         replacement,
         stats: this.monitor.statsBuffer,
       };
-    const pool = slot.kind === 'client' ? this.pool : this.routePool!;
+    const pool = slot.role === ThreadRole.worker ? this.pool : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
@@ -305,7 +306,7 @@ export class Server {
   private onWorkerDied(thread: number, generation: number, err: Error): void {
     const slot = this.slots[thread];
     if (slot.generation !== generation) return;
-    log.error(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
+    log.error(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
     slot.ready = false;
     slot.port?.close();
     slot.port = null;
@@ -324,13 +325,13 @@ export class Server {
     switch (msg.type) {
       case 'ready': {
         const slot = this.slots[thread];
-        if (slot.generation > 1) log.info(`${slot.kind === 'route' ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
+        if (slot.generation > 1) log.info(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
         slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
           this.allThreadsReady = true;
           for (const w of this.readyWaiters.splice(0)) w();
         }
-        if (slot.kind === 'route') for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+        if (slot.role === ThreadRole.route) for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
         else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
@@ -370,7 +371,7 @@ export class Server {
     let bestCount = Infinity;
     let total = 0;
     for (const s of this.slots) {
-      if (s.kind !== 'client') continue;
+      if (s.role !== ThreadRole.worker) continue;
       const n = this.counters[s.thread].connections();
       total += n;
       if (s.ready && s.port !== null && n < bestCount) {
@@ -396,7 +397,7 @@ export class Server {
   /** Test hook (SKEIN_FAULT_INJECTION=1): make the route thread throw, to exercise its replacement. */
   crashRouteThread(): void {
     if (!this.faultInjection) return;
-    const slot = this.slots.find((s) => s.kind === 'route');
+    const slot = this.slots.find((s) => s.role === ThreadRole.route);
     slot?.port?.postMessage({ type: 'crash' } satisfies ControlMessage);
   }
 
@@ -407,7 +408,7 @@ export class Server {
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
     const msg = { type: 'info', cluster, connectUrls } satisfies ControlMessage;
-    for (const s of this.slots) if (s.kind === 'client') s.port?.postMessage(msg);
+    for (const s of this.slots) if (s.role === ThreadRole.worker) s.port?.postMessage(msg);
   }
 
   async shutdown(): Promise<void> {
@@ -451,8 +452,8 @@ export class Server {
     return !this.shuttingDown;
   }
 
-  private postAll(msg: ControlMessage, kind?: WorkerSlot['kind']): void {
-    for (const s of this.slots) if (kind === undefined || s.kind === kind) s.port?.postMessage(msg);
+  private postAll(msg: ControlMessage, role?: ThreadRoleCode): void {
+    for (const s of this.slots) if (role === undefined || s.role === role) s.port?.postMessage(msg);
   }
 
   /**
@@ -488,7 +489,7 @@ export class Server {
     this.ownClientUrls = clientConnectUrls(next, this.identity.port);
     for (const s of this.slots) {
       if (s.port === null) continue;
-      if (s.kind === 'client') {
+      if (s.role === ThreadRole.worker) {
         s.port.postMessage({ type: 'reload', options: next, closeExcess: excess.get(s.thread) ?? 0 } satisfies ControlMessage);
       } else {
         s.port.postMessage({
@@ -505,7 +506,7 @@ export class Server {
   private closeExcess(max: number | null): Map<number, number> {
     const plan = new Map<number, number>();
     if (max === null) return plan;
-    const workers = this.slots.filter((s) => s.kind === 'client').map((s) => ({ thread: s.thread, n: this.counters[s.thread].connections() }));
+    const workers = this.slots.filter((s) => s.role === ThreadRole.worker).map((s) => ({ thread: s.thread, n: this.counters[s.thread].connections() }));
     let excess = workers.reduce((sum, w) => sum + w.n, 0) - max;
     if (excess <= 0) return plan;
     log.info(`Closed ${excess} connections to fall within max_connections`);
@@ -551,13 +552,13 @@ export class Server {
     this.listener?.close();
     this.listener = null;
     for (const s of this.held.splice(0)) s.destroy();
-    const clients = (): number => this.slots.reduce((n, s) => n + (s.kind === 'client' ? this.counters[s.thread].connections() : 0), 0);
+    const clients = (): number => this.slots.reduce((n, s) => n + (s.role === ThreadRole.worker ? this.counters[s.thread].connections() : 0), 0);
     if (clients() === 0) return !this.shuttingDown;
 
     const others = this.opts.cluster?.noAdvertise ? [] : (this.identity.connectUrls ?? []).filter((u) => !this.ownClientUrls.includes(u));
     this.identity.connectUrls = others;
-    this.postAll({ type: 'ldm' }, 'route');
-    this.postAll({ type: 'ldm', connectUrls: others }, 'client');
+    this.postAll({ type: 'ldm' }, ThreadRole.route);
+    this.postAll({ type: 'ldm', connectUrls: others }, ThreadRole.worker);
 
     const durationMs = this.opts.lameDuckDurationMs ?? DEFAULT_LAME_DUCK_DURATION_MS;
     const graceMs = this.opts.lameDuckGracePeriodMs ?? DEFAULT_LAME_DUCK_GRACE_PERIOD_MS;
@@ -571,7 +572,7 @@ export class Server {
       // clients over the same window.
       const spreadMs = durationMs - graceMs > 0 ? durationMs - graceMs : 1000;
       const intervalMs = Math.min(1000, Math.max(spreadMs / n, 1));
-      this.postAll({ type: 'ldm-close', windowMs: intervalMs * n }, 'client');
+      this.postAll({ type: 'ldm-close', windowMs: intervalMs * n }, ThreadRole.worker);
       const deadline = Date.now() + intervalMs * n + 5000;
       while (clients() > 0 && Date.now() < deadline) {
         if (!(await this.sleepUnlessShutdown(50))) return false;

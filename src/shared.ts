@@ -8,17 +8,26 @@
 // reserved, not touched: the kernel backs a page only once a thread writes it, so idle
 // threads cost their headers and nothing else.
 //
-// Thread roles: threads [0, workers) are client workers; with a cluster, thread `workers` is
-// the route thread. Forwarding rules are the route thread's (cluster.ts): nothing read from a
-// route goes to another route.
+// Thread roles are part of the layout: threads [0, workers) are client workers, then one thread
+// per server-to-server role the server runs (route, gateway, leaf, in that order). Who may
+// forward to whom follows from the roles (threads/roles.ts), never from thread numbers.
 
 import { Inbox, inboxBytes } from './ring.ts';
 import { InterestLog, interestLogBytes } from './interest.ts';
+import { ThreadRole, type ThreadRoleCode } from './threads/roles.ts';
 
 export interface SharedLayout {
   threads: number;
+  /** Each thread's role, by index. */
+  roles: ThreadRoleCode[];
+  /** The client workers: threads [0, workers). */
+  workers: number;
   /** The route thread's index, or -1 without a cluster. */
   routeThread: number;
+  /** The gateway thread's index, or -1 without gateways. */
+  gatewayThread: number;
+  /** The leaf thread's index, or -1 without leafnodes. */
+  leafThread: number;
   /** All inboxes: thread t's at t * inboxStride. */
   inboxes: SharedArrayBuffer;
   inboxCapacity: number;
@@ -36,7 +45,7 @@ export interface SharedLayout {
   ids: SharedArrayBuffer;
 }
 
-/** Most threads one layout takes (workers plus the route thread). */
+/** Most threads one layout takes (workers plus the route, gateway and leaf threads). */
 export const MAX_LAYOUT_THREADS = 1024;
 
 /** The next connection id (cid/rid), unique across every thread of the server. */
@@ -67,15 +76,41 @@ export function logCapacity(threads: number, maxControlLine: number): number {
   return Math.max(share, nextPow2(2 * (maxControlLine + 64)));
 }
 
-export function createLayout(threads: number, maxControlLine: number, routeThread = -1): SharedLayout {
-  if (threads < 1 || threads > MAX_LAYOUT_THREADS) throw new Error(`a layout takes 1 to ${MAX_LAYOUT_THREADS} threads, not ${threads}`);
+/** The server-to-server threads a server runs next to its client workers. */
+export interface PeerThreads {
+  route?: boolean;
+  gateway?: boolean;
+  leaf?: boolean;
+}
+
+/** Each thread's role: `workers` client workers, then one thread per role in `peers`, in order. */
+export function layoutRoles(workers: number, peers: PeerThreads): ThreadRoleCode[] {
+  const roles: ThreadRoleCode[] = Array.from({ length: workers }, () => ThreadRole.worker);
+  if (peers.route === true) roles.push(ThreadRole.route);
+  if (peers.gateway === true) roles.push(ThreadRole.gateway);
+  if (peers.leaf === true) roles.push(ThreadRole.leaf);
+  return roles;
+}
+
+/** `workers` client workers, then a thread for each server-to-server role in `peers`. */
+export function createLayout(workers: number, maxControlLine: number, peers: PeerThreads = {}): SharedLayout {
+  const roles = layoutRoles(workers, peers);
+  const routeThread = roles.indexOf(ThreadRole.route);
+  const gatewayThread = roles.indexOf(ThreadRole.gateway);
+  const leafThread = roles.indexOf(ThreadRole.leaf);
+  const threads = roles.length;
+  if (workers < 1 || threads > MAX_LAYOUT_THREADS) throw new Error(`a layout takes 1 to ${MAX_LAYOUT_THREADS} threads, not ${threads}`);
   const icap = inboxCapacity(threads);
   const istride = align(inboxBytes(icap, threads));
   const lcap = logCapacity(threads, maxControlLine);
   const lstride = align(interestLogBytes(lcap, threads));
   const layout: SharedLayout = {
     threads,
+    roles,
+    workers,
     routeThread,
+    gatewayThread,
+    leafThread,
     inboxes: new SharedArrayBuffer(threads * istride),
     inboxCapacity: icap,
     inboxStride: istride,

@@ -114,7 +114,7 @@ test('a staging buffer dropped after a burst is not mistaken for a blocked desti
 
 test('an interest change wakes the route thread, not every worker, until the log needs its readers', (t) => {
   // Threads 0 and 1 are workers, 2 the route thread; all three "sleep" (their doorbells say so).
-  const layout = createLayout(3, 4096, 2);
+  const layout = createLayout(2, 4096, { route: true });
   const bells = new Int32Array(layout.doorbells);
   const seq = (th: number): number => Atomics.load(bells, th * 2);
   for (let th = 0; th < 3; th++) Atomics.store(bells, th * 2 + 1, 1);

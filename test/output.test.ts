@@ -38,7 +38,7 @@ class RecordingSocket extends EventEmitter {
 function setup(): { broker: Broker; pub: RecordingSocket; sub: RecordingSocket; subConn: ClientConn } {
   const opts = { ...defaultOptions(), workers: 1 };
   const broker = new Broker(opts, { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
-    createLayout(1, opts.maxPayload, opts.maxControlLine), 0, false);
+    createLayout(1, opts.maxControlLine), 0, false);
   const pub = new RecordingSocket();
   const sub = new RecordingSocket();
   broker.addConnection(pub as unknown as Socket, 1, false);

@@ -1,9 +1,10 @@
 // Route thread entry (one long-lived piscina task on a dedicated one-thread pool). Wires the
-// Cluster to the MessagePort main hands accepted route sockets and control messages through.
+// route control plane (and its bridge) to the MessagePort main hands accepted route sockets
+// and control messages through.
 // Solicited routes are dialled from here, not from main.
 
 import type { MessagePort } from 'node:worker_threads';
-import { Cluster, type ClusterTask } from '../src/cluster.ts';
+import { RouteControl, type ClusterTask } from '../src/cluster/route-control.ts';
 import { configureLog, log } from '../src/log.ts';
 import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
 import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
@@ -20,8 +21,8 @@ export default function run(task: RouteTask): Promise<void> {
   const { port, thread } = task;
   configureLog(task.options);
   const send = (m: ControlMessage): void => port.postMessage(m);
-  const cluster = new Cluster(task, send);
-  cluster.routeStats = new RouteStats(new ThreadStats(task.stats, thread));
+  const cluster = new RouteControl(task, send);
+  cluster.bridge.stats = new RouteStats(new ThreadStats(task.stats, thread));
   cluster.start();
   startMemoryReducer();
 

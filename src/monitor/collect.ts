@@ -6,7 +6,7 @@
 
 import type { Broker } from '../broker.ts';
 import type { ClientConn } from '../client.ts';
-import type { Cluster } from '../cluster.ts';
+import type { RouteControl } from '../cluster/route-control.ts';
 import type { RouteConn } from '../route.ts';
 import type { TLSSocket } from 'node:tls';
 import { tlsCipherText, tlsVersionText } from '../tls.ts';
@@ -264,7 +264,7 @@ function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
 }
 
 /** The route thread's answer. Runs on the route thread. */
-export function answerRoute(cluster: Cluster, q: MonitorQuery): unknown {
+export function answerRoute(cluster: RouteControl, q: MonitorQuery): unknown {
   switch (q.kind) {
     case 'routez':
       return [...cluster.registeredRoutes()].map((r) => routeRecord(r, q.subs));

@@ -1,22 +1,8 @@
-// The route thread: every route connection of this server lives here, on one thread that
-// joins the SharedLayout as one more participant (index = number of client workers).
-//
-// Towards the client workers it behaves like another worker:
-//   * it writes into its own interest log the union of what the route peers announced
-//     (plain: weight 1/0 as the count of peers goes 1/0; queue: the sum of peer weights),
-//     so a worker's PUB reaches it through the ring to it, exactly like another worker;
-//   * it replays every worker's interest log and announces the aggregate to every peer
-//     (RS+/RS- with queue weights summed over workers), plus the full dump on registration;
-//   * ring records from workers become RMSG/HMSG to each peer with matching interest (a
-//     queue group the worker picked "the route thread" for goes to one peer, by weight);
-//     routed messages become records to workers (plain: every worker with plain interest;
-//     each listed queue group: one worker, by its local weight — local members preferred,
-//     as nats-server does for route-originated messages). One hop: nothing read from a
-//     route is written to another route, except nats-server's queue bounce.
-//
-// Around that: the route protocol's control plane as nats-server 2.9.10 runs it (route.go):
-// handshake, authorization, cluster-name negotiation, first-registered-wins duplicates,
-// gossip of new peers and implicit routes, solicitation with retries, client URLs.
+// The route control plane: how this server's routes come to be and go, as nats-server 2.9.10
+// runs it (route.go): handshake, authorization, cluster-name negotiation, first-registered-wins
+// duplicates, gossip of new peers and implicit routes, solicitation with retries, client URLs,
+// reload and lame duck mode. What routes carry (interest and messages to and from the other
+// threads) is the bridge's (bridge.ts), which a gateway or leaf thread reuses.
 //
 // Runs on the route thread only.
 
@@ -24,29 +10,24 @@ import net from 'node:net';
 import os from 'node:os';
 import dns from 'node:dns';
 import { randomBytes } from 'node:crypto';
-import { Sublist, type Interest } from './sublist.ts';
-import { InterestOp, type InterestRecord } from './interest.ts';
-import { Mesh, type MeshHandler } from './mesh.ts';
-import { nextConnectionId, type SharedLayout } from './shared.ts';
-import type { Options } from './options.ts';
-import type { ServerIdentity } from './info.ts';
-import { PROTOCOL_VERSION, SKEIN_VERSION } from './info.ts';
-import type { ControlMessage } from './control.ts';
-import { isValidSubscribeSubject } from './subject.ts';
-import { RouteConn, sameRoute, type RouteHost } from './route.ts';
-import { PeerOp, type PeerOpCode, type RoutedMsg } from './protocol/peer-parser.ts';
+import { nextConnectionId, type SharedLayout } from '../shared.ts';
+import type { Options, TlsOptions } from '../options.ts';
+import type { ServerIdentity } from '../info.ts';
+import { PROTOCOL_VERSION, SKEIN_VERSION } from '../info.ts';
+import type { ControlMessage } from '../control.ts';
+import { isValidSubscribeSubject } from '../subject.ts';
+import { RouteConn, sameRoute, type RouteHost } from '../route.ts';
+import { PeerOp, type PeerOpCode, type RoutedMsg } from '../protocol/peer-parser.ts';
 import {
   decodePeerConnect, decodeServerInfo, routeConnectJson, serverInfoJson, type PeerConnect, type ServerInfo,
-} from './protocol/peer-info.ts';
-import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from './protocol/gojson.ts';
-import { CloseReason, type CloseReasonText } from './conn/base.ts';
-import { configureLog, log, isTrace, reopenLogFile } from './log.ts';
-import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
-import type { TlsOptions } from './options.ts';
-import { mapCertificateToUser } from './tls.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from './auth.ts';
-import { RouteStats, ThreadStats } from './monitor/stats.ts';
+} from '../protocol/peer-info.ts';
+import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protocol/gojson.ts';
+import { CloseReason, type CloseReasonText } from '../conn/base.ts';
+import { configureLog, log, reopenLogFile } from '../log.ts';
+import { SUBJECT_ENCODING } from '../bytes.ts';
+import { mapCertificateToUser } from '../tls.ts';
+import { comparePasswords, CredentialChecker, isBcrypt } from '../auth.ts';
+import { Bridge } from './bridge.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -63,10 +44,6 @@ export interface ClusterTask {
   replacement: boolean;
 }
 
-// Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
-// which is also an RMSG/HMSG tail, so a plain forward to a peer is two copies.
-const SUBJECT_CACHE_MAX = 4096;
-
 // route.go / const.go timings.
 const ROUTE_CONNECT_DELAY_MS = 1000; // between dial attempts
 const ROUTE_RECONNECT_DELAY_MS = 1000; // before re-dialling an explicit route after a disconnect
@@ -77,108 +54,6 @@ const CONNECT_ERROR_REPORTS = 3600; // first connection: log an error every N fa
 // at debug level) and doubles the re-dial delay up to this cap until a route registers.
 const NAME_CONFLICT_MAX_DELAY_MS = 30_000;
 const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** A worker's interest as the route thread sees it. */
-interface LocalSub extends Interest {
-  readonly subject: string;
-  readonly queue: string | null;
-  readonly thread: number;
-  weight: number;
-}
-
-/** A peer's interest (one RS+). */
-interface PeerSub extends Interest {
-  readonly subject: string;
-  readonly queue: string | null;
-  readonly route: RouteConn;
-  weight: number;
-}
-
-interface Group<T> {
-  readonly nameBytes: Buffer;
-  readonly members: T[];
-  readonly total: number;
-}
-
-/** A subject resolved against one sublist, cached by subject bytes. */
-interface Resolved<S, P> {
-  gen: number;
-  readonly key: Buffer;
-  next: Resolved<S, P> | null;
-  plain: P[];
-  groups: Group<S>[];
-}
-
-
-
-/**
- * Subject → matches, cached by subject bytes and invalidated by the sublist's generation.
- * `plainOf` maps a plain match to what the caller fans out to (thread, route), deduplicated.
- */
-class SubjectCache<S extends Interest & { weight: number }, P> {
-  private readonly map = new Map<number, Resolved<S, P>>();
-  private count = 0;
-  /** The last subject looked up: a stream of one subject skips the hash. */
-  private last: Resolved<S, P> | null = null;
-  private readonly list: Sublist<S>;
-  private readonly plainOf: (s: S) => P;
-
-  constructor(list: Sublist<S>, plainOf: (s: S) => P) {
-    this.list = list;
-    this.plainOf = plainOf;
-  }
-
-  get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
-    const gen = this.list.generation;
-    const last = this.last;
-    if (last !== null && last.gen === gen && sameBytes(last.key, 0, last.key.length, b, s, e)) return last;
-    const h = fnv(b, s, e);
-    let r = this.map.get(h) ?? null;
-    while (r !== null && !sameBytes(r.key, 0, r.key.length, b, s, e)) r = r.next;
-    if (r === null) {
-      if (this.count >= SUBJECT_CACHE_MAX) {
-        this.map.clear();
-        this.count = 0;
-        this.last = null;
-      }
-      r = { gen: -1, key: Buffer.from(b.subarray(s, e)), next: this.map.get(h) ?? null, plain: [], groups: [] };
-      this.map.set(h, r);
-      this.count++;
-    }
-    if (r.gen !== gen) {
-      const m = this.list.match(r.key.toString(SUBJECT_ENCODING));
-      const plain = new Set<P>();
-      for (const sub of m.psubs) plain.add(this.plainOf(sub));
-      r.plain = [...plain];
-      r.groups = m.qgroups.map((g) => {
-        let total = 0;
-        for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members: g.members, total };
-      });
-      r.gen = gen;
-    }
-    this.last = r;
-    return r;
-  }
-}
-
-/** nats-server's stallDuration: 100 ms, growing to 1 s as `pending` nears `max`. */
-function stallDuration(pending: number, max: number): number {
-  if (pending >= max) return 1000;
-  const half = max / 2;
-  if (pending <= half) return 100;
-  return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
-}
-
-function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
-  if (g.total <= 0) return null;
-  let pick = Math.floor(Math.random() * g.total);
-  for (const m of g.members) {
-    pick -= m.weight;
-    if (pick < 0) return m;
-  }
-  return null;
-}
 
 function joinHostPort(host: string, port: number | string): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -194,7 +69,7 @@ function newNonce(): string {
   return s;
 }
 
-export class Cluster implements RouteHost, MeshHandler {
+export class RouteControl implements RouteHost {
   readonly opts: Options;
   readonly thread: number;
   private readonly identity: ServerIdentity;
@@ -225,8 +100,7 @@ export class Cluster implements RouteHost, MeshHandler {
   private readonly selfAddresses = new Set<string>();
   private readonly explicitRoutes: URL[] = [];
 
-  // Routes.
-  private readonly conns = new Set<RouteConn>();
+  // Routes: every connection is the bridge's (bridge.conns); registered ones by server id here.
   private readonly remotes = new Map<string, RouteConn>();
   private readonly peerUrls = new Map<string, number>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -240,39 +114,8 @@ export class Cluster implements RouteHost, MeshHandler {
   /** Accepted routes whose "Route connection created" line waits for their CONNECT. */
   private readonly unannounced = new WeakSet<RouteConn>();
 
-  // Interest learned from workers (what we announce) and from peers (what we log).
-  private readonly localList = new Sublist<LocalSub>();
-  private readonly localByThread: Map<string, LocalSub>[] = [];
-  private readonly localPlain = new Map<string, number>(); // subject → workers with plain interest
-  private readonly localQueues = new Map<string, number>(); // "subject queue" → summed weight
-  // What the peers were last told; a replay pass announces only net changes against it.
-  private readonly sentPlain = new Set<string>();
-  private readonly sentQueues = new Map<string, number>();
-  private readonly dirtyPlain = new Set<string>();
-  private readonly dirtyQueues = new Set<string>();
-  private readonly peerList = new Sublist<PeerSub>();
-  private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
-  private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
-  private readonly inCache: SubjectCache<LocalSub, number>;
-  private readonly outCache: SubjectCache<PeerSub, RouteConn>;
-
-  // This thread's endpoint on the shared layout (inboxes, staging, interest logs, doorbells).
-  private readonly mesh: Mesh;
-  private readonly dirty: RouteConn[] = [];
-  /** Routes not read while a ring to a worker is full. */
-  private readonly paused = new Set<RouteConn>();
-
-  // Per-message scratch.
-  private readonly targetPlain: Uint8Array;
-  private readonly targetGroups: number[][] = [];
-  private readonly targetThreads: number[] = [];
-  private readonly targetRoutes: RouteConn[] = [];
-  private readonly rec = new RecordView();
-  private bounceRoutes: RouteConn[] = [];
-
-  private sweepTimer: NodeJS.Timeout | null = null;
-  /** Monitoring counters (src/monitor/stats.ts), published once per batch. */
-  routeStats = new RouteStats(ThreadStats.detached());
+  /** What the routes carry, to and from the other threads. */
+  readonly bridge: Bridge<RouteConn>;
 
   constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
     const o = task.options;
@@ -317,24 +160,12 @@ export class Cluster implements RouteHost, MeshHandler {
       }
     }
 
-    this.inCache = new SubjectCache(this.localList, (s) => s.thread);
-    this.outCache = new SubjectCache(this.peerList, (s) => s.route);
-
-    const n = task.layout.threads;
-    for (let t = 0; t < n; t++) {
-      this.targetGroups.push([]);
-      this.localByThread.push(new Map());
-    }
-    this.targetPlain = new Uint8Array(n);
-    // A replacement route thread's routes died with its predecessor (main reset its logged
-    // interest); the workers' interest arrives as snapshots.
-    this.mesh = new Mesh(task.layout, task.thread, task.replacement);
+    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'RS', noun: 'route' });
   }
 
   start(): void {
     this.running = true;
-    this.sweepTimer = setInterval(() => this.sweep(), 50);
-    this.mesh.start(this);
+    this.bridge.start();
     for (const u of this.explicitRoutes) this.connectToRoute(u, true, true);
   }
 
@@ -422,11 +253,11 @@ export class Cluster implements RouteHost, MeshHandler {
    */
   private openRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean, onDialFailure: ((err: Error) => void) | null): void {
     const r = new RouteConn(this, this.opts, socket, rid, url, explicit);
-    this.conns.add(r);
+    this.bridge.attach(r);
     if (this.tls === undefined) {
       this.createRoute(r);
       r.start();
-      this.flushRoutes();
+      this.bridge.flushPeers();
       return;
     }
     r.onTlsFailure = onDialFailure;
@@ -437,7 +268,7 @@ export class Cluster implements RouteHost, MeshHandler {
     }
     r.startTls(this.tls, dialHost, () => {
       this.createRoute(r);
-      this.flushRoutes();
+      this.bridge.flushPeers();
     });
   }
 
@@ -468,7 +299,7 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   markDirty(r: RouteConn): void {
-    this.dirty.push(r);
+    this.bridge.markDirty(r);
   }
 
   onRouteControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
@@ -533,7 +364,7 @@ export class Cluster implements RouteHost, MeshHandler {
           if (r.closed) return;
           if (yes) this.acceptConnect(r, c);
           else this.authViolation(r);
-          this.flushAll();
+          this.bridge.flushAll();
           const held = r.gate.release();
           if (r.closing) return;
           r.socket.resume();
@@ -636,7 +467,7 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   private removeAllRoutesExcept(keep: RouteConn): void {
-    for (const r of [...this.conns]) if (r !== keep) r.close(CloseReason.clusterNameConflict, false);
+    for (const r of [...this.bridge.conns]) if (r !== keep) r.close(CloseReason.clusterNameConflict, false);
   }
 
   private processInfo(r: RouteConn, json: string): void {
@@ -731,7 +562,7 @@ export class Cluster implements RouteHost, MeshHandler {
       this.conflictRedials.delete(r.url.host);
     }
     log.debug(`${r.logPrefix()} - Registering remote route ${JSON.stringify(id)}`);
-    this.sendSubsToRoute(r);
+    this.bridge.register(r);
     if (displaced !== null) {
       // r takes over from the route it displaces (already announced to the other peers).
       log.debug(`${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
@@ -792,13 +623,12 @@ export class Cluster implements RouteHost, MeshHandler {
     if (!r.secured) {
       // Its TLS handshake did not complete: the route never existed (the handshake error is
       // logged); a dialled one is tried again as after a failed dial.
-      this.conns.delete(r);
+      this.bridge.detach(r);
       if (this.running) r.onTlsFailure?.(new Error(r.tlsError !== '' ? r.tlsError : 'connection closed during the TLS handshake'));
       return;
     }
     this.announce(r, this.quietRoutes.has(r));
-    if (this.conns.delete(r)) this.routeStats.retire(r);
-    this.paused.delete(r);
+    this.bridge.detach(r);
     if (this.quietRoutes.has(r)) log.debug(`${r.logPrefix()} - Router connection closed: ${reason}`);
     else log.info(`${r.logPrefix()} - Router connection closed: ${reason}`);
     if (r.registered) {
@@ -806,9 +636,9 @@ export class Cluster implements RouteHost, MeshHandler {
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
     }
-    this.removeRemoteSubs(r);
+    this.bridge.unregister(r);
     if (!this.running) return;
-    this.mesh.flush();
+    this.bridge.flushMesh();
     // client.go reconnect(): re-dial what we dialled (and duplicates' survivors).
     const retryImplicit = r.retry || (r.didSolicit && !r.explicit);
     if (!(r.didSolicit || retryImplicit) || r.url === null) return;
@@ -834,26 +664,15 @@ export class Cluster implements RouteHost, MeshHandler {
   }
 
   onRouteDrained(_r: RouteConn): void {
-    // Publishers stalled for a backed-up route go on once no route is backed up.
-    const half = this.opts.maxPending / 2;
-    for (const r of this.remotes.values()) if (r.pendingBytes > half) return;
-    this.mesh.releaseStalls();
+    this.bridge.onPeerDrained();
   }
 
   beforeRouteRead(_r: RouteConn): void {
-    // Workers' records that arrived meanwhile first (no wake-up needed while we are busy).
-    this.mesh.drainPending();
-    // Replay the workers' logs first: a subscription a client made (and got its PONG for)
-    // before these bytes were read must get the messages in them.
-    this.mesh.applyInterest();
-    this.announcePending();
-    this.mesh.mark();
+    this.bridge.beforeRead();
   }
 
   afterRouteRead(r: RouteConn): void {
-    // Records of this read wait for inbox space: read no more of this route until they are in.
-    if (this.mesh.blockedSinceMark()) this.paused.add(r);
-    this.flushAll();
+    this.bridge.afterRead(r);
   }
 
   private later(ms: number, fn: () => void): void {
@@ -968,18 +787,7 @@ export class Cluster implements RouteHost, MeshHandler {
     const queue = a.length === 4 + off ? a[off + 2] : null;
     const parsed = queue === null ? 1 : Number.parseInt(a[off + 3], 10);
     const weight = Number.isFinite(parsed) && parsed > 0 ? parsed : 1;
-    const key = queue === null ? subject : `${subject} ${queue}`;
-    const old = r.subs.get(key);
-    if (old !== undefined) {
-      if (queue === null || old.weight === weight) return; // repeated plain RS+ is ignored
-      this.peerList.remove(old);
-      r.subs.delete(key);
-      this.peerInterest(subject, queue, -old.weight);
-    }
-    const sub: PeerSub = { subject, queue, route: r, weight };
-    this.peerList.insert(sub);
-    r.subs.set(key, sub);
-    this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    if (!this.bridge.peerSubscribed(r, subject, queue, weight)) return;
     if (r.verbose) r.queueString('+OK\r\n');
   }
 
@@ -992,222 +800,23 @@ export class Cluster implements RouteHost, MeshHandler {
       return;
     }
     if (a[0] !== '$G') return;
-    const key = a.length === 2 ? a[1] : `${a[1]} ${a[2]}`;
-    const sub = r.subs.get(key);
-    if (sub !== undefined) {
-      r.subs.delete(key);
-      this.peerList.remove(sub);
-      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
-    }
+    this.bridge.peerUnsubscribed(r, a.length === 2 ? a[1] : `${a[1]} ${a[2]}`);
     if (r.verbose) r.queueString('+OK\r\n');
   }
 
-  private removeRemoteSubs(r: RouteConn): void {
-    for (const sub of r.subs.values()) {
-      this.peerList.remove(sub);
-      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
-    }
-    r.subs.clear();
-  }
-
-  /** Fold a peer's interest change into the union we log for the workers. */
-  private peerInterest(subject: string, queue: string | null, delta: number): void {
-    if (queue === null) {
-      const was = this.peerPlain.get(subject) ?? 0;
-      const now = was + delta;
-      if (now > 0) this.peerPlain.set(subject, now);
-      else this.peerPlain.delete(subject);
-      if ((was > 0) !== (now > 0)) this.logInterest(subject, null, now > 0 ? 1 : 0);
-      return;
-    }
-    const key = `${subject}\u0000${queue}`;
-    const was = this.peerQueues.get(key) ?? 0;
-    const now = Math.max(0, was + delta);
-    if (now > 0) this.peerQueues.set(key, now);
-    else this.peerQueues.delete(key);
-    if (now !== was) this.logInterest(subject, queue, now);
-  }
-
-  private logInterest(subject: string, queue: string | null, weight: number): void {
-    this.mesh.publishInterest(subject, queue, weight);
-  }
-
-  /** Mesh: a worker's interest change, replayed from its log. Announced in afterInterest. */
-  onInterest(t: number, rec: InterestRecord): void {
-    if (rec.op === InterestOp.reset) {
-      this.dropLocalInterest(t);
-      return;
-    }
-    this.setLocal(t, rec.subject, rec.queue, rec.weight);
-  }
-
-  private dropLocalInterest(t: number): void {
-    for (const sub of [...this.localByThread[t].values()]) this.setLocal(t, sub.subject, sub.queue, 0);
-  }
-
-  private setLocal(t: number, subject: string, queue: string | null, weight: number): void {
-    const byKey = this.localByThread[t];
-    const key = queue === null ? subject : `${subject}\u0000${queue}`;
-    const old = byKey.get(key);
-    const oldWeight = old?.weight ?? 0;
-    if (queue === null) weight = weight > 0 ? 1 : 0;
-    if (oldWeight === weight) return;
-    if (old !== undefined) {
-      this.localList.remove(old);
-      byKey.delete(key);
-    }
-    if (weight > 0) {
-      const sub: LocalSub = { subject, queue, thread: t, weight };
-      this.localList.insert(sub);
-      byKey.set(key, sub);
-    }
-    if (queue === null) {
-      const now = (this.localPlain.get(subject) ?? 0) + weight - oldWeight;
-      if (now > 0) this.localPlain.set(subject, now);
-      else this.localPlain.delete(subject);
-      this.dirtyPlain.add(subject);
-      return;
-    }
-    const qkey = `${subject} ${queue}`;
-    const now = Math.max(0, (this.localQueues.get(qkey) ?? 0) + weight - oldWeight);
-    if (now > 0) this.localQueues.set(qkey, now);
-    else this.localQueues.delete(qkey);
-    this.dirtyQueues.add(qkey);
-  }
-
-  /**
-   * Tell every peer how the aggregate changed during one replay pass: RS+ when a subject
-   * gains its first plain subscriber, RS- when it loses its last; a queue group's new total
-   * weight as RS+ (smaller ones too), RS- at zero (route.go). A pass nets out changes, so a
-   * client closing with three members of a group sends one RS-, as nats-server does.
-   */
-  private announcePending(): void {
-    if (this.dirtyPlain.size === 0 && this.dirtyQueues.size === 0) return;
-    let lines = '';
-    for (const subject of this.dirtyPlain) {
-      const has = this.localPlain.has(subject);
-      if (has === this.sentPlain.has(subject)) continue;
-      if (has) {
-        this.sentPlain.add(subject);
-        lines += `RS+ $G ${subject}\r\n`;
-      } else {
-        this.sentPlain.delete(subject);
-        lines += `RS- $G ${subject}\r\n`;
-      }
-    }
-    for (const qkey of this.dirtyQueues) {
-      const w = this.localQueues.get(qkey) ?? 0;
-      if (w === (this.sentQueues.get(qkey) ?? 0)) continue;
-      if (w > 0) {
-        this.sentQueues.set(qkey, w);
-        lines += `RS+ $G ${qkey} ${w}\r\n`;
-      } else {
-        this.sentQueues.delete(qkey);
-        lines += `RS- $G ${qkey}\r\n`;
-      }
-    }
-    this.dirtyPlain.clear();
-    this.dirtyQueues.clear();
-    if (lines === '') return;
-    if (isTrace()) log.trace(`->> [${lines.trimEnd().replace(/\r\n/g, ', ')}] to ${this.remotes.size} route(s)`);
-    for (const r of this.remotes.values()) r.queueString(lines, SUBJECT_ENCODING);
-  }
-
-  /** The full interest dump a newly registered peer gets first: what peers were last told. */
-  private sendSubsToRoute(r: RouteConn): void {
-    const lines: string[] = [];
-    for (const subject of this.sentPlain) lines.push(`RS+ $G ${subject}\r\n`);
-    for (const [qkey, weight] of this.sentQueues) lines.push(`RS+ $G ${qkey} ${weight}\r\n`);
-    if (lines.length > 0) r.queueString(lines.join(''), SUBJECT_ENCODING);
-    log.debug(`${r.logPrefix()} - Sent local subscriptions to route`);
-  }
-
-  /** Our logged interest (the peers' union), for a replacement worker. */
+  /** Our logged interest (the peers' union), for a replacement thread. */
   interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    const position = this.mesh.snapshotPosition();
-    const entries: [string, string | null, number][] = [];
-    for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
-    for (const [key, w] of this.peerQueues) {
-      const z = key.indexOf('\u0000');
-      entries.push([key.slice(0, z), key.slice(z + 1), w]);
-    }
-    return { position, entries };
+    return this.bridge.interestSnapshot();
   }
 
-  /** A worker's interest, when we are a replacement route thread. */
+  /** Another thread's interest, when we are a replacement route thread. */
   applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
-    this.dropLocalInterest(from);
-    for (const [subject, queue, weight] of entries) this.setLocal(from, subject, queue, weight);
-    this.announcePending();
-    this.mesh.snapshotApplied(from, position);
-    this.flushAll();
+    this.bridge.applySnapshot(from, position, entries);
   }
 
   // ====================================================================== messages
 
-  /** Mesh: one record from a client worker: forward to the peers with interest. */
-  onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
-    const rec = this.rec;
-    rec.read(v, o);
-    if (rec.kind !== RecordKind.msg) return;
-    this.routeStats.stats.crossReceived++;
-    const ss = rec.subjStart;
-    const se = rec.subjEnd;
-    const hdrLen = rec.hdrLen;
-    let p = se;
-    // Targets are counted, not pushed and truncated: an array length write runs in V8's
-    // runtime, per message. Entries past the count are stale and never read.
-    const targets = this.targetRoutes;
-    let nt = 0;
-    const res = this.outCache.get(d, ss, se);
-    if ((rec.flags & FLAG_PLAIN) !== 0) {
-      for (const r of res.plain) {
-        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
-        r.targetPlain = true;
-      }
-    }
-    for (let i = 0; i < rec.nGroups; i++) {
-      const ns = p + 4;
-      const ne = ns + v.getUint32(p, true);
-      p = ne;
-      for (const g of res.groups) {
-        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const m = pickByWeight(g);
-        if (m === null) break;
-        const r = m.route;
-        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
-        r.targetQueued = true;
-        r.targetGroups.push(ns, ne);
-        break;
-      }
-    }
-    const ts = rec.tailStart;
-    const te = rec.tailEnd;
-    const rs = rec.replyStart;
-    const re = rec.replyEnd;
-    const pe = rec.payEnd;
-    const ps = rec.payStart;
-    const half = this.opts.maxPending / 2;
-    for (let i = 0; i < nt; i++) {
-      const r = targets[i];
-      r.outMsgs++;
-      r.outBytes += pe - ps;
-      if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);
-      else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
-      r.targetPlain = false;
-      r.targetQueued = false;
-      // (A length write runs in V8's runtime: only when there is something to clear.)
-      if (r.targetGroups.length !== 0) r.targetGroups.length = 0;
-      // A route backed up past half of max_pending stalls the client publishing to it, as in
-      // nats-server (the route's stall channel); nothing else waits for it.
-      if (rec.cid !== 0 && r.pendingBytes > half) {
-        r.markStalled();
-        this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
-      }
-    }
-  }
-
-  /** A message read from a route: to the client workers, never to another route. */
+  /** A message read from a route: from a registered peer, for the global account, to the bridge. */
   onRoutedMsg(r: RouteConn, m: RoutedMsg): void {
     if (!r.registered) {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
@@ -1217,141 +826,13 @@ export class Cluster implements RouteHost, MeshHandler {
       log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.buf.toString('latin1', m.accS, m.accE))} for routed message on subject: ${JSON.stringify(m.subject())}`);
       return;
     }
-    const b = m.buf;
-    const res = this.inCache.get(b, m.subjS, m.subjE);
-    const targets = this.targetThreads; // counted, as in onRecord
-    let nt = 0;
-    for (const t of res.plain) {
-      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
-      this.targetPlain[t] = 1;
-    }
-    let bounce: { plain: RouteConn[]; groups: Group<PeerSub>[] } | null = null;
-    for (let qi = 0; qi < m.queueCount; qi++) {
-      const qs = m.queues[2 * qi];
-      const qe = m.queues[2 * qi + 1];
-      let delivered = false;
-      for (const g of res.groups) {
-        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
-        const sub = pickByWeight(g);
-        if (sub === null) break;
-        const t = sub.thread;
-        if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
-        this.targetGroups[t].push(qs, qe);
-        delivered = true;
-        break;
-      }
-      if (delivered) continue;
-      // Queue bounce: the group has no member here any more; hand the message to a peer
-      // that still has one (possibly the sender), as nats-server does.
-      bounce ??= this.outCache.get(b, m.subjS, m.subjE);
-      for (const g of bounce.groups) {
-        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
-        const sub = pickByWeight(g);
-        if (sub === null) break;
-        if (!sub.route.targetQueued) this.bounceRoutes.push(sub.route);
-        sub.route.targetQueued = true;
-        sub.route.targetGroups.push(qs, qe);
-        break;
-      }
-    }
-    for (let i = 0; i < nt; i++) {
-      const t = targets[i];
-      if (this.mesh.isAlive(t)) {
-        this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
-      }
-      this.targetPlain[t] = 0;
-      if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
-    }
-    if (this.bounceRoutes.length > 0) {
-      for (const peer of this.bounceRoutes) {
-        peer.outMsgs++;
-        peer.outBytes += m.pe - m.ps;
-        peer.writeMsg(b, m.subjS, m.subjE, m.replyS, m.replyE, b, peer.targetGroups, 0, peer.targetGroups.length >> 1, m.pbuf, m.ps, m.pe, m.hdrLen);
-        peer.targetQueued = false;
-        peer.targetGroups.length = 0;
-      }
-      this.bounceRoutes = [];
-    }
+    this.bridge.fromPeer(r, m);
   }
 
-  /** Stage one record for worker `t`; committed when this read is done (flushAll). */
-  private toWorker(from: RouteConn, t: number, plain: boolean, gb: Buffer, groups: number[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
-    const subjLen = se - ss;
-    const replyLen = rs >= 0 ? re - rs : 0;
-    const nGroups = groups.length >> 1;
-    let groupBytes = 0;
-    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[2 * i + 1] - groups[2 * i];
-    const payLen = pe - ps;
-    const tailLen = msgTailLength(replyLen, hdrLen, payLen);
-    const mesh = this.mesh;
-    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
-    const dst = mesh.dst;
-    const dv = mesh.dstView;
-    this.routeStats.stats.crossSent++;
-    if (mesh.full) {
-      // Records for `t` already wait for space: stop reading this route until they are in.
-      mesh.full = false;
-      this.paused.add(from);
-      this.routeStats.stats.ringFull++;
-    }
-    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
-    let p = put(dst, o + REC_HDR, sb, ss, se);
-    for (let i = 0; i < nGroups; i++) {
-      const gs = groups[2 * i];
-      const ge = groups[2 * i + 1];
-      dv.setUint32(p, ge - gs, true);
-      p = put(dst, p + 4, gb, gs, ge);
-    }
-    putMsgTail(dst, p, sb, rs, re, hdrLen, pb, ps, pe);
-  }
-
-  // ====================================================================== loop
-
-  private flushRoutes(): void {
-    const dirty = this.dirty;
-    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
-    dirty.length = 0;
-  }
-
-  /** Write what routes have queued, commit rings to workers, publish our interest log. */
-  flushAll(): void {
-    this.flushRoutes();
-    this.mesh.flush();
-    this.routeStats.publish(this.conns, this.peerList.size, this.remotes.size);
-    if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
-  }
-
-  /**
-   * Mesh: this pass's interest is replayed. Announce it now, ahead of the pass's records, so
-   * a peer gets the RS+ for a reply inbox before the RMSG of the request that uses it.
-   */
-  afterInterest(): void {
-    this.announcePending();
-  }
-
-  /** Mesh: all rings drained for now. */
-  afterDrain(): void {
-    this.announcePending();
-    this.flushRoutes();
-    this.routeStats.publish(this.conns, this.peerList.size, this.remotes.size);
-  }
-
-  /** Mesh: the overflow to workers is gone: read the routes we stopped reading. */
-  onSpace(): void {
-    for (const r of this.paused) if (!r.closed) r.socket.resume();
-    this.paused.clear();
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const r of this.conns) r.tick(now);
-    this.mesh.pruneStalls(now);
-    this.flushAll();
-    this.mesh.kick();
-  }
+  // ====================================================================== monitoring
 
   openSockets(): number {
-    return this.conns.size;
+    return this.bridge.conns.size;
   }
 
   /** Registered routes (one per peer server), for monitoring. */
@@ -1391,7 +872,7 @@ export class Cluster implements RouteHost, MeshHandler {
     if (this.authUser !== undefined) {
       // reload.go reloadAuthorization: accepted routes are checked again (not the ones we
       // dialled: we do not know what the peer requires of us).
-      for (const r of [...this.conns]) {
+      for (const r of [...this.bridge.conns]) {
         if (r.didSolicit || !r.connectReceived || r.closing) continue;
         const connect = this.routeConnects.get(r);
         const ok = connect === undefined ? false : this.routeAuthorized(r, connect);
@@ -1399,7 +880,7 @@ export class Cluster implements RouteHost, MeshHandler {
           if (yes || r.closing) return;
           r.retry = false;
           this.authViolation(r);
-          this.flushAll();
+          this.bridge.flushAll();
         };
         if (ok instanceof Promise) void ok.then(verdict, () => verdict(false));
         else verdict(ok);
@@ -1417,7 +898,7 @@ export class Cluster implements RouteHost, MeshHandler {
     for (const text of removed) {
       const i = this.explicitRoutes.findIndex((u) => sameRoute(u.href, text));
       if (i >= 0) this.explicitRoutes.splice(i, 1);
-      for (const r of [...this.conns]) {
+      for (const r of [...this.bridge.conns]) {
         if (r.url === null || !sameRoute(r.url.href, text)) continue;
         // Not re-dialled (client.go setNoReconnect).
         r.didSolicit = false;
@@ -1438,7 +919,7 @@ export class Cluster implements RouteHost, MeshHandler {
       this.explicitRoutes.push(url);
       this.connectToRoute(url, true, true);
     }
-    this.flushAll();
+    this.bridge.flushAll();
   }
 
   /** SIGUSR1: reopen this thread's log file descriptor. */
@@ -1454,7 +935,7 @@ export class Cluster implements RouteHost, MeshHandler {
   lameDuck(): void {
     const line = `INFO ${serverInfoJson({ ...this.routeInfo(false), ldm: true })}\r\n`;
     for (const r of this.remotes.values()) if (!r.closing) r.queueString(line);
-    this.flushRoutes();
+    this.bridge.flushPeers();
   }
 
   /** Close every route (server shutdown); nothing is re-dialled. */
@@ -1462,11 +943,8 @@ export class Cluster implements RouteHost, MeshHandler {
     this.running = false;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
     this.checker.close();
-    this.flushAll();
-    for (const r of [...this.conns]) r.close(CloseReason.serverShutdown, true);
-    this.mesh.stop();
+    this.bridge.shutdown();
   }
 }
 

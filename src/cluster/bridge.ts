@@ -1,0 +1,694 @@
+// The bridge between one server-to-server role's connections and the rest of the server: the
+// part of the route thread that a gateway or leaf thread reuses as it is. Towards the client
+// workers it behaves like another worker:
+//   * it writes into its own interest log the union of what its peers announced (plain:
+//     weight 1/0 as the count of peers goes 1/0; queue: the sum of peer weights), so a worker's
+//     PUB reaches it through the ring to it, exactly like another worker;
+//   * it replays the other threads' interest logs (those that count as local for its role,
+//     threads/roles.ts) and announces the aggregate to every registered peer (RS+/RS- with
+//     queue weights summed over threads), plus the full dump on registration, net changes only;
+//   * ring records become messages to each peer with matching interest (a queue group the
+//     publisher picked this thread for goes to one peer, by weight); messages from peers become
+//     records for the threads with interest (plain: every such thread; each listed queue group:
+//     one thread, by its weight);
+//   * backpressure both ways: a peer backed up past half of max_pending stalls the publishers
+//     feeding it, and a peer is not read while records for a thread wait for ring space;
+//   * each peer's output is held and written once per read or drain batch.
+// What a peer *is* (handshake, authorization, names, duplicates, gossip, dialling) is its
+// role's control plane (route-control.ts for routes).
+//
+// Runs on that role's thread only.
+
+import { Sublist, type Interest } from '../sublist.ts';
+import { InterestOp, type InterestRecord } from '../interest.ts';
+import { Mesh, type MeshHandler } from '../mesh.ts';
+import type { SharedLayout } from '../shared.ts';
+import type { Options } from '../options.ts';
+import { log, isTrace } from '../log.ts';
+import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from '../bytes.ts';
+import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from '../record.ts';
+import type { RoutedMsg } from '../protocol/peer-parser.ts';
+import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
+import { CloseReason } from '../conn/base.ts';
+import { countsAsLocal, mayForward, type ThreadRoleCode } from '../threads/roles.ts';
+
+/** What the bridge needs of a peer connection `P` (RouteConn; the gateway and leaf connections). */
+export interface BridgePeer<P> extends ConnCounters {
+  readonly closed: boolean;
+  readonly closing: boolean;
+  /** The peer takes HMSG (headers are stripped for one that does not). */
+  readonly headers: boolean;
+  readonly pendingBytes: number;
+  readonly socket: { pause(): void; resume(): void };
+  /** The peer's interest, keyed by `subject` or `subject queue`. */
+  readonly subs: Map<string, PeerSub<P>>;
+  // Forwarding scratch, used while routing one message.
+  targetPlain: boolean;
+  targetQueued: boolean;
+  readonly targetGroups: number[];
+  logPrefix(): string;
+  tick(now: number): void;
+  flush(): void;
+  markStalled(): void;
+  close(reason: typeof CloseReason.serverShutdown, flushFirst: boolean): void;
+  queueString(s: string, encoding?: BufferEncoding): void;
+  writeTail(sb: Uint8Array, ss: number, se: number, tb: Uint8Array, ts: number, te: number, headers: boolean): void;
+  writeMsg(sb: Uint8Array, ss: number, se: number, rs: number, re: number, qb: Uint8Array, queues: number[], qStart: number, qCount: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void;
+}
+
+// Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
+// which is also an RMSG/HMSG tail, so a plain forward to a peer is two copies.
+const SUBJECT_CACHE_MAX = 4096;
+/** How often connection timers are swept (ms). */
+const SWEEP_MS = 50;
+
+/** A worker's interest as the route thread sees it. */
+interface LocalSub extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly thread: number;
+  weight: number;
+}
+
+/** A peer's interest (one RS+), kept by its connection (BridgePeer.subs) and in the bridge's sublist. */
+export interface PeerSub<P> extends Interest {
+  readonly subject: string;
+  readonly queue: string | null;
+  readonly peer: P;
+  weight: number;
+}
+
+interface Group<T> {
+  readonly nameBytes: Buffer;
+  readonly members: T[];
+  readonly total: number;
+}
+
+/** A subject resolved against one sublist, cached by subject bytes. */
+interface Resolved<S, P> {
+  gen: number;
+  readonly key: Buffer;
+  next: Resolved<S, P> | null;
+  plain: P[];
+  groups: Group<S>[];
+}
+
+
+
+/**
+ * Subject → matches, cached by subject bytes and invalidated by the sublist's generation.
+ * `plainOf` maps a plain match to what the caller fans out to (thread, route), deduplicated.
+ */
+class SubjectCache<S extends Interest & { weight: number }, P> {
+  private readonly map = new Map<number, Resolved<S, P>>();
+  private count = 0;
+  /** The last subject looked up: a stream of one subject skips the hash. */
+  private last: Resolved<S, P> | null = null;
+  private readonly list: Sublist<S>;
+  private readonly plainOf: (s: S) => P;
+
+  constructor(list: Sublist<S>, plainOf: (s: S) => P) {
+    this.list = list;
+    this.plainOf = plainOf;
+  }
+
+  get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
+    const gen = this.list.generation;
+    const last = this.last;
+    if (last !== null && last.gen === gen && sameBytes(last.key, 0, last.key.length, b, s, e)) return last;
+    const h = fnv(b, s, e);
+    let r = this.map.get(h) ?? null;
+    while (r !== null && !sameBytes(r.key, 0, r.key.length, b, s, e)) r = r.next;
+    if (r === null) {
+      if (this.count >= SUBJECT_CACHE_MAX) {
+        this.map.clear();
+        this.count = 0;
+        this.last = null;
+      }
+      r = { gen: -1, key: Buffer.from(b.subarray(s, e)), next: this.map.get(h) ?? null, plain: [], groups: [] };
+      this.map.set(h, r);
+      this.count++;
+    }
+    if (r.gen !== gen) {
+      const m = this.list.match(r.key.toString(SUBJECT_ENCODING));
+      const plain = new Set<P>();
+      for (const sub of m.psubs) plain.add(this.plainOf(sub));
+      r.plain = [...plain];
+      r.groups = m.qgroups.map((g) => {
+        let total = 0;
+        for (const sub of g.members) total += sub.weight;
+        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members: g.members, total };
+      });
+      r.gen = gen;
+    }
+    this.last = r;
+    return r;
+  }
+}
+
+/** nats-server's stallDuration: 100 ms, growing to 1 s as `pending` nears `max`. */
+function stallDuration(pending: number, max: number): number {
+  if (pending >= max) return 1000;
+  const half = max / 2;
+  if (pending <= half) return 100;
+  return Math.min(1000, 100 + 100 * Math.floor((pending - half) / (half / 10)));
+}
+
+function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
+  if (g.total <= 0) return null;
+  let pick = Math.floor(Math.random() * g.total);
+  for (const m of g.members) {
+    pick -= m.weight;
+    if (pick < 0) return m;
+  }
+  return null;
+}
+/** How a role writes interest to its peers: `RS` for routes and gateways, `LS` for leafnodes. */
+export interface BridgeWording {
+  readonly verb: 'RS' | 'LS';
+  /** The peer kind in log lines (`Sent local subscriptions to route`). */
+  readonly noun: string;
+}
+
+export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
+  readonly opts: Options;
+  readonly thread: number;
+  readonly role: ThreadRoleCode;
+  /** Every connection of this role (registered or not): swept, counted, closed at shutdown. */
+  readonly conns = new Set<P>();
+  /** Registered peers: they get interest announcements and messages. */
+  readonly peers = new Set<P>();
+  /** Monitoring counters (src/monitor/stats.ts), published once per batch. */
+  stats = new RouteStats(ThreadStats.detached());
+  private readonly plus: string;
+  private readonly minus: string;
+  private readonly noun: string;
+  /** Per thread: its interest counts as local here (roles.ts countsAsLocal). */
+  private readonly local: boolean[] = [];
+  /** Per thread: its records may be forwarded to our peers (roles.ts mayForward). */
+  private readonly forwardsFrom: boolean[] = [];
+
+  // Interest learned from the other threads (what we announce) and from peers (what we log).
+  private readonly localList = new Sublist<LocalSub>();
+  private readonly localByThread: Map<string, LocalSub>[] = [];
+  private readonly localPlain = new Map<string, number>(); // subject → threads with plain interest
+  private readonly localQueues = new Map<string, number>(); // "subject queue" → summed weight
+  // What the peers were last told; a replay pass announces only net changes against it.
+  private readonly sentPlain = new Set<string>();
+  private readonly sentQueues = new Map<string, number>();
+  private readonly dirtyPlain = new Set<string>();
+  private readonly dirtyQueues = new Set<string>();
+  private readonly peerList = new Sublist<PeerSub<P>>();
+  private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
+  private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
+  private readonly inCache: SubjectCache<LocalSub, number>;
+  private readonly outCache: SubjectCache<PeerSub<P>, P>;
+
+  // This thread's endpoint on the shared layout (inboxes, staging, interest logs, doorbells).
+  private readonly mesh: Mesh;
+  private readonly dirty: P[] = [];
+  /** Peers not read while a ring to another thread is full. */
+  private readonly paused = new Set<P>();
+
+  // Per-message scratch.
+  private readonly targetPlain: Uint8Array;
+  private readonly targetGroups: number[][] = [];
+  private readonly targetThreads: number[] = [];
+  private readonly targetRoutes: P[] = [];
+  private readonly rec = new RecordView();
+  private bounceRoutes: P[] = [];
+
+  private sweepTimer: NodeJS.Timeout | null = null;
+
+  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording) {
+    this.opts = opts;
+    this.thread = thread;
+    this.role = layout.roles[thread];
+    this.plus = `${wording.verb}+ $G `;
+    this.minus = `${wording.verb}- $G `;
+    this.noun = wording.noun;
+    this.inCache = new SubjectCache(this.localList, (s) => s.thread);
+    this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
+    const n = layout.threads;
+    for (let t = 0; t < n; t++) {
+      this.targetGroups.push([]);
+      this.localByThread.push(new Map());
+      this.local.push(t !== thread && countsAsLocal(this.role, layout.roles[t]));
+      this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
+    }
+    this.targetPlain = new Uint8Array(n);
+    // A replacement thread's connections died with its predecessor (main reset its logged
+    // interest); the other threads' interest arrives as snapshots.
+    this.mesh = new Mesh(layout, thread, replacement);
+  }
+
+  start(): void {
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS);
+    this.mesh.start(this);
+  }
+
+  // ====================================================================== connections
+
+  /** A connection of this role exists (before any handshake). */
+  attach(p: P): void {
+    this.conns.add(p);
+  }
+
+  /** A connection closed: its counters stay in the thread's totals; it is read no more. */
+  detach(p: P): void {
+    if (this.conns.delete(p)) this.stats.retire(p);
+    this.paused.delete(p);
+  }
+
+  /** A peer registered: it gets the full interest dump first, then every change. */
+  register(p: P): void {
+    this.peers.add(p);
+    this.sendInterestTo(p);
+  }
+
+  /** A registered peer went away: its interest goes with it. */
+  unregister(p: P): void {
+    this.peers.delete(p);
+    this.removeRemoteSubs(p);
+  }
+
+  markDirty(p: P): void {
+    this.dirty.push(p);
+  }
+
+  /** Bytes arrived from a peer, about to be parsed. */
+  beforeRead(): void {
+    // Other threads' records that arrived meanwhile first (no wake-up needed while we are busy).
+    this.mesh.drainPending();
+    // Replay the other threads' logs first: a subscription a client made (and got its PONG
+    // for) before these bytes were read must get the messages in them.
+    this.mesh.applyInterest();
+    this.announcePending();
+    this.mesh.mark();
+  }
+
+  /** One read from `p` was parsed: write what it produced (once per read, never per message). */
+  afterRead(p: P): void {
+    // Records of this read wait for inbox space: read no more of this peer until they are in.
+    if (this.mesh.blockedSinceMark()) this.paused.add(p);
+    this.flushAll();
+  }
+
+  /** A peer drained: publishers stalled for backed-up peers go on once none is backed up. */
+  onPeerDrained(): void {
+    const half = this.opts.maxPending / 2;
+    for (const r of this.peers) if (r.pendingBytes > half) return;
+    this.mesh.releaseStalls();
+  }
+
+  /** Commit records staged for other threads (a closed peer's interest went out). */
+  flushMesh(): void {
+    this.mesh.flush();
+  }
+
+  // ====================================================================== interest
+
+  /**
+   * A peer's RS+: `subject` (and `queue` with its weight) is of interest to it. False when it
+   * changes nothing (a repeated plain RS+).
+   */
+  peerSubscribed(r: P, subject: string, queue: string | null, weight: number): boolean {
+    const key = queue === null ? subject : `${subject} ${queue}`;
+    const old = r.subs.get(key);
+    if (old !== undefined) {
+      if (queue === null || old.weight === weight) return false; // repeated plain RS+ is ignored
+      this.peerList.remove(old);
+      r.subs.delete(key);
+      this.peerInterest(subject, queue, -old.weight);
+    }
+    const sub: PeerSub<P> = { subject, queue, peer: r, weight };
+    this.peerList.insert(sub);
+    r.subs.set(key, sub);
+    this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    return true;
+  }
+
+  /** A peer's RS-: `key` is exactly its subscription's (`subject` or `subject queue`). */
+  peerUnsubscribed(r: P, key: string): void {
+    const sub = r.subs.get(key);
+    if (sub === undefined) return;
+    r.subs.delete(key);
+    this.peerList.remove(sub);
+    this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+  }
+
+  /** A peer went away (or unregistered): its interest goes with it. */
+  private removeRemoteSubs(r: P): void {
+    for (const sub of r.subs.values()) {
+      this.peerList.remove(sub);
+      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    }
+    r.subs.clear();
+  }
+
+  /** Fold a peer's interest change into the union we log for the workers. */
+  private peerInterest(subject: string, queue: string | null, delta: number): void {
+    if (queue === null) {
+      const was = this.peerPlain.get(subject) ?? 0;
+      const now = was + delta;
+      if (now > 0) this.peerPlain.set(subject, now);
+      else this.peerPlain.delete(subject);
+      if ((was > 0) !== (now > 0)) this.logInterest(subject, null, now > 0 ? 1 : 0);
+      return;
+    }
+    const key = `${subject}\u0000${queue}`;
+    const was = this.peerQueues.get(key) ?? 0;
+    const now = Math.max(0, was + delta);
+    if (now > 0) this.peerQueues.set(key, now);
+    else this.peerQueues.delete(key);
+    if (now !== was) this.logInterest(subject, queue, now);
+  }
+
+  private logInterest(subject: string, queue: string | null, weight: number): void {
+    this.mesh.publishInterest(subject, queue, weight);
+  }
+
+  /**
+   * Mesh: another thread's interest change, replayed from its log. Announced in afterInterest,
+   * if it counts as local for this role (roles.ts: never a gateway's interest to routes).
+   */
+  onInterest(t: number, rec: InterestRecord): void {
+    if (!this.local[t]) return;
+    if (rec.op === InterestOp.reset) {
+      this.dropLocalInterest(t);
+      return;
+    }
+    this.setLocal(t, rec.subject, rec.queue, rec.weight);
+  }
+
+  private dropLocalInterest(t: number): void {
+    for (const sub of [...this.localByThread[t].values()]) this.setLocal(t, sub.subject, sub.queue, 0);
+  }
+
+  private setLocal(t: number, subject: string, queue: string | null, weight: number): void {
+    const byKey = this.localByThread[t];
+    const key = queue === null ? subject : `${subject}\u0000${queue}`;
+    const old = byKey.get(key);
+    const oldWeight = old?.weight ?? 0;
+    if (queue === null) weight = weight > 0 ? 1 : 0;
+    if (oldWeight === weight) return;
+    if (old !== undefined) {
+      this.localList.remove(old);
+      byKey.delete(key);
+    }
+    if (weight > 0) {
+      const sub: LocalSub = { subject, queue, thread: t, weight };
+      this.localList.insert(sub);
+      byKey.set(key, sub);
+    }
+    if (queue === null) {
+      const now = (this.localPlain.get(subject) ?? 0) + weight - oldWeight;
+      if (now > 0) this.localPlain.set(subject, now);
+      else this.localPlain.delete(subject);
+      this.dirtyPlain.add(subject);
+      return;
+    }
+    const qkey = `${subject} ${queue}`;
+    const now = Math.max(0, (this.localQueues.get(qkey) ?? 0) + weight - oldWeight);
+    if (now > 0) this.localQueues.set(qkey, now);
+    else this.localQueues.delete(qkey);
+    this.dirtyQueues.add(qkey);
+  }
+
+  /**
+   * Tell every peer how the aggregate changed during one replay pass: RS+ when a subject
+   * gains its first plain subscriber, RS- when it loses its last; a queue group's new total
+   * weight as RS+ (smaller ones too), RS- at zero (route.go). A pass nets out changes, so a
+   * client closing with three members of a group sends one RS-, as nats-server does.
+   */
+  private announcePending(): void {
+    if (this.dirtyPlain.size === 0 && this.dirtyQueues.size === 0) return;
+    let lines = '';
+    for (const subject of this.dirtyPlain) {
+      const has = this.localPlain.has(subject);
+      if (has === this.sentPlain.has(subject)) continue;
+      if (has) {
+        this.sentPlain.add(subject);
+        lines += `${this.plus}${subject}\r\n`;
+      } else {
+        this.sentPlain.delete(subject);
+        lines += `${this.minus}${subject}\r\n`;
+      }
+    }
+    for (const qkey of this.dirtyQueues) {
+      const w = this.localQueues.get(qkey) ?? 0;
+      if (w === (this.sentQueues.get(qkey) ?? 0)) continue;
+      if (w > 0) {
+        this.sentQueues.set(qkey, w);
+        lines += `${this.plus}${qkey} ${w}\r\n`;
+      } else {
+        this.sentQueues.delete(qkey);
+        lines += `${this.minus}${qkey}\r\n`;
+      }
+    }
+    this.dirtyPlain.clear();
+    this.dirtyQueues.clear();
+    if (lines === '') return;
+    if (isTrace()) log.trace(`->> [${lines.trimEnd().replace(/\r\n/g, ', ')}] to ${this.peers.size} ${this.noun}(s)`);
+    for (const r of this.peers) r.queueString(lines, SUBJECT_ENCODING);
+  }
+
+  /** The full interest dump a newly registered peer gets first: what peers were last told. */
+  private sendInterestTo(r: P): void {
+    const lines: string[] = [];
+    for (const subject of this.sentPlain) lines.push(`${this.plus}${subject}\r\n`);
+    for (const [qkey, weight] of this.sentQueues) lines.push(`${this.plus}${qkey} ${weight}\r\n`);
+    if (lines.length > 0) r.queueString(lines.join(''), SUBJECT_ENCODING);
+    log.debug(`${r.logPrefix()} - Sent local subscriptions to ${this.noun}`);
+  }
+
+  /** Our logged interest (the peers' union), for a replacement worker. */
+  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
+    const position = this.mesh.snapshotPosition();
+    const entries: [string, string | null, number][] = [];
+    for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
+    for (const [key, w] of this.peerQueues) {
+      const z = key.indexOf('\u0000');
+      entries.push([key.slice(0, z), key.slice(z + 1), w]);
+    }
+    return { position, entries };
+  }
+
+  /** A thread's interest, when this thread is a replacement. */
+  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
+    this.dropLocalInterest(from);
+    for (const [subject, queue, weight] of entries) this.setLocal(from, subject, queue, weight);
+    this.announcePending();
+    this.mesh.snapshotApplied(from, position);
+    this.flushAll();
+  }
+
+  /** Mesh: one record from another thread: forward to the peers with interest, if this role may (roles.ts). */
+  onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
+    const rec = this.rec;
+    rec.read(v, o);
+    if (rec.kind !== RecordKind.msg || !this.forwardsFrom[from]) return;
+    this.stats.stats.crossReceived++;
+    const ss = rec.subjStart;
+    const se = rec.subjEnd;
+    const hdrLen = rec.hdrLen;
+    let p = se;
+    // Targets are counted, not pushed and truncated: an array length write runs in V8's
+    // runtime, per message. Entries past the count are stale and never read.
+    const targets = this.targetRoutes;
+    let nt = 0;
+    const res = this.outCache.get(d, ss, se);
+    if ((rec.flags & FLAG_PLAIN) !== 0) {
+      for (const r of res.plain) {
+        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
+        r.targetPlain = true;
+      }
+    }
+    for (let i = 0; i < rec.nGroups; i++) {
+      const ns = p + 4;
+      const ne = ns + v.getUint32(p, true);
+      p = ne;
+      for (const g of res.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
+        const m = pickByWeight(g);
+        if (m === null) break;
+        const r = m.peer;
+        if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
+        r.targetQueued = true;
+        r.targetGroups.push(ns, ne);
+        break;
+      }
+    }
+    const ts = rec.tailStart;
+    const te = rec.tailEnd;
+    const rs = rec.replyStart;
+    const re = rec.replyEnd;
+    const pe = rec.payEnd;
+    const ps = rec.payStart;
+    const half = this.opts.maxPending / 2;
+    for (let i = 0; i < nt; i++) {
+      const r = targets[i];
+      r.outMsgs++;
+      r.outBytes += pe - ps;
+      if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);
+      else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
+      r.targetPlain = false;
+      r.targetQueued = false;
+      // (A length write runs in V8's runtime: only when there is something to clear.)
+      if (r.targetGroups.length !== 0) r.targetGroups.length = 0;
+      // A route backed up past half of max_pending stalls the client publishing to it, as in
+      // nats-server (the route's stall channel); nothing else waits for it.
+      if (rec.cid !== 0 && r.pendingBytes > half) {
+        r.markStalled();
+        this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+      }
+    }
+  }
+
+  /**
+   * A message a registered peer sent: to the threads this role may hand it to (roles.ts; for
+   * routes the client workers only, never another route), and for a queue group with no member
+   * here any more back to a peer that has one.
+   */
+  fromPeer(r: P, m: RoutedMsg): void {
+    const b = m.buf;
+    const res = this.inCache.get(b, m.subjS, m.subjE);
+    const targets = this.targetThreads; // counted, as in onRecord
+    let nt = 0;
+    for (const t of res.plain) {
+      if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
+      this.targetPlain[t] = 1;
+    }
+    let bounce: { plain: P[]; groups: Group<PeerSub<P>>[] } | null = null;
+    for (let qi = 0; qi < m.queueCount; qi++) {
+      const qs = m.queues[2 * qi];
+      const qe = m.queues[2 * qi + 1];
+      let delivered = false;
+      for (const g of res.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
+        const sub = pickByWeight(g);
+        if (sub === null) break;
+        const t = sub.thread;
+        if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
+        this.targetGroups[t].push(qs, qe);
+        delivered = true;
+        break;
+      }
+      if (delivered) continue;
+      // Queue bounce: the group has no member here any more; hand the message to a peer
+      // that still has one (possibly the sender), as nats-server does.
+      bounce ??= this.outCache.get(b, m.subjS, m.subjE);
+      for (const g of bounce.groups) {
+        if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
+        const sub = pickByWeight(g);
+        if (sub === null) break;
+        if (!sub.peer.targetQueued) this.bounceRoutes.push(sub.peer);
+        sub.peer.targetQueued = true;
+        sub.peer.targetGroups.push(qs, qe);
+        break;
+      }
+    }
+    for (let i = 0; i < nt; i++) {
+      const t = targets[i];
+      if (this.mesh.isAlive(t)) {
+        this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
+      }
+      this.targetPlain[t] = 0;
+      if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
+    }
+    if (this.bounceRoutes.length > 0) {
+      for (const peer of this.bounceRoutes) {
+        peer.outMsgs++;
+        peer.outBytes += m.pe - m.ps;
+        peer.writeMsg(b, m.subjS, m.subjE, m.replyS, m.replyE, b, peer.targetGroups, 0, peer.targetGroups.length >> 1, m.pbuf, m.ps, m.pe, m.hdrLen);
+        peer.targetQueued = false;
+        peer.targetGroups.length = 0;
+      }
+      this.bounceRoutes = [];
+    }
+  }
+
+  /** Stage one record for worker `t`; committed when this read is done (flushAll). */
+  private toWorker(from: P, t: number, plain: boolean, gb: Buffer, groups: number[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
+    const subjLen = se - ss;
+    const replyLen = rs >= 0 ? re - rs : 0;
+    const nGroups = groups.length >> 1;
+    let groupBytes = 0;
+    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[2 * i + 1] - groups[2 * i];
+    const payLen = pe - ps;
+    const tailLen = msgTailLength(replyLen, hdrLen, payLen);
+    const mesh = this.mesh;
+    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
+    const dst = mesh.dst;
+    const dv = mesh.dstView;
+    this.stats.stats.crossSent++;
+    if (mesh.full) {
+      // Records for `t` already wait for space: stop reading this peer until they are in.
+      mesh.full = false;
+      this.paused.add(from);
+      this.stats.stats.ringFull++;
+    }
+    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
+    let p = put(dst, o + REC_HDR, sb, ss, se);
+    for (let i = 0; i < nGroups; i++) {
+      const gs = groups[2 * i];
+      const ge = groups[2 * i + 1];
+      dv.setUint32(p, ge - gs, true);
+      p = put(dst, p + 4, gb, gs, ge);
+    }
+    putMsgTail(dst, p, sb, rs, re, hdrLen, pb, ps, pe);
+  }
+
+  /** Write what the peers have queued (once per read or drain batch). */
+  flushPeers(): void {
+    const dirty = this.dirty;
+    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+    dirty.length = 0;
+  }
+
+  /** Write what peers have queued, commit records to other threads, publish our interest log. */
+  flushAll(): void {
+    this.flushPeers();
+    this.mesh.flush();
+    this.stats.publish(this.conns, this.peerList.size, this.peers.size);
+    if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
+  }
+
+  /**
+   * Mesh: this pass's interest is replayed. Announce it now, ahead of the pass's records, so
+   * a peer gets the RS+ for a reply inbox before the RMSG of the request that uses it.
+   */
+  afterInterest(): void {
+    this.announcePending();
+  }
+
+  /** Mesh: all rings drained for now. */
+  afterDrain(): void {
+    this.announcePending();
+    this.flushPeers();
+    this.stats.publish(this.conns, this.peerList.size, this.peers.size);
+  }
+
+  /** Mesh: the overflow to other threads is gone: read the peers we stopped reading. */
+  onSpace(): void {
+    for (const r of this.paused) if (!r.closed) r.socket.resume();
+    this.paused.clear();
+  }
+
+  /** The timers of every connection (one sweep for all), then what they produced. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const r of this.conns) r.tick(now);
+    this.mesh.pruneStalls(now);
+    this.flushAll();
+    this.mesh.kick();
+  }
+
+  /** Close every connection (server shutdown), writing what they have queued. */
+  shutdown(): void {
+    if (this.sweepTimer !== null) clearInterval(this.sweepTimer);
+    this.flushAll();
+    for (const r of [...this.conns]) r.close(CloseReason.serverShutdown, true);
+    this.mesh.stop();
+  }
+}
