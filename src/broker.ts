@@ -13,7 +13,8 @@ import { CloseReason } from './conn/base.ts';
 import { Mesh, type MeshHandler } from './mesh.ts';
 import { subjectMatches } from './subject.ts';
 import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from './bytes.ts';
-import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from './record.ts';
+import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from './record.ts';
+import { MsgView } from './protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from './interest.ts';
 import type { SharedLayout } from './shared.ts';
 import { ThreadCounters } from './shared.ts';
@@ -30,56 +31,6 @@ interface Group {
   readonly local: Sub[];
   readonly remote: Sub[];
   readonly remoteWeight: number;
-}
-
-/** The message being routed: one reused instance per broker, so routing allocates nothing. */
-class Msg {
-  sb: Buffer = Buffer.alloc(0); // subject and reply live here
-  ss = 0;
-  se = 0;
-  rs = -1;
-  re = -1;
-  pb: Buffer = Buffer.alloc(0); // payload (headers included)
-  ps = 0;
-  pe = 0;
-  hdr = -1;
-  tb: Buffer = Buffer.alloc(0); // canonical MSG tail, when ts >= 0
-  tv: DataView = new DataView(new ArrayBuffer(0)); // view of tb
-  ts = -1;
-  te = 0;
-
-  // A second cached view: a worker alternates between input chunks and ring data.
-  private tb2: Buffer = this.tb;
-  private tv2: DataView = this.tv;
-
-  setTail(b: Buffer, ts: number, te: number): void {
-    if (b !== this.tb) {
-      const tb = this.tb;
-      const tv = this.tv;
-      if (b === this.tb2) {
-        this.tv = this.tv2;
-      } else {
-        this.tv = viewOf(b);
-      }
-      this.tb = b;
-      this.tb2 = tb;
-      this.tv2 = tv;
-    }
-    this.ts = ts;
-    this.te = te;
-  }
-
-  /** As setTail, for bytes that come with their view (inbox records). */
-  setTailView(b: Buffer, v: DataView, ts: number, te: number): void {
-    if (b !== this.tb) {
-      this.tb2 = this.tb;
-      this.tv2 = this.tv;
-      this.tb = b;
-      this.tv = v;
-    }
-    this.ts = ts;
-    this.te = te;
-  }
 }
 
 /** Messages waiting aside for one backed-up subscriber, in order (see Broker.defer). */
@@ -218,9 +169,10 @@ export class Broker implements MeshHandler, ClientHost {
   private targetCount = 0;
   private readonly targetGroups: Group[][];
   private readonly targetGroupCount: Int32Array;
-  private readonly msg = new Msg();
+  /** The view of the record being delivered (a publish comes with the parser's view). */
+  private readonly rec = new MsgView();
   private lastRecordRoute: Route | null = null;
-  private readonly rec = new RecordView();
+  private readonly records: RecordWriter;
 
   private sweepTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
@@ -242,6 +194,7 @@ export class Broker implements MeshHandler, ClientHost {
     this.maxDeferredBytes = Math.max(opts.maxPending, 4 * layout.inboxCapacity);
     this.mesh = new Mesh(layout, thread, replacement);
     this.mesh.bind(this);
+    this.records = new RecordWriter(this.mesh);
   }
 
   start(): void {
@@ -704,20 +657,10 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** Route one published message. Returns whether it went anywhere (for no-responders). */
-  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): boolean {
-    const m = this.msg;
-    // (A read's buffer is young and this object old: a store costs a remembered-set entry.
-    // Every message of a read shares the buffer: store it once.)
-    if (m.sb !== sb) m.sb = sb;
-    m.ss = ss;
-    m.se = se;
-    m.rs = rs;
-    m.re = re;
-    if (m.pb !== pb) m.pb = pb;
-    m.ps = ps;
-    m.pe = pe;
-    m.hdr = hdrLen;
-    m.setTail(pb, tail, pe + 2);
+  publish(from: ClientConn, m: MsgView): boolean {
+    const sb = m.sb;
+    const ss = m.ss;
+    const se = m.se;
     // Publishers mostly repeat their subject: try the connection's last route first.
     const r = this.routeFor(from.lastRoute as Route | null, sb, ss, se);
     if (from.lastRoute !== r) from.lastRoute = r;
@@ -787,7 +730,7 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** Append MSG/HMSG for one local subscription to its connection's output. */
-  private deliver(sub: Sub, m: Msg): void {
+  private deliver(sub: Sub, m: MsgView): void {
     const c = sub.conn!;
     if (c.closing || sub.removed) return;
     if (sub.denyFilter !== null && this.denied(sub, m.sb, m.ss, m.se)) return;
@@ -837,7 +780,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (++sub.delivered === sub.max) c.removeSub(sub);
   }
 
-  private traceDelivery(sub: Sub, c: ClientConn, m: Msg): void {
+  private traceDelivery(sub: Sub, c: ClientConn, m: MsgView): void {
     const reply = m.rs >= 0 ? ` ${m.sb.toString('utf8', m.rs, m.re)}` : '';
     const headers = m.hdr > 0 && c.headers;
     const size = headers ? `${m.hdr} ${m.pe - m.ps}` : `${m.pe - m.ps - (m.hdr > 0 ? m.hdr : 0)}`;
@@ -845,7 +788,7 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** Header stripping, empty header blocks, frames that were split across reads. */
-  private deliverSlow(sub: Sub, c: ClientConn, m: Msg): void {
+  private deliverSlow(sub: Sub, c: ClientConn, m: MsgView): void {
     const subjLen = m.se - m.ss;
     const sidLen = sub.sidBytes.length;
     let total = m.pe - m.ps;
@@ -879,21 +822,24 @@ export class Broker implements MeshHandler, ClientHost {
   // ------------------------------------------------------ cross-thread
 
   /**
-   * One record to thread `t` (layout in record.ts): the canonical MSG tail travels as is, so
-   * the receiver delivers with two copies, as for a local publish. The route thread
-   * (cluster.ts onRecord, toWorker) reads and writes these records too.
+   * One record to thread `t` (record.ts, the one writer): the canonical MSG tail travels as
+   * is, so the receiver delivers with two copies, as for a local publish.
    */
-  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], nGroups: number, m: Msg): void {
-    const subjLen = m.se - m.ss;
-    const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
-    let groupBytes = 0;
-    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[i].nameBytes.length;
-    const payLen = m.pe - m.ps;
-    const tailLen = m.ts >= 0 ? m.te - m.ts : msgTailLength(replyLen, m.hdr, payLen);
+  private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], nGroups: number, m: MsgView): void {
+    const flags = plain ? FLAG_PLAIN : 0;
+    if (nGroups === 0) {
+      this.records.msg(t, m, flags, from.cid);
+    } else {
+      let nameBytes = 0;
+      for (let i = 0; i < nGroups; i++) nameBytes += groups[i].nameBytes.length;
+      let p = this.records.begin(t, m, flags, from.cid, nGroups, nameBytes);
+      for (let i = 0; i < nGroups; i++) {
+        const nb = groups[i].nameBytes;
+        p = this.records.name(p, nb, 0, nb.length);
+      }
+      this.records.end(p, m);
+    }
     const mesh = this.mesh;
-    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
-    const dst = mesh.dst;
-    const dv = mesh.dstView;
     if (mesh.full) {
       // Records for `t` already wait for space: stop reading the publisher until they are in.
       mesh.full = false;
@@ -901,62 +847,29 @@ export class Broker implements MeshHandler, ClientHost {
       this.stats.ringFull++;
     }
     this.stats.crossSent++;
-    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, from.cid, nGroups, subjLen, replyLen, m.hdr, payLen, tailLen);
-    if (nGroups === 0 && m.ts === m.se && m.tb === m.sb) {
-      // A PUB read in one piece: its subject and the MSG tail follow each other in the read
-      // buffer, as in the record: one copy.
-      const n = subjLen + tailLen;
-      if (n > 256) put(dst, o + REC_HDR, m.sb, m.ss, m.te);
-      else putDV(dv, o + REC_HDR, m.tv, m.ss, m.te);
-      return;
-    }
-    let p = put(dst, o + REC_HDR, m.sb, m.ss, m.se);
-    for (let i = 0; i < nGroups; i++) {
-      const nb = groups[i].nameBytes;
-      dv.setUint32(p, nb.length, true);
-      p = put(dst, p + 4, nb, 0, nb.length);
-    }
-    if (m.ts >= 0) {
-      if (m.te - m.ts > 256) put(dst, p, m.tb, m.ts, m.te);
-      else putDV(dv, p, m.tv, m.ts, m.te);
-      return;
-    }
-    putMsgTail(dst, p, m.sb, m.rs, m.re, m.hdr, m.pb, m.ps, m.pe);
   }
 
   /** MeshHandler: one record from another thread: deliver to our local subscribers. */
   onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
-    const rec = this.rec;
-    rec.read(v, o);
-    if (rec.kind !== RecordKind.msg) {
-      if (rec.kind === RecordKind.stall) this.onStallRecord(rec.cid, rec.stallMs);
+    const m = this.rec;
+    readRecord(m, d, v, o);
+    if (m.kind !== RecordKind.msg) {
+      if (m.kind === RecordKind.stall) this.onStallRecord(m.cid, m.stallMs);
       return;
     }
     this.stats.crossReceived++;
     this.hitStall = null;
     this.inRecord = true;
-    const ss = rec.subjStart;
-    const se = rec.subjEnd;
-    const m = this.msg;
-    // (Pointers stored only when they change: each store costs a write barrier.)
-    if (m.sb !== d) m.sb = d;
-    m.ss = ss;
-    m.se = se;
-    m.rs = rec.replyStart;
-    m.re = rec.replyEnd;
-    if (m.pb !== d) m.pb = d;
-    m.ps = rec.payStart;
-    m.pe = rec.payEnd;
-    m.hdr = rec.hdrLen;
-    m.setTailView(d, v, rec.tailStart, rec.tailEnd);
+    const ss = m.ss;
+    const se = m.se;
     const r = this.routeFor(this.lastRecordRoute, d, ss, se);
     if (r !== this.lastRecordRoute) this.lastRecordRoute = r;
-    if ((rec.flags & FLAG_PLAIN) !== 0) {
+    if ((m.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
     }
     let p = se;
-    for (let i = 0; i < rec.nGroups; i++) {
+    for (let i = 0; i < m.nGroups; i++) {
       const ns = p + 4;
       p = ns + v.getUint32(p, true);
       const groups = r.groups;
@@ -972,7 +885,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (hit !== null) {
       // A subscriber here is backed up: slow its publisher down on its own thread. Routes
       // (cid 0) are never stalled, as nats-server stalls only client producers.
-      if (rec.cid !== 0) this.mesh.requestStall(from, rec.cid, this.stallFor(hit));
+      if (m.cid !== 0) this.mesh.requestStall(from, m.cid, this.stallFor(hit));
       this.hitStall = null;
     }
   }

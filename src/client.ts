@@ -15,6 +15,7 @@ import type { Interest } from './sublist.ts';
 import { log, isTrace } from './log.ts';
 import { newNonce, type AuthVerdict, type ClientAuthenticator } from './auth.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
+import type { MsgView } from './protocol/msg-view.ts';
 
 const PONG = Buffer.from('PONG\r\n');
 const OK = Buffer.from('+OK\r\n');
@@ -59,7 +60,7 @@ export interface ClientHost {
   trackSocket(socket: Socket): void;
   flushAll(): void;
   /** Route one published message; returns whether it went anywhere (for no-responders). */
-  publish(from: ClientConn, sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): boolean;
+  publish(from: ClientConn, m: MsgView): boolean;
   subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub;
   unsubscribe(sub: Sub): void;
   /** Before a PING or UNSUB: false holds the input there (see Broker.barrier). */
@@ -388,16 +389,21 @@ export class ClientConn extends Conn implements ProtocolHandler {
     if (!isValidLiteralSubject(sb.toString(SUBJECT_ENCODING, ss, se))) this.sendErr('Invalid Publish Subject');
   }
 
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void {
+  onPub(m: MsgView): void {
+    const sb = m.sb;
+    const ss = m.ss;
+    const se = m.se;
+    const rs = m.rs;
+    const re = m.re;
     if (this.tracing) {
       const reply = rs >= 0 ? ` ${sb.toString('utf8', rs, re)}` : '';
-      const sizes = hdrLen >= 0 ? `${hdrLen} ${pe - ps}` : `${pe - ps}`;
-      this.traceIn(hdrLen >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
-      log.trace(`${this.logPrefix()} - <<- MSG_PAYLOAD: [${JSON.stringify(pb.toString('utf8', ps, pe))}]`);
+      const sizes = m.hdr >= 0 ? `${m.hdr} ${m.pe - m.ps}` : `${m.pe - m.ps}`;
+      this.traceIn(m.hdr >= 0 ? 'HPUB' : 'PUB', `${sb.toString('utf8', ss, se)}${reply} ${sizes}`);
+      log.trace(`${this.logPrefix()} - <<- MSG_PAYLOAD: [${JSON.stringify(m.pb.toString('utf8', m.ps, m.pe))}]`);
     }
     if (this.broker.faultInjection) this.broker.faultHook(sb.toString(SUBJECT_ENCODING, ss, se));
     this.inMsgs++;
-    this.inBytes += pe - ps;
+    this.inBytes += m.pe - m.ps;
     // `_GR_.` is reserved for gateway-routed replies.
     if (se - ss >= 5 && sb[ss] === 95 && sb[ss + 1] === 71 && sb[ss + 2] === 82 && sb[ss + 3] === 95 && sb[ss + 4] === 46) {
       this.pubViolation(sb.toString(SUBJECT_ENCODING, ss, se));
@@ -417,7 +423,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
       return;
     }
     if (this.verbose) this.queue(OK);
-    const delivered = this.broker.publish(this, sb, ss, se, rs, re, pb, ps, pe, hdrLen, tail);
+    const delivered = this.broker.publish(this, m);
     if (!delivered && rs >= 0 && this.noResponders) this.sendNoResponders(sb, rs, re);
   }
 

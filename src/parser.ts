@@ -10,6 +10,7 @@
 
 import { SUBJECT_ENCODING } from './bytes.ts';
 import { ArgList, CR, LF, SP, TAB, argsEnd, parseSize, snippet, upper } from './protocol/scan.ts';
+import { MsgView } from './protocol/msg-view.ts';
 
 export const ParseError = {
   unknownOp: 'op',
@@ -33,11 +34,11 @@ export interface ProtocolHandler {
   readonly maxControlLine: number;
   onConnect(json: string): void;
   /**
-   * PUB / HPUB. Subject and reply are in `sb`; payload (headers included) in `pb`. rs < 0: no
-   * reply. hdrLen < 0: PUB. `tail` >= 0 when `pb[tail, pe + 2)` is exactly the canonical
-   * ` [reply ]size\r\n<payload>\r\n` (single spaces), which is the end of the MSG to deliver.
+   * PUB / HPUB, as a view valid during the call: subject and reply in `m.sb`, payload (headers
+   * included) in `m.pb`; `m.hdr` < 0 for PUB. `m.ts` >= 0 when `m.tb[ts, te)` is exactly the
+   * canonical ` [reply ]size\r\n<payload>\r\n` (single spaces), the end of the MSG to deliver.
    */
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void;
+  onPub(m: MsgView): void;
   /** Subject, queue and sid as byte strings (SUBJECT_ENCODING). */
   onSub(subject: string, queue: string | null, sid: string): void;
   onUnsub(sid: string, max: number): void;
@@ -132,6 +133,8 @@ const MAX_ARGS = 5;
  * re-entered). Saves two typed arrays per connection.
  */
 const ARGS = new ArgList(MAX_ARGS, false);
+/** The view of the message being published: one per thread, shared as ARGS is. */
+const VIEW = new MsgView();
 
 export class Parser {
   private readonly h: ProtocolHandler;
@@ -147,6 +150,7 @@ export class Parser {
   private pendReplyEnd = -1;
   private pendHdr = -1;
   private readonly args = ARGS;
+  private readonly view = VIEW;
   // Input from a PING/UNSUB on, kept while the handler's barrier() says "not yet".
   private heldInput: Buffer | null = null;
 
@@ -258,7 +262,21 @@ export class Parser {
       h.onPubArgs(b, ss, se);
       if (h.closing) return n;
     }
-    h.onPub(b, ss, se, rs, re, b, p, end, -1, se);
+    // Subject, reply and payload all in `b`; the canonical tail follows the subject as sent.
+    const m = this.view;
+    // (Pointers stored only when they change: each store costs a write barrier. Every message
+    // of a read shares the buffer.)
+    if (m.sb !== b) m.sb = b;
+    m.ss = ss;
+    m.se = se;
+    m.rs = rs;
+    m.re = re;
+    if (m.pb !== b) m.pb = b;
+    m.ps = p;
+    m.pe = end;
+    m.hdr = -1;
+    m.setTail(b, se, end + 2);
+    h.onPub(m);
     return end + 2;
   }
 
@@ -442,7 +460,7 @@ export class Parser {
         h.onProtocolError(ParseError.unknownOp, snippet(buf, end));
         return -1;
       }
-      h.onPub(lb, ss, se, rs, re, buf, p, end, hdr, -1);
+      this.publish(lb, ss, se, rs, re, buf, p, end, hdr);
       return end + 2;
     }
     // Payload split across reads: keep subject/reply and what we have of the payload.
@@ -479,7 +497,23 @@ export class Parser {
     }
     const sr = this.pendSubject!;
     this.pendSubject = null;
-    this.h.onPub(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr, -1);
+    this.publish(sr, 0, this.pendSubjectEnd, this.pendReplyStart, this.pendReplyEnd, pl, 0, size, this.pendHdr);
     return take;
+  }
+
+  /** A PUB/HPUB whose parts are where they are (no canonical tail to hand on). */
+  private publish(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdr: number): void {
+    const m = this.view;
+    if (m.sb !== sb) m.sb = sb;
+    m.ss = ss;
+    m.se = se;
+    m.rs = rs;
+    m.re = re;
+    if (m.pb !== pb) m.pb = pb;
+    m.ps = ps;
+    m.pe = pe;
+    m.hdr = hdr;
+    m.ts = -1;
+    this.h.onPub(m);
   }
 }

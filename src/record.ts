@@ -1,5 +1,6 @@
 // The record a thread sends another thread for one message (or one control event). Client
-// workers and the route thread both read and write it, so its layout lives here only.
+// workers and the server-to-server threads both read and write it, so its layout, its one
+// writer and its reader live here only.
 //
 //   [kind u8][flags u8][0 u16][cid u32][groups u32][subjLen u32][replyLen u32][hdrLen i32]
 //   [payLen u32][tailLen u32] subject, group names ([u32 length][bytes] each), then the
@@ -11,6 +12,9 @@
 // `cid` is the publishing connection (0 for a route): a consumer that finds a subscriber
 // backed up asks the publisher's thread to stall that connection (RecordKind.stall).
 
+import type { MsgView } from './protocol/msg-view.ts';
+import { put, putDV, msgTailLength, putMsgTail } from './bytes.ts';
+
 export const REC_HDR = 32;
 export const FLAG_PLAIN = 1;
 
@@ -20,8 +24,85 @@ export const RecordKind = {
   stall: 2,
 } as const;
 
+/** Where records are written: a thread's mesh endpoint (mesh.ts), which stages them per destination. */
+export interface RecordSink {
+  /** Space for one record body of `bytes` to thread `t`; returns its offset in `dst`. */
+  reserve(t: number, bytes: number): number;
+  readonly dst: Buffer;
+  /** A DataView spanning `dst`. */
+  readonly dstView: DataView;
+}
+
+/** How a copy is made: word-wise through DataViews below this size, natively above it. */
+const SHORT_COPY = 256;
+
+/**
+ * The one writer of message records, for client workers (what their clients publish) and the
+ * server-to-server threads (what their peers send). A record without queue groups is written
+ * whole by msg(); one with groups by begin(), name() per group, end().
+ */
+export class RecordWriter {
+  private readonly sink: RecordSink;
+
+  constructor(sink: RecordSink) {
+    this.sink = sink;
+  }
+
+  /** One message record for thread `t`, without queue groups. */
+  msg(t: number, m: MsgView, flags: number, cid: number): void {
+    const sink = this.sink;
+    const subjLen = m.se - m.ss;
+    const tailLen = tailLength(m);
+    const o = sink.reserve(t, REC_HDR + subjLen + tailLen);
+    writeHeader(sink.dstView, o, flags, cid, 0, m, tailLen);
+    if (m.ts === m.se && m.tb === m.sb) {
+      // A PUB read in one piece: its subject and the MSG tail follow each other in the read
+      // buffer, as in the record: one copy.
+      if (subjLen + tailLen > SHORT_COPY) put(sink.dst, o + REC_HDR, m.sb, m.ss, m.te);
+      else putDV(sink.dstView, o + REC_HDR, m.tv, m.ss, m.te);
+      return;
+    }
+    this.end(put(sink.dst, o + REC_HDR, m.sb, m.ss, m.se), m);
+  }
+
+  /**
+   * A message record for thread `t` with `nGroups` queue-group names of `nameBytes` bytes in
+   * all: writes the header and the subject, and returns where the first name goes.
+   */
+  begin(t: number, m: MsgView, flags: number, cid: number, nGroups: number, nameBytes: number): number {
+    const sink = this.sink;
+    const subjLen = m.se - m.ss;
+    const tailLen = tailLength(m);
+    const o = sink.reserve(t, REC_HDR + subjLen + 4 * nGroups + nameBytes + tailLen);
+    writeHeader(sink.dstView, o, flags, cid, nGroups, m, tailLen);
+    return put(sink.dst, o + REC_HDR, m.sb, m.ss, m.se);
+  }
+
+  /** One queue-group name, b[s, e), at `p`; returns where the next goes. */
+  name(p: number, b: Uint8Array, s: number, e: number): number {
+    this.sink.dstView.setUint32(p, e - s, true);
+    return put(this.sink.dst, p + 4, b, s, e);
+  }
+
+  /** The canonical tail at `p`, after the last name: the record is complete. */
+  end(p: number, m: MsgView): void {
+    const sink = this.sink;
+    if (m.ts < 0) putMsgTail(sink.dst, p, m.sb, m.rs, m.re, m.hdr, m.pb, m.ps, m.pe);
+    else if (m.te - m.ts > SHORT_COPY) put(sink.dst, p, m.tb, m.ts, m.te);
+    else putDV(sink.dstView, p, m.tv, m.ts, m.te);
+  }
+}
+
+/** The length of the canonical tail the record carries. */
+function tailLength(m: MsgView): number {
+  return m.ts >= 0 ? m.te - m.ts : msgTailLength(m.rs >= 0 ? m.re - m.rs : 0, m.hdr, m.pe - m.ps);
+}
+
 /** Header of a message record; every field is checked to fit its 32 bits. */
-export function writeRecordHeader(dst: DataView, o: number, flags: number, cid: number, nGroups: number, subjLen: number, replyLen: number, hdrLen: number, payLen: number, tailLen: number): void {
+function writeHeader(dst: DataView, o: number, flags: number, cid: number, nGroups: number, m: MsgView, tailLen: number): void {
+  const subjLen = m.se - m.ss;
+  const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
+  const payLen = m.pe - m.ps;
   // One check covers every field: the tail holds the payload (and the headers) and the reply.
   if (subjLen + tailLen + nGroups > 0xffffffff) {
     throw new RangeError(`record field out of range (subject ${subjLen}, reply ${replyLen}, groups ${nGroups}, payload ${payLen})`);
@@ -31,7 +112,7 @@ export function writeRecordHeader(dst: DataView, o: number, flags: number, cid: 
   dst.setUint32(o + 8, nGroups, true);
   dst.setUint32(o + 12, subjLen, true);
   dst.setUint32(o + 16, replyLen, true);
-  dst.setInt32(o + 20, hdrLen, true);
+  dst.setInt32(o + 20, m.hdr, true);
   dst.setUint32(o + 24, payLen, true);
   dst.setUint32(o + 28, tailLen, true);
 }
@@ -44,53 +125,37 @@ export function writeStallRecord(dst: DataView, o: number, cid: number, stallMs:
   dst.setUint32(o + 8, stallMs, true);
 }
 
-/** One decoded record header; each reader keeps one and reuses it (no allocation per record). */
-export class RecordView {
-  kind = 0;
-  flags = 0;
-  cid = 0;
-  nGroups = 0;
-  /** Subject: d[subjStart, subjEnd). Group names follow it. */
-  subjStart = 0;
-  subjEnd = 0;
-  /** Reply (inside the tail), or -1. */
-  replyStart = -1;
-  replyEnd = -1;
-  hdrLen = -1;
-  /** Payload with headers (inside the tail). */
-  payStart = 0;
-  payEnd = 0;
-  /** The canonical MSG tail: d[tailStart, tailEnd). */
-  tailStart = 0;
-  tailEnd = 0;
-  /** Stall records: milliseconds. */
-  stallMs = 0;
-
-  /** Decode the record at offset `o` of `v` (positions are offsets in the same bytes). */
-  read(v: DataView, o: number): void {
-    const k = v.getUint32(o, true);
-    this.kind = k & 0xff;
-    this.cid = v.getUint32(o + 4, true);
-    if (this.kind !== RecordKind.msg) {
-      this.stallMs = v.getUint32(o + 8, true);
-      return;
-    }
-    this.flags = (k >>> 8) & 0xff;
-    const nGroups = (this.nGroups = v.getUint32(o + 8, true));
-    const subjLen = v.getUint32(o + 12, true);
-    const replyLen = v.getUint32(o + 16, true);
-    this.hdrLen = v.getInt32(o + 20, true);
-    const payLen = v.getUint32(o + 24, true);
-    const tailLen = v.getUint32(o + 28, true);
-    this.subjStart = o + REC_HDR;
-    this.subjEnd = this.subjStart + subjLen;
-    let ts = this.subjEnd;
-    for (let i = 0; i < nGroups; i++) ts += 4 + v.getUint32(ts, true);
-    this.tailStart = ts;
-    this.tailEnd = ts + tailLen;
-    this.replyStart = replyLen > 0 ? ts + 1 : -1;
-    this.replyEnd = replyLen > 0 ? ts + 1 + replyLen : -1;
-    this.payEnd = this.tailEnd - 2;
-    this.payStart = this.payEnd - payLen;
+/**
+ * Decode the record at offset `o` of `d` (`v` spans `d` with the same offsets) into `m`: the
+ * subject, reply, payload and canonical tail are positions in `d`, the group names follow the
+ * subject. A control record fills only `kind`, `cid` and `stallMs`.
+ */
+export function readRecord(m: MsgView, d: Buffer, v: DataView, o: number): void {
+  const k = v.getUint32(o, true);
+  m.kind = k & 0xff;
+  m.cid = v.getUint32(o + 4, true);
+  if (m.kind !== RecordKind.msg) {
+    m.stallMs = v.getUint32(o + 8, true);
+    return;
   }
+  m.flags = (k >>> 8) & 0xff;
+  const nGroups = (m.nGroups = v.getUint32(o + 8, true));
+  const subjLen = v.getUint32(o + 12, true);
+  const replyLen = v.getUint32(o + 16, true);
+  m.hdr = v.getInt32(o + 20, true);
+  const payLen = v.getUint32(o + 24, true);
+  const tailLen = v.getUint32(o + 28, true);
+  // (Pointers stored only when they change: each store costs a write barrier.)
+  if (m.sb !== d) m.sb = d;
+  if (m.pb !== d) m.pb = d;
+  m.ss = o + REC_HDR;
+  m.se = m.ss + subjLen;
+  let ts = m.se;
+  for (let i = 0; i < nGroups; i++) ts += 4 + v.getUint32(ts, true);
+  const te = ts + tailLen;
+  m.setTailView(d, v, ts, te);
+  m.rs = replyLen > 0 ? ts + 1 : -1;
+  m.re = replyLen > 0 ? ts + 1 + replyLen : -1;
+  m.pe = te - 2;
+  m.ps = m.pe - payLen;
 }

@@ -12,7 +12,8 @@ import type { BridgePeer, PeerSub } from './cluster/bridge.ts';
 import { log, isTrace } from './log.ts';
 import { put, sizesLength, putSizes } from './bytes.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
-import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler, type RoutedMsg } from './protocol/peer-parser.ts';
+import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from './protocol/peer-parser.ts';
+import type { MsgView } from './protocol/msg-view.ts';
 
 // ---------------------------------------------------------------------------------------
 // The route connection
@@ -26,7 +27,7 @@ const HMSG_G = Buffer.from('HMSG $G ');
 export interface RouteHost {
   markDirty(r: RouteConn): void;
   onRouteControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void;
-  onRoutedMsg(r: RouteConn, m: RoutedMsg): void;
+  onRoutedMsg(r: RouteConn, m: MsgView): void;
   onRouteClosed(r: RouteConn, reason: CloseReasonText): void;
   /** The route's output drained below half of max_pending (after it stalled producers). */
   onRouteDrained(r: RouteConn): void;
@@ -176,10 +177,10 @@ export class RouteConn extends Conn implements PeerParserHandler, BridgePeer<Rou
     }
   }
 
-  onMsg(m: RoutedMsg): void {
+  onMsg(m: MsgView): void {
     this.inMsgs++;
-    this.inBytes += m.size;
-    if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${m.hdrLen >= 0 ? 'HMSG' : 'RMSG'} ${m.buf.toString('utf8', m.accS, m.subjE)} ${m.size}]`);
+    this.inBytes += m.pe - m.ps;
+    if (isTrace()) log.trace(`${this.logPrefix()} - <<- [${m.hdr >= 0 ? 'HMSG' : 'RMSG'} ${m.sb.toString('utf8', m.accountStart, m.se)} ${m.pe - m.ps}]`);
     this.host.onRoutedMsg(this, m);
     if (this.verbose) this.queue(OK);
   }
@@ -199,58 +200,62 @@ export class RouteConn extends Conn implements PeerParserHandler, BridgePeer<Rou
   // -------------------------------------------------------------------- output
 
   /**
-   * Append `RMSG $G <subject>` (or HMSG) and a canonical tail ` [reply ][hdr ]size\r\n
+   * Append `RMSG $G <subject>` (or HMSG) and the canonical tail ` [reply ][hdr ]size\r\n
    * <payload>\r\n` taken as is from a worker's ring record: the common forward, two copies.
    */
-  writeTail(sb: Uint8Array, ss: number, se: number, tb: Uint8Array, ts: number, te: number, headers: boolean): void {
+  writeTail(m: MsgView): void {
     if (this.closing) return;
-    const out = this.reserve(8 + (se - ss) + (te - ts));
-    let o = put(out, this.outPos, headers ? HMSG_G : RMSG_G, 0, 8);
-    o = put(out, o, sb, ss, se);
-    this.outPos = put(out, o, tb, ts, te);
+    const ss = m.ss;
+    const se = m.se;
+    const out = this.reserve(8 + (se - ss) + (m.te - m.ts));
+    let o = put(out, this.outPos, m.hdr > 0 ? HMSG_G : RMSG_G, 0, 8);
+    o = put(out, o, m.sb, ss, se);
+    this.outPos = put(out, o, m.tb, m.ts, m.te);
   }
 
   /**
-   * Append one RMSG/HMSG. Queue names are `[start, end)` pairs in `qb`. Headers are
+   * Append one RMSG/HMSG with `qCount` queue names, [start, end) pairs in `m.sb`. Headers are
    * stripped for a peer that did not announce header support (nats-server does the same).
    */
-  writeMsg(sb: Uint8Array, ss: number, se: number, rs: number, re: number, qb: Uint8Array, queues: number[], qStart: number, qCount: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void {
+  writeMsg(m: MsgView, queues: number[], qCount: number): void {
     if (this.closing) return;
-    let hdr = hdrLen;
-    let body = ps;
+    const sb = m.sb;
+    const pe = m.pe;
+    let hdr = m.hdr;
+    let body = m.ps;
     if (hdr > 0 && !this.headers) {
-      body = ps + hdr;
+      body = m.ps + hdr;
       hdr = -1;
     } else if (hdr === 0) {
       hdr = -1;
     }
     const total = pe - body;
     let qBytes = 0;
-    for (let i = 0; i < qCount; i++) qBytes += 1 + queues[qStart + 2 * i + 1] - queues[qStart + 2 * i];
-    const replyLen = rs >= 0 ? re - rs : -1;
-    const need = 8 + (se - ss) + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
+    for (let i = 0; i < qCount; i++) qBytes += 1 + queues[2 * i + 1] - queues[2 * i];
+    const replyLen = m.rs >= 0 ? m.re - m.rs : -1;
+    const need = 8 + (m.se - m.ss) + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
     const out = this.reserve(need);
     let o = this.outPos;
     o = put(out, o, hdr >= 0 ? HMSG_G : RMSG_G, 0, 8);
-    o = put(out, o, sb, ss, se);
+    o = put(out, o, sb, m.ss, m.se);
     if (qCount > 0) {
       out[o++] = 32;
       if (replyLen >= 0) {
         out[o++] = 43; // '+'
         out[o++] = 32;
-        o = put(out, o, sb, rs, re);
+        o = put(out, o, sb, m.rs, m.re);
       } else {
         out[o++] = 124; // '|'
       }
       for (let i = 0; i < qCount; i++) {
         out[o++] = 32;
-        o = put(out, o, qb, queues[qStart + 2 * i], queues[qStart + 2 * i + 1]);
+        o = put(out, o, sb, queues[2 * i], queues[2 * i + 1]);
       }
     } else if (replyLen >= 0) {
       out[o++] = 32;
-      o = put(out, o, sb, rs, re);
+      o = put(out, o, sb, m.rs, m.re);
     }
-    this.outPos = putSizes(out, o, hdr, pb, body, pe);
+    this.outPos = putSizes(out, o, hdr, m.pb, body, pe);
   }
 }
 

@@ -11,7 +11,8 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
-import { PeerParser, type PeerParserHandler, type RoutedMsg, type PeerOpCode } from '../src/protocol/peer-parser.ts';
+import { PeerParser, type PeerParserHandler, type PeerOpCode } from '../src/protocol/peer-parser.ts';
+import type { MsgView } from '../src/protocol/msg-view.ts';
 import { ConnKind } from '../src/conn/base.ts';
 import { fuzzBudgetMs, fuzzSeed, int, prng, roles, splitRandomly, stream, type Rng, type Role } from './helpers/fuzz.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
@@ -32,18 +33,18 @@ class ClientRecorder implements ProtocolHandler {
   readonly events: string[] = [];
   onConnect(json: string): void { this.events.push(`CONNECT ${json}`); }
   onPubArgs(sb: Buffer, ss: number, se: number): void { this.events.push(`PUBARGS ${sb.toString('latin1', ss, se)}`); }
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number, tail: number): void {
-    const subject = sb.toString('latin1', ss, se);
-    const reply = rs >= 0 ? sb.toString('latin1', rs, re) : null;
-    const body = pb.toString('latin1', ps, pe);
-    this.events.push(`PUB ${subject} ${reply} ${hdrLen} ${JSON.stringify(body)}`);
-    if (tail >= 0) {
+  onPub(m: MsgView): void {
+    const subject = m.sb.toString('latin1', m.ss, m.se);
+    const reply = m.rs >= 0 ? m.sb.toString('latin1', m.rs, m.re) : null;
+    const body = m.pb.toString('latin1', m.ps, m.pe);
+    this.events.push(`PUB ${subject} ${reply} ${m.hdr} ${JSON.stringify(body)}`);
+    if (m.ts >= 0) {
       // The tail handed on for delivery must be exactly ` [reply ]size\r\n<payload>\r\n`, the
       // size as the client wrote it (leading zeros are echoed, as nats-server does).
-      const got = pb.toString('latin1', tail, pe + 2);
+      const got = m.tb.toString('latin1', m.ts, m.te);
       const head = ` ${reply !== null ? `${reply} ` : ''}`;
       const size = /^(\d+)\r\n/.exec(got.slice(head.length));
-      if (!got.startsWith(head) || size === null || Number(size[1]) !== pe - ps || got.slice(head.length + size[0].length) !== `${body}\r\n`) {
+      if (!got.startsWith(head) || size === null || Number(size[1]) !== m.pe - m.ps || got.slice(head.length + size[0].length) !== `${body}\r\n`) {
         this.events.push(`BAD TAIL ${JSON.stringify(got)}`);
       }
     }
@@ -74,13 +75,13 @@ class PeerRecorder implements PeerParserHandler {
   closing = false;
   readonly events: string[] = [];
   onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void { this.events.push(`OP ${op} ${line.toString('latin1', as, ae)}`); }
-  onMsg(m: RoutedMsg): void {
-    const b = m.buf;
+  onMsg(m: MsgView): void {
+    const b = m.sb;
     const queues: string[] = [];
     for (let i = 0; i < m.queueCount; i++) queues.push(b.toString('latin1', m.queues[2 * i], m.queues[2 * i + 1]));
-    this.events.push(`MSG ${b.toString('latin1', m.accS, m.accE)} ${b.toString('latin1', m.subjS, m.subjE)} ` +
-      `${m.replyS >= 0 ? b.toString('latin1', m.replyS, m.replyE) : null} [${queues.join(',')}] ${m.hdrLen} ` +
-      `${JSON.stringify(m.pbuf.toString('latin1', m.ps, m.pe))}`);
+    this.events.push(`MSG ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
+      `${m.rs >= 0 ? b.toString('latin1', m.rs, m.re) : null} [${queues.join(',')}] ${m.hdr} ` +
+      `${JSON.stringify(m.pb.toString('latin1', m.ps, m.pe))}`);
   }
   onParseError(kind: 'op' | 'args'): void {
     this.events.push(`ERROR ${kind}`);

@@ -3,6 +3,7 @@
 
 import test from 'ava';
 import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
+import type { MsgView } from '../src/protocol/msg-view.ts';
 
 class Recorder implements ProtocolHandler {
   ops: string[] = [];
@@ -15,10 +16,10 @@ class Recorder implements ProtocolHandler {
   maxControlLine = 64;
   onConnect(json: string): void { this.ops.push(`CONNECT ${json}`); }
   onPubArgs(): void {}
-  onPub(sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdr: number, tail: number): void {
-    if (tail >= 0) this.tails.push(pb.toString('latin1', tail, pe + 2));
-    const reply = rs >= 0 ? ` ${sb.toString('latin1', rs, re)}` : '';
-    this.ops.push(`PUB ${sb.toString('latin1', ss, se)}${reply} hdr=${hdr} [${pb.toString('latin1', ps, pe)}]`);
+  onPub(m: MsgView): void {
+    if (m.ts >= 0) this.tails.push(m.tb.toString('latin1', m.ts, m.te));
+    const reply = m.rs >= 0 ? ` ${m.sb.toString('latin1', m.rs, m.re)}` : '';
+    this.ops.push(`PUB ${m.sb.toString('latin1', m.ss, m.se)}${reply} hdr=${m.hdr} [${m.pb.toString('latin1', m.ps, m.pe)}]`);
   }
   onSub(subject: string, queue: string | null, sid: string): void { this.ops.push(`SUB ${subject} ${queue ?? '-'} ${sid}`); }
   onUnsub(sid: string, max: number): void { this.ops.push(`UNSUB ${sid} ${max}`); }

@@ -8,8 +8,8 @@ import { Mesh, type MeshHandler } from '../src/mesh.ts';
 import { Bridge, type BridgePeer, type PeerSub } from '../src/cluster/bridge.ts';
 import { defaultOptions } from '../src/options.ts';
 import { ThreadRole, countsAsLocal, mayForward } from '../src/threads/roles.ts';
-import { REC_HDR, FLAG_PLAIN, writeRecordHeader } from '../src/record.ts';
-import { msgTailLength, putMsgTail } from '../src/bytes.ts';
+import { FLAG_PLAIN, RecordWriter } from '../src/record.ts';
+import { MsgView } from '../src/protocol/msg-view.ts';
 
 /** A peer connection that records what the bridge writes to it. */
 class FakePeer implements BridgePeer<FakePeer> {
@@ -39,26 +39,27 @@ class FakePeer implements BridgePeer<FakePeer> {
   queueString(s: string): void {
     this.text += s;
   }
-  writeTail(sb: Uint8Array, ss: number, se: number): void {
-    this.text += `MSG ${Buffer.from(sb.subarray(ss, se)).toString('latin1')}\n`;
+  writeTail(m: MsgView): void {
+    this.text += `MSG ${m.subject()}\n`;
   }
-  writeMsg(sb: Uint8Array, ss: number, se: number): void {
-    this.text += `MSG ${Buffer.from(sb.subarray(ss, se)).toString('latin1')}\n`;
+  writeMsg(m: MsgView): void {
+    this.text += `MSG ${m.subject()}\n`;
   }
 }
 
 const quiet: MeshHandler = { onRecord() {}, onInterest() {}, afterDrain() {}, onSpace() {} };
 
-/** One plain message record for `subject` from `m` to thread `to`. */
-function sendMsg(m: Mesh, to: number, subject: string): void {
-  const sb = Buffer.from(subject);
-  const pb = Buffer.from('hi');
-  const tailLen = msgTailLength(0, -1, pb.length);
-  const o = m.reserve(to, REC_HDR + sb.length + tailLen);
-  writeRecordHeader(m.dstView, o, FLAG_PLAIN, 7, 0, sb.length, 0, -1, pb.length, tailLen);
-  sb.copy(m.dst, o + REC_HDR);
-  putMsgTail(m.dst, o + REC_HDR + sb.length, sb, -1, -1, -1, pb, 0, pb.length);
-  m.flush();
+/** One plain message record for `subject` from `mesh` to thread `to`, as its publisher's thread writes it. */
+function sendMsg(mesh: Mesh, to: number, subject: string): void {
+  const m = new MsgView();
+  m.sb = Buffer.from(subject);
+  m.ss = 0;
+  m.se = m.sb.length;
+  m.pb = Buffer.from('hi');
+  m.ps = 0;
+  m.pe = 2;
+  new RecordWriter(mesh).msg(to, m, FLAG_PLAIN, 7);
+  mesh.flush();
 }
 
 async function until(cond: () => boolean, what: string): Promise<void> {

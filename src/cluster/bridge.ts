@@ -25,9 +25,9 @@ import { Mesh, type MeshHandler } from '../mesh.ts';
 import type { SharedLayout } from '../shared.ts';
 import type { Options } from '../options.ts';
 import { log, isTrace } from '../log.ts';
-import { fnv, bytesEqual as sameBytes, put, msgTailLength, putMsgTail, SUBJECT_ENCODING } from '../bytes.ts';
-import { REC_HDR, FLAG_PLAIN, RecordKind, writeRecordHeader, RecordView } from '../record.ts';
-import type { RoutedMsg } from '../protocol/peer-parser.ts';
+import { fnv, bytesEqual as sameBytes, SUBJECT_ENCODING } from '../bytes.ts';
+import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../record.ts';
+import { MsgView } from '../protocol/msg-view.ts';
 import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
 import { CloseReason } from '../conn/base.ts';
 import { countsAsLocal, mayForward, type ThreadRoleCode } from '../threads/roles.ts';
@@ -52,8 +52,10 @@ export interface BridgePeer<P> extends ConnCounters {
   markStalled(): void;
   close(reason: typeof CloseReason.serverShutdown, flushFirst: boolean): void;
   queueString(s: string, encoding?: BufferEncoding): void;
-  writeTail(sb: Uint8Array, ss: number, se: number, tb: Uint8Array, ts: number, te: number, headers: boolean): void;
-  writeMsg(sb: Uint8Array, ss: number, se: number, rs: number, re: number, qb: Uint8Array, queues: number[], qStart: number, qCount: number, pb: Uint8Array, ps: number, pe: number, hdrLen: number): void;
+  /** The message with the canonical tail it carries (a ring record's). */
+  writeTail(m: MsgView): void;
+  /** The message with `qCount` queue names, [start, end) pairs in `m.sb`. */
+  writeMsg(m: MsgView, queues: number[], qCount: number): void;
 }
 
 // Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
@@ -215,7 +217,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly targetGroups: number[][] = [];
   private readonly targetThreads: number[] = [];
   private readonly targetRoutes: P[] = [];
-  private readonly rec = new RecordView();
+  /** The view of the record being forwarded. */
+  private readonly rec = new MsgView();
+  private readonly records: RecordWriter;
   private bounceRoutes: P[] = [];
 
   private sweepTimer: NodeJS.Timeout | null = null;
@@ -240,6 +244,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     // A replacement thread's connections died with its predecessor (main reset its logged
     // interest); the other threads' interest arrives as snapshots.
     this.mesh = new Mesh(layout, thread, replacement);
+    this.records = new RecordWriter(this.mesh);
   }
 
   start(): void {
@@ -485,62 +490,59 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Mesh: one record from another thread: forward to the peers with interest, if this role may (roles.ts). */
   onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
-    const rec = this.rec;
-    rec.read(v, o);
-    if (rec.kind !== RecordKind.msg || !this.forwardsFrom[from]) return;
+    const m = this.rec;
+    readRecord(m, d, v, o);
+    if (m.kind !== RecordKind.msg || !this.forwardsFrom[from]) return;
     this.stats.stats.crossReceived++;
-    const ss = rec.subjStart;
-    const se = rec.subjEnd;
-    const hdrLen = rec.hdrLen;
+    const ss = m.ss;
+    const se = m.se;
+    const hdr = m.hdr;
     let p = se;
     // Targets are counted, not pushed and truncated: an array length write runs in V8's
     // runtime, per message. Entries past the count are stale and never read.
     const targets = this.targetRoutes;
     let nt = 0;
     const res = this.outCache.get(d, ss, se);
-    if ((rec.flags & FLAG_PLAIN) !== 0) {
+    if ((m.flags & FLAG_PLAIN) !== 0) {
       for (const r of res.plain) {
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
     }
-    for (let i = 0; i < rec.nGroups; i++) {
+    for (let i = 0; i < m.nGroups; i++) {
       const ns = p + 4;
       const ne = ns + v.getUint32(p, true);
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const m = pickByWeight(g);
-        if (m === null) break;
-        const r = m.peer;
+        const member = pickByWeight(g);
+        if (member === null) break;
+        const r = member.peer;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetQueued = true;
         r.targetGroups.push(ns, ne);
         break;
       }
     }
-    const ts = rec.tailStart;
-    const te = rec.tailEnd;
-    const rs = rec.replyStart;
-    const re = rec.replyEnd;
-    const pe = rec.payEnd;
-    const ps = rec.payStart;
+    const size = m.pe - m.ps;
     const half = this.opts.maxPending / 2;
     for (let i = 0; i < nt; i++) {
       const r = targets[i];
       r.outMsgs++;
-      r.outBytes += pe - ps;
-      if (r.targetGroups.length === 0 && (hdrLen < 0 || (hdrLen > 0 && r.headers))) r.writeTail(d, ss, se, d, ts, te, hdrLen > 0);
-      else r.writeMsg(d, ss, se, rs, re, d, r.targetGroups, 0, r.targetGroups.length >> 1, d, ps, pe, hdrLen);
+      r.outBytes += size;
+      // The record's tail is the peer's too, unless queue names go in between or headers
+      // must be stripped (or an empty header block dropped).
+      if (r.targetGroups.length === 0 && (hdr < 0 || (hdr > 0 && r.headers))) r.writeTail(m);
+      else r.writeMsg(m, r.targetGroups, r.targetGroups.length >> 1);
       r.targetPlain = false;
       r.targetQueued = false;
       // (A length write runs in V8's runtime: only when there is something to clear.)
       if (r.targetGroups.length !== 0) r.targetGroups.length = 0;
-      // A route backed up past half of max_pending stalls the client publishing to it, as in
+      // A peer backed up past half of max_pending stalls the client publishing to it, as in
       // nats-server (the route's stall channel); nothing else waits for it.
-      if (rec.cid !== 0 && r.pendingBytes > half) {
+      if (m.cid !== 0 && r.pendingBytes > half) {
         r.markStalled();
-        this.mesh.requestStall(from, rec.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+        this.mesh.requestStall(from, m.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
       }
     }
   }
@@ -550,9 +552,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
    * routes the client workers only, never another route), and for a queue group with no member
    * here any more back to a peer that has one.
    */
-  fromPeer(r: P, m: RoutedMsg): void {
-    const b = m.buf;
-    const res = this.inCache.get(b, m.subjS, m.subjE);
+  fromPeer(r: P, m: MsgView): void {
+    const b = m.sb;
+    const res = this.inCache.get(b, m.ss, m.se);
     const targets = this.targetThreads; // counted, as in onRecord
     let nt = 0;
     for (const t of res.plain) {
@@ -577,7 +579,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (delivered) continue;
       // Queue bounce: the group has no member here any more; hand the message to a peer
       // that still has one (possibly the sender), as nats-server does.
-      bounce ??= this.outCache.get(b, m.subjS, m.subjE);
+      bounce ??= this.outCache.get(b, m.ss, m.se);
       for (const g of bounce.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, b, qs, qe)) continue;
         const sub = pickByWeight(g);
@@ -590,9 +592,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     }
     for (let i = 0; i < nt; i++) {
       const t = targets[i];
-      if (this.mesh.isAlive(t)) {
-        this.toWorker(r, t, this.targetPlain[t] === 1, b, this.targetGroups[t], b, m.subjS, m.subjE, m.replyS, m.replyE, m.pbuf, m.ps, m.pe, m.hdrLen);
-      }
+      if (this.mesh.isAlive(t)) this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
       this.targetPlain[t] = 0;
       if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
     }
@@ -600,7 +600,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       for (const peer of this.bounceRoutes) {
         peer.outMsgs++;
         peer.outBytes += m.pe - m.ps;
-        peer.writeMsg(b, m.subjS, m.subjE, m.replyS, m.replyE, b, peer.targetGroups, 0, peer.targetGroups.length >> 1, m.pbuf, m.ps, m.pe, m.hdrLen);
+        peer.writeMsg(m, peer.targetGroups, peer.targetGroups.length >> 1);
         peer.targetQueued = false;
         peer.targetGroups.length = 0;
       }
@@ -608,35 +608,30 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     }
   }
 
-  /** Stage one record for worker `t`; committed when this read is done (flushAll). */
-  private toWorker(from: P, t: number, plain: boolean, gb: Buffer, groups: number[], sb: Buffer, ss: number, se: number, rs: number, re: number, pb: Buffer, ps: number, pe: number, hdrLen: number): void {
-    const subjLen = se - ss;
-    const replyLen = rs >= 0 ? re - rs : 0;
+  /**
+   * Stage one record for thread `t`, its queue-group names [start, end) pairs in `m.sb`;
+   * committed when this read is done (flushAll).
+   */
+  private toThread(from: P, t: number, plain: boolean, groups: number[], m: MsgView): void {
+    const flags = plain ? FLAG_PLAIN : 0;
     const nGroups = groups.length >> 1;
-    let groupBytes = 0;
-    for (let i = 0; i < nGroups; i++) groupBytes += 4 + groups[2 * i + 1] - groups[2 * i];
-    const payLen = pe - ps;
-    const tailLen = msgTailLength(replyLen, hdrLen, payLen);
-    const mesh = this.mesh;
-    const o = mesh.reserve(t, REC_HDR + subjLen + groupBytes + tailLen);
-    const dst = mesh.dst;
-    const dv = mesh.dstView;
+    if (nGroups === 0) {
+      this.records.msg(t, m, flags, 0);
+    } else {
+      let nameBytes = 0;
+      for (let i = 0; i < nGroups; i++) nameBytes += groups[2 * i + 1] - groups[2 * i];
+      let p = this.records.begin(t, m, flags, 0, nGroups, nameBytes);
+      for (let i = 0; i < nGroups; i++) p = this.records.name(p, m.sb, groups[2 * i], groups[2 * i + 1]);
+      this.records.end(p, m);
+    }
     this.stats.stats.crossSent++;
+    const mesh = this.mesh;
     if (mesh.full) {
       // Records for `t` already wait for space: stop reading this peer until they are in.
       mesh.full = false;
       this.paused.add(from);
       this.stats.stats.ringFull++;
     }
-    writeRecordHeader(dv, o, plain ? FLAG_PLAIN : 0, 0, nGroups, subjLen, replyLen, hdrLen, payLen, tailLen);
-    let p = put(dst, o + REC_HDR, sb, ss, se);
-    for (let i = 0; i < nGroups; i++) {
-      const gs = groups[2 * i];
-      const ge = groups[2 * i + 1];
-      dv.setUint32(p, ge - gs, true);
-      p = put(dst, p + 4, gb, gs, ge);
-    }
-    putMsgTail(dst, p, sb, rs, re, hdrLen, pb, ps, pe);
   }
 
   /** Write what the peers have queued (once per read or drain batch). */

@@ -17,7 +17,8 @@ import { PROTOCOL_VERSION, SKEIN_VERSION } from '../info.ts';
 import type { ControlMessage } from '../control.ts';
 import { isValidSubscribeSubject } from '../subject.ts';
 import { RouteConn, sameRoute, type RouteHost } from '../route.ts';
-import { PeerOp, type PeerOpCode, type RoutedMsg } from '../protocol/peer-parser.ts';
+import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
+import type { MsgView } from '../protocol/msg-view.ts';
 import {
   decodePeerConnect, decodeServerInfo, routeConnectJson, serverInfoJson, type PeerConnect, type ServerInfo,
 } from '../protocol/peer-info.ts';
@@ -817,13 +818,13 @@ export class RouteControl implements RouteHost {
   // ====================================================================== messages
 
   /** A message read from a route: from a registered peer, for the global account, to the bridge. */
-  onRoutedMsg(r: RouteConn, m: RoutedMsg): void {
+  onRoutedMsg(r: RouteConn, m: MsgView): void {
     if (!r.registered) {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
       return;
     }
     if (!m.isGlobalAccount()) {
-      log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.buf.toString('latin1', m.accS, m.accE))} for routed message on subject: ${JSON.stringify(m.subject())}`);
+      log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.account())} for routed message on subject: ${JSON.stringify(m.subject())}`);
       return;
     }
     this.bridge.fromPeer(r, m);

@@ -11,7 +11,7 @@
 // no payload limit but its own ceiling (we cap both so that a garbage stream cannot exhaust
 // memory).
 
-import { SUBJECT_ENCODING } from '../bytes.ts';
+import { MsgView } from './msg-view.ts';
 import { ConnKind, type ConnKindCode } from '../conn/base.ts';
 import { ArgList, CR, LF, PEER_MAX_CONTROL_LINE, isSpace, lower, parseSize, snippet } from './scan.ts';
 
@@ -111,62 +111,13 @@ function rowAt(b: Buffer, s: number, e: number): OpRow | null {
   return null;
 }
 
-/**
- * A routed message as parsed, by position: control-line fields live in `buf`, the payload
- * (header block included) in `pbuf[ps, pe)`. Valid only during the onMsg call.
- */
-export class RoutedMsg {
-  op: PeerOpCode = PeerOp.rmsg;
-  buf: Buffer = Buffer.alloc(0);
-  /** The account; -1 when the kind has none. */
-  accS = -1;
-  accE = -1;
-  subjS = 0;
-  subjE = 0;
-  /** -1 when there is no reply. */
-  replyS = -1;
-  replyE = -1;
-  /** Queue names: [start, end) pairs in `buf`. */
-  queues: number[] = [];
-  queueCount = 0;
-  /** -1 for RMSG (no header block). */
-  hdrLen = -1;
-  size = 0;
-  pbuf: Buffer = Buffer.alloc(0);
-  ps = 0;
-  pe = 0;
-
-  isGlobalAccount(): boolean {
-    const b = this.buf;
-    return this.accE - this.accS === 2 && b[this.accS] === 36 && b[this.accS + 1] === 71; // "$G"
-  }
-
-  subject(): string {
-    return this.buf.toString(SUBJECT_ENCODING, this.subjS, this.subjE);
-  }
-
-  rebase(delta: number, buf: Buffer): void {
-    this.buf = buf;
-    if (this.accS >= 0) {
-      this.accS += delta;
-      this.accE += delta;
-    }
-    this.subjS += delta;
-    this.subjE += delta;
-    if (this.replyS >= 0) {
-      this.replyS += delta;
-      this.replyE += delta;
-    }
-    for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
-  }
-}
-
 /** What the parser reports to the connection that owns it. */
 export interface PeerParserHandler {
   readonly closing: boolean;
   /** A non-message operation; its arguments are `line[as, ae)` (may be empty). */
   onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void;
-  onMsg(m: RoutedMsg): void;
+  /** A message (RMSG, HMSG, LMSG): its view is valid only during the call. */
+  onMsg(m: MsgView): void;
   /** 'op': unknown operation (-ERR 'Unknown Protocol Operation'); 'args': bad arguments (close). */
   onParseError(kind: 'op' | 'args', detail: string): void;
 }
@@ -185,7 +136,9 @@ export class PeerParser {
   private lineLen = 0;
   private msgBuf: Buffer = Buffer.alloc(0);
   private msgHave = 0;
-  private readonly msg = new RoutedMsg();
+  private readonly msg = new MsgView();
+  /** The announced payload size of the message being parsed. */
+  private size = 0;
   /** Argument positions of the control line being parsed (many queue names: it grows). */
   private readonly args = new ArgList(32, true);
 
@@ -209,14 +162,14 @@ export class PeerParser {
         const m = this.msg;
         const buf = this.msgBuf;
         this.msgBuf = Buffer.alloc(0);
-        if (buf[m.size] !== CR || buf[m.size + 1] !== LF) {
+        if (buf[this.size] !== CR || buf[this.size + 1] !== LF) {
           this.lineLen = 0;
           this.h.onParseError('op', 'missing CRLF after routed message payload');
           return;
         }
-        m.pbuf = buf;
+        m.pb = buf;
         m.ps = 0;
-        m.pe = m.size;
+        m.pe = this.size;
         this.h.onMsg(m);
         this.lineLen = 0;
         continue;
@@ -260,21 +213,23 @@ export class PeerParser {
         this.lineLen = 0;
         continue;
       }
-      if (!this.msgArgs(row.op, meaning, line, as, le)) {
+      if (!this.msgArgs(meaning, line, as, le)) {
         this.lineLen = 0;
         return;
       }
       const m = this.msg;
-      const total = m.size + 2;
+      const size = this.size;
+      const total = size + 2;
       if (n - i >= total) {
-        if (chunk[i + m.size] !== CR || chunk[i + m.size + 1] !== LF) {
+        if (chunk[i + size] !== CR || chunk[i + size + 1] !== LF) {
           this.lineLen = 0;
           this.h.onParseError('op', 'missing CRLF after routed message payload');
           return;
         }
-        m.pbuf = chunk;
+        // (Pointers stored only when they change: each store costs a write barrier.)
+        if (m.pb !== chunk) m.pb = chunk;
         m.ps = i;
-        m.pe = i + m.size;
+        m.pe = i + size;
         this.h.onMsg(m);
         i += total;
         this.lineLen = 0;
@@ -313,18 +268,18 @@ export class PeerParser {
   }
 
   /** The arguments of a message operation, b[s, e) (s is right after the keyword). */
-  private msgArgs(op: PeerOpCode, layout: MsgLayout, b: Buffer, s: number, e: number): boolean {
+  private msgArgs(layout: MsgLayout, b: Buffer, s: number, e: number): boolean {
     const n = this.args.split(b, s, e, false);
     const { starts, ends } = this.args;
     const m = this.msg;
-    m.op = op;
-    m.buf = b;
-    m.accS = -1;
-    m.accE = -1;
-    m.replyS = -1;
-    m.replyE = -1;
+    if (m.sb !== b) m.sb = b;
+    m.accountStart = -1;
+    m.accountEnd = -1;
+    m.rs = -1;
+    m.re = -1;
+    m.ts = -1;
     m.queueCount = 0;
-    m.queues.length = 0;
+    if (m.queues.length !== 0) m.queues.length = 0;
     // LMSG on a route carries the origin cluster first; we accept and ignore it.
     let k = layout.origin ? 1 : 0;
     const sizes = layout.headers ? 2 : 1; // trailing size fields
@@ -332,25 +287,25 @@ export class PeerParser {
     while (s < e && isSpace(b[s])) s++;
     if (n < minArgs) return this.msgArgsError(layout, 'Parse Error', b, s, e);
     if (layout.account) {
-      m.accS = starts[k];
-      m.accE = ends[k];
+      m.accountStart = starts[k];
+      m.accountEnd = ends[k];
       k++;
     }
-    m.subjS = starts[k];
-    m.subjE = ends[k];
+    m.ss = starts[k];
+    m.se = ends[k];
     k++;
     const mid = n - minArgs; // fields between the subject and the sizes
     if (mid === 1) {
-      m.replyS = starts[k];
-      m.replyE = ends[k];
+      m.rs = starts[k];
+      m.re = ends[k];
     } else if (mid > 1) {
       const is = starts[k];
       const ie = ends[k];
       const indicator = ie - is === 1 ? b[is] : 0;
       let q = k + 1;
       if (indicator === 43) { // '+': reply, then queues
-        m.replyS = starts[q];
-        m.replyE = ends[q];
+        m.rs = starts[q];
+        m.re = ends[q];
         q++;
       } else if (indicator !== 124) { // '|': queues only
         return this.msgArgsError(layout, 'Bad or Missing Reply Indicator', b, is, ie);
@@ -360,16 +315,16 @@ export class PeerParser {
         m.queueCount++;
       }
     }
-    m.size = parseSize(b, starts[n - 1], ends[n - 1]);
-    if (m.size < 0) return this.msgArgsError(layout, 'Bad or Missing Size', b, s, e);
+    const size = (this.size = parseSize(b, starts[n - 1], ends[n - 1]));
+    if (size < 0) return this.msgArgsError(layout, 'Bad or Missing Size', b, s, e);
     if (layout.headers) {
-      m.hdrLen = parseSize(b, starts[n - 2], ends[n - 2]);
-      if (m.hdrLen < 0) return this.msgArgsError(layout, 'Bad or Missing Header Size', b, s, e);
-      if (m.hdrLen > m.size) return this.msgArgsError(layout, 'Header Size larger then TotalSize', b, s, e);
+      m.hdr = parseSize(b, starts[n - 2], ends[n - 2]);
+      if (m.hdr < 0) return this.msgArgsError(layout, 'Bad or Missing Header Size', b, s, e);
+      if (m.hdr > size) return this.msgArgsError(layout, 'Header Size larger then TotalSize', b, s, e);
     } else {
-      m.hdrLen = -1;
+      m.hdr = -1;
     }
-    if (m.size > PEER_MAX_MESSAGE) return this.msgArgsError(layout, `message of ${m.size} bytes exceeds ${PEER_MAX_MESSAGE}`, b, s, e);
+    if (size > PEER_MAX_MESSAGE) return this.msgArgsError(layout, `message of ${size} bytes exceeds ${PEER_MAX_MESSAGE}`, b, s, e);
     return true;
   }
 }

@@ -1,0 +1,110 @@
+// The one view of a message, whoever produced it: the client parser (PUB, HPUB), the
+// server-to-server parser (RMSG, HMSG, LMSG) or a ring record from another thread
+// (threads/record.ts readRecord). It names positions in the buffers the message already lives
+// in, so routing and delivery copy bytes straight from there. Each reader keeps one instance
+// and reuses it for every message (no allocation per message); a view is valid only during
+// the call it is handed to.
+
+import { SUBJECT_ENCODING, viewOf } from '../bytes.ts';
+
+const EMPTY = Buffer.alloc(0);
+const EMPTY_VIEW = viewOf(EMPTY);
+
+export class MsgView {
+  /** Subject: sb[ss, se). The reply, account and queue names live in `sb` too. */
+  sb: Buffer = EMPTY;
+  ss = 0;
+  se = 0;
+  /** Reply: sb[rs, re); rs = -1 when there is none. */
+  rs = -1;
+  re = -1;
+  /** Account of a routed message: sb[accountStart, accountEnd); -1 when it carries none. */
+  accountStart = -1;
+  accountEnd = -1;
+  /** Queue names of a routed message: [start, end) pairs in `sb`, `queueCount` of them. */
+  readonly queues: number[] = [];
+  queueCount = 0;
+  /** Payload, header block included: pb[ps, pe). */
+  pb: Buffer = EMPTY;
+  ps = 0;
+  pe = 0;
+  /** Header bytes at the payload's start; -1 for a message without headers (PUB, RMSG). */
+  hdr = -1;
+  /**
+   * The canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n`, the end of every delivery,
+   * when the message already has it: tb[ts, te), with `tv` a DataView over `tb`. ts = -1 otherwise.
+   */
+  tb: Buffer = EMPTY;
+  tv: DataView = EMPTY_VIEW;
+  ts = -1;
+  te = 0;
+
+  // A ring record's own fields (threads/record.ts).
+  /** RecordKind: a message, or a control record (a stall request). */
+  kind = 0;
+  flags = 0;
+  /** The publishing connection (0 for a message read from a server peer). */
+  cid = 0;
+  /** Queue-group names after the subject, as [u32 length][bytes] each. */
+  nGroups = 0;
+  /** A stall record's milliseconds. */
+  stallMs = 0;
+
+  /** Payload bytes, headers included. */
+  get size(): number {
+    return this.pe - this.ps;
+  }
+
+  /** The canonical tail is tb[ts, te); its DataView is made once per buffer, not per message. */
+  setTail(b: Buffer, ts: number, te: number): void {
+    // (Pointers stored only when they change: each store costs a write barrier.)
+    if (b !== this.tb) {
+      this.tb = b;
+      this.tv = viewOf(b);
+    }
+    this.ts = ts;
+    this.te = te;
+  }
+
+  /** As setTail, for bytes that come with their DataView (inbox records). */
+  setTailView(b: Buffer, v: DataView, ts: number, te: number): void {
+    if (b !== this.tb) {
+      this.tb = b;
+      this.tv = v;
+    }
+    this.ts = ts;
+    this.te = te;
+  }
+
+  /** The routed message is for the global account `$G`. */
+  isGlobalAccount(): boolean {
+    const b = this.sb;
+    const s = this.accountStart;
+    return this.accountEnd - s === 2 && b[s] === 36 && b[s + 1] === 71; // "$G"
+  }
+
+  account(): string {
+    return this.sb.toString('latin1', this.accountStart, this.accountEnd);
+  }
+
+  /** The subject as a byte string (SUBJECT_ENCODING), for logs and slow paths. */
+  subject(): string {
+    return this.sb.toString(SUBJECT_ENCODING, this.ss, this.se);
+  }
+
+  /** The control-line fields moved by `delta` into `buf` (a split message's line was copied). */
+  rebase(delta: number, buf: Buffer): void {
+    this.sb = buf;
+    if (this.accountStart >= 0) {
+      this.accountStart += delta;
+      this.accountEnd += delta;
+    }
+    this.ss += delta;
+    this.se += delta;
+    if (this.rs >= 0) {
+      this.rs += delta;
+      this.re += delta;
+    }
+    for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
+  }
+}
