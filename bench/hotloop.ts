@@ -8,9 +8,9 @@
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { Broker } from '../src/broker.ts';
-import { createLayout } from '../src/shared.ts';
-import { defaultOptions } from '../src/options.ts';
+import { Broker } from '../src/broker/broker.ts';
+import { createLayout } from '../src/threads/shared.ts';
+import { defaultOptions } from '../src/config/options.ts';
 
 /** Enough of a net.Socket for a ClientConn: counts bytes, completes writes at once. */
 class CountingSocket extends EventEmitter {

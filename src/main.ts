@@ -14,11 +14,12 @@
 // ready, and on every SIGUSR1.
 
 import inspector from 'node:inspector';
-import { loadOptions, ConfigError } from './options.ts';
+import { ConfigError } from './config/options.ts';
+import { loadOptions } from './config/load.ts';
 import { Server } from './server.ts';
 import { configureLog, log } from './log.ts';
-import { ReloadError } from './reload.ts';
-import { sendSignal } from './signal.ts';
+import { ReloadError } from './config/reload.ts';
+import { sendSignal } from './config/signal.ts';
 
 const argv = process.argv.slice(2);
 

@@ -6,7 +6,7 @@
 // the shared layout: the route thread (workers/route.ts, its own one-thread pool, index =
 // number of client workers). Accepted route sockets move there; it dials routes itself.
 //
-// Operations also run here (main.ts maps the signals): config reload (src/reload.ts plans
+// Operations also run here (main.ts maps the signals): config reload (src/config/reload.ts plans
 // it; every worker and the route thread get the new options by control message), lame duck
 // mode, log file reopening, the pid file and the ports file.
 
@@ -17,23 +17,24 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { Options } from './options.ts';
-import { createLayout, layoutRoles, nextConnectionId, openInbox, openLog, ThreadCounters, MAX_LAYOUT_THREADS, type SharedLayout } from './shared.ts';
+import type { Options } from './config/options.ts';
+import { createLayout, layoutRoles, nextConnectionId, openInbox, openLog, ThreadCounters, MAX_LAYOUT_THREADS, type SharedLayout } from './threads/shared.ts';
 import { ThreadRole, type ThreadRoleCode } from './threads/roles.ts';
-import { InterestOp } from './interest.ts';
-import { Doorbell } from './ring.ts';
-import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './info.ts';
-import { fromPort, type ControlMessage, type SocketHandOff } from './control.ts';
+import { InterestOp } from './threads/interest.ts';
+import { Doorbell } from './threads/ring.ts';
+import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './protocol/info.ts';
+import { fromPort, type ControlMessage, type SocketHandOff } from './threads/control.ts';
 import { configureLog, log, reopenLogFile } from './log.ts';
-import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './auth.ts';
+import { joinHostPort } from './protocol/hostport.ts';
+import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './conn/auth.ts';
 
 /** Logged at start-up when a gateway is configured, until skein has gateways (issue 7). */
 const GATEWAYS_NOT_BUILT_WARNING = 'Gateways are not implemented by skein yet: the gateway block is checked but no gateway listener is started and no gateway is dialled';
 import { Monitor } from './monitor/monitor.ts';
-import type { Inbox } from './ring.ts';
-import { planReload, ReloadError } from './reload.ts';
-import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './options.ts';
-import { startMemoryReducer } from './memory.ts';
+import type { Inbox } from './threads/ring.ts';
+import { planReload, ReloadError } from './config/reload.ts';
+import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './config/options.ts';
+import { startMemoryReducer } from './threads/memory.ts';
 
 /**
  * V8 grows a thread's young generation up to 48 MiB under allocation bursts (connection
@@ -215,12 +216,12 @@ export class Server {
     }
     await ready;
     startMemoryReducer();
-    log.info(`Listening for client connections on ${hostPort(o.host, this.identity.port)}`);
+    log.info(`Listening for client connections on ${joinHostPort(o.host, this.identity.port)}`);
     if (o.tls !== undefined) log.info('TLS required for client connections');
     if (clustered) {
       log.info(`Cluster name is ${this.identity.cluster}`);
       if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
-      log.info(`Listening for route connections on ${hostPort(o.cluster!.host, this.clusterPort)}`);
+      log.info(`Listening for route connections on ${joinHostPort(o.cluster!.host, this.clusterPort)}`);
     }
     this.monitor.setReady(true);
     this.ownClientUrls = clientConnectUrls(o, this.identity.port);
@@ -637,21 +638,17 @@ function useCompileCache(): void {
   if (r.directory !== undefined && r.directory !== '') process.env.NODE_COMPILE_CACHE = r.directory;
 }
 
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** server.go resolveHostPorts: a wildcard host lists every interface address. */
 function listenUrls(scheme: string, host: string, port: number): string[] {
-  if (host !== '0.0.0.0' && host !== '::' && host !== '') return [`${scheme}://${hostPort(host, port)}`];
+  if (host !== '0.0.0.0' && host !== '::' && host !== '') return [`${scheme}://${joinHostPort(host, port)}`];
   const urls: string[] = [];
   for (const addrs of Object.values(os.networkInterfaces())) {
     for (const a of addrs ?? []) {
       if (host === '0.0.0.0' && a.family !== 'IPv4') continue;
-      urls.push(`${scheme}://${hostPort(a.address, port)}`);
+      urls.push(`${scheme}://${joinHostPort(a.address, port)}`);
     }
   }
-  return urls.length > 0 ? urls : [`${scheme}://${hostPort(host, port)}`];
+  return urls.length > 0 ? urls : [`${scheme}://${joinHostPort(host, port)}`];
 }
 
 export function cpuCount(): number {

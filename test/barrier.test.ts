@@ -17,9 +17,9 @@ import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
 import { rawSession } from './helpers/raw.ts';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { Broker } from '../src/broker.ts';
-import { createLayout, inboxCapacity } from '../src/shared.ts';
-import { defaultOptions } from '../src/options.ts';
+import { Broker } from '../src/broker/broker.ts';
+import { createLayout, inboxCapacity } from '../src/threads/shared.ts';
+import { defaultOptions } from '../src/config/options.ts';
 
 const impl = testImpl();
 const ROUNDS = 150;

@@ -1,4 +1,4 @@
-// nats-server's .conf format as a config file: the grammar (src/conf.ts), one set of key
+// nats-server's .conf format as a config file: the grammar (src/config/conf.ts), one set of key
 // checks shared with the YAML front end, error positions, include and variables, format
 // choice, agreement with `nats-server -t`, and the official Helm chart's rendering.
 
@@ -7,8 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseConf, type ConfNode } from '../src/conf.ts';
-import { ConfigError, loadOptions, type Options } from '../src/options.ts';
+import { parseConf, type ConfNode } from '../src/config/conf.ts';
+import { ConfigError, type Options } from '../src/config/options.ts';
+import { loadOptions } from '../src/config/load.ts';
 import { rawSession } from './helpers/raw.ts';
 import { repoRoot, useServer } from './helpers/server.ts';
 

@@ -5,8 +5,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, defaultOptions, loadOptions, type Options } from '../src/options.ts';
-import { parseConfigText, parseGoDuration, parseSize } from '../src/config.ts';
+import { ConfigError, defaultOptions, type Options } from '../src/config/options.ts';
+import { loadOptions } from '../src/config/load.ts';
+import { parseConfigText, parseGoDuration, parseSize } from '../src/config/config.ts';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 

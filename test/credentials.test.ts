@@ -130,7 +130,7 @@ test.serial('skein: a bcrypt check runs off the worker: another client on the sa
 });
 
 test('config: nkey users must be valid user keys and stand alone', async (t) => {
-  const { loadOptions } = await import('../src/options.ts');
+  const { loadOptions } = await import('../src/config/load.ts');
   const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
   const path = await import('node:path');
   const os = await import('node:os');

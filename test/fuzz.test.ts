@@ -10,7 +10,7 @@
 // and a failure prints its seed, to replay with SKEIN_FUZZ_SEED=<seed>.
 
 import test, { type ExecutionContext } from 'ava';
-import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
+import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/protocol/client-parser.ts';
 import { PeerParser, type PeerParserHandler, type PeerOpCode } from '../src/protocol/peer-parser.ts';
 import type { MsgView } from '../src/protocol/msg-view.ts';
 import { ConnKind } from '../src/conn/base.ts';

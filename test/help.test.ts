@@ -1,11 +1,11 @@
-// `-h` and the README's flag table come from one table (src/flags.ts FLAGS): they list the
+// `-h` and the README's flag table come from one table (src/config/flags.ts FLAGS): they list the
 // same flags, every listed flag parses, and README.md's generated table is current.
 
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import test from 'ava';
-import { parseFlags } from '../src/flags.ts';
+import { parseFlags } from '../src/config/flags.ts';
 import { README, FLAGS_BEGIN, FLAGS_END, withGeneratedParts } from './helpers/readme.ts';
 import { repoRoot } from './helpers/server.ts';
 
@@ -27,7 +27,7 @@ function readmeTable(): string {
   return readme.slice(readme.indexOf(FLAGS_BEGIN) + FLAGS_BEGIN.length, readme.indexOf(FLAGS_END));
 }
 
-test('README.md\'s flag table is the one src/flags.ts generates (run `npm run readme` after adding a flag)', (t) => {
+test('README.md\'s flag table is the one src/config/flags.ts generates (run `npm run readme` after adding a flag)', (t) => {
   const readme = fs.readFileSync(README, 'utf8');
   t.true(readme.includes(FLAGS_BEGIN) && readme.includes(FLAGS_END), 'README.md keeps the flag table markers');
   t.is(readme, withGeneratedParts(readme), 'README.md is out of date: run `npm run readme`');

@@ -1,4 +1,4 @@
-// The `leafnodes` config block (src/options.ts LeafNodeOptions, src/config.ts readLeafNodes):
+// The `leafnodes` config block (src/config/options.ts LeafNodeOptions, src/config/config.ts readLeafNodes):
 // read from nats-server's .conf and from YAML into the same options, checked with
 // nats-server 2.9.10's errors (file:line:col), every other 2.9.10 leafnodes key refused by name,
 // `skein -t` agreeing with `nats-server -t`, a change refused on reload as nats-server refuses it,
@@ -9,8 +9,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
-import { parseConfigText } from '../src/config.ts';
-import { ConfigError, defaultOptions, LEAFNODES_NOT_BUILT_WARNING, validateOptions, type Options } from '../src/options.ts';
+import { parseConfigText } from '../src/config/config.ts';
+import { ConfigError, defaultOptions, LEAFNODES_NOT_BUILT_WARNING, type Options } from '../src/config/options.ts';
+import { validateOptions } from '../src/config/load.ts';
 import { SKEIN_LEAFNODES } from './helpers/leaf.ts';
 import { repoRoot, useServer } from './helpers/server.ts';
 

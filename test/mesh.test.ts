@@ -2,8 +2,8 @@
 // lives in this test's thread; Atomics work the same within one thread).
 
 import test from 'ava';
-import { createLayout, inboxCapacity, openInbox } from '../src/shared.ts';
-import { Mesh, type MeshHandler } from '../src/mesh.ts';
+import { createLayout, inboxCapacity, openInbox } from '../src/threads/shared.ts';
+import { Mesh, type MeshHandler } from '../src/threads/mesh.ts';
 
 /** A handler that keeps every record it is given (copied), with its producer. */
 function collector(): MeshHandler & { got: { from: number; body: Buffer }[] } {

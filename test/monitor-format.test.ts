@@ -8,8 +8,8 @@ import {
 } from '../src/monitor/gofmt.ts';
 import { ClosedConnections } from '../src/monitor/collect.ts';
 import { healthz, type MonitorSource } from '../src/monitor/endpoints.ts';
-import type { Broker } from '../src/broker.ts';
-import type { ClientConn } from '../src/client.ts';
+import type { Broker } from '../src/broker/broker.ts';
+import type { ClientConn } from '../src/conn/client.ts';
 
 test('durations print as Go\'s time.Duration.String()', (t) => {
   const cases: [number, string][] = [

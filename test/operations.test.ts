@@ -13,7 +13,7 @@ import { rawConnect, rawSession } from './helpers/raw.ts';
 import { repoRoot, startServer, useServer } from './helpers/server.ts';
 import { exitOf, listeningPorts, logAfter, signalAndWait, tempDir, useConfServer } from './helpers/ops.ts';
 import { TestCluster, meshReady, waitFor } from './helpers/cluster.ts';
-import { runningServers } from '../src/signal.ts';
+import { runningServers } from '../src/config/signal.ts';
 
 const NODE = process.execPath;
 

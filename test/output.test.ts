@@ -1,4 +1,4 @@
-// Per-connection output memory (src/client.ts): a connection starts with a small output slab,
+// Per-connection output memory (src/conn/client.ts): a connection starts with a small output slab,
 // grows it while reads produce more than it holds, reuses it once its writes completed, and
 // gives it back after going quiet. One worker's Broker driven without sockets (as
 // bench/hotloop.ts), so the buffers themselves can be looked at.
@@ -6,10 +6,10 @@
 import test from 'ava';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { Broker } from '../src/broker.ts';
-import type { ClientConn } from '../src/client.ts';
-import { createLayout } from '../src/shared.ts';
-import { defaultOptions } from '../src/options.ts';
+import { Broker } from '../src/broker/broker.ts';
+import type { ClientConn } from '../src/conn/client.ts';
+import { createLayout } from '../src/threads/shared.ts';
+import { defaultOptions } from '../src/config/options.ts';
 
 /** Enough of a net.Socket for a ClientConn: keeps a copy of every byte written. */
 class RecordingSocket extends EventEmitter {

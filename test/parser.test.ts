@@ -2,7 +2,7 @@
 // splits must produce the same operations; errors are classified as nats-server does.
 
 import test from 'ava';
-import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/parser.ts';
+import { Parser, type ProtocolHandler, type ParseErrorKind } from '../src/protocol/client-parser.ts';
 import type { MsgView } from '../src/protocol/msg-view.ts';
 
 class Recorder implements ProtocolHandler {

@@ -3,12 +3,12 @@
 // layout lives in this test's thread, the bridges' peers are fakes that record what they get.
 
 import test from 'ava';
-import { createLayout, type SharedLayout } from '../src/shared.ts';
-import { Mesh, type MeshHandler } from '../src/mesh.ts';
+import { createLayout, type SharedLayout } from '../src/threads/shared.ts';
+import { Mesh, type MeshHandler } from '../src/threads/mesh.ts';
 import { Bridge, type BridgePeer, type PeerSub } from '../src/cluster/bridge.ts';
-import { defaultOptions } from '../src/options.ts';
+import { defaultOptions } from '../src/config/options.ts';
 import { ThreadRole, countsAsLocal, mayForward } from '../src/threads/roles.ts';
-import { FLAG_PLAIN, RecordWriter } from '../src/record.ts';
+import { FLAG_PLAIN, RecordWriter } from '../src/threads/record.ts';
 import { MsgView } from '../src/protocol/msg-view.ts';
 
 /** A peer connection that records what the bridge writes to it. */

@@ -15,7 +15,8 @@ import { leasePort } from './helpers/ports.ts';
 import { rawConnect } from './helpers/raw.ts';
 import { ALICE_SUBJECT, certs, clientTls, rawTls } from './helpers/certs.ts';
 import { TestCluster, checkPubSub, meshReady, uid, type NodeSpec } from './helpers/cluster.ts';
-import { ConfigError, loadOptions } from '../src/options.ts';
+import { ConfigError } from '../src/config/options.ts';
+import { loadOptions } from '../src/config/load.ts';
 
 const IMPLS: Impl[] = ['skein', 'nats-server'];
 

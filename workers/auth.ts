@@ -1,4 +1,4 @@
-// Credential check thread (src/auth.ts CredentialChecker): bcrypt comparisons and nkey
+// Credential check thread (src/conn/auth.ts CredentialChecker): bcrypt comparisons and nkey
 // signature checks, which take far too long (50-300 ms, ~10 ms) for a thread that owns
 // sockets. Plain node:worker_threads Worker started by that thread on first use.
 

@@ -6,10 +6,10 @@
 import type { MessagePort } from 'node:worker_threads';
 import { RouteControl, type ClusterTask } from '../src/cluster/route-control.ts';
 import { configureLog, log } from '../src/log.ts';
-import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
+import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/threads/control.ts';
 import { RouteStats, ThreadStats } from '../src/monitor/stats.ts';
 import { answerRoute } from '../src/monitor/collect.ts';
-import { startMemoryReducer } from '../src/memory.ts';
+import { startMemoryReducer } from '../src/threads/memory.ts';
 
 export interface RouteTask extends ClusterTask {
   port: MessagePort;

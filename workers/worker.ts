@@ -2,15 +2,15 @@
 // MessagePort the main thread hands sockets and control messages through.
 
 import type { MessagePort } from 'node:worker_threads';
-import { Broker } from '../src/broker.ts';
+import { Broker } from '../src/broker/broker.ts';
 import { configureLog, log } from '../src/log.ts';
-import type { SharedLayout } from '../src/shared.ts';
-import type { Options } from '../src/options.ts';
-import type { ServerIdentity } from '../src/info.ts';
-import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/control.ts';
+import type { SharedLayout } from '../src/threads/shared.ts';
+import type { Options } from '../src/config/options.ts';
+import type { ServerIdentity } from '../src/protocol/info.ts';
+import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/threads/control.ts';
 import { ThreadStats } from '../src/monitor/stats.ts';
 import { ClosedConnections, answerWorker } from '../src/monitor/collect.ts';
-import { startMemoryReducer } from '../src/memory.ts';
+import { startMemoryReducer } from '../src/threads/memory.ts';
 
 export interface WorkerTask {
   thread: number;

@@ -19,14 +19,14 @@
 //
 // Runs on that role's thread only.
 
-import { Sublist, type Interest } from '../sublist.ts';
-import { InterestOp, type InterestRecord } from '../interest.ts';
-import { Mesh, type MeshHandler } from '../mesh.ts';
-import type { SharedLayout } from '../shared.ts';
-import type { Options } from '../options.ts';
+import { Sublist, type Interest } from '../broker/sublist.ts';
+import { InterestOp, type InterestRecord } from '../threads/interest.ts';
+import { Mesh, type MeshHandler } from '../threads/mesh.ts';
+import type { SharedLayout } from '../threads/shared.ts';
+import type { Options } from '../config/options.ts';
 import { log, isTrace } from '../log.ts';
-import { fnv, bytesEqual as sameBytes, SUBJECT_ENCODING } from '../bytes.ts';
-import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../record.ts';
+import { fnv, bytesEqual as sameBytes, SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
 import { CloseReason } from '../conn/base.ts';
@@ -58,7 +58,7 @@ export interface BridgePeer<P> extends ConnCounters {
   writeMsg(m: MsgView, queues: number[], qCount: number): void;
 }
 
-// Inbox records (record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
+// Inbox records (threads/record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
 // which is also an RMSG/HMSG tail, so a plain forward to a peer is two copies.
 const SUBJECT_CACHE_MAX = 4096;
 /** How often connection timers are swept (ms). */

@@ -10,13 +10,13 @@ import net from 'node:net';
 import os from 'node:os';
 import dns from 'node:dns';
 import { randomBytes } from 'node:crypto';
-import { nextConnectionId, type SharedLayout } from '../shared.ts';
-import type { Options, TlsOptions } from '../options.ts';
-import type { ServerIdentity } from '../info.ts';
-import { PROTOCOL_VERSION, SKEIN_VERSION } from '../info.ts';
-import type { ControlMessage } from '../control.ts';
-import { isValidSubscribeSubject } from '../subject.ts';
-import { RouteConn, sameRoute, type RouteHost } from '../route.ts';
+import { nextConnectionId, type SharedLayout } from '../threads/shared.ts';
+import type { Options, TlsOptions } from '../config/options.ts';
+import type { ServerIdentity } from '../protocol/info.ts';
+import { PROTOCOL_VERSION, SKEIN_VERSION } from '../protocol/info.ts';
+import type { ControlMessage } from '../threads/control.ts';
+import { isValidSubscribeSubject } from '../protocol/subject.ts';
+import { RouteConn, sameRoute, type RouteHost } from '../conn/route.ts';
 import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
 import {
@@ -25,9 +25,10 @@ import {
 import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protocol/gojson.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
 import { configureLog, log, reopenLogFile } from '../log.ts';
-import { SUBJECT_ENCODING } from '../bytes.ts';
-import { mapCertificateToUser } from '../tls.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from '../auth.ts';
+import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import { joinHostPort, redactedUrl, splitHostPort, urlHostname } from '../protocol/hostport.ts';
+import { mapCertificateToUser } from '../conn/tls.ts';
+import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
@@ -56,14 +57,6 @@ const CONNECT_ERROR_REPORTS = 3600; // first connection: log an error every N fa
 const NAME_CONFLICT_MAX_DELAY_MS = 30_000;
 const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
-function joinHostPort(host: string, port: number | string): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-function hostOf(u: URL): string {
-  return u.hostname.replace(/^\[(.*)\]$/, '$1');
-}
-
 function newNonce(): string {
   let s = '';
   for (const b of randomBytes(15)) s += NONCE_CHARS[b & 63];
@@ -91,7 +84,7 @@ export class RouteControl implements RouteHost {
   private readonly tls: TlsOptions | undefined;
   /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
   private readonly routeTlsName: string | undefined;
-  /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (auth.ts). */
+  /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (conn/auth.ts). */
   private readonly checker = new CredentialChecker();
   // Reloadable (SIGHUP).
   private clientUrls: string[];
@@ -135,7 +128,7 @@ export class RouteControl implements RouteHost {
     this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
     this.tls = c.tls;
     if (this.authPass !== undefined && isBcrypt(this.authPass)) this.checker.warm();
-    this.routeTlsName = c.routes.map((r) => { try { return hostOf(new URL(r)); } catch { return ''; } }).find((h) => h !== '' && net.isIP(h) === 0);
+    this.routeTlsName = c.routes.map((r) => { try { return urlHostname(new URL(r)); } catch { return ''; } }).find((h) => h !== '' && net.isIP(h) === 0);
     if (this.tls?.insecure) log.warn('TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!');
     if (c.advertise !== undefined && c.advertise !== '') {
       const [h, p] = splitAdvertise(c.advertise, task.clusterPort);
@@ -264,7 +257,7 @@ export class RouteControl implements RouteHost {
     r.onTlsFailure = onDialFailure;
     let dialHost: string | null = null;
     if (url !== null) {
-      const host = hostOf(url);
+      const host = urlHostname(url);
       dialHost = net.isIP(host) !== 0 && this.routeTlsName !== undefined ? this.routeTlsName : host;
     }
     r.startTls(this.tls, dialHost, () => {
@@ -277,7 +270,7 @@ export class RouteControl implements RouteHost {
   private createRoute(r: RouteConn): void {
     const url = r.url;
     // An accepted route's input before its CONNECT goes line by line, so a CONNECT whose
-    // bcrypt password is checked off this thread holds what follows (auth.ts InputGate).
+    // bcrypt password is checked off this thread holds what follows (conn/auth.ts InputGate).
     if (url === null && this.authUser !== undefined) r.authGated = true;
     if (url !== null) {
       // The solicitor sends CONNECT and its INFO at once, without waiting for the peer's.
@@ -648,10 +641,10 @@ export class RouteControl implements RouteHost {
       return;
     }
     if (r.remoteId === this.identity.serverId) {
-      log.debug(`Detected route to self, ignoring ${JSON.stringify(redacted(r.url))}`);
+      log.debug(`Detected route to self, ignoring ${JSON.stringify(redactedUrl(r.url))}`);
       return;
     }
-    log.debug(`Attempting reconnect for solicited route ${JSON.stringify(redacted(r.url))}`);
+    log.debug(`Attempting reconnect for solicited route ${JSON.stringify(redactedUrl(r.url))}`);
     const url = r.url;
     const explicit = r.explicit;
     let delay = Math.floor(Math.random() * 100) + (explicit ? ROUTE_RECONNECT_DELAY_MS : 0);
@@ -659,7 +652,7 @@ export class RouteControl implements RouteHost {
       const inARow = (this.conflictRedials.get(url.host) ?? 0) + 1;
       this.conflictRedials.set(url.host, inARow);
       delay = Math.min(ROUTE_RECONNECT_DELAY_MS * 2 ** (inARow - 1), NAME_CONFLICT_MAX_DELAY_MS) + Math.floor(Math.random() * 100);
-      log.debug(`Cluster name mismatch with ${JSON.stringify(redacted(url))}: re-dialling in ${delay} ms`);
+      log.debug(`Cluster name mismatch with ${JSON.stringify(redactedUrl(url))}: re-dialling in ${delay} ms`);
     }
     this.later(delay, () => this.connectToRoute(url, explicit, false));
   }
@@ -699,7 +692,7 @@ export class RouteControl implements RouteHost {
       void this.resolveRoute(url).then((address) => {
         if (!this.running) return;
         if (address === null) {
-          log.debug(`Not dialling route ${JSON.stringify(redacted(url))}: it resolves to this server`);
+          log.debug(`Not dialling route ${JSON.stringify(redactedUrl(url))}: it resolves to this server`);
           return;
         }
         if (typeof address !== 'string') {
@@ -707,8 +700,8 @@ export class RouteControl implements RouteHost {
           return;
         }
         log.debug(`Trying to connect to route on ${url.host} (${address})`);
-        const { host, port } = splitHostPortString(address);
-        const socket = net.connect({ host, port, noDelay: true });
+        const { host, port } = splitHostPort(address)!; // joinHostPort made it
+        const socket = net.connect({ host, port: Number(port), noDelay: true });
         const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${address}: i/o timeout`)), ROUTE_DIAL_TIMEOUT_MS);
         socket.pause();
         socket.once('connect', () => {
@@ -744,7 +737,7 @@ export class RouteControl implements RouteHost {
 
   /** One address to dial, null when every address is this server, or the lookup error. */
   private async resolveRoute(url: URL): Promise<string | null | Error> {
-    const host = hostOf(url);
+    const host = urlHostname(url);
     const port = url.port;
     let ips: string[];
     if (net.isIP(host) !== 0) {
@@ -952,22 +945,6 @@ export class RouteControl implements RouteHost {
 /** A CONNECT or INFO that decoded (not the error that refused it). */
 function isDecoded<T extends object>(v: T | JsonDecodeError): v is T {
   return !(v instanceof JsonSyntaxError) && !(v instanceof JsonTypeError);
-}
-
-function redacted(u: URL): string {
-  if (u.password === '') return u.href;
-  const c = new URL(u.href);
-  c.password = 'xxxxx';
-  return c.href;
-}
-
-function splitHostPortString(hp: string): { host: string; port: number } {
-  if (hp.startsWith('[')) {
-    const end = hp.indexOf(']');
-    return { host: hp.slice(1, end), port: Number(hp.slice(end + 2)) };
-  }
-  const colon = hp.lastIndexOf(':');
-  return { host: hp.slice(0, colon), port: Number(hp.slice(colon + 1)) };
 }
 
 /** cluster `advertise`: "host:port" or "host" (then the cluster port). */

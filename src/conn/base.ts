@@ -11,11 +11,11 @@
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Options, TlsOptions } from '../options.ts';
+import type { Options, TlsOptions } from '../config/options.ts';
 import { log } from '../log.ts';
-import { viewOf } from '../bytes.ts';
-import { InputGate } from '../auth.ts';
-import { acceptTls, dialTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from '../tls.ts';
+import { viewOf } from '../protocol/bytes.ts';
+import { InputGate } from './auth.ts';
+import { acceptTls, dialTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
 
 /** The role of a connection (nats-server's CLIENT, ROUTER, GATEWAY, LEAF). */
 export const ConnKind = {

@@ -6,13 +6,14 @@
 // Runs on the main thread; per-connection facts come from the owning threads (collect.ts).
 
 import os from 'node:os';
-import type { Options } from '../options.ts';
-import type { ServerIdentity } from '../info.ts';
-import { PROTOCOL_VERSION, SKEIN_VERSION } from '../info.ts';
-import { isValidLiteralSubject, subjectMatches } from '../subject.ts';
+import type { Options } from '../config/options.ts';
+import type { ServerIdentity } from '../protocol/info.ts';
+import { PROTOCOL_VERSION, SKEIN_VERSION } from '../protocol/info.ts';
+import { isValidLiteralSubject, subjectMatches } from '../protocol/subject.ts';
 import { Stat, type StatsReader } from './stats.ts';
-import type { ConnRecord, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './collect.ts';
-import { SubsMode } from './collect.ts';
+import type { ConnRecord, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
+import { SubsMode } from './query.ts';
+import { urlHostPort } from '../protocol/hostport.ts';
 import {
   QueryError, decodeBool, decodeInt, decodeUint64, rfc3339, rttString, sortedMap, uptimeString, preciseNowMs,
 } from './gofmt.ts';
@@ -47,10 +48,6 @@ export type Query = Map<string, string>;
 
 // ------------------------------------------------------------------------------ varz
 
-function hostPort(h: string, p: number): string {
-  return h.includes(':') ? `[${h}]:${p}` : `${h}:${p}`;
-}
-
 /** The auth timeout in seconds; without one configured nats-server's default, one second past the TLS timeout with TLS. */
 function authTimeoutSeconds(ms: number | undefined, tls?: { timeoutMs: number }): number {
   if (ms !== undefined) return ms / 1000;
@@ -59,14 +56,6 @@ function authTimeoutSeconds(ms: number | undefined, tls?: { timeoutMs: number })
 
 function tlsTimeoutSeconds(tls: { timeoutMs: number } | undefined): number {
   return tls === undefined ? DEFAULT_TLS_TIMEOUT_S : tls.timeoutMs / 1000;
-}
-
-function routeHost(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
-  }
 }
 
 export function varz(src: MonitorSource): Record<string, unknown> {
@@ -108,7 +97,7 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     if (c.host) cluster.addr = c.host;
     if (src.clusterPort() !== 0) cluster.cluster_port = src.clusterPort();
     cluster.auth_timeout = authTimeoutSeconds(c.authorization?.timeoutMs, c.tls);
-    if (c.routes.length > 0) cluster.urls = c.routes.map(routeHost);
+    if (c.routes.length > 0) cluster.urls = c.routes.map(urlHostPort);
     cluster.tls_timeout = tlsTimeoutSeconds(c.tls);
     if (c.tls !== undefined) {
       // nats-server always verifies route certificates.
@@ -136,7 +125,7 @@ export function varz(src: MonitorSource): Record<string, unknown> {
       gateway.gateways = g.gateways.map((r) => {
         const rv: Record<string, unknown> = { name: r.name };
         if (r.tls) rv.tls_timeout = r.tls.timeoutMs / 1000;
-        if (r.urls.length > 0) rv.urls = r.urls.map(routeHost);
+        if (r.urls.length > 0) rv.urls = r.urls.map(urlHostPort);
         return rv;
       });
     }
@@ -530,4 +519,3 @@ export function healthz(src: MonitorSource, q: Query): { status: number; body: R
   return { status: 503, body: { status: 'error', error: `failed to be ready for connections after 1ms: ${failed.join(', ')}` } };
 }
 
-export { hostPort };

@@ -3,9 +3,9 @@
 // route to, with that route's counters. Counters are totals; the page turns two snapshots into
 // rates, so the server keeps no history. Main thread only.
 
-import { SKEIN_VERSION, PROTOCOL_VERSION } from '../info.ts';
+import { SKEIN_VERSION, PROTOCOL_VERSION } from '../protocol/info.ts';
 import { Stat, type StatsReader } from './stats.ts';
-import type { ClusterReply } from './collect.ts';
+import type { ClusterReply } from './query.ts';
 import type { MonitorSource } from './endpoints.ts';
 import { rttString } from './gofmt.ts';
 

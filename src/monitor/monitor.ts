@@ -16,13 +16,14 @@
 import http from 'node:http';
 import path from 'node:path';
 import type net from 'node:net';
-import type { Options } from '../options.ts';
-import type { ServerIdentity } from '../info.ts';
-import type { ControlMessage } from '../control.ts';
+import type { Options } from '../config/options.ts';
+import type { ServerIdentity } from '../protocol/info.ts';
+import type { ControlMessage } from '../threads/control.ts';
 import { log } from '../log.ts';
+import { joinHostPort } from '../protocol/hostport.ts';
 import { Stat, StatsReader, createStats } from './stats.ts';
-import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './collect.ts';
-import { SubsMode } from './collect.ts';
+import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './query.ts';
+import { SubsMode } from './query.ts';
 import * as ep from './endpoints.ts';
 import { liveSnapshot, type ThreadInfo } from './live.ts';
 import { metricsText } from './metrics.ts';
@@ -161,7 +162,7 @@ export class Monitor {
     });
     server.on('error', (err) => log.error(`Monitoring listener error: ${err.message}`));
     const port = (server.address() as net.AddressInfo).port;
-    log.info(`Starting http monitor on ${ep.hostPort(bindHost, port)}`);
+    log.info(`Starting http monitor on ${joinHostPort(bindHost, port)}`);
   }
 
   /** Where the monitoring port listens (for the ports file), or null when it does not. */

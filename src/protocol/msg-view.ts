@@ -5,7 +5,7 @@
 // and reuses it for every message (no allocation per message); a view is valid only during
 // the call it is handed to.
 
-import { SUBJECT_ENCODING, viewOf } from '../bytes.ts';
+import { SUBJECT_ENCODING, viewOf } from './bytes.ts';
 
 const EMPTY = Buffer.alloc(0);
 const EMPTY_VIEW = viewOf(EMPTY);

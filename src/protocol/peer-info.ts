@@ -5,7 +5,7 @@
 // in declaration order).
 
 import { decodeGoJson, type GoStruct, type JsonDecodeError } from './gojson.ts';
-import { CLIENT_OPTS, defaultConnectFields, type ConnectFields } from '../connect.ts';
+import { CLIENT_OPTS, defaultConnectFields, type ConnectFields } from './connect.ts';
 
 /** server.go Info: the INFO one server sends another (JSON names; Go's zero values when absent). */
 export interface ServerInfo {

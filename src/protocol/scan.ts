@@ -1,4 +1,4 @@
-// Low-level scanning shared by the client parser (parser.ts) and the server-to-server parser
+// Low-level scanning shared by the client parser (client-parser.ts) and the server-to-server parser
 // (peer-parser.ts): byte classes, size fields, argument splitting, control-line limits, and how
 // a bad stretch of input is quoted in a log line. Index arithmetic over one Buffer, no strings.
 

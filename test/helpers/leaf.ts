@@ -20,7 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
-import { LEAFNODES_NOT_BUILT_WARNING } from '../../src/options.ts';
+import { LEAFNODES_NOT_BUILT_WARNING } from '../../src/config/options.ts';
 import { uid, waitFor } from './cluster.ts';
 import { getJson } from './monitor.ts';
 import { leasePort, type PortLease } from './ports.ts';
@@ -302,7 +302,7 @@ export class LeafTopology {
     args.push(...(s.args ?? []));
     const srv = await startServer({ impl: s.impl, args, workers: s.impl === 'skein' ? (s.workers ?? 2) : undefined });
     try {
-      // skein without leaf nodes says so at start (src/options.ts LEAFNODES_NOT_BUILT_WARNING): fail
+      // skein without leaf nodes says so at start (src/config/options.ts LEAFNODES_NOT_BUILT_WARNING): fail
       // at once rather than after the wait for a leaf listener that will never come.
       if (srv.output().includes(LEAFNODES_NOT_BUILT_WARNING)) {
         throw new Error(`${name}: skein has no leaf connections yet (it warned "${LEAFNODES_NOT_BUILT_WARNING}")`);

@@ -1,16 +1,16 @@
 // README.md's generated parts. `npm run readme` rewrites them; test/help.test.ts fails while
 // README.md differs from what this produces.
 //
-// The flag table sits between the markers below and is built from src/flags.ts's FLAGS, the
+// The flag table sits between the markers below and is built from src/config/flags.ts's FLAGS, the
 // same table `-h` is printed from.
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { flagTableMarkdown } from '../../src/flags.ts';
+import { flagTableMarkdown } from '../../src/config/flags.ts';
 import { repoRoot } from './server.ts';
 
 export const README = path.join(repoRoot, 'README.md');
-export const FLAGS_BEGIN = '<!-- flags: generated from src/flags.ts by `npm run readme`; edit there -->';
+export const FLAGS_BEGIN = '<!-- flags: generated from src/config/flags.ts by `npm run readme`; edit there -->';
 export const FLAGS_END = '<!-- /flags -->';
 
 /** README text with its flag table regenerated. Throws if the markers are missing. */

@@ -12,8 +12,8 @@
 // `cid` is the publishing connection (0 for a route): a consumer that finds a subscriber
 // backed up asks the publisher's thread to stall that connection (RecordKind.stall).
 
-import type { MsgView } from './protocol/msg-view.ts';
-import { put, putDV, msgTailLength, putMsgTail } from './bytes.ts';
+import type { MsgView } from '../protocol/msg-view.ts';
+import { put, putDV, msgTailLength, putMsgTail } from '../protocol/bytes.ts';
 
 export const REC_HDR = 32;
 export const FLAG_PLAIN = 1;

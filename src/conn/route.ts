@@ -1,19 +1,19 @@
 // One route connection: what a route does on top of every connection's base (conn/base.ts):
 // it parses the server-to-server protocol (protocol/peer-parser.ts) and writes RMSG/HMSG.
 // What a route *means* (registration, interest, forwarding) is the cluster's job
-// (cluster.ts); this file turns bytes into calls on a RouteHost and back.
+// (cluster/route-control.ts, cluster/bridge.ts); this file turns bytes into calls on a RouteHost and back.
 //
 // Runs on the route thread only.
 
 import type { Socket } from 'node:net';
-import type { Options, TlsOptions } from './options.ts';
-import type { ServerInfo } from './protocol/peer-info.ts';
-import type { BridgePeer, PeerSub } from './cluster/bridge.ts';
-import { log, isTrace } from './log.ts';
-import { put, sizesLength, putSizes } from './bytes.ts';
-import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
-import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from './protocol/peer-parser.ts';
-import type { MsgView } from './protocol/msg-view.ts';
+import type { Options, TlsOptions } from '../config/options.ts';
+import type { ServerInfo } from '../protocol/peer-info.ts';
+import type { BridgePeer, PeerSub } from '../cluster/bridge.ts';
+import { log, isTrace } from '../log.ts';
+import { put, sizesLength, putSizes } from '../protocol/bytes.ts';
+import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
+import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from '../protocol/peer-parser.ts';
+import type { MsgView } from '../protocol/msg-view.ts';
 
 // ---------------------------------------------------------------------------------------
 // The route connection

@@ -14,7 +14,7 @@
 
 import { Inbox, inboxBytes } from './ring.ts';
 import { InterestLog, interestLogBytes } from './interest.ts';
-import { ThreadRole, type ThreadRoleCode } from './threads/roles.ts';
+import { ThreadRole, type ThreadRoleCode } from './roles.ts';
 
 export interface SharedLayout {
   threads: number;

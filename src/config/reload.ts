@@ -14,8 +14,8 @@
 // Runs on the main thread only.
 
 import { goDuration, type ClusterOptions, type Options } from './options.ts';
-import { logCapacity } from './shared.ts';
-import { sameRoute } from './route.ts';
+import { logCapacity } from '../threads/shared.ts';
+import { sameRoute } from '../conn/route.ts';
 
 export class ReloadError extends Error {
   readonly code = 'RELOAD_NOT_SUPPORTED';

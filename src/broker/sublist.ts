@@ -3,7 +3,7 @@
 // counter moves on every insert or remove so callers holding derived caches notice staleness.
 // Single-threaded: each worker owns its own Sublist.
 
-import { subjectMatches } from './subject.ts';
+import { subjectMatches } from '../protocol/subject.ts';
 
 export interface Interest {
   readonly subject: string;

@@ -1,5 +1,5 @@
 // nats-server's .conf format (conf/lex.go and conf/parse.go in nats-server 2.9.10), read into
-// the config tree that both config front ends produce. src/config.ts turns a YAML document
+// the config tree that both config front ends produce. src/config/config.ts turns a YAML document
 // into the same tree and reads Options from it through one set of field tables, so every key
 // check is shared by both formats.
 //
@@ -63,7 +63,7 @@ export interface ConfMap {
   at: SourcePosition;
 }
 
-/** The config tree both front ends produce (YAML: src/config.ts; .conf: here). */
+/** The config tree both front ends produce (YAML: src/config/config.ts; .conf: here). */
 export type ConfNode = ConfValue | ConfList | ConfMap;
 
 export interface ConfParseContext {

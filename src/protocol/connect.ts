@@ -4,7 +4,7 @@
 // nothing; unknown keys are ignored; a known field of the wrong JSON type (a string for a bool,
 // 1.5 or 1e0 for an int) is an error, and nats-server then closes the connection without -ERR.
 
-import { decodeGoJson, JsonSyntaxError, type GoStruct, type JsonTypeError } from './protocol/gojson.ts';
+import { decodeGoJson, JsonSyntaxError, type GoStruct, type JsonTypeError } from './gojson.ts';
 
 export interface ConnectFields {
   echo: boolean;

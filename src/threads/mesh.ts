@@ -2,7 +2,7 @@
 // staging buffers that collect its records per destination during a read and commit them as
 // one block per destination at the end of it, the interest logs (its own to write, the
 // others' to replay), the doorbells, and the loop that drains it all without ever blocking
-// the thread's event loop. Client workers (broker.ts) and the dedicated route thread use the
+// the thread's event loop. Client workers (broker/broker.ts) and the dedicated route thread use the
 // same endpoint; they differ in what a record means to them.
 //
 // A record larger than a block crosses in pieces (BlockKind.fragment) and is put together
@@ -14,8 +14,8 @@ import { Inbox, Doorbell, BlockKind } from './ring.ts';
 import { InterestLog, InterestOp, InterestGeneration, type InterestRecord } from './interest.ts';
 import { openInbox, openLog, type SharedLayout } from './shared.ts';
 import { STALL_RECORD_BYTES, writeStallRecord } from './record.ts';
-import { log } from './log.ts';
-import { announcesInterest } from './threads/roles.ts';
+import { log } from '../log.ts';
+import { announcesInterest } from './roles.ts';
 
 export interface MeshHandler {
   /**

@@ -4,26 +4,26 @@
 // output buffers; each other worker with interest gets one record in the ring to it.
 // Output and rings are flushed once per read, never per message.
 //
-// Runs on one worker thread; nothing here is shared except through ring.ts/interest.ts.
+// Runs on one worker thread; nothing here is shared except through threads/ring.ts/interest.ts.
 
 import type { Socket } from 'node:net';
 import { Sublist } from './sublist.ts';
-import { ClientConn, type ClientHost, type Sub } from './client.ts';
-import { CloseReason } from './conn/base.ts';
-import { Mesh, type MeshHandler } from './mesh.ts';
-import { subjectMatches } from './subject.ts';
-import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from './bytes.ts';
-import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from './record.ts';
-import { MsgView } from './protocol/msg-view.ts';
-import { InterestOp, type InterestRecord } from './interest.ts';
-import type { SharedLayout } from './shared.ts';
-import { ThreadCounters } from './shared.ts';
-import type { Options } from './options.ts';
-import type { ServerIdentity } from './info.ts';
-import { clientInfoJson, clientInfoParts, clientInfoFrom, type ClientInfoParts } from './info.ts';
-import { ThreadStats } from './monitor/stats.ts';
-import { configureLog, isTrace, log, reopenLogFile } from './log.ts';
-import { ClientAuthenticator, CredentialChecker } from './auth.ts';
+import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
+import { CloseReason } from '../conn/base.ts';
+import { Mesh, type MeshHandler } from '../threads/mesh.ts';
+import { subjectMatches } from '../protocol/subject.ts';
+import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
+import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
+import { MsgView } from '../protocol/msg-view.ts';
+import { InterestOp, type InterestRecord } from '../threads/interest.ts';
+import type { SharedLayout } from '../threads/shared.ts';
+import { ThreadCounters } from '../threads/shared.ts';
+import type { Options } from '../config/options.ts';
+import type { ServerIdentity } from '../protocol/info.ts';
+import { clientInfoJson, clientInfoParts, clientInfoFrom, type ClientInfoParts } from '../protocol/info.ts';
+import { ThreadStats } from '../monitor/stats.ts';
+import { configureLog, isTrace, log, reopenLogFile } from '../log.ts';
+import { ClientAuthenticator, CredentialChecker } from '../conn/auth.ts';
 
 interface Group {
   readonly name: string;
@@ -110,7 +110,7 @@ export class Broker implements MeshHandler, ClientHost {
   readonly identity: ServerIdentity;
   /** Changes only by config reload. */
   authRequired: boolean;
-  /** Credentials of CONNECTs (auth.ts); bcrypt and nkey checks run on its hashing thread. Replaced by a config reload. */
+  /** Credentials of CONNECTs (conn/auth.ts); bcrypt and nkey checks run on its hashing thread. Replaced by a config reload. */
   auth: ClientAuthenticator;
   private readonly checker = new CredentialChecker();
   readonly sublist = new Sublist<Sub>();
@@ -822,7 +822,7 @@ export class Broker implements MeshHandler, ClientHost {
   // ------------------------------------------------------ cross-thread
 
   /**
-   * One record to thread `t` (record.ts, the one writer): the canonical MSG tail travels as
+   * One record to thread `t` (threads/record.ts, the one writer): the canonical MSG tail travels as
    * is, so the receiver delivers with two copies, as for a local publish.
    */
   private sendToThread(from: ClientConn, t: number, plain: boolean, groups: Group[], nGroups: number, m: MsgView): void {

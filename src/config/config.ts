@@ -1,9 +1,9 @@
 // The config file front end: reads a file written with nats-server's key names into Options,
-// in either of two formats: nats-server's own .conf format (src/conf.ts) or YAML. Both become
+// in either of two formats: nats-server's own .conf format (src/config/conf.ts) or YAML. Both become
 // the same tree (ConfNode), read here through one set of field tables, so every key check is
 // shared. Per-key checks (types, ranges, unknown keys) happen here, each error pointing at its
 // file:line:col like nats-server's config errors; whole-config checks (max_payload vs
-// max_pending, user and token, gateway names) are in validateOptions (src/options.ts).
+// max_pending, user and token, gateway names) are in validateOptions (load.ts).
 //
 // As in nats-server (opts.go), keys are case-insensitive, aliases are accepted (`net` for
 // `host`, `max_conn` for `max_connections`, ...), and every problem in the file is reported
@@ -36,8 +36,9 @@ import {
   type UserEntry,
   type UserPermissions,
 } from './options.ts';
-import { cipherProblem, curveProblem } from './tls.ts';
-import { isValidPublicUserKey } from './auth.ts';
+import { cipherProblem, curveProblem } from '../conn/tls.ts';
+import { isValidPublicUserKey } from '../conn/auth.ts';
+import { splitHostPort, urlProblem } from '../protocol/hostport.ts';
 
 const INT32_MAX = 2 ** 31 - 1;
 
@@ -899,31 +900,6 @@ function checkUrl(v: Value, text: string, kind: string): string {
   const problem = urlProblem(text);
   if (problem) v.fail(`error parsing ${kind} url [${JSON.stringify(text.trim())}]${problem === 'parse' ? '' : `: ${problem}`}`);
   return text.trim();
-}
-
-/** Why a route/gateway/cluster URL cannot be dialled, or undefined when it can. */
-export function urlProblem(text: string): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(text.trim());
-  } catch {
-    return 'parse';
-  }
-  if (!url.hostname) return 'no host';
-  if (!url.port) return 'no port';
-  return undefined;
-}
-
-/** net.SplitHostPort: "host:port", "[v6]:port", ":port". */
-export function splitHostPort(s: string): { host: string; port: string } | undefined {
-  if (s.startsWith('[')) {
-    const end = s.indexOf(']');
-    if (end < 0 || s[end + 1] !== ':') return undefined;
-    return { host: s.slice(1, end), port: s.slice(end + 2) };
-  }
-  const colon = s.lastIndexOf(':');
-  if (colon < 0 || s.indexOf(':') !== colon) return undefined;
-  return { host: s.slice(0, colon), port: s.slice(colon + 1) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@
 // at `--` or at the first non-flag argument, which may only be `version` or `help`.
 // Flags are applied after the config file, so they override it.
 
-import { emptyCluster, urlProblem } from './config.ts';
+import { emptyCluster } from './config.ts';
+import { urlProblem } from '../protocol/hostport.ts';
 import { ConfigError, DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_TLS_TIMEOUT_MS, type Options, type Positions } from './options.ts';
 
 /** What the command line asked for; undefined fields were not given. */

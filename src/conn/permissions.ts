@@ -5,9 +5,9 @@
 // Configured subjects are UTF-8 text; they are compared in the byte form subjects have on
 // the wire (SUBJECT_ENCODING), so `ü.>` matches the bytes c3 bc and nothing else.
 
-import type { UserPermissions } from './options.ts';
-import { subjectMatches, isSubsetMatch } from './subject.ts';
-import { subjectBytesOf } from './bytes.ts';
+import type { UserPermissions } from '../config/options.ts';
+import { subjectMatches, isSubsetMatch } from '../protocol/subject.ts';
+import { subjectBytesOf } from '../protocol/bytes.ts';
 
 interface Entry {
   subject: string;

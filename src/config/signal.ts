@@ -7,7 +7,16 @@
 // the server process `skein`), as nats-server finds `nats-server` with pgrep.
 
 import fs from 'node:fs';
-import { SIGNAL_COMMANDS } from './options.ts';
+
+/** The commands of `--signal CMD[=PID|PIDFILE]`, as nats-server's (signal.go ProcessSignal). */
+export const SIGNAL_COMMANDS: Record<string, NodeJS.Signals> = {
+  stop: 'SIGKILL',
+  quit: 'SIGINT',
+  term: 'SIGTERM',
+  reopen: 'SIGUSR1',
+  reload: 'SIGHUP',
+  ldm: 'SIGUSR2',
+};
 
 /** Sends the command; returns nats-server's error text, or null when the signal went out. */
 export function sendSignal(command: string, pidText?: string): string | null {

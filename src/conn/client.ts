@@ -1,21 +1,21 @@
 // A client connection: protocol state, auth and permissions. The output buffer, timers, TLS
 // and close behaviour are every connection's (conn/base.ts). Runs on the owning worker only.
-// Routing of messages is the Broker's job (broker.ts): this file turns protocol operations into
+// Routing of messages is the Broker's job (broker/broker.ts): this file turns protocol operations into
 // calls on its ClientHost and deliveries into bytes.
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from './parser.ts';
-import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from './subject.ts';
+import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from '../protocol/client-parser.ts';
+import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from '../protocol/subject.ts';
 import { Permissions } from './permissions.ts';
-import { decodeConnect, defaultConnectFields, type ConnectFields } from './connect.ts';
-import { shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from './bytes.ts';
-import type { Options, TlsOptions } from './options.ts';
-import type { Interest } from './sublist.ts';
-import { log, isTrace } from './log.ts';
+import { decodeConnect, defaultConnectFields, type ConnectFields } from '../protocol/connect.ts';
+import { shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import type { Options, TlsOptions } from '../config/options.ts';
+import type { Interest } from '../broker/sublist.ts';
+import { log, isTrace } from '../log.ts';
 import { newNonce, type AuthVerdict, type ClientAuthenticator } from './auth.ts';
-import { Conn, ConnKind, CloseReason, type CloseReasonText } from './conn/base.ts';
-import type { MsgView } from './protocol/msg-view.ts';
+import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
+import type { MsgView } from '../protocol/msg-view.ts';
 
 const PONG = Buffer.from('PONG\r\n');
 const OK = Buffer.from('+OK\r\n');
@@ -43,7 +43,7 @@ export interface Sub extends Interest {
   readonly prefixView: DataView | null;
 }
 
-/** What a client connection needs from the worker that owns it (broker.ts). */
+/** What a client connection needs from the worker that owns it (broker/broker.ts). */
 export interface ClientHost {
   readonly opts: Options;
   /** Changes only by config reload. */

@@ -5,8 +5,8 @@
 
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
-import type { MonitorQuery } from './monitor/collect.ts';
-import type { Options } from './options.ts';
+import type { MonitorQuery } from '../monitor/query.ts';
+import type { Options } from '../config/options.ts';
 
 /** A socket moving to a worker (or the route thread), with what it needs to know about it. */
 export interface SocketHandOff {

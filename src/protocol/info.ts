@@ -2,7 +2,8 @@
 
 import os from 'node:os';
 import net from 'node:net';
-import type { Options } from './options.ts';
+import type { Options } from '../config/options.ts';
+import { joinHostPort } from './hostport.ts';
 
 /** The protocol version we speak; clients use it for feature detection. */
 export const PROTOCOL_VERSION = '2.9.10';
@@ -46,10 +47,6 @@ export function newClusterName(): string {
   let name = '';
   for (const b of randomBytes(22)) name += NUID_CHARS[b % 62];
   return name;
-}
-
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /**

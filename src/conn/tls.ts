@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import net from 'node:net';
-import type { TlsOptions } from './options.ts';
+import type { TlsOptions } from '../config/options.ts';
 
 /**
  * node:tls and node:crypto, loaded on first use: every worker imports this file, and a server

@@ -9,8 +9,8 @@
 // Protocol Operation'; argument-level errors are 'args' -> close with no -ERR.
 
 import { SUBJECT_ENCODING } from './bytes.ts';
-import { ArgList, CR, LF, SP, TAB, argsEnd, parseSize, snippet, upper } from './protocol/scan.ts';
-import { MsgView } from './protocol/msg-view.ts';
+import { ArgList, CR, LF, SP, TAB, argsEnd, parseSize, snippet, upper } from './scan.ts';
+import { MsgView } from './msg-view.ts';
 
 export const ParseError = {
   unknownOp: 'op',

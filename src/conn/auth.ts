@@ -9,10 +9,10 @@
 
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import type { ConnectFields } from './connect.ts';
-import type { AuthorizationOptions, NkeyUserEntry, Options, UserEntry, UserPermissions } from './options.ts';
+import type { ConnectFields } from '../protocol/connect.ts';
+import type { AuthorizationOptions, NkeyUserEntry, Options, UserEntry, UserPermissions } from '../config/options.ts';
 import { mapCertificateToUser } from './tls.ts';
-import { log } from './log.ts';
+import { log } from '../log.ts';
 
 /**
  * node:crypto and nkeys, loaded on first use: every worker imports this file, and a server
@@ -111,7 +111,7 @@ export class CredentialChecker {
   }
 
   private spawn(): Worker {
-    const w = new Worker(new URL('../workers/auth.ts', import.meta.url));
+    const w = new Worker(new URL('../../workers/auth.ts', import.meta.url));
     w.unref();
     w.on('message', (m: { id: number; ok: boolean }) => {
       const done = this.pending.get(m.id);
