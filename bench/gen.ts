@@ -310,7 +310,6 @@ class Subscribers implements Role {
 }
 
 class Responder implements Role {
-  private conn: Conn | null = null;
   private answered = 0;
   private cpuAtGo = 0;
   private out = Buffer.allocUnsafe(64 * 1024);
@@ -338,7 +337,6 @@ class Responder implements Role {
       c.sock.write(Buffer.from(this.out.subarray(0, this.o)));
       this.o = 0;
     };
-    this.conn = c;
   }
 
   // Appends "PUB <reply> <size>\r\n<payload carrying seq>\r\n"; flushed once per read.

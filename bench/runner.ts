@@ -13,7 +13,7 @@ import { mergeGroup } from './check.ts';
 import type { CheckResult } from './check.ts';
 import type { ChildMsg, GenSpec, IdleReport, ParentMsg, PubReport, ReqReport, Report, SubReport } from './ipc.ts';
 import type { Entry, Plan } from './scenarios.ts';
-import { cpuSeconds, hostCpuSeconds, launch, NotSupportedError, peakRssBytes, stopProcess, track } from './servers.ts';
+import { cpuSeconds, hostCpuSeconds, launch, NotSupportedError, peakRssBytes, track } from './servers.ts';
 import type { Launched, LaunchOptions, Target } from './servers.ts';
 
 const GEN_FILE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'gen.ts');

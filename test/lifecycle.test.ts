@@ -12,7 +12,7 @@ const impl = testImpl();
 
 test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing clients', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') return t.pass();
+  if (impl !== 'skein') { t.pass(); return; }
   const pidFile = path.join(os.tmpdir(), `skein-test-${process.pid}-${Date.now()}.pid`);
   const srv = await startServer({ impl, workers: 2, args: ['-P', pidFile] });
   t.teardown(async () => {
@@ -34,7 +34,7 @@ test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing 
 
 test('SIGTERM exits 1, as nats-server does', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') return t.pass();
+  if (impl !== 'skein') { t.pass(); return; }
   const srv = await startServer({ impl, workers: 1 });
   process.kill(srv.pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;

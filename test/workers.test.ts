@@ -184,7 +184,7 @@ test('a subscriber that stops reading makes the cross-worker ring fill without l
 
 test('a worker that throws is logged and replaced; the other workers keep serving', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') return t.pass();
+  if (impl !== 'skein') { t.pass(); return; }
   const srv = await useServer(t, { impl, workers: 2, args: ['-D'], env: { SKEIN_FAULT_INJECTION: '1' } });
   const opened: RawClient[] = [];
   t.teardown(() => opened.forEach((c) => c.close()));
@@ -275,7 +275,7 @@ test('a fast publisher is slowed down for a backed-up subscriber instead of the 
 
 test('more workers than the old 64-thread layout start and serve, across workers', async (t) => {
   t.timeout(120_000);
-  if (impl !== 'skein') return t.pass();
+  if (impl !== 'skein') { t.pass(); return; }
   // 72 workers: over the 64 threads the first layout took (it refused to start). The first
   // two connections land on different workers (fewest connections first).
   const srv = await useServer(t, { impl, workers: 72, args: ['-D'], readyTimeoutMs: 90_000 });

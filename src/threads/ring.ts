@@ -215,9 +215,10 @@ export class Doorbell {
   /**
    * The promise of the wait in progress. V8 holds an async waiter's promise weakly: with no
    * timeout and nothing else referring to it, a garbage collection drops the waiter, and the
-   * loop awaiting it with it. Keeping it here keeps the wait alive.
+   * loop awaiting it with it. Keeping it here keeps the wait alive. (Not `private`: written,
+   * never read, so noUnusedLocals would call a private one unused.)
    */
-  private waiting: Promise<unknown> | null = null;
+  waiting: Promise<unknown> | null = null;
 
   constructor(sab: SharedArrayBuffer, index: number) {
     this.cell = new Int32Array(sab, index * 8, 2);
