@@ -106,13 +106,10 @@ function parseCommandLine(argv: string[]): ReturnType<typeof parseOptions> {
   }
 }
 
-function parseOptions(argv: string[]) {
+function parseOptions(argv: string[]): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
   for (const o of OPTIONS as readonly OptionSpec[]) options[o.name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
-  return parseArgs({ args: argv, allowPositionals: true, strict: true, options }) as {
-    values: Record<string, string | boolean | undefined>;
-    positionals: string[];
-  };
+  return parseArgs({ args: argv, allowPositionals: true, strict: true, options });
 }
 
 /** A command-line mistake: one line on stderr, exit 2 (as every other error here). */

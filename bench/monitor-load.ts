@@ -62,7 +62,7 @@ function startSkein(workers: number): Promise<{ child: ChildProcess; port: numbe
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`skein did not start:\n${log}`)), 30_000);
-    child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    child.stderr.setEncoding('utf8').on('data', (s: string) => {
       log += s;
       const mon = /Starting http monitor on \S+:(\d+)/.exec(log);
       const port = /Listening for client connections on \S+:(\d+)/.exec(log);
@@ -93,7 +93,7 @@ function runBench(port: number, pid: number, msgs: string, size: string): Promis
     const child = spawn(process.execPath, [path.join(root, 'bench', 'cli.ts'), 'pubsub', '--url', `nats://127.0.0.1:${port}`, '--pid', String(pid),
       '--json', '--rounds', '1', '--msgs', msgs, '--size', size, '--no-progress'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
     child.on('exit', () => {
       try {
         const doc = JSON.parse(out) as { entries: { runs: { msgsPerS: number; status: string; otherCpuPct: number }[] }[] };
@@ -165,9 +165,9 @@ async function main(): Promise<void> {
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   const startHitter = (): { child: ChildProcess; counts: () => Promise<{ requests: number; failures: number }> } => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url, '--interval', v.interval!], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url, '--interval', v.interval], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
-    child.stdout!.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
     return {
       child,
       counts: async () => {
@@ -206,9 +206,9 @@ async function main(): Promise<void> {
         const h = monitoring ? startHitter() : null;
         const started = Date.now();
         const before = threadCpuMs(server.pid!);
-        const r = await runBench(port, server.pid!, v.msgs!, v.size!);
+        const r = await runBench(port, server.pid!, v.msgs, v.size);
         const after = threadCpuMs(server.pid!);
-        const msgs = parseCount(v.msgs!);
+        const msgs = parseCount(v.msgs);
         const workerUsPerMsg = (cpuDelta(before, after, 'WorkerThread') * 1000) / msgs;
         const mainMs = cpuDelta(before, after, 'MainThread');
         let extra = '';

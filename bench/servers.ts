@@ -328,8 +328,8 @@ function startServer(target: Target, args: string[], opts: LaunchOptions): Serve
       // nats-server logs its route listener after "Server is ready".
       if (server.log.includes('Server is ready') && server.port !== 0 && (!wantsRoutePort || server.clusterPort !== 0)) finish();
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', onData);
     proc.once('error', (e) => finish(new Error(`${target.label}: ${e.message}`)));
     proc.once('exit', (code, sig) => {
       const tail = server.log.trim().split('\n').slice(-5).join('\n');

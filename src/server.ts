@@ -104,7 +104,7 @@ export class Server {
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
     const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined });
-    const server = this;
+    const server = this; // eslint-disable-line @typescript-eslint/no-this-alias
     return {
       // A getter: a config reload replaces the options object.
       get opts(): Options {

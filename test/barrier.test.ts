@@ -44,11 +44,11 @@ interface Client {
 const clients: Client[] = [
   {
     name: 'nats v2',
-    connect: async (port, name) => (await natsV2.connect({ servers: `127.0.0.1:${port}`, name, reconnect: false })) as unknown as Conn,
+    connect: async (port, name) => await natsV2.connect({ servers: `127.0.0.1:${port}`, name, reconnect: false }),
   },
   {
     name: 'nats v3',
-    connect: async (port, name) => (await natsV3.connect({ servers: `127.0.0.1:${port}`, name, reconnect: false })) as unknown as Conn,
+    connect: async (port, name) => await natsV3.connect({ servers: `127.0.0.1:${port}`, name, reconnect: false }),
   },
 ];
 

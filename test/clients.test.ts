@@ -50,14 +50,14 @@ const clients: Client[] = [
     name: 'nats v2',
     connect: async (port, opts = {}) =>
       (await natsV2.connect({ servers: `127.0.0.1:${port}`, reconnect: false, ...opts })) as unknown as Conn,
-    headers: () => natsV2.headers() as unknown as Headers,
+    headers: () => natsV2.headers(),
     isNoResponders: (err) => (err as { code?: string }).code === natsV2.ErrorCode.NoResponders,
   },
   {
     name: 'nats v3',
     connect: async (port, opts = {}) =>
       (await natsV3.connect({ servers: `127.0.0.1:${port}`, reconnect: false, ...opts })) as unknown as Conn,
-    headers: () => natsV3.headers() as unknown as Headers,
+    headers: () => natsV3.headers(),
     isNoResponders: (err) =>
       err instanceof natsV3.NoRespondersError || (err instanceof natsV3.RequestError && err.isNoResponders()),
   },

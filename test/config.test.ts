@@ -705,7 +705,7 @@ test('every nats-server 2.9.10 config key is either read or refused as not suppo
 });
 
 test('server_tags is refused as not supported, naming the key, file and line', (t) => {
-  const err = t.throws(() => parseConfigText('port: 4222\nserver_tags: ["az:1"]\n', 'x.yaml', defaultOptions())) as ConfigError;
+  const err = t.throws<ConfigError>(() => parseConfigText('port: 4222\nserver_tags: ["az:1"]\n', 'x.yaml', defaultOptions()));
   t.is(err.code, 'UNSUPPORTED');
   t.is(err.message, 'x.yaml:2:1: field "server_tags" is not supported by skein');
 });

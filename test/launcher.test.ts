@@ -46,8 +46,8 @@ function run(t: Teardownable, cmd: string, args: string[], opts: { cwd?: string;
     text += d.toString('utf8');
     for (const w of [...waiters]) w();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exit = new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
     child.on('close', (code, signal) => {
       exited = true;

@@ -63,7 +63,7 @@ leafTest('a hub sends its leaf INFO at once with what a 2.9.10 leaf requires, an
   t.is(typeof info.server_id, 'string');
   t.is(info.server_name, 'hub');
   t.true(typeof info.client_id === 'number' && info.client_id > 0, 'a non-zero client_id (a Go leaf closes with Incorrect Port otherwise)');
-  t.true(typeof info.nonce === 'string' && (info.nonce as string).length > 0);
+  t.true(typeof info.nonce === 'string' && info.nonce.length > 0);
   t.is(info.info_on_connect, true);
   t.deepEqual(info.leafnode_urls, [`127.0.0.1:${topo.node('hub').leafPort}`]);
   t.is(info.ip, `127.0.0.1:${topo.node('hub').leafPort}`);

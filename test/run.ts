@@ -1,8 +1,10 @@
-// `npm test`: runs ava with the TAP reporter, streams its output, and ends with one summary
-// line `N passed, N failed[, N skipped]`. Exits with ava's exit code. Arguments are passed
-// through to ava (e.g. `npm test -- test/oracle.test.ts --match '*verbose*'`).
+// `npm test`: type-checks (tsc) and lints (eslint) first, then runs ava with the TAP reporter,
+// streams its output, and ends with one summary line `N passed, N failed[, N skipped]`. Exits
+// with ava's exit code. A type error or a lint finding stops the run before any test starts,
+// with tsc's or eslint's own message and `0 passed, 1 failed`. Arguments are passed through to
+// ava (e.g. `npm test -- test/oracle.test.ts --match '*verbose*'`).
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,27 +57,79 @@ function finish(code: number, startFailed: boolean): void {
   process.stdout.write(`\n${summary}\n`, () => process.exit(code));
 }
 
-const child = spawn(process.execPath, args, {
-  cwd: root,
-  stdio: ['ignore', 'pipe', 'inherit'],
-  // Node's compile cache halves the CPU a server start costs (every thread compiles every
-  // module again otherwise); the suite starts a few hundred servers, on a shared machine.
-  env: { NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'skein-node-compile-cache'), ...process.env, FORCE_COLOR: '0' },
-});
-let started = false;
-child.on('spawn', () => { started = true; });
-child.stdout.on('data', onStdout);
-child.on('error', (err) => {
-  process.stderr.write(`test/run.ts: cannot start ava: ${err.message}\n`);
-  finish(1, true);
-});
-child.on('close', (code, signal) => {
-  if (!started) return; // 'error' handled it
-  const exitCode = code ?? (signal ? 1 : 0);
-  finish(exitCode, false);
-});
+interface Check {
+  name: string;
+  proc: ChildProcess;
+  done: Promise<{ code: number; output: string }>;
+}
+
+/** Starts a check tool on the bundled runtime, its output kept for the report. */
+function startCheck(name: string, script: string, checkArgs: string[]): Check {
+  const proc = spawn(process.execPath, [path.join(root, 'node_modules', script), ...checkArgs], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  let output = '';
+  proc.stdout?.on('data', (d: Buffer) => { output += d.toString('utf8'); });
+  proc.stderr?.on('data', (d: Buffer) => { output += d.toString('utf8'); });
+  const done = new Promise<{ code: number; output: string }>((resolve) => {
+    proc.on('error', (err) => resolve({ code: 1, output: `cannot start ${name}: ${err.message}\n` }));
+    proc.on('close', (code, signal) => resolve({ code: code ?? (signal ? 1 : 0), output }));
+  });
+  return { name, proc, done };
+}
+
+/**
+ * tsc and eslint side by side (eslint takes longer), reported in that order: the first that
+ * fails stops the other and the run, so a type error fails fast with tsc's message.
+ */
+async function runChecks(): Promise<boolean> {
+  const checks = [
+    startCheck('tsc --noEmit -p .', 'typescript/bin/tsc', ['--noEmit', '-p', '.']),
+    startCheck('eslint .', 'eslint/bin/eslint.js', ['.']),
+  ];
+  running.push(...checks.map((c) => c.proc));
+  for (const c of checks) {
+    const { code, output } = await c.done;
+    if (code === 0) continue;
+    for (const other of checks) if (other !== c) other.proc.kill();
+    process.stdout.write(output);
+    process.stderr.write(`test/run.ts: ${c.name} failed (exit code ${code}); no test was run\n`);
+    return false;
+  }
+  return true;
+}
+
+function runAva(): void {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    // Node's compile cache halves the CPU a server start costs (every thread compiles every
+    // module again otherwise); the suite starts a few hundred servers, on a shared machine.
+    env: { NODE_COMPILE_CACHE: path.join(os.tmpdir(), 'skein-node-compile-cache'), ...process.env, FORCE_COLOR: '0' },
+  });
+  running.push(child);
+  let started = false;
+  child.on('spawn', () => { started = true; });
+  child.stdout.on('data', onStdout);
+  child.on('error', (err) => {
+    process.stderr.write(`test/run.ts: cannot start ava: ${err.message}\n`);
+    finish(1, true);
+  });
+  child.on('close', (code, signal) => {
+    if (!started) return; // 'error' handled it
+    const exitCode = code ?? (signal ? 1 : 0);
+    finish(exitCode, false);
+  });
+}
+
+const running: ChildProcess[] = [];
 
 // Forward Ctrl-C so ava can stop its workers (and they their servers).
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => { child.kill(sig); });
+  process.on(sig, () => { for (const p of running) if (p.exitCode === null) p.kill(sig); });
 }
+
+if (await runChecks()) runAva();
+else finish(1, true);

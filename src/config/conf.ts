@@ -572,7 +572,7 @@ function setEntry(map: ConfMap, entry: ConfEntry): void {
 
 /** A variable's value where it is used: the node's own position becomes the reference's. */
 function relocated(node: ConfNode, at: SourcePosition): ConfNode {
-  return { ...node, at } as ConfNode;
+  return { ...node, at };
 }
 
 /** An environment variable's value has no place in any file: every position is the reference's. */

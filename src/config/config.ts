@@ -11,7 +11,7 @@
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Node } from 'yaml';
 import { parseConf, type ConfEntry, type ConfMap, type ConfNode } from './conf.ts';
 import {
   ConfigError,
@@ -143,7 +143,7 @@ function yamlTree(text: string, file: string): ConfNode | null {
   };
   const top: SourcePosition = { file, line: 1, col: 1 };
   const convert = (raw: Node | null, fallback: SourcePosition, seen: Set<Node>): ConfNode => {
-    const node = raw && isAlias(raw) ? ((raw.resolve(doc as Document) as Node | undefined) ?? null) : raw;
+    const node = raw && isAlias(raw) ? ((raw.resolve(doc) as Node | undefined) ?? null) : raw;
     if (node === null) return { kind: 'scalar', value: null, at: fallback };
     if (seen.has(node)) throw new ConfigError('SYNTAX', 'an alias refers to a node that contains it', positionOf(raw?.range?.[0], fallback));
     const at = positionOf(node.range?.[0], fallback);

@@ -76,11 +76,11 @@ const portRange = (n: number): string | undefined =>
   n < -1 || n > 65535 ? 'port must be between -1 and 65535' : undefined;
 
 const str = (names: string[], doc: Doc, apply: (f: ParsedFlags, v: string) => void): FlagSpec =>
-  ({ names, arg: 'string', ...doc, apply: apply as Apply });
+  ({ names, arg: 'string', ...doc, apply });
 const int = (names: string[], doc: Doc, check: FlagSpec['check'], apply: (f: ParsedFlags, v: number) => void): FlagSpec =>
-  ({ names, arg: 'int', ...doc, check, apply: apply as Apply });
+  ({ names, arg: 'int', ...doc, check, apply });
 const bool = (names: string[], doc: Doc, apply: (f: ParsedFlags, v: boolean) => void): FlagSpec =>
-  ({ names, ...doc, apply: apply as Apply });
+  ({ names, ...doc, apply });
 
 /**
  * Every command-line flag, in the order `-h` lists them within their group. This table is

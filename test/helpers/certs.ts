@@ -124,7 +124,7 @@ export function rawTls(port: number, c: Certs, who?: 'alice' | 'bob' | 'carol' |
       const wake = (): void => { for (const w of [...waiters]) w(); };
       s.on('data', (b: Buffer) => { text += b.toString('latin1'); wake(); });
       s.on('close', () => { isClosed = true; wake(); });
-      s.once('error', (err) => { clearTimeout(timer); reject(err); isClosed = true; wake(); });
+      s.once('error', (err: Error) => { clearTimeout(timer); reject(err); isClosed = true; wake(); });
       s.once('secureConnect', () => {
         clearTimeout(timer);
         const wait = (ok: () => boolean, ms: number, what: string): Promise<void> => new Promise((res, rej) => {

@@ -49,7 +49,7 @@ export function shapeOf(v: unknown, key = ''): unknown {
   if (Array.isArray(v)) return v.length === 0 ? '[]' : [mergeShapes(v.map((e) => shapeOf(e)))];
   if (typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v as object).sort()) out[k] = shapeOf((v as Record<string, unknown>)[k], k);
+    for (const k of Object.keys(v).sort()) out[k] = shapeOf((v as Record<string, unknown>)[k], k);
     return out;
   }
   return typeof v;
@@ -81,8 +81,8 @@ export function shapeDiff(a: unknown, b: unknown, at = ''): string[] {
     if (Array.isArray(a) && Array.isArray(b)) return shapeDiff(a[0], b[0], `${at}[]`);
     if (!Array.isArray(a) && !Array.isArray(b)) {
       const out: string[] = [];
-      const ka = Object.keys(a as object);
-      const kb = Object.keys(b as object);
+      const ka = Object.keys(a);
+      const kb = Object.keys(b);
       for (const k of ka) if (!kb.includes(k)) out.push(`${at}.${k}: only in the first (${JSON.stringify((a as Record<string, unknown>)[k])})`);
       for (const k of kb) if (!ka.includes(k)) out.push(`${at}.${k}: only in the second (${JSON.stringify((b as Record<string, unknown>)[k])})`);
       for (const k of ka) if (kb.includes(k)) out.push(...shapeDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));

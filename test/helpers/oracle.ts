@@ -26,7 +26,7 @@ export async function startPair(setup: ServerSetup = {}): Promise<Pair> {
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) {
     await Promise.all(ok.map((s) => s.stop()));
-    throw (failed as PromiseRejectedResult).reason;
+    throw (failed).reason;
   }
   const [ref, sut] = ok;
   return { ref, sut, stop: async () => { await Promise.all([ref.stop(), sut.stop()]); } };

@@ -197,8 +197,8 @@ async function startOnce(opts: StartOptions): Promise<ServerHandle> {
     outputText += s;
     for (const w of [...logWaiters]) w();
   };
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => onText(s, false));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => onText(s, true));
+  child.stdout.setEncoding('utf8').on('data', (s: string) => onText(s, false));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => onText(s, true));
   let spawnError: Error | undefined;
   child.on('error', (err) => { spawnError = err; for (const w of [...logWaiters]) w(); });
   child.on('exit', () => { live.delete(child); for (const w of [...logWaiters]) w(); });
