@@ -234,6 +234,10 @@ export class ClientConn extends Conn implements ProtocolHandler {
   // ------------------------------------------------------- protocol handler
 
   onConnect(json: string): void {
+    // client.go processConnect clears the auth timer as soon as CONNECT arrives: a login
+    // waiting for its bcrypt/nkey check (queued behind others on the checking thread) is
+    // never cut off by the timer; the check's answer decides.
+    this.authDeadline = 0;
     if (this.tracing) this.traceIn('CONNECT', json.replace(/"pass"\s*:\s*"(?:[^"\\]|\\.)*"/, '"pass":"[REDACTED]"'));
     const err = decodeConnect(json, this.connectFields);
     if (err !== null) {
