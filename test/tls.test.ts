@@ -7,13 +7,16 @@
 import test from 'ava';
 import { connect as connectV2 } from 'nats';
 import { connect as connectV3 } from '@nats-io/transport-node';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { useServer, type Impl } from './helpers/server.ts';
 import { leasePort } from './helpers/ports.ts';
 import { rawConnect } from './helpers/raw.ts';
 import { ALICE_SUBJECT, certs, clientTls, rawTls } from './helpers/certs.ts';
+import { logAfter, useConfServer } from './helpers/ops.ts';
 import { TestCluster, checkPubSub, meshReady, uid, type NodeSpec } from './helpers/cluster.ts';
 import { ConfigError } from '../src/config/options.ts';
 import { loadOptions } from '../src/config/load.ts';
@@ -140,6 +143,94 @@ authorization: {
     await carol.closed();
   });
 }
+
+/** A new server certificate (localhost, 127.0.0.1) from the test CA, into `dir` as server.pem / server-key.pem. */
+function rotatedServerCert(dir: string): void {
+  const c = certs();
+  const run = (...args: string[]): void => { execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }); };
+  writeFileSync(path.join(dir, 'new.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  run('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'new-key.pem', '-out', 'new.csr', '-subj', '/CN=rotated');
+  run('x509', '-req', '-in', 'new.csr', '-CA', c.ca, '-CAkey', path.join(c.dir, 'ca-key.pem'), '-CAcreateserial', '-CAserial', path.join(dir, 'ca.srl'),
+    '-out', 'new.pem', '-days', '2', '-extfile', 'new.ext');
+  copyFileSync(path.join(dir, 'new-key.pem'), path.join(dir, 'server-key.pem'));
+  copyFileSync(path.join(dir, 'new.pem'), path.join(dir, 'server.pem'));
+}
+
+test.serial('reload rotates the client TLS certificate and timeout: new handshakes on every worker get the new certificate, established ones stay, nats-server\'s lines', async (t) => {
+  t.timeout(120_000);
+  const c = certs();
+  const lines: Record<string, string[]> = {};
+  for (const impl of IMPLS) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-tls-reload-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync(c.serverCert, path.join(dir, 'server.pem'));
+    copyFileSync(c.serverKey, path.join(dir, 'server-key.pem'));
+    const conf = (timeout: number): string =>
+      `tls { cert_file: "${path.join(dir, 'server.pem')}", key_file: "${path.join(dir, 'server-key.pem')}", ca_file: "${c.ca}", timeout: ${timeout} }\n`;
+    const { srv, rewrite } = await useConfServer(t, impl, conf(10));
+    const fingerprint = (x: Awaited<ReturnType<typeof rawTls>>): string => x.socket.getPeerX509Certificate()!.fingerprint256;
+    const oldPrint = new X509Certificate(readFileSync(c.serverCert)).fingerprint256;
+    const before = await rawTls(srv.port, c);
+    t.teardown(() => before.close());
+    t.is(fingerprint(before), oldPrint, impl);
+    before.send('CONNECT {"verbose":false}\r\nPING\r\n');
+    await before.expect(/PONG\r\n/);
+
+    rotatedServerCert(dir);
+    const newPrint = new X509Certificate(readFileSync(path.join(dir, 'server.pem'))).fingerprint256;
+    rewrite(conf(5));
+    const from = srv.output().length;
+    process.kill(srv.pid, 'SIGHUP');
+    await logAfter(srv, from, /Reloaded server configuration/);
+    lines[impl] = [...srv.output().slice(from).matchAll(/\[INF\] (Reload(?:ed)?: .*)/g)].map((m) => m[1])
+      .filter((l) => l !== 'Reloaded: accounts'); // skein has no accounts
+
+    // Several connections, so that each of skein's two workers handshakes at least one.
+    const after = await Promise.all(Array.from({ length: 6 }, () => rawTls(srv.port, c)));
+    for (const x of after) {
+      t.is(fingerprint(x), newPrint, `${impl}: a handshake after the reload`);
+      x.send('CONNECT {"verbose":false}\r\nPING\r\n');
+      await x.expect(/PONG\r\n/);
+      x.close();
+    }
+    before.send('PING\r\n');
+    await before.expect(/PONG\r\n[^]*PONG\r\n/);
+  }
+  t.deepEqual(lines.skein, lines['nats-server']);
+  t.true(lines.skein.includes('Reloaded: tls timeout = 5'));
+  t.true(lines.skein.includes('Reloaded: tls = enabled'));
+});
+
+test.serial('reload with route TLS takes a rotated certificate as nats-server does (`Reloaded: cluster`), and refuses turning it off', async (t) => {
+  t.timeout(120_000);
+  const c = certs();
+  const lines: Record<string, string[]> = {};
+  const refusals: Record<string, string> = {};
+  for (const impl of IMPLS) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-tls-reload-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    copyFileSync(c.serverCert, path.join(dir, 'server.pem'));
+    copyFileSync(c.serverKey, path.join(dir, 'server-key.pem'));
+    const conf = `cluster { name: rot, port: -1, tls { cert_file: "${path.join(dir, 'server.pem')}", key_file: "${path.join(dir, 'server-key.pem')}", ca_file: "${c.ca}", timeout: 10 } }\n`;
+    const { srv, rewrite } = await useConfServer(t, impl, conf);
+    rotatedServerCert(dir);
+    const from = srv.output().length;
+    process.kill(srv.pid, 'SIGHUP');
+    await logAfter(srv, from, /Reloaded server configuration/);
+    lines[impl] = [...srv.output().slice(from).matchAll(/\[INF\] (Reload(?:ed)?: .*)/g)].map((m) => m[1])
+      .filter((l) => l !== 'Reloaded: accounts');
+    rewrite('cluster { name: rot, port: -1 }\n');
+    const from2 = srv.output().length;
+    process.kill(srv.pid, 'SIGHUP');
+    const m = await logAfter(srv, from2, /Reloaded server configuration|Failed to reload server configuration: (.*)/);
+    refusals[impl] = m[1] ?? 'reloaded';
+  }
+  t.deepEqual(lines.skein, lines['nats-server']);
+  t.true(lines.skein.includes('Reloaded: cluster'));
+  // nats-server takes it (and keeps its routes on TLS until they reconnect); skein says no.
+  t.is(refusals['nats-server'], 'reloaded');
+  t.regex(refusals.skein, /^config reload not supported for cluster tls: old=enabled, new=disabled/);
+});
 
 test.serial('mixed cluster: nats-server and skein routes use TLS, each side verifying the other', async (t) => {
   t.timeout(120_000);

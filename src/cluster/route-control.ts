@@ -81,7 +81,7 @@ export class RouteControl implements RouteHost {
   private authPass: string | undefined;
   private authTimeoutMs: number;
   /** cluster.tls: both sides of every route present a certificate and verify the peer's. */
-  private readonly tls: TlsOptions | undefined;
+  private tls: TlsOptions | undefined;
   /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
   private readonly routeTlsName: string | undefined;
   /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (conn/auth.ts). */
@@ -863,6 +863,9 @@ export class RouteControl implements RouteHost {
     this.authUser = c.authorization?.user;
     this.authPass = c.authorization?.password;
     this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
+    // Rotated route certificates: routes dialled or accepted from now on use the new block
+    // (a secure context is built for it on first use); turning TLS on or off was refused.
+    if (c.tls !== undefined) this.tls = c.tls;
     if (this.authUser !== undefined) {
       // reload.go reloadAuthorization: accepted routes are checked again (not the ones we
       // dialled: we do not know what the peer requires of us).

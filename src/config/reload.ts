@@ -13,7 +13,7 @@
 //
 // Runs on the main thread only.
 
-import { goDuration, type ClusterOptions, type Options } from './options.ts';
+import { DEFAULT_AUTH_TIMEOUT_MS, DEFAULT_TLS_TIMEOUT_MS, goDuration, type ClusterOptions, type Options } from './options.ts';
 import { logCapacity } from '../threads/shared.ts';
 import { sameRoute } from '../conn/route.ts';
 
@@ -146,8 +146,8 @@ const FIELDS: [string[], Diff][] = [
   fixed('httpHost', 'HTTPHost'),
   fixed('httpPort', 'HTTPPort'),
   [['authorization.timeout'], (cur, next, plan) => {
-    const was = cur.authorization?.timeoutMs ?? 2000;
-    const now = next.authorization?.timeoutMs ?? 2000;
+    const was = authTimeoutMs(cur);
+    const now = authTimeoutMs(next);
     if (was !== now) plan.lines.push(`Reloaded: authorization timeout = ${now / 1000}`);
   }],
   [['maxControlLine'], (cur, next, plan, ctx) => {
@@ -160,8 +160,17 @@ const FIELDS: [string[], Diff][] = [
     plan.lines.push(`Reloaded: max_payload = ${next.maxPayload}`);
   }],
   fixed('maxPending', 'MaxPending'),
-  // nats-server reloads TLS certificates; skein builds each thread's secure context at start.
-  fixed('tls', 'TLSConfig', (v) => (v === undefined ? 'disabled' : (v as { certFile?: string }).certFile ?? 'enabled')),
+  [['tls'], (cur, next, plan) => {
+    // reload.go tlsTimeoutOption and tlsOption. The files were read again with the options,
+    // and every thread builds a secure context for the new block on its next handshake, so
+    // rotated certificates, keys and CAs serve new connections at once (established ones
+    // keep theirs, as in nats-server). nats-server's tls.Config is never deep-equal to the
+    // one it had, so it logs `tls = enabled` on every reload while TLS is on.
+    const was = (cur.tls?.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS) / 1000;
+    const now = (next.tls?.timeoutMs ?? DEFAULT_TLS_TIMEOUT_MS) / 1000;
+    if (was !== now) plan.lines.push(`Reloaded: tls timeout = ${now}`);
+    if (cur.tls !== undefined || next.tls !== undefined) plan.lines.push(`Reloaded: tls = ${next.tls !== undefined ? 'enabled' : 'disabled'}`);
+  }],
   [['cluster'], (cur, next, plan, ctx) => diffCluster(cur.cluster, next.cluster, plan, ctx)],
   fixed('gateway', 'Gateway'),
   fixed('leafNodes', 'LeafNode'),
@@ -214,6 +223,15 @@ export function planReload(cur: Options, next: Options, ctx: ReloadContext): Rel
   return plan;
 }
 
+/**
+ * The auth timeout in force (opts.go setBaselineOptions): `authorization.timeout`, else the
+ * TLS timeout + 1 s with `tls`, else 2 s. nats-server logs its change whether or not users
+ * are configured.
+ */
+function authTimeoutMs(o: Options): number {
+  return o.authorization?.timeoutMs ?? (o.tls !== undefined ? o.tls.timeoutMs + 1000 : DEFAULT_AUTH_TIMEOUT_MS);
+}
+
 /** reload.go validateClusterOpts, clusterOption and routesOption (diffRoutes). */
 function diffCluster(a: ClusterOptions | undefined, b: ClusterOptions | undefined, plan: ReloadPlan, ctx: ReloadContext): void {
   if (a === undefined && b === undefined) return;
@@ -227,13 +245,17 @@ function diffCluster(a: ClusterOptions | undefined, b: ClusterOptions | undefine
   if (portA !== portB) throw new ReloadError(`config reload not supported for cluster port: old=${portA}, new=${portB}`);
   if (a === undefined || b === undefined) return;
   b.port = a.port;
-  if (!same(a.tls, b.tls)) {
-    throw new ReloadError(`config reload not supported for cluster tls: old=${a.tls?.certFile ?? (a.tls ? 'enabled' : 'disabled')}, ` +
-      `new=${b.tls?.certFile ?? (b.tls ? 'enabled' : 'disabled')} (restart to change it)`);
+  // Route TLS can be rotated (the route thread dials and accepts with the new block from
+  // now on), not turned on or off: routes already up would keep speaking the other way.
+  if ((a.tls === undefined) !== (b.tls === undefined)) {
+    throw new ReloadError(`config reload not supported for cluster tls: old=${a.tls ? 'enabled' : 'disabled'}, ` +
+      `new=${b.tls ? 'enabled' : 'disabled'} (restart to change it)`);
   }
   const { routes: routesA, ...restA } = a;
   const { routes: routesB, ...restB } = b;
-  if (!same(restA, restB)) plan.lines.push('Reloaded: cluster');
+  // As for the top-level tls, nats-server's cluster options hold a tls.Config that never
+  // compares equal: with route TLS every reload logs `Reloaded: cluster`.
+  if (!same(restA, restB) || b.tls !== undefined) plan.lines.push('Reloaded: cluster');
   const add = routesB.filter((r) => !routesA.some((o) => sameRoute(o, r)));
   const remove = routesA.filter((r) => !routesB.some((n) => sameRoute(n, r)));
   plan.routes = { add, remove };
