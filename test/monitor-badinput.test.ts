@@ -164,3 +164,25 @@ test('polling as fast as possible gets documents at most 250 ms old, built at mo
   const b = await getJson(mon, '/varz');
   t.not(a.now, b.now);
 });
+
+// QA: 300 half-open requests (headers never ended) used to fill skein's connection cap, and
+// /healthz was refused until they timed out. nats-server (no cap) answers at once; skein
+// keeps a cap for bounded memory but evicts the oldest connection that has no request in
+// progress to make room.
+for (const impl of ['skein', 'nats-server'] as const) {
+  test.serial(`${impl}: /healthz answers while 300 half-open HTTP requests hold connections`, async (t) => {
+    t.timeout(120_000);
+    const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['-m', '-1'], readiness: 'log' });
+    const mon = await monitorPort(srv);
+    const sockets = await Promise.all(Array.from({ length: 300 }, () => new Promise<net.Socket>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port: mon });
+      s.on('error', () => undefined);
+      s.on('connect', () => s.write('GET /varz HTTP/1.1\r\nHost: x\r\n', () => resolve(s)));
+      s.on('close', () => resolve(s));
+    })));
+    t.teardown(() => { for (const s of sockets) s.destroy(); });
+    const health = await get(mon, '/healthz').catch((e: Error) => ({ status: 0, body: `${e.message}: ${String(e.cause)}` }));
+    t.is(health.status, 200, health.body);
+    t.is(health.body, '{"status":"ok"}');
+  });
+}

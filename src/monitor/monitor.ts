@@ -54,8 +54,15 @@ const ASK_TIMEOUT_MS = 3000;
 const FRESH_MS = 250;
 /** Built documents kept at once (distinct query strings beyond this are not cached). */
 const MAX_CACHED_REPLIES = 64;
-/** Concurrent HTTP connections; more are refused by the listener (no effect on traffic). */
+/**
+ * Open HTTP connections kept at once (memory stays bounded: each holds at most
+ * maxHeaderSize of unparsed headers). nats-server has no cap; at the cap skein closes the
+ * oldest connection that has no request in progress (idle keep-alive, or headers still
+ * incomplete) to make room, so a flood of half-open clients cannot lock out /healthz.
+ */
 const MAX_HTTP_CONNECTIONS = 256;
+/** Headers not complete by then: the request is dropped with 408 (Node checks every second). */
+const HEADERS_TIMEOUT_MS = 5_000;
 
 interface Pending {
   replies: { thread: number; data: unknown }[];
@@ -96,6 +103,10 @@ export class Monitor {
   private readonly base: string;
   private readonly routes = new Map<string, { stat: string; cached: boolean; handle: (q: Map<string, string>) => Reply | Promise<Reply> }>();
   private server: http.Server | null = null;
+  /** Open HTTP connections (see MAX_HTTP_CONNECTIONS). */
+  private readonly sockets = new Set<net.Socket>();
+  /** Those of them with no request in progress, oldest first: the ones evicted at the cap. */
+  private readonly waitingSockets = new Set<net.Socket>();
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   /** Threads' answers by question, asked at `at` (in flight or done). */
@@ -143,13 +154,13 @@ export class Monitor {
     const bindHost = o.httpHost ?? o.host;
     const server = http.createServer({
       // Slow or half-open clients: give up on a request whose headers or body do not arrive.
-      headersTimeout: 10_000,
+      headersTimeout: HEADERS_TIMEOUT_MS,
       requestTimeout: 20_000,
       keepAliveTimeout: 5_000,
       connectionsCheckingInterval: 1_000,
       maxHeaderSize: 64 * 1024,
     }, (req, res) => this.handle(req, res));
-    server.maxConnections = MAX_HTTP_CONNECTIONS;
+    server.on('connection', (socket: net.Socket) => this.admit(socket));
     // A client that stops reading its answer is dropped instead of holding memory.
     server.setTimeout(30_000, (socket: net.Socket) => socket.destroy());
     this.server = server;
@@ -206,7 +217,32 @@ export class Monitor {
 
   // ------------------------------------------------------------------------ HTTP
 
+  /** A new HTTP connection: make room at the cap by closing the oldest one without a request in progress. */
+  private admit(socket: net.Socket): void {
+    if (this.sockets.size >= MAX_HTTP_CONNECTIONS) {
+      const oldest = this.waitingSockets.values().next();
+      if (oldest.done === true) {
+        socket.destroy(); // every connection has a request in progress: refuse this one
+        return;
+      }
+      this.forget(oldest.value);
+      oldest.value.destroy();
+    }
+    this.sockets.add(socket);
+    this.waitingSockets.add(socket);
+    socket.once('close', () => this.forget(socket));
+  }
+
+  private forget(socket: net.Socket): void {
+    this.sockets.delete(socket);
+    this.waitingSockets.delete(socket);
+  }
+
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const socket = req.socket;
+    this.waitingSockets.delete(socket);
+    // Answered: waiting again (keep-alive), now the newest.
+    res.once('finish', () => { if (this.sockets.has(socket) && !socket.destroyed) this.waitingSockets.add(socket); });
     req.resume(); // no endpoint reads a body
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
