@@ -25,7 +25,7 @@ import { Doorbell } from './threads/ring.ts';
 import { newServerId, newClusterName, clientConnectUrls, PROTOCOL_VERSION, SKEIN_VERSION, type ServerIdentity } from './protocol/info.ts';
 import { fromPort, type ControlMessage, type SocketHandOff } from './threads/control.ts';
 import { configureLog, log, reopenLogFile } from './log.ts';
-import { joinHostPort } from './protocol/hostport.ts';
+import { joinHostPort, listenLikeGo } from './protocol/hostport.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './conn/auth.ts';
 
 /** Logged at start-up when a gateway is configured, until skein has gateways (issue 7). */
@@ -64,6 +64,8 @@ export class Server {
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
+  /** The client listener took 0.0.0.0 as a dual-stack socket (the host has IPv6). */
+  private dualStack = false;
   private clusterDynamic = false;
   private heldRoutes: net.Socket[] = [];
   private readonly slots: WorkerSlot[] = [];
@@ -169,13 +171,7 @@ export class Server {
     // Bind first so a random port (-1) is known before workers build their INFO.
     const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.accept(s));
     this.listener = listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host: o.host, port: o.port < 0 ? 0 : o.port, backlog: 4096 }, () => {
-        listener.off('error', reject);
-        resolve();
-      });
-    });
+    this.dualStack = (await listenLikeGo(listener, o.host, o.port < 0 ? 0 : o.port, 4096)).dualStack;
     listener.on('error', (err) => log.error(`Client listener error: ${err.message}`));
     this.identity.port = (listener.address() as net.AddressInfo).port;
 
@@ -234,13 +230,7 @@ export class Server {
     const c = this.opts.cluster!;
     const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptRoute(s));
     this.routeListener = listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host: c.host, port: c.port < 0 ? 0 : c.port, backlog: 1024 }, () => {
-        listener.off('error', reject);
-        resolve();
-      });
-    });
+    await listenLikeGo(listener, c.host, c.port < 0 ? 0 : c.port, 1024);
     listener.on('error', (err) => log.error(`Route listener error: ${err.message}`));
     this.clusterPort = (listener.address() as net.AddressInfo).port;
   }
@@ -600,11 +590,11 @@ export class Server {
     if (dir === undefined) return;
     const file = path.join(dir, `skein_${process.pid}.ports`);
     // server.go Ports, in its field order.
-    const ports: Record<string, string[]> = { nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port) };
+    const ports: Record<string, string[]> = { nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port, this.dualStack) };
     const http = this.monitor.address();
-    if (http !== null) ports.monitoring = listenUrls('http', http.host, http.port);
+    if (http !== null) ports.monitoring = listenUrls('http', http.host, http.port, this.dualStack);
     const c = this.opts.cluster;
-    if (c !== undefined) ports.cluster = listenUrls(c.tls ? 'tls' : 'nats', c.host, this.clusterPort);
+    if (c !== undefined) ports.cluster = listenUrls(c.tls ? 'tls' : 'nats', c.host, this.clusterPort, this.dualStack);
     try {
       // Whole or not at all: a reader never sees a half-written file.
       fs.writeFileSync(`${file}.tmp`, JSON.stringify(ports), { mode: 0o666 });
@@ -638,13 +628,16 @@ function useCompileCache(): void {
   if (r.directory !== undefined && r.directory !== '') process.env.NODE_COMPILE_CACHE = r.directory;
 }
 
-/** server.go resolveHostPorts: a wildcard host lists every interface address. */
-function listenUrls(scheme: string, host: string, port: number): string[] {
+/**
+ * server.go resolveHostPorts: a wildcard host lists every interface address; 0.0.0.0 is bound
+ * dual stack where the host has IPv6 (listenLikeGo), and then lists the IPv6 ones too.
+ */
+function listenUrls(scheme: string, host: string, port: number, dualStack: boolean): string[] {
   if (host !== '0.0.0.0' && host !== '::' && host !== '') return [`${scheme}://${joinHostPort(host, port)}`];
   const urls: string[] = [];
   for (const addrs of Object.values(os.networkInterfaces())) {
     for (const a of addrs ?? []) {
-      if (host === '0.0.0.0' && a.family !== 'IPv4') continue;
+      if (host === '0.0.0.0' && !dualStack && a.family !== 'IPv4') continue;
       urls.push(`${scheme}://${joinHostPort(a.address, port)}`);
     }
   }

@@ -6,6 +6,7 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { connect, Events, type NatsConnection } from 'nats';
 import bcrypt from 'bcryptjs';
@@ -326,6 +327,45 @@ test.serial('ports_file_dir gets <name>_<pid>.ports with nats-server\'s JSON, re
     t.false(fs.existsSync(file), `${impl} removes its ports file`);
   }
   t.deepEqual(shapes.skein, shapes['nats-server']);
+});
+
+// Go's net.Listen on 0.0.0.0 opens one dual-stack socket: nats-server's default host answers
+// on [::1] too, and its ports file lists the IPv6 addresses. Needs IPv6 on the test host.
+const hasIpv6Loopback = Object.values(os.networkInterfaces()).some((as) => (as ?? []).some((a) => a.address === '::1'));
+(hasIpv6Loopback ? test.serial : test.serial.skip)('the default host listens dual stack as nats-server\'s: IPv4 and [::1] clients, monitoring, the ports file, the log lines', async (t) => {
+  t.timeout(60_000);
+  const seen: Record<string, unknown> = {};
+  for (const impl of ['skein', 'nats-server'] as const) {
+    const dir = tempDir(t);
+    const srv = await useServer(t, { impl, args: ['-a', '0.0.0.0', '-m', '-1', '--ports_file_dir', dir, '-D'], workers: impl === 'skein' ? 1 : undefined });
+    const file = path.join(dir, `${impl === 'skein' ? 'skein' : 'nats-server'}_${srv.pid}.ports`);
+    const parsed = (): Record<string, string[]> | null => {
+      try {
+        return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
+      } catch {
+        return null;
+      }
+    };
+    await waitFor(() => parsed() !== null, 10_000, `${impl}'s ports file`);
+    const mon = Number(/Starting http monitor on 0\.0\.0\.0:(\d+)/.exec(srv.output())![1]);
+    const v6 = await rawSession(srv.port, { host: '::1' });
+    const v4 = await rawSession(srv.port, { host: '127.0.0.1' });
+    v6.c.close();
+    v4.c.close();
+    const health = await fetch(`http://[::1]:${mon}/healthz`);
+    const created = await srv.waitForLog(/\[DBG\] (\S*::1\S*) - cid:\d+ - Client connection created/);
+    seen[impl] = {
+      listening: /Listening for client connections on (\S+):\d+/.exec(srv.output())![1],
+      infoHost: v6.info.host,
+      clientIps: [v6.info.client_ip, v4.info.client_ip],
+      v6Client: created[1].replace(/:\d+$/, ':P'),
+      health: health.status,
+      ports: Object.fromEntries(Object.entries(parsed()!).map(([k, urls]) => [k, urls.map((u) => u.replace(/:\d+$/, ':P'))])),
+    };
+  }
+  t.deepEqual(seen.skein, seen['nats-server']);
+  t.like(seen.skein, { listening: '0.0.0.0', clientIps: ['::1', '127.0.0.1'], v6Client: '[::1]:P', health: 200 });
+  t.true((seen.skein as { ports: { nats: string[] } }).ports.nats.includes('nats://[::1]:P'));
 });
 
 test.serial('--signal sends nats-server\'s commands to the pid in a pid file', async (t) => {

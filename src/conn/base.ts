@@ -14,6 +14,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Options, TlsOptions } from '../config/options.ts';
 import { log } from '../log.ts';
 import { viewOf } from '../protocol/bytes.ts';
+import { joinHostPort } from '../protocol/hostport.ts';
 import { InputGate } from './auth.ts';
 import { acceptTls, dialTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
 
@@ -205,10 +206,9 @@ export abstract class Conn {
     this.socket = socket;
     this.cid = cid;
     this.opts = opts;
-    // Clients keep the address as the socket gives it (INFO client_ip, /connz strip it
-    // themselves); the server-to-server kinds log it without the IPv4-mapped prefix.
-    const addr = socket.remoteAddress ?? '';
-    this.remoteAddr = kind === ConnKind.client ? addr : withoutMappedPrefix(addr);
+    // Without the IPv4-mapped prefix (the default host is bound dual stack): Go reports an
+    // IPv4 peer of a dual-stack socket as plain IPv4 in logs, INFO client_ip and /connz.
+    this.remoteAddr = withoutMappedPrefix(socket.remoteAddress ?? '');
     this.remotePort = socket.remotePort ?? 0;
   }
 
@@ -493,8 +493,8 @@ export abstract class Conn {
     if (this.tlsDeadline !== 0) {
       if (now < this.tlsDeadline) return;
       // What nats-server logs when the handshake's read deadline passes.
-      const local = withoutMappedPrefix(`${this.socket.localAddress ?? ''}:${this.socket.localPort ?? 0}`);
-      this.tlsFailed(`read tcp ${local}->${withoutMappedPrefix(this.remoteAddr)}:${this.remotePort}: i/o timeout`);
+      const local = joinHostPort(withoutMappedPrefix(this.socket.localAddress ?? ''), this.socket.localPort ?? 0);
+      this.tlsFailed(`read tcp ${local}->${joinHostPort(this.remoteAddr, this.remotePort)}: i/o timeout`);
       return;
     }
     if (this.authDeadline !== 0 && now >= this.authDeadline) {

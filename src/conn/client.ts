@@ -16,6 +16,7 @@ import { log, isTrace } from '../log.ts';
 import { newNonce, type AuthVerdict, type ClientAuthenticator } from './auth.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
+import { joinHostPort } from '../protocol/hostport.ts';
 
 const PONG = Buffer.from('PONG\r\n');
 const OK = Buffer.from('+OK\r\n');
@@ -145,7 +146,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
   }
 
   logPrefix(): string {
-    return `${this.remoteAddr}:${this.remotePort} - cid:${this.cid}${this.connectLabel}`;
+    return `${joinHostPort(this.remoteAddr, this.remotePort)} - cid:${this.cid}${this.connectLabel}`;
   }
 
   protected onRead(chunk: Buffer): void {

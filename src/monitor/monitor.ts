@@ -20,7 +20,7 @@ import type { Options } from '../config/options.ts';
 import type { ServerIdentity } from '../protocol/info.ts';
 import type { ControlMessage } from '../threads/control.ts';
 import { log } from '../log.ts';
-import { joinHostPort } from '../protocol/hostport.ts';
+import { joinHostPort, listenLikeGo } from '../protocol/hostport.ts';
 import { Stat, StatsReader, createStats } from './stats.ts';
 import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './query.ts';
 import { SubsMode } from './query.ts';
@@ -164,13 +164,11 @@ export class Monitor {
     // A client that stops reading its answer is dropped instead of holding memory.
     server.setTimeout(30_000, (socket: net.Socket) => socket.destroy());
     this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err) => reject(new Error(`can't listen to the monitor port: ${err.message}`)));
-      server.listen({ host: bindHost, port: o.httpPort! < 0 ? 0 : o.httpPort }, () => {
-        server.removeAllListeners('error');
-        resolve();
-      });
-    });
+    try {
+      await listenLikeGo(server, bindHost, o.httpPort! < 0 ? 0 : o.httpPort!, 511);
+    } catch (err) {
+      throw new Error(`can't listen to the monitor port: ${(err as Error).message}`);
+    }
     server.on('error', (err) => log.error(`Monitoring listener error: ${err.message}`));
     const port = (server.address() as net.AddressInfo).port;
     log.info(`Starting http monitor on ${joinHostPort(bindHost, port)}`);

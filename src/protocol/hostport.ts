@@ -3,6 +3,8 @@
 // ends, the server's "Listening on" lines, INFO's connect_urls, the cluster's dialling and the
 // monitor.
 
+import type { Server } from 'node:net';
+
 /** net.JoinHostPort: an IPv6 host goes in brackets. */
 export function joinHostPort(host: string, port: number | string): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -53,4 +55,35 @@ export function urlHostPort(text: string): string {
   } catch {
     return text;
   }
+}
+
+/**
+ * Binds `server` where nats-server would. Go's net.Listen("tcp", "0.0.0.0:p") opens one
+ * dual-stack socket (IPv6, IPv4 arriving as mapped addresses) wherever the OS has IPv6, so
+ * nats-server on its default host also answers on [::1]; Node binds 0.0.0.0 for IPv4 only.
+ * So 0.0.0.0 is bound as `::` with ipv6Only off, falling back to 0.0.0.0 when the host has
+ * no IPv6. Resolves with whether the socket is dual stack (the ports file then lists the
+ * IPv6 addresses too). Runs on the main thread (listeners live there).
+ */
+export async function listenLikeGo(server: Server, host: string, port: number, backlog: number): Promise<{ dualStack: boolean }> {
+  const bind = (h: string): Promise<void> => new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: h, port, backlog, ipv6Only: false }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  if (host !== '0.0.0.0') {
+    await bind(host);
+    return { dualStack: host === '::' };
+  }
+  try {
+    await bind('::');
+    return { dualStack: true };
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL' && code !== 'EINVAL') throw err;
+  }
+  await bind('0.0.0.0');
+  return { dualStack: false };
 }
