@@ -80,3 +80,43 @@ test('log timestamps carry real microseconds and stay in order', async (t) => {
   const micros = stamps.slice(0, 8).map((m) => ((Number(m[2]) * 60 + Number(m[3])) * 60 + Number(m[4])) * 1e6 + Number(m[5]));
   for (let i = 1; i < micros.length; i++) t.true(micros[i] >= micros[i - 1], `${micros[i - 1]} then ${micros[i]}`);
 });
+
+for (const impl of ['skein', 'nats-server'] as Impl[]) {
+  test.serial(`${impl}: a write-deadline slow consumer is logged with the chunks and bytes of the blocked write`, async (t) => {
+    t.timeout(60_000);
+    const srv = await useServer(t, {
+      impl,
+      workers: impl === 'skein' ? 2 : undefined,
+      config: { skein: 'max_pending: 64MB\nwrite_deadline: 1\n', natsServer: 'max_pending: 64MB\nwrite_deadline: "1s"\n' },
+    });
+    const open = (): Promise<net.Socket> => new Promise((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: srv.port }, () => resolve(s));
+      s.on('error', reject);
+    });
+    const sub = await open();
+    const pub = await open();
+    t.teardown(() => { sub.destroy(); pub.destroy(); });
+    pub.on('error', () => undefined);
+    sub.on('error', () => undefined);
+    let subGot = '';
+    const onSub = (d: Buffer): void => { subGot += d.toString('latin1'); };
+    sub.on('data', onSub);
+    sub.write('CONNECT {"verbose":false}\r\nSUB slow 1\r\nPING\r\n');
+    const deadline = Date.now() + 20_000;
+    while (!subGot.includes('PONG') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    sub.off('data', onSub);
+    sub.pause(); // and never read again
+    pub.write('CONNECT {"verbose":false}\r\n');
+    const payload = 'x'.repeat(64 * 1024);
+    const line = /Slow Consumer Detected: WriteDeadline of (\S+) exceeded with (\d+) chunks of (\d+) total bytes\./;
+    while (!line.test(srv.output()) && Date.now() < deadline + 20_000) {
+      if (pub.writableLength < 1024 * 1024) pub.write(`PUB slow ${payload.length}\r\n${payload}\r\n`);
+      else await new Promise((r) => setTimeout(r, 10));
+      if (pub.writableLength < 1024 * 1024) await new Promise((r) => setImmediate(r));
+    }
+    const m = line.exec(srv.output());
+    t.truthy(m, srv.output());
+    t.is(m![1], '1s');
+    t.true(Number(m![2]) >= 1 && Number(m![3]) > 0);
+  });
+}

@@ -75,6 +75,16 @@ for (const impl of IMPLS) {
     t.pass();
   });
 
+  test.serial(`${impl}: a client that goes away instead of starting TLS is logged as Go's EOF`, async (t) => {
+    t.timeout(60_000);
+    const srv = await useServer(t, { impl, config: `tls: ${tlsBlock()}\n` });
+    const raw = await rawConnect(srv.port);
+    await raw.expect(/^INFO .*\r\n/);
+    raw.close();
+    await srv.waitForLog(/cid:\d+ - TLS handshake error: EOF\n/);
+    t.pass();
+  });
+
   test.serial(`${impl}: a client that never starts TLS is dropped after the TLS timeout`, async (t) => {
     t.timeout(60_000);
     const srv = await useServer(t, { impl, config: `tls: ${tlsBlock(', timeout: 0.5')}\n` });
@@ -137,6 +147,9 @@ authorization: {
       t.is(text, `-ERR 'Permissions Violation for Publish to "${theirs}"'\r\nPONG\r\n`, `${impl} ${who}`);
       s.close();
     }
+    // client.go getAuthUser: the violation log names the user the certificate mapped to.
+    await srv.waitForLog(/Publish Violation - User "bob@example\.com", Subject "alice\.x"/);
+    t.regex(srv.output(), /Publish Violation - User "CN=alice,OU=nats\.io,O=Synadia,ST=CA,C=US", Subject "bob\.x"/);
     const carol = await rawTls(srv.port, c, 'carol');
     carol.send('CONNECT {"verbose":false}\r\nPING\r\n');
     t.is(await carol.expect(/-ERR.*\r\n/), "-ERR 'Authorization Violation'\r\n");
@@ -247,6 +260,23 @@ test.serial('mixed cluster: nats-server and skein routes use TLS, each side veri
   for (const n of cl.nodes) {
     await n.srv.waitForLog(/rid:\d+ - TLS version 1\.[23]/);
   }
+});
+
+test.serial('a route peer that refuses our certificate with an alert is logged in Go\'s words, as nats-server logs it', async (t) => {
+  t.timeout(120_000);
+  const c = certs();
+  const texts: Record<string, string> = {};
+  for (const impl of IMPLS) {
+    const acceptor = await useServer(t, { impl, config: `cluster: { tls: ${tlsBlock()} }\n`, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'test'] });
+    // The dialler trusts only the other CA: it refuses the acceptor's certificate with an alert.
+    await useServer(t, {
+      impl: 'nats-server', config: `cluster: { tls: { cert_file: "${c.serverCert}", key_file: "${c.serverKey}", ca_file: "${path.join(c.dir, 'other-ca.pem')}", timeout: 10 } }\n`,
+      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'test', '--routes', `nats-route://127.0.0.1:${acceptor.clusterPort}`],
+    });
+    texts[impl] = (await acceptor.waitForLog(/rid:\d+ - TLS route handshake error: (.*)/, 15_000))[1];
+  }
+  t.is(texts.skein, texts['nats-server']);
+  t.is(texts.skein, 'remote error: tls: bad certificate');
 });
 
 test.serial('skein refuses a route peer whose certificate is not signed by ca_file, dialling and accepting', async (t) => {

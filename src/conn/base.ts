@@ -11,7 +11,7 @@
 
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Options, TlsOptions } from '../config/options.ts';
+import { goDuration, type Options, type TlsOptions } from '../config/options.ts';
 import { log } from '../log.ts';
 import { viewOf } from '../protocol/bytes.ts';
 import { joinHostPort } from '../protocol/hostport.ts';
@@ -122,6 +122,7 @@ class Slab {
     this.buf = Buffer.allocUnsafe(bytes);
     this.view = viewOf(this.buf);
     this.done = () => {
+      this.owner.writesPending--;
       if (--this.pending === 0 && this.retired) this.owner.recycle(this);
     };
   }
@@ -200,6 +201,8 @@ export abstract class Conn {
   inBytes = 0;
   outMsgs = 0;
   outBytes = 0;
+  /** Socket writes not yet completed (the "chunks" of nats-server's write deadline line). */
+  writesPending = 0;
 
   constructor(kind: ConnKindCode, socket: Socket, cid: number, opts: Options) {
     this.kind = kind;
@@ -302,6 +305,7 @@ export abstract class Conn {
     this.queuedSinceTick += chunk.length;
     const slab = this.slab!;
     slab.pending++;
+    this.writesPending++;
     if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
       this.useSlab(this.slabBytes);
       this.retire(slab);
@@ -374,7 +378,13 @@ export abstract class Conn {
   /** Errors and the end of a socket (plain, or the TLSSocket wrapping it) close the connection. */
   protected watch(s: Socket): void {
     s.on('error', (err: NodeJS.ErrnoException) => this.onSocketError(err));
-    s.on('close', () => this.close(CloseReason.clientClosed, false));
+    s.on('close', () => this.onSocketClose());
+  }
+
+  /** The peer went away; during a TLS handshake nats-server logs Go's `EOF` for it. */
+  protected onSocketClose(): void {
+    if (this.tlsDeadline !== 0) this.tlsFailed('EOF');
+    else this.close(CloseReason.clientClosed, false);
   }
 
   /** Read from the socket (plain, or a TLSSocket whose handshake completed). */
@@ -521,7 +531,9 @@ export abstract class Conn {
     if (writable === 0 || progressed) this.writeBlockedSince = writable === 0 ? 0 : now;
     else if (this.writeBlockedSince === 0) this.writeBlockedSince = now;
     if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
-      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${this.opts.writeDeadlineMs}ms Exceeded`);
+      // client.go flushOutbound: the chunks and bytes of the write that blocked.
+      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${goDuration(this.opts.writeDeadlineMs)} exceeded with ` +
+        `${this.writesPending} chunks of ${writable} total bytes.`);
       this.countSlowConsumer();
       this.close(CloseReason.slowConsumerWriteDeadline, false);
       return;

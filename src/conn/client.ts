@@ -213,7 +213,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     raw.setNoDelay(true);
     raw.on('error', () => {}); // reported through the TLS socket
     raw.once('close', () => {
-      if (this.socket === raw) this.close(CloseReason.clientClosed, false);
+      if (this.socket === raw) this.onSocketClose(); // gone before the handshake began
     });
     // The authentication timer starts after the handshake (nats-server issue #432).
     this.authDeadline = 0;
@@ -439,7 +439,10 @@ export class ClientConn extends Conn implements ProtocolHandler {
 
   /** How nats-server names the client in violation logs (client.go getAuthUser). */
   private authUser(): string {
-    const user = this.connectFields.user;
+    const c = this.connectFields;
+    if (c.nkey !== '') return `Nkey ${goQuote(subjectBytesOf(c.nkey))}`;
+    // With verify_and_map nats-server sets the username to the user the certificate mapped to.
+    const user = this.opts.tls?.map === true && this.user !== '' ? this.user : c.user;
     return user === '' ? 'User "N/A"' : `User ${goQuote(subjectBytesOf(user))}`;
   }
 

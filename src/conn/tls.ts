@@ -251,13 +251,42 @@ export function peerVerifyError(s: TLSSocket): string | null {
   }
 }
 
+/** crypto/tls alert.go: the alert texts Go puts after `remote error: tls: `. */
+const GO_ALERTS: Record<number, string> = {
+  0: 'close notify', 10: 'unexpected message', 20: 'bad record MAC', 21: 'decryption failed',
+  22: 'record overflow', 30: 'decompression failure', 40: 'handshake failure', 42: 'bad certificate',
+  43: 'unsupported certificate', 44: 'revoked certificate', 45: 'expired certificate',
+  46: 'unknown certificate', 47: 'illegal parameter', 48: 'unknown certificate authority',
+  49: 'access denied', 50: 'error decoding message', 51: 'error decrypting message',
+  70: 'protocol version not supported', 71: 'insufficient security level', 80: 'internal error',
+  86: 'inappropriate fallback', 90: 'user canceled', 100: 'no renegotiation', 109: 'missing extension',
+  110: 'unsupported extension', 112: 'unrecognized name', 113: 'bad certificate status response',
+  115: 'unknown PSK identity', 116: 'certificate required', 120: 'no application protocol',
+};
+
 /**
  * A handshake error as nats-server words the common ones (Go's crypto/tls texts), so that an
  * operator's grep for them keeps working; otherwise OpenSSL's reason.
  */
 export function handshakeErrorText(err: Error): string {
   const code = (err as NodeJS.ErrnoException).code ?? '';
+  // The peer refused us with an alert: Go's crypto/tls says `remote error: tls: <alert>`.
+  const alert = /SSL alert number (\d+)/.exec(err.message);
+  if (alert !== null) {
+    const n = Number(alert[1]);
+    return `remote error: tls: ${GO_ALERTS[n] ?? `alert(${n})`}`;
+  }
   switch (code) {
+    // Dialling: the peer's certificate did not verify (Go's x509 texts).
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+      return 'x509: certificate signed by unknown authority';
+    case 'CERT_HAS_EXPIRED':
+    case 'CERT_NOT_YET_VALID':
+      return 'x509: certificate has expired or is not yet valid';
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
     case 'ERR_SSL_HTTP_REQUEST':
     case 'ERR_SSL_HTTPS_PROXY_REQUEST':
