@@ -4,9 +4,9 @@
 // processes (this file, --role ...), servers started fresh for every run, skein and
 // nats-server alternating when --against nats-server is given.
 //
-//   node bench/churn.ts churn --against nats-server      # PING p50/p99/max during 10,000 opens/closes
-//   node bench/churn.ts idle --conns 10000 --against nats-server   # RSS for idle connections
-//   node bench/churn.ts subchurn --secs 20 --against nats-server   # RSS under 1->1 + SUB/UNSUB churn, then idle
+//   npm run bench:churn -- churn --against nats-server      # PING p50/p99/max during 10,000 opens/closes
+//   npm run bench:churn -- idle --conns 10000 --against nats-server   # RSS for idle connections
+//   npm run bench:churn -- subchurn --secs 20 --against nats-server   # RSS under 1->1 + SUB/UNSUB churn, then idle
 //
 // Options: --workers N (skein), --conns N, --parallel N (connections in flight per churn
 // process), --procs N (churn processes), --secs S, --rounds N, --ping-gap-ms N, --quiet-secs S

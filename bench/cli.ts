@@ -332,7 +332,7 @@ async function main(): Promise<number> {
     fs.writeFileSync(base + '.md', markdown(reports, against, meta));
     note(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
   }
-  if (v['cpu-prof']) note(`skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: node bench/prof.ts ${path.join(outDir, 'prof')}/*.cpuprofile`);
+  if (v['cpu-prof']) note(`skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: npm run bench:prof -- ${path.join(outDir, 'prof')}/*.cpuprofile`);
   const failed = reports.some((r) => r.summaries.some((s) => s.status === 'FAILED'));
   return failed ? 1 : 0;
 }

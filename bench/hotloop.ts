@@ -2,9 +2,9 @@
 // Broker (parser, routing, delivery into the subscribers' output buffers), ns per message.
 // Shows what the JS path costs on its own, apart from syscalls and the load generator.
 //
-//   node bench/hotloop.ts                 # 1 publisher -> 1 subscriber, 16 B
-//   NSUB=0 node bench/hotloop.ts          # ingest only (no subscriber)
-//   NSUB=4 SIZE=1024 N=2000000 node bench/hotloop.ts
+//   npm run bench:hotloop                 # 1 publisher -> 1 subscriber, 16 B
+//   NSUB=0 npm run bench:hotloop          # ingest only (no subscriber)
+//   NSUB=4 SIZE=1024 N=2000000 npm run bench:hotloop
 
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';

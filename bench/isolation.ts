@@ -1,8 +1,8 @@
 // One slow consumer and a healthy one (issue 10 §5): the latency a healthy subscriber sees
 // while another subscriber on its worker reads slowly and a publisher floods that one.
 //
-//   node bench/isolation.ts                      # skein --workers 2 against nats-server, 3 rounds A B A B
-//   node bench/isolation.ts --seconds 10 --rounds 5
+//   npm run bench:isolation                      # skein --workers 2 against nats-server, 3 rounds A B A B
+//   npm run bench:isolation -- --seconds 10 --rounds 5
 //
 // Connections, in this order (skein places each on the worker with the fewest connections, so
 // they alternate): the slow subscriber (worker 0), the flooder (worker 1, in its own process:
@@ -191,7 +191,7 @@ async function main(): Promise<void> {
   if (v.save) {
     const dir = path.join(REPO_ROOT, 'bench', 'results');
     const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}-isolation.md`);
-    const head = `# one slow consumer, one healthy (bench/isolation.ts)\n\n- date: ${new Date().toISOString()}\n- command: node bench/isolation.ts ${process.argv.slice(2).join(' ')}\n- loadavg at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`;
+    const head = `# one slow consumer, one healthy (bench/isolation.ts)\n\n- date: ${new Date().toISOString()}\n- command: npm run bench:isolation -- ${process.argv.slice(2).join(' ')}\n- loadavg at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`;
     fs.writeFileSync(file, head + lines.join('\n') + '\n');
     process.stdout.write(`wrote ${path.relative(process.cwd(), file)}\n`);
   }

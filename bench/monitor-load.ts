@@ -8,7 +8,7 @@
 // per message (from /proc/PID/task) is reported too: the monitoring's cost to the threads that
 // carry messages, which other load on the host does not change.
 //
-//   node bench/monitor-load.ts [--rounds 5] [--msgs 2M] [--size 16] [--workers 2] [--conns 500]
+//   npm run bench:monitor-load -- [--rounds 5] [--msgs 2M] [--size 16] [--workers 2] [--conns 500]
 //                              [--path '/connz?subs=1'] [--interval MS (0: back to back)]
 //
 // Prints the idle cost (`idle ...` lines: worker and main thread CPU per second with no traffic,

@@ -1,5 +1,5 @@
 // Top self-time functions of V8 .cpuprofile files (from `npm run bench -- <scenario> --cpu-prof`):
-//   node bench/prof.ts bench/results/prof/*.cpuprofile [--top 20]
+//   npm run bench:prof -- bench/results/prof/*.cpuprofile [--top 20]
 // One table per file (the main thread and each worker thread write their own file).
 
 import fs from 'node:fs';
@@ -21,7 +21,7 @@ const topAt = args.indexOf('--top');
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 15;
 const files = args.filter((a, i) => !a.startsWith('--') && (topAt < 0 || i !== topAt + 1));
 if (files.length === 0) {
-  process.stderr.write('usage: node bench/prof.ts <file.cpuprofile>... [--top N]\n');
+  process.stderr.write('usage: npm run bench:prof -- <file.cpuprofile>... [--top N]\n');
   process.exit(2);
 }
 

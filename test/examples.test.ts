@@ -56,6 +56,19 @@ test('the comments of the example configs show commands that exist', (t) => {
   }
 });
 
+// The machine's Node may be older than the 24.21 skein needs (it cannot run .ts files), so a
+// documented command runs a .ts file through npm (which puts the bundled runtime first on
+// PATH) or node_modules/.bin/node, never a bare `node x.ts`; and every `npm run X` exists.
+test('the README and bench/README show commands that run on any machine Node: npm scripts, not node x.ts', (t) => {
+  const scripts = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+  for (const file of ['README.md', 'bench/README.md']) {
+    const text = fs.readFileSync(path.join(repoRoot, file), 'utf8');
+    for (const m of text.matchAll(/(^|[`\s(])node ([\w./-]+\.ts)\b/gm)) t.fail(`${file}: \`node ${m[2]}\` fails on an old machine Node; use an npm script or node_modules/.bin/node`);
+    for (const m of text.matchAll(/npm run ([\w:-]+)/g)) t.true(m[1] in scripts, `${file}: npm run ${m[1]} is not a script`);
+  }
+  t.pass();
+});
+
 test('the cluster configs agree: one name, every member lists every route, no port used twice', (t) => {
   const parsed = clusterConfigs.map(readConfig);
   const names = new Set(parsed.map((c) => c.cluster?.name));
