@@ -17,6 +17,46 @@
 
 'use strict';
 
+// From this file's first line, the operation signals are ours. Until the server's own handlers
+// take over (src/main.ts, in this process or in the child) they are queued: by default
+// SIGHUP and SIGUSR2 would kill the process without a word, and SIGUSR1 would open Node's
+// inspector (an unauthenticated debugger on 127.0.0.1:9229) for the process's whole life.
+var OPERATION_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'];
+var earlySignals = [];
+var onOperationSignal = function (signal) { earlySignals.push(signal); };
+OPERATION_SIGNALS.forEach(function (signal) {
+  process.on(signal, function () {
+    if (signal === 'SIGUSR1') closeInspector();
+    onOperationSignal(signal);
+  });
+});
+// A SIGUSR1 that came while node was still starting (before the line above) may have opened
+// the inspector: close it now and for a while (node opens it asynchronously), as main.ts does.
+closeInspector();
+var inspectorGuard = setInterval(closeInspector, 20);
+if (inspectorGuard.unref) inspectorGuard.unref();
+setTimeout(function () { clearInterval(inspectorGuard); }, 10000).unref();
+
+function closeInspector() {
+  var inspector;
+  try {
+    inspector = require('inspector');
+  } catch (e) {
+    return;
+  }
+  if (typeof inspector.url !== 'function' || inspector.url() === undefined) return;
+  inspector.close();
+  process.stderr.write('skein: closed the Node.js inspector that a SIGUSR1 opened while skein was starting\n');
+}
+
+// Started by a launcher in another process (runChild): say when the signals are handled, so
+// that it forwards the ones it holds.
+var launchedChild = process.env.SKEIN_LAUNCHER_CHILD === '1';
+delete process.env.SKEIN_LAUNCHER_CHILD;
+if (launchedChild && typeof process.send === 'function') {
+  process.send('skein:signals-handled', function () { process.disconnect(); });
+}
+
 var childProcess = require('child_process');
 var fs = require('fs');
 var path = require('path');
@@ -25,8 +65,6 @@ var path = require('path');
 var MIN_MAJOR = 24;
 var MIN_MINOR = 21;
 var MIN_TEXT = MIN_MAJOR + '.' + MIN_MINOR;
-// The signals nats-server handles (stop, reload, reopen log, lame duck).
-var FORWARDED_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 
 var packageRoot = path.resolve(__dirname, '..');
 var mainFile = path.join(packageRoot, 'src', 'main.ts');
@@ -105,6 +143,13 @@ function compileCacheDir() {
 }
 
 function runHere() {
+  // main.ts takes the queued signals over once its handlers are installed.
+  global[Symbol.for('skein.launcher.signals')] = {
+    take: function () {
+      onOperationSignal = function () {}; // main.ts's own handlers act from now on
+      return earlySignals.splice(0);
+    },
+  };
   var mod = require('module');
   if (typeof mod.enableCompileCache === 'function') {
     var r = mod.enableCompileCache(compileCacheDir());
@@ -125,16 +170,39 @@ function runChild(runtime) {
   var nodeArgs = installed ? ['--require', hooksFile] : [];
   var env = Object.assign({}, process.env);
   if (!env.NODE_COMPILE_CACHE && !env.NODE_DISABLE_COMPILE_CACHE) env.NODE_COMPILE_CACHE = compileCacheDir();
-  var child = childProcess.spawn(runtime, nodeArgs.concat([mainFile], process.argv.slice(2)), { stdio: 'inherit', env: env });
+  // The child runs this file too, so that it queues the operation signals from its first
+  // line; it says so over IPC, and until then the ones that come here are held, not sent
+  // to a node still starting up (which would die of SIGHUP or open its inspector on SIGUSR1).
+  env.SKEIN_LAUNCHER_CHILD = '1';
+  var child = childProcess.spawn(runtime, nodeArgs.concat([__filename], process.argv.slice(2)),
+    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: env });
   var exited = false;
-  FORWARDED_SIGNALS.forEach(function (signal) {
-    // A terminal's Ctrl-C reaches the child too (same process group); a second SIGINT is
-    // harmless to the server, and a signal sent to this process alone must still reach it.
-    process.on(signal, function () {
-      if (!exited) {
-        try { child.kill(signal); } catch (e) { /* already gone */ }
-      }
-    });
+  var childHandles = false;
+  var forward = function (signal) {
+    if (exited) return;
+    try { child.kill(signal); } catch (e) { /* already gone */ }
+  };
+  child.on('message', function (m) {
+    if (m !== 'skein:signals-handled' || childHandles) return;
+    childHandles = true;
+    earlySignals.splice(0).forEach(forward);
+  });
+  child.on('disconnect', function () {
+    // The child never said (an older skein, or it exited): hand over what is held anyway.
+    if (!childHandles) {
+      childHandles = true;
+      earlySignals.splice(0).forEach(forward);
+    }
+  });
+  onOperationSignal = function (signal) {
+    if (childHandles) forward(signal);
+    else earlySignals.push(signal);
+  };
+  // A terminal's Ctrl-C reaches the child too (same process group); a second SIGINT is
+  // harmless to the server, and a signal sent to this process alone must still reach it.
+  // Stopping needs no hand-over: a child still starting dies of it, as it should.
+  ['SIGINT', 'SIGTERM'].forEach(function (signal) {
+    process.on(signal, function () { forward(signal); });
   });
   child.on('error', function (err) {
     fail('cannot start ' + runtime + ': ' + err.message);
@@ -154,8 +222,10 @@ function runChild(runtime) {
 
 // In this process when it is the right runtime and no hook is needed (the hook must be
 // preloaded so that worker threads get it too).
-var bundled = bundledRuntime();
-if (bundled !== null) {
+var bundled = launchedChild ? null : bundledRuntime();
+if (launchedChild) {
+  runHere(); // the parent launcher chose this runtime and preloaded the hook if needed
+} else if (bundled !== null) {
   if (sameFile(bundled, process.execPath) && !installed) runHere();
   else runChild(bundled);
 } else if (suitable(process.versions.node)) {

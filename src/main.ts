@@ -40,6 +40,10 @@ for (const sig of OPERATION_SIGNALS) {
     else early.push(sig);
   });
 }
+// Started by src/launcher.cjs: it queued the signals that came while the modules loaded.
+const launcherSignals = (globalThis as Record<symbol, unknown>)[Symbol.for('skein.launcher.signals')] as
+  { take(): NodeJS.Signals[] } | undefined;
+if (launcherSignals !== undefined) early.push(...launcherSignals.take());
 // Node may start the inspector for one early SIGUSR1 twice over (a V8 interrupt and a libuv
 // async, whichever runs first): close it now, and keep checking until the server is ready.
 closeInspector();

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { repoRoot, type Teardownable } from './helpers/server.ts';
+import { listeningPorts } from './helpers/ops.ts';
 
 const launcher = path.join(repoRoot, 'src', 'launcher.cjs');
 const bundledNode = fs.realpathSync(path.join(repoRoot, 'node_modules', 'node', 'bin', 'node'));
@@ -226,4 +227,64 @@ test.serial('npm start: Ctrl-C (SIGINT to the whole process group) exits 0', asy
   process.kill(-r.child.pid!, 'SIGINT');
   t.deepEqual(await r.exit, [0, null], r.output());
   t.regex(r.output(), /Server Exiting\.\./);
+});
+
+/** Whether process `pid` has a handler for signal number `signo` (Linux /proc SigCgt). */
+function catches(pid: number, signo: number): boolean {
+  try {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << BigInt(signo - 1))) !== 0n;
+  } catch {
+    return false;
+  }
+}
+
+/** Processes whose parent is `pid` (Linux /proc/<n>/stat). */
+function childrenOf(pid: number): number[] {
+  const kids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) kids.push(Number(entry));
+    } catch { /* gone */ }
+  }
+  return kids;
+}
+
+test.serial('two-process launcher: SIGHUP and SIGUSR1 while it starts neither kill it nor open an inspector, and the SIGHUPs are handled', async (t) => {
+  t.timeout(90_000);
+  // Installed under node_modules, the launcher always starts the server in a child process
+  // (as it does when an older machine Node runs it).
+  const layout = installedLayout(true);
+  const r = run(t, bundledNode, [layout.launcher, '-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { cwd: os.tmpdir() });
+  const pid = r.child.pid!;
+  const deadline = Date.now() + 60_000;
+  // From the moment the launcher handles SIGHUP (before, any process dies of it), until the
+  // server is ready: both signals, again and again, to the launcher, which must hold them
+  // until the child can take them and then hand them on.
+  while (!catches(pid, 1) && Date.now() < deadline && r.child.exitCode === null) await new Promise((res) => setTimeout(res, 2));
+  let sent = 0;
+  while (!/Server is ready/.test(r.output()) && Date.now() < deadline && r.child.exitCode === null && r.child.signalCode === null) {
+    try {
+      process.kill(pid, 'SIGHUP');
+      process.kill(pid, 'SIGUSR1');
+      sent++;
+    } catch { /* gone: checked below */ }
+    await new Promise((res) => setTimeout(res, 15));
+  }
+  t.regex(r.output(), /Server is ready/, r.output());
+  t.true(sent > 0);
+  const port = Number(/Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(r.output())![1]);
+  t.regex(await expectInfo(port), /^INFO \{/);
+  // The SIGHUPs were not lost: each one is a reload, refused here for want of a config file.
+  await r.waitFor(/Failed to reload server configuration: can only reload config when a file is provided/);
+  // No inspector stayed open, in the launcher or in the server.
+  const [server] = childrenOf(pid);
+  t.truthy(server, `the server runs in a child process of ${pid}: ${r.output()}`);
+  t.deepEqual(listeningPorts(pid), [], r.output());
+  t.deepEqual(listeningPorts(server), [port], r.output());
+  process.kill(pid, 'SIGINT');
+  t.deepEqual(await r.exit, [0, null], r.output());
 });
