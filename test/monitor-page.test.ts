@@ -76,6 +76,18 @@ test('the live page shows all three servers of a running cluster, its threads an
   mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: path.join(artifacts, 'live-page.png'), fullPage: true });
 
+  // The panels stay within the header's width (no sideways scrolling of the page) on a
+  // laptop screen and a narrow one; a wide table scrolls inside its own panel.
+  for (const width of [1336, 800]) {
+    await page.setViewportSize({ width, height: 900 });
+    const overflow = await page.evaluate(`(() => {
+      const edge = document.querySelector('header').getBoundingClientRect().right;
+      const over = [...document.querySelectorAll('main > section')].map((s) => [s.id, Math.round(s.getBoundingClientRect().right - edge)]).filter(([, px]) => px > 0);
+      return { page: document.documentElement.scrollWidth - document.documentElement.clientWidth, over };
+    })()`);
+    t.deepEqual(overflow, { page: 0, over: [] }, `at ${width} px`);
+  }
+
   // The index links every endpoint, and loads clean too.
   await page.goto(`http://127.0.0.1:${mon}/`);
   const links = await page.$$eval('a', (as) => as.map((a) => a.getAttribute('href')));

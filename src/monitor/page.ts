@@ -66,8 +66,10 @@ ${ICON}
   .badge { border: 1px solid var(--line); border-radius: 10px; padding: 1px 8px; color: var(--dim); font-size: 12px }
   #status { width: 10px; height: 10px; border-radius: 50%; background: var(--dim); display: inline-block }
   #status.ok { background: var(--in) } #status.err { background: var(--warn) }
-  main { padding: 16px 24px; display: grid; gap: 16px }
-  section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px }
+  main { padding: 16px 24px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 16px }
+  /* Grid items may not shrink below their content by default: a wide table would push its
+     panel (and the page) past the header. It scrolls inside its panel instead. */
+  section { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; min-width: 0; overflow-x: auto }
   section h2 { margin: 0 0 10px; font-size: 13px; text-transform: uppercase; letter-spacing: .08em; color: var(--dim); font-weight: 600 }
   .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 10px }
   .card { border: 1px solid var(--line); border-radius: 6px; padding: 8px 10px }
@@ -82,7 +84,10 @@ ${ICON}
   #topology { width: 100%; height: 360px }
   #topology text { fill: var(--text); font-size: 12px }
   #topology .rate { fill: var(--dim); font-size: 11px }
-  .grid2 { display: grid; grid-template-columns: minmax(320px, 1fr) 2fr; gap: 16px; align-items: start }
+  .grid2 { display: grid; grid-template-columns: minmax(240px, 340px) minmax(0, 1fr); gap: 16px; align-items: start }
+  .grid2 > * { min-width: 0 }
+  .scroll { overflow-x: auto }
+  @media (max-width: 900px) { .grid2 { grid-template-columns: minmax(0, 1fr) } }
   footer { padding: 8px 24px 24px; color: var(--dim); font-size: 12px }
   footer a { color: var(--accent); margin-right: 12px; text-decoration: none }
   #spark { width: 100%; height: 60px }
@@ -115,10 +120,10 @@ ${ICON}
     <h2>Cluster <span id="clusterlabel" class="dim"></span></h2>
     <div class="grid2">
       <svg id="topology" viewBox="0 0 420 360"></svg>
-      <table><thead><tr>
+      <div class="scroll"><table><thead><tr>
         <th class="l">server</th><th class="l">id</th><th class="l">route</th><th>rtt</th>
         <th>msgs in/s</th><th>msgs out/s</th><th>bytes in/s</th><th>bytes out/s</th><th>subs</th>
-      </tr></thead><tbody id="serverrows"></tbody></table>
+      </tr></thead><tbody id="serverrows"></tbody></table></div>
     </div>
   </section>
   <section id="supercluster">
