@@ -11,9 +11,10 @@
 // says what to do and the exit code is 1.
 //
 // When the Node running this file is the one chosen, main.ts is imported in this process
-// (no second process: signals and exit codes are the server's own). Otherwise main.ts runs
-// in a child process: the signals nats-server acts on are forwarded to it, and its exit code
-// (or the signal that ended it) becomes this process's.
+// (no second process: signals and exit codes are the server's own). Otherwise this file runs
+// again in a child process on the chosen runtime and imports main.ts there: the signals
+// nats-server acts on are forwarded to it (held until it says it handles them), and its exit
+// code (or the signal that ended it) becomes this process's.
 
 'use strict';
 
