@@ -79,7 +79,10 @@ export default defineConfig(
     files: ['**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly', __dirname: 'readonly', Buffer: 'readonly' },
+      globals: {
+        require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly', __dirname: 'readonly', __filename: 'readonly', Buffer: 'readonly',
+        setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
+      },
     },
     extends: [tseslint.configs.disableTypeChecked],
     rules: {
