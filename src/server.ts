@@ -28,9 +28,8 @@ import { configureLog, log, reopenLogFile } from './log.ts';
 import { joinHostPort, listenLikeGo } from './protocol/hostport.ts';
 import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './conn/auth.ts';
 
-/** Logged at start-up when a gateway is configured, until skein has gateways (issue 7). */
-const GATEWAYS_NOT_BUILT_WARNING = 'Gateways are not implemented by skein yet: the gateway block is checked but no gateway listener is started and no gateway is dialled';
 import { Monitor } from './monitor/monitor.ts';
+import { gatewayInfoAddress } from './cluster/gateway-control.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './config/options.ts';
@@ -61,6 +60,12 @@ export class Server {
   private layout!: SharedLayout;
   private pool!: Piscina;
   private routePool: Piscina | null = null;
+  private gatewayPool: Piscina | null = null;
+  private gatewayListener: net.Server | null = null;
+  private gatewayPort = 0;
+  private heldGateways: net.Socket[] = [];
+  /** The gateway thread's last word on its outbounds, for a (replacement) route thread. */
+  private gatewayOutbounds: Extract<ControlMessage, { type: 'gateway-outbounds' }> | null = null;
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
@@ -105,7 +110,7 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
-    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined });
+    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined, gateway: this.opts.gateway !== undefined });
     const server = this; // eslint-disable-line @typescript-eslint/no-this-alias
     return {
       // A getter: a config reload replaces the options object.
@@ -113,7 +118,7 @@ export class Server {
         return server.opts;
       },
       identity: this.identity,
-      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : 'route')),
+      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : r === ThreadRole.gateway ? 'gateway' : 'route')),
       post: (t, msg) => {
         const slot = this.slots[t];
         if (slot === undefined || !slot.ready || slot.port === null) return false;
@@ -163,9 +168,6 @@ export class Server {
     }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
     if (o.leafNodes !== undefined) log.warn(LEAFNODES_NOT_BUILT_WARNING);
-    // Gateways are read and validated but not built yet (issue 7): say so rather than run a
-    // supercluster member that silently never joins. Goes away with the gateway listener.
-    if (o.gateway) log.warn(`${GATEWAYS_NOT_BUILT_WARNING} (gateway ${JSON.stringify(o.gateway.name)})`);
     await this.monitor.start();
 
     // Bind first so a random port (-1) is known before workers build their INFO.
@@ -177,7 +179,9 @@ export class Server {
 
     const clustered = o.cluster !== undefined;
     if (clustered) await this.listenForRoutes();
-    this.layout = createLayout(workers, o.maxControlLine, { route: clustered });
+    const gateways = o.gateway !== undefined;
+    if (gateways) await this.listenForGateways();
+    this.layout = createLayout(workers, o.maxControlLine, { route: clustered, gateway: gateways });
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
@@ -205,6 +209,18 @@ export class Server {
         resourceLimits: WORKER_HEAP_LIMITS,
       });
     }
+    if (gateways) {
+      this.gatewayPool = new Piscina({
+        filename: new URL('../workers/gateway.ts', import.meta.url).href,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Infinity,
+        concurrentTasksPerWorker: 1,
+        atomics: 'disabled',
+        maxQueue: 'auto',
+        resourceLimits: WORKER_HEAP_LIMITS,
+      });
+    }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
       this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
@@ -218,6 +234,11 @@ export class Server {
       log.info(`Cluster name is ${this.identity.cluster}`);
       if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
       log.info(`Listening for route connections on ${joinHostPort(o.cluster!.host, this.clusterPort)}`);
+    }
+    if (gateways) {
+      log.info(`Gateway name is ${o.gateway!.name}`);
+      // 2.9.10's plural, which operators and the tests grep for.
+      log.info(`Listening for gateways connections on ${joinHostPort(o.gateway!.host, this.gatewayPort)}`);
     }
     this.monitor.setReady(true);
     this.ownClientUrls = clientConnectUrls(o, this.identity.port);
@@ -233,6 +254,43 @@ export class Server {
     await listenLikeGo(listener, c.host, c.port < 0 ? 0 : c.port, 1024);
     listener.on('error', (err) => log.error(`Route listener error: ${err.message}`));
     this.clusterPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Bind the gateway port (a random one if -1) before the gateway and route threads build their INFO. */
+  private async listenForGateways(): Promise<void> {
+    const g = this.opts.gateway!;
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptGateway(s));
+    this.gatewayListener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: g.host, port: g.port < 0 ? 0 : g.port, backlog: 1024 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => log.error(`Gateway listener error: ${err.message}`));
+    this.gatewayPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Move an accepted gateway socket to the gateway thread (held while it starts). */
+  private acceptGateway(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const slot = this.slots.find((s) => s.role === ThreadRole.gateway);
+    if (slot === undefined || !slot.ready || slot.port === null) {
+      this.heldGateways.push(socket);
+      return;
+    }
+    const cid = nextConnectionId(this.layout.ids);
+    slot.port.postMessage({ socket, cid } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
+  }
+
+  /** A control message for the thread of `role`, if it runs and is ready. */
+  private postTo(role: ThreadRoleCode, msg: ControlMessage): void {
+    const slot = this.slots.find((s) => s.role === role);
+    if (slot !== undefined && slot.ready && slot.port !== null) slot.port.postMessage(msg);
   }
 
   /** Move an accepted route socket to the route thread (held while it starts). */
@@ -258,7 +316,18 @@ export class Server {
     slot.generation++;
     const generation = slot.generation;
     port1.on('message', (m: unknown) => this.onControl(thread, fromPort(m) as ControlMessage));
-    const task = slot.role === ThreadRole.worker
+    const task = slot.role === ThreadRole.gateway
+      ? {
+        thread,
+        port: port2,
+        layout: this.layout,
+        options: this.opts,
+        identity: this.identity,
+        gatewayPort: this.gatewayPort,
+        replacement,
+        stats: this.monitor.statsBuffer,
+      }
+      : slot.role === ThreadRole.worker
       ? {
         thread,
         port: port2,
@@ -279,10 +348,12 @@ export class Server {
         clusterDynamic: this.clusterDynamic,
         clusterPort: this.clusterPort,
         clientUrls: clientConnectUrls(this.opts, this.identity.port),
+        gatewayUrl: this.opts.gateway !== undefined ? joinHostPort(...gatewayInfoAddress(this.opts.gateway, this.gatewayPort)) : undefined,
+        gatewayOutbounds: this.gatewayOutbounds?.outbounds,
         replacement,
         stats: this.monitor.statsBuffer,
       };
-    const pool = slot.role === ThreadRole.worker ? this.pool : this.routePool!;
+    const pool = slot.role === ThreadRole.worker ? this.pool : slot.role === ThreadRole.gateway ? this.gatewayPool! : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
@@ -297,7 +368,7 @@ export class Server {
   private onWorkerDied(thread: number, generation: number, err: Error): void {
     const slot = this.slots[thread];
     if (slot.generation !== generation) return;
-    log.error(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
+    log.error(`${threadName(slot.role, thread)} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
     slot.ready = false;
     slot.port?.close();
     slot.port = null;
@@ -316,18 +387,29 @@ export class Server {
     switch (msg.type) {
       case 'ready': {
         const slot = this.slots[thread];
-        if (slot.generation > 1) log.info(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
+        if (slot.generation > 1) log.info(`${threadName(slot.role, thread)} replaced and ready`);
         slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
           this.allThreadsReady = true;
           for (const w of this.readyWaiters.splice(0)) w();
         }
-        if (slot.role === ThreadRole.route) for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+        if (slot.role === ThreadRole.route) {
+          for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+          if (this.gatewayOutbounds !== null) slot.port!.postMessage(this.gatewayOutbounds);
+        } else if (slot.role === ThreadRole.gateway) for (const sock of this.heldGateways.splice(0)) this.acceptGateway(sock);
         else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
       case 'cluster-info':
         this.broadcastInfo(msg.cluster, msg.connectUrls);
+        break;
+      case 'gateway-outbounds':
+        this.gatewayOutbounds = msg;
+        this.postTo(ThreadRole.route, msg);
+        break;
+      case 'gateway-route-peer':
+      case 'gateway-gossip':
+        this.postTo(ThreadRole.gateway, msg);
         break;
       case 'snapshot-request':
         for (const s of this.slots) {
@@ -346,6 +428,7 @@ export class Server {
       case 'fault':
         // A client asked for a route thread crash (SKEIN_FAULT_INJECTION=1 only: workers send this only then).
         if (msg.target === 'route') this.crashRouteThread();
+        else if (msg.target === 'gateway' && this.faultInjection) this.postTo(ThreadRole.gateway, { type: 'crash' });
         break;
       default:
         break;
@@ -410,7 +493,9 @@ export class Server {
     this.monitor.stop();
     this.listener?.close();
     this.routeListener?.close();
+    this.gatewayListener?.close();
     for (const s of this.heldRoutes.splice(0)) s.destroy();
+    for (const s of this.heldGateways.splice(0)) s.destroy();
     const graceMs = 2000;
     for (const s of this.slots) s.port?.postMessage({ type: 'shutdown', graceMs } satisfies ControlMessage);
     const deadline = Date.now() + graceMs + 1000;
@@ -419,6 +504,7 @@ export class Server {
     }
     await this.pool.destroy();
     await this.routePool?.destroy();
+    await this.gatewayPool?.destroy();
     if (this.opts.pidFile !== undefined) {
       try {
         fs.unlinkSync(this.opts.pidFile);
@@ -646,4 +732,11 @@ function listenUrls(scheme: string, host: string, port: number, dualStack: boole
 
 export function cpuCount(): number {
   return os.availableParallelism();
+}
+
+/** How log lines name a thread of `role`. */
+function threadName(role: ThreadRoleCode, thread: number): string {
+  if (role === ThreadRole.route) return 'Route thread';
+  if (role === ThreadRole.gateway) return 'Gateway thread';
+  return `Worker ${thread}`;
 }

@@ -52,6 +52,9 @@ export default function run(task: RouteTask): Promise<void> {
         case 'reopen-log':
           cluster.reopenLog();
           break;
+        case 'gateway-outbounds':
+          cluster.setGatewayOutbounds(msg.outbounds);
+          break;
         case 'ldm':
           cluster.lameDuck();
           break;

@@ -33,7 +33,10 @@ export default function run(task: WorkerTask): Promise<void> {
   broker.onClosed = (conn) => closed.add(broker, conn);
   const send = (m: ControlMessage): void => port.postMessage(m);
   broker.faultInjection = task.faultInjection;
-  if (task.faultInjection) broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
+  if (task.faultInjection) {
+    broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
+    broker.onGatewayFault = () => send({ type: 'fault', target: 'gateway' });
+  }
   broker.start();
   startMemoryReducer();
 

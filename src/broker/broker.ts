@@ -122,7 +122,11 @@ export class Broker implements MeshHandler, ClientHost {
    * route thread throw.
    */
   faultInjection = false;
+  /** The gateway thread (-1 without gateways): its queue interest counts only when the cluster has no member. */
+  private readonly gatewayThread: number;
   onRouteFault: (() => void) | null = null;
+  /** $SKEIN.FAULT.CRASH.GATEWAY: the gateway thread throws (tests only). */
+  onGatewayFault: (() => void) | null = null;
   /** Monitoring counters (src/monitor/stats.ts), published once per batch in flushAll. */
   stats = ThreadStats.detached();
   /** Monitoring: sees each client connection as it closes (/connz?state=closed). */
@@ -193,6 +197,7 @@ export class Broker implements MeshHandler, ClientHost {
     this.counters = new ThreadCounters(layout.counters, thread);
     this.maxDeferredBytes = Math.max(opts.maxPending, 4 * layout.inboxCapacity);
     this.mesh = new Mesh(layout, thread, replacement);
+    this.gatewayThread = layout.gatewayThread;
     this.mesh.bind(this);
     this.records = new RecordWriter(this.mesh);
   }
@@ -408,6 +413,8 @@ export class Broker implements MeshHandler, ClientHost {
       });
     } else if (subject === '$SKEIN.FAULT.CRASH.ROUTE') {
       this.onRouteFault?.();
+    } else if (subject === '$SKEIN.FAULT.CRASH.GATEWAY') {
+      this.onGatewayFault?.();
     }
   }
 
@@ -637,16 +644,25 @@ export class Broker implements MeshHandler, ClientHost {
       else threads.add(s.thread);
     }
     const groups: Group[] = [];
+    const gateway = this.gatewayThread;
     for (const g of m.qgroups) {
       const gl: Sub[] = [];
       const gr: Sub[] = [];
       let w = 0;
+      let viaGateway: Sub | null = null;
       for (const s of g.members) {
         if (s.thread < 0) gl.push(s);
+        else if (s.thread === gateway) viaGateway = s;
         else {
           gr.push(s);
           w += s.weight;
         }
+      }
+      // gateway.go: a queue group is served inside the cluster (here or over a route) first;
+      // only a group with no member in the cluster goes to a gateway (which picks the nearest).
+      if (viaGateway !== null && gl.length === 0 && gr.length === 0) {
+        gr.push(viaGateway);
+        w += viaGateway.weight;
       }
       groups.push({ name: g.name, nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), local: gl, remote: gr, remoteWeight: w });
     }

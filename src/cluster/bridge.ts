@@ -56,6 +56,11 @@ export interface BridgePeer<P> extends ConnCounters {
   writeTail(m: MsgView): void;
   /** The message with `qCount` queue names, [start, end) pairs in `m.sb`. */
   writeMsg(m: MsgView, queues: number[], qCount: number): void;
+  /** Measured round trip (ms; 0 = not yet): with `nearestQueuePeer`, the nearest peer serves a group. */
+  readonly rttMs?: number;
+  /** With `filtering`: the bridge asks `refuses` before each plain message to this peer. */
+  readonly filtered?: boolean;
+  refuses?(b: Uint8Array, s: number, e: number): boolean;
 }
 
 // Inbox records (threads/record.ts) end with the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n`,
@@ -165,11 +170,43 @@ function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
   }
   return null;
 }
+/** The member whose peer has the lowest measured RTT (not measured yet: last), as gateway.go orders outbounds. */
+function pickNearest<T extends { weight: number; peer: { rttMs?: number } }>(g: Group<T>): T | null {
+  let best: T | null = null;
+  let bestRtt = Infinity;
+  for (const m of g.members) {
+    if (m.weight <= 0) continue;
+    const measured = m.peer.rttMs ?? 0;
+    const rtt = measured > 0 ? measured : 1e9;
+    if (best === null || rtt < bestRtt) {
+      best = m;
+      bestRtt = rtt;
+    }
+  }
+  return best;
+}
+
 /** How a role writes interest to its peers: `RS` for routes and gateways, `LS` for leafnodes. */
 export interface BridgeWording {
   readonly verb: 'RS' | 'LS';
   /** The peer kind in log lines (`Sent local subscriptions to route`). */
   readonly noun: string;
+  /**
+   * Gateways: a queue group is announced as `RS+ acc subject queue 1` when its first member
+   * appears and `RS- ...` when its last goes (gateway.go: the weight is always 1); routes send
+   * every change of the summed weight.
+   */
+  readonly queueWeightOne?: boolean;
+  /** Gateways: a message for a queue group with no member here is dropped, not handed back to a peer. */
+  readonly noBounce?: boolean;
+  /** Gateways: a queue group goes to the peer with the lowest measured RTT (gateway.go), not by weight. */
+  readonly nearestQueuePeer?: boolean;
+  /** Gateways: peers may refuse plain messages (BridgePeer.refuses). */
+  readonly filtering?: boolean;
+  /** Local plain interest in `subject` appeared (true) or went (false). */
+  readonly onLocalPlain?: (subject: string, has: boolean) => void;
+  /** A record from another thread, before it is routed: true when the hook took it. */
+  readonly interceptRecord?: (from: number, m: MsgView) => boolean;
 }
 
 export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
@@ -185,6 +222,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly plus: string;
   private readonly minus: string;
   private readonly noun: string;
+  private readonly wording: BridgeWording;
+  private readonly filtering: boolean;
   /** Per thread: its interest counts as local here (roles.ts countsAsLocal). */
   private readonly local: boolean[] = [];
   /** Per thread: its records may be forwarded to our peers (roles.ts mayForward). */
@@ -231,6 +270,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.plus = `${wording.verb}+ $G `;
     this.minus = `${wording.verb}- $G `;
     this.noun = wording.noun;
+    this.wording = wording;
+    this.filtering = wording.filtering === true;
     this.inCache = new SubjectCache(this.localList, (s) => s.thread);
     this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
     const n = layout.threads;
@@ -265,10 +306,55 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.paused.delete(p);
   }
 
-  /** A peer registered: it gets the full interest dump first, then every change. */
-  register(p: P): void {
+  /**
+   * A peer registered: it gets the full interest dump first (unless its control plane sends
+   * its own, `dump` false), then every change.
+   */
+  register(p: P, dump = true): void {
     this.peers.add(p);
-    this.sendInterestTo(p);
+    if (dump) this.sendInterestTo(p);
+  }
+
+  /** Stop announcing interest to `p`, keeping what it told us (a gateway inbound leaving interest-only). */
+  mute(p: P): void {
+    this.peers.delete(p);
+  }
+
+  /**
+   * The barrier a peer's PING waits for: every other thread's interest replayed and announced,
+   * every record committed to this thread taken, so the PONG follows everything a client
+   * published before its own flush (as a client PING is across workers).
+   */
+  barrier(): void {
+    this.mesh.applyInterest();
+    this.announcePending();
+    this.mesh.drainCommitted();
+    this.announcePending();
+  }
+
+  /** Plain subjects announced to peers (what a new peer's dump is made of). */
+  announcedPlain(): IterableIterator<string> {
+    return this.sentPlain.values();
+  }
+
+  /** Queue groups announced to peers, `subject queue` → weight. */
+  announcedQueues(): IterableIterator<[string, number]> {
+    return this.sentQueues.entries();
+  }
+
+  /** Any local interest at all (plain or queue), as the other threads logged it. */
+  hasLocalInterest(): boolean {
+    return this.localPlain.size > 0 || this.localQueues.size > 0;
+  }
+
+  /** Does a plain subscription (local to this role) match the literal subject b[s, e)? */
+  hasLocalPlainMatch(b: Uint8Array, s: number, e: number): boolean {
+    return this.inCache.get(b, s, e).plain.length > 0;
+  }
+
+  /** Interest this role adds to its log besides its peers' (gateway reply mappings). */
+  extraInterest(subject: string, queue: string | null, delta: number): void {
+    this.peerInterest(subject, queue, delta);
   }
 
   /** A registered peer went away: its interest goes with it. */
@@ -407,10 +493,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       byKey.set(key, sub);
     }
     if (queue === null) {
-      const now = (this.localPlain.get(subject) ?? 0) + weight - oldWeight;
+      const was = this.localPlain.get(subject) ?? 0;
+      const now = was + weight - oldWeight;
       if (now > 0) this.localPlain.set(subject, now);
       else this.localPlain.delete(subject);
       this.dirtyPlain.add(subject);
+      if ((was > 0) !== (now > 0)) this.wording.onLocalPlain?.(subject, now > 0);
       return;
     }
     const qkey = `${subject} ${queue}`;
@@ -440,8 +528,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
         lines += `${this.minus}${subject}\r\n`;
       }
     }
+    const one = this.wording.queueWeightOne === true;
     for (const qkey of this.dirtyQueues) {
-      const w = this.localQueues.get(qkey) ?? 0;
+      let w = this.localQueues.get(qkey) ?? 0;
+      if (one && w > 0) w = 1;
       if (w === (this.sentQueues.get(qkey) ?? 0)) continue;
       if (w > 0) {
         this.sentQueues.set(qkey, w);
@@ -494,6 +584,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     readRecord(m, d, v, o);
     if (m.kind !== RecordKind.msg || !this.forwardsFrom[from]) return;
     this.stats.stats.crossReceived++;
+    if (this.wording.interceptRecord !== undefined && this.wording.interceptRecord(from, m)) return;
     const ss = m.ss;
     const se = m.se;
     const hdr = m.hdr;
@@ -504,7 +595,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     let nt = 0;
     const res = this.outCache.get(d, ss, se);
     if ((m.flags & FLAG_PLAIN) !== 0) {
+      const filtering = this.filtering;
       for (const r of res.plain) {
+        if (filtering && r.filtered === true && r.refuses!(d, ss, se)) continue;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
@@ -515,7 +608,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const member = pickByWeight(g);
+        const member = this.wording.nearestQueuePeer === true ? pickNearest(g) : pickByWeight(g);
         if (member === null) break;
         const r = member.peer;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
@@ -576,7 +669,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
         delivered = true;
         break;
       }
-      if (delivered) continue;
+      if (delivered || this.wording.noBounce === true) continue;
       // Queue bounce: the group has no member here any more; hand the message to a peer
       // that still has one (possibly the sender), as nats-server does.
       bounce ??= this.outCache.get(b, m.ss, m.se);

@@ -30,6 +30,7 @@ import { joinHostPort, redactedUrl, splitHostPort, urlHostname } from '../protoc
 import { mapCertificateToUser } from '../conn/tls.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
+import { gossipInfoLine } from './gateway-control.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -43,6 +44,10 @@ export interface ClusterTask {
   clusterPort: number;
   /** This server's client URLs (`host:port`), first in every connect_urls. */
   clientUrls: string[];
+  /** This server's gateway URL (route INFO `gateway_url`), with gateways. */
+  gatewayUrl?: string;
+  /** The gateways this server has an outbound to (a replacement route thread's start). */
+  gatewayOutbounds?: { name: string; urls: string[] }[];
   replacement: boolean;
 }
 
@@ -110,6 +115,9 @@ export class RouteControl implements RouteHost {
 
   /** What the routes carry, to and from the other threads. */
   readonly bridge: Bridge<RouteConn>;
+  private readonly gatewayUrl: string | undefined;
+  /** Gateways this server has an outbound to: name → the cmd 1 INFO every route peer gets (gateway.go). */
+  private readonly gatewayGossip = new Map<string, string>();
 
   constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
     const o = task.options;
@@ -155,6 +163,8 @@ export class RouteControl implements RouteHost {
     }
 
     this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'RS', noun: 'route' });
+    this.gatewayUrl = task.gatewayUrl;
+    if (task.gatewayOutbounds !== undefined) this.setGatewayOutbounds(task.gatewayOutbounds);
   }
 
   start(): void {
@@ -184,6 +194,7 @@ export class RouteControl implements RouteHost {
       cluster: this.clusterName,
       cluster_dynamic: this.dynamic,
       connect_urls: this.noAdvertise ? undefined : this.clientUrls,
+      gateway_url: this.gatewayUrl,
     };
     return info;
   }
@@ -493,7 +504,10 @@ export class RouteControl implements RouteHost {
       }
     }
     if (r.infoReceived) {
-      if (info.gateway !== '') return; // gateway gossip: no gateways here
+      if (info.gateway !== '') {
+        this.gatewayFromRoute(r, info);
+        return;
+      }
       if (r.remoteId !== '' && r.remoteId !== id) {
         this.processImplicitRoute(info);
         return;
@@ -557,6 +571,10 @@ export class RouteControl implements RouteHost {
     }
     log.debug(`${r.logPrefix()} - Registering remote route ${JSON.stringify(id)}`);
     this.bridge.register(r);
+    // gateway.go: a new route hears of every gateway we have an outbound to; the gateway
+    // thread learns the peer's gateway URL (and server name, for its duplicate check).
+    for (const line of this.gatewayGossip.values()) r.queueString(line);
+    if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: true, gatewayUrl: info.gateway_url, serverName: name });
     if (displaced !== null) {
       // r takes over from the route it displaces (already announced to the other peers).
       log.debug(`${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
@@ -590,6 +608,30 @@ export class RouteControl implements RouteHost {
     if (!peerIsSkein || r.didSolicit === existing.didSolicit) return false;
     const dialler = (x: RouteConn): string => (x.didSolicit ? this.identity.serverId : peerId);
     return dialler(r) < dialler(existing);
+  }
+
+  /** A route peer's gateway gossip (cmd 1): the gateway thread makes sure it has an outbound there. */
+  private gatewayFromRoute(r: RouteConn, info: ServerInfo): void {
+    if (info.gateway_cmd !== 1) return;
+    if (this.gatewayUrl === undefined) {
+      log.error(`Received information about gateway ${JSON.stringify(info.gateway)} from ${r.remoteId}, but gateway is not configured`);
+      return;
+    }
+    this.notify({ type: 'gateway-gossip', gateway: info.gateway, urls: info.gateway_urls });
+  }
+
+  /** The gateway thread's outbounds changed: route peers hear of each new one (or its new URLs). */
+  setGatewayOutbounds(outbounds: { name: string; urls: string[] }[]): void {
+    const id = `GW${this.identity.serverId}`;
+    for (const { name, urls } of outbounds) {
+      const line = gossipInfoLine(id, name, urls);
+      if (this.gatewayGossip.get(name) === line) continue;
+      this.gatewayGossip.set(name, line);
+      for (const r of this.remotes.values()) if (!r.closing) r.queueString(line);
+    }
+    const names = new Set(outbounds.map((o) => o.name));
+    for (const name of [...this.gatewayGossip.keys()]) if (!names.has(name)) this.gatewayGossip.delete(name);
+    this.bridge.flushPeers();
   }
 
   /** Gossip about a server we may not know: dial it unless known, ourselves or configured. */
@@ -628,6 +670,7 @@ export class RouteControl implements RouteHost {
     if (r.registered) {
       r.registered = false;
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
+      if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: false, gatewayUrl: r.remoteInfo?.gateway_url ?? '', serverName: r.remoteName });
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
     }
     this.bridge.unregister(r);

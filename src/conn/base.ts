@@ -191,6 +191,12 @@ export abstract class Conn {
   rttStartAt = 0;
   /** A PING of ours refreshes the RTT after this long even on a busy connection. */
   protected rttRefreshMs = Infinity;
+  /** PING every interval whatever the traffic (gateways: their PONGs order the outbounds by RTT). */
+  protected alwaysPing = false;
+  /** This role's PING interval (gateways: at most 15 s, gateway.go). */
+  protected pingIntervalMs(): number {
+    return this.opts.pingIntervalMs;
+  }
   /** Since when queued output has made no progress into the kernel (0: not blocked). */
   writeBlockedSince = 0;
   private queuedSinceTick = 0;
@@ -233,7 +239,7 @@ export abstract class Conn {
 
   /** The first PING about `firstMs` after now (nats-server firstPingInterval, plus 0-20%). */
   schedulePing(firstMs: number): void {
-    const first = Math.min(this.opts.pingIntervalMs, firstMs);
+    const first = Math.min(this.pingIntervalMs(), firstMs);
     this.nextPingAt = Date.now() + first + Math.floor(Math.random() * first * 0.2);
   }
 
@@ -539,12 +545,12 @@ export abstract class Conn {
       return;
     }
     if (now >= this.nextPingAt) {
-      const interval = this.opts.pingIntervalMs;
+      const interval = this.pingIntervalMs();
       this.nextPingAt = now + interval;
       // As nats-server processPingTimer: recent traffic or a peer PING postpones ours, except
       // while we still want a round-trip sample.
       const needRtt = this.rttMs === 0 || now - this.rttStartAt > this.rttRefreshMs;
-      if (!needRtt && (now - this.lastInboundAt < interval || now - this.lastPeerPingAt < interval)) return;
+      if (!needRtt && !this.alwaysPing && (now - this.lastInboundAt < interval || now - this.lastPeerPingAt < interval)) return;
       if (this.pingsOut + 1 > this.opts.pingMax) {
         log.debug(`${this.logPrefix()} - Stale Client Connection - Closing`);
         this.fatal('Stale Connection', CloseReason.staleConnection);

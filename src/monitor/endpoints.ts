@@ -469,7 +469,12 @@ export function subsz(src: MonitorSource, o: SubszOptions, workers: SubszReply[]
 
 // ------------------------------------------------------------- gatewayz, leafz, accountz, healthz
 
-/** No gateways run: nats-server's answer for a server without gateways. */
+/** `accs=1`: per-account interest modes in /gatewayz. */
+export function gatewayzAccs(q: Query): boolean {
+  return decodeBool(q, 'accs');
+}
+
+/** Without gateways, nats-server's whole answer; with them, the frame the gateway thread's fields go into. */
 export function gatewayz(src: MonitorSource, q: Query): Record<string, unknown> {
   decodeBool(q, 'accs');
   return { server_id: src.identity.serverId, now: rfc3339(preciseNowMs()), outbound_gateways: {}, inbound_gateways: {} };

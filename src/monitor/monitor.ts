@@ -35,7 +35,7 @@ export interface MonitorHost {
   readonly opts: Options;
   readonly identity: ServerIdentity;
   /** Kind of each thread of the shared layout: client workers, then the route thread if any. */
-  readonly threadKinds: readonly ('client' | 'route')[];
+  readonly threadKinds: readonly ('client' | 'route' | 'gateway')[];
   /** Post to a thread's port; false when the thread is down (being replaced). */
   post(thread: number, msg: ControlMessage): boolean;
   threadReady(thread: number): boolean;
@@ -129,7 +129,7 @@ export class Monitor {
     add('/varz', '/varz', () => json(ep.varz(this.source())));
     add('/connz', '/connz', (q) => this.connz(q), true);
     add('/routez', '/routez', (q) => this.routez(q), true);
-    add('/gatewayz', '/gatewayz', (q) => json(ep.gatewayz(this.source(), q)));
+    add('/gatewayz', '/gatewayz', (q) => this.gatewayz(q), true);
     add('/leafz', '/leafz', (q) => json(ep.leafz(this.source(), q)));
     add('/subsz', '/subsz', (q) => this.subsz(q), true);
     add('/subscriptionsz', '/subsz', (q) => this.subsz(q), true);
@@ -298,7 +298,7 @@ export class Monitor {
 
   // ------------------------------------------------------------------ asking threads
 
-  private threadsOf(kind: 'client' | 'route'): number[] {
+  private threadsOf(kind: 'client' | 'route' | 'gateway'): number[] {
     const out: number[] = [];
     this.host.threadKinds.forEach((k, t) => {
       if (k === kind) out.push(t);
@@ -388,6 +388,16 @@ export class Monitor {
     // nats-server keeps its newest MaxClosedClients; each worker keeps that many of its own.
     closed.sort((a, b) => a.stop - b.stop);
     return json(ep.connz(this.source(), o, open, closed.slice(-10_000)));
+  }
+
+  private async gatewayz(q: Map<string, string>): Promise<Reply> {
+    const base = ep.gatewayz(this.source(), q);
+    const threads = this.threadsOf('gateway');
+    if (threads.length === 0) return json(base);
+    const replies = await this.ask(threads, { kind: 'gatewayz', accs: ep.gatewayzAccs(q), gwName: q.get('gw_name') ?? '' });
+    const data = replies[0]?.data as Record<string, unknown> | null | undefined;
+    if (data === null || data === undefined) return json(base);
+    return json({ server_id: base.server_id, now: base.now, ...data });
   }
 
   private async routez(q: Map<string, string>): Promise<Reply> {

@@ -16,7 +16,9 @@ export type MonitorQuery =
   /** Route thread: the registered routes. */
   | { kind: 'routez'; subs: SubsModeValue }
   /** Route thread: the cluster as known from gossip, for the live page. */
-  | { kind: 'cluster' };
+  | { kind: 'cluster' }
+  /** Gateway thread: /gatewayz as nats-server shows it (accs=1, gw_name=). */
+  | { kind: 'gatewayz'; accs: boolean; gwName: string };
 
 export interface SubRecord {
   subject: string;

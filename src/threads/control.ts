@@ -19,10 +19,10 @@ export interface SocketHandOff {
 export type ControlMessage =
   | { type: 'ready'; thread: number }
   | { type: 'shutdown'; graceMs: number }
-  /** Test hook (SKEIN_FAULT_INJECTION=1): the route thread throws. */
+  /** Test hook (SKEIN_FAULT_INJECTION=1): the route (or gateway) thread throws. */
   | { type: 'crash' }
-  /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE. */
-  | { type: 'fault'; target: 'route' }
+  /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE (or .GATEWAY). */
+  | { type: 'fault'; target: 'route' | 'gateway' }
   /**
    * Config reload (SIGHUP): run with these options from now on. Client workers close
    * `closeExcess` connections (max_connections went down); the route thread also gets this
@@ -48,6 +48,15 @@ export type ControlMessage =
    * or went, a name was adopted). Main pushes it to the client workers (async INFO).
    */
   | { type: 'cluster-info'; cluster: string; connectUrls?: string[] }
+  /**
+   * Gateway thread → main → route thread: this server's gateway URL (route INFO `gateway_url`)
+   * and every gateway it has an outbound to, which each route peer hears as a cmd 1 INFO.
+   */
+  | { type: 'gateway-outbounds'; gatewayUrl: string; outbounds: { name: string; urls: string[] }[] }
+  /** Route thread → main → gateway thread: a route peer registered or went, with its gateway URL and server name. */
+  | { type: 'gateway-route-peer'; add: boolean; gatewayUrl: string; serverName: string }
+  /** Route thread → main → gateway thread: a route peer's cmd 1 gossip about a gateway. */
+  | { type: 'gateway-gossip'; gateway: string; urls: string[] }
   /** Main → a thread: monitoring wants the thread's connections or subscriptions (src/monitor/collect.ts). */
   | { type: 'monitor'; id: number; query: MonitorQuery }
   /** The thread's answer to `monitor`. */
