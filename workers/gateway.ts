@@ -52,7 +52,7 @@ export default function run(task: GatewayThreadTask): Promise<void> {
           gateways.reopenLog();
           break;
         case 'gateway-route-peer':
-          gateways.routePeer(msg.add, msg.gatewayUrl, msg.serverName);
+          gateways.routePeer(msg.add, msg.gatewayUrl, msg.serverName, msg.serverId);
           break;
         case 'gateway-gossip':
           gateways.fromRoute(msg.gateway, msg.urls);

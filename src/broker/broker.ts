@@ -88,6 +88,16 @@ const TARGET_PLAIN = 2;
 /** Longest stretch of new-connection set-up between two event-loop turns (enqueueConnection). */
 const ARRIVAL_SLICE_MS = 2;
 const MSG_ = Buffer.from('MSG ');
+/** `_GR_.<cluster hash>.<server hash>.` (gateway.go gwReplyPrefix) */
+const GW_REPLY_PREFIX_LEN = 19;
+const GW_REPLY_MAPPING_MS = 2000;
+/** Past this many mappings, expired ones are swept when another is added. */
+const GW_REPLIES_SWEEP = 1024;
+
+/** Does b[s...] start with `_GR_.`? */
+function isGatewayReply(b: Buffer, s: number): boolean {
+  return b[s + 1] === 71 && b[s + 2] === 82 && b[s + 3] === 95 && b[s + 4] === 46; // "GR_."
+}
 const HMSG_ = Buffer.from('HMSG ');
 const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
 
@@ -175,6 +185,13 @@ export class Broker implements MeshHandler, ClientHost {
   private readonly targetGroupCount: Int32Array;
   /** The view of the record being delivered (a publish comes with the parser's view). */
   private readonly rec = new MsgView();
+  /**
+   * Replies of requests from other clusters, as this worker's clients saw them (the `_GR_.`
+   * prefix stripped): reply → the routed form and when (gateway.go: the mapping lives 2 s).
+   * A client's publish to one goes back to that cluster's gateway only.
+   */
+  private readonly gwReplies = new Map<string, { routed: Buffer; at: number }>();
+  private readonly gwView = new MsgView();
   private lastRecordRoute: Route | null = null;
   private readonly records: RecordWriter;
 
@@ -672,8 +689,49 @@ export class Broker implements MeshHandler, ClientHost {
     r.gen = gen;
   }
 
+  /** A request from another cluster: its client sees the plain reply; the mapping is kept for the answer. */
+  private stripGatewayReply(m: MsgView): void {
+    const now = Date.now();
+    if (this.gwReplies.size >= GW_REPLIES_SWEEP) {
+      for (const [k, e] of this.gwReplies) if (now - e.at > GW_REPLY_MAPPING_MS) this.gwReplies.delete(k);
+    }
+    const routed = Buffer.from(m.sb.subarray(m.rs, m.re));
+    m.rs += GW_REPLY_PREFIX_LEN;
+    m.ts = -1; // delivered field by field, with the plain reply
+    this.gwReplies.set(m.sb.toString(SUBJECT_ENCODING, m.rs, m.re), { routed, at: now });
+  }
+
+  /** A publish to a mapped reply: to the gateway thread under its routed subject, nowhere else. */
+  private publishGatewayReply(from: ClientConn, m: MsgView): boolean {
+    const key = m.sb.toString(SUBJECT_ENCODING, m.ss, m.se);
+    const e = this.gwReplies.get(key);
+    if (e === undefined) return false;
+    if (Date.now() - e.at > GW_REPLY_MAPPING_MS) {
+      this.gwReplies.delete(key);
+      return false;
+    }
+    const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
+    const buf = Buffer.allocUnsafe(e.routed.length + replyLen);
+    e.routed.copy(buf, 0);
+    if (replyLen > 0) m.sb.copy(buf, e.routed.length, m.rs, m.re);
+    const v = this.gwView;
+    v.sb = buf;
+    v.ss = 0;
+    v.se = e.routed.length;
+    v.rs = replyLen > 0 ? e.routed.length : -1;
+    v.re = replyLen > 0 ? buf.length : -1;
+    v.pb = m.pb;
+    v.ps = m.ps;
+    v.pe = m.pe;
+    v.hdr = m.hdr;
+    v.ts = -1;
+    this.sendToThread(from, this.gatewayThread, true, [], 0, v);
+    return true;
+  }
+
   /** Route one published message. Returns whether it went anywhere (for no-responders). */
   publish(from: ClientConn, m: MsgView): boolean {
+    if (this.gwReplies.size > 0 && this.publishGatewayReply(from, m)) return true;
     const sb = m.sb;
     const ss = m.ss;
     const se = m.se;
@@ -874,6 +932,7 @@ export class Broker implements MeshHandler, ClientHost {
       return;
     }
     this.stats.crossReceived++;
+    if (m.rs >= 0 && this.gatewayThread >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
     this.hitStall = null;
     this.inRecord = true;
     const ss = m.ss;

@@ -213,6 +213,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   readonly opts: Options;
   readonly thread: number;
   readonly role: ThreadRoleCode;
+  private readonly roles: ThreadRoleCode[];
   /** Every connection of this role (registered or not): swept, counted, closed at shutdown. */
   readonly conns = new Set<P>();
   /** Registered peers: they get interest announcements and messages. */
@@ -267,6 +268,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.opts = opts;
     this.thread = thread;
     this.role = layout.roles[thread];
+    this.roles = layout.roles;
     this.plus = `${wording.verb}+ $G `;
     this.minus = `${wording.verb}- $G `;
     this.noun = wording.noun;
@@ -350,6 +352,16 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   /** Does a plain subscription (local to this role) match the literal subject b[s, e)? */
   hasLocalPlainMatch(b: Uint8Array, s: number, e: number): boolean {
     return this.inCache.get(b, s, e).plain.length > 0;
+  }
+
+  /** Hand `m` (read from peer `from`) to thread `t` as a plain record, whatever the interest (a directed `_GR_.` reply). */
+  handTo(from: P, t: number, m: MsgView): void {
+    if (this.mesh.isAlive(t) && this.forwardsTo(t)) this.toThread(from, t, true, [], m);
+  }
+
+  /** May this role hand what its peers send to thread `t` (roles.ts)? */
+  private forwardsTo(t: number): boolean {
+    return t !== this.thread && mayForward(this.role, this.roles[t]);
   }
 
   /** Interest this role adds to its log besides its peers' (gateway reply mappings). */

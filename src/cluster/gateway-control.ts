@@ -87,13 +87,6 @@ interface RemoteGateway {
   readonly hash: string;
 }
 
-/** A reply mapping: the responder's publish to `reply` goes back to `routed` on the gateway of cluster `hash`. */
-interface ReplyMapping {
-  readonly routed: Buffer;
-  readonly hash: string;
-  expiresAt: number;
-}
-
 function isDecoded<T extends object>(v: T | JsonDecodeError): v is T {
   return !(v instanceof JsonSyntaxError) && !(v instanceof JsonTypeError);
 }
@@ -136,6 +129,9 @@ export class GatewayControl implements GatewayHost {
   private readonly clusterUrls = new Map<string, number>();
   /** Route peers' server names (nats-server's duplicate name check covers the cluster). */
   private readonly clusterNames = new Map<string, number>();
+  /** Route peers' server hashes (a `_GR_.` reply for one of them goes on over the route). */
+  private readonly clusterServerHashes = new Map<string, number>();
+  private readonly serverHash: string;
 
   // Reloadable.
   private authUser: string | undefined;
@@ -153,8 +149,6 @@ export class GatewayControl implements GatewayHost {
   private readonly optimisticInbounds = new Set<GatewayConn>();
   /** Local plain subjects first seen in the last REPLY_MAPPING_MS: reply → when. */
   private readonly recentPlain = new Map<string, number>();
-  /** Replies of requests from other clusters, stripped of `_GR_.`: reply → where it goes back. */
-  private readonly replyMap = new Map<string, ReplyMapping>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private housekeeping: NodeJS.Timeout | null = null;
   private running = false;
@@ -173,7 +167,8 @@ export class GatewayControl implements GatewayHost {
     this.name = g.name;
     this.hash = gatewayHash(g.name);
     this.oldHash = gatewayOldHash(g.name);
-    this.replyPrefixBytes = Buffer.from(`${GW_REPLY_PREFIX}${this.hash}.${gatewayHash(task.identity.serverId)}.`);
+    this.serverHash = gatewayHash(task.identity.serverId);
+    this.replyPrefixBytes = Buffer.from(`${GW_REPLY_PREFIX}${this.hash}.${this.serverHash}.`);
     this.oldReplyPrefixBytes = Buffer.from(`${OLD_GW_REPLY_PREFIX}${this.oldHash}.`);
     this.authUser = g.authorization?.user;
     this.authPass = g.authorization?.password;
@@ -222,6 +217,9 @@ export class GatewayControl implements GatewayHost {
     this.running = true;
     this.bridge.start();
     this.housekeeping = setInterval(() => this.expire(Date.now()), 250);
+    // A responder that got a `_GR_.` reply over a route (a nats-server peer hands it on as it
+    // is) publishes to it: such a publish comes here and goes back to that cluster (replyBack).
+    this.bridge.extraInterest(`${GW_REPLY_PREFIX}>`, null, 1);
     for (const r of this.remotes.values()) this.solicit(r, true);
     this.publishOutbounds();
   }
@@ -637,7 +635,7 @@ export class GatewayControl implements GatewayHost {
   }
 
   /** A route peer registered (add) or went (remove): its gateway URL and server name. */
-  routePeer(add: boolean, gatewayUrl: string, serverName: string): void {
+  routePeer(add: boolean, gatewayUrl: string, serverName: string, serverId: string): void {
     const bump = (m: Map<string, number>, key: string): boolean => {
       if (key === '') return false;
       const n = m.get(key) ?? 0;
@@ -647,6 +645,7 @@ export class GatewayControl implements GatewayHost {
       return add ? n === 0 : n === 1;
     };
     bump(this.clusterNames, serverName);
+    bump(this.clusterServerHashes, serverId === '' ? '' : gatewayHash(serverId));
     if (gatewayUrl !== '' && gatewayUrl !== this.ownUrl && bump(this.clusterUrls, gatewayUrl)) {
       // gateway.go addGatewayURL: every inbound hears the cluster's new URL list.
       const line = this.gatewayInfo();
@@ -943,20 +942,20 @@ export class GatewayControl implements GatewayHost {
     // A routed reply coming back: for this cluster, delivered without the prefix; else dropped.
     if (startsWith(b, m.ss, m.se, GW_REPLY_PREFIX)) {
       if (m.se - m.ss <= GW_REPLY_PREFIX_LEN || b.toString('latin1', m.ss + 5, m.ss + 11) !== this.hash) return;
+      const serverHash = b.toString('latin1', m.ss + 12, m.ss + 18);
+      if (serverHash !== this.serverHash && this.clusterServerHashes.has(serverHash) && this.layout.routeThread >= 0) {
+        // For another server of this cluster (the requester is there): over the route, as it is.
+        this.bridge.handTo(g, this.layout.routeThread, m);
+        return;
+      }
       m.ss += GW_REPLY_PREFIX_LEN;
     } else if (startsWith(b, m.ss, m.se, OLD_GW_REPLY_PREFIX)) {
       if (m.se - m.ss <= OLD_GW_REPLY_PREFIX_LEN || b.toString('latin1', m.ss + 4, m.ss + 8) !== this.oldHash) return;
       m.ss += OLD_GW_REPLY_PREFIX_LEN;
     }
-    // A request from another cluster: the responder sees the plain reply, and its answer goes
-    // back to that cluster only (replyBack).
-    if (m.rs >= 0 && startsWith(b, m.rs, m.re, GW_REPLY_PREFIX) && m.re - m.rs > GW_REPLY_PREFIX_LEN) {
-      const routed = Buffer.from(b.subarray(m.rs, m.re));
-      const hash = b.toString('latin1', m.rs + 5, m.rs + 11);
-      m.rs += GW_REPLY_PREFIX_LEN;
-      m.ts = -1; // the record's tail is rebuilt with the plain reply
-      this.mapReply(b.toString(SUBJECT_ENCODING, m.rs, m.re), routed, hash);
-    }
+    // A request from another cluster keeps its `_GR_.` reply on its way to the workers and the
+    // routes: the worker that delivers it strips it for its client and sends the answer back
+    // under it (broker.ts stripGatewayReply), as nats-server does per client connection.
     if (this.optimisticInbounds.has(g) && !this.optimisticCheck(g, m)) return;
     this.bridge.fromPeer(g, m);
   }
@@ -989,34 +988,28 @@ export class GatewayControl implements GatewayHost {
     return false;
   }
 
-  private mapReply(reply: string, routed: Buffer, hash: string): void {
-    const now = Date.now();
-    const known = this.replyMap.get(reply);
-    if (known !== undefined) {
-      known.expiresAt = now + REPLY_MAPPING_MS;
-      return;
-    }
-    this.replyMap.set(reply, { routed, hash, expiresAt: now + REPLY_MAPPING_MS });
-    // The responder's answer must reach this thread: interest in the reply, while mapped.
-    this.bridge.extraInterest(reply, null, 1);
-  }
-
   /**
-   * A record from a worker, before it is routed (bridge hook): a reply to a request from
-   * another cluster goes back as `_GR_...` to that cluster's gateway only.
+   * A record from a worker, before it is routed (bridge hook): an answer to a request from
+   * another cluster (its `_GR_...` subject, broker.ts publishGatewayReply) goes back to that
+   * cluster's gateway only.
    */
   private replyBack(m: MsgView): boolean {
-    if (this.replyMap.size === 0) return false;
-    const mapping = this.replyMap.get(m.sb.toString(SUBJECT_ENCODING, m.ss, m.se));
-    if (mapping === undefined) return false;
+    if (startsWith(m.sb, m.ss, m.se, GW_REPLY_PREFIX)) {
+      if (m.se - m.ss > GW_REPLY_PREFIX_LEN) this.sendToCluster(m.sb.toString('latin1', m.ss + 5, m.ss + 11), m, null);
+      return true;
+    }
+    return false;
+  }
+
+  /** `m` (under `subject` if given) to the outbound of the cluster whose hash is `hash`, if any. */
+  private sendToCluster(hash: string, m: MsgView, subject: Buffer | null): void {
     for (const [name, g] of this.outbounds) {
-      if (!g.registered || this.remotes.get(name)?.hash !== mapping.hash) continue;
+      if (!g.registered || this.remotes.get(name)?.hash !== hash) continue;
       g.outMsgs++;
       g.outBytes += m.pe - m.ps;
-      g.writeFull(m, mapping.routed, null, m.queues, 0);
-      break;
+      g.writeFull(m, subject, null, m.queues, 0);
+      return;
     }
-    return true;
   }
 
   /** GatewayHost: the prefix for a reply that must be mapped on this outbound (a subscription under 2 s old). */
@@ -1036,12 +1029,6 @@ export class GatewayControl implements GatewayHost {
   /** Mappings and recent subscriptions past their 2 s. */
   private expire(now: number): void {
     for (const [subject, at] of this.recentPlain) if (now - at > REPLY_MAPPING_MS) this.recentPlain.delete(subject);
-    for (const [reply, mapping] of this.replyMap) {
-      if (now < mapping.expiresAt) continue;
-      this.replyMap.delete(reply);
-      this.bridge.extraInterest(reply, null, -1);
-    }
-    this.bridge.flushMesh();
   }
 
   // ====================================================================== monitoring

@@ -30,7 +30,7 @@ import { joinHostPort, redactedUrl, splitHostPort, urlHostname } from '../protoc
 import { mapCertificateToUser } from '../conn/tls.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
-import { gossipInfoLine } from './gateway-control.ts';
+import { gatewayHash, gossipInfoLine } from './gateway-control.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
 export interface ClusterTask {
@@ -116,6 +116,8 @@ export class RouteControl implements RouteHost {
   /** What the routes carry, to and from the other threads. */
   readonly bridge: Bridge<RouteConn>;
   private readonly gatewayUrl: string | undefined;
+  /** `_GR_.<our cluster hash>.<our server hash>.`, with gateways. */
+  private readonly gatewayReplyPrefix: Buffer | null;
   /** Gateways this server has an outbound to: name → the cmd 1 INFO every route peer gets (gateway.go). */
   private readonly gatewayGossip = new Map<string, string>();
 
@@ -162,7 +164,10 @@ export class RouteControl implements RouteHost {
       }
     }
 
-    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'RS', noun: 'route' });
+    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
+      verb: 'RS', noun: 'route', interceptRecord: (_from, m) => this.routeGatewayReply(m),
+    });
+    this.gatewayReplyPrefix = o.gateway !== undefined ? Buffer.from(`_GR_.${gatewayHash(o.gateway.name)}.${gatewayHash(task.identity.serverId)}.`) : null;
     this.gatewayUrl = task.gatewayUrl;
     if (task.gatewayOutbounds !== undefined) this.setGatewayOutbounds(task.gatewayOutbounds);
   }
@@ -574,7 +579,7 @@ export class RouteControl implements RouteHost {
     // gateway.go: a new route hears of every gateway we have an outbound to; the gateway
     // thread learns the peer's gateway URL (and server name, for its duplicate check).
     for (const line of this.gatewayGossip.values()) r.queueString(line);
-    if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: true, gatewayUrl: info.gateway_url, serverName: name });
+    if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: true, gatewayUrl: info.gateway_url, serverName: name, serverId: id });
     if (displaced !== null) {
       // r takes over from the route it displaces (already announced to the other peers).
       log.debug(`${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
@@ -670,7 +675,7 @@ export class RouteControl implements RouteHost {
     if (r.registered) {
       r.registered = false;
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
-      if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: false, gatewayUrl: r.remoteInfo?.gateway_url ?? '', serverName: r.remoteName });
+      if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: false, gatewayUrl: r.remoteInfo?.gateway_url ?? '', serverName: r.remoteName, serverId: r.remoteId });
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
     }
     this.bridge.unregister(r);
@@ -863,7 +868,32 @@ export class RouteControl implements RouteHost {
       log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.account())} for routed message on subject: ${JSON.stringify(m.subject())}`);
       return;
     }
+    // A reply that came back through a gateway to another server of this cluster, forwarded
+    // here because it is ours (gateway.go handleGatewayReply): delivered without the prefix.
+    if (this.gatewayReplyPrefix !== null && m.se - m.ss > this.gatewayReplyPrefix.length && m.sb[m.ss] === 95 /* _ */
+      && m.sb.subarray(m.ss, m.ss + 5).toString('latin1') === '_GR_.') {
+      const p = this.gatewayReplyPrefix;
+      if (p.equals(m.sb.subarray(m.ss, m.ss + p.length))) m.ss += p.length;
+    }
     this.bridge.fromPeer(r, m);
+  }
+
+  /**
+   * A record from the gateway thread for a `_GR_.` reply that names another server of this
+   * cluster: it goes to that server's route only, whatever the interest (bridge hook).
+   */
+  private routeGatewayReply(m: MsgView): boolean {
+    if (this.gatewayReplyPrefix === null || m.se - m.ss < 19 || m.sb[m.ss] !== 95) return false;
+    if (m.sb.subarray(m.ss, m.ss + 5).toString('latin1') !== '_GR_.') return false;
+    const serverHash = m.sb.toString('latin1', m.ss + 12, m.ss + 18);
+    for (const r of this.remotes.values()) {
+      if (r.closing || gatewayHash(r.remoteId) !== serverHash) continue;
+      r.outMsgs++;
+      r.outBytes += m.pe - m.ps;
+      r.writeMsg(m, m.queues, 0);
+      break;
+    }
+    return true;
   }
 
   // ====================================================================== monitoring

@@ -54,7 +54,7 @@ export type ControlMessage =
    */
   | { type: 'gateway-outbounds'; gatewayUrl: string; outbounds: { name: string; urls: string[] }[] }
   /** Route thread → main → gateway thread: a route peer registered or went, with its gateway URL and server name. */
-  | { type: 'gateway-route-peer'; add: boolean; gatewayUrl: string; serverName: string }
+  | { type: 'gateway-route-peer'; add: boolean; gatewayUrl: string; serverName: string; serverId: string }
   /** Route thread → main → gateway thread: a route peer's cmd 1 gossip about a gateway. */
   | { type: 'gateway-gossip'; gateway: string; urls: string[] }
   /** Main → a thread: monitoring wants the thread's connections or subscriptions (src/monitor/collect.ts). */
