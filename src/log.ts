@@ -7,6 +7,7 @@
 // thread reopen it (log rotation), as nats-server's ReOpenLogFile.
 
 import fs from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 
 export type Level = 'INF' | 'DBG' | 'TRC' | 'WRN' | 'ERR' | 'FTL';
 
@@ -121,6 +122,17 @@ function write(level: Level, msg: string): void {
       return;
     } catch {
       // The file went bad (disk full, removed mount): the line still goes somewhere.
+    }
+  }
+  if (!isMainThread) {
+    // A worker's process.stderr hops through the main thread's event loop, so a line could
+    // come out after what the thread sent on a socket right after logging it (a test, or an
+    // operator, reading both sees them out of order). Straight to fd 2 instead, whole lines.
+    try {
+      fs.writeSync(2, line);
+      return;
+    } catch {
+      // EAGAIN on a full non-blocking pipe: the forwarded stream still gets it.
     }
   }
   process.stderr.write(line);

@@ -47,6 +47,7 @@ export interface GatewayTask {
 const GATEWAY_CONNECT_DELAY_MS = 1000; // between passes over a remote's URLs
 const GATEWAY_RECONNECT_DELAY_MS = 1000; // before re-dialling after a disconnect
 const GATEWAY_DIAL_TIMEOUT_MS = 1000;
+const GATEWAY_FIRST_DIAL_DELAY_MS = 1000;
 const CONNECT_ERROR_REPORTS = 3600;
 /** gateway.go defaultGatewayMaxRUnsubBeforeSwitch: RS- sent before an account goes interest-only. */
 const INTEREST_ONLY_THRESHOLD = 1000;
@@ -220,7 +221,10 @@ export class GatewayControl implements GatewayHost {
     // A responder that got a `_GR_.` reply over a route (a nats-server peer hands it on as it
     // is) publishes to it: such a publish comes here and goes back to that cluster (replyBack).
     this.bridge.extraInterest(`${GW_REPLY_PREFIX}>`, null, 1);
-    for (const r of this.remotes.values()) this.solicit(r, true);
+    // gateway.go: dialling starts about a second after start-up, to let the cluster form.
+    this.later(GATEWAY_FIRST_DIAL_DELAY_MS, () => {
+      for (const r of this.remotes.values()) if (r.configured) this.solicit(r, true);
+    });
     this.publishOutbounds();
   }
 
@@ -693,16 +697,17 @@ export class GatewayControl implements GatewayHost {
     this.bridge.unregister(g);
     if (!this.running) return;
     this.bridge.flushMesh();
-    if (!g.outbound || g.noReconnect) return;
+    if (!g.outbound) return;
     const remote = this.remotes.get(g.name);
     if (remote === undefined) return;
-    remote.dialing = false;
-    if (this.outbounds.has(remote.name)) return;
+    if (g.noReconnect || this.outbounds.has(remote.name)) return;
+    // The series stays this remote's (dialing): nothing else starts another meanwhile.
+    remote.dialing = true;
     // gateway.go reconnectGateway: 0-100 ms, plus 1 s for an explicit gateway. skein waits the
     // second for implicit ones too: 2.9.10 re-dials a gossiped gateway that refuses us (wrong
     // name, wrong credentials) every 0-100 ms, forever.
     const delay = GATEWAY_RECONNECT_DELAY_MS + Math.floor(Math.random() * 100);
-    this.later(delay, () => this.solicit(remote, false));
+    this.later(delay, () => this.solicit(remote, false, true));
   }
 
   private later(ms: number, fn: () => void): void {
@@ -716,8 +721,8 @@ export class GatewayControl implements GatewayHost {
   // ====================================================================== dialling
 
   /** gateway.go solicitGateway: passes over the remote's URLs until one connects. */
-  private solicit(remote: RemoteGateway, firstConnect: boolean): void {
-    if (remote.dialing || !this.running) return;
+  private solicit(remote: RemoteGateway, firstConnect: boolean, resume = false): void {
+    if ((remote.dialing && !resume) || !this.running) return;
     remote.dialing = true;
     const typ = remote.configured ? 'explicit' : 'implicit';
     let attempts = 0;

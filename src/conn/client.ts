@@ -538,7 +538,8 @@ export class ClientConn extends Conn implements ProtocolHandler {
   }
 
   onClientErr(text: string): void {
-    log.debug(`${this.logPrefix()} - Client error: ${text}`);
+    // client.go processErr: an -ERR from a client is logged and closes it.
+    log.error(`${this.logPrefix()} - Client Error ${text}`);
     this.close(CloseReason.parseError, true);
   }
 
