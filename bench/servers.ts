@@ -224,15 +224,11 @@ async function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Laun
   };
 }
 
-/** What skein logs at start-up while it has no gateways (src/server.ts). */
-const SKEIN_NO_GATEWAYS = /Gateways are not implemented by skein yet/;
-
 /**
  * Two single-server clusters, A and B, joined by a gateway: A listens for gateways on an
  * OS-picked port (read back from `Listening for gateways connections on H:P`); B names A (the
  * gateway A->B is found by the handshake, as in a real supercluster). Both read a small .conf
- * file. A skein that logs that it has no gateways is skipped (NotSupportedError), so the
- * scenario runs against skein as soon as it has them.
+ * file.
  */
 async function launchGateway(target: Target, opts: LaunchOptions): Promise<Launched> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-gw-'));
@@ -250,9 +246,6 @@ async function launchGateway(target: Target, opts: LaunchOptions): Promise<Launc
       const server = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', file], opts);
       started.push(server);
       await server.ready;
-      if (target.kind === 'skein' && SKEIN_NO_GATEWAYS.test(server.log)) {
-        throw new NotSupportedError('gateway scenario skipped for skein: skein has no gateways yet (issue 7); nats-server is still measured');
-      }
       gatewayPortA ||= await logged(server, /Listening for gateways? connections on \S+:(\d+)/, opts.readyTimeoutMs ?? 20_000);
     }
   } catch (e) {

@@ -37,7 +37,7 @@ import { sleep, uid } from './cluster.ts';
 // The switch
 
 /** Set to true when skein has gateways: every skein and mixed variant then runs. */
-const GATEWAYS_BUILT = false;
+const GATEWAYS_BUILT = true;
 
 /** Whether the gateway tests start skein servers (GATEWAYS_BUILT, or SKEIN_GATEWAYS=1 for one run). */
 export const SKEIN_GATEWAYS = GATEWAYS_BUILT || process.env.SKEIN_GATEWAYS === '1';
