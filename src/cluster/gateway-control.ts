@@ -580,12 +580,11 @@ export class GatewayControl implements GatewayHost {
     log.debug(`${g.logPrefix()} - Sent queue subscriptions to gateway`);
     // Dial back the gateway this inbound comes from, if we have no outbound to it.
     if (info.gateway !== this.name) this.implicitGateway(info.gateway, info.gateway_urls);
-    // Gossip: every other gateway we have an outbound to (gossipGatewaysToInboundGateway).
-    for (const [name, out] of this.outbounds) {
-      if (name === info.gateway || !out.registered) continue;
-      const remote = this.remotes.get(name);
-      const urls = remote !== undefined ? [...remote.urls.keys()] : [];
-      g.queueString(gossipInfoLine(this.identity.serverId, name, urls));
+    // Gossip: every other gateway we know, connected or still being dialled
+    // (gossipGatewaysToInboundGateway).
+    for (const [name, remote] of this.remotes) {
+      if (name === info.gateway || remote.urls.size === 0) continue;
+      g.queueString(gossipInfoLine(this.identity.serverId, name, [...remote.urls.keys()]));
     }
     if (this.optimisticReceiver) {
       this.optimisticInbounds.add(g);
