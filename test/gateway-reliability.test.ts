@@ -105,3 +105,36 @@ gatewayTest('a whole remote cluster that dies is dialled again when it returns, 
   await eventually('A to B', () => gotB.includes('hello B'));
   t.deepEqual(gotB, ['hello B']);
 });
+
+gatewayTest('a crashed gateway thread is replaced: its gateways come back and interest resyncs both ways', ['skein', 'skein+nats-server'], async (t, variant) => {
+  const sc = await Supercluster.start(t, { variant, sizes: [1, 1], skeinEnv: { SKEIN_FAULT_INJECTION: '1' } });
+  const [a, b] = [await sc.client(0, 0), await sc.client(1, 0)];
+  const id = uid();
+  // Interest made before the crash, on both sides, must survive it.
+  const onA: string[] = [];
+  const onB: string[] = [];
+  a.subscribe(`toA.${id}`, { callback: (_e, m) => onA.push(m.string()) });
+  b.subscribe(`toB.${id}`, { callback: (_e, m) => onB.push(m.string()) });
+  await interestSeen(a, [b]);
+  await interestSeen(b, [a]);
+  // With SKEIN_FAULT_INJECTION=1, a PUB to $SKEIN.FAULT.CRASH.GATEWAY makes A's gateway thread throw.
+  a.publish('$SKEIN.FAULT.CRASH.GATEWAY');
+  await a.flush();
+  const srv = sc.server(0, 0).srv;
+  await srv.waitForLog(/Gateway thread failed[\s\S]*fault injection: gateway thread crash requested/, 20_000);
+  await srv.waitForLog(/Gateway thread replaced and ready/, 20_000);
+  await sc.waitConnected();
+  await eventually('both directions again', async () => {
+    a.publish(`toB.${id}`, 'from A');
+    b.publish(`toA.${id}`, 'from B');
+    await Promise.all([a.flush(), b.flush()]);
+    return onA.length > 0 && onB.length > 0;
+  }, 30_000, 200);
+  // New interest still crosses.
+  const late: string[] = [];
+  a.subscribe(`late.${id}`, { callback: (_e, m) => late.push(m.string()) });
+  await interestSeen(a, [b]);
+  b.publish(`late.${id}`, 'hi');
+  await eventually('a message to a subscription made after the crash', () => late.length === 1);
+  t.deepEqual(late, ['hi']);
+});

@@ -40,7 +40,16 @@ export function threadCounters(t: ThreadInfo): Record<string, unknown> {
   };
 }
 
-export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null): Record<string, unknown> {
+/** /gatewayz as the gateway thread answers it (outbound_gateways, inbound_gateways), or null without gateways. */
+type GatewayzData = {
+  name?: string;
+  outbound_gateways?: Record<string, { connection?: Record<string, unknown> }>;
+  inbound_gateways?: Record<string, { connection?: Record<string, unknown> }[]>;
+} | null;
+
+export function liveSnapshot(
+  src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null, gatewayz: GatewayzData = null,
+): Record<string, unknown> {
   const id = src.identity;
   // The totals from the same reads as the thread rows, so the page's rates add up.
   const rows = threads.map(threadCounters);
@@ -106,7 +115,23 @@ export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, 
     server,
     threads: rows,
     cluster: clusterView,
-    // Gateways (a supercluster) appear here once skein runs them; none today.
-    gateways: [],
+    gateway_name: gatewayz?.name ?? '',
+    gateways: gatewayRows(gatewayz),
   };
+}
+
+/** One row per gateway connection, outbound then inbound, for the live page. */
+function gatewayRows(z: GatewayzData): Record<string, unknown>[] {
+  if (z === null) return [];
+  const rows: Record<string, unknown>[] = [];
+  const row = (gateway: string, direction: string, c: Record<string, unknown> | undefined): void => {
+    if (c === undefined) return;
+    rows.push({
+      gateway, direction, cid: c.cid, ip: c.ip, port: c.port, rtt: c.rtt, name: c.name,
+      in_msgs: c.in_msgs, out_msgs: c.out_msgs, in_bytes: c.in_bytes, out_bytes: c.out_bytes,
+    });
+  };
+  for (const [name, o] of Object.entries(z.outbound_gateways ?? {})) row(name, 'outbound', o.connection);
+  for (const [name, list] of Object.entries(z.inbound_gateways ?? {})) for (const i of list) row(name, 'inbound', i.connection);
+  return rows;
 }

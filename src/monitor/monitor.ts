@@ -482,6 +482,8 @@ export class Monitor {
   private async skeinz(): Promise<Reply> {
     const src = this.source();
     const cluster = await this.clusterView();
-    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster));
+    const gw = this.threadsOf('gateway');
+    const gatewayz = gw.length === 0 ? null : ((await this.ask(gw, { kind: 'gatewayz', accs: false, gwName: '' }))[0]?.data as Record<string, unknown> | null | undefined) ?? null;
+    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster, gatewayz));
   }
 }

@@ -224,7 +224,7 @@ ${ICON}
     body.replaceChildren.apply(body, rows.map(function (r) {
       var tr = el("tr", { "data-thread": String(r.t.thread) });
       tr.appendChild(td(String(r.t.thread) + (r.t.alive ? "" : " (restarting)"), r.t.alive ? "" : "warn"));
-      tr.appendChild(td(r.t.kind === "route" ? "routes" : "clients", "l"));
+      tr.appendChild(td(r.t.kind === "route" ? "routes" : r.t.kind === "gateway" ? "gateways" : "clients", "l"));
       tr.appendChild(td(num(r.t.connections)));
       tr.appendChild(td(num(r.t.subscriptions)));
       var tin = td(num(r.in), "in");
@@ -242,6 +242,7 @@ ${ICON}
     }));
 
     renderCluster(s, prev, dt);
+    renderGateways(s, prev, dt);
     document.getElementById("updated").textContent = "updated " + new Date(s.now_ms).toLocaleTimeString();
   }
 
@@ -257,6 +258,43 @@ ${ICON}
       }).join(" ");
       svg.appendChild(sv("polyline", { points: pts, fill: "none", stroke: i === 0 ? "#58d68d" : "#f5b041", "stroke-width": "1.5" }));
     });
+  }
+
+  function renderGateways(s, old, dt) {
+    var box = document.getElementById("gateways");
+    var list = s.gateways || [];
+    if (list.length === 0) {
+      box.className = "dim";
+      box.textContent = s.gateway_name ? "Gateway " + s.gateway_name + ": no gateway connection yet." : "No gateways: this server is not part of a supercluster.";
+      return;
+    }
+    box.className = "";
+    var prevRows = {};
+    if (old && old.gateways) old.gateways.forEach(function (g) { prevRows[g.direction + g.cid] = g; });
+    var table = el("table");
+    var head = el("tr");
+    ["remote gateway", "direction", "connection", "rtt", "msgs in/s", "msgs out/s", "bytes in/s", "bytes out/s"].forEach(function (h, i) {
+      head.appendChild(el("th", i < 3 ? { "class": "l" } : null, h));
+    });
+    var thead = el("thead");
+    thead.appendChild(head);
+    table.appendChild(thead);
+    var body = el("tbody");
+    list.forEach(function (g) {
+      var p = prevRows[g.direction + g.cid] || null;
+      var tr = el("tr");
+      tr.appendChild(td(g.gateway, "l"));
+      tr.appendChild(td(g.direction, "l"));
+      tr.appendChild(td("gid " + g.cid + " \u00b7 " + g.ip + ":" + g.port, "l"));
+      tr.appendChild(td(g.rtt));
+      tr.appendChild(td(num(rate(g, p, "in_msgs", dt)), "in"));
+      tr.appendChild(td(num(rate(g, p, "out_msgs", dt)), "out"));
+      tr.appendChild(td(bytes(rate(g, p, "in_bytes", dt)), "in"));
+      tr.appendChild(td(bytes(rate(g, p, "out_bytes", dt)), "out"));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    box.replaceChildren(table);
   }
 
   function renderCluster(s, old, dt) {

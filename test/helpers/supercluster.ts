@@ -154,6 +154,8 @@ export interface SuperclusterOptions {
   workers?: number;
   /** Start only these servers now ([c, s] pairs); the rest with startServer later. Default: all. */
   startOnly?: [number, number][];
+  /** Extra environment of the skein servers (SKEIN_FAULT_INJECTION=1). */
+  skeinEnv?: Record<string, string>;
 }
 
 export interface GatewayzConn {
@@ -276,6 +278,7 @@ export class Supercluster {
       port: this.opts.leasePorts ? g.port : undefined,
       args: ['-c', file],
       workers: g.impl === 'skein' ? (this.opts.workers ?? 2) : undefined,
+      env: g.impl === 'skein' ? this.opts.skeinEnv : undefined,
     });
     g.port = g.srv.port;
     g.gatewayPort = Number((await g.srv.waitForLog(GATEWAY_LISTEN_RE, 30_000))[1]);
