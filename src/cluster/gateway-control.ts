@@ -30,6 +30,7 @@ import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, splitHostPort, urlHostname } from '../protocol/hostport.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
+import { Sublist } from '../broker/sublist.ts';
 import { rfc3339, rttString, uptimeString } from '../monitor/gofmt.ts';
 
 /** What main hands the gateway thread (plus its MessagePort). */
@@ -72,6 +73,13 @@ export function gatewayHash(name: string): string {
 /** gateway.go getOldHash: the first 4 hex characters of sha256(name). */
 export function gatewayOldHash(name: string): string {
   return createHash('sha256').update(name).digest('hex').slice(0, 4);
+}
+
+/** A local plain subscription seen lately (its replies are mapped, gateway.go: 2 s). */
+interface RecentSub {
+  readonly subject: string;
+  readonly queue: null;
+  readonly at: number;
 }
 
 /** A remote gateway (cluster) this server knows: configured, or learned by gossip. */
@@ -148,8 +156,9 @@ export class GatewayControl implements GatewayHost {
   private readonly refusedAccounts = new WeakMap<GatewayConn, Set<string>>();
   /** Inbounds with an optimistic receiver ($G not yet interest-only). */
   private readonly optimisticInbounds = new Set<GatewayConn>();
-  /** Local plain subjects first seen in the last REPLY_MAPPING_MS: reply → when. */
-  private readonly recentPlain = new Map<string, number>();
+  /** Local plain subjects first seen in the last REPLY_MAPPING_MS, by subject and as a sublist. */
+  private readonly recentPlain = new Map<string, RecentSub>();
+  private readonly recentList = new Sublist<RecentSub>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private housekeeping: NodeJS.Timeout | null = null;
   private running = false;
@@ -893,7 +902,11 @@ export class GatewayControl implements GatewayHost {
    */
   private localPlainChanged(subject: string, has: boolean): void {
     if (!has) return;
-    this.recentPlain.set(subject, Date.now());
+    const old = this.recentPlain.get(subject);
+    if (old !== undefined) this.recentList.remove(old);
+    const recent: RecentSub = { subject, queue: null, at: Date.now() };
+    this.recentPlain.set(subject, recent);
+    this.recentList.insert(recent);
     if (this.optimisticInbounds.size === 0) return;
     const wild = subject.includes('*') || subject.includes('>');
     for (const g of this.optimisticInbounds) {
@@ -1021,18 +1034,20 @@ export class GatewayControl implements GatewayHost {
     if (this.recentPlain.size === 0) return null;
     const b = m.sb;
     if (startsWith(b, m.rs, m.re, GW_REPLY_PREFIX)) return null;
-    const reply = b.toString(SUBJECT_ENCODING, m.rs, m.re);
     const now = Date.now();
-    for (const [subject, at] of this.recentPlain) {
-      if (now - at > REPLY_MAPPING_MS) continue;
-      if (subject === reply || subjectMatches(subject, reply)) return g.nrp ? this.replyPrefixBytes : this.oldReplyPrefixBytes;
+    for (const sub of this.recentList.match(b.toString(SUBJECT_ENCODING, m.rs, m.re)).psubs) {
+      if (now - sub.at <= REPLY_MAPPING_MS) return g.nrp ? this.replyPrefixBytes : this.oldReplyPrefixBytes;
     }
     return null;
   }
 
   /** Mappings and recent subscriptions past their 2 s. */
   private expire(now: number): void {
-    for (const [subject, at] of this.recentPlain) if (now - at > REPLY_MAPPING_MS) this.recentPlain.delete(subject);
+    for (const [subject, sub] of this.recentPlain) {
+      if (now - sub.at <= REPLY_MAPPING_MS) continue;
+      this.recentPlain.delete(subject);
+      this.recentList.remove(sub);
+    }
   }
 
   // ====================================================================== monitoring

@@ -165,7 +165,9 @@ export class RouteControl implements RouteHost {
     }
 
     this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
-      verb: 'RS', noun: 'route', interceptRecord: (_from, m) => this.routeGatewayReply(m),
+      verb: 'RS', noun: 'route',
+      // With gateways: a `_GR_.` reply for another server of the cluster, from the gateway thread.
+      interceptRecord: o.gateway !== undefined ? (_from, m) => this.routeGatewayReply(m) : undefined,
     });
     this.gatewayReplyPrefix = o.gateway !== undefined ? Buffer.from(`_GR_.${gatewayHash(o.gateway.name)}.${gatewayHash(task.identity.serverId)}.`) : null;
     this.gatewayUrl = task.gatewayUrl;
