@@ -638,11 +638,11 @@ export class GatewayControl implements GatewayHost {
     this.solicit(remote, true);
   }
 
-  /** Route gossip (cmd 1 from a route peer): make sure we have an outbound to that gateway. */
+  /**
+   * Route gossip (cmd 1 from a route peer): make sure we have an outbound to that gateway.
+   * As in nats-server, route gossip bypasses reject_unknown_cluster (it guards inbounds only).
+   */
   fromRoute(name: string, urls: string[]): void {
-    if (this.gw.rejectUnknown === true && !this.remotes.has(name)) {
-      // nats-server: route gossip bypasses reject_unknown_cluster (it only guards inbounds).
-    }
     this.implicitGateway(name, urls);
   }
 
