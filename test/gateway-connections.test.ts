@@ -9,6 +9,7 @@
 import { connect, type NatsConnection } from 'nats';
 import { checkPubSub } from './helpers/cluster.ts';
 import { rawConnect } from './helpers/raw.ts';
+import { getJson } from './helpers/monitor.ts';
 import { ALL_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
 
 gatewayTest('three clusters of two servers hold 12 gateway connections (6N): one outbound per remote cluster on every server', ALL_VARIANTS, async (t, variant) => {
@@ -129,4 +130,18 @@ gatewayTest('a gateway restarted on new ports is found again by every cluster', 
   await sc.waitConnected();
   t.deepEqual(await sc.connectionCounts(), { outbound: 10, inbound: 10 });
   await eventually('B2 to reach C', async () => (await sc.gatewayz(sc.server(2, 0))).inbound_gateways[sc.names[1]]?.length === 2);
+});
+
+gatewayTest('the live page data (/skeinz) lists every gateway connection, outbound and inbound, and the gateway thread', ['skein'], async (t, variant) => {
+  const sc = await Supercluster.start(t, { variant, sizes: [1, 1] });
+  const [a, b] = [sc.server(0, 0), sc.server(1, 0)];
+  const live = (await getJson(a.httpPort, '/skeinz')) as {
+    gateway_name: string;
+    gateways: { gateway: string; direction: string; port: number }[];
+    threads: { kind: string; connections: number }[];
+  };
+  t.is(live.gateway_name, sc.names[0]);
+  t.deepEqual(live.gateways.map((g) => `${g.gateway} ${g.direction}`).sort(), [`${sc.names[1]} inbound`, `${sc.names[1]} outbound`]);
+  t.is(live.gateways.find((g) => g.direction === 'outbound')?.port, b.gatewayPort);
+  t.is(live.threads.filter((th) => th.kind === 'gateway').length, 1, 'one gateway thread');
 });
