@@ -133,6 +133,7 @@ export class Server {
         return n;
       },
       clusterPort: () => this.clusterPort,
+      gatewayPort: () => this.gatewayPort,
       listening: () => ({ server: this.listener?.listening === true, route: this.opts.cluster === undefined || this.routeListener?.listening === true }),
     };
   }

@@ -10,7 +10,7 @@ import { connect, type NatsConnection } from 'nats';
 import { checkPubSub } from './helpers/cluster.ts';
 import { rawConnect } from './helpers/raw.ts';
 import { getJson } from './helpers/monitor.ts';
-import { ALL_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
+import { ALL_VARIANTS, SINGLE_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
 
 gatewayTest('three clusters of two servers hold 12 gateway connections (6N): one outbound per remote cluster on every server', ALL_VARIANTS, async (t, variant) => {
   // B and C name only A; B and C find each other by gossip.
@@ -144,4 +144,13 @@ gatewayTest('the live page data (/skeinz) lists every gateway connection, outbou
   t.deepEqual(live.gateways.map((g) => `${g.gateway} ${g.direction}`).sort(), [`${sc.names[1]} inbound`, `${sc.names[1]} outbound`]);
   t.is(live.gateways.find((g) => g.direction === 'outbound')?.port, b.gatewayPort);
   t.is(live.threads.filter((th) => th.kind === 'gateway').length, 1, 'one gateway thread');
+});
+
+gatewayTest('/varz shows the gateway block with the port picked for -1', SINGLE_VARIANTS, async (t, variant) => {
+  const sc = await Supercluster.start(t, { variant, sizes: [1] });
+  const a = sc.server(0, 0);
+  const gw = (await getJson(a.httpPort, '/varz')).gateway as Record<string, unknown>;
+  t.is(gw.name, sc.names[0]);
+  t.is(gw.port, a.gatewayPort);
+  t.is(gw.host, '127.0.0.1');
 });

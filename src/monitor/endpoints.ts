@@ -38,6 +38,8 @@ export interface MonitorSource {
   connections(): number;
   /** The cluster listener's port (0 without a cluster). */
   clusterPort(): number;
+  /** The gateway listener's port (0 without gateways). */
+  gatewayPort?(): number;
   /** Process memory (RSS) and CPU percentage of one core, sampled. */
   processUsage(): { rss: number; cpu: number };
   /** Whether every listener is bound and every thread is ready. */
@@ -111,7 +113,10 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     const g = o.gateway;
     gateway.name = g.name;
     if (g.host) gateway.host = g.host;
-    if (g.port > 0) gateway.port = g.port;
+    // gateway.go: a random port (-1) is written back as the one picked.
+    const port = src.gatewayPort?.() ?? 0;
+    if (port > 0) gateway.port = port;
+    else if (g.port > 0) gateway.port = g.port;
     gateway.auth_timeout = g.authTimeoutMs / 1000;
     gateway.tls_timeout = tlsTimeoutSeconds(g.tls);
     if (g.tls) {

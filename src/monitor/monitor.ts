@@ -44,6 +44,7 @@ export interface MonitorHost {
   /** Bytes waiting in the rings into a thread. */
   ringBacklog(thread: number): number;
   clusterPort(): number;
+  gatewayPort?(): number;
   /** Listeners bound: the client one, and the route one when clustered. */
   listening(): { server: boolean; route: boolean };
 }
@@ -347,6 +348,7 @@ export class Monitor {
       totalConnections: this.totalConnections,
       connections: () => self.clientConnections(),
       clusterPort: () => host.clusterPort(),
+      gatewayPort: () => host.gatewayPort?.() ?? 0,
       processUsage: () => self.processUsage(),
       readyChecks: () => {
         const l = host.listening();
