@@ -9,7 +9,7 @@
 import { connect, type NatsConnection } from 'nats';
 import { checkPubSub } from './helpers/cluster.ts';
 import { rawConnect } from './helpers/raw.ts';
-import { getJson } from './helpers/monitor.ts';
+import { get, getJson } from './helpers/monitor.ts';
 import { ALL_VARIANTS, SINGLE_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
 
 gatewayTest('three clusters of two servers hold 12 gateway connections (6N): one outbound per remote cluster on every server', ALL_VARIANTS, async (t, variant) => {
@@ -153,4 +153,14 @@ gatewayTest('/varz shows the gateway block with the port picked for -1', SINGLE_
   t.is(gw.name, sc.names[0]);
   t.is(gw.port, a.gatewayPort);
   t.is(gw.host, '127.0.0.1');
+});
+
+gatewayTest('/metrics has the exporter\'s gatewayz series for every gateway connection', ['skein'], async (t, variant) => {
+  const sc = await Supercluster.start(t, { variant, sizes: [1, 1] });
+  const [A, B] = sc.names;
+  const text = (await get(sc.server(0, 0).httpPort, '/metrics')).body;
+  for (const kind of ['outbound', 'inbound']) {
+    t.regex(text, new RegExp(`^gnatsd_gatewayz_${kind}_gateway_configured\\{gateway_name="${re(A)}",remote_gateway_name="${re(B)}",server_id="\\w+"\\} 0$`, 'm'));
+    t.regex(text, new RegExp(`^gnatsd_gatewayz_${kind}_gateway_conn_in_msgs\\{gateway_name="${re(A)}",cid="\\d+",remote_gateway_name="${re(B)}",server_id="\\w+"\\} \\d+$`, 'm'));
+  }
 });

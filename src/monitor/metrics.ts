@@ -8,6 +8,9 @@
 //   * /connz's page summary: `gnatsd_connz_{num_connections,total,offset,limit,pending_bytes,
 //     subscriptions}` gauges and `gnatsd_connz_{in,out}_{msgs,bytes}` counters;
 //   * /routez: `gnatsd_routez_num_routes` and per route `gnatsd_routez_route_*`;
+//   * /gatewayz (with gateways): per connection `gnatsd_gatewayz_{outbound,inbound}_gateway_*`
+//     (`_info`, `_configured`, `_conn_rtt` in seconds, `_conn_{pending_bytes,in_msgs,out_msgs,
+//     in_bytes,out_bytes,subscriptions}`), labelled as the exporter's gatewayz collector does;
 //   * /healthz: `gnatsd_healthz_status` (0 = ok), /leafz: `gnatsd_leafz_conn_nodes_total`.
 // The `server_id` label is the server's id, as the exporter's -use_internal_server_id (what the
 // official Helm chart passes) gives it. `?prefix=nats` gives the `nats_*` names of `-prefix nats`.
@@ -25,6 +28,8 @@ export interface MetricsInput {
   routez: Record<string, unknown>;
   subsz: Record<string, unknown>;
   healthz: Record<string, unknown>;
+  /** /gatewayz, or null without gateways. */
+  gatewayz?: Record<string, unknown> | null;
   threads: ThreadInfo[];
 }
 
@@ -115,6 +120,31 @@ function uptimeSeconds(s: unknown): number {
   return total;
 }
 
+/** The exporter's gatewayz collector: one set of series per gateway connection, outbound and inbound. */
+function gatewayzMetrics(e: Exposition, ns: string, id: string, z: Record<string, unknown>): void {
+  const local = String(z.name ?? '');
+  type Remote = { configured?: boolean; connection?: Record<string, unknown> };
+  const one = (kind: string, remote: string, r: Remote): void => {
+    const c = r.connection ?? {};
+    const base = `${ns}_gatewayz_${kind}_gateway`;
+    e.add(`${base}_info`, 'gauge', 'info', {
+      gateway_name: local, remote_gateway_name: remote, server_id: id,
+      start: String(c.start ?? ''), last_activity: String(c.last_activity ?? ''), uptime: String(c.uptime ?? ''), idle: String(c.idle ?? ''),
+    }, 0);
+    e.add(`${base}_configured`, 'gauge', 'configured', { gateway_name: local, remote_gateway_name: remote, server_id: id }, r.configured === true ? 1 : 0);
+    const l = { gateway_name: local, cid: num(c.cid), remote_gateway_name: remote, server_id: id };
+    e.add(`${base}_conn_rtt`, 'gauge', 'rtt', l, durationSeconds(c.rtt));
+    e.add(`${base}_conn_pending_bytes`, 'gauge', 'pending_bytes', l, num(c.pending_bytes));
+    e.add(`${base}_conn_in_msgs`, 'gauge', 'in_msgs', l, num(c.in_msgs));
+    e.add(`${base}_conn_out_msgs`, 'gauge', 'out_msgs', l, num(c.out_msgs));
+    e.add(`${base}_conn_in_bytes`, 'gauge', 'in_bytes', l, num(c.in_bytes));
+    e.add(`${base}_conn_out_bytes`, 'gauge', 'out_bytes', l, num(c.out_bytes));
+    e.add(`${base}_conn_subscriptions`, 'gauge', 'subscriptions', l, num(c.subscriptions));
+  };
+  for (const [name, r] of Object.entries((z.outbound_gateways ?? {}) as Record<string, Remote>)) one('outbound', name, r);
+  for (const [name, list] of Object.entries((z.inbound_gateways ?? {}) as Record<string, Remote[]>)) for (const r of list) one('inbound', name, r);
+}
+
 export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
   const e = new Exposition();
   const id = input.serverId;
@@ -156,6 +186,8 @@ export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
   }
 
   generic(e, ns, 'subsz', input.subsz, id);
+
+  if (input.gatewayz) gatewayzMetrics(e, ns, id, input.gatewayz);
 
   const healthy = input.healthz.status === 'ok';
   e.add(`${ns}_healthz_status`, 'gauge', 'status', sid, healthy ? 0 : 1);

@@ -445,10 +445,12 @@ export class Monitor {
     const prefix = q.get('prefix') || 'gnatsd';
     if (!/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(prefix)) throw new QueryError(`invalid metrics prefix: ${prefix}`);
     const src = this.source();
-    const [connz, routes, subs] = await Promise.all([
+    const gw = this.threadsOf('gateway');
+    const [connz, routes, subs, gateways] = await Promise.all([
       this.ask(this.threadsOf('client'), { kind: 'connz', open: true, closed: false, subs: SubsMode.none }),
       this.ask(this.threadsOf('route'), { kind: 'routez', subs: SubsMode.none }),
       this.subszStats(false),
+      gw.length === 0 ? Promise.resolve([]) : this.ask(gw, { kind: 'gatewayz', accs: false, gwName: '' }),
     ]);
     const open: ConnRecord[] = [];
     for (const r of connz) for (const c of (r.data as ConnRecord[] | null) ?? []) open.push(c);
@@ -465,6 +467,7 @@ export class Monitor {
         routez: ep.routez(src, SubsMode.none, routeList),
         subsz: ep.subsz(src, { subs: false, offset: 0, limit: 0, test: '', acc: '' }, subs.workers, subs.routeSubs),
         healthz: ep.healthz(src, new Map()).body,
+        gatewayz: (gateways[0]?.data as Record<string, unknown> | null | undefined) ?? null,
         threads: this.threadInfo(),
       }, prefix),
     };
