@@ -334,6 +334,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.announcePending();
   }
 
+  /** The other threads' interest replayed (and announced) up to now, records left where they are. */
+  refreshInterest(): void {
+    this.mesh.applyInterest();
+    this.announcePending();
+  }
+
   /** Plain subjects announced to peers (what a new peer's dump is made of). */
   announcedPlain(): IterableIterator<string> {
     return this.sentPlain.values();

@@ -983,7 +983,7 @@ export class GatewayControl implements GatewayHost {
    * after INTEREST_ONLY_THRESHOLD of them. False when the message has nowhere to go.
    */
   private optimisticCheck(g: GatewayConn, m: MsgView): boolean {
-    this.bridge.barrier();
+    this.bridge.refreshInterest();
     if (!this.bridge.hasLocalInterest()) {
       if (!g.sentAMinus) {
         g.sentAMinus = true;
