@@ -88,18 +88,20 @@ const TARGET_PLAIN = 2;
 /** Longest stretch of new-connection set-up between two event-loop turns (enqueueConnection). */
 const ARRIVAL_SLICE_MS = 2;
 const MSG_ = Buffer.from('MSG ');
+const HMSG_ = Buffer.from('HMSG ');
+const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
+
 /** `_GR_.<cluster hash>.<server hash>.` (gateway.go gwReplyPrefix) */
 const GW_REPLY_PREFIX_LEN = 19;
 const GW_REPLY_MAPPING_MS = 2000;
-/** Past this many mappings, expired ones are swept when another is added. */
+/** Past this many mappings, expired ones are swept (at most every GW_REPLIES_SWEEP_MS) when another is added. */
 const GW_REPLIES_SWEEP = 1024;
+const GW_REPLIES_SWEEP_MS = 250;
 
 /** Does b[s...] start with `_GR_.`? */
 function isGatewayReply(b: Buffer, s: number): boolean {
   return b[s + 1] === 71 && b[s + 2] === 82 && b[s + 3] === 95 && b[s + 4] === 46; // "GR_."
 }
-const HMSG_ = Buffer.from('HMSG ');
-const EMPTY: Sub[] = Object.freeze([]) as unknown as Sub[];
 
 function isLiteral(subject: string): boolean {
   for (const t of subject.split('.')) if (t === '*' || t === '>') return false;
@@ -192,6 +194,7 @@ export class Broker implements MeshHandler, ClientHost {
    */
   private readonly gwReplies = new Map<string, { routed: Buffer; at: number }>();
   private readonly gwView = new MsgView();
+  private gwRepliesSweptAt = 0;
   private lastRecordRoute: Route | null = null;
   private readonly records: RecordWriter;
 
@@ -692,7 +695,8 @@ export class Broker implements MeshHandler, ClientHost {
   /** A request from another cluster: its client sees the plain reply; the mapping is kept for the answer. */
   private stripGatewayReply(m: MsgView): void {
     const now = Date.now();
-    if (this.gwReplies.size >= GW_REPLIES_SWEEP) {
+    if (this.gwReplies.size >= GW_REPLIES_SWEEP && now - this.gwRepliesSweptAt > GW_REPLIES_SWEEP_MS) {
+      this.gwRepliesSweptAt = now;
       for (const [k, e] of this.gwReplies) if (now - e.at > GW_REPLY_MAPPING_MS) this.gwReplies.delete(k);
     }
     const routed = Buffer.from(m.sb.subarray(m.rs, m.re));
