@@ -79,8 +79,7 @@ export interface RemoteGatewayOptions {
 
 /**
  * Present only when a gateway is configured (a name or a port), as gateway.go
- * validateGatewayOptions reads it. Gateways themselves are not built yet (issue 7): the block
- * is read and validated in full so that a nats-server config file passes -t and starts.
+ * validateGatewayOptions reads it; the gateway thread (cluster/gateway-control.ts) runs it.
  */
 export interface GatewayOptions {
   name: string;

@@ -15,7 +15,7 @@ export const ThreadRole = {
   worker: 1,
   /** The route thread (workers/route.ts). */
   route: 2,
-  /** The gateway thread (issue 7). */
+  /** The gateway thread (workers/gateway.ts). */
   gateway: 3,
   /** The leaf thread (issue 13). */
   leaf: 4,

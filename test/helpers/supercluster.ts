@@ -1,13 +1,10 @@
 // Superclusters for black-box tests: clusters joined by gateways, each server skein or
-// nats-server, on 127.0.0.1 with OS-picked ports, plus the switch that keeps skein out of
-// the gateway tests until skein has gateways.
+// nats-server, on 127.0.0.1 with OS-picked ports.
 //
-// SKEIN_GATEWAYS is the one switch (issue 7). Every gateway test file registers each test
-// once per topology variant (all nats-server, all skein, one cluster of each, clusters that
-// mix both); the variants that start a skein server run only when the switch is on, and are
-// registered as skipped otherwise, so the whole executable spec is visible in every run.
-// Whoever lands gateways in skein sets GATEWAYS_BUILT to true below (or, before that, runs
-// `SKEIN_GATEWAYS=1 npm test -- test/gateway-*.test.ts`).
+// Every gateway test file registers each test once per topology variant (all nats-server, all
+// skein, one cluster of each, clusters that mix both). SKEIN_GATEWAYS (GATEWAYS_BUILT, on since
+// skein has gateways, issue 7) runs the variants that start skein; off, they are registered as
+// skipped, so the whole executable spec stays visible.
 //
 // Ports: every server binds its client, route, gateway and monitoring ports with -1 and the
 // helper reads them back from the log (`Listening for gateways connections on H:P`: note
