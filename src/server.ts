@@ -66,6 +66,9 @@ export class Server {
   private heldGateways: net.Socket[] = [];
   /** The gateway thread's last word on its outbounds, for a (replacement) route thread. */
   private gatewayOutbounds: Extract<ControlMessage, { type: 'gateway-outbounds' }> | null = null;
+  /** The route thread's registered peers (gateway URL, server name) and gateway gossip, by server id and gateway name. */
+  private readonly gatewayRoutePeers = new Map<string, Extract<ControlMessage, { type: 'gateway-route-peer' }>>();
+  private readonly gatewayGossip = new Map<string, Extract<ControlMessage, { type: 'gateway-gossip' }>>();
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
@@ -374,6 +377,11 @@ export class Server {
     slot.port?.close();
     slot.port = null;
     Atomics.store(new Int32Array(this.layout.alive), thread, 0);
+    if (slot.role === ThreadRole.route) {
+      // Its routes are gone: the gateway thread forgets their gateway URLs and server names.
+      for (const m of this.gatewayRoutePeers.values()) this.postTo(ThreadRole.gateway, { ...m, add: false });
+      this.gatewayRoutePeers.clear();
+    }
     this.counters[thread].resetConnections();
     // Others must stop waiting on the dead thread's log cursor and drop its interest.
     for (let t = 0; t < this.layout.threads; t++) if (t !== thread) openLog(this.layout, t).closeReader(thread);
@@ -397,8 +405,12 @@ export class Server {
         if (slot.role === ThreadRole.route) {
           for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
           if (this.gatewayOutbounds !== null) slot.port!.postMessage(this.gatewayOutbounds);
-        } else if (slot.role === ThreadRole.gateway) for (const sock of this.heldGateways.splice(0)) this.acceptGateway(sock);
-        else for (const sock of this.held.splice(0)) this.accept(sock);
+        } else if (slot.role === ThreadRole.gateway) {
+          // What the route thread said before this gateway thread was ready.
+          for (const m of this.gatewayRoutePeers.values()) slot.port!.postMessage(m);
+          for (const m of this.gatewayGossip.values()) slot.port!.postMessage(m);
+          for (const sock of this.heldGateways.splice(0)) this.acceptGateway(sock);
+        } else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
       case 'cluster-info':
@@ -409,7 +421,13 @@ export class Server {
         this.postTo(ThreadRole.route, msg);
         break;
       case 'gateway-route-peer':
+        // Kept, so a gateway thread that starts (or restarts) after the routes hears of them all.
+        if (msg.add) this.gatewayRoutePeers.set(msg.serverId, msg);
+        else this.gatewayRoutePeers.delete(msg.serverId);
+        this.postTo(ThreadRole.gateway, msg);
+        break;
       case 'gateway-gossip':
+        this.gatewayGossip.set(msg.gateway, msg);
         this.postTo(ThreadRole.gateway, msg);
         break;
       case 'snapshot-request':
