@@ -265,13 +265,7 @@ export class Server {
     const g = this.opts.gateway!;
     const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptGateway(s));
     this.gatewayListener = listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host: g.host, port: g.port < 0 ? 0 : g.port, backlog: 1024 }, () => {
-        listener.off('error', reject);
-        resolve();
-      });
-    });
+    await listenLikeGo(listener, g.host, g.port < 0 ? 0 : g.port, 1024);
     listener.on('error', (err) => log.error(`Gateway listener error: ${err.message}`));
     this.gatewayPort = (listener.address() as net.AddressInfo).port;
   }
