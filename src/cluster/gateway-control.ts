@@ -636,6 +636,16 @@ export class GatewayControl implements GatewayHost {
     const remote = this.remote(name, false, this.tls);
     this.mergeUrls(remote, urls);
     this.solicit(remote, true);
+    // Beyond 2.9.10, which gossips only to an inbound as it registers: the inbounds already
+    // here hear of it too (a 2.9.10 outbound takes a later cmd 1 the same way). Two clusters that
+    // register at two servers of this cluster at the same moment otherwise never meet.
+    if (remote.urls.size === 0) return;
+    const line = gossipInfoLine(this.identity.serverId, name, [...remote.urls.keys()]);
+    for (const [from, list] of this.inbounds) {
+      if (from === name) continue;
+      for (const g of list) if (g.registered && !g.closing) g.queueString(line);
+    }
+    this.bridge.flushPeers();
   }
 
   /**
