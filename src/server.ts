@@ -5,6 +5,9 @@
 // With a cluster configured, main also owns the route listener and one more thread joins
 // the shared layout: the route thread (workers/route.ts, its own one-thread pool, index =
 // number of client workers). Accepted route sockets move there; it dials routes itself.
+// With a leafnodes block, likewise the leaf listener and the leaf thread (workers/leaf.ts, its
+// own one-thread pool, after the route thread): accepted leaf sockets move there; it dials the
+// remotes itself.
 //
 // Operations also run here (main.ts maps the signals): config reload (src/config/reload.ts plans
 // it; every worker and the route thread get the new options by control message), lame duck
@@ -33,7 +36,7 @@ const GATEWAYS_NOT_BUILT_WARNING = 'Gateways are not implemented by skein yet: t
 import { Monitor } from './monitor/monitor.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
-import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './config/options.ts';
+import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './config/options.ts';
 import { startMemoryReducer } from './threads/memory.ts';
 
 /**
@@ -61,6 +64,11 @@ export class Server {
   private layout!: SharedLayout;
   private pool!: Piscina;
   private routePool: Piscina | null = null;
+  private leafPool: Piscina | null = null;
+  private leafListener: net.Server | null = null;
+  /** The leaf listener's port (0: this server accepts no leafs). */
+  private leafPort = 0;
+  private heldLeafs: net.Socket[] = [];
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
@@ -105,7 +113,7 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
-    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined });
+    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined, leaf: this.opts.leafNodes !== undefined });
     const server = this; // eslint-disable-line @typescript-eslint/no-this-alias
     return {
       // A getter: a config reload replaces the options object.
@@ -113,7 +121,7 @@ export class Server {
         return server.opts;
       },
       identity: this.identity,
-      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : 'route')),
+      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : r === ThreadRole.leaf ? 'leaf' : 'route')),
       post: (t, msg) => {
         const slot = this.slots[t];
         if (slot === undefined || !slot.ready || slot.port === null) return false;
@@ -128,6 +136,7 @@ export class Server {
         return n;
       },
       clusterPort: () => this.clusterPort,
+      leafPort: () => this.leafPort,
       listening: () => ({ server: this.listener?.listening === true, route: this.opts.cluster === undefined || this.routeListener?.listening === true }),
     };
   }
@@ -162,7 +171,6 @@ export class Server {
       }
     }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
-    if (o.leafNodes !== undefined) log.warn(LEAFNODES_NOT_BUILT_WARNING);
     // Gateways are read and validated but not built yet (issue 7): say so rather than run a
     // supercluster member that silently never joins. Goes away with the gateway listener.
     if (o.gateway) log.warn(`${GATEWAYS_NOT_BUILT_WARNING} (gateway ${JSON.stringify(o.gateway.name)})`);
@@ -177,7 +185,9 @@ export class Server {
 
     const clustered = o.cluster !== undefined;
     if (clustered) await this.listenForRoutes();
-    this.layout = createLayout(workers, o.maxControlLine, { route: clustered });
+    const leafs = o.leafNodes !== undefined;
+    if (leafs && o.leafNodes!.port !== 0) await this.listenForLeafs();
+    this.layout = createLayout(workers, o.maxControlLine, { route: clustered, leaf: leafs });
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
@@ -205,6 +215,18 @@ export class Server {
         resourceLimits: WORKER_HEAP_LIMITS,
       });
     }
+    if (leafs) {
+      this.leafPool = new Piscina({
+        filename: new URL('../workers/leaf.ts', import.meta.url).href,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Infinity,
+        concurrentTasksPerWorker: 1,
+        atomics: 'disabled',
+        maxQueue: 'auto',
+        resourceLimits: WORKER_HEAP_LIMITS,
+      });
+    }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
       this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
@@ -219,6 +241,7 @@ export class Server {
       if (this.clusterDynamic) log.warn('Cluster name was dynamically generated, consider setting one');
       log.info(`Listening for route connections on ${joinHostPort(o.cluster!.host, this.clusterPort)}`);
     }
+    if (this.leafPort !== 0) log.info(`Listening for leafnode connections on ${joinHostPort(o.leafNodes!.host, this.leafPort)}`);
     this.monitor.setReady(true);
     this.ownClientUrls = clientConnectUrls(o, this.identity.port);
     this.writePortsFile();
@@ -233,6 +256,37 @@ export class Server {
     await listenLikeGo(listener, c.host, c.port < 0 ? 0 : c.port, 1024);
     listener.on('error', (err) => log.error(`Route listener error: ${err.message}`));
     this.clusterPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Bind the leafnode port (a random one if -1) before the leaf thread builds its INFO. */
+  private async listenForLeafs(): Promise<void> {
+    const l = this.opts.leafNodes!;
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptLeaf(s));
+    this.leafListener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: l.host, port: l.port < 0 ? 0 : l.port, backlog: 1024 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => log.error(`Leafnode listener error: ${err.message}`));
+    this.leafPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Move an accepted leaf socket to the leaf thread (held while it starts). */
+  private acceptLeaf(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const slot = this.slots.find((s) => s.role === ThreadRole.leaf);
+    if (slot === undefined || !slot.ready || slot.port === null) {
+      this.heldLeafs.push(socket);
+      return;
+    }
+    const cid = nextConnectionId(this.layout.ids);
+    slot.port.postMessage({ socket, cid } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
   }
 
   /** Move an accepted route socket to the route thread (held while it starts). */
@@ -269,6 +323,17 @@ export class Server {
         faultInjection: this.faultInjection,
         stats: this.monitor.statsBuffer,
       }
+      : slot.role === ThreadRole.leaf
+      ? {
+        thread,
+        port: port2,
+        layout: this.layout,
+        options: this.opts,
+        identity: this.identity,
+        leafPort: this.leafPort,
+        replacement,
+        stats: this.monitor.statsBuffer,
+      }
       : {
         thread,
         port: port2,
@@ -282,7 +347,7 @@ export class Server {
         replacement,
         stats: this.monitor.statsBuffer,
       };
-    const pool = slot.role === ThreadRole.worker ? this.pool : this.routePool!;
+    const pool = slot.role === ThreadRole.worker ? this.pool : slot.role === ThreadRole.leaf ? this.leafPool! : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
@@ -297,7 +362,7 @@ export class Server {
   private onWorkerDied(thread: number, generation: number, err: Error): void {
     const slot = this.slots[thread];
     if (slot.generation !== generation) return;
-    log.error(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
+    log.error(`${threadName(slot.role, thread)} failed, its connections are closed; starting a replacement: ${err.stack ?? err.message}`);
     slot.ready = false;
     slot.port?.close();
     slot.port = null;
@@ -316,13 +381,14 @@ export class Server {
     switch (msg.type) {
       case 'ready': {
         const slot = this.slots[thread];
-        if (slot.generation > 1) log.info(`${slot.role === ThreadRole.route ? 'Route thread' : `Worker ${thread}`} replaced and ready`);
+        if (slot.generation > 1) log.info(`${threadName(slot.role, thread)} replaced and ready`);
         slot.ready = true;
         if (this.slots.every((s) => s.ready)) {
           this.allThreadsReady = true;
           for (const w of this.readyWaiters.splice(0)) w();
         }
         if (slot.role === ThreadRole.route) for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+        else if (slot.role === ThreadRole.leaf) for (const sock of this.heldLeafs.splice(0)) this.acceptLeaf(sock);
         else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
@@ -346,6 +412,11 @@ export class Server {
       case 'fault':
         // A client asked for a route thread crash (SKEIN_FAULT_INJECTION=1 only: workers send this only then).
         if (msg.target === 'route') this.crashRouteThread();
+        else if (msg.target === 'leaf') this.crashThread(ThreadRole.leaf);
+        break;
+      case 'leaf-urls':
+        // Route thread: the route peers' leaf URLs changed; the leaf thread tells its leafs.
+        this.postAll(msg, ThreadRole.leaf);
         break;
       default:
         break;
@@ -385,6 +456,12 @@ export class Server {
     port.postMessage({ socket, cid, reject } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
   }
 
+  /** Test hook (SKEIN_FAULT_INJECTION=1): make the thread of a role throw, to exercise its replacement. */
+  private crashThread(role: ThreadRoleCode): void {
+    if (!this.faultInjection) return;
+    this.slots.find((s) => s.role === role)?.port?.postMessage({ type: 'crash' } satisfies ControlMessage);
+  }
+
   /** Test hook (SKEIN_FAULT_INJECTION=1): make the route thread throw, to exercise its replacement. */
   crashRouteThread(): void {
     if (!this.faultInjection) return;
@@ -399,7 +476,8 @@ export class Server {
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
     const msg = { type: 'info', cluster, connectUrls } satisfies ControlMessage;
-    for (const s of this.slots) if (s.role === ThreadRole.worker) s.port?.postMessage(msg);
+    // The leaf thread too: a cluster name adopted from a peer is what its leafs are told.
+    for (const s of this.slots) if (s.role === ThreadRole.worker || s.role === ThreadRole.leaf) s.port?.postMessage(msg);
   }
 
   async shutdown(): Promise<void> {
@@ -410,7 +488,9 @@ export class Server {
     this.monitor.stop();
     this.listener?.close();
     this.routeListener?.close();
+    this.leafListener?.close();
     for (const s of this.heldRoutes.splice(0)) s.destroy();
+    for (const s of this.heldLeafs.splice(0)) s.destroy();
     const graceMs = 2000;
     for (const s of this.slots) s.port?.postMessage({ type: 'shutdown', graceMs } satisfies ControlMessage);
     const deadline = Date.now() + graceMs + 1000;
@@ -419,6 +499,7 @@ export class Server {
     }
     await this.pool.destroy();
     await this.routePool?.destroy();
+    await this.leafPool?.destroy();
     if (this.opts.pidFile !== undefined) {
       try {
         fs.unlinkSync(this.opts.pidFile);
@@ -642,6 +723,13 @@ function listenUrls(scheme: string, host: string, port: number, dualStack: boole
     }
   }
   return urls.length > 0 ? urls : [`${scheme}://${joinHostPort(host, port)}`];
+}
+
+/** How log lines name a thread. */
+function threadName(role: ThreadRoleCode, thread: number): string {
+  if (role === ThreadRole.route) return 'Route thread';
+  if (role === ThreadRole.leaf) return 'Leaf thread';
+  return `Worker ${thread}`;
 }
 
 export function cpuCount(): number {

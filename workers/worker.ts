@@ -34,6 +34,7 @@ export default function run(task: WorkerTask): Promise<void> {
   const send = (m: ControlMessage): void => port.postMessage(m);
   broker.faultInjection = task.faultInjection;
   if (task.faultInjection) broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
+  if (task.faultInjection) broker.onLeafFault = () => send({ type: 'fault', target: 'leaf' });
   broker.start();
   startMemoryReducer();
 

@@ -123,6 +123,8 @@ export class Broker implements MeshHandler, ClientHost {
    */
   faultInjection = false;
   onRouteFault: (() => void) | null = null;
+  /** Likewise $SKEIN.FAULT.CRASH.LEAF, for the leaf thread. */
+  onLeafFault: (() => void) | null = null;
   /** Monitoring counters (src/monitor/stats.ts), published once per batch in flushAll. */
   stats = ThreadStats.detached();
   /** Monitoring: sees each client connection as it closes (/connz?state=closed). */
@@ -176,12 +178,15 @@ export class Broker implements MeshHandler, ClientHost {
 
   private sweepTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
+  /** The leaf thread (-1: none): its queue members serve a group only when it has no other (nats-server). */
+  private readonly leafThread: number;
 
   constructor(opts: Options, identity: ServerIdentity, layout: SharedLayout, thread: number, replacement: boolean) {
     this.opts = opts;
     this.identity = identity;
     this.thread = thread;
     this.threads = layout.threads;
+    this.leafThread = layout.leafThread;
     this.auth = new ClientAuthenticator(opts, this.checker);
     this.authRequired = this.auth.required;
     const n = layout.threads;
@@ -408,6 +413,8 @@ export class Broker implements MeshHandler, ClientHost {
       });
     } else if (subject === '$SKEIN.FAULT.CRASH.ROUTE') {
       this.onRouteFault?.();
+    } else if (subject === '$SKEIN.FAULT.CRASH.LEAF') {
+      this.onLeafFault?.();
     }
   }
 
@@ -641,9 +648,13 @@ export class Broker implements MeshHandler, ClientHost {
       const gl: Sub[] = [];
       const gr: Sub[] = [];
       let w = 0;
+      // A leaf connection's member is used only when there is no other (leafnode.go: a
+      // client's message picks local and route members first).
+      const leaf = this.leafThread;
+      const others = leaf < 0 ? true : g.members.some((s) => s.thread !== leaf);
       for (const s of g.members) {
         if (s.thread < 0) gl.push(s);
-        else {
+        else if (s.thread !== leaf || !others) {
           gr.push(s);
           w += s.weight;
         }

@@ -80,7 +80,7 @@ export interface PeerSub<P> extends Interest {
   weight: number;
 }
 
-interface Group<T> {
+export interface Group<T> {
   readonly nameBytes: Buffer;
   readonly members: T[];
   readonly total: number;
@@ -108,10 +108,13 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
   private last: Resolved<S, P> | null = null;
   private readonly list: Sublist<S>;
   private readonly plainOf: (s: S) => P;
+  /** Members used only when a group has no other (leaf members), or null. */
+  private readonly secondary: ((s: S) => boolean) | null;
 
-  constructor(list: Sublist<S>, plainOf: (s: S) => P) {
+  constructor(list: Sublist<S>, plainOf: (s: S) => P, secondary: ((s: S) => boolean) | null = null) {
     this.list = list;
     this.plainOf = plainOf;
+    this.secondary = secondary;
   }
 
   get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
@@ -136,10 +139,13 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
       const plain = new Set<P>();
       for (const sub of m.psubs) plain.add(this.plainOf(sub));
       r.plain = [...plain];
+      const secondary = this.secondary;
       r.groups = m.qgroups.map((g) => {
+        let members = g.members;
+        if (secondary !== null && members.some((sub) => !secondary(sub))) members = members.filter((sub) => !secondary(sub));
         let total = 0;
-        for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members: g.members, total };
+        for (const sub of members) total += sub.weight;
+        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members, total };
       });
       r.gen = gen;
     }
@@ -165,11 +171,49 @@ function pickByWeight<T extends { weight: number }>(g: Group<T>): T | null {
   }
   return null;
 }
+/** One member of `g` that `ok` accepts, by weight among those; null when none does. */
+export function pickWhere<T extends { weight: number }>(g: Group<T>, ok: (m: T) => boolean): T | null {
+  let total = 0;
+  for (const m of g.members) if (ok(m)) total += m.weight;
+  if (total <= 0) return null;
+  let pick = Math.floor(Math.random() * total);
+  for (const m of g.members) {
+    if (!ok(m)) continue;
+    pick -= m.weight;
+    if (pick < 0) return m;
+  }
+  return null;
+}
+
 /** How a role writes interest to its peers: `RS` for routes and gateways, `LS` for leafnodes. */
 export interface BridgeWording {
   readonly verb: 'RS' | 'LS';
   /** The peer kind in log lines (`Sent local subscriptions to route`). */
   readonly noun: string;
+}
+
+/**
+ * Per-peer rules a role lays over the bridge where its peers are not all alike (leaf nodes:
+ * nats-server keeps one interest map per leaf connection, and who hears whose interest and
+ * messages depends on which side of each connection is the hub). Without a scope every peer
+ * gets the same announcements and any message (routes, gateways).
+ */
+export interface BridgeScope<P> {
+  /** Thread `t`'s interest in (subject, queue) went from `was` to `now` (plain: 0/1). The role announces it. */
+  localChanged(t: number, subject: string, queue: string | null, was: number, now: number): void;
+  /** Peer `p`'s interest in (subject, queue) went from `was` to `now` (plain: 0/1). */
+  peerChanged(p: P, subject: string, queue: string | null, was: number, now: number): void;
+  /** A newly registered peer's full dump (instead of the aggregate one). */
+  dumpTo(p: P): void;
+  /** May a message from thread `t` go to peer `p`? */
+  acceptsFrom(p: P, t: number): boolean;
+  /** May a message from peer `p` go to thread `t`: plain interest, and queue groups? */
+  handsPlainTo(p: P, t: number): boolean;
+  /**
+   * A message from peer `from`, after the threads had theirs: to the other peers the role's
+   * rule allows; `groups` lists the queue groups ([start, end) in m.sb) no thread served.
+   */
+  relay(from: P, m: MsgView, groups: number[]): void;
 }
 
 export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
@@ -223,15 +267,24 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private bounceRoutes: P[] = [];
 
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** The role's per-peer rules (leaf nodes), or null: every peer alike. */
+  private readonly scope: BridgeScope<P> | null;
+  /** Queue groups not served by any thread, [start, end) pairs, handed to scope.relay. */
+  private readonly unserved: number[] = [];
 
-  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording) {
+  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording, scope: BridgeScope<P> | null = null) {
     this.opts = opts;
+    this.scope = scope;
     this.thread = thread;
     this.role = layout.roles[thread];
-    this.plus = `${wording.verb}+ $G `;
-    this.minus = `${wording.verb}- $G `;
+    // Leaf connections bind one account and name none (`LS+ foo`); routes name it (`RS+ $G foo`).
+    this.plus = wording.verb === 'LS' ? 'LS+ ' : `${wording.verb}+ $G `;
+    this.minus = wording.verb === 'LS' ? 'LS- ' : `${wording.verb}- $G `;
     this.noun = wording.noun;
-    this.inCache = new SubjectCache(this.localList, (s) => s.thread);
+    // A queue group is served by a leaf connection's member only when no other member exists
+    // (nats-server: local and route members first), so the leaf thread is a second choice.
+    const leafThread = layout.leafThread;
+    this.inCache = new SubjectCache(this.localList, (s) => s.thread, leafThread < 0 || leafThread === thread ? null : (s) => s.thread === leafThread);
     this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
     const n = layout.threads;
     for (let t = 0; t < n; t++) {
@@ -330,6 +383,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.peerList.insert(sub);
     r.subs.set(key, sub);
     this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    this.scope?.peerChanged(r, subject, queue, old?.weight ?? 0, queue === null ? 1 : weight);
     return true;
   }
 
@@ -340,6 +394,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     r.subs.delete(key);
     this.peerList.remove(sub);
     this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
   }
 
   /** A peer went away (or unregistered): its interest goes with it. */
@@ -347,6 +402,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     for (const sub of r.subs.values()) {
       this.peerList.remove(sub);
       this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+      this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
     }
     r.subs.clear();
   }
@@ -371,6 +427,21 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   private logInterest(subject: string, queue: string | null, weight: number): void {
     this.mesh.publishInterest(subject, queue, weight);
+  }
+
+  /** The peers with interest in subject b[s, e): plain ones, and each queue group's members (cached). */
+  peerMatches(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<PeerSub<P>>[] } {
+    return this.outCache.get(b, s, e);
+  }
+
+  /** Log interest of this thread's own (a leaf thread's `$LDS.` subscription), outside the peers' union. */
+  logOwnInterest(subject: string, weight: number): void {
+    this.mesh.publishInterest(subject, null, weight);
+  }
+
+  /** Thread `t`'s interest as replayed here: (subject, queue, weight) of each entry. */
+  forEachLocal(t: number, fn: (subject: string, queue: string | null, weight: number) => void): void {
+    for (const sub of this.localByThread[t].values()) fn(sub.subject, sub.queue, sub.weight);
   }
 
   /**
@@ -405,6 +476,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       const sub: LocalSub = { subject, queue, thread: t, weight };
       this.localList.insert(sub);
       byKey.set(key, sub);
+    }
+    if (this.scope !== null) {
+      this.scope.localChanged(t, subject, queue, oldWeight, weight);
+      return;
     }
     if (queue === null) {
       const now = (this.localPlain.get(subject) ?? 0) + weight - oldWeight;
@@ -460,6 +535,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** The full interest dump a newly registered peer gets first: what peers were last told. */
   private sendInterestTo(r: P): void {
+    if (this.scope !== null) {
+      this.scope.dumpTo(r);
+      return;
+    }
     const lines: string[] = [];
     for (const subject of this.sentPlain) lines.push(`${this.plus}${subject}\r\n`);
     for (const [qkey, weight] of this.sentQueues) lines.push(`${this.plus}${qkey} ${weight}\r\n`);
@@ -503,8 +582,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     const targets = this.targetRoutes;
     let nt = 0;
     const res = this.outCache.get(d, ss, se);
+    const scope = this.scope;
     if ((m.flags & FLAG_PLAIN) !== 0) {
       for (const r of res.plain) {
+        if (scope !== null && !scope.acceptsFrom(r, from)) continue;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
@@ -515,7 +596,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const member = pickByWeight(g);
+        const member = scope === null ? pickByWeight(g) : pickWhere(g, (s) => scope.acceptsFrom(s.peer, from));
         if (member === null) break;
         const r = member.peer;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
@@ -557,7 +638,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     const res = this.inCache.get(b, m.ss, m.se);
     const targets = this.targetThreads; // counted, as in onRecord
     let nt = 0;
+    const scope = this.scope;
     for (const t of res.plain) {
+      if (scope !== null && !scope.handsPlainTo(r, t)) continue;
       if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
       this.targetPlain[t] = 1;
     }
@@ -577,6 +660,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
         break;
       }
       if (delivered) continue;
+      if (scope !== null) {
+        // The role decides where a group no thread serves goes (leaf nodes: another leaf).
+        this.unserved.push(qs, qe);
+        continue;
+      }
       // Queue bounce: the group has no member here any more; hand the message to a peer
       // that still has one (possibly the sender), as nats-server does.
       bounce ??= this.outCache.get(b, m.ss, m.se);
@@ -595,6 +683,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (this.mesh.isAlive(t)) this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
       this.targetPlain[t] = 0;
       if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
+    }
+    if (scope !== null) {
+      scope.relay(r, m, this.unserved);
+      if (this.unserved.length !== 0) this.unserved.length = 0;
+      return;
     }
     if (this.bounceRoutes.length > 0) {
       for (const peer of this.bounceRoutes) {

@@ -11,7 +11,7 @@ import { rttString } from './gofmt.ts';
 
 export interface ThreadInfo {
   thread: number;
-  kind: 'client' | 'route';
+  kind: 'client' | 'route' | 'leaf';
   alive: boolean;
   /** Client connections (workers) or registered routes (route thread). */
   connections: number;

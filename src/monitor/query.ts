@@ -16,7 +16,9 @@ export type MonitorQuery =
   /** Route thread: the registered routes. */
   | { kind: 'routez'; subs: SubsModeValue }
   /** Route thread: the cluster as known from gossip, for the live page. */
-  | { kind: 'cluster' };
+  | { kind: 'cluster' }
+  /** Leaf thread: its leaf connections. */
+  | { kind: 'leafz'; subs: boolean };
 
 export interface SubRecord {
   subject: string;
@@ -91,6 +93,28 @@ export interface RouteRecord {
   connectUrls: string[];
   /** The peer's own route URL as it gossips it (`ip`), or its host:port. */
   routeUrl: string;
+}
+
+/** One leaf connection (/leafz), as nats-server's LeafInfo. */
+export interface LeafRecord {
+  lid: number;
+  name: string;
+  isSpoke: boolean;
+  ip: string;
+  port: number;
+  rttMs: number;
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
+  numSubs: number;
+  subs?: string[];
+}
+
+/** The leaf thread's answer to `leafz`: its connections and what its remotes dial (/varz leaf.remotes). */
+export interface LeafzReply {
+  leafs: LeafRecord[];
+  remotes: { urls: string[] }[];
 }
 
 export interface ClusterReply {

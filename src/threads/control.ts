@@ -22,7 +22,7 @@ export type ControlMessage =
   /** Test hook (SKEIN_FAULT_INJECTION=1): the route thread throws. */
   | { type: 'crash' }
   /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE. */
-  | { type: 'fault'; target: 'route' }
+  | { type: 'fault'; target: 'route' | 'leaf' }
   /**
    * Config reload (SIGHUP): run with these options from now on. Client workers close
    * `closeExcess` connections (max_connections went down); the route thread also gets this
@@ -48,6 +48,8 @@ export type ControlMessage =
    * or went, a name was adopted). Main pushes it to the client workers (async INFO).
    */
   | { type: 'cluster-info'; cluster: string; connectUrls?: string[] }
+  /** Route thread → main → leaf thread: the route peers' leaf URLs (leafnode_urls in leaf INFO). */
+  | { type: 'leaf-urls'; urls: string[] }
   /** Main → a thread: monitoring wants the thread's connections or subscriptions (src/monitor/collect.ts). */
   | { type: 'monitor'; id: number; query: MonitorQuery }
   /** The thread's answer to `monitor`. */
