@@ -34,6 +34,7 @@ import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './conn/auth.
 /** Logged at start-up when a gateway is configured, until skein has gateways (issue 7). */
 const GATEWAYS_NOT_BUILT_WARNING = 'Gateways are not implemented by skein yet: the gateway block is checked but no gateway listener is started and no gateway is dialled';
 import { Monitor } from './monitor/monitor.ts';
+import { leafInfoUrl } from './cluster/leaf-control.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './config/options.ts';
@@ -344,6 +345,7 @@ export class Server {
         clusterDynamic: this.clusterDynamic,
         clusterPort: this.clusterPort,
         clientUrls: clientConnectUrls(this.opts, this.identity.port),
+        leafUrl: this.leafPort !== 0 && this.opts.leafNodes?.noAdvertise !== true ? leafInfoUrl(this.opts.leafNodes!, this.leafPort) : undefined,
         replacement,
         stats: this.monitor.statsBuffer,
       };

@@ -736,8 +736,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Write what peers have queued, commit records to other threads, publish our interest log. */
   flushAll(): void {
-    this.flushPeers();
+    // Records first: a PONG written to a peer must not overtake the messages its read handed
+    // to other threads (a client PING there may follow our PONG).
     this.mesh.flush();
+    this.flushPeers();
     this.stats.publish(this.conns, this.peerList.size, this.peers.size);
     if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
   }

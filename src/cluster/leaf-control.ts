@@ -12,8 +12,8 @@ import net from 'node:net';
 import os from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { nextConnectionId, type SharedLayout } from '../threads/shared.ts';
-import type { LeafNodeOptions, LeafRemoteOptions, Options } from '../config/options.ts';
-import { DEFAULT_LEAFNODE_PORT } from '../config/options.ts';
+import type { LeafNodeOptions, LeafRemoteOptions, Options, TlsOptions } from '../config/options.ts';
+import { DEFAULT_LEAFNODE_PORT, DEFAULT_TLS_TIMEOUT_MS } from '../config/options.ts';
 import type { ServerIdentity } from '../protocol/info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from '../protocol/info.ts';
 import { ThreadRole } from '../threads/roles.ts';
@@ -162,14 +162,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     this.clusterName = task.identity.cluster ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
-    if (l.advertise !== undefined && l.advertise !== '') {
-      const [h, p] = splitAdvertise(l.advertise, task.leafPort);
-      this.infoHost = h;
-      this.infoPort = p;
-    } else {
-      this.infoHost = l.host === '' || l.host === '0.0.0.0' || l.host === '::' ? firstNonLocalIp() : l.host;
-      this.infoPort = task.leafPort;
-    }
+    [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);
     this.leafUrl = joinHostPort(this.infoHost, this.infoPort);
     const a = l.authorization;
     if ((a?.password !== undefined && isBcrypt(a.password)) || a?.users?.some((u) => isBcrypt(u.password))) this.checker.warm();
@@ -419,9 +412,9 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
         }
         this.bridge.flushPeers();
       };
-      const tls = remote.opts.tls ?? (info.tls_required ? this.opts.leafNodes?.tls : undefined);
-      if (tls !== undefined || info.tls_required) {
-        const t = tls ?? { verify: false, map: false, insecure: true, timeoutMs: 2000, cipherSuites: [], curvePreferences: [] } as unknown as typeof remote.opts.tls & object;
+      // TLS when the remote has a `tls` block or the hub requires it (then with the system's roots).
+      if (remote.opts.tls !== undefined || info.tls_required) {
+        const t: TlsOptions = remote.opts.tls ?? { verify: false, map: false, insecure: false, timeoutMs: DEFAULT_TLS_TIMEOUT_MS };
         c.startTls(t, urlHostname(c.url!), send);
         return;
       }
@@ -849,6 +842,18 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     this.checker.close();
     this.bridge.shutdown();
   }
+}
+
+/** The host and port a leaf INFO names (`advertise`, or the listener; a wildcard host as its first non-local IP). */
+function leafInfoAddress(l: LeafNodeOptions, leafPort: number): [string, number] {
+  if (l.advertise !== undefined && l.advertise !== '') return splitAdvertise(l.advertise, leafPort);
+  return [l.host === '' || l.host === '0.0.0.0' || l.host === '::' ? firstNonLocalIp() : l.host, leafPort];
+}
+
+/** `host:port` of this server in leafnode_urls (route INFO gives it to the peers, which give it to their leafs). */
+export function leafInfoUrl(l: LeafNodeOptions, leafPort: number): string {
+  const [h, p] = leafInfoAddress(l, leafPort);
+  return joinHostPort(h, p);
 }
 
 /** leafnodes `advertise`: "host:port" or "host" (then the leaf port). */

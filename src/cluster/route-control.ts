@@ -43,6 +43,8 @@ export interface ClusterTask {
   clusterPort: number;
   /** This server's client URLs (`host:port`), first in every connect_urls. */
   clientUrls: string[];
+  /** This server's leaf URL (`host:port`) for route peers to give their leafs, if it accepts leafs and advertises. */
+  leafUrl?: string;
   replacement: boolean;
 }
 
@@ -97,6 +99,9 @@ export class RouteControl implements RouteHost {
   // Routes: every connection is the bridge's (bridge.conns); registered ones by server id here.
   private readonly remotes = new Map<string, RouteConn>();
   private readonly peerUrls = new Map<string, number>();
+  /** Route peers' leaf URLs (their INFO `leafnode_urls`), by peer server id, for our leafs' INFO. */
+  private readonly peerLeafUrls = new Map<string, string[]>();
+  private readonly leafUrl: string | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
   /** Cluster-name mismatches already logged: peer server id or dialled host:port → their name. */
@@ -122,6 +127,7 @@ export class RouteControl implements RouteHost {
     this.clusterName = task.clusterName;
     this.dynamic = task.clusterDynamic;
     this.clientUrls = task.clientUrls;
+    this.leafUrl = task.leafUrl;
     this.noAdvertise = c.noAdvertise;
     this.authUser = c.authorization?.user;
     this.authPass = c.authorization?.password;
@@ -184,6 +190,7 @@ export class RouteControl implements RouteHost {
       cluster: this.clusterName,
       cluster_dynamic: this.dynamic,
       connect_urls: this.noAdvertise ? undefined : this.clientUrls,
+      leafnode_urls: this.leafUrl === undefined ? undefined : [this.leafUrl],
     };
     return info;
   }
@@ -204,6 +211,11 @@ export class RouteControl implements RouteHost {
   }
 
   private urlsPublished = false;
+
+  /** Tell the leaf thread (through main) the route peers' leaf URLs: its leafs get them in INFO leafnode_urls. */
+  private publishLeafUrls(): void {
+    this.notify({ type: 'leaf-urls', urls: [...new Set([...this.peerLeafUrls.values()].flat())] });
+  }
 
   private addPeerUrls(urls: string[]): void {
     let changed = false;
@@ -574,6 +586,10 @@ export class RouteControl implements RouteHost {
       for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
     }
     if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
+    if (info.leafnode_urls.length > 0) {
+      this.peerLeafUrls.set(id, info.leafnode_urls);
+      this.publishLeafUrls();
+    }
     displaced?.close(CloseReason.duplicateRoute, false);
   }
 
@@ -629,6 +645,7 @@ export class RouteControl implements RouteHost {
       r.registered = false;
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
+      if (this.remotes.get(r.remoteId) === undefined && this.peerLeafUrls.delete(r.remoteId)) this.publishLeafUrls();
     }
     this.bridge.unregister(r);
     if (!this.running) return;
