@@ -84,4 +84,4 @@ leafTest('messages from a leaf go out on gateways, and come back in to it', ['a'
   // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
   await checkPubSub(t, ncs);
   await checkRequestReply(t, ncs);
-}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }]);
+}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }], { gateways: true });

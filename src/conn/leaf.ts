@@ -175,6 +175,11 @@ export class LeafConn extends Conn implements PeerParserHandler, BridgePeer<Leaf
 
   onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     if (isTrace()) this.traceIn(peerOpName(op), ae > as ? line.toString('utf8', as, ae) : undefined);
+    // On the hub side nothing but CONNECT comes first (the control plane refuses the rest).
+    if (!this.didSolicit && !this.connectReceived) {
+      this.host.onLeafControl(this, op, line, as, ae);
+      return;
+    }
     switch (op) {
       case PeerOp.ping:
         this.lastPeerPingAt = Date.now();
