@@ -3,8 +3,7 @@
 // from its routes or its hub; a hub announces its whole cluster's interest and its other
 // leafs', with cluster-wide queue weights, and never a leaf's own interest back to it.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest, waitLeafInterest } from './helpers/leaf.ts';
