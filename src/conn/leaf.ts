@@ -204,6 +204,12 @@ export class LeafConn extends Conn implements PeerParserHandler, BridgePeer<Leaf
 
   onParseError(kind: 'op' | 'args', detail: string): void {
     if (this.closing) return;
+    if (kind === 'op' && !this.didSolicit && !this.connectReceived) {
+      // Anything but CONNECT first on the hub side (nats-server parses SUB/PUB there too).
+      log.error(`${this.logPrefix()} - authentication error`);
+      this.fatal('Authorization Violation', CloseReason.authenticationViolation);
+      return;
+    }
     if (kind === 'op') {
       log.error(`${this.logPrefix()} - Leafnode parser ERROR, proto=${detail}`);
       this.sendErr('Unknown Protocol Operation');

@@ -5,7 +5,7 @@
 
 import { SKEIN_VERSION, PROTOCOL_VERSION } from '../protocol/info.ts';
 import { Stat, type StatsReader } from './stats.ts';
-import type { ClusterReply } from './query.ts';
+import type { ClusterReply, LeafRecord } from './query.ts';
 import type { MonitorSource } from './endpoints.ts';
 import { rttString } from './gofmt.ts';
 
@@ -40,7 +40,7 @@ export function threadCounters(t: ThreadInfo): Record<string, unknown> {
   };
 }
 
-export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null): Record<string, unknown> {
+export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null, leafs: LeafRecord[] = []): Record<string, unknown> {
   const id = src.identity;
   // The totals from the same reads as the thread rows, so the page's rates add up.
   const rows = threads.map(threadCounters);
@@ -106,6 +106,20 @@ export function liveSnapshot(src: MonitorSource, varz: Record<string, unknown>, 
     server,
     threads: rows,
     cluster: clusterView,
+    // Every leaf connection, either side (is_spoke: the peer is this server's hub).
+    leafs: leafs.sort((a, b) => a.lid - b.lid).map((l) => ({
+      lid: l.lid,
+      name: l.name,
+      is_spoke: l.isSpoke,
+      ip: l.ip,
+      port: l.port,
+      rtt: rttString(l.rttMs),
+      subscriptions: l.numSubs,
+      in_msgs: l.inMsgs,
+      out_msgs: l.outMsgs,
+      in_bytes: l.inBytes,
+      out_bytes: l.outBytes,
+    })),
     // Gateways (a supercluster) appear here once skein runs them; none today.
     gateways: [],
   };

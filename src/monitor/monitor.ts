@@ -485,7 +485,12 @@ export class Monitor {
 
   private async skeinz(): Promise<Reply> {
     const src = this.source();
-    const cluster = await this.clusterView();
-    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster));
+    const [cluster, leafReplies] = await Promise.all([
+      this.clusterView(),
+      this.ask(this.threadsOf('leaf'), { kind: 'leafz', subs: false }),
+    ]);
+    const leafs: LeafRecord[] = [];
+    for (const r of leafReplies) for (const x of (r.data as LeafzReply | null)?.leafs ?? []) leafs.push(x);
+    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster, leafs));
   }
 }

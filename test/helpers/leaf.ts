@@ -124,6 +124,8 @@ export interface LeafNodeSpec {
   workers?: number;
   /** Extra command-line flags (e.g. `-DV` while debugging a test). */
   args?: string[];
+  /** Extra environment (e.g. SKEIN_FAULT_INJECTION=1). */
+  env?: Record<string, string>;
 }
 
 export interface TopologyOptions {
@@ -302,7 +304,7 @@ export class LeafTopology {
       }
     }
     args.push(...(s.args ?? []));
-    const srv = await startServer({ impl: s.impl, args, workers: s.impl === 'skein' ? (s.workers ?? 2) : undefined });
+    const srv = await startServer({ impl: s.impl, args, env: s.env, workers: s.impl === 'skein' ? (s.workers ?? 2) : undefined });
     try {
       const monitorPort = Number((await srv.waitForLog(monitorRe, 30_000))[1]);
       const leafPort = this.accepts(s) ? Number((await srv.waitForLog(leafListenRe, 30_000))[1]) : 0;
