@@ -144,6 +144,8 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
   private readonly remotes: Remote[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
+  /** Scratch for relay(): the peers one message goes to. */
+  private readonly relayTargets: LeafConn[] = [];
   /** Per thread: is it a client worker (its interest and messages reach every leaf connection)? */
   private readonly isWorker: boolean[] = [];
 
@@ -720,11 +722,13 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
   relay(from: LeafConn, m: MsgView, groups: number[]): void {
     if (this.bridge.peers.size < 2) return;
     const res = this.bridge.peerMatches(m.sb, m.ss, m.se);
-    const targets: LeafConn[] = [];
+    // Counted, not pushed and truncated (as the bridge's targets): no allocation per message.
+    const targets = this.relayTargets;
+    let nt = 0;
     for (const q of res.plain) {
       if (q.targetPlain || !this.hears(q, from, null)) continue;
       q.targetPlain = true;
-      targets.push(q);
+      targets[nt++] = q;
     }
     for (let i = 0; i < groups.length; i += 2) {
       const qs = groups[i];
@@ -735,14 +739,15 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
         const member = pickWhere(g, (s) => this.hears(s.peer, from, null));
         if (member === null) break;
         const q = member.peer;
-        if (!q.targetPlain && !q.targetQueued) targets.push(q);
+        if (!q.targetPlain && !q.targetQueued) targets[nt++] = q;
         q.targetQueued = true;
         q.targetGroups.push(qs, qe);
         break;
       }
     }
     const size = m.pe - m.ps;
-    for (const q of targets) {
+    for (let i = 0; i < nt; i++) {
+      const q = targets[i];
       q.outMsgs++;
       q.outBytes += size;
       q.writeMsg(m, q.targetGroups, q.targetGroups.length >> 1);
