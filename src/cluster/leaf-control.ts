@@ -221,7 +221,8 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
       ip: this.leafUrl,
       client_id: kind === 'update' || c === null ? undefined : c.cid,
       nonce: kind === 'first' ? newNonce() : undefined,
-      cluster: this.clustered ? this.clusterName : undefined,
+      // The cluster name; a standalone server with remotes names its server_name (leafnode.go).
+      cluster: this.clusterName !== '' ? this.clusterName : undefined,
       info_on_connect: true,
       connect_info: kind === 'connect',
       leafnode_urls: [this.leafUrl, ...this.peerLeafUrls],
