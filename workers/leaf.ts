@@ -65,7 +65,7 @@ export default function run(task: LeafTask): Promise<void> {
           });
           break;
         case 'snapshot-request':
-          send({ type: 'snapshot', from: thread, to: msg.from, ...leaf.interestSnapshot() });
+          send({ type: 'snapshot', from: thread, to: msg.from, ...leaf.interestSnapshot(msg.from) });
           break;
         case 'snapshot':
           leaf.applySnapshot(msg.from, msg.position, msg.entries);

@@ -30,7 +30,7 @@ import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/rec
 import { MsgView } from '../protocol/msg-view.ts';
 import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
 import { CloseReason } from '../conn/base.ts';
-import { countsAsLocal, mayForward, type ThreadRoleCode } from '../threads/roles.ts';
+import { countsAsLocal, hearsLocalLeafInterestOnly, mayForward, ThreadRole, type ThreadRoleCode } from '../threads/roles.ts';
 
 /** What the bridge needs of a peer connection `P` (RouteConn; the gateway and leaf connections). */
 export interface BridgePeer<P> extends ConnCounters {
@@ -205,6 +205,11 @@ export interface BridgeScope<P> {
   peerChanged(p: P, subject: string, queue: string | null, was: number, now: number): void;
   /** A newly registered peer's full dump (instead of the aggregate one). */
   dumpTo(p: P): void;
+  /**
+   * Does peer `p`'s interest count for route and gateway peers too? (A leaf's: yes; what our
+   * hub announced: only for client workers; interest.ts routeWeight.)
+   */
+  sharesWithRoutes(p: P): boolean;
   /** May a message from thread `t` go to peer `p`? */
   acceptsFrom(p: P, t: number): boolean;
   /** May a message from peer `p` go to thread `t`: plain interest, and queue groups? */
@@ -231,6 +236,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly noun: string;
   /** Per thread: its interest counts as local here (roles.ts countsAsLocal). */
   private readonly local: boolean[] = [];
+  /** Each thread's role (the layout's). */
+  private readonly roles: ThreadRoleCode[];
   /** Per thread: its records may be forwarded to our peers (roles.ts mayForward). */
   private readonly forwardsFrom: boolean[] = [];
 
@@ -247,6 +254,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly peerList = new Sublist<PeerSub<P>>();
   private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
   private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
+  // With a scope: the same for the peers whose interest route and gateway peers hear (routeWeight).
+  private readonly sharedPlain = new Map<string, number>();
+  private readonly sharedQueues = new Map<string, number>();
+  /** Per thread: a route or gateway role reading the leaf thread's log takes its routeWeight. */
+  private readonly useRouteWeight: boolean[] = [];
   private readonly inCache: SubjectCache<LocalSub, number>;
   private readonly outCache: SubjectCache<PeerSub<P>, P>;
 
@@ -275,6 +287,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording, scope: BridgeScope<P> | null = null) {
     this.opts = opts;
     this.scope = scope;
+    this.roles = layout.roles;
     this.thread = thread;
     this.role = layout.roles[thread];
     // Leaf connections bind one account and name none (`LS+ foo`); routes name it (`RS+ $G foo`).
@@ -292,6 +305,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.localByThread.push(new Map());
       this.local.push(t !== thread && countsAsLocal(this.role, layout.roles[t]));
       this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
+      this.useRouteWeight.push(hearsLocalLeafInterestOnly(this.role) && layout.roles[t] === ThreadRole.leaf);
     }
     this.targetPlain = new Uint8Array(n);
     // A replacement thread's connections died with its predecessor (main reset its logged
@@ -377,12 +391,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (queue === null || old.weight === weight) return false; // repeated plain RS+ is ignored
       this.peerList.remove(old);
       r.subs.delete(key);
-      this.peerInterest(subject, queue, -old.weight);
+      this.peerInterest(r, subject, queue, -old.weight);
     }
     const sub: PeerSub<P> = { subject, queue, peer: r, weight };
     this.peerList.insert(sub);
     r.subs.set(key, sub);
-    this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    this.peerInterest(r, subject, queue, queue === null ? 1 : weight);
     this.scope?.peerChanged(r, subject, queue, old?.weight ?? 0, queue === null ? 1 : weight);
     return true;
   }
@@ -393,7 +407,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     if (sub === undefined) return;
     r.subs.delete(key);
     this.peerList.remove(sub);
-    this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
     this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
   }
 
@@ -401,32 +415,35 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private removeRemoteSubs(r: P): void {
     for (const sub of r.subs.values()) {
       this.peerList.remove(sub);
-      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+      this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
       this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
     }
     r.subs.clear();
   }
 
   /** Fold a peer's interest change into the union we log for the workers. */
-  private peerInterest(subject: string, queue: string | null, delta: number): void {
-    if (queue === null) {
-      const was = this.peerPlain.get(subject) ?? 0;
-      const now = was + delta;
-      if (now > 0) this.peerPlain.set(subject, now);
-      else this.peerPlain.delete(subject);
-      if ((was > 0) !== (now > 0)) this.logInterest(subject, null, now > 0 ? 1 : 0);
+  private peerInterest(r: P, subject: string, queue: string | null, delta: number): void {
+    const key = queue === null ? subject : `${subject}\u0000${queue}`;
+    const all = queue === null ? this.peerPlain : this.peerQueues;
+    const was = all.get(key) ?? 0;
+    const now = Math.max(0, was + delta);
+    if (now > 0) all.set(key, now);
+    else all.delete(key);
+    // Plain interest is logged as 1/0 (whether any peer has it); a queue group's summed weight.
+    const wasLogged = queue === null ? Math.min(was, 1) : was;
+    const nowLogged = queue === null ? Math.min(now, 1) : now;
+    if (this.scope === null) {
+      if (nowLogged !== wasLogged) this.mesh.publishInterest(subject, queue, nowLogged);
       return;
     }
-    const key = `${subject}\u0000${queue}`;
-    const was = this.peerQueues.get(key) ?? 0;
-    const now = Math.max(0, was + delta);
-    if (now > 0) this.peerQueues.set(key, now);
-    else this.peerQueues.delete(key);
-    if (now !== was) this.logInterest(subject, queue, now);
-  }
-
-  private logInterest(subject: string, queue: string | null, weight: number): void {
-    this.mesh.publishInterest(subject, queue, weight);
+    const shared = queue === null ? this.sharedPlain : this.sharedQueues;
+    const sWas = shared.get(key) ?? 0;
+    const sNow = this.scope.sharesWithRoutes(r) ? Math.max(0, sWas + delta) : sWas;
+    if (sNow > 0) shared.set(key, sNow);
+    else shared.delete(key);
+    const sWasLogged = queue === null ? Math.min(sWas, 1) : sWas;
+    const sNowLogged = queue === null ? Math.min(sNow, 1) : sNow;
+    if (nowLogged !== wasLogged || sNowLogged !== sWasLogged) this.mesh.publishInterest(subject, queue, nowLogged, sNowLogged);
   }
 
   /** The peers with interest in subject b[s, e): plain ones, and each queue group's members (cached). */
@@ -454,7 +471,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.dropLocalInterest(t);
       return;
     }
-    this.setLocal(t, rec.subject, rec.queue, rec.weight);
+    const rw = rec.routeWeight ?? -1;
+    this.setLocal(t, rec.subject, rec.queue, this.useRouteWeight[t] && rw >= 0 ? rw : rec.weight);
   }
 
   private dropLocalInterest(t: number): void {
@@ -546,12 +564,16 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     log.debug(`${r.logPrefix()} - Sent local subscriptions to ${this.noun}`);
   }
 
-  /** Our logged interest (the peers' union), for a replacement worker. */
-  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
+  /**
+   * Our logged interest (the peers' union), for a replacement thread `to`: with a scope, a route
+   * or gateway thread gets what its role hears of it (routeWeight).
+   */
+  interestSnapshot(to = -1): { position: number; entries: [string, string | null, number][] } {
     const position = this.mesh.snapshotPosition();
     const entries: [string, string | null, number][] = [];
-    for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
-    for (const [key, w] of this.peerQueues) {
+    const routes = this.scope !== null && to >= 0 && hearsLocalLeafInterestOnly(this.roles[to]);
+    for (const subject of (routes ? this.sharedPlain : this.peerPlain).keys()) entries.push([subject, null, 1]);
+    for (const [key, w] of routes ? this.sharedQueues : this.peerQueues) {
       const z = key.indexOf('\u0000');
       entries.push([key.slice(0, z), key.slice(z + 1), w]);
     }

@@ -709,6 +709,11 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     log.debug(`${c.logPrefix()} - Sent local subscriptions to leafnode`);
   }
 
+  /** BridgeScope: a leaf's interest is local (routes and gateways hear it); our hub's is not. */
+  sharesWithRoutes(c: LeafConn): boolean {
+    return !c.toHub;
+  }
+
   /** BridgeScope: may a message from thread `t` go down/up connection `c`? */
   acceptsFrom(c: LeafConn, t: number): boolean {
     return this.sees(c, t);
@@ -758,9 +763,9 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     }
   }
 
-  /** Our logged interest (the peers' union), for a replacement thread. */
-  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    const snap = this.bridge.interestSnapshot();
+  /** Our logged interest (the peers' union), for replacement thread `to`. */
+  interestSnapshot(to: number): { position: number; entries: [string, string | null, number][] } {
+    const snap = this.bridge.interestSnapshot(to);
     snap.entries.push([this.lds, null, 1]);
     return snap;
   }

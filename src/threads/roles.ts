@@ -59,6 +59,16 @@ export function countsAsLocal(viewer: ThreadRoleCode, source: ThreadRoleCode): b
   return mayForward(viewer, source);
 }
 
+/**
+ * Does a thread of this role hear only the leaf thread's local share of its interest (what the
+ * leafs this server is the hub of announced), not what this server's own hubs announced? Routes
+ * and gateways do: nats-server never passes a hub's interest on to routes or gateways (a message
+ * from them never goes up to a hub). The leaf thread logs both weights (threads/interest.ts).
+ */
+export function hearsLocalLeafInterestOnly(viewer: ThreadRoleCode): boolean {
+  return viewer === ROUTE || viewer === GATEWAY;
+}
+
 /** Does a thread of this role announce interest to server peers (and want waking for it)? */
 export function announcesInterest(role: ThreadRoleCode): boolean {
   return role !== WORKER;
