@@ -98,7 +98,7 @@ function readLeafConnect(json: string): LeafConnect | null {
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
   const o = v as Record<string, unknown>;
-  const str = (k: string): string => (typeof o[k] === 'string' ? (o[k] as string) : '');
+  const str = (k: string): string => (typeof o[k] === 'string' ? o[k] : '');
   return {
     version: str('version'), user: str('user'), pass: str('pass'), name: str('name'), server_id: str('server_id'),
     cluster: str('cluster'), headers: o.headers === true, is_hub: o.is_hub === true, lang: str('lang'), gateway: str('gateway'),
