@@ -48,7 +48,7 @@ test('a subscription on one worker receives publishes from every worker', async 
   await Promise.all(ncs.map((nc) => nc.flush()));
   ncs.forEach((nc, i) => nc.publish(`x.${i}`));
   await Promise.all(ncs.map((nc) => nc.flush()));
-  await waitFor(() => received.every((s) => s.size === ncs.length), 5000, 'every subscriber to get every publisher');
+  await waitFor(() => received.every((s) => s.size === ncs.length), 15_000, 'every subscriber to get every publisher');
   for (const s of received) t.deepEqual([...s].sort(), ncs.map((_n, i) => `x.${i}`).sort());
 });
 
