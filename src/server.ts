@@ -38,7 +38,7 @@ import { leafInfoUrl } from './cluster/leaf-control.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './config/options.ts';
-import { startMemoryReducer } from './threads/memory.ts';
+import { compactSoon, startMemoryReducer } from './threads/memory.ts';
 
 /**
  * V8 grows a thread's young generation up to 48 MiB under allocation bursts (connection
@@ -47,6 +47,9 @@ import { startMemoryReducer } from './threads/memory.ts';
  * measure (pubsub within run-to-run noise at 6 and 48 MiB). See the README's memory model.
  */
 const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 12 };
+/** After start-up, workers compact their heaps 16 at a time, 20 ms apart (see settle). */
+const SETTLE_SPREAD = 16;
+const SETTLE_STAGGER_MS = 20;
 
 interface WorkerSlot {
   thread: number;
@@ -235,6 +238,7 @@ export class Server {
     }
     await ready;
     startMemoryReducer();
+    this.settle();
     log.info(`Listening for client connections on ${joinHostPort(o.host, this.identity.port)}`);
     if (o.tls !== undefined) log.info('TLS required for client connections');
     if (clustered) {
@@ -247,6 +251,19 @@ export class Server {
     this.ownClientUrls = clientConnectUrls(o, this.identity.port);
     this.writePortsFile();
     log.info(`Server is ready`);
+  }
+
+  /**
+   * Start-up is over: each client worker (and this thread) runs one memory-reducing GC, a few
+   * at a time, so an idle pool holds what it needs and not what loading it took (about 2 MB
+   * per worker, mostly young generation; measured in bench/README.md, Scaling). A regular
+   * full GC does not shrink it; V8's last-resort collection does.
+   */
+  private settle(): void {
+    compactSoon(0);
+    for (const s of this.slots) {
+      if (s.role === ThreadRole.worker && s.port !== null) s.port.postMessage({ type: 'settle', delayMs: SETTLE_STAGGER_MS * (s.thread % SETTLE_SPREAD) } satisfies ControlMessage);
+    }
   }
 
   /** Bind the cluster port (a random one if -1) before the route thread builds its INFO. */

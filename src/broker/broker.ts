@@ -9,10 +9,10 @@
 import type { Socket } from 'node:net';
 import { Sublist } from './sublist.ts';
 import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
-import { CloseReason } from '../conn/base.ts';
+import { CloseReason, ZERO_COPY_MIN_BYTES } from '../conn/base.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
 import { subjectMatches } from '../protocol/subject.ts';
-import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
+import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, putMsgLineEnd, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
 import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
@@ -752,12 +752,18 @@ export class Broker implements MeshHandler, ClientHost {
     const startRel = c.outPos - c.outStart;
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
-      // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies.
+      // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies. A large
+      // payload read from a client goes out from the read buffer it arrived in (Node never
+      // reuses one): only ` [reply ]size\r\n` is copied, and the payload with its CRLF joins the
+      // connection's next write by reference. Inbox bytes are reused once drained, and what
+      // waits aside needs its own copy: those are copied.
       const tailLen = m.te - m.ts;
+      const byRef = tailLen >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord && m.pb === m.tb;
+      const copyEnd = byRef ? m.ps : m.te;
       const prefix = sub.prefix;
       const opLen = hdr < 0 ? 4 : 5;
       const headLen = prefix !== null ? prefix.length : m.se - m.ss + 1 + sub.sidBytes.length;
-      const need = opLen + headLen + tailLen;
+      const need = opLen + headLen + (copyEnd - m.ts);
       if (c.outPos + need > c.out.length || !c.dirty) c.reserve(need);
       const out = c.out;
       const ov = c.outView;
@@ -775,9 +781,10 @@ export class Broker implements MeshHandler, ClientHost {
         out[o++] = 32;
         o = put(out, o, sub.sidBytes, 0, sub.sidBytes.length);
       }
-      c.outPos = tailLen > 256 ? put(out, o, m.tb, m.ts, m.te) : putDV(ov, o, m.tv, m.ts, m.te);
+      c.outPos = copyEnd - m.ts > 256 ? put(out, o, m.tb, m.ts, copyEnd) : putDV(ov, o, m.tv, m.ts, copyEnd);
+      if (byRef) c.queueView(m.pb, m.ps, m.te);
     } else {
-      this.deliverSlow(sub, c, m);
+      this.deliverSlow(sub, c, m, deferring);
     }
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
@@ -786,7 +793,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (deferring) this.defer(c, c.outStart + startRel);
     // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
     // its publishers stalled) before it can overrun max_pending within a single batch.
-    else if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
+    else if (c.queuedBytes > c.flushEarlyBytes) c.flush();
     if (c.tracing) this.traceDelivery(sub, c, m);
     if (++sub.delivered === sub.max) c.removeSub(sub);
   }
@@ -799,7 +806,7 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** Header stripping, empty header blocks, frames that were split across reads. */
-  private deliverSlow(sub: Sub, c: ClientConn, m: MsgView): void {
+  private deliverSlow(sub: Sub, c: ClientConn, m: MsgView, deferring: boolean): void {
     const subjLen = m.se - m.ss;
     const sidLen = sub.sidBytes.length;
     let total = m.pe - m.ps;
@@ -813,12 +820,21 @@ export class Broker implements MeshHandler, ClientHost {
     } else if (hdr === 0) {
       hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
     }
-    const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(m.rs >= 0 ? m.re - m.rs : 0, hdr, total));
+    // A large payload from a client (a read buffer, or the buffer a payload split across reads
+    // was put together in; the parser checked the CRLF after it) goes by reference, as in deliver.
+    const byRef = total >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord;
+    const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
+    const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(replyLen, hdr, byRef ? 0 : total) + (byRef ? 12 : 0));
     let o = c.outPos;
     o = hdr >= 0 ? put(out, o, HMSG_, 0, 5) : put(out, o, MSG_, 0, 4);
     o = put(out, o, m.sb, m.ss, m.se);
     out[o++] = 32;
     o = put(out, o, sub.sidBytes, 0, sidLen);
+    if (byRef) {
+      c.outPos = putMsgLineEnd(out, o, m.sb, m.rs, m.re, hdr, total);
+      c.queueView(m.pb, body, m.pe + 2);
+      return;
+    }
     o = putMsgTail(out, o, m.sb, m.rs, m.re, hdr, m.pb, body, m.pe);
     c.outPos = o;
   }

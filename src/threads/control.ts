@@ -40,6 +40,8 @@ export type ControlMessage =
   | { type: 'ldm-close'; windowMs: number }
   /** New cluster name / client URLs: workers send an async INFO to clients that can take it. */
   | { type: 'info'; cluster?: string; connectUrls?: string[] }
+  /** Main → each client worker, once the server is ready: give start-up's memory back (threads/memory.ts). */
+  | { type: 'settle'; delayMs: number }
   | { type: 'stopped'; thread: number }
   | { type: 'snapshot-request'; from: number }
   | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] }
