@@ -326,12 +326,8 @@ export abstract class Conn {
   }
 
   /**
-   * Producers are being slowed down for this connection: note when it drains below half of
-   * max_pending again (client.go flushOutbound). From now on its chunks go to the kernel one
-   * write at a time: Node would otherwise gather everything queued behind a write in progress
-   * into one writev of tens of MB that completes all at once, so the publishers would be let
-   * go only when the socket is empty and refill all of it in one burst, a stretch of full-speed
-   * work for both workers that holds up everyone else on them (issue 10 §5).
+   * Producers are being slowed down for this connection until a write brings it below half of
+   * max_pending again (client.go flushOutbound; see unstallBelowHalf), or it drains.
    */
   markStalled(): void {
     if (this.stalled) return;
