@@ -41,6 +41,8 @@ class Deferred {
   bytes = 0;
   /** A 'drain' listener is registered. */
   waiting = false;
+  /** The next refill step is scheduled (setImmediate). */
+  stepping = false;
 
   append(src: Buffer, s: number, e: number): void {
     const n = e - s;
@@ -978,17 +980,23 @@ export class Broker implements MeshHandler, ClientHost {
       c.close(CloseReason.slowConsumerPendingBytes, false);
       return;
     }
-    if (!d.waiting) {
-      d.waiting = true;
-      c.socket.once('drain', () => this.refill(c));
-    }
+    this.refillOnDrain(c, d);
+  }
+
+  /** Refill `c` when its socket drains (one listener at a time). */
+  private refillOnDrain(c: ClientConn, d: Deferred): void {
+    if (d.waiting) return;
+    d.waiting = true;
+    c.socket.once('drain', () => {
+      d.waiting = false;
+      this.refill(c);
+    });
   }
 
   /** Move messages waiting aside into the subscriber's output while it has room (half of max_pending). */
   private refill(c: ClientConn): void {
     const d = this.deferred.get(c);
     if (d === undefined) return;
-    d.waiting = false;
     if (c.closed) {
       this.deferred.delete(c);
       return;
@@ -1005,9 +1013,14 @@ export class Broker implements MeshHandler, ClientHost {
     c.flush();
     if (c.closed) return;
     if (d.bytes > 0) {
-      d.waiting = true;
-      if (c.pendingBytes < room) setImmediate(() => this.refill(c));
-      else c.socket.once('drain', () => this.refill(c));
+      if (c.pendingBytes >= room) this.refillOnDrain(c, d);
+      else if (!d.stepping) {
+        d.stepping = true;
+        setImmediate(() => {
+          d.stepping = false;
+          this.refill(c);
+        });
+      }
       return;
     }
     this.deferred.delete(c);
@@ -1067,11 +1080,14 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /**
-   * A subscriber drained: stalled publishers here go on; those on other threads go on once
-   * nothing waits aside for any subscriber here (otherwise their stall runs out).
+   * A subscriber's output went below half of max_pending: what waits aside for it moves on,
+   * stalled publishers here go on; those on other threads go on once nothing waits aside for
+   * any subscriber here (otherwise their stall runs out).
    */
-  onUnstall(): void {
+  onUnstall(c: ClientConn): void {
     for (const p of [...this.stalledPublishers]) this.releasePublisher(p);
+    // Messages waiting aside go first (their publishers' stalls end once none wait).
+    if (this.deferred.size > 0 && this.deferred.has(c)) this.refill(c);
     this.releaseRemoteStalls();
   }
 

@@ -110,6 +110,8 @@ const CLOSE_FLUSH_MS = 1000;
  * memcpy costs less than the extra write request.
  */
 export const ZERO_COPY_MIN_BYTES = 2048;
+/** Unwritten bytes past which a connection's writes are no longer gathered (writeChunksOneByOne). */
+const WRITEV_MAX_BYTES = 1024 * 1024;
 
 /**
  * An output buffer. Written ranges stay referenced by the socket until the kernel has them,
@@ -131,6 +133,7 @@ class Slab {
     this.done = () => {
       this.owner.writesPending--;
       if (--this.pending === 0 && this.retired) this.owner.recycle(this);
+      if (this.owner.stalled) this.owner.unstallBelowHalf();
     };
   }
 }
@@ -191,9 +194,11 @@ export abstract class Conn {
   private idleTicks = 0;
   /**
    * Unwritten output over half of max_pending: producers feeding this connection are slowed
-   * down (nats-server's fast-producer stall) until it drains.
+   * down (nats-server's fast-producer stall) until a write brings it below half again.
    */
   stalled = false;
+  /** Writes are never gathered into one writev (see writeChunksOneByOne). */
+  private chunkWrites = false;
   private readonly unstallOnDrain = (): void => this.unstall();
 
   // Timers, swept by the owning thread (one timer for all its connections).
@@ -349,7 +354,9 @@ export abstract class Conn {
     if (this.segBytes > 0) {
       this.flushSegments();
       if (this.outPos === this.outStart) {
-        if (this.socket.writableLength > this.opts.maxPending / 2) this.markStalled();
+        const writable = this.socket.writableLength;
+        if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
+        if (writable > this.opts.maxPending / 2) this.markStalled();
         return;
       }
     }
@@ -367,7 +374,9 @@ export abstract class Conn {
       this.outStart = this.outPos;
     }
     this.socket.write(chunk, slab.done);
-    if (this.socket.writableLength > this.opts.maxPending / 2) this.markStalled();
+    const writable = this.socket.writableLength;
+    if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
+    if (writable > this.opts.maxPending / 2) this.markStalled();
   }
 
   /**
@@ -380,11 +389,16 @@ export abstract class Conn {
     const done = this.segDone;
     this.queuedSinceTick += this.segBytes;
     s.cork();
-    for (let i = 0; i < segs.length; i++) s.write(segs[i], done[i]);
+    for (let i = 0; i < segs.length; i++) {
+      // Slab ranges complete through slab.done, which counts them off writesPending.
+      if (done[i] !== undefined) this.writesPending++;
+      s.write(segs[i], done[i]);
+    }
     if (this.outPos > this.outStart) {
       // The slab range after the last payload view joins the same write.
       const slab = this.slab!;
       slab.pending++;
+      this.writesPending++;
       this.queuedSinceTick += this.outPos - this.outStart;
       s.write(this.out.subarray(this.outStart, this.outPos), slab.done);
       this.outStart = this.outPos;
@@ -395,11 +409,33 @@ export abstract class Conn {
     this.segBytes = 0;
   }
 
-  /** Producers are being slowed down for this connection: note when it drains. */
+  /**
+   * Producers are being slowed down for this connection until a write brings it below half of
+   * max_pending again (client.go flushOutbound; see unstallBelowHalf), or it drains.
+   */
   markStalled(): void {
     if (this.stalled) return;
     this.stalled = true;
     this.socket.once('drain', this.unstallOnDrain);
+  }
+
+  /**
+   * A backlog is building: from now on its chunks go to the kernel one write at a time. Node
+   * would otherwise gather everything queued behind a write in progress into one writev of
+   * tens of MB that completes all at once, so writableLength would not move until the socket
+   * is empty: stalled producers would be let go only then and refill all of max_pending/2 in
+   * one burst, a stretch of full-speed work for both workers that holds up everyone else on
+   * them (issue 10 §5). One write per chunk lets them go, as nats-server does, as soon as
+   * the output is below half of max_pending, and top it up a chunk at a time.
+   */
+  private writeChunksOneByOne(): void {
+    this.chunkWrites = true;
+    (this.socket as { _writev: unknown })._writev = null;
+  }
+
+  /** A write completed while stalled: below half of max_pending, the producers go on. */
+  unstallBelowHalf(): void {
+    if (this.socket.writableLength <= this.opts.maxPending / 2) this.unstall();
   }
 
   private unstall(): void {
