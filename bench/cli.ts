@@ -193,7 +193,8 @@ async function main(): Promise<number> {
   if (name === 'all') {
     entries = standardMatrix(scale, genProcs).map((e) => {
       const params = { ...e.params, ...(msgs !== undefined ? { msgs } : {}) };
-      return { ...e, params, id: entryId(e.scenario, params) };
+      // Worker counts given on the command line apply to every entry.
+      return { ...e, params, id: entryId(e.scenario, params), workers: v.workers ? undefined : e.workers };
     });
   } else if (name === 'sizes') {
     const s = findScenario('pubsub')!;
@@ -295,8 +296,9 @@ async function main(): Promise<number> {
   const reports: EntryReport[] = [];
   for (const entry of entries) {
     const runs: RunResult[] = [];
+    const entryTargets = targetsFor(entry, targets);
     for (let round = 1; round <= rounds; round++) {
-      for (const target of targets) {
+      for (const target of entryTargets) {
         const label = `${entry.id} ${target.label} round ${round}/${rounds}`;
         if (v['wait-quiet']) await waitQuiet(Number(v['wait-quiet']) * 1000, note);
         if (bar) bar.start(1, 0, { label });
@@ -311,7 +313,7 @@ async function main(): Promise<number> {
         if (r.status === 'FAILED' && !v.json) note(`${label} FAILED:\n  ${r.problems.join('\n  ')}`);
       }
     }
-    const rep = summarize(entry, runs, targets.map((t) => t.label), against);
+    const rep = summarize(entry, runs, entryTargets.map((t) => t.label), against);
     reports.push(rep);
     if (!v.json) {
       for (const l of summaryLines(rep)) process.stdout.write(l + '\n');
@@ -335,6 +337,23 @@ async function main(): Promise<number> {
   if (v['cpu-prof']) note(`skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: npm run bench:prof -- ${path.join(outDir, 'prof')}/*.cpuprofile`);
   const failed = reports.some((r) => r.summaries.some((s) => s.status === 'FAILED'));
   return failed ? 1 : 0;
+}
+
+// An entry with its own worker counts (the matrix's sweep) runs skein at those instead of the
+// run's, in the same place among the targets; other targets (nats-server, a URL) stay.
+function targetsFor(entry: Entry, targets: Target[]): Target[] {
+  const sweep = entry.workers;
+  if (sweep === undefined || !targets.some((t) => t.kind === 'skein' && t.workers !== undefined)) return targets;
+  const out: Target[] = [];
+  let placed = false;
+  for (const t of targets) {
+    if (t.kind !== 'skein' || t.workers === undefined) out.push(t);
+    else if (!placed) {
+      placed = true;
+      for (const w of sweep) out.push({ label: `skein -w${w}`, kind: 'skein', workers: w });
+    }
+  }
+  return out;
 }
 
 // Waits until the whole host used less than 25% of one core over a 1 s window, or gives up.

@@ -20,6 +20,8 @@ class CountingSocket extends EventEmitter {
   destroyed = false;
   written = 0;
   setNoDelay(): void {}
+  cork(): void {}
+  uncork(): void {}
   resume(): void {}
   pause(): void {}
   end(): void {}

@@ -294,10 +294,23 @@ export function textTable(e: EntryReport, against: string | null): string {
 // One row per scenario: each target's headline number (msgs/s, or p50 latency for reqrep)
 // with its ratio to the `against` target.
 function overviewRows(entries: EntryReport[]): string[][] {
-  const targets = entries[0]?.summaries.map((s) => s.target) ?? [];
+  // Every target any entry ran, in order of first appearance (an entry may sweep more worker
+  // counts than the others: its extra columns are empty elsewhere).
+  const targets: string[] = [];
+  for (const e of entries) {
+    for (const s of e.summaries) {
+      if (targets.includes(s.target)) continue;
+      // A swept skein column goes after the other skein columns.
+      let at = targets.length;
+      if (s.target.startsWith('skein')) while (at > 0 && !targets[at - 1].startsWith('skein')) at--;
+      targets.splice(at, 0, s.target);
+    }
+  }
   const rows = [['scenario', 'metric', ...targets]];
   for (const e of entries) {
-    const cells = e.summaries.map((s) => {
+    const cells = targets.map((name) => {
+      const s = e.summaries.find((x) => x.target === name);
+      if (s === undefined) return '';
       if (s.status === 'skipped') return 'skipped';
       if (s.ok === 0) return 'FAILED';
       const value = e.latency ? `${fmt(s.p50Us?.median, 0)} us` : fmtRate(s.msgsPerS?.median);

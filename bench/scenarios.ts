@@ -352,6 +352,8 @@ export interface Entry {
   id: string; // stable key, e.g. "pubsub/16B"
   scenario: Scenario;
   params: Params;
+  /** skein worker counts for this entry instead of the run's (the matrix's --workers sweep). */
+  workers?: number[];
 }
 
 /** A row's title: the scenario's, plus the publishers' pace when it is set. */
@@ -382,7 +384,9 @@ export function standardMatrix(scale: number, genProcs: number): Entry[] {
     mk('pubsub', { size: 16 }),
     mk('pubsub', { size: 1024, msgs: M / 2 }),
     mk('fanout', { size: 16, n: 4 }),
-    mk('pairs', { size: 16, n: 4 }),
+    // N independent streams: the one scenario where more workers should show, so it sweeps
+    // --workers (1, 2, 4) where every other entry runs the run's counts (1 and 2).
+    { ...mk('pairs', { size: 16, n: 4 }), workers: [1, 2, 4] },
     mk('queue', { size: 16, n: 4 }),
     mk('reqrep', { size: 16, n: 1 }),
     mk('reqrep', { size: 16, n: 16, msgs: 50_000 }),
@@ -390,6 +394,7 @@ export function standardMatrix(scale: number, genProcs: number): Entry[] {
     mk('idle', { size: 16 }),
     mk('wildcard', { size: 16 }),
     mk('cluster', { size: 16 }),
+    mk('cluster', { size: 1024, msgs: M / 2 }),
     mk('leaf', { size: 16 }),
     mk('leaf', { size: 1024, msgs: M / 2 }),
     mk('leaf-reverse', { size: 16 }),

@@ -135,12 +135,6 @@ export interface LaunchOptions {
   topology?: 'cluster' | 'leaf' | 'gateway'; // how two servers are joined (the scenario says)
 }
 
-/**
- * skein has no leaf connections yet: the leaf scenarios skip skein targets (with this message)
- * until SKEIN_LEAFNODES=1, the switch the leaf tests use (test/helpers/leaf.ts).
- */
-export const SKEIN_LEAFNODES = process.env.SKEIN_LEAFNODES === '1';
-const LEAF_SKIP = 'leaf scenario skipped for skein: leaf connections are not built yet (SKEIN_LEAFNODES=1 runs it once they are)';
 
 // Starts `count` fresh servers of `target` (count 2 = a cluster with routes both ways).
 export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions = {}): Promise<Launched> {
@@ -150,7 +144,6 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
     return { urls: urls.slice(0, count), pids: target.pids ?? [], stop: async () => {}, logTail: () => '' };
   }
   if (opts.topology === 'leaf') {
-    if (target.kind === 'skein' && !SKEIN_LEAFNODES) throw new NotSupportedError(LEAF_SKIP);
     return launchLeafPair(target, opts);
   }
   if (count === 2 && opts.topology === 'gateway') return launchGateway(target, opts);

@@ -5,6 +5,9 @@
 // With a cluster configured, main also owns the route listener and one more thread joins
 // the shared layout: the route thread (workers/route.ts, its own one-thread pool, index =
 // number of client workers). Accepted route sockets move there; it dials routes itself.
+// With a leafnodes block, likewise the leaf listener and the leaf thread (workers/leaf.ts, its
+// own one-thread pool, after the route thread): accepted leaf sockets move there; it dials the
+// remotes itself.
 //
 // Operations also run here (main.ts maps the signals): config reload (src/config/reload.ts plans
 // it; every worker and the route thread get the new options by control message), lame duck
@@ -30,10 +33,11 @@ import { hasPlaintextPasswords, PLAINTEXT_PASSWORDS_WARNING } from './conn/auth.
 
 import { Monitor } from './monitor/monitor.ts';
 import { gatewayInfoAddress } from './cluster/gateway-control.ts';
+import { leafInfoUrl } from './cluster/leaf-control.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
-import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration, LEAFNODES_NOT_BUILT_WARNING } from './config/options.ts';
-import { startMemoryReducer } from './threads/memory.ts';
+import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './config/options.ts';
+import { compactSoon, startMemoryReducer } from './threads/memory.ts';
 
 /**
  * V8 grows a thread's young generation up to 48 MiB under allocation bursts (connection
@@ -42,6 +46,9 @@ import { startMemoryReducer } from './threads/memory.ts';
  * measure (pubsub within run-to-run noise at 6 and 48 MiB). See the README's memory model.
  */
 const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 12 };
+/** After start-up, workers compact their heaps 16 at a time, 20 ms apart (see settle). */
+const SETTLE_SPREAD = 16;
+const SETTLE_STAGGER_MS = 20;
 
 interface WorkerSlot {
   thread: number;
@@ -69,6 +76,11 @@ export class Server {
   /** The route thread's registered peers (gateway URL, server name) and gateway gossip, by server id and gateway name. */
   private readonly gatewayRoutePeers = new Map<string, Extract<ControlMessage, { type: 'gateway-route-peer' }>>();
   private readonly gatewayGossip = new Map<string, Extract<ControlMessage, { type: 'gateway-gossip' }>>();
+  private leafPool: Piscina | null = null;
+  private leafListener: net.Server | null = null;
+  /** The leaf listener's port (0: this server accepts no leafs). */
+  private leafPort = 0;
+  private heldLeafs: net.Socket[] = [];
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
@@ -113,7 +125,7 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
-    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined, gateway: this.opts.gateway !== undefined });
+    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined, gateway: this.opts.gateway !== undefined, leaf: this.opts.leafNodes !== undefined });
     const server = this; // eslint-disable-line @typescript-eslint/no-this-alias
     return {
       // A getter: a config reload replaces the options object.
@@ -121,7 +133,7 @@ export class Server {
         return server.opts;
       },
       identity: this.identity,
-      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : r === ThreadRole.gateway ? 'gateway' : 'route')),
+      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : r === ThreadRole.gateway ? 'gateway' : r === ThreadRole.leaf ? 'leaf' : 'route')),
       post: (t, msg) => {
         const slot = this.slots[t];
         if (slot === undefined || !slot.ready || slot.port === null) return false;
@@ -137,6 +149,7 @@ export class Server {
       },
       clusterPort: () => this.clusterPort,
       gatewayPort: () => this.gatewayPort,
+      leafPort: () => this.leafPort,
       listening: () => ({ server: this.listener?.listening === true, route: this.opts.cluster === undefined || this.routeListener?.listening === true }),
     };
   }
@@ -171,7 +184,6 @@ export class Server {
       }
     }
     if (hasPlaintextPasswords(o.authorization, o.tls?.map === true)) log.warn(PLAINTEXT_PASSWORDS_WARNING);
-    if (o.leafNodes !== undefined) log.warn(LEAFNODES_NOT_BUILT_WARNING);
     await this.monitor.start();
 
     // Bind first so a random port (-1) is known before workers build their INFO.
@@ -185,7 +197,9 @@ export class Server {
     if (clustered) await this.listenForRoutes();
     const gateways = o.gateway !== undefined;
     if (gateways) await this.listenForGateways();
-    this.layout = createLayout(workers, o.maxControlLine, { route: clustered, gateway: gateways });
+    const leafs = o.leafNodes !== undefined;
+    if (leafs && o.leafNodes!.port !== 0) await this.listenForLeafs();
+    this.layout = createLayout(workers, o.maxControlLine, { route: clustered, gateway: gateways, leaf: leafs });
     this.counters = [];
     for (let t = 0; t < this.layout.threads; t++) this.counters.push(new ThreadCounters(this.layout.counters, t));
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
@@ -225,6 +239,18 @@ export class Server {
         resourceLimits: WORKER_HEAP_LIMITS,
       });
     }
+    if (leafs) {
+      this.leafPool = new Piscina({
+        filename: new URL('../workers/leaf.ts', import.meta.url).href,
+        minThreads: 1,
+        maxThreads: 1,
+        idleTimeout: Infinity,
+        concurrentTasksPerWorker: 1,
+        atomics: 'disabled',
+        maxQueue: 'auto',
+        resourceLimits: WORKER_HEAP_LIMITS,
+      });
+    }
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
       this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
@@ -232,6 +258,7 @@ export class Server {
     }
     await ready;
     startMemoryReducer();
+    this.settle();
     log.info(`Listening for client connections on ${joinHostPort(o.host, this.identity.port)}`);
     if (o.tls !== undefined) log.info('TLS required for client connections');
     if (clustered) {
@@ -244,10 +271,24 @@ export class Server {
       // 2.9.10's plural, which operators and the tests grep for.
       log.info(`Listening for gateways connections on ${joinHostPort(o.gateway!.host, this.gatewayPort)}`);
     }
+    if (this.leafPort !== 0) log.info(`Listening for leafnode connections on ${joinHostPort(o.leafNodes!.host, this.leafPort)}`);
     this.monitor.setReady(true);
     this.ownClientUrls = clientConnectUrls(o, this.identity.port);
     this.writePortsFile();
     log.info(`Server is ready`);
+  }
+
+  /**
+   * Start-up is over: each client worker (and this thread) runs one memory-reducing GC, a few
+   * at a time, so an idle pool holds what it needs and not what loading it took (about 2 MB
+   * per worker, mostly young generation; measured in bench/README.md, Scaling). A regular
+   * full GC does not shrink it; V8's last-resort collection does.
+   */
+  private settle(): void {
+    compactSoon(0);
+    for (const s of this.slots) {
+      if (s.role === ThreadRole.worker && s.port !== null) s.port.postMessage({ type: 'settle', delayMs: SETTLE_STAGGER_MS * (s.thread % SETTLE_SPREAD) } satisfies ControlMessage);
+    }
   }
 
   /** Bind the cluster port (a random one if -1) before the route thread builds its INFO. */
@@ -289,6 +330,37 @@ export class Server {
   private postTo(role: ThreadRoleCode, msg: ControlMessage): void {
     const slot = this.slots.find((s) => s.role === role);
     if (slot !== undefined && slot.ready && slot.port !== null) slot.port.postMessage(msg);
+  }
+
+  /** Bind the leafnode port (a random one if -1) before the leaf thread builds its INFO. */
+  private async listenForLeafs(): Promise<void> {
+    const l = this.opts.leafNodes!;
+    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptLeaf(s));
+    this.leafListener = listener;
+    await new Promise<void>((resolve, reject) => {
+      listener.once('error', reject);
+      listener.listen({ host: l.host, port: l.port < 0 ? 0 : l.port, backlog: 1024 }, () => {
+        listener.off('error', reject);
+        resolve();
+      });
+    });
+    listener.on('error', (err) => log.error(`Leafnode listener error: ${err.message}`));
+    this.leafPort = (listener.address() as net.AddressInfo).port;
+  }
+
+  /** Move an accepted leaf socket to the leaf thread (held while it starts). */
+  private acceptLeaf(socket: net.Socket): void {
+    if (this.shuttingDown) {
+      socket.destroy();
+      return;
+    }
+    const slot = this.slots.find((s) => s.role === ThreadRole.leaf);
+    if (slot === undefined || !slot.ready || slot.port === null) {
+      this.heldLeafs.push(socket);
+      return;
+    }
+    const cid = nextConnectionId(this.layout.ids);
+    slot.port.postMessage({ socket, cid } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
   }
 
   /** Move an accepted route socket to the route thread (held while it starts). */
@@ -336,6 +408,17 @@ export class Server {
         faultInjection: this.faultInjection,
         stats: this.monitor.statsBuffer,
       }
+      : slot.role === ThreadRole.leaf
+      ? {
+        thread,
+        port: port2,
+        layout: this.layout,
+        options: this.opts,
+        identity: this.identity,
+        leafPort: this.leafPort,
+        replacement,
+        stats: this.monitor.statsBuffer,
+      }
       : {
         thread,
         port: port2,
@@ -348,10 +431,11 @@ export class Server {
         clientUrls: clientConnectUrls(this.opts, this.identity.port),
         gatewayUrl: this.opts.gateway !== undefined ? joinHostPort(...gatewayInfoAddress(this.opts.gateway, this.gatewayPort)) : undefined,
         gatewayOutbounds: this.gatewayOutbounds?.outbounds,
+        leafUrl: this.leafPort !== 0 && this.opts.leafNodes?.noAdvertise !== true ? leafInfoUrl(this.opts.leafNodes!, this.leafPort) : undefined,
         replacement,
         stats: this.monitor.statsBuffer,
       };
-    const pool = slot.role === ThreadRole.worker ? this.pool : slot.role === ThreadRole.gateway ? this.gatewayPool! : this.routePool!;
+    const pool = slot.role === ThreadRole.worker ? this.pool : slot.role === ThreadRole.gateway ? this.gatewayPool! : slot.role === ThreadRole.leaf ? this.leafPool! : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
@@ -404,7 +488,8 @@ export class Server {
           for (const m of this.gatewayRoutePeers.values()) slot.port!.postMessage(m);
           for (const m of this.gatewayGossip.values()) slot.port!.postMessage(m);
           for (const sock of this.heldGateways.splice(0)) this.acceptGateway(sock);
-        } else for (const sock of this.held.splice(0)) this.accept(sock);
+        } else if (slot.role === ThreadRole.leaf) for (const sock of this.heldLeafs.splice(0)) this.acceptLeaf(sock);
+        else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
       case 'cluster-info':
@@ -441,7 +526,12 @@ export class Server {
       case 'fault':
         // A client asked for a route thread crash (SKEIN_FAULT_INJECTION=1 only: workers send this only then).
         if (msg.target === 'route') this.crashRouteThread();
-        else if (msg.target === 'gateway' && this.faultInjection) this.postTo(ThreadRole.gateway, { type: 'crash' });
+        else if (msg.target === 'gateway') this.crashThread(ThreadRole.gateway);
+        else if (msg.target === 'leaf') this.crashThread(ThreadRole.leaf);
+        break;
+      case 'leaf-urls':
+        // Route thread: the route peers' leaf URLs changed; the leaf thread tells its leafs.
+        this.postAll(msg, ThreadRole.leaf);
         break;
       default:
         break;
@@ -481,6 +571,12 @@ export class Server {
     port.postMessage({ socket, cid, reject } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
   }
 
+  /** Test hook (SKEIN_FAULT_INJECTION=1): make the thread of a role throw, to exercise its replacement. */
+  private crashThread(role: ThreadRoleCode): void {
+    if (!this.faultInjection) return;
+    this.slots.find((s) => s.role === role)?.port?.postMessage({ type: 'crash' } satisfies ControlMessage);
+  }
+
   /** Test hook (SKEIN_FAULT_INJECTION=1): make the route thread throw, to exercise its replacement. */
   crashRouteThread(): void {
     if (!this.faultInjection) return;
@@ -495,7 +591,8 @@ export class Server {
     this.identity.cluster = cluster;
     this.identity.connectUrls = connectUrls;
     const msg = { type: 'info', cluster, connectUrls } satisfies ControlMessage;
-    for (const s of this.slots) if (s.role === ThreadRole.worker) s.port?.postMessage(msg);
+    // The leaf thread too: a cluster name adopted from a peer is what its leafs are told.
+    for (const s of this.slots) if (s.role === ThreadRole.worker || s.role === ThreadRole.leaf) s.port?.postMessage(msg);
   }
 
   async shutdown(): Promise<void> {
@@ -507,8 +604,10 @@ export class Server {
     this.listener?.close();
     this.routeListener?.close();
     this.gatewayListener?.close();
+    this.leafListener?.close();
     for (const s of this.heldRoutes.splice(0)) s.destroy();
     for (const s of this.heldGateways.splice(0)) s.destroy();
+    for (const s of this.heldLeafs.splice(0)) s.destroy();
     const graceMs = 2000;
     for (const s of this.slots) s.port?.postMessage({ type: 'shutdown', graceMs } satisfies ControlMessage);
     const deadline = Date.now() + graceMs + 1000;
@@ -518,6 +617,7 @@ export class Server {
     await this.pool.destroy();
     await this.routePool?.destroy();
     await this.gatewayPool?.destroy();
+    await this.leafPool?.destroy();
     if (this.opts.pidFile !== undefined) {
       try {
         fs.unlinkSync(this.opts.pidFile);
@@ -751,5 +851,6 @@ export function cpuCount(): number {
 function threadName(role: ThreadRoleCode, thread: number): string {
   if (role === ThreadRole.route) return 'Route thread';
   if (role === ThreadRole.gateway) return 'Gateway thread';
+  if (role === ThreadRole.leaf) return 'Leaf thread';
   return `Worker ${thread}`;
 }

@@ -29,8 +29,8 @@ async function bystander(t: ExecutionContext, port: number): Promise<Bystander> 
       let batch = '';
       for (let i = 0; i < 20; i++, seq++) batch += `PUB bystander.x ${String(seq).length}\r\n${seq}\r\n`;
       pub.send(batch);
-      await pub.ping(5000);
-      await sub.expect(`MSG bystander.x 1 ${String(seq - 1).length}\r\n${seq - 1}\r\n`, 5000);
+      await pub.ping();
+      await sub.expect(`MSG bystander.x 1 ${String(seq - 1).length}\r\n${seq - 1}\r\n`);
       const got = [...sub.data().matchAll(/MSG bystander\.x 1 \d+\r\n(\d+)\r\n/g)].map((m) => Number(m[1]));
       const want = Array.from({ length: seq }, (_, i) => i);
       if (got.join() !== want.join()) throw new Error(`bystander got ${got.slice(first).join(',')} after ${first}`);

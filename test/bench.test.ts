@@ -14,7 +14,8 @@ import { mergeGroup, SeqChecker } from '../bench/check.ts';
 import { buildPubTemplate, PROBE_SID, ProtocolReader, seqBits, writeSeq } from '../bench/protocol.ts';
 import { DEFAULT_RUN_OPTIONS, runOnce } from '../bench/runner.ts';
 import type { RunOptions } from '../bench/runner.ts';
-import { entryId, findScenario, SCENARIOS } from '../bench/scenarios.ts';
+import { entryId, findScenario, SCENARIOS, standardMatrix } from '../bench/scenarios.ts';
+import { overviewText, type EntryReport } from '../bench/report.ts';
 import type { Entry, Params } from '../bench/scenarios.ts';
 import { killAllNow, natsServerVersion, REPO_ROOT } from '../bench/servers.ts';
 import type { Target } from '../bench/servers.ts';
@@ -423,6 +424,23 @@ function npmBench(args: string[]): Promise<{ code: number; stdout: string; stder
     });
   });
 }
+
+test('the standard matrix sweeps pairs over 1, 2 and 4 workers, runs the route path at 16 B and 1 KiB, and the overview has a column for every target', (t) => {
+  const m = standardMatrix(1, 1);
+  const pairs = m.filter((e) => e.scenario.name === 'pairs');
+  t.is(pairs.length, 1);
+  t.deepEqual(pairs[0].workers, [1, 2, 4]);
+  t.deepEqual(m.filter((e) => e.scenario.name === 'cluster').map((e) => e.params.size).sort((a, b) => a - b), [16, 1024]);
+  t.true(m.filter((e) => e.scenario.name !== 'pairs').every((e) => e.workers === undefined));
+  const report = (title: string, targets: string[]): EntryReport => ({
+    title, latency: false, ratios: [], runs: [],
+    summaries: targets.map((target, i) => ({ target, status: 'ok', ok: 1, runs: 1, problems: [], msgsPerS: { median: 1000 * (i + 1) } })),
+  }) as unknown as EntryReport;
+  const text = overviewText([report('a', ['skein -w1', 'skein -w2', 'nats-server']), report('pairs', ['skein -w1', 'skein -w2', 'skein -w4', 'nats-server'])], null);
+  const lines = text.split('\n');
+  t.regex(lines[1], /scenario +metric +skein -w1 +skein -w2 +skein -w4 +nats-server/);
+  t.regex(lines.find((l) => l.includes('pairs'))!, /1\.0k +2\.0k +3\.0k +4\.0k/);
+});
 
 test('npm run bench -- --help exits 0 and lists every scenario and every option the cli reads', async (t) => {
   t.timeout(60_000);

@@ -45,7 +45,7 @@ test.serial('2 nats-server + 1 skein: messages flow every way, and a restarted s
   await interestSeen(ncs[0], [ncs[2]]);
   ncs[2].publish(`back.${id}`, 'hello from the restarted skein');
   await ncs[2].flush();
-  await waitFor(() => onN1.length === 1, 5000, 'the message from the restarted server');
+  await waitFor(() => onN1.length === 1, 15_000, 'the message from the restarted server');
   t.deepEqual(onN1, ['hello from the restarted skein']);
   await checkPubSub(t, ncs);
 });

@@ -3,8 +3,7 @@
 // the leaf keeps retrying; the hub's auth timer always runs; the leaf port is for leafs only;
 // without a leafnodes authorization block the leaf port ignores client authorization.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import bcrypt from 'bcryptjs';
 import { interestSeen, sleep, uid, waitFor } from './helpers/cluster.ts';

@@ -7,8 +7,7 @@
 // "Other traffic" is a real leaf attached to the same hub carrying messages both ways, checked
 // after each fault.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import type { ExecutionContext } from 'ava';
 import { ErrorCode, type NatsConnection } from 'nats';

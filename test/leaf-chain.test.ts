@@ -3,7 +3,7 @@
 // headers, request/reply across one and two hops, no-responders, unsubscribe.
 //
 // Every test runs per implementation mix (helpers/leaf.ts): all nats-server (always), and, only
-// with SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts), all skein and skein as the hub,
+// with skein leaf nodes (on since issue 13), all skein and skein as the hub,
 // the middle or the tail with nats-server in the other places (the interop chains of issue 13).
 
 import { ErrorCode, headers, type NatsConnection } from 'nats';

@@ -3,8 +3,7 @@
 // that must reach the hub (a member without one is cut off), and the hub never sends a message
 // down a second connection of the same leaf cluster; messages from a leaf go out on gateways.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts). The gateway test's skein variant
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13). The gateway test's skein variant
 // also needs gateways (issue 7).
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
@@ -84,4 +83,4 @@ leafTest('messages from a leaf go out on gateways, and come back in to it', ['a'
   // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
   await checkPubSub(t, ncs);
   await checkRequestReply(t, ncs);
-}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }]);
+}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }], { gateways: true });

@@ -10,9 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { parseConfigText } from '../src/config/config.ts';
-import { ConfigError, defaultOptions, LEAFNODES_NOT_BUILT_WARNING, type Options } from '../src/config/options.ts';
+import { ConfigError, defaultOptions, type Options } from '../src/config/options.ts';
 import { validateOptions } from '../src/config/load.ts';
-import { SKEIN_LEAFNODES } from './helpers/leaf.ts';
 import { repoRoot, useServer } from './helpers/server.ts';
 
 function read(text: string, file = 'x.conf'): Options {
@@ -236,21 +235,14 @@ test('a change to the leafnodes block is refused on reload, as nats-server refus
   t.pass();
 });
 
-test('until leaf connections are built, a configured leafnodes block starts with a warning and nothing listens for leafs', async (t) => {
+test('a configured leafnodes block listens for leafs and dials its remotes, with nats-server\'s log lines and no warning', async (t) => {
   t.timeout(60_000);
-  if (SKEIN_LEAFNODES) {
-    t.log('SKEIN_LEAFNODES is on: skein has leaf connections, the warning is gone (remove this test with it)');
-    t.pass();
-    return;
-  }
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leafwarn-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leafstart-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'hub.conf');
   writeFileSync(file, 'leafnodes { listen: "127.0.0.1:-1", remotes: [ { url: "nats-leaf://127.0.0.1:1" } ] }\n');
   const srv = await useServer(t, { impl: 'skein', workers: 1, args: ['-c', file] });
-  t.true(srv.output().includes(`[WRN] ${LEAFNODES_NOT_BUILT_WARNING}`), srv.output());
-  t.notRegex(srv.output(), /Listening for leafnode connections/);
-  // A server without a leafnodes block says nothing of the kind.
-  const plain = await useServer(t, { impl: 'skein', workers: 1 });
-  t.false(plain.output().includes(LEAFNODES_NOT_BUILT_WARNING));
+  await srv.waitForLog(/\[INF\] Listening for leafnode connections on 127\.0\.0\.1:\d+/, 20_000);
+  await srv.waitForLog(/\[ERR\] Error trying to connect as leafnode to remote server "127\.0\.0\.1:1" \(attempt 1\)/, 20_000);
+  t.notRegex(srv.output(), /\[WRN\]/);
 });

@@ -2,7 +2,7 @@
 // leaf of it and a leaf of that leaf on one machine, in nats-server's .conf format. `skein -t`
 // and `nats-server -t` accept each; started as written (only their ports rewritten to OS-picked
 // ones, since other servers may hold 4222/7422), they form the chain and carry messages every
-// way. On nats-server always; on skein with SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// way. On nats-server always; on skein with skein leaf nodes (on since issue 13).
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

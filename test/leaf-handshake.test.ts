@@ -4,8 +4,7 @@
 // the `$LDS.` subject, LS+/LS- with queue weights, LMSG/HMSG forms both ways, no echo, headers
 // only to a side that said headers:true, PING/PONG, the leaf's checks of the hub's INFO.
 //
-// Each test runs against a nats-server hub or leaf, and against skein's only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts). Lines about the system account
+// Each test runs against a nats-server hub or leaf, and against skein's only with skein leaf nodes (on since issue 13). Lines about the system account
 // (`LS+ $SYS.REQ...`, sent by a default nats-server) are left out of every comparison: skein has
 // no system account and must only tolerate them.
 

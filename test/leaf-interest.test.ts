@@ -3,12 +3,12 @@
 // from its routes or its hub; a hub announces its whole cluster's interest and its other
 // leafs', with cluster-wide queue weights, and never a leaf's own interest back to it.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest, waitLeafInterest } from './helpers/leaf.ts';
 import { FakeHub, leafToHub, type LeafPeer } from './helpers/leafpeer.ts';
+import { getJson } from './helpers/monitor.ts';
 
 const until = (peer: LeafPeer, cond: (i: Map<string, number>) => boolean, what: string): Promise<true> =>
   peer.until(() => (cond(peer.interest()) ? true : undefined), 15_000, what);
@@ -145,4 +145,36 @@ leafTest('a leaf never announces JetStream subjects to its hub (a Go hub would c
   await until(peer, (i) => i.has(`plain.${id}`), 'the plain subscription');
   await peer.ping();
   t.deepEqual([...peer.interest().keys()].filter((k) => /^\$(JS\.API|KV|OBJ)\./.test(k)), []);
+});
+
+leafTest('a leaf in a cluster does not pass its hub\'s interest on to its route peers (a queue group behind the hub is never picked from there)', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(120_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'hub', impl: mix.hub, accept: true },
+    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
+    { name: 'l2', impl: mix.leaf, cluster: 'LC' },
+  ]);
+  await topo.waitConnected();
+  const [hub, l1, l2] = [await topo.client('hub'), await topo.client('l1'), await topo.client('l2')];
+  await interestSeen(l2, [l1]);
+  const id = uid();
+  const got = { hub: 0, l2: 0 };
+  hub.subscribe(`work.${id}`, { queue: 'g', callback: () => { got.hub++; } });
+  await hub.flush();
+  await waitLeafInterest(topo, 'l1', [`work.${id}`]);
+  // l1 has the hub's member; once l1's own interest (made after) reached l2, the hub's would have too.
+  l1.subscribe(`mark.${id}`);
+  await l1.flush();
+  await interestSeen(l1, [l2]);
+  const routes = (await getJson(topo.node('l2').monitorPort, '/routez?subs=1')).routes as { subscriptions_list?: string[] }[];
+  const heard = routes.flatMap((r) => r.subscriptions_list ?? []);
+  t.true(heard.includes(`mark.${id}`), `l1's own interest reaches l2: ${heard}`);
+  t.false(heard.includes(`work.${id}`), 'the hub\'s interest does not');
+  // With a member of its own, l2 serves every message it publishes.
+  l2.subscribe(`work.${id}`, { queue: 'g', callback: () => { got.l2++; } });
+  await l2.flush();
+  for (let i = 0; i < 20; i++) l2.publish(`work.${id}`);
+  await l2.flush();
+  await waitFor(() => got.l2 === 20, 10_000, 'l2\'s member to get all 20');
+  t.is(got.hub, 0);
 });

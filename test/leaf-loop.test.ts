@@ -4,8 +4,7 @@
 // 30s'`, closes, and (if it dialled) waits 30s before dialling again. A topology with a cycle is
 // refused that way, never with a message storm.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts). Two tests wait out the 30s delay.
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13). Two tests wait out the 30s delay.
 
 import type { NatsConnection } from 'nats';
 import { sleep, uid } from './helpers/cluster.ts';

@@ -5,8 +5,7 @@
 // its own publishers from its own members. Counts are exact: every test publishes a fixed
 // number and checks who got what after a delivery barrier.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import type { ExecutionContext } from 'ava';
 import type { NatsConnection } from 'nats';

@@ -4,8 +4,7 @@
 // answering PINGs is dropped as stale; and interest is resynced on every new connection.
 // Timing is checked only as a lower bound (a loaded machine makes things later, never sooner).
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with
-// SKEIN_LEAFNODES=1 (the switch in test/helpers/leaf.ts).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
 import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';

@@ -18,7 +18,17 @@ class RecordingSocket extends EventEmitter {
   remotePort = 1;
   destroyed = false;
   private readonly chunks: Buffer[] = [];
+  /** write() calls since the first (a corked run of writes is one gathered write). */
+  writes = 0;
+  corked = 0;
+  gathered = 0;
   setNoDelay(): void {}
+  cork(): void {
+    this.corked++;
+  }
+  uncork(): void {
+    if (--this.corked === 0) this.gathered++;
+  }
   resume(): void {}
   pause(): void {}
   end(): void {}
@@ -26,6 +36,7 @@ class RecordingSocket extends EventEmitter {
     this.destroyed = true;
   }
   write(b: Buffer, cb?: () => void): boolean {
+    this.writes++;
     this.chunks.push(Buffer.from(b)); // a copy: the slab is reused once the write completed
     if (cb !== undefined) setImmediate(cb);
     return true;
@@ -64,8 +75,9 @@ test('a new connection gets a small output slab, not a 64 KiB one', (t) => {
 
 test('a connection that goes quiet gives its output slabs back and starts small again', async (t) => {
   const { pub, subConn } = setup();
-  // One read that produces about 1 MiB of MSGs for the subscriber: the slab grows.
-  publish(pub, Array.from({ length: 256 }, (_v, i) => String(i % 10).repeat(4000)));
+  // One read that produces about 1 MiB of MSGs for the subscriber: the slab grows. (Payloads
+  // below the zero-copy size: larger ones are not copied into the slab at all.)
+  publish(pub, Array.from({ length: 512 }, (_v, i) => String(i % 10).repeat(2000)));
   t.true(subConn.out.length >= 256 * 1024, `grown to ${subConn.out.length} bytes`);
   await writesComplete();
   // The sweep runs every 100ms: the first one still sees the burst, ten quiet ones follow.
@@ -91,4 +103,42 @@ test('output is byte-exact across slab growth, reuse after completed writes, and
   const got = sub.text().replace(/^INFO [^\r]*\r\n/, '');
   t.is(got.length, want.length);
   t.true(got === want, 'every MSG byte for byte, in order');
+});
+
+test('large payloads go out from the read buffer by reference, byte-exact and in order with small ones', async (t) => {
+  const { pub, sub, subConn } = setup();
+  let want = '';
+  const big = (k: number, n: number): string => `${k}:`.padEnd(n, String.fromCharCode(97 + (k % 26)));
+  for (let round = 0; round < 3; round++) {
+    const before = sub.gathered;
+    // One read: small, large, small, two large in a row, a large one last.
+    want += publish(pub, ['s0', big(round, 70_000), 's1', big(round + 1, 2048), big(round + 2, 5000), 's2', big(round + 3, 3000)]);
+    t.is(sub.gathered, before + 1, 'the read produced one gathered write');
+    t.true(subConn.out.length < 16 * 1024, `payloads were not copied into the slab (${subConn.out.length} bytes)`);
+    want += publish(pub, ['between']); // a read of small messages only, before those writes completed
+    await writesComplete();
+  }
+  const got = sub.text().replace(/^INFO [^\r]*\r\n/, '');
+  t.is(got.length, want.length);
+  t.true(got === want, 'every MSG byte for byte, in order');
+});
+
+test('a large payload split across reads goes out by reference, byte-exact, headers stripped for a subscriber without them', async (t) => {
+  const { pub, sub, subConn } = setup();
+  const payload = 'p'.repeat(40_000) + 'end';
+  pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'));
+  const frame = Buffer.from(`PUB out ${payload.length}\r\n${payload}\r\nHPUB out 12 ${12 + payload.length}\r\nNATS/1.0\r\n\r\n${payload}\r\n`);
+  // Three reads, cutting the first payload and the second control line.
+  const before = sub.gathered;
+  pub.emit('data', frame.subarray(0, 1000));
+  pub.emit('data', frame.subarray(1000, 40_030));
+  pub.emit('data', frame.subarray(40_030));
+  t.true(sub.gathered > before, 'written with gathered writes');
+  t.true(subConn.out.length < 16 * 1024, `payloads were not copied into the slab (${subConn.out.length} bytes)`);
+  await writesComplete();
+  const got = sub.text().replace(/^INFO [^\r]*\r\n/, '');
+  // The subscriber's CONNECT did not ask for headers: the HPUB arrives as a MSG without them.
+  const want = `MSG out 1 ${payload.length}\r\n${payload}\r\n`.repeat(2);
+  t.is(got.length, want.length);
+  t.true(got === want, 'both messages byte for byte');
 });

@@ -263,7 +263,7 @@ test('stale connection after ping_max unanswered PINGs', async (t) => {
   await c.expect('PING\r\n', 15_000);
   await c.expect('PING\r\n', 15_000);
   await c.expect("-ERR 'Stale Connection'\r\n", 15_000);
-  await c.closed(2000);
+  await c.closed();
   t.is(c.pending(), '');
 });
 
@@ -329,8 +329,9 @@ test('auth timeout: -ERR Authentication Timeout after the configured timeout, th
   const c = await rawConnect(srv.port);
   t.teardown(() => c.close());
   await c.expect(/^INFO .*"auth_required":true.*\r\n/);
-  await c.expect("-ERR 'Authentication Timeout'\r\n", 4000);
-  await c.closed(2000);
+  // 0.5s configured; the deadline is a loaded machine's margin, not the timing under test.
+  await c.expect("-ERR 'Authentication Timeout'\r\n", 10_000);
+  await c.closed();
   t.pass();
 });
 
@@ -344,7 +345,8 @@ test('auth: a session that authenticated in time is not timed out', async (t) =>
     },
   });
   const c = await session(t, srv.port, { user: 'alice', pass: 'secret' });
-  t.is(await c.readAll(1200, 5000), '');
+  // (The server's keep-alive PING, about 2s after CONNECT, may land in it on a loaded machine.)
+  t.is(noPings(await c.readAll(1200, 5000)), '');
   await c.ping();
   t.false(c.isClosed());
 });
@@ -364,15 +366,18 @@ test('max_connections: a connection over the limit gets INFO then the -ERR, and 
   await c.closed();
   b.close();
   // The slot frees once the server has noticed the close; poll with a deadline.
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + 20_000;
   for (;;) {
     const d = await rawConnect(srv.port);
     await d.expect(/^INFO .*\r\n/);
     d.send('CONNECT {"verbose":false}\r\nPING\r\n');
-    const ok = await d.expect('PONG\r\n', 1000).then(() => true, () => false);
+    const ok = await d.expect('PONG\r\n', 5000).then(() => true, () => false);
     d.close();
     if (ok) break;
-    if (Date.now() > deadline) t.fail('no connection accepted after one closed');
+    if (Date.now() > deadline) {
+      t.fail('no connection accepted after one closed');
+      break;
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   await a.ping();

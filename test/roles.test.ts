@@ -133,3 +133,13 @@ test('a gateway thread forwards what workers publish to its peers, never what th
   bridge.beforeRead();
   t.is(peer.text, 'MSG x\n', 'one message: the worker\'s');
 });
+
+test('the leaf rows: a leaf thread takes what is published here and what routes and gateways bring (for the leafs this server is the hub of), and hands leaf messages everywhere', (t) => {
+  const { worker, route, gateway, leaf } = ThreadRole;
+  t.true(mayForward(worker, leaf), 'a local publish reaches the leafs');
+  t.true(mayForward(route, leaf) && mayForward(gateway, leaf), 'a routed or gatewayed message reaches the leafs this server is the hub of');
+  t.true(mayForward(leaf, worker) && mayForward(leaf, route) && mayForward(leaf, gateway), 'a message from a leaf is handled like a local publish');
+  t.false(mayForward(leaf, leaf), 'leaf to leaf stays inside the one leaf thread');
+  t.true(countsAsLocal(route, leaf), 'a hub announces its leafs\' interest to its routes');
+  t.true(countsAsLocal(leaf, route) && countsAsLocal(leaf, worker), 'a hub announces its cluster\'s interest to its leafs');
+});

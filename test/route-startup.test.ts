@@ -110,7 +110,7 @@ async function dialEachOther(t: ExecutionContext, peerId: string, go: string): P
   await y.expect(/^INFO \{.*\} \r\n/);
   y.send(routeConnect(peerId, 'skein') + routeInfo(peerId, 'skein', { go }));
   await srv.waitForLog(/Router connection closed: Duplicate Route/);
-  await waitFor(() => x.closed() || y.isClosed(), 5000, 'the duplicate to close');
+  await waitFor(() => x.closed() || y.isClosed(), 15_000, 'the duplicate to close');
   // The survivor still answers (the server has not closed it a moment later).
   if (!y.isClosed()) await y.ping().catch(() => undefined);
   return { x: !x.closed(), y: !y.isClosed() };

@@ -10,7 +10,7 @@ import type { ServerIdentity } from '../src/protocol/info.ts';
 import { whenSocketsClosed, fromPort, type ControlMessage } from '../src/threads/control.ts';
 import { ThreadStats } from '../src/monitor/stats.ts';
 import { ClosedConnections, answerWorker } from '../src/monitor/collect.ts';
-import { startMemoryReducer } from '../src/threads/memory.ts';
+import { compactSoon, startMemoryReducer } from '../src/threads/memory.ts';
 
 export interface WorkerTask {
   thread: number;
@@ -36,6 +36,7 @@ export default function run(task: WorkerTask): Promise<void> {
   if (task.faultInjection) {
     broker.onRouteFault = () => send({ type: 'fault', target: 'route' });
     broker.onGatewayFault = () => send({ type: 'fault', target: 'gateway' });
+    broker.onLeafFault = () => send({ type: 'fault', target: 'leaf' });
   }
   broker.start();
   startMemoryReducer();
@@ -66,6 +67,9 @@ export default function run(task: WorkerTask): Promise<void> {
           break;
         case 'reopen-log':
           broker.reopenLog();
+          break;
+        case 'settle':
+          compactSoon(msg.delayMs);
           break;
         case 'ldm':
           broker.lameDuck(msg.connectUrls ?? []);

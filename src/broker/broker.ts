@@ -9,10 +9,10 @@
 import type { Socket } from 'node:net';
 import { Sublist } from './sublist.ts';
 import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
-import { CloseReason } from '../conn/base.ts';
+import { CloseReason, ZERO_COPY_MIN_BYTES } from '../conn/base.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
 import { subjectMatches } from '../protocol/subject.ts';
-import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
+import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, putMsgLineEnd, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
 import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
@@ -41,6 +41,8 @@ class Deferred {
   bytes = 0;
   /** A 'drain' listener is registered. */
   waiting = false;
+  /** The next refill step is scheduled (setImmediate). */
+  stepping = false;
 
   append(src: Buffer, s: number, e: number): void {
     const n = e - s;
@@ -139,6 +141,8 @@ export class Broker implements MeshHandler, ClientHost {
   onRouteFault: (() => void) | null = null;
   /** $SKEIN.FAULT.CRASH.GATEWAY: the gateway thread throws (tests only). */
   onGatewayFault: (() => void) | null = null;
+  /** Likewise $SKEIN.FAULT.CRASH.LEAF, for the leaf thread. */
+  onLeafFault: (() => void) | null = null;
   /** Monitoring counters (src/monitor/stats.ts), published once per batch in flushAll. */
   stats = ThreadStats.detached();
   /** Monitoring: sees each client connection as it closes (/connz?state=closed). */
@@ -200,12 +204,15 @@ export class Broker implements MeshHandler, ClientHost {
 
   private sweepTimer: NodeJS.Timeout | null = null;
   private shuttingDown = false;
+  /** The leaf thread (-1: none): its queue members serve a group only when it has no other (nats-server). */
+  private readonly leafThread: number;
 
   constructor(opts: Options, identity: ServerIdentity, layout: SharedLayout, thread: number, replacement: boolean) {
     this.opts = opts;
     this.identity = identity;
     this.thread = thread;
     this.threads = layout.threads;
+    this.leafThread = layout.leafThread;
     this.auth = new ClientAuthenticator(opts, this.checker);
     this.authRequired = this.auth.required;
     const n = layout.threads;
@@ -435,6 +442,8 @@ export class Broker implements MeshHandler, ClientHost {
       this.onRouteFault?.();
     } else if (subject === '$SKEIN.FAULT.CRASH.GATEWAY') {
       this.onGatewayFault?.();
+    } else if (subject === '$SKEIN.FAULT.CRASH.LEAF') {
+      this.onLeafFault?.();
     }
   }
 
@@ -670,10 +679,14 @@ export class Broker implements MeshHandler, ClientHost {
       const gr: Sub[] = [];
       let w = 0;
       let viaGateway: Sub | null = null;
+      // A leaf connection's member is used only when there is no other (leafnode.go: a
+      // client's message picks local and route members first; a gateway's comes after both).
+      const leaf = this.leafThread;
+      const others = leaf < 0 ? true : g.members.some((s) => s.thread !== leaf && s.thread !== gateway);
       for (const s of g.members) {
         if (s.thread < 0) gl.push(s);
         else if (s.thread === gateway) viaGateway = s;
-        else {
+        else if (s.thread !== leaf || !others) {
           gr.push(s);
           w += s.weight;
         }
@@ -819,12 +832,18 @@ export class Broker implements MeshHandler, ClientHost {
     const startRel = c.outPos - c.outStart;
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
-      // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies.
+      // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies. A large
+      // payload read from a client goes out from the read buffer it arrived in (Node never
+      // reuses one): only ` [reply ]size\r\n` is copied, and the payload with its CRLF joins the
+      // connection's next write by reference. Inbox bytes are reused once drained, and what
+      // waits aside needs its own copy: those are copied.
       const tailLen = m.te - m.ts;
+      const byRef = tailLen >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord && m.pb === m.tb;
+      const copyEnd = byRef ? m.ps : m.te;
       const prefix = sub.prefix;
       const opLen = hdr < 0 ? 4 : 5;
       const headLen = prefix !== null ? prefix.length : m.se - m.ss + 1 + sub.sidBytes.length;
-      const need = opLen + headLen + tailLen;
+      const need = opLen + headLen + (copyEnd - m.ts);
       if (c.outPos + need > c.out.length || !c.dirty) c.reserve(need);
       const out = c.out;
       const ov = c.outView;
@@ -842,9 +861,10 @@ export class Broker implements MeshHandler, ClientHost {
         out[o++] = 32;
         o = put(out, o, sub.sidBytes, 0, sub.sidBytes.length);
       }
-      c.outPos = tailLen > 256 ? put(out, o, m.tb, m.ts, m.te) : putDV(ov, o, m.tv, m.ts, m.te);
+      c.outPos = copyEnd - m.ts > 256 ? put(out, o, m.tb, m.ts, copyEnd) : putDV(ov, o, m.tv, m.ts, copyEnd);
+      if (byRef) c.queueView(m.pb, m.ps, m.te);
     } else {
-      this.deliverSlow(sub, c, m);
+      this.deliverSlow(sub, c, m, deferring);
     }
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
@@ -853,7 +873,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (deferring) this.defer(c, c.outStart + startRel);
     // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
     // its publishers stalled) before it can overrun max_pending within a single batch.
-    else if (c.outPos - c.outStart > c.flushEarlyBytes) c.flush();
+    else if (c.queuedBytes > c.flushEarlyBytes) c.flush();
     if (c.tracing) this.traceDelivery(sub, c, m);
     if (++sub.delivered === sub.max) c.removeSub(sub);
   }
@@ -866,7 +886,7 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** Header stripping, empty header blocks, frames that were split across reads. */
-  private deliverSlow(sub: Sub, c: ClientConn, m: MsgView): void {
+  private deliverSlow(sub: Sub, c: ClientConn, m: MsgView, deferring: boolean): void {
     const subjLen = m.se - m.ss;
     const sidLen = sub.sidBytes.length;
     let total = m.pe - m.ps;
@@ -880,12 +900,21 @@ export class Broker implements MeshHandler, ClientHost {
     } else if (hdr === 0) {
       hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
     }
-    const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(m.rs >= 0 ? m.re - m.rs : 0, hdr, total));
+    // A large payload from a client (a read buffer, or the buffer a payload split across reads
+    // was put together in; the parser checked the CRLF after it) goes by reference, as in deliver.
+    const byRef = total >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord;
+    const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
+    const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(replyLen, hdr, byRef ? 0 : total) + (byRef ? 12 : 0));
     let o = c.outPos;
     o = hdr >= 0 ? put(out, o, HMSG_, 0, 5) : put(out, o, MSG_, 0, 4);
     o = put(out, o, m.sb, m.ss, m.se);
     out[o++] = 32;
     o = put(out, o, sub.sidBytes, 0, sidLen);
+    if (byRef) {
+      c.outPos = putMsgLineEnd(out, o, m.sb, m.rs, m.re, hdr, total);
+      c.queueView(m.pb, body, m.pe + 2);
+      return;
+    }
     o = putMsgTail(out, o, m.sb, m.rs, m.re, hdr, m.pb, body, m.pe);
     c.outPos = o;
   }
@@ -1030,17 +1059,23 @@ export class Broker implements MeshHandler, ClientHost {
       c.close(CloseReason.slowConsumerPendingBytes, false);
       return;
     }
-    if (!d.waiting) {
-      d.waiting = true;
-      c.socket.once('drain', () => this.refill(c));
-    }
+    this.refillOnDrain(c, d);
+  }
+
+  /** Refill `c` when its socket drains (one listener at a time). */
+  private refillOnDrain(c: ClientConn, d: Deferred): void {
+    if (d.waiting) return;
+    d.waiting = true;
+    c.socket.once('drain', () => {
+      d.waiting = false;
+      this.refill(c);
+    });
   }
 
   /** Move messages waiting aside into the subscriber's output while it has room (half of max_pending). */
   private refill(c: ClientConn): void {
     const d = this.deferred.get(c);
     if (d === undefined) return;
-    d.waiting = false;
     if (c.closed) {
       this.deferred.delete(c);
       return;
@@ -1057,9 +1092,14 @@ export class Broker implements MeshHandler, ClientHost {
     c.flush();
     if (c.closed) return;
     if (d.bytes > 0) {
-      d.waiting = true;
-      if (c.pendingBytes < room) setImmediate(() => this.refill(c));
-      else c.socket.once('drain', () => this.refill(c));
+      if (c.pendingBytes >= room) this.refillOnDrain(c, d);
+      else if (!d.stepping) {
+        d.stepping = true;
+        setImmediate(() => {
+          d.stepping = false;
+          this.refill(c);
+        });
+      }
       return;
     }
     this.deferred.delete(c);
@@ -1119,11 +1159,14 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /**
-   * A subscriber drained: stalled publishers here go on; those on other threads go on once
-   * nothing waits aside for any subscriber here (otherwise their stall runs out).
+   * A subscriber's output went below half of max_pending: what waits aside for it moves on,
+   * stalled publishers here go on; those on other threads go on once nothing waits aside for
+   * any subscriber here (otherwise their stall runs out).
    */
-  onUnstall(): void {
+  onUnstall(c: ClientConn): void {
     for (const p of [...this.stalledPublishers]) this.releasePublisher(p);
+    // Messages waiting aside go first (their publishers' stalls end once none wait).
+    if (this.deferred.size > 0 && this.deferred.has(c)) this.refill(c);
     this.releaseRemoteStalls();
   }
 

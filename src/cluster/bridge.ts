@@ -30,7 +30,7 @@ import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/rec
 import { MsgView } from '../protocol/msg-view.ts';
 import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
 import { CloseReason } from '../conn/base.ts';
-import { countsAsLocal, mayForward, type ThreadRoleCode } from '../threads/roles.ts';
+import { countsAsLocal, hearsLocalLeafInterestOnly, mayForward, ThreadRole, type ThreadRoleCode } from '../threads/roles.ts';
 
 /** What the bridge needs of a peer connection `P` (RouteConn; the gateway and leaf connections). */
 export interface BridgePeer<P> extends ConnCounters {
@@ -85,7 +85,7 @@ export interface PeerSub<P> extends Interest {
   weight: number;
 }
 
-interface Group<T> {
+export interface Group<T> {
   readonly nameBytes: Buffer;
   readonly members: T[];
   readonly total: number;
@@ -113,10 +113,13 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
   private last: Resolved<S, P> | null = null;
   private readonly list: Sublist<S>;
   private readonly plainOf: (s: S) => P;
+  /** Members used only when a group has no other (leaf members), or null. */
+  private readonly secondary: ((s: S) => boolean) | null;
 
-  constructor(list: Sublist<S>, plainOf: (s: S) => P) {
+  constructor(list: Sublist<S>, plainOf: (s: S) => P, secondary: ((s: S) => boolean) | null = null) {
     this.list = list;
     this.plainOf = plainOf;
+    this.secondary = secondary;
   }
 
   get(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<S>[] } {
@@ -141,10 +144,13 @@ class SubjectCache<S extends Interest & { weight: number }, P> {
       const plain = new Set<P>();
       for (const sub of m.psubs) plain.add(this.plainOf(sub));
       r.plain = [...plain];
+      const secondary = this.secondary;
       r.groups = m.qgroups.map((g) => {
+        let members = g.members;
+        if (secondary !== null && members.some((sub) => !secondary(sub))) members = members.filter((sub) => !secondary(sub));
         let total = 0;
-        for (const sub of g.members) total += sub.weight;
-        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members: g.members, total };
+        for (const sub of members) total += sub.weight;
+        return { nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), members, total };
       });
       r.gen = gen;
     }
@@ -186,6 +192,20 @@ function pickNearest<T extends { weight: number; peer: { rttMs?: number } }>(g: 
   return best;
 }
 
+/** One member of `g` that `ok` accepts, by weight among those; null when none does. */
+export function pickWhere<T extends { weight: number }>(g: Group<T>, ok: (m: T) => boolean): T | null {
+  let total = 0;
+  for (const m of g.members) if (ok(m)) total += m.weight;
+  if (total <= 0) return null;
+  let pick = Math.floor(Math.random() * total);
+  for (const m of g.members) {
+    if (!ok(m)) continue;
+    pick -= m.weight;
+    if (pick < 0) return m;
+  }
+  return null;
+}
+
 /** How a role writes interest to its peers: `RS` for routes and gateways, `LS` for leafnodes. */
 export interface BridgeWording {
   readonly verb: 'RS' | 'LS';
@@ -207,6 +227,35 @@ export interface BridgeWording {
   readonly onLocalPlain?: (subject: string, has: boolean) => void;
   /** A record from another thread, before it is routed: true when the hook took it. */
   readonly interceptRecord?: (from: number, m: MsgView) => boolean;
+}
+
+/**
+ * Per-peer rules a role lays over the bridge where its peers are not all alike (leaf nodes:
+ * nats-server keeps one interest map per leaf connection, and who hears whose interest and
+ * messages depends on which side of each connection is the hub). Without a scope every peer
+ * gets the same announcements and any message (routes, gateways).
+ */
+export interface BridgeScope<P> {
+  /** Thread `t`'s interest in (subject, queue) went from `was` to `now` (plain: 0/1). The role announces it. */
+  localChanged(t: number, subject: string, queue: string | null, was: number, now: number): void;
+  /** Peer `p`'s interest in (subject, queue) went from `was` to `now` (plain: 0/1). */
+  peerChanged(p: P, subject: string, queue: string | null, was: number, now: number): void;
+  /** A newly registered peer's full dump (instead of the aggregate one). */
+  dumpTo(p: P): void;
+  /**
+   * Does peer `p`'s interest count for route and gateway peers too? (A leaf's: yes; what our
+   * hub announced: only for client workers; interest.ts routeWeight.)
+   */
+  sharesWithRoutes(p: P): boolean;
+  /** May a message from thread `t` go to peer `p`? */
+  acceptsFrom(p: P, t: number): boolean;
+  /** May a message from peer `p` go to thread `t`: plain interest, and queue groups? */
+  handsPlainTo(p: P, t: number): boolean;
+  /**
+   * A message from peer `from`, after the threads had theirs: to the other peers the role's
+   * rule allows; `groups` lists the queue groups ([start, end) in m.sb) no thread served.
+   */
+  relay(from: P, m: MsgView, groups: number[]): void;
 }
 
 export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
@@ -243,6 +292,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly peerList = new Sublist<PeerSub<P>>();
   private readonly peerPlain = new Map<string, number>(); // subject → peers with plain interest
   private readonly peerQueues = new Map<string, number>(); // "subject\0queue" → summed weight
+  // With a scope: the same for the peers whose interest route and gateway peers hear (routeWeight).
+  private readonly sharedPlain = new Map<string, number>();
+  private readonly sharedQueues = new Map<string, number>();
+  /** Per thread: a route or gateway role reading the leaf thread's log takes its routeWeight. */
+  private readonly useRouteWeight: boolean[] = [];
   private readonly inCache: SubjectCache<LocalSub, number>;
   private readonly outCache: SubjectCache<PeerSub<P>, P>;
 
@@ -263,18 +317,27 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private bounceRoutes: P[] = [];
 
   private sweepTimer: NodeJS.Timeout | null = null;
+  /** The role's per-peer rules (leaf nodes), or null: every peer alike. */
+  private readonly scope: BridgeScope<P> | null;
+  /** Queue groups not served by any thread, [start, end) pairs, handed to scope.relay. */
+  private readonly unserved: number[] = [];
 
-  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording) {
+  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording, scope: BridgeScope<P> | null = null) {
     this.opts = opts;
+    this.scope = scope;
+    this.roles = layout.roles;
     this.thread = thread;
     this.role = layout.roles[thread];
-    this.roles = layout.roles;
-    this.plus = `${wording.verb}+ $G `;
-    this.minus = `${wording.verb}- $G `;
+    // Leaf connections bind one account and name none (`LS+ foo`); routes name it (`RS+ $G foo`).
+    this.plus = wording.verb === 'LS' ? 'LS+ ' : `${wording.verb}+ $G `;
+    this.minus = wording.verb === 'LS' ? 'LS- ' : `${wording.verb}- $G `;
     this.noun = wording.noun;
     this.wording = wording;
     this.filtering = wording.filtering === true;
-    this.inCache = new SubjectCache(this.localList, (s) => s.thread);
+    // A queue group is served by a leaf connection's member only when no other member exists
+    // (nats-server: local and route members first), so the leaf thread is a second choice.
+    const leafThread = layout.leafThread;
+    this.inCache = new SubjectCache(this.localList, (s) => s.thread, leafThread < 0 || leafThread === thread ? null : (s) => s.thread === leafThread);
     this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
     const n = layout.threads;
     for (let t = 0; t < n; t++) {
@@ -282,6 +345,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.localByThread.push(new Map());
       this.local.push(t !== thread && countsAsLocal(this.role, layout.roles[t]));
       this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
+      this.useRouteWeight.push(hearsLocalLeafInterestOnly(this.role) && layout.roles[t] === ThreadRole.leaf);
     }
     this.targetPlain = new Uint8Array(n);
     // A replacement thread's connections died with its predecessor (main reset its logged
@@ -372,7 +436,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Interest this role adds to its log besides its peers' (gateway reply mappings). */
   extraInterest(subject: string, queue: string | null, delta: number): void {
-    this.peerInterest(subject, queue, delta);
+    this.peerInterest(null, subject, queue, delta);
   }
 
   /** A registered peer went away: its interest goes with it. */
@@ -428,12 +492,13 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (queue === null || old.weight === weight) return false; // repeated plain RS+ is ignored
       this.peerList.remove(old);
       r.subs.delete(key);
-      this.peerInterest(subject, queue, -old.weight);
+      this.peerInterest(r, subject, queue, -old.weight);
     }
     const sub: PeerSub<P> = { subject, queue, peer: r, weight };
     this.peerList.insert(sub);
     r.subs.set(key, sub);
-    this.peerInterest(subject, queue, queue === null ? 1 : weight);
+    this.peerInterest(r, subject, queue, queue === null ? 1 : weight);
+    this.scope?.peerChanged(r, subject, queue, old?.weight ?? 0, queue === null ? 1 : weight);
     return true;
   }
 
@@ -443,38 +508,58 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     if (sub === undefined) return;
     r.subs.delete(key);
     this.peerList.remove(sub);
-    this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
   }
 
   /** A peer went away (or unregistered): its interest goes with it. */
   private removeRemoteSubs(r: P): void {
     for (const sub of r.subs.values()) {
       this.peerList.remove(sub);
-      this.peerInterest(sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+      this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+      this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
     }
     r.subs.clear();
   }
 
-  /** Fold a peer's interest change into the union we log for the workers. */
-  private peerInterest(subject: string, queue: string | null, delta: number): void {
-    if (queue === null) {
-      const was = this.peerPlain.get(subject) ?? 0;
-      const now = was + delta;
-      if (now > 0) this.peerPlain.set(subject, now);
-      else this.peerPlain.delete(subject);
-      if ((was > 0) !== (now > 0)) this.logInterest(subject, null, now > 0 ? 1 : 0);
+  /** Fold a peer's interest change (null: the role's own, extraInterest) into the union we log for the workers. */
+  private peerInterest(r: P | null, subject: string, queue: string | null, delta: number): void {
+    const key = queue === null ? subject : `${subject}\u0000${queue}`;
+    const all = queue === null ? this.peerPlain : this.peerQueues;
+    const was = all.get(key) ?? 0;
+    const now = Math.max(0, was + delta);
+    if (now > 0) all.set(key, now);
+    else all.delete(key);
+    // Plain interest is logged as 1/0 (whether any peer has it); a queue group's summed weight.
+    const wasLogged = queue === null ? Math.min(was, 1) : was;
+    const nowLogged = queue === null ? Math.min(now, 1) : now;
+    if (this.scope === null) {
+      if (nowLogged !== wasLogged) this.mesh.publishInterest(subject, queue, nowLogged);
       return;
     }
-    const key = `${subject}\u0000${queue}`;
-    const was = this.peerQueues.get(key) ?? 0;
-    const now = Math.max(0, was + delta);
-    if (now > 0) this.peerQueues.set(key, now);
-    else this.peerQueues.delete(key);
-    if (now !== was) this.logInterest(subject, queue, now);
+    const shared = queue === null ? this.sharedPlain : this.sharedQueues;
+    const sWas = shared.get(key) ?? 0;
+    const sNow = r !== null && this.scope.sharesWithRoutes(r) ? Math.max(0, sWas + delta) : sWas;
+    if (sNow > 0) shared.set(key, sNow);
+    else shared.delete(key);
+    const sWasLogged = queue === null ? Math.min(sWas, 1) : sWas;
+    const sNowLogged = queue === null ? Math.min(sNow, 1) : sNow;
+    if (nowLogged !== wasLogged || sNowLogged !== sWasLogged) this.mesh.publishInterest(subject, queue, nowLogged, sNowLogged);
   }
 
-  private logInterest(subject: string, queue: string | null, weight: number): void {
-    this.mesh.publishInterest(subject, queue, weight);
+  /** The peers with interest in subject b[s, e): plain ones, and each queue group's members (cached). */
+  peerMatches(b: Uint8Array, s: number, e: number): { plain: P[]; groups: Group<PeerSub<P>>[] } {
+    return this.outCache.get(b, s, e);
+  }
+
+  /** Log interest of this thread's own (a leaf thread's `$LDS.` subscription), outside the peers' union. */
+  logOwnInterest(subject: string, weight: number): void {
+    this.mesh.publishInterest(subject, null, weight);
+  }
+
+  /** Thread `t`'s interest as replayed here: (subject, queue, weight) of each entry. */
+  forEachLocal(t: number, fn: (subject: string, queue: string | null, weight: number) => void): void {
+    for (const sub of this.localByThread[t].values()) fn(sub.subject, sub.queue, sub.weight);
   }
 
   /**
@@ -487,7 +572,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.dropLocalInterest(t);
       return;
     }
-    this.setLocal(t, rec.subject, rec.queue, rec.weight);
+    const rw = rec.routeWeight ?? -1;
+    this.setLocal(t, rec.subject, rec.queue, this.useRouteWeight[t] && rw >= 0 ? rw : rec.weight);
   }
 
   private dropLocalInterest(t: number): void {
@@ -509,6 +595,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       const sub: LocalSub = { subject, queue, thread: t, weight };
       this.localList.insert(sub);
       byKey.set(key, sub);
+    }
+    if (this.scope !== null) {
+      this.scope.localChanged(t, subject, queue, oldWeight, weight);
+      return;
     }
     if (queue === null) {
       const was = this.localPlain.get(subject) ?? 0;
@@ -568,6 +658,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** The full interest dump a newly registered peer gets first: what peers were last told. */
   private sendInterestTo(r: P): void {
+    if (this.scope !== null) {
+      this.scope.dumpTo(r);
+      return;
+    }
     const lines: string[] = [];
     for (const subject of this.sentPlain) lines.push(`${this.plus}${subject}\r\n`);
     for (const [qkey, weight] of this.sentQueues) lines.push(`${this.plus}${qkey} ${weight}\r\n`);
@@ -575,12 +669,16 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     log.debug(`${r.logPrefix()} - Sent local subscriptions to ${this.noun}`);
   }
 
-  /** Our logged interest (the peers' union), for a replacement worker. */
-  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
+  /**
+   * Our logged interest (the peers' union), for a replacement thread `to`: with a scope, a route
+   * or gateway thread gets what its role hears of it (routeWeight).
+   */
+  interestSnapshot(to = -1): { position: number; entries: [string, string | null, number][] } {
     const position = this.mesh.snapshotPosition();
     const entries: [string, string | null, number][] = [];
-    for (const subject of this.peerPlain.keys()) entries.push([subject, null, 1]);
-    for (const [key, w] of this.peerQueues) {
+    const routes = this.scope !== null && to >= 0 && hearsLocalLeafInterestOnly(this.roles[to]);
+    for (const subject of (routes ? this.sharedPlain : this.peerPlain).keys()) entries.push([subject, null, 1]);
+    for (const [key, w] of routes ? this.sharedQueues : this.peerQueues) {
       const z = key.indexOf('\u0000');
       entries.push([key.slice(0, z), key.slice(z + 1), w]);
     }
@@ -612,10 +710,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     const targets = this.targetRoutes;
     let nt = 0;
     const res = this.outCache.get(d, ss, se);
+    const scope = this.scope;
     if ((m.flags & FLAG_PLAIN) !== 0) {
       const filtering = this.filtering;
       for (const r of res.plain) {
         if (filtering && r.filtered === true && r.refuses!(d, ss, se)) continue;
+        if (scope !== null && !scope.acceptsFrom(r, from)) continue;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
@@ -626,7 +726,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const member = this.wording.nearestQueuePeer === true ? pickNearest(g) : pickByWeight(g);
+        const member = scope !== null ? pickWhere(g, (s) => scope.acceptsFrom(s.peer, from)) : this.wording.nearestQueuePeer === true ? pickNearest(g) : pickByWeight(g);
         if (member === null) break;
         const r = member.peer;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
@@ -668,7 +768,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     const res = this.inCache.get(b, m.ss, m.se);
     const targets = this.targetThreads; // counted, as in onRecord
     let nt = 0;
+    const scope = this.scope;
     for (const t of res.plain) {
+      if (scope !== null && !scope.handsPlainTo(r, t)) continue;
       if (this.targetPlain[t] === 0 && this.targetGroups[t].length === 0) targets[nt++] = t;
       this.targetPlain[t] = 1;
     }
@@ -688,6 +790,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
         break;
       }
       if (delivered || this.wording.noBounce === true) continue;
+      if (scope !== null) {
+        // The role decides where a group no thread serves goes (leaf nodes: another leaf).
+        this.unserved.push(qs, qe);
+        continue;
+      }
       // Queue bounce: the group has no member here any more; hand the message to a peer
       // that still has one (possibly the sender), as nats-server does.
       bounce ??= this.outCache.get(b, m.ss, m.se);
@@ -706,6 +813,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (this.mesh.isAlive(t)) this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
       this.targetPlain[t] = 0;
       if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
+    }
+    if (scope !== null) {
+      scope.relay(r, m, this.unserved);
+      if (this.unserved.length !== 0) this.unserved.length = 0;
+      return;
     }
     if (this.bounceRoutes.length > 0) {
       for (const peer of this.bounceRoutes) {
@@ -754,8 +866,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Write what peers have queued, commit records to other threads, publish our interest log. */
   flushAll(): void {
-    this.flushPeers();
+    // Records first: a PONG written to a peer must not overtake the messages its read handed
+    // to other threads (a client PING there may follow our PONG).
     this.mesh.flush();
+    this.flushPeers();
     this.stats.publish(this.conns, this.peerList.size, this.peers.size);
     if (this.paused.size > 0) for (const r of this.paused) if (!r.closed) r.socket.pause();
   }

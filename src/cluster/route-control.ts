@@ -48,6 +48,8 @@ export interface ClusterTask {
   gatewayUrl?: string;
   /** The gateways this server has an outbound to (a replacement route thread's start). */
   gatewayOutbounds?: { name: string; urls: string[] }[];
+  /** This server's leaf URL (`host:port`) for route peers to give their leafs, if it accepts leafs and advertises. */
+  leafUrl?: string;
   replacement: boolean;
 }
 
@@ -102,6 +104,9 @@ export class RouteControl implements RouteHost {
   // Routes: every connection is the bridge's (bridge.conns); registered ones by server id here.
   private readonly remotes = new Map<string, RouteConn>();
   private readonly peerUrls = new Map<string, number>();
+  /** Route peers' leaf URLs (their INFO `leafnode_urls`), by peer server id, for our leafs' INFO. */
+  private readonly peerLeafUrls = new Map<string, string[]>();
+  private readonly leafUrl: string | undefined;
   private readonly timers = new Set<NodeJS.Timeout>();
   private running = false;
   /** Cluster-name mismatches already logged: peer server id or dialled host:port → their name. */
@@ -132,6 +137,7 @@ export class RouteControl implements RouteHost {
     this.clusterName = task.clusterName;
     this.dynamic = task.clusterDynamic;
     this.clientUrls = task.clientUrls;
+    this.leafUrl = task.leafUrl;
     this.noAdvertise = c.noAdvertise;
     this.authUser = c.authorization?.user;
     this.authPass = c.authorization?.password;
@@ -202,6 +208,7 @@ export class RouteControl implements RouteHost {
       cluster_dynamic: this.dynamic,
       connect_urls: this.noAdvertise ? undefined : this.clientUrls,
       gateway_url: this.gatewayUrl,
+      leafnode_urls: this.leafUrl === undefined ? undefined : [this.leafUrl],
     };
     return info;
   }
@@ -222,6 +229,11 @@ export class RouteControl implements RouteHost {
   }
 
   private urlsPublished = false;
+
+  /** Tell the leaf thread (through main) the route peers' leaf URLs: its leafs get them in INFO leafnode_urls. */
+  private publishLeafUrls(): void {
+    this.notify({ type: 'leaf-urls', urls: [...new Set([...this.peerLeafUrls.values()].flat())] });
+  }
 
   private addPeerUrls(urls: string[]): void {
     let changed = false;
@@ -599,6 +611,10 @@ export class RouteControl implements RouteHost {
       for (const other of this.remotes.values()) if (other !== r) other.queueString(line);
     }
     if (!this.noAdvertise) this.addPeerUrls(r.connectUrls);
+    if (info.leafnode_urls.length > 0) {
+      this.peerLeafUrls.set(id, info.leafnode_urls);
+      this.publishLeafUrls();
+    }
     displaced?.close(CloseReason.duplicateRoute, false);
   }
 
@@ -679,6 +695,7 @@ export class RouteControl implements RouteHost {
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
       if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: false, gatewayUrl: r.remoteInfo?.gateway_url ?? '', serverName: r.remoteName, serverId: r.remoteId });
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
+      if (this.remotes.get(r.remoteId) === undefined && this.peerLeafUrls.delete(r.remoteId)) this.publishLeafUrls();
     }
     this.bridge.unregister(r);
     if (!this.running) return;

@@ -172,7 +172,7 @@ export interface Options {
   authorization?: AuthorizationOptions;
   cluster?: ClusterOptions;
   gateway?: GatewayOptions;
-  leafNodes?: LeafNodeOptions; // `leafnodes` (`leaf`): read and checked; leaf connections are not built yet
+  leafNodes?: LeafNodeOptions; // `leafnodes` (`leaf`): a hub (port), a leaf (remotes), or both
   httpPort?: number; // monitoring (`http_port` / `-m`); 0/undefined = off; -1 = random
   debug: boolean;
   trace: boolean;
@@ -200,13 +200,6 @@ export const MIN_LAME_DUCK_DURATION_MS = 30_000;
 export const DEFAULT_TLS_TIMEOUT_MS = 2000;
 export const DEFAULT_LEAF_RECONNECT_MS = 1000; // DEFAULT_LEAF_NODE_RECONNECT
 export const DEFAULT_LEAFNODE_PORT = 7422; // a remote URL without a port dials this one
-
-/**
- * Logged at start while skein reads the `leafnodes` block but has no leaf connections yet, so a
- * configured hub or leaf is never silently a plain server. Remove it with the implementation.
- */
-export const LEAFNODES_NOT_BUILT_WARNING =
-  'Leaf node connections are not built yet: the leafnodes block was read and checked, but this server neither accepts nor dials leaf connections';
 
 export function defaultOptions(): Options {
   return {

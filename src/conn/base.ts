@@ -103,6 +103,15 @@ const NO_OUTPUT = Buffer.alloc(0);
 const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
 /** How long an ended socket may take to send what it was given before it is destroyed. */
 const CLOSE_FLUSH_MS = 1000;
+/**
+ * A payload at least this large is written from where it already lies (the read buffer it
+ * arrived in) instead of being copied into the slab: the next flush hands the socket the slab
+ * range before it, the payload and what follows as one gathered write (writev). Below this, one
+ * memcpy costs less than the extra write request.
+ */
+export const ZERO_COPY_MIN_BYTES = 2048;
+/** Unwritten bytes past which a connection's writes are no longer gathered (writeChunksOneByOne). */
+const WRITEV_MAX_BYTES = 1024 * 1024;
 
 /**
  * An output buffer. Written ranges stay referenced by the socket until the kernel has them,
@@ -124,6 +133,7 @@ class Slab {
     this.done = () => {
       this.owner.writesPending--;
       if (--this.pending === 0 && this.retired) this.owner.recycle(this);
+      if (this.owner.stalled) this.owner.unstallBelowHalf();
     };
   }
 }
@@ -168,6 +178,15 @@ export abstract class Conn {
   outStart = 0;
   outPos = 0;
   dirty = false;
+  /**
+   * Output queued ahead of out[outStart, outPos), in order: slab ranges cut off where a large
+   * payload was queued by reference (queueView), and those payloads. `segDone[i]` completes a
+   * slab range's write (its slab's pending count); payload views have none.
+   */
+  private segs: Buffer[] = [];
+  private segDone: ((() => void) | undefined)[] = [];
+  /** Bytes in `segs`. */
+  private segBytes = 0;
   private slab: Slab | null = null;
   private slabBytes = OUT_SLAB_FIRST;
   private readonly spares: Slab[] = [];
@@ -175,9 +194,11 @@ export abstract class Conn {
   private idleTicks = 0;
   /**
    * Unwritten output over half of max_pending: producers feeding this connection are slowed
-   * down (nats-server's fast-producer stall) until it drains.
+   * down (nats-server's fast-producer stall) until a write brings it below half again.
    */
   stalled = false;
+  /** Writes are never gathered into one writev (see writeChunksOneByOne). */
+  private chunkWrites = false;
   private readonly unstallOnDrain = (): void => this.unstall();
 
   // Timers, swept by the owning thread (one timer for all its connections).
@@ -234,7 +255,12 @@ export abstract class Conn {
 
   /** Socket bytes not yet handed to the kernel plus what we have not written yet. */
   get pendingBytes(): number {
-    return this.socket.writableLength + (this.outPos - this.outStart);
+    return this.socket.writableLength + this.segBytes + (this.outPos - this.outStart);
+  }
+
+  /** Output queued and not yet handed to the socket. */
+  get queuedBytes(): number {
+    return this.segBytes + (this.outPos - this.outStart);
   }
 
   /** The first PING about `firstMs` after now (nats-server firstPingInterval, plus 0-20%). */
@@ -280,6 +306,30 @@ export abstract class Conn {
     this.outPos += bytes.length;
   }
 
+  /**
+   * Queue b[start, end) by reference, without copying it: the caller guarantees those bytes
+   * stay as they are until written (a socket read buffer, which Node never reuses). The slab
+   * range queued before it is cut off and goes first.
+   */
+  queueView(b: Buffer, start: number, end: number): void {
+    if (this.closed) return;
+    if (this.outPos > this.outStart) {
+      const slab = this.slab!;
+      slab.pending++;
+      this.segs.push(this.out.subarray(this.outStart, this.outPos));
+      this.segDone.push(slab.done);
+      this.segBytes += this.outPos - this.outStart;
+      this.outStart = this.outPos;
+    }
+    this.segs.push(b.subarray(start, end));
+    this.segDone.push(undefined);
+    this.segBytes += end - start;
+    if (!this.dirty) {
+      this.dirty = true;
+      this.markDirty();
+    }
+  }
+
   /** Queue text: UTF-8 (INFO, CONNECT), or SUBJECT_ENCODING for lines that carry subject bytes. */
   queueString(s: string, encoding: BufferEncoding = 'utf8'): void {
     if (this.closed) return;
@@ -297,8 +347,8 @@ export abstract class Conn {
   /** Write what is queued: one socket write per connection per read. */
   flush(): void {
     this.dirty = false;
-    if (this.closed || this.outPos === this.outStart) return;
-    const pending = this.socket.writableLength + (this.outPos - this.outStart);
+    if (this.closed || (this.outPos === this.outStart && this.segBytes === 0)) return;
+    const pending = this.socket.writableLength + this.segBytes + (this.outPos - this.outStart);
     // Only clients are cut off for pending bytes (client.go queueOutbound); the other kinds
     // stall their producers instead.
     if (this.kind === ConnKind.client && pending > this.opts.maxPending) {
@@ -306,6 +356,15 @@ export abstract class Conn {
       this.countSlowConsumer();
       this.close(CloseReason.slowConsumerPendingBytes, false);
       return;
+    }
+    if (this.segBytes > 0) {
+      this.flushSegments();
+      if (this.outPos === this.outStart) {
+        const writable = this.socket.writableLength;
+        if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
+        if (writable > this.opts.maxPending / 2) this.markStalled();
+        return;
+      }
     }
     const chunk = this.out.subarray(this.outStart, this.outPos);
     this.queuedSinceTick += chunk.length;
@@ -321,14 +380,68 @@ export abstract class Conn {
       this.outStart = this.outPos;
     }
     this.socket.write(chunk, slab.done);
-    if (this.socket.writableLength > this.opts.maxPending / 2) this.markStalled();
+    const writable = this.socket.writableLength;
+    if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
+    if (writable > this.opts.maxPending / 2) this.markStalled();
   }
 
-  /** Producers are being slowed down for this connection: note when it drains. */
+  /**
+   * Write the queued segments and the slab range after them as one gathered write: corked,
+   * the socket hands them to the kernel together (writev) when uncorked.
+   */
+  private flushSegments(): void {
+    const s = this.socket;
+    const segs = this.segs;
+    const done = this.segDone;
+    this.queuedSinceTick += this.segBytes;
+    s.cork();
+    for (let i = 0; i < segs.length; i++) {
+      // Slab ranges complete through slab.done, which counts them off writesPending.
+      if (done[i] !== undefined) this.writesPending++;
+      s.write(segs[i], done[i]);
+    }
+    if (this.outPos > this.outStart) {
+      // The slab range after the last payload view joins the same write.
+      const slab = this.slab!;
+      slab.pending++;
+      this.writesPending++;
+      this.queuedSinceTick += this.outPos - this.outStart;
+      s.write(this.out.subarray(this.outStart, this.outPos), slab.done);
+      this.outStart = this.outPos;
+    }
+    s.uncork();
+    segs.length = 0;
+    done.length = 0;
+    this.segBytes = 0;
+  }
+
+  /**
+   * Producers are being slowed down for this connection until a write brings it below half of
+   * max_pending again (client.go flushOutbound; see unstallBelowHalf), or it drains.
+   */
   markStalled(): void {
     if (this.stalled) return;
     this.stalled = true;
     this.socket.once('drain', this.unstallOnDrain);
+  }
+
+  /**
+   * A backlog is building: from now on its chunks go to the kernel one write at a time. Node
+   * would otherwise gather everything queued behind a write in progress into one writev of
+   * tens of MB that completes all at once, so writableLength would not move until the socket
+   * is empty: stalled producers would be let go only then and refill all of max_pending/2 in
+   * one burst, a stretch of full-speed work for both workers that holds up everyone else on
+   * them (issue 10 §5). One write per chunk lets them go, as nats-server does, as soon as
+   * the output is below half of max_pending, and top it up a chunk at a time.
+   */
+  private writeChunksOneByOne(): void {
+    this.chunkWrites = true;
+    (this.socket as { _writev: unknown })._writev = null;
+  }
+
+  /** A write completed while stalled: below half of max_pending, the producers go on. */
+  unstallBelowHalf(): void {
+    if (this.socket.writableLength <= this.opts.maxPending / 2) this.unstall();
   }
 
   private unstall(): void {
@@ -464,6 +577,7 @@ export abstract class Conn {
     if (this.stalled) this.unstall();
     const s = this.socket;
     if (flushFirst && !s.destroyed) {
+      if (this.segBytes > 0) this.flushSegments();
       if (this.outPos > this.outStart) s.end(this.out.subarray(this.outStart, this.outPos));
       else s.end();
       this.outStart = this.outPos;
@@ -526,7 +640,7 @@ export abstract class Conn {
     // blocks longer than write_deadline).
     const writable = this.socket.writableLength;
     if (this.stalled && writable <= this.opts.maxPending / 2) this.unstall();
-    if (this.queuedSinceTick === 0 && writable === 0 && this.outPos === this.outStart) {
+    if (this.queuedSinceTick === 0 && writable === 0 && this.outPos === this.outStart && this.segBytes === 0) {
       if (++this.idleTicks === IDLE_TICKS_RELEASE) this.releaseBuffers();
     } else {
       this.idleTicks = 0;

@@ -56,7 +56,7 @@ export interface ClientHost {
   onData(conn: ClientConn, chunk: Buffer): void;
   removeConnection(conn: ClientConn): void;
   /** A subscriber drained: publishers stalled for it may go on. */
-  onUnstall(): void;
+  onUnstall(conn: ClientConn): void;
   /** A socket that must be closed before the worker may stop (a TLS socket wrapping an accepted one). */
   trackSocket(socket: Socket): void;
   flushAll(): void;
@@ -158,7 +158,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
   }
 
   protected onUnstall(): void {
-    this.broker.onUnstall();
+    this.broker.onUnstall(this);
   }
 
   protected countSlowConsumer(): void {

@@ -8,10 +8,11 @@ import type { Broker } from '../broker/broker.ts';
 import type { ClientConn } from '../conn/client.ts';
 import type { RouteControl } from '../cluster/route-control.ts';
 import type { RouteConn } from '../conn/route.ts';
+import type { LeafControl } from '../cluster/leaf-control.ts';
 import type { TLSSocket } from 'node:tls';
 import { tlsCipherText, tlsVersionText } from '../conn/tls.ts';
 import { shown } from '../protocol/bytes.ts';
-import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
+import type { ClusterReply, ConnRecord, LeafzReply, MonitorQuery, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
 import { SubsMode } from './query.ts';
 
 /** nats-server keeps this many closed connections (MaxClosedClients). */
@@ -182,4 +183,29 @@ export function answerRoute(cluster: RouteControl, q: MonitorQuery): unknown {
     default:
       return null;
   }
+}
+
+/** The leaf thread's answer. Runs on the leaf thread. */
+export function answerLeaf(leaf: LeafControl, q: MonitorQuery): unknown {
+  if (q.kind !== 'leafz') return null;
+  const reply: LeafzReply = {
+    leafs: [...leaf.registered()].map((c) => ({
+      lid: c.cid,
+      name: c.remoteName,
+      isSpoke: c.toHub,
+      // A dialled connection shows the hub's address, an accepted one the leaf's (as nats-server's).
+      ip: plainIp(c.remoteAddr),
+      port: c.remotePort,
+      rttMs: c.rttMs,
+      inMsgs: c.inMsgs,
+      outMsgs: c.outMsgs,
+      inBytes: c.inBytes,
+      outBytes: c.outBytes,
+      numSubs: c.subs.size,
+      // Queue subscriptions are listed by subject, as nats-server lists them.
+      subs: q.subs ? [...c.subs.values()].map((s) => shown(s.subject)) : undefined,
+    })),
+    remotes: leaf.remoteUrls(),
+  };
+  return reply;
 }

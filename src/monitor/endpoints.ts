@@ -11,7 +11,7 @@ import type { ServerIdentity } from '../protocol/info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from '../protocol/info.ts';
 import { isValidLiteralSubject, subjectMatches } from '../protocol/subject.ts';
 import { Stat, type StatsReader } from './stats.ts';
-import type { ConnRecord, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
+import type { ConnRecord, LeafRecord, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
 import { SubsMode } from './query.ts';
 import { urlHostPort } from '../protocol/hostport.ts';
 import {
@@ -40,6 +40,11 @@ export interface MonitorSource {
   clusterPort(): number;
   /** The gateway listener's port (0 without gateways). */
   gatewayPort?(): number;
+  /** The leafnode listener's port (0: none). */
+  leafPort(): number;
+  /** Registered routes, and leaf connections (either direction), now. */
+  routeCount(): number;
+  leafCount(): number;
   /** Process memory (RSS) and CPU percentage of one core, sampled. */
   processUsage(): { rss: number; cpu: number };
   /** Whether every listener is bound and every thread is ready. */
@@ -137,7 +142,7 @@ export function varz(src: MonitorSource): Record<string, unknown> {
     if (g.rejectUnknown) gateway.reject_unknown = true;
   }
   v.gateway = gateway;
-  v.leaf = {};
+  v.leaf = leafVarz(src);
   v.mqtt = {};
   v.websocket = {};
   v.jetstream = {};
@@ -153,10 +158,10 @@ export function varz(src: MonitorSource): Record<string, unknown> {
   v.cpu = usage.cpu;
   v.connections = src.connections();
   v.total_connections = src.totalConnections;
-  const routes = s.sum(Stat.routes);
+  const routes = src.routeCount();
   v.routes = routes;
   v.remotes = routes;
-  v.leafnodes = 0;
+  v.leafnodes = src.leafCount();
   v.in_msgs = s.sum(Stat.inMsgs);
   v.out_msgs = s.sum(Stat.outMsgs);
   v.in_bytes = s.sum(Stat.inBytes);
@@ -485,9 +490,45 @@ export function gatewayz(src: MonitorSource, q: Query): Record<string, unknown> 
   return { server_id: src.identity.serverId, now: rfc3339(preciseNowMs()), outbound_gateways: {}, inbound_gateways: {} };
 }
 
-export function leafz(src: MonitorSource, q: Query): Record<string, unknown> {
-  decodeBool(q, 'subs');
-  return { server_id: src.identity.serverId, now: rfc3339(preciseNowMs()), leafnodes: 0, leafs: null };
+/** `/leafz?subs=1`. */
+export function leafzSubs(q: Query): boolean {
+  return decodeBool(q, 'subs');
+}
+
+/** monitor.go Leafz: every leaf connection, accepted or dialled, in nats-server's LeafInfo fields. */
+export function leafz(src: MonitorSource, subs: boolean, leafs: LeafRecord[]): Record<string, unknown> {
+  leafs.sort((a, b) => a.lid - b.lid);
+  const list = leafs.map((l) => {
+    const o: Record<string, unknown> = {
+      account: '$G',
+      ip: l.ip,
+      port: l.port,
+      rtt: rttString(l.rttMs),
+      in_msgs: l.inMsgs,
+      out_msgs: l.outMsgs,
+      in_bytes: l.inBytes,
+      out_bytes: l.outBytes,
+      subscriptions: l.numSubs,
+    };
+    if (subs && l.subs !== undefined && l.subs.length > 0) o.subscriptions_list = l.subs;
+    return o;
+  });
+  return { server_id: src.identity.serverId, now: rfc3339(preciseNowMs()), leafnodes: list.length, leafs: list.length > 0 ? list : null };
+}
+
+/** /varz `leaf`: the hub side's listener, or the leaf side's remotes (nats-server's LeafNodeOptsVarz). */
+function leafVarz(src: MonitorSource): Record<string, unknown> {
+  const l = src.opts.leafNodes;
+  if (l === undefined) return {};
+  const v: Record<string, unknown> = {};
+  if (src.leafPort() !== 0) {
+    v.host = l.host;
+    v.port = src.leafPort();
+    v.auth_timeout = l.authTimeoutMs / 1000;
+    v.tls_timeout = tlsTimeoutSeconds(l.tls);
+  }
+  if (l.remotes.length > 0) v.remotes = l.remotes.map((r) => ({ local_account: '$G', urls: r.urls.map(urlHostPort) }));
+  return v;
 }
 
 export function accountz(src: MonitorSource, q: Query, subsStats: Record<string, unknown> | null): Record<string, unknown> {

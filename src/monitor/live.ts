@@ -5,13 +5,13 @@
 
 import { SKEIN_VERSION, PROTOCOL_VERSION } from '../protocol/info.ts';
 import { Stat, type StatsReader } from './stats.ts';
-import type { ClusterReply } from './query.ts';
+import type { ClusterReply, LeafRecord } from './query.ts';
 import type { MonitorSource } from './endpoints.ts';
 import { rttString } from './gofmt.ts';
 
 export interface ThreadInfo {
   thread: number;
-  kind: 'client' | 'route' | 'gateway';
+  kind: 'client' | 'route' | 'gateway' | 'leaf';
   alive: boolean;
   /** Client connections (workers) or registered routes (route thread). */
   connections: number;
@@ -48,7 +48,7 @@ type GatewayzData = {
 } | null;
 
 export function liveSnapshot(
-  src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null, gatewayz: GatewayzData = null,
+  src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null, gatewayz: GatewayzData = null, leafs: LeafRecord[] = [],
 ): Record<string, unknown> {
   const id = src.identity;
   // The totals from the same reads as the thread rows, so the page's rates add up.
@@ -117,6 +117,20 @@ export function liveSnapshot(
     cluster: clusterView,
     gateway_name: gatewayz?.name ?? '',
     gateways: gatewayRows(gatewayz),
+    // Every leaf connection, either side (is_spoke: the peer is this server's hub).
+    leafs: leafs.sort((a, b) => a.lid - b.lid).map((l) => ({
+      lid: l.lid,
+      name: l.name,
+      is_spoke: l.isSpoke,
+      ip: l.ip,
+      port: l.port,
+      rtt: rttString(l.rttMs),
+      subscriptions: l.numSubs,
+      in_msgs: l.inMsgs,
+      out_msgs: l.outMsgs,
+      in_bytes: l.inBytes,
+      out_bytes: l.outBytes,
+    })),
   };
 }
 

@@ -192,7 +192,7 @@ export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
   const healthy = input.healthz.status === 'ok';
   e.add(`${ns}_healthz_status`, 'gauge', 'status', sid, healthy ? 0 : 1);
   e.add(`${ns}_healthz_status_value`, 'gauge', 'status_value', { server_id: id, value: String(input.healthz.status) }, healthy ? 1 : 0);
-  e.add(`${ns}_leafz_conn_nodes_total`, 'gauge', 'nodes_total', sid, 0);
+  e.add(`${ns}_leafz_conn_nodes_total`, 'gauge', 'nodes_total', sid, num(input.varz.leafnodes));
 
   const families: [string, MetricType, string, string][] = [
     ['skein_worker_up', 'gauge', 'alive', '1 while the thread runs (0 while it is being replaced)'],

@@ -22,7 +22,7 @@ import type { ControlMessage } from '../threads/control.ts';
 import { log } from '../log.ts';
 import { joinHostPort, listenLikeGo } from '../protocol/hostport.ts';
 import { Stat, StatsReader, createStats } from './stats.ts';
-import type { ClusterReply, ConnRecord, MonitorQuery, RouteRecord, SubszReply } from './query.ts';
+import type { ClusterReply, ConnRecord, LeafRecord, LeafzReply, MonitorQuery, RouteRecord, SubszReply } from './query.ts';
 import { SubsMode } from './query.ts';
 import * as ep from './endpoints.ts';
 import { liveSnapshot, type ThreadInfo } from './live.ts';
@@ -35,7 +35,7 @@ export interface MonitorHost {
   readonly opts: Options;
   readonly identity: ServerIdentity;
   /** Kind of each thread of the shared layout: client workers, then the route thread if any. */
-  readonly threadKinds: readonly ('client' | 'route' | 'gateway')[];
+  readonly threadKinds: readonly ('client' | 'route' | 'gateway' | 'leaf')[];
   /** Post to a thread's port; false when the thread is down (being replaced). */
   post(thread: number, msg: ControlMessage): boolean;
   threadReady(thread: number): boolean;
@@ -45,6 +45,8 @@ export interface MonitorHost {
   ringBacklog(thread: number): number;
   clusterPort(): number;
   gatewayPort?(): number;
+  /** The leafnode listener's port (0: none). */
+  leafPort(): number;
   /** Listeners bound: the client one, and the route one when clustered. */
   listening(): { server: boolean; route: boolean };
 }
@@ -131,7 +133,7 @@ export class Monitor {
     add('/connz', '/connz', (q) => this.connz(q), true);
     add('/routez', '/routez', (q) => this.routez(q), true);
     add('/gatewayz', '/gatewayz', (q) => this.gatewayz(q), true);
-    add('/leafz', '/leafz', (q) => json(ep.leafz(this.source(), q)));
+    add('/leafz', '/leafz', (q) => this.leafz(q), true);
     add('/subsz', '/subsz', (q) => this.subsz(q), true);
     add('/subscriptionsz', '/subsz', (q) => this.subsz(q), true);
     add('/accountz', '/accountz', (q) => this.accountz(q), true);
@@ -299,7 +301,7 @@ export class Monitor {
 
   // ------------------------------------------------------------------ asking threads
 
-  private threadsOf(kind: 'client' | 'route' | 'gateway'): number[] {
+  private threadsOf(kind: 'client' | 'route' | 'gateway' | 'leaf'): number[] {
     const out: number[] = [];
     this.host.threadKinds.forEach((k, t) => {
       if (k === kind) out.push(t);
@@ -349,6 +351,10 @@ export class Monitor {
       connections: () => self.clientConnections(),
       clusterPort: () => host.clusterPort(),
       gatewayPort: () => host.gatewayPort?.() ?? 0,
+      leafPort: () => host.leafPort(),
+      // Each server-to-server thread publishes its connection count in the `routes` slot.
+      routeCount: () => self.threadsOf('route').reduce((n, t) => n + self.stats.value(t, Stat.routes), 0),
+      leafCount: () => self.threadsOf('leaf').reduce((n, t) => n + self.stats.value(t, Stat.routes), 0),
       processUsage: () => self.processUsage(),
       readyChecks: () => {
         const l = host.listening();
@@ -408,6 +414,14 @@ export class Monitor {
     const routes: RouteRecord[] = [];
     for (const r of replies) for (const x of (r.data as RouteRecord[] | null) ?? []) routes.push(x);
     return json(ep.routez(this.source(), o.subs, routes));
+  }
+
+  private async leafz(q: Map<string, string>): Promise<Reply> {
+    const subs = ep.leafzSubs(q);
+    const replies = await this.ask(this.threadsOf('leaf'), { kind: 'leafz', subs });
+    const leafs: LeafRecord[] = [];
+    for (const r of replies) for (const x of (r.data as LeafzReply | null)?.leafs ?? []) leafs.push(x);
+    return json(ep.leafz(this.source(), subs, leafs));
   }
 
   private async subszStats(list: boolean): Promise<{ workers: SubszReply[]; routeSubs: number }> {
@@ -486,9 +500,15 @@ export class Monitor {
 
   private async skeinz(): Promise<Reply> {
     const src = this.source();
-    const cluster = await this.clusterView();
     const gw = this.threadsOf('gateway');
-    const gatewayz = gw.length === 0 ? null : ((await this.ask(gw, { kind: 'gatewayz', accs: false, gwName: '' }))[0]?.data as Record<string, unknown> | null | undefined) ?? null;
-    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster, gatewayz));
+    const [cluster, leafReplies, gatewayReplies] = await Promise.all([
+      this.clusterView(),
+      this.ask(this.threadsOf('leaf'), { kind: 'leafz', subs: false }),
+      gw.length === 0 ? Promise.resolve([]) : this.ask(gw, { kind: 'gatewayz', accs: false, gwName: '' }),
+    ]);
+    const gatewayz = (gatewayReplies[0]?.data as Record<string, unknown> | null | undefined) ?? null;
+    const leafs: LeafRecord[] = [];
+    for (const r of leafReplies) for (const x of (r.data as LeafzReply | null)?.leafs ?? []) leafs.push(x);
+    return json(liveSnapshot(src, ep.varz(src), this.threadInfo(), cluster, gatewayz, leafs));
   }
 }

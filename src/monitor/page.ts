@@ -126,6 +126,14 @@ ${ICON}
       </tr></thead><tbody id="serverrows"></tbody></table></div>
     </div>
   </section>
+  <section id="leafnodes">
+    <h2>Leaf nodes</h2>
+    <table><thead><tr>
+      <th class="l">peer</th><th class="l">side</th><th class="l">address</th><th>rtt</th>
+      <th>msgs in/s</th><th>msgs out/s</th><th>bytes in/s</th><th>bytes out/s</th><th>subs</th>
+    </tr></thead><tbody id="leafrows"></tbody></table>
+    <div id="noleafs" class="dim">No leaf connections.</div>
+  </section>
   <section id="supercluster">
     <h2>Supercluster</h2>
     <div id="gateways" class="dim">No gateways: this server is not part of a supercluster.</div>
@@ -224,7 +232,7 @@ ${ICON}
     body.replaceChildren.apply(body, rows.map(function (r) {
       var tr = el("tr", { "data-thread": String(r.t.thread) });
       tr.appendChild(td(String(r.t.thread) + (r.t.alive ? "" : " (restarting)"), r.t.alive ? "" : "warn"));
-      tr.appendChild(td(r.t.kind === "route" ? "routes" : r.t.kind === "gateway" ? "gateways" : "clients", "l"));
+      tr.appendChild(td(r.t.kind === "route" ? "routes" : r.t.kind === "gateway" ? "gateways" : r.t.kind === "leaf" ? "leafs" : "clients", "l"));
       tr.appendChild(td(num(r.t.connections)));
       tr.appendChild(td(num(r.t.subscriptions)));
       var tin = td(num(r.in), "in");
@@ -242,6 +250,7 @@ ${ICON}
     }));
 
     renderCluster(s, prev, dt);
+    renderLeafs(s, prev, dt);
     renderGateways(s, prev, dt);
     document.getElementById("updated").textContent = "updated " + new Date(s.now_ms).toLocaleTimeString();
   }
@@ -350,6 +359,28 @@ ${ICON}
       table.push(tr);
     });
     rows.replaceChildren.apply(rows, table);
+  }
+
+  function renderLeafs(s, old, dt) {
+    var leafs = s.leafs || [];
+    var prevLeafs = {};
+    if (old && old.leafs) old.leafs.forEach(function (l) { prevLeafs[l.lid] = l; });
+    document.getElementById("noleafs").style.display = leafs.length === 0 ? "" : "none";
+    var rows = document.getElementById("leafrows");
+    rows.replaceChildren.apply(rows, leafs.map(function (l) {
+      var p = prevLeafs[l.lid];
+      var tr = el("tr", { "data-lid": String(l.lid) });
+      tr.appendChild(td(l.name || "lid " + l.lid, "l"));
+      tr.appendChild(td(l.is_spoke ? "our hub" : "our leaf", "l"));
+      tr.appendChild(td("lid " + l.lid + " \u00b7 " + l.ip + ":" + l.port, "l"));
+      tr.appendChild(td(l.rtt));
+      tr.appendChild(td(num(rate(l, p, "in_msgs", dt)), "in"));
+      tr.appendChild(td(num(rate(l, p, "out_msgs", dt)), "out"));
+      tr.appendChild(td(bytes(rate(l, p, "in_bytes", dt)), "in"));
+      tr.appendChild(td(bytes(rate(l, p, "out_bytes", dt)), "out"));
+      tr.appendChild(td(num(l.subscriptions)));
+      return tr;
+    }));
   }
 
   function poll() {

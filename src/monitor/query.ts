@@ -18,7 +18,9 @@ export type MonitorQuery =
   /** Route thread: the cluster as known from gossip, for the live page. */
   | { kind: 'cluster' }
   /** Gateway thread: /gatewayz as nats-server shows it (accs=1, gw_name=). */
-  | { kind: 'gatewayz'; accs: boolean; gwName: string };
+  | { kind: 'gatewayz'; accs: boolean; gwName: string }
+  /** Leaf thread: its leaf connections. */
+  | { kind: 'leafz'; subs: boolean };
 
 export interface SubRecord {
   subject: string;
@@ -93,6 +95,28 @@ export interface RouteRecord {
   connectUrls: string[];
   /** The peer's own route URL as it gossips it (`ip`), or its host:port. */
   routeUrl: string;
+}
+
+/** One leaf connection (/leafz), as nats-server's LeafInfo. */
+export interface LeafRecord {
+  lid: number;
+  name: string;
+  isSpoke: boolean;
+  ip: string;
+  port: number;
+  rttMs: number;
+  inMsgs: number;
+  outMsgs: number;
+  inBytes: number;
+  outBytes: number;
+  numSubs: number;
+  subs?: string[];
+}
+
+/** The leaf thread's answer to `leafz`: its connections and what its remotes dial (/varz leaf.remotes). */
+export interface LeafzReply {
+  leafs: LeafRecord[];
+  remotes: { urls: string[] }[];
 }
 
 export interface ClusterReply {

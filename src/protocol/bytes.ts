@@ -152,6 +152,26 @@ export function putSizes(dst: Uint8Array, o: number, hdr: number, pb: Uint8Array
   return o;
 }
 
+/**
+ * Write ` [reply ][hdr ]size\r\n`, the MSG tail without its payload (which the caller queues by
+ * reference): reply is sb[rs, re) (rs < 0: none), `size` the payload bytes, headers included.
+ */
+export function putMsgLineEnd(dst: Uint8Array, o: number, sb: Uint8Array, rs: number, re: number, hdr: number, size: number): number {
+  if (rs >= 0) {
+    dst[o++] = 32;
+    o = put(dst, o, sb, rs, re);
+  }
+  dst[o++] = 32;
+  if (hdr >= 0) {
+    o = putInt(dst, o, hdr);
+    dst[o++] = 32;
+  }
+  o = putInt(dst, o, size);
+  dst[o++] = 13;
+  dst[o++] = 10;
+  return o;
+}
+
 /** Length of ` [reply ][hdr ]size\r\n<payload>\r\n` (replyLen 0: no reply). */
 export function msgTailLength(replyLen: number, hdr: number, size: number): number {
   return (replyLen > 0 ? replyLen + 1 : 0) + sizesLength(hdr, size);

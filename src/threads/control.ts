@@ -19,10 +19,10 @@ export interface SocketHandOff {
 export type ControlMessage =
   | { type: 'ready'; thread: number }
   | { type: 'shutdown'; graceMs: number }
-  /** Test hook (SKEIN_FAULT_INJECTION=1): the route (or gateway) thread throws. */
+  /** Test hook (SKEIN_FAULT_INJECTION=1): the route (or gateway, or leaf) thread throws. */
   | { type: 'crash' }
-  /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE (or .GATEWAY). */
-  | { type: 'fault'; target: 'route' | 'gateway' }
+  /** Worker → main, SKEIN_FAULT_INJECTION=1 only: a client published to $SKEIN.FAULT.CRASH.ROUTE (or .GATEWAY, .LEAF). */
+  | { type: 'fault'; target: 'route' | 'gateway' | 'leaf' }
   /**
    * Config reload (SIGHUP): run with these options from now on. Client workers close
    * `closeExcess` connections (max_connections went down); the route thread also gets this
@@ -40,6 +40,8 @@ export type ControlMessage =
   | { type: 'ldm-close'; windowMs: number }
   /** New cluster name / client URLs: workers send an async INFO to clients that can take it. */
   | { type: 'info'; cluster?: string; connectUrls?: string[] }
+  /** Main → each client worker, once the server is ready: give start-up's memory back (threads/memory.ts). */
+  | { type: 'settle'; delayMs: number }
   | { type: 'stopped'; thread: number }
   | { type: 'snapshot-request'; from: number }
   | { type: 'snapshot'; from: number; to: number; position: number; entries: [string, string | null, number][] }
@@ -57,6 +59,8 @@ export type ControlMessage =
   | { type: 'gateway-route-peer'; add: boolean; gatewayUrl: string; serverName: string; serverId: string }
   /** Route thread → main → gateway thread: a route peer's cmd 1 gossip about a gateway. */
   | { type: 'gateway-gossip'; gateway: string; urls: string[] }
+  /** Route thread → main → leaf thread: the route peers' leaf URLs (leafnode_urls in leaf INFO). */
+  | { type: 'leaf-urls'; urls: string[] }
   /** Main → a thread: monitoring wants the thread's connections or subscriptions (src/monitor/collect.ts). */
   | { type: 'monitor'; id: number; query: MonitorQuery }
   /** The thread's answer to `monitor`. */

@@ -11,9 +11,13 @@
 // per thread).
 //
 // Layout of one log: Int32 header [tail, readerPos[0..readers), readerActive[0..readers)],
-// then a byte ring of records [u32 len][u8 op][u8 0][u16 0][u32 subjLen][u32 queueLen]
-// [i32 weight][subject][queue], subject and queue as bytes (latin1 strings: one char per
-// byte). Single writer, one cursor per reader.
+// then a byte ring of records [u32 len][u8 op][u8 flags][u16 0][u32 subjLen][u32 queueLen]
+// [i32 weight][subject][queue][i32 routeWeight if flags & 1], subject and queue as bytes (latin1
+// strings: one char per byte). Single writer, one cursor per reader.
+//
+// routeWeight: the leaf thread's interest has two audiences. Client workers get all of it;
+// routes and gateways only what its leafs announced (nats-server never passes a hub's interest
+// to routes or gateways), so its records carry that second weight too.
 
 const TAIL = 0;
 const POS = 1;
@@ -26,7 +30,11 @@ export interface InterestRecord {
   subject: string;
   queue: string | null;
   weight: number;
+  /** The weight for route and gateway viewers, when it differs in kind (the leaf thread's); -1 or absent: none. */
+  routeWeight?: number;
 }
+
+const FLAG_ROUTE_WEIGHT = 1;
 
 function headerBytes(readers: number): number {
   return (((1 + 2 * readers) * 4 + 63) >> 6) << 6;
@@ -78,18 +86,19 @@ export class InterestLog {
    * fits() first (the layout sizes logs for the largest control line, so it never happens
    * for a subject a client could send).
    */
-  append(op: number, subject: string, queue: string | null, weight: number): void {
+  append(op: number, subject: string, queue: string | null, weight: number, routeWeight = -1): void {
     const sLen = subject.length;
     const qLen = queue === null ? 0 : queue.length;
-    const rec = Buffer.allocUnsafe(REC_HDR + sLen + qLen);
+    const rec = Buffer.allocUnsafe(REC_HDR + sLen + qLen + (routeWeight >= 0 ? 4 : 0));
     rec[0] = op;
-    rec[1] = 0;
+    rec[1] = routeWeight >= 0 ? FLAG_ROUTE_WEIGHT : 0;
     rec.writeUInt16LE(0, 2);
     rec.writeUInt32LE(sLen, 4);
     rec.writeUInt32LE(qLen, 8);
     rec.writeInt32LE(weight, 12);
     rec.write(subject, REC_HDR, sLen, 'latin1');
     if (queue !== null) rec.write(queue, REC_HDR + sLen, qLen, 'latin1');
+    if (routeWeight >= 0) rec.writeInt32LE(routeWeight, REC_HDR + sLen + qLen);
     if (!this.fits(sLen, qLen)) throw new RangeError(`interest record of ${rec.length} bytes exceeds the interest log (${this.capacity} bytes)`);
     this.backlog.push(rec);
     this.flushBacklog();
@@ -97,7 +106,7 @@ export class InterestLog {
 
   /** Can a record for this subject and queue (byte lengths) be logged at all? */
   fits(subjectBytes: number, queueBytes: number): boolean {
-    return REC_HDR + subjectBytes + queueBytes + 4 + 3 <= this.capacity >>> 1;
+    return REC_HDR + subjectBytes + queueBytes + 4 + 4 + 3 <= this.capacity >>> 1;
   }
 
   /** Move backlog records into the ring; true when the backlog is empty. */
@@ -208,6 +217,7 @@ export class InterestLog {
         weight: d.readInt32LE(b + 12),
         subject: d.toString('latin1', s, s + sLen),
         queue: qLen === 0 ? null : d.toString('latin1', s + sLen, s + sLen + qLen),
+        routeWeight: (d[b + 1] & FLAG_ROUTE_WEIGHT) !== 0 ? d.readInt32LE(s + sLen + qLen) : -1,
       });
       pos = (pos + total) >>> 0;
       n++;

@@ -36,6 +36,17 @@ function exposedGc(): GcFunction | null {
   return gcFunction;
 }
 
+/**
+ * One memory-reducing GC `delayMs` from now: after start-up, whose garbage (module loading,
+ * compilation, set-up) a thread that then stays idle would otherwise keep for good. The
+ * delay lets the threads of a large pool take their turns instead of pausing all at once.
+ */
+export function compactSoon(delayMs: number): void {
+  const gc = exposedGc();
+  if (gc === null) return;
+  setTimeout(() => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }), delayMs).unref();
+}
+
 /** Start the check on this thread; returns a function that stops it. */
 export function startMemoryReducer(): () => void {
   const gc = exposedGc();

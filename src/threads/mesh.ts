@@ -223,10 +223,10 @@ export class Mesh {
     return this.backlogCount > 0;
   }
 
-  /** Append an interest change (absolute weight; 0 removes) to our log. */
-  publishInterest(subject: string, queue: string | null, weight: number): void {
+  /** Append an interest change (absolute weight; 0 removes) to our log; `routeWeight`: see interest.ts. */
+  publishInterest(subject: string, queue: string | null, weight: number, routeWeight = -1): void {
     if (this.threads === 1) return;
-    this.ownLog.append(InterestOp.set, subject, queue, weight);
+    this.ownLog.append(InterestOp.set, subject, queue, weight, routeWeight);
     this.interestDirty = true;
   }
 

@@ -27,17 +27,22 @@ const { worker: WORKER, route: ROUTE, gateway: GATEWAY, leaf: LEAF } = ThreadRol
 /**
  * FORWARD[from][to]: a message that a thread of role `from` read from its own connections may
  * be handed to a thread of role `to` (which delivers it to its clients or sends it to its
- * peers). The leaf row and column are decided with leaf nodes (issue 13); until then no leaf
- * thread exists and nothing is forwarded to or from one.
+ * peers).
  */
 const FORWARD: Record<ThreadRoleCode, Record<ThreadRoleCode, boolean>> = {
   // Published on this server: to every worker with subscribers and every peer with interest.
-  [WORKER]: { [WORKER]: true, [ROUTE]: true, [GATEWAY]: true, [LEAF]: false },
-  // Read from a route: local subscribers only (one hop inside a cluster).
-  [ROUTE]: { [WORKER]: true, [ROUTE]: false, [GATEWAY]: false, [LEAF]: false },
-  // Read from a gateway: local subscribers and the local routes (one hop into the cluster).
-  [GATEWAY]: { [WORKER]: true, [ROUTE]: true, [GATEWAY]: false, [LEAF]: false },
-  [LEAF]: { [WORKER]: false, [ROUTE]: false, [GATEWAY]: false, [LEAF]: false },
+  [WORKER]: { [WORKER]: true, [ROUTE]: true, [GATEWAY]: true, [LEAF]: true },
+  // Read from a route: local subscribers only (one hop inside a cluster), and the leafs this
+  // server is the hub of (the leaf thread sends it only down those connections).
+  [ROUTE]: { [WORKER]: true, [ROUTE]: false, [GATEWAY]: false, [LEAF]: true },
+  // Read from a gateway: local subscribers, the local routes (one hop into the cluster) and the
+  // leafs this server is the hub of.
+  [GATEWAY]: { [WORKER]: true, [ROUTE]: true, [GATEWAY]: false, [LEAF]: true },
+  // Read from a leaf connection: handled like a local publish. From a leaf this server is the
+  // hub of: everywhere; from this server's own hub: local subscribers and further leafs only
+  // (queue groups may be served by a route member). That second rule is per connection: the
+  // leaf thread applies it (cluster/leaf-control.ts). Leaf to leaf stays inside the leaf thread.
+  [LEAF]: { [WORKER]: true, [ROUTE]: true, [GATEWAY]: true, [LEAF]: false },
 };
 
 /** May a message read by a thread of role `from` be handed to a thread of role `to`? */
@@ -52,6 +57,16 @@ export function mayForward(from: ThreadRoleCode, to: ThreadRoleCode): boolean {
  */
 export function countsAsLocal(viewer: ThreadRoleCode, source: ThreadRoleCode): boolean {
   return mayForward(viewer, source);
+}
+
+/**
+ * Does a thread of this role hear only the leaf thread's local share of its interest (what the
+ * leafs this server is the hub of announced), not what this server's own hubs announced? Routes
+ * and gateways do: nats-server never passes a hub's interest on to routes or gateways (a message
+ * from them never goes up to a hub). The leaf thread logs both weights (threads/interest.ts).
+ */
+export function hearsLocalLeafInterestOnly(viewer: ThreadRoleCode): boolean {
+  return viewer === ROUTE || viewer === GATEWAY;
 }
 
 /** Does a thread of this role announce interest to server peers (and want waking for it)? */

@@ -50,7 +50,7 @@ function escapeForError(s: string, max = 2000): string {
 /** Opens a TCP connection to the server (does not wait for INFO). */
 export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<RawClient> {
   const host = opts.host ?? '127.0.0.1';
-  const timeoutMs = opts.timeoutMs ?? 5000;
+  const timeoutMs = opts.timeoutMs ?? 15_000;
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host, port });
     socket.setNoDelay(true);
