@@ -682,7 +682,7 @@ export class Broker implements MeshHandler, ClientHost {
       // A leaf connection's member is used only when there is no other (leafnode.go: a
       // client's message picks local and route members first; a gateway's comes after both).
       const leaf = this.leafThread;
-      const others = leaf < 0 ? true : g.members.some((s) => s.thread !== leaf && s.thread !== gateway);
+      const others = leaf < 0 ? true : g.members.some((s) => s.thread !== leaf && (s.thread !== gateway || gateway < 0));
       for (const s of g.members) {
         if (s.thread < 0) gl.push(s);
         else if (s.thread === gateway) viaGateway = s;
