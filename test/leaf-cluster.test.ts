@@ -4,7 +4,7 @@
 // down a second connection of the same leaf cluster; messages from a leaf go out on gateways.
 //
 // Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13). The gateway test's skein variant
-// also needs gateways (issue 7).
+// skips a skein leaf (it does not yet send `_GR_.` replies up to its hub).
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';
@@ -83,4 +83,10 @@ leafTest('messages from a leaf go out on gateways, and come back in to it', ['a'
   // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
   await checkPubSub(t, ncs);
   await checkRequestReply(t, ncs);
-}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }], { gateways: true });
+}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }], {
+  gateways: true,
+  // nats-server's spoke sends a `_GR_.` reply up to its hub whatever the hub announced
+  // (leafnode.go gwLeafSubs); a skein leaf does not yet, so a request from cluster B to the
+  // leaf times out.
+  skipSkeinRole: { role: 'leaf', reason: "a skein leaf does not send _GR_. replies up to its hub yet" },
+});

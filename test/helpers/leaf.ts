@@ -67,7 +67,7 @@ export function leafTest(
   roles: string[],
   body: (t: ExecutionContext, mix: Mix) => Promise<void>,
   mixes: Mix[] = standardMixes(roles),
-  needs: { gateways?: boolean } = {},
+  needs: { gateways?: boolean; skipSkeinRole?: { role: string; reason: string } } = {},
 ): void {
   for (const mix of mixes) {
     const name = `${title} ${mixLabel(mix)}`;
@@ -75,6 +75,8 @@ export function leafTest(
     if (!mixRuns(mix)) test.skip(`${name} (needs SKEIN_LEAFNODES=1)`, (t) => body(t, mix));
     // A topology with skein gateways waits for them (issue 7: SKEIN_GATEWAYS in helpers/supercluster.ts).
     else if (needs.gateways === true && skein && !SKEIN_GATEWAYS) test.skip(`${name} (needs skein gateways: SKEIN_GATEWAYS=1)`, (t) => body(t, mix));
+    // A known gap of a skein server in one role: registered as skipped, with the reason.
+    else if (needs.skipSkeinRole !== undefined && mix[needs.skipSkeinRole.role] === 'skein') test.skip(`${name} (${needs.skipSkeinRole.reason})`, (t) => body(t, mix));
     else test.serial(name, (t) => body(t, mix));
   }
 }
