@@ -2,9 +2,8 @@
 // auth timer, as nats-server 2.9.10: credentials from the gateway URL or else the server's own
 // gateway user and password, bcrypt hashes, nats-server's errors and log lines.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import bcrypt from 'bcryptjs';
 import { usePeer } from './helpers/gateway-peer.ts';

@@ -2,9 +2,8 @@
 // not configured with a gateway find it (gossip from gateways and from route peers), and
 // that clients never hear about gateways.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import { connect, type NatsConnection } from 'nats';
 import { checkPubSub } from './helpers/cluster.ts';

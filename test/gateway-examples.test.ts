@@ -1,8 +1,7 @@
 // The supercluster example in config/ (supercluster-{a1,a2,b1,b2,c1}.conf): three clusters on
 // one machine where only some gateways are configured. Both skein -t and nats-server -t accept
 // every file; started as written (only their ports moved to leased ones, since other servers
-// may hold the real ones) on nats-server, the five form the full mesh; on skein and mixed
-// once skein has gateways (SKEIN_GATEWAYS in test/helpers/supercluster.ts).
+// may hold the real ones) on nats-server, on skein and mixed, the five form the full mesh.
 
 import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs';

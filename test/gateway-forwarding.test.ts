@@ -3,9 +3,8 @@
 // local routes, one hop, and never leaves on another gateway; what a receiving cluster does
 // with the queue section of a gateway message; headers cross intact.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import { headers as natsHeaders, type NatsConnection } from 'nats';
 import { interestSeen, uid } from './helpers/cluster.ts';

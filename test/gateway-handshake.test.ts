@@ -2,9 +2,8 @@
 // (protocol.md §3.2-3.5): the INFO an inbound sends, the CONNECT + INFO an outbound answers
 // with, the implicit dial back, gossip (cmd 1), URL updates, one outbound per remote name.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import { rawConnect } from './helpers/raw.ts';
 import { GATEWAY_CMD, gossipInfo, isCmd, usePeer, type GwOp } from './helpers/gateway-peer.ts';

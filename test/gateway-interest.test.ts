@@ -16,9 +16,8 @@
 // published before the flush; skein's gateway thread must do the same (drain what the
 // workers handed it, and replay their interest logs, before answering a PING).
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import type { NatsConnection } from 'nats';
 import { interestSeen } from './helpers/cluster.ts';

@@ -4,9 +4,8 @@
 // nats-server's error, log line and retry pace, never a hot loop. (A gateway name that differs
 // from the cluster name is a config error: gateway-config.test.ts.)
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 //
 // Retry pace is read from the server's own log timestamps: consecutive attempts at least
 // 900 ms apart (nats-server: 1 s, plus 0-100 ms after a disconnect). A lower bound only, which

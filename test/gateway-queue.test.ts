@@ -4,9 +4,8 @@
 // back when one returns; a message that arrives through a gateway reaches a member via the
 // receiving cluster's routes.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import type { NatsConnection, Subscription } from 'nats';
 import { interestSeen, uid } from './helpers/cluster.ts';

@@ -3,9 +3,8 @@
 // cluster and, inside it, through the server that forwarded the request; clients never see
 // the prefix.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import test from 'ava';
 import type { Msg, NatsConnection } from 'nats';

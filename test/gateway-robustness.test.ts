@@ -3,9 +3,8 @@
 // gateway (with nats-server's -ERR and close reason) while clients, routes and the other
 // gateways carry on, and an explicit gateway is dialled again.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import { interestSeen } from './helpers/cluster.ts';
 import { GATEWAY_CMD, isCmd, usePeer, type GatewayConn } from './helpers/gateway-peer.ts';

@@ -3,9 +3,8 @@
 // comes first on the connection; a remote gateway entry without its own tls uses the gateway
 // block's. A gateway whose certificate the other side does not trust is refused.
 //
-// Executable spec for issue 7. Each test runs once per topology variant; the variants that
-// start skein are skipped until skein has gateways: flip SKEIN_GATEWAYS in
-// test/helpers/supercluster.ts (or run with SKEIN_GATEWAYS=1).
+// Spec for issue 7: each test runs once per topology variant (all nats-server, all skein,
+// one cluster of each, clusters that mix both; test/helpers/supercluster.ts).
 
 import net from 'node:net';
 import type { NatsConnection } from 'nats';

@@ -9,9 +9,8 @@
 // before the others. A topology that cannot be ordered so (a cycle), or that restarts a hub its
 // leafs must find again on the same port, runs on leased leaf ports (helpers/ports.ts).
 //
-// THE SWITCH. skein has leaf connections (issue 13): SKEIN_LEAFNODES is on for good, so every
-// skein and mixed variant runs next to the all-nats-server ones, which prove the harness and
-// the expectations against the reference.
+// Every skein and mixed variant runs next to the all-nats-server ones, which prove the harness
+// and the expectations against the reference.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -21,11 +20,7 @@ import { connect, type ConnectionOptions, type NatsConnection } from 'nats';
 import { uid, waitFor } from './cluster.ts';
 import { getJson } from './monitor.ts';
 import { leasePort, type PortLease } from './ports.ts';
-import { SKEIN_GATEWAYS } from './supercluster.ts';
 import { startServer, type Impl, type ServerHandle, type Teardownable } from './server.ts';
-
-/** The one switch: run the skein and mixed leaf-node variants (see the top of this file). */
-export const SKEIN_LEAFNODES = true;
 
 // ---------------------------------------------------------------------------------------
 // Implementation mixes: one test per assignment of implementations to roles
@@ -53,14 +48,9 @@ export function standardMixes(roles: string[]): Mix[] {
   return mixes;
 }
 
-/** Whether a mix can run now: only all-nats-server mixes until the switch is on. */
-export function mixRuns(mix: Mix): boolean {
-  return SKEIN_LEAFNODES || Object.values(mix).every((impl) => impl === 'nats-server');
-}
-
 /**
- * Registers one serial test per mix (default: standardMixes(roles)). A mix with a skein server
- * is registered as skipped while SKEIN_LEAFNODES is off.
+ * Registers one serial test per mix (default: standardMixes(roles)); a known gap of a skein
+ * server in one role (`needs.skipSkeinRole`) registers that mix as skipped, with the reason.
  */
 export function leafTest(
   title: string,
@@ -71,12 +61,7 @@ export function leafTest(
 ): void {
   for (const mix of mixes) {
     const name = `${title} ${mixLabel(mix)}`;
-    const skein = Object.values(mix).some((impl) => impl === 'skein');
-    if (!mixRuns(mix)) test.skip(`${name} (needs SKEIN_LEAFNODES=1)`, (t) => body(t, mix));
-    // A topology with skein gateways waits for them (issue 7: SKEIN_GATEWAYS in helpers/supercluster.ts).
-    else if (needs.gateways === true && skein && !SKEIN_GATEWAYS) test.skip(`${name} (needs skein gateways: SKEIN_GATEWAYS=1)`, (t) => body(t, mix));
-    // A known gap of a skein server in one role: registered as skipped, with the reason.
-    else if (needs.skipSkeinRole !== undefined && mix[needs.skipSkeinRole.role] === 'skein') test.skip(`${name} (${needs.skipSkeinRole.reason})`, (t) => body(t, mix));
+    if (needs.skipSkeinRole !== undefined && mix[needs.skipSkeinRole.role] === 'skein') test.skip(`${name} (${needs.skipSkeinRole.reason})`, (t) => body(t, mix));
     else test.serial(name, (t) => body(t, mix));
   }
 }

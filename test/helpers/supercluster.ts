@@ -2,9 +2,7 @@
 // nats-server, on 127.0.0.1 with OS-picked ports.
 //
 // Every gateway test file registers each test once per topology variant (all nats-server, all
-// skein, one cluster of each, clusters that mix both). SKEIN_GATEWAYS (GATEWAYS_BUILT, on since
-// skein has gateways, issue 7) runs the variants that start skein; off, they are registered as
-// skipped, so the whole executable spec stays visible.
+// skein, one cluster of each, clusters that mix both).
 //
 // Ports: every server binds its client, route, gateway and monitoring ports with -1 and the
 // helper reads them back from the log (`Listening for gateways connections on H:P`: note
@@ -29,15 +27,6 @@ import { getJson } from './monitor.ts';
 import { leasePort, type PortLease } from './ports.ts';
 import { startServer, type Impl, type ServerHandle } from './server.ts';
 import { sleep, uid } from './cluster.ts';
-
-// ---------------------------------------------------------------------------------------
-// The switch
-
-/** Set to true when skein has gateways: every skein and mixed variant then runs. */
-const GATEWAYS_BUILT = true;
-
-/** Whether the gateway tests start skein servers (GATEWAYS_BUILT, or SKEIN_GATEWAYS=1 for one run). */
-export const SKEIN_GATEWAYS = GATEWAYS_BUILT || process.env.SKEIN_GATEWAYS === '1';
 
 // ---------------------------------------------------------------------------------------
 // Variants: which implementation runs each server
@@ -69,7 +58,7 @@ export const SINGLE_VARIANTS: VariantName[] = ['nats-server', 'skein'];
 
 /**
  * Registers `fn` once per variant, titled `title [variant]`. Variants that start skein are
- * registered as skipped while SKEIN_GATEWAYS is off, and as serial tests once it is on (a
+ * registered as serial tests (a
  * supercluster of skein servers is a dozen processes with worker threads: several at once on
  * a 2-core machine only measure the machine); the nats-server variants run concurrently.
  */
@@ -81,7 +70,7 @@ export function gatewayTest(
 ): void {
   for (const name of variants) {
     const v = VARIANTS[name];
-    const register = !v.usesSkein ? test : SKEIN_GATEWAYS ? test.serial : test.skip;
+    const register = v.usesSkein ? test.serial : test;
     register(`${title} [${name}]`, async (t) => {
       t.timeout(timeoutMs);
       await fn(t, v);
