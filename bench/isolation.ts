@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { killAllNow, launch, REPO_ROOT, track, type Target } from './servers.ts';
+import { cpuSeconds, killAllNow, launch, REPO_ROOT, track, type Target } from './servers.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 
@@ -76,6 +76,8 @@ interface RunResult {
   p99Us: number;
   maxUs: number;
   slowOpen: boolean;
+  /** The server's CPU (all threads) while the healthy stream was measured, % of one core. */
+  cpuPct: number;
 }
 
 function percentile(sorted: number[], q: number): number {
@@ -130,6 +132,9 @@ async function runOnce(target: Target, round: number, seconds: number): Promise<
     child.send('go');
     await new Promise((r) => setTimeout(r, 1000)); // let the backlog build
     let sent = 0;
+    const cpu = (): number => server.pids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+    const cpuAt = cpu();
+    const paceAt = Date.now();
     const pace = setInterval(() => {
       const ts = process.hrtime.bigint().toString().padStart(16, '0').slice(-16);
       pacer.write(`PUB iso.ok 16\r\n${ts}\r\n`);
@@ -137,13 +142,14 @@ async function runOnce(target: Target, round: number, seconds: number): Promise<
     }, 1);
     await new Promise((r) => setTimeout(r, seconds * 1000));
     clearInterval(pace);
+    const cpuPct = (100 * (cpu() - cpuAt)) / ((Date.now() - paceAt) / 1000);
     await new Promise((r) => setTimeout(r, 500));
     clearInterval(reader);
     const slowOpen = !slow.destroyed && slow.readable;
     child.send('stop');
     for (const s of [slow, healthy, pacer]) s.destroy();
     const sorted = [...lat].sort((a, b) => a - b);
-    return { target: target.label, round, received: lat.length, sent, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99), maxUs: sorted.at(-1) ?? NaN, slowOpen };
+    return { target: target.label, round, received: lat.length, sent, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99), maxUs: sorted.at(-1) ?? NaN, slowOpen, cpuPct };
   } finally {
     child.kill('SIGKILL');
     if (process.env.ISO_DEBUG) process.stderr.write(server.logTail() + '\n');
@@ -176,7 +182,7 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const r = await runOnce(t, round, seconds);
       results.push(r);
-      process.stdout.write(`run target=${JSON.stringify(r.target)} round=${r.round} sent=${r.sent} received=${r.received} p50_us=${r.p50Us.toFixed(0)} p99_us=${r.p99Us.toFixed(0)} max_us=${r.maxUs.toFixed(0)} slow_subscriber_open=${r.slowOpen}\n`);
+      process.stdout.write(`run target=${JSON.stringify(r.target)} round=${r.round} sent=${r.sent} received=${r.received} p50_us=${r.p50Us.toFixed(0)} p99_us=${r.p99Us.toFixed(0)} max_us=${r.maxUs.toFixed(0)} slow_subscriber_open=${r.slowOpen} server_cpu_pct=${r.cpuPct.toFixed(0)} loadavg=${os.loadavg()[0].toFixed(2)}\n`);
     }
   }
   const lines = ['| target | healthy p50 us | healthy p99 us | max us | received/sent |', '|---|---|---|---|---|'];

@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
+import { get, monitorPort } from './helpers/monitor.ts';
 
 const impl = testImpl();
 const quiet = { connect: { verbose: false, pedantic: false } };
@@ -27,9 +28,10 @@ async function workerOf(srv: ServerHandle, cid: number): Promise<number> {
 
 /**
  * Raw sessions with the given placement: `same[i]` true for a connection on the first
- * connection's worker, false for one on the other worker (skein --workers 2).
+ * connection's worker, false for one on the other worker (skein --workers 2). `home` is the
+ * first connection's worker.
  */
-async function place(t: ExecutionContext, srv: ServerHandle, same: boolean[]): Promise<RawClient[]> {
+async function placeOn(t: ExecutionContext, srv: ServerHandle, same: boolean[]): Promise<{ clients: RawClient[]; home: number }> {
   const out: RawClient[] = [];
   let home = -1;
   for (let i = 0; i < same.length; i++) {
@@ -45,7 +47,11 @@ async function place(t: ExecutionContext, srv: ServerHandle, same: boolean[]): P
       if (attempt === 6) throw new Error('cannot place connections as needed');
     }
   }
-  return out;
+  return { clients: out, home };
+}
+
+async function place(t: ExecutionContext, srv: ServerHandle, same: boolean[]): Promise<RawClient[]> {
+  return (await placeOn(t, srv, same)).clients;
 }
 
 test('a subscriber that stops reading does not hold back a healthy subscriber on its worker; its publisher is stalled', async (t) => {
@@ -122,6 +128,110 @@ test('a subscriber that stops reading does not hold back a healthy subscriber on
   for (let m = re.exec(text); m !== null; m = re.exec(text)) seqs.push(Number(m[1]));
   t.is(seqs.length, published, 'every message the flooder published reached the slow subscriber');
   t.true(seqs.every((v, i) => v === i), 'in publish order');
+});
+
+/** skein's per-thread series from /metrics: name -> thread -> value. */
+async function threadSeries(httpPort: number): Promise<Map<string, Map<number, number>>> {
+  const a = await get(httpPort, '/metrics');
+  const out = new Map<string, Map<number, number>>();
+  for (const m of a.body.matchAll(/^(skein_worker_\w+)\{[^}]*thread="(\d+)"[^}]*\} (\S+)$/gm)) {
+    let byThread = out.get(m[1]);
+    if (byThread === undefined) out.set(m[1], (byThread = new Map()));
+    byThread.set(Number(m[2]), Number(m[3]));
+  }
+  return out;
+}
+
+test('a flood for one subscriber never fills the inbox of a worker that falls behind: other publishers\' messages queue behind little of it', async (t) => {
+  t.timeout(120_000);
+  if (impl !== 'skein') {
+    t.pass('skein only: makes a worker fall behind with a fault-injection hook and reads its inbox counters');
+    return;
+  }
+  // $SKEIN.FAULT.BUSY stops the subscribers' worker for a second (as a loaded host may not run a
+  // thread for that long) while a publisher on the other worker floods one of them. The flood
+  // must wait in its own socket: at most a little of it may go into the stopped worker's inbox,
+  // never enough to fill it (ring_full counts records that had to wait for room there), so
+  // another publisher's messages are not queued behind megabytes of it.
+  const srv = await useServer(t, { impl, workers: 2, args: ['-D', '-m', '-1'], env: { SKEIN_FAULT_INJECTION: '1' } });
+  const httpPort = await monitorPort(srv);
+  const { clients, home } = await placeOn(t, srv, [true, true, true, false, false]);
+  const [sub, healthy, stopper, flooder, pub] = clients;
+  sub.send('SUB flood 1\r\n');
+  await sub.ping();
+  healthy.send('SUB healthy 1\r\n');
+  await healthy.ping();
+
+  // The flood's subscriber checks its numbered 1 KiB messages as they arrive and drops them.
+  const size = 1024;
+  const frameIn = `MSG flood 1 ${size}\r\n`.length + size + 2;
+  sub.socket.removeAllListeners('data');
+  let carry = Buffer.alloc(0);
+  let received = 0;
+  let outOfOrder = 0;
+  sub.socket.on('data', (d: Buffer) => {
+    const b = carry.length > 0 ? Buffer.concat([carry, d]) : d;
+    let o = 0;
+    for (;;) {
+      if (o + 6 <= b.length && b.toString('latin1', o, o + 6) === 'PING\r\n') {
+        o += 6; // the server's keep-alive
+        sub.send('PONG\r\n');
+        continue;
+      }
+      if (o + frameIn > b.length) break;
+      const want = `MSG flood 1 ${size}\r\n${String(received).padStart(8, '0')}`;
+      if (b.toString('latin1', o, o + want.length) !== want) outOfOrder++;
+      received++;
+      o += frameIn;
+    }
+    carry = Buffer.from(b.subarray(o));
+  });
+
+  const frame = `PUB flood ${size}\r\n`;
+  const frameLen = frame.length + size + 2;
+  let published = 0;
+  let flooding = true;
+  t.teardown(() => {
+    flooding = false;
+  });
+  const flood = (async () => {
+    while (flooding && !flooder.isClosed()) {
+      const buf = Buffer.alloc(64 * frameLen, 'f');
+      for (let k = 0; k < 64; k++) {
+        buf.write(frame, k * frameLen, 'latin1');
+        buf.write(String(published++).padStart(8, '0'), k * frameLen + frame.length, 'latin1');
+        buf.write('\r\n', k * frameLen + frame.length + size, 'latin1');
+      }
+      if (!flooder.socket.write(buf)) await new Promise((r) => flooder.socket.once('drain', r));
+    }
+  })();
+  await waitFor(() => received > 4096, 30_000, 'the flood to flow');
+  const floodWorker = 1 - home;
+  const before = await threadSeries(httpPort);
+  const ringFullBefore = before.get('skein_worker_ring_full_total')?.get(floodWorker);
+  t.is(typeof ringFullBefore, 'number', 'the flooder\'s worker reports ring_full');
+
+  // Stop the subscribers' worker; meanwhile another publisher sends to the healthy subscriber.
+  stopper.send('PUB $SKEIN.FAULT.BUSY 0\r\n\r\n');
+  const receivedAtStop = received;
+  const n = 100;
+  let frames = '';
+  for (let i = 0; i < n; i++) frames += `PUB healthy ${String(i).length}\r\n${i}\r\n`;
+  pub.send(frames);
+  await pub.ping();
+  const expected = Array.from({ length: n }, (_v, i) => `MSG healthy 1 ${String(i).length}\r\n${i}\r\n`).join('');
+  await waitFor(() => healthy.data().includes(expected), 30_000, 'the healthy subscriber to get every message');
+  const after = await threadSeries(httpPort);
+  t.true(received > receivedAtStop, 'the flood went on after the stop');
+  t.is(after.get('skein_worker_ring_full_total')?.get(floodWorker), ringFullBefore, 'no record had to wait for room in the stopped worker\'s inbox: the flood never filled it');
+
+  // The flood's subscriber gets every message, in order, none twice.
+  flooding = false;
+  await flood;
+  await flooder.ping(60_000);
+  await waitFor(() => received >= published || sub.isClosed(), 60_000, 'the subscriber to get the whole flood');
+  t.is(received, published, 'every message the flooder published arrived');
+  t.is(outOfOrder, 0, 'in publish order');
 });
 
 // ------------------------------------------------------------------------------------------

@@ -85,6 +85,8 @@ const ROUTE_CACHE_MAX = 4096;
 const REFILL_STEP_BYTES = 1024 * 1024;
 /** A remote stall not renewed for this long is dropped (see Broker.remoteStalled). */
 const REMOTE_STALL_MAX_MS = 10_000;
+/** Bytes waiting in another thread's inbox past which a publisher feeding it is not read (see holdFlood). */
+const FLOOD_BOUND_BYTES = 256 * 1024;
 const TARGET_LISTED = 1;
 const TARGET_PLAIN = 2;
 /** Longest stretch of new-connection set-up between two event-loop turns (enqueueConnection). */
@@ -170,6 +172,8 @@ export class Broker implements MeshHandler, ClientHost {
    * through one message per period), so a burst never follows a stall that ran out.
    */
   private readonly remoteStalled = new Map<ClientConn, { ms: number; at: number }>();
+  /** Publishers not read until these threads' inboxes have taken most of what waits there (see holdFlood). */
+  private readonly floodPaused = new Map<ClientConn, number[]>();
   /** A backed-up subscriber hit by a delivery in the current read or record. */
   private hitStall: ClientConn | null = null;
   private readonly byCid = new Map<number, ClientConn>();
@@ -308,6 +312,7 @@ export class Broker implements MeshHandler, ClientHost {
     this.ringPaused.delete(conn);
     this.held.delete(conn);
     this.remoteStalled.delete(conn);
+    this.floodPaused.delete(conn);
     if (this.deferred.delete(conn)) this.releaseRemoteStalls(); // a slow consumer cut off
     for (const sub of conn.subs.values()) this.unsubscribe(sub);
     conn.subs.clear();
@@ -444,6 +449,13 @@ export class Broker implements MeshHandler, ClientHost {
       this.onGatewayFault?.();
     } else if (subject === '$SKEIN.FAULT.CRASH.LEAF') {
       this.onLeafFault?.();
+    } else if (subject === '$SKEIN.FAULT.BUSY') {
+      // The worker does nothing else for a second, as a thread the OS does not run for that
+      // long on a loaded host: its inbox fills while the other threads go on.
+      setImmediate(() => {
+        const until = Date.now() + 1000;
+        while (Date.now() < until);
+      });
     }
   }
 
@@ -495,6 +507,37 @@ export class Broker implements MeshHandler, ClientHost {
       // A publisher stalled for another thread's subscriber had its one read: wait again.
       const rs = this.remoteStalled.get(conn);
       if (rs !== undefined) this.stallPublisher(conn, rs.ms);
+    }
+    if (!conn.closed && !conn.pausedForFlood) this.holdFlood(conn);
+  }
+
+  /**
+   * A publisher had a read: if an inbox it fed now holds more than FLOOD_BOUND_BYTES, read no
+   * more of it until that consumer has taken them (it rings us). A consumer that falls behind (a
+   * thread the OS does not run for a while on a loaded host, or one setting a flood aside for a
+   * slow subscriber) would otherwise let a flooding publisher fill its inbox (4 MiB), and every
+   * record behind the flood, for any connection, waits for all of it to be taken (issue 10 §5).
+   * Held here, the flood waits in the publisher's own socket, as nats-server's readloop would, and
+   * what other publishers send goes in behind at most FLOOD_BOUND_BYTES and one read of it. A
+   * consumer that keeps up never has that much waiting: nobody is held.
+   */
+  private holdFlood(conn: ClientConn): void {
+    const threads = this.mesh.crowdedSinceMark(FLOOD_BOUND_BYTES);
+    if (threads === null) return;
+    this.floodPaused.set(conn, threads);
+    conn.pausedForFlood = true;
+    conn.updateReading();
+  }
+
+  /** Let held publishers go on once the inboxes they fed took their flood (after a drain pass, and from the sweep). */
+  private releaseFloods(): void {
+    for (const [conn, threads] of this.floodPaused) {
+      let crowded = false;
+      for (const t of threads) if (this.mesh.crowded(t, FLOOD_BOUND_BYTES)) crowded = true;
+      if (crowded && !conn.closed) continue;
+      this.floodPaused.delete(conn);
+      conn.pausedForFlood = false;
+      conn.updateReading();
     }
   }
 
@@ -1009,6 +1052,7 @@ export class Broker implements MeshHandler, ClientHost {
 
   /** MeshHandler: write what inbox records produced. */
   afterDrain(): void {
+    if (this.floodPaused.size > 0) this.releaseFloods();
     if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
   }
@@ -1186,6 +1230,7 @@ export class Broker implements MeshHandler, ClientHost {
     }
     // A drain event can come before the backlog was set aside: look again now and then.
     if (this.deferred.size > 0) for (const c of [...this.deferred.keys()]) this.refill(c);
+    if (this.floodPaused.size > 0) this.releaseFloods();
     if (this.held.size > 0) this.releaseHeld();
     this.flushAll();
     this.mesh.kick();

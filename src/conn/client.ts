@@ -109,6 +109,8 @@ export class ClientConn extends Conn implements ProtocolHandler {
   pausedForStall = false;
   /** Reading paused while the input is held at a PING/UNSUB (Broker.barrier). */
   pausedForBarrier = false;
+  /** Reading paused while an inbox its last read fed holds a flood (Broker.holdFlood). */
+  pausedForFlood = false;
   private readPaused = false;
   /** Unwritten output above this is written at once instead of at the end of the read. */
   readonly flushEarlyBytes: number;
@@ -172,7 +174,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
 
   /** Pause or resume reading according to the reasons to pause. */
   updateReading(): void {
-    const pause = (this.pausedForRing || this.pausedForStall || this.pausedForBarrier) && !this.closed;
+    const pause = (this.pausedForRing || this.pausedForStall || this.pausedForBarrier || this.pausedForFlood) && !this.closed;
     if (pause === this.readPaused) return;
     this.readPaused = pause;
     if (pause) this.socket.pause();
@@ -276,7 +278,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     this.broker.flushAll();
     const held = this.gate.release();
     if (this.closing) return;
-    if (!this.pausedForRing && !this.pausedForStall && !this.pausedForBarrier) this.socket.resume();
+    if (!this.pausedForRing && !this.pausedForStall && !this.pausedForBarrier && !this.pausedForFlood) this.socket.resume();
     for (const chunk of held) {
       if (this.closing) break;
       this.broker.onData(this, chunk);

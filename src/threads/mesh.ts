@@ -219,6 +219,29 @@ export class Mesh {
     return false;
   }
 
+  /**
+   * The threads that records staged since mark() went to whose inbox holds more than `bytes`
+   * not yet taken (or whose records still wait here for room), or null when none does. Each of
+   * them rings us when its consumer next takes some (see crowded).
+   */
+  crowdedSinceMark(bytes: number): number[] | null {
+    let out: number[] | null = null;
+    for (let i = 0; i < this.markList.length; i++) {
+      const t = this.markList[i];
+      if (this.crowded(t, bytes)) (out ??= []).push(t);
+    }
+    return out;
+  }
+
+  /** Does thread t's inbox hold more than `bytes` (then it rings us when its consumer takes some)? */
+  crowded(t: number, bytes: number): boolean {
+    if (t === this.thread || !this.isAlive(t)) return false;
+    if (this.staging[t]?.backlogged === true) return true;
+    const inbox = this.outbox(t);
+    // (Looked at first without asking: asking makes the consumer ring us after its next drain.)
+    return inbox.backlogBytes() > bytes && !inbox.ringWhenBelow(this.thread, bytes);
+  }
+
   get hasBacklog(): boolean {
     return this.backlogCount > 0;
   }

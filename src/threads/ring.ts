@@ -128,6 +128,17 @@ export class Inbox {
     return ((res - head) >>> 0) + need <= this.capacity;
   }
 
+  /**
+   * Ask to be rung when the consumer next takes blocks (a producer holding back on its own,
+   * see Mesh.crowded). Returns whether the backlog is already at most `bytes` (then no need).
+   */
+  ringWhenBelow(producer: number, bytes: number): boolean {
+    const w = WAITERS + (producer >>> 5);
+    Atomics.or(this.hdr, w, 1 << (producer & 31));
+    Atomics.store(this.hdr, ANY_WAITER, 1);
+    return this.backlogBytes() <= bytes;
+  }
+
   /** Would a block of `bodyBytes` (plus possible padding) fit now? */
   hasRoomFor(bodyBytes: number): boolean {
     const total = (BLOCK_HDR + 8 + bodyBytes + SLOT_BYTES - 1) & ~(SLOT_BYTES - 1);
