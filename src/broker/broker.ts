@@ -1129,8 +1129,9 @@ export class Broker implements MeshHandler, ClientHost {
     // hold this worker's other connections up for as long).
     let moved = 0;
     while (d.bytes > 0 && c.pendingBytes < room && moved < REFILL_STEP_BYTES) {
+      // By reference: a chunk set aside is its own buffer, which nothing writes again.
       const chunk = d.shift();
-      c.queue(chunk);
+      c.queueView(chunk, 0, chunk.length);
       moved += chunk.length;
     }
     c.flush();
