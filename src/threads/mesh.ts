@@ -122,6 +122,9 @@ export class Mesh {
    * (ms): at most one request per publisher per stall period (see requestStall).
    */
   private readonly stalls = new Map<number, number>();
+  /** Per thread: the backlog its inbox must fall to for a publisher held here to go on (-1: none; see crowded). */
+  private readonly roomWanted: number[];
+  private roomWantedAny = false;
 
   private readonly onBlock = (producer: number, kind: number, data: Buffer, off: number, len: number): void => {
     this.block(producer, kind, data, off, len);
@@ -135,6 +138,7 @@ export class Mesh {
     this.inbox = openInbox(layout, thread);
     this.outboxes = new Array<Inbox | null>(n).fill(null);
     this.staging = new Array<Staging | null>(n).fill(null);
+    this.roomWanted = new Array<number>(n).fill(-1);
     this.logs = new Array<InterestLog | null>(n).fill(null);
     this.doorbells = new Array<Doorbell | null>(n).fill(null);
     for (let t = 0; t < n; t++) this.readerLive.push(true);
@@ -239,7 +243,12 @@ export class Mesh {
     if (this.staging[t]?.backlogged === true) return true;
     const inbox = this.outbox(t);
     // (Looked at first without asking: asking makes the consumer ring us after its next drain.)
-    return inbox.backlogBytes() > bytes && !inbox.ringWhenBelow(this.thread, bytes);
+    if (inbox.backlogBytes() <= bytes || inbox.ringWhenBelow(this.thread, bytes)) return false;
+    // Also looked at before our loop sleeps (hasWork): a ring that came between this look and
+    // the sleep would otherwise be missed.
+    this.roomWanted[t] = bytes;
+    this.roomWantedAny = true;
+    return true;
   }
 
   get hasBacklog(): boolean {
@@ -530,6 +539,12 @@ export class Mesh {
 
   private hasWork(): boolean {
     if (this.gen.peek()) return true;
+    if (this.roomWantedAny) {
+      for (let t = 0; t < this.threads; t++) {
+        const want = this.roomWanted[t];
+        if (want >= 0 && (!this.isAlive(t) || this.outbox(t).backlogBytes() <= want)) return true;
+      }
+    }
     if (this.backlogCount > 0) {
       // Space freed in an inbox we wait on, even if its consumer looked before we asked.
       for (let t = 0; t < this.threads; t++) {
@@ -558,6 +573,11 @@ export class Mesh {
       if (this.backlogCount === 0) h.onSpace();
     }
     if (this.ownLog.hasBacklog) this.ownLog.flushBacklog();
+    if (this.roomWantedAny) {
+      // Asked again (crowded) by the handler for whatever is still held.
+      this.roomWanted.fill(-1);
+      this.roomWantedAny = false;
+    }
     h.afterDrain();
     this.flush();
     return taken > 0;
