@@ -93,11 +93,19 @@ export function bytesEqual(a: Uint8Array, as: number, ae: number, b: Uint8Array,
   return true;
 }
 
+/**
+ * Buffer's native copy (a memmove), called on any Uint8Array: unlike `set(src.subarray())` it
+ * allocates no view per call, and where either side is shared memory (an inbox) it is 2-5x
+ * faster than `set` (measured on Node 24.21, 100 B to 4 KiB copies).
+ */
+const nativeCopy = Buffer.prototype.copy;
+
 /** Copy src[s, e) to dst at o; returns the new offset. */
 export function put(dst: Uint8Array, o: number, src: Uint8Array, s: number, e: number): number {
   const n = e - s;
   if (n > 48) {
-    dst.set(src.subarray(s, e), o);
+    // (copy truncates where set would throw: the caller reserved the room, so a short copy is a bug.)
+    if (nativeCopy.call(src, dst, o, s, e) !== n) throw new RangeError(`copy of ${n} bytes at ${o} overruns ${dst.length}`);
     return o + n;
   }
   for (let i = s; i < e; i++) dst[o++] = src[i];

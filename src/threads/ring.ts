@@ -17,6 +17,8 @@
 // its bit in the ring's waiter bitmap and is rung when the consumer frees space. Nobody ever
 // blocks with Atomics.wait: every thread here owns sockets.
 
+import { put } from '../protocol/bytes.ts';
+
 /** Int32 words of a ring's header: the consumer's cursor and the reservation cursor on their
  * own cache lines, then the waiter flag and bitmap. */
 const HEAD = 0;
@@ -113,7 +115,7 @@ export class Inbox {
       v.setUint32(o + 4, prefix1, true);
       o += 8;
     }
-    this.data.set(src.subarray(srcStart, srcStart + bodyBytes), o);
+    put(this.data, o, src, srcStart, srcStart + bodyBytes);
     Atomics.store(this.state, off >>> SLOT_SHIFT, total);
     return true;
   }
