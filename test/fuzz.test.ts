@@ -82,6 +82,17 @@ class PeerRecorder implements PeerParserHandler {
     this.events.push(`MSG ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
       `${m.rs >= 0 ? b.toString('latin1', m.rs, m.re) : null} [${queues.join(',')}] ${m.hdr} ` +
       `${JSON.stringify(m.pb.toString('latin1', m.ps, m.pe))}`);
+    if (m.ts >= 0) {
+      // A tail handed on (to a ring record, then a delivery) must be exactly ` [reply ][hdr ]size
+      // \r\n<payload>\r\n` and follow the subject, the sizes as the peer wrote them.
+      const got = m.tb.toString('latin1', m.ts, m.te);
+      const head = ` ${m.rs >= 0 ? `${b.toString('latin1', m.rs, m.re)} ` : ''}`;
+      const sizes = (m.hdr >= 0 ? /^(\d+) (\d+)\r\n/ : /^()(\d+)\r\n/).exec(got.slice(head.length));
+      if (m.ts !== m.se || m.tb !== m.sb || m.queueCount !== 0 || !got.startsWith(head) || sizes === null || Number(sizes[2]) !== m.pe - m.ps ||
+        (m.hdr >= 0 && Number(sizes[1]) !== m.hdr) || got.slice(head.length + sizes[0].length) !== `${m.pb.toString('latin1', m.ps, m.pe)}\r\n`) {
+        this.events.push(`BAD TAIL ${JSON.stringify(got)}`);
+      }
+    }
   }
   onParseError(kind: 'op' | 'args'): void {
     this.events.push(`ERROR ${kind}`);

@@ -16,7 +16,7 @@ import { log, isTrace } from '../log.ts';
 import { put, sizesLength, putSizes } from '../protocol/bytes.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
 import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from '../protocol/peer-parser.ts';
-import type { MsgView } from '../protocol/msg-view.ts';
+import { putSubjectTail, type MsgView } from '../protocol/msg-view.ts';
 
 const PONG = Buffer.from('PONG\r\n');
 const RMSG_G = Buffer.from('RMSG $G ');
@@ -271,9 +271,7 @@ export class GatewayConn extends Conn implements PeerParserHandler, BridgePeer<G
     const ss = m.ss;
     const se = m.se;
     const out = this.reserve(8 + (se - ss) + (m.te - m.ts));
-    let o = put(out, this.outPos, m.hdr > 0 ? HMSG_G : RMSG_G, 0, 8);
-    o = put(out, o, m.sb, ss, se);
-    this.outPos = put(out, o, m.tb, m.ts, m.te);
+    this.outPos = putSubjectTail(out, this.outView, put(out, this.outPos, m.hdr > 0 ? HMSG_G : RMSG_G, 0, 8), m);
   }
 
   /** One RMSG/HMSG with `qCount` queue names, [start, end) pairs in `m.sb`. */

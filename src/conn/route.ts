@@ -13,7 +13,7 @@ import { log, isTrace } from '../log.ts';
 import { put, sizesLength, putSizes } from '../protocol/bytes.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
 import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from '../protocol/peer-parser.ts';
-import type { MsgView } from '../protocol/msg-view.ts';
+import { putSubjectTail, type MsgView } from '../protocol/msg-view.ts';
 
 // ---------------------------------------------------------------------------------------
 // The route connection
@@ -208,9 +208,7 @@ export class RouteConn extends Conn implements PeerParserHandler, BridgePeer<Rou
     const ss = m.ss;
     const se = m.se;
     const out = this.reserve(8 + (se - ss) + (m.te - m.ts));
-    let o = put(out, this.outPos, m.hdr > 0 ? HMSG_G : RMSG_G, 0, 8);
-    o = put(out, o, m.sb, ss, se);
-    this.outPos = put(out, o, m.tb, m.ts, m.te);
+    this.outPos = putSubjectTail(out, this.outView, put(out, this.outPos, m.hdr > 0 ? HMSG_G : RMSG_G, 0, 8), m);
   }
 
   /**

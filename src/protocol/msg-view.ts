@@ -5,7 +5,7 @@
 // and reuses it for every message (no allocation per message); a view is valid only during
 // the call it is handed to.
 
-import { SUBJECT_ENCODING, viewOf } from './bytes.ts';
+import { SUBJECT_ENCODING, put, putDV, viewOf } from './bytes.ts';
 
 const EMPTY = Buffer.alloc(0);
 const EMPTY_VIEW = viewOf(EMPTY);
@@ -107,4 +107,18 @@ export class MsgView {
     }
     for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
   }
+}
+
+/** Below this many bytes a copy goes word by word through DataViews, above it natively. */
+const SHORT_COPY = 256;
+
+/**
+ * Append m's subject and its canonical tail at `o` of `out` (`ov` spans `out`): one copy where
+ * the tail follows the subject (a plain ring record, an RMSG as read), else two. Returns the
+ * new offset. The peer connections' writeTail.
+ */
+export function putSubjectTail(out: Buffer, ov: DataView, o: number, m: MsgView): number {
+  if (m.ts === m.se && m.tb === m.sb) return m.te - m.ss > SHORT_COPY ? put(out, o, m.sb, m.ss, m.te) : putDV(ov, o, m.tv, m.ss, m.te);
+  o = put(out, o, m.sb, m.ss, m.se);
+  return m.te - m.ts > SHORT_COPY ? put(out, o, m.tb, m.ts, m.te) : putDV(ov, o, m.tv, m.ts, m.te);
 }

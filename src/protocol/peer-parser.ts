@@ -13,7 +13,7 @@
 
 import { MsgView } from './msg-view.ts';
 import { ConnKind, type ConnKindCode } from '../conn/base.ts';
-import { ArgList, CR, LF, PEER_MAX_CONTROL_LINE, isSpace, lower, parseSize, snippet } from './scan.ts';
+import { ArgList, CR, LF, PEER_MAX_CONTROL_LINE, SP, TAB, isSpace, lower, parseSize, snippet } from './scan.ts';
 
 /** The operations of the server-to-server protocols. */
 export const PeerOp = {
@@ -141,6 +141,8 @@ export class PeerParser {
   private size = 0;
   /** Argument positions of the control line being parsed (many queue names: it grows). */
   private readonly args = new ArgList(32, true);
+  /** Field positions of a message line on the fast path (fastMsgArgs): at most 5 [start, end) pairs. */
+  private readonly fields = new Int32Array(10);
 
   constructor(handler: PeerParserHandler, kind: ConnKindCode) {
     this.h = handler;
@@ -213,7 +215,8 @@ export class PeerParser {
         this.lineLen = 0;
         continue;
       }
-      if (!this.msgArgs(meaning, line, as, le)) {
+      const fast = this.fastMsgArgs(meaning, line, as, le);
+      if (!fast && !this.msgArgs(meaning, line, as, le)) {
         this.lineLen = 0;
         return;
       }
@@ -230,6 +233,10 @@ export class PeerParser {
         if (m.pb !== chunk) m.pb = chunk;
         m.ps = i;
         m.pe = i + size;
+        // Single spaces, no queue names, CRLF, all in this read: from the end of the subject on,
+        // the bytes are the canonical tail ` [reply ][hdr ]size\r\n<payload>\r\n` that records and
+        // deliveries carry, so the message crosses to a worker with one copy.
+        if (fast && line === chunk && le + 1 === nl) m.setTail(chunk, m.se, i + total);
         this.h.onMsg(m);
         i += total;
         this.lineLen = 0;
@@ -259,6 +266,68 @@ export class PeerParser {
     }
     src.copy(this.lineBuf, this.lineLen, s, e);
     this.lineLen += len;
+  }
+
+  /**
+   * The common message line, `[account ]subject[ reply][ hdr] size` after one space, single
+   * spaces between fields and no queue names, scanned once without the general split; false
+   * (nothing decided) for anything else, which msgArgs then parses and reports.
+   */
+  private fastMsgArgs(layout: MsgLayout, b: Buffer, s: number, e: number): boolean {
+    if (layout.origin || b[s] !== SP) return false;
+    const f = this.fields;
+    let n = 0;
+    let start = s + 1;
+    for (let i = start; i < e; i++) {
+      const c = b[i];
+      if (c === SP) {
+        if (i === start || n === 8) return false;
+        f[n++] = start;
+        f[n++] = i;
+        start = i + 1;
+      } else if (c === TAB) {
+        return false;
+      }
+    }
+    if (start === e) return false;
+    f[n++] = start;
+    f[n++] = e;
+    const fields = n >> 1;
+    const fixed = (layout.account ? 1 : 0) + (layout.headers ? 3 : 2);
+    if (fields !== fixed && fields !== fixed + 1) return false;
+    const size = parseSize(b, f[n - 2], f[n - 1]);
+    if (size < 0 || size > PEER_MAX_MESSAGE) return false;
+    let hdr = -1;
+    if (layout.headers) {
+      hdr = parseSize(b, f[n - 4], f[n - 3]);
+      if (hdr < 0 || hdr > size) return false;
+    }
+    const m = this.msg;
+    if (m.sb !== b) m.sb = b;
+    let k = 0;
+    if (layout.account) {
+      m.accountStart = f[0];
+      m.accountEnd = f[1];
+      k = 2;
+    } else {
+      m.accountStart = -1;
+      m.accountEnd = -1;
+    }
+    m.ss = f[k];
+    m.se = f[k + 1];
+    if (fields > fixed) {
+      m.rs = f[k + 2];
+      m.re = f[k + 3];
+    } else {
+      m.rs = -1;
+      m.re = -1;
+    }
+    m.ts = -1;
+    m.queueCount = 0;
+    if (m.queues.length !== 0) m.queues.length = 0;
+    m.hdr = hdr;
+    this.size = size;
+    return true;
   }
 
   /** Report a bad message argument list the way nats-server words it. */
