@@ -314,15 +314,15 @@ export class GatewayControl implements GatewayHost {
     this.bridge.markDirty(g);
   }
 
-  beforeGatewayRead(_g: GatewayConn): void {
+  beforePeerRead(_g: GatewayConn): void {
     this.bridge.beforeRead();
   }
 
-  afterGatewayRead(g: GatewayConn): void {
+  afterPeerRead(g: GatewayConn): void {
     this.bridge.afterRead(g);
   }
 
-  onGatewayDrained(_g: GatewayConn): void {
+  onPeerDrained(_g: GatewayConn): void {
     this.bridge.onPeerDrained();
   }
 
@@ -330,7 +330,7 @@ export class GatewayControl implements GatewayHost {
     this.bridge.barrier();
   }
 
-  onGatewayControl(g: GatewayConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(g: GatewayConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     if (!g.outbound && !g.connectReceived && op !== PeerOp.connect) {
       this.authViolation(g);
       return;
@@ -686,7 +686,7 @@ export class GatewayControl implements GatewayHost {
     this.notify({ type: 'gateway-outbounds', gatewayUrl: this.ownUrl, outbounds: list });
   }
 
-  onGatewayClosed(g: GatewayConn, reason: CloseReasonText): void {
+  onPeerClosed(g: GatewayConn, reason: CloseReasonText): void {
     this.bridge.detach(g);
     if (!g.secured) {
       const fail = failures.get(g);
@@ -952,7 +952,7 @@ export class GatewayControl implements GatewayHost {
   // ====================================================================== messages
 
   /** A message read from a gateway: only inbounds carry them; to the bridge after the `_GR_.` rules. */
-  onGatewayMsg(g: GatewayConn, m: MsgView): void {
+  onPeerMsg(g: GatewayConn, m: MsgView): void {
     if (g.outbound || !g.registered) return;
     if (!m.isGlobalAccount()) {
       const account = m.account();

@@ -260,7 +260,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     this.bridge.markDirty(c);
   }
 
-  onLeafControl(c: LeafConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(c: LeafConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     // The hub side: the first operation must be CONNECT.
     if (!c.didSolicit && !c.connectReceived && op !== PeerOp.connect) {
       log.error(`${c.logPrefix()} - authentication error`);
@@ -559,7 +559,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     c.close(CloseReason.protocolViolation, true);
   }
 
-  onLeafClosed(c: LeafConn, reason: CloseReasonText): void {
+  onPeerClosed(c: LeafConn, reason: CloseReasonText): void {
     this.bridge.detach(c);
     log.info(`${c.logPrefix()} - Leafnode connection closed: ${reason}${c.registered || c.didSolicit ? ' account: $G' : ''}`);
     if (c.registered) {
@@ -578,15 +578,15 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     this.later(delay, () => this.connectToRemote(r, false));
   }
 
-  onLeafDrained(_c: LeafConn): void {
+  onPeerDrained(_c: LeafConn): void {
     this.bridge.onPeerDrained();
   }
 
-  beforeLeafRead(_c: LeafConn): void {
+  beforePeerRead(_c: LeafConn): void {
     this.bridge.beforeRead();
   }
 
-  afterLeafRead(c: LeafConn): void {
+  afterPeerRead(c: LeafConn): void {
     this.bridge.afterRead(c);
   }
 
@@ -777,7 +777,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   // ====================================================================== messages
 
-  onLeafMsg(c: LeafConn, m: MsgView): void {
+  onPeerMsg(c: LeafConn, m: MsgView): void {
     if (!c.registered) {
       if (!c.didSolicit && !c.connectReceived) {
         log.error(`${c.logPrefix()} - authentication error`);

@@ -326,7 +326,7 @@ export class RouteControl implements RouteHost {
     this.bridge.markDirty(r);
   }
 
-  onRouteControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     // With route authorization on, an accepted route must start with CONNECT.
     if (op !== PeerOp.connect && !r.didSolicit && !r.connectReceived && this.authUser !== undefined) {
       this.authViolation(r);
@@ -678,7 +678,7 @@ export class RouteControl implements RouteHost {
     this.connectToRoute(url, false, true);
   }
 
-  onRouteClosed(r: RouteConn, reason: CloseReasonText): void {
+  onPeerClosed(r: RouteConn, reason: CloseReasonText): void {
     if (!r.secured) {
       // Its TLS handshake did not complete: the route never existed (the handshake error is
       // logged); a dialled one is tried again as after a failed dial.
@@ -724,15 +724,15 @@ export class RouteControl implements RouteHost {
     this.later(delay, () => this.connectToRoute(url, explicit, false));
   }
 
-  onRouteDrained(_r: RouteConn): void {
+  onPeerDrained(_r: RouteConn): void {
     this.bridge.onPeerDrained();
   }
 
-  beforeRouteRead(_r: RouteConn): void {
+  beforePeerRead(_r: RouteConn): void {
     this.bridge.beforeRead();
   }
 
-  afterRouteRead(r: RouteConn): void {
+  afterPeerRead(r: RouteConn): void {
     this.bridge.afterRead(r);
   }
 
@@ -878,7 +878,7 @@ export class RouteControl implements RouteHost {
   // ====================================================================== messages
 
   /** A message read from a route: from a registered peer, for the global account, to the bridge. */
-  onRoutedMsg(r: RouteConn, m: MsgView): void {
+  onPeerMsg(r: RouteConn, m: MsgView): void {
     if (!r.registered) {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
       return;
