@@ -65,7 +65,7 @@ export default function run(task: GatewayThreadTask): Promise<void> {
           });
           break;
         case 'snapshot-request':
-          send({ type: 'snapshot', from: thread, to: msg.from, ...gateways.interestSnapshot() });
+          send({ type: 'snapshot', from: thread, to: msg.from, ...gateways.interestSnapshot(msg.from) });
           break;
         case 'snapshot':
           gateways.applySnapshot(msg.from, msg.position, msg.entries);

@@ -66,7 +66,7 @@ export default function run(task: RouteTask): Promise<void> {
           });
           break;
         case 'snapshot-request':
-          send({ type: 'snapshot', from: thread, to: msg.from, ...cluster.interestSnapshot() });
+          send({ type: 'snapshot', from: thread, to: msg.from, ...cluster.interestSnapshot(msg.from) });
           break;
         case 'snapshot':
           cluster.applySnapshot(msg.from, msg.position, msg.entries);

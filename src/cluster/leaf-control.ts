@@ -23,10 +23,11 @@ import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
 import { decodeServerInfo, serverInfoJson, type ServerInfo } from '../protocol/peer-info.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
-import { configureLog, log, reopenLogFile } from '../log.ts';
+import { log } from '../log.ts';
 import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, redactedUrl, urlHostname } from '../protocol/hostport.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
+import { comparePasswords, isBcrypt } from '../conn/auth.ts';
+import { PeerControl, type InterestSnapshot } from './peer-control.ts';
 import { Bridge, pickWhere, type BridgeScope } from './bridge.ts';
 
 /** What main hands the leaf thread (plus its MessagePort). */
@@ -123,9 +124,7 @@ interface Remote {
   readonly password: string;
 }
 
-export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
-  readonly opts: Options;
-  readonly thread: number;
+export class LeafControl extends PeerControl<LeafConn> implements LeafHost, BridgeScope<LeafConn> {
   private readonly layout: SharedLayout;
   private readonly identity: ServerIdentity;
   private leaf: LeafNodeOptions;
@@ -140,10 +139,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
   private readonly infoPort: number;
   /** Leaf URLs of route peers (the rest of leafnode_urls). */
   private peerLeafUrls: string[] = [];
-  private readonly checker = new CredentialChecker();
   private readonly remotes: Remote[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private running = false;
   /** Scratch for relay(): the peers one message goes to. */
   private readonly relayTargets: LeafConn[] = [];
   /** Per thread: is it a client worker (its interest and messages reach every leaf connection)? */
@@ -154,8 +150,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   constructor(task: LeafTask) {
     const o = task.options;
-    this.opts = o;
-    this.thread = task.thread;
+    super(o, task.thread, 'leaf thread');
     this.layout = task.layout;
     this.identity = task.identity;
     this.leaf = o.leafNodes!;
@@ -254,10 +249,6 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     // The INFO goes out in plaintext; then the leaf starts the TLS handshake.
     c.flush();
     c.startTls(tls, null, () => this.bridge.flushPeers());
-  }
-
-  markDirty(c: LeafConn): void {
-    this.bridge.markDirty(c);
   }
 
   onPeerControl(c: LeafConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
@@ -483,22 +474,12 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
       const port = url.port === '' ? DEFAULT_LEAFNODE_PORT : Number(url.port);
       const hp = joinHostPort(host, port);
       log.debug(`Trying to connect as leafnode to remote server on ${JSON.stringify(hp)}`);
-      const socket = net.connect({ host, port, noDelay: true });
-      const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${hp}: i/o timeout`)), LEAF_DIAL_TIMEOUT_MS);
-      socket.pause();
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        if (!this.running || r.conn !== null) {
-          socket.destroy();
-          return;
-        }
+      const wanted = (): boolean => r.conn === null;
+      const connected = (socket: net.Socket): void => {
         r.attempts = 0;
         this.openSolicited(r, socket, url);
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        socket.destroy();
+      };
+      this.dial(host, port, hp, LEAF_DIAL_TIMEOUT_MS, wanted, connected, (err) => {
         r.attempts++;
         const text = `Error trying to connect as leafnode to remote server ${JSON.stringify(hp)} (attempt ${r.attempts}): ${err.message}`;
         if (!firstConnect || r.attempts === 1 || r.attempts % CONNECT_ERROR_REPORTS === 0) log.error(text);
@@ -576,26 +557,6 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     r.connectDelayMs = 0;
     log.debug(`Will try to reconnect to leafnode remote in ${delay}ms`);
     this.later(delay, () => this.connectToRemote(r, false));
-  }
-
-  onPeerDrained(_c: LeafConn): void {
-    this.bridge.onPeerDrained();
-  }
-
-  beforePeerRead(_c: LeafConn): void {
-    this.bridge.beforeRead();
-  }
-
-  afterPeerRead(c: LeafConn): void {
-    this.bridge.afterRead(c);
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (this.running) fn();
-    }, ms);
-    this.timers.add(t);
   }
 
   // ====================================================================== interest
@@ -763,16 +724,11 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     }
   }
 
-  /** Our logged interest (the peers' union), for replacement thread `to`. */
-  interestSnapshot(to: number): { position: number; entries: [string, string | null, number][] } {
-    const snap = this.bridge.interestSnapshot(to);
+  /** Our logged interest (the peers' union) and our `$LDS.` subject, for replacement thread `to`. */
+  override interestSnapshot(to: number): InterestSnapshot {
+    const snap = super.interestSnapshot(to);
     snap.entries.push([this.lds, null, 1]);
     return snap;
-  }
-
-  /** Another thread's interest, when we are a replacement leaf thread. */
-  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
-    this.bridge.applySnapshot(from, position, entries);
   }
 
   // ====================================================================== messages
@@ -825,34 +781,10 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   /** Config reload: the leafnodes block itself cannot change (refused by reload.ts); logs and timers can. */
   reload(next: Options): void {
-    const o = this.opts as unknown as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
-    Object.assign(this.opts, next);
+    this.reloadOptions(next);
     if (next.leafNodes !== undefined) this.leaf = next.leafNodes;
-    try {
-      configureLog(next);
-    } catch (err) {
-      log.error(`leaf thread: cannot open the log file: ${(err as Error).message}`);
-    }
   }
 
-  /** SIGUSR1: reopen this thread's log file descriptor. */
-  reopenLog(): void {
-    try {
-      reopenLogFile();
-    } catch (err) {
-      log.error(`leaf thread: cannot reopen the log file: ${(err as Error).message}`);
-    }
-  }
-
-  /** Close every leaf connection (server shutdown); nothing is redialled. */
-  shutdown(): void {
-    this.running = false;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.checker.close();
-    this.bridge.shutdown();
-  }
 }
 
 /** The host and port a leaf INFO names (`advertise`, or the listener; a wildcard host as its first non-local IP). */
