@@ -997,10 +997,6 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** /gatewayz (monitor.go Gatewayz), built here where the connections are. */
   gatewayz(accs: boolean, gwName: string): Record<string, unknown> {
     const now = Date.now();

@@ -763,10 +763,6 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** Registered leaf connections, for monitoring. */
   registered(): IterableIterator<LeafConn> {
     return this.bridge.peers.values();

@@ -43,6 +43,10 @@ export abstract class PeerControl<C extends PeerConn<C, PeerHost<C>>> implements
     this.threadName = threadName;
   }
 
+  /** Start the thread's work: dial what is configured. */
+  abstract start(): void;
+  /** A socket main accepted on this role's port, handed over with its connection id. */
+  abstract addInbound(socket: Socket, cid: number): void;
   abstract onPeerControl(c: C, op: PeerOpCode, line: Buffer, as: number, ae: number): void;
   abstract onPeerMsg(c: C, m: MsgView): void;
   abstract onPeerClosed(c: C, reason: CloseReasonText): void;
@@ -136,6 +140,11 @@ export abstract class PeerControl<C extends PeerConn<C, PeerHost<C>>> implements
   /** SIGUSR1: reopen this thread's log file descriptor. */
   reopenLog(): void {
     reopenLog(this.threadName);
+  }
+
+  /** Sockets not yet closed (shutdown waits for them). */
+  openSockets(): number {
+    return this.bridge.conns.size;
   }
 
   /** Close every connection (server shutdown); nothing is re-dialled. */

@@ -853,10 +853,6 @@ export class RouteControl extends PeerControl<RouteConn> {
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** Registered routes (one per peer server), for monitoring. */
   registeredRoutes(): IterableIterator<RouteConn> {
     return this.remotes.values();
