@@ -24,7 +24,7 @@ import type { MsgView } from '../protocol/msg-view.ts';
 import { decodeServerInfo, serverInfoJson, type ServerInfo } from '../protocol/peer-info.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
 import { configureLog, log, reopenLogFile } from '../log.ts';
-import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import { bytesEqual, SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, redactedUrl, urlHostname } from '../protocol/hostport.ts';
 import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
 import { Bridge, pickWhere, type BridgeScope } from './bridge.ts';
@@ -55,6 +55,8 @@ const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 /** Every 2.9.10 server without a shared JetStream domain denies these on leaf connections, both ways. */
 const JS_DENIED_PREFIXES = ['$JS.API.', '$KV.', '$OBJ.'];
 const LDS_PREFIX = '$LDS.';
+/** A gateway-routed reply subject (gateway.go gwReplyPrefix). */
+const GW_REPLY_PREFIX = Buffer.from('_GR_.');
 
 function nuid22(): string {
   let s = '';
@@ -188,7 +190,10 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
         username: first ? decodeURIComponent(first.username) : '', password: first ? decodeURIComponent(first.password) : '',
       });
     });
-    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'LS', noun: 'leafnode' }, this);
+    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
+      verb: 'LS', noun: 'leafnode',
+      interceptRecord: (from, m) => this.gatewayReplyUp(from, m),
+    }, this);
   }
 
   start(): void {
@@ -786,6 +791,26 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
       return;
     }
     this.bridge.fromPeer(c, m);
+  }
+
+  /**
+   * A record from a worker whose subject is a gateway-routed reply (`_GR_.`: a client answered a
+   * request that came from another cluster through our hub, broker.ts publishGatewayReply):
+   * up every connection to a hub, whatever it announced, and nowhere else (leafnode.go
+   * gwLeafSubs: a spoke's fake `_GR_.>` subscription). The hub sends it on to that cluster.
+   */
+  private gatewayReplyUp(from: number, m: MsgView): boolean {
+    const b = m.sb;
+    const s = m.ss;
+    if (m.se - s <= GW_REPLY_PREFIX.length || b[s] !== 95 || !this.isWorker[from] || !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)) return false;
+    const size = m.pe - m.ps;
+    for (const c of this.bridge.peers) {
+      if (!c.toHub) continue;
+      c.outMsgs++;
+      c.outBytes += size;
+      c.writeMsg(m, [], 0);
+    }
+    return true;
   }
 
   // ====================================================================== cluster
