@@ -70,11 +70,20 @@ function newNonce(): string {
   return s;
 }
 
+const JS_DENIED_PREFIX_BYTES = JS_DENIED_PREFIXES.map((p) => Buffer.from(p));
+
 /** A subject JetStream's leaf denies cover (never announced, a literal LS+ for one is refused). */
 function jsDenied(subject: string): boolean {
   if (subject.charCodeAt(0) !== 36) return false; // '$'
   for (const p of JS_DENIED_PREFIXES) if (subject.startsWith(p)) return true;
-  return subject === '$JS.API' || subject === '$KV' || subject === '$OBJ';
+  return false;
+}
+
+/** Is the literal subject b[s, e) one the denies cover (a message nats-server does not deliver over a leaf connection)? */
+function jsDeniedBytes(b: Uint8Array, s: number, e: number): boolean {
+  if (b[s] !== 36) return false; // '$'
+  for (const p of JS_DENIED_PREFIX_BYTES) if (e - s > p.length && bytesEqual(b, s, s + p.length, p, 0, p.length)) return true;
+  return false;
 }
 
 /** The leaf CONNECT fields skein reads (leafnode.go leafConnectInfo), Go's zero values when absent. */
@@ -192,7 +201,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     });
     this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
       verb: 'LS', noun: 'leafnode',
-      interceptRecord: (from, m) => this.gatewayReplyUp(from, m),
+      interceptRecord: (from, m) => this.interceptRecord(from, m),
     }, this);
   }
 
@@ -731,7 +740,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   /** BridgeScope: a message from leaf `from` to the other leafs that hear it (and the queue groups no thread served). */
   relay(from: LeafConn, m: MsgView, groups: number[]): void {
-    if (this.bridge.peers.size < 2) return;
+    if (this.bridge.peers.size < 2 || jsDeniedBytes(m.sb, m.ss, m.se)) return;
     const res = this.bridge.peerMatches(m.sb, m.ss, m.se);
     // Counted, not pushed and truncated (as the bridge's targets): no allocation per message.
     const targets = this.relayTargets;
@@ -794,14 +803,18 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
   }
 
   /**
-   * A record from a worker whose subject is a gateway-routed reply (`_GR_.`: a client answered a
-   * request that came from another cluster through our hub, broker.ts publishGatewayReply):
-   * up every connection to a hub, whatever it announced, and nowhere else (leafnode.go
-   * gwLeafSubs: a spoke's fake `_GR_.>` subscription). The hub sends it on to that cluster.
+   * A record from another thread, before the bridge routes it by interest (bridge hook): true
+   * when it is taken here. A JetStream subject goes down no leaf connection (2.9.10's default
+   * denies filter delivery, a `>` of the leaf's included). A worker's record on a
+   * gateway-routed reply subject (`_GR_.`: a client answered a request that came from another
+   * cluster through our hub, broker.ts publishGatewayReply) goes up every connection to a hub,
+   * whatever it announced, and nowhere else (leafnode.go gwLeafSubs: a spoke's `_GR_.>`
+   * subscription of its own); the hub sends it on to that cluster.
    */
-  private gatewayReplyUp(from: number, m: MsgView): boolean {
+  private interceptRecord(from: number, m: MsgView): boolean {
     const b = m.sb;
     const s = m.ss;
+    if (b[s] === 36) return jsDeniedBytes(b, s, m.se);
     if (m.se - s <= GW_REPLY_PREFIX.length || b[s] !== 95 || !this.isWorker[from] || !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)) return false;
     const size = m.pe - m.ps;
     for (const c of this.bridge.peers) {
