@@ -9,7 +9,7 @@
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';
-import { FakeHub } from './helpers/leafpeer.ts';
+import { FakeHub, leafToHub } from './helpers/leafpeer.ts';
 
 leafTest('a leaf attached to one server of a cluster reaches, and is reached from, every server of it', ['hub', 'leaf'], async (t, mix) => {
   t.timeout(180_000);
@@ -152,4 +152,15 @@ leafTest('a leaf cluster attached to two servers of a hub cluster gets each mess
   // INFO `lnoc`), and h2 sends it down to no leaf of cluster LC; skein's routes carry no origin,
   // so a skein h2 sends it down to l2, which had it from l1 over their route already.
   skipSkeinRole: { role: 'hub', reason: 'skein routes do not carry the leaf origin cluster (lnoc) yet' },
+});
+
+leafTest('a hub with a gateway and no cluster block names its gateway as its cluster to leafs, and refuses a leaf of that cluster', ['hub'], async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true, gateway: { name: 'GA' } }]);
+  const s = await leafToHub(topo.node('hub').leafPort);
+  t.teardown(() => s.peer.close());
+  t.is(s.info.cluster, 'GA');
+  t.is(s.connectInfo.cluster, 'GA');
+  const err = await t.throwsAsync(leafToHub(topo.node('hub').leafPort, { connect: { cluster: 'GA' } }));
+  t.regex(err?.message ?? '', /-ERR 'remote leafnode has same cluster name'/);
 });

@@ -171,8 +171,9 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     this.identity = task.identity;
     this.leaf = o.leafNodes!;
     this.clustered = o.cluster !== undefined;
+    // A gateway names the cluster when no cluster block does (server.go validateCluster);
     // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
-    this.clusterName = task.identity.cluster ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
+    this.clusterName = task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
     [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);
