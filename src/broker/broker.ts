@@ -750,7 +750,11 @@ export class Broker implements MeshHandler, ClientHost {
     this.gwReplies.set(m.sb.toString(SUBJECT_ENCODING, m.rs, m.re), { routed, at: now });
   }
 
-  /** A publish to a mapped reply: to the gateway thread under its routed subject, nowhere else. */
+  /**
+   * A publish to a mapped reply: under its routed subject to the gateway thread, which sends it
+   * to that cluster, and to the leaf thread, which sends it up to our hubs (client.go
+   * handleGWReplyMap: gateways and gwLeafSubs, whatever the hub announced); nowhere else.
+   */
   private publishGatewayReply(from: ClientConn, m: MsgView): boolean {
     const key = m.sb.toString(SUBJECT_ENCODING, m.ss, m.se);
     const e = this.gwReplies.get(key);
@@ -774,7 +778,8 @@ export class Broker implements MeshHandler, ClientHost {
     v.pe = m.pe;
     v.hdr = m.hdr;
     v.ts = -1;
-    this.sendToThread(from, this.gatewayThread, true, [], 0, v);
+    if (this.gatewayThread >= 0) this.sendToThread(from, this.gatewayThread, true, [], 0, v);
+    if (this.leafThread >= 0) this.sendToThread(from, this.leafThread, true, [], 0, v);
     return true;
   }
 
@@ -997,7 +1002,8 @@ export class Broker implements MeshHandler, ClientHost {
       return;
     }
     this.stats.crossReceived++;
-    if (m.rs >= 0 && this.gatewayThread >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
+    // Stripped whatever threads this server has, as nats-server strips it for every client.
+    if (m.rs >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
     this.hitStall = null;
     this.inRecord = true;
     const ss = m.ss;

@@ -24,7 +24,7 @@ import type { MsgView } from '../protocol/msg-view.ts';
 import { decodeServerInfo, serverInfoJson, type ServerInfo } from '../protocol/peer-info.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
 import { log } from '../log.ts';
-import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import { bytesEqual, SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, redactedUrl, urlHostname } from '../protocol/hostport.ts';
 import { comparePasswords, isBcrypt } from '../conn/auth.ts';
 import { PeerControl, type InterestSnapshot } from './peer-control.ts';
@@ -56,6 +56,8 @@ const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 /** Every 2.9.10 server without a shared JetStream domain denies these on leaf connections, both ways. */
 const JS_DENIED_PREFIXES = ['$JS.API.', '$KV.', '$OBJ.'];
 const LDS_PREFIX = '$LDS.';
+/** A gateway-routed reply subject (gateway.go gwReplyPrefix). */
+const GW_REPLY_PREFIX = Buffer.from('_GR_.');
 
 function nuid22(): string {
   let s = '';
@@ -69,11 +71,20 @@ function newNonce(): string {
   return s;
 }
 
+const JS_DENIED_PREFIX_BYTES = JS_DENIED_PREFIXES.map((p) => Buffer.from(p));
+
 /** A subject JetStream's leaf denies cover (never announced, a literal LS+ for one is refused). */
 function jsDenied(subject: string): boolean {
   if (subject.charCodeAt(0) !== 36) return false; // '$'
   for (const p of JS_DENIED_PREFIXES) if (subject.startsWith(p)) return true;
-  return subject === '$JS.API' || subject === '$KV' || subject === '$OBJ';
+  return false;
+}
+
+/** Is the literal subject b[s, e) one the denies cover (a message nats-server does not deliver over a leaf connection)? */
+function jsDeniedBytes(b: Uint8Array, s: number, e: number): boolean {
+  if (b[s] !== 36) return false; // '$'
+  for (const p of JS_DENIED_PREFIX_BYTES) if (e - s > p.length && bytesEqual(b, s, s + p.length, p, 0, p.length)) return true;
+  return false;
 }
 
 /** The leaf CONNECT fields skein reads (leafnode.go leafConnectInfo), Go's zero values when absent. */
@@ -155,8 +166,9 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     this.identity = task.identity;
     this.leaf = o.leafNodes!;
     this.clustered = o.cluster !== undefined;
+    // A gateway names the cluster when no cluster block does (server.go validateCluster);
     // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
-    this.clusterName = task.identity.cluster ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
+    this.clusterName = task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
     [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);
@@ -183,7 +195,10 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
         username: first ? decodeURIComponent(first.username) : '', password: first ? decodeURIComponent(first.password) : '',
       });
     });
-    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'LS', noun: 'leafnode' }, this);
+    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
+      verb: 'LS', noun: 'leafnode',
+      interceptRecord: (from, m) => this.interceptRecord(from, m),
+    }, this);
   }
 
   start(): void {
@@ -687,7 +702,7 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
 
   /** BridgeScope: a message from leaf `from` to the other leafs that hear it (and the queue groups no thread served). */
   relay(from: LeafConn, m: MsgView, groups: number[]): void {
-    if (this.bridge.peers.size < 2) return;
+    if (this.bridge.peers.size < 2 || jsDeniedBytes(m.sb, m.ss, m.se)) return;
     const res = this.bridge.peerMatches(m.sb, m.ss, m.se);
     // Counted, not pushed and truncated (as the bridge's targets): no allocation per message.
     const targets = this.relayTargets;
@@ -742,6 +757,30 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
       return;
     }
     this.bridge.fromPeer(c, m);
+  }
+
+  /**
+   * A record from another thread, before the bridge routes it by interest (bridge hook): true
+   * when it is taken here. A JetStream subject goes down no leaf connection (2.9.10's default
+   * denies filter delivery, a `>` of the leaf's included). A worker's record on a
+   * gateway-routed reply subject (`_GR_.`: a client answered a request that came from another
+   * cluster through our hub, broker.ts publishGatewayReply) goes up every connection to a hub,
+   * whatever it announced, and nowhere else (leafnode.go gwLeafSubs: a spoke's `_GR_.>`
+   * subscription of its own); the hub sends it on to that cluster.
+   */
+  private interceptRecord(from: number, m: MsgView): boolean {
+    const b = m.sb;
+    const s = m.ss;
+    if (b[s] === 36) return jsDeniedBytes(b, s, m.se);
+    if (m.se - s <= GW_REPLY_PREFIX.length || b[s] !== 95 || !this.isWorker[from] || !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)) return false;
+    const size = m.pe - m.ps;
+    for (const c of this.bridge.peers) {
+      if (!c.toHub) continue;
+      c.outMsgs++;
+      c.outBytes += size;
+      c.writeMsg(m, [], 0);
+    }
+    return true;
   }
 
   // ====================================================================== cluster
