@@ -91,7 +91,7 @@ leafTest('messages from a leaf go out on gateways, and come back in to it', ['a'
   { a: 'skein', b: 'nats-server', leaf: 'nats-server' },
   { a: 'nats-server', b: 'skein', leaf: 'nats-server' },
   { a: 'nats-server', b: 'nats-server', leaf: 'skein' },
-], { gateways: true });
+]);
 
 leafTest('a leaf sends the answer to a request with a _GR_. reply up to its hub, whatever the hub announced, and delivers it nowhere else', ['leaf'], async (t, mix) => {
   t.timeout(60_000);
