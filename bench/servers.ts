@@ -180,31 +180,36 @@ export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions =
 }
 
 /**
- * A hub and a leaf of it: the hub listens for leafs on an OS-picked port (read back from its
- * `Listening for leafnode connections on H:P` line), the leaf dials it; ready once the leaf logs
- * `Leafnode connection created`. The leaf settings have no command-line flags, so each server
- * gets a small .conf file (nats-server's format, which skein reads too).
+ * One server of a topology started from a small .conf file (nats-server's format, which skein
+ * reads too): its text, given the ports read back from the servers started before it; the
+ * line whose first group is a port to read back (OS-picked, `-1`); a line to wait for.
  */
-async function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Launched> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-leaf-'));
+interface ConfServer {
+  name: string;
+  conf: (ports: number[]) => string;
+  portLine?: RegExp;
+  readyLine?: RegExp;
+}
+
+/** Start `servers` in order, each on its own .conf in a temporary folder removed on stop. */
+async function launchConfServers(target: Target, opts: LaunchOptions, dirPrefix: string, servers: ConfServer[]): Promise<Launched> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), dirPrefix));
   const started: Server[] = [];
   const cleanup = async (): Promise<void> => {
     await Promise.all(started.map((s) => stopProcess(s.proc)));
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const hubConf = path.join(dir, 'hub.conf');
-    fs.writeFileSync(hubConf, 'server_name: bench-hub\nleafnodes { listen: "127.0.0.1:-1" }\n');
-    const hub = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', hubConf], opts);
-    started.push(hub);
-    await hub.ready;
-    const leafPort = await logged(hub, /Listening for leafnode connections on \S+:(\d+)/, opts.readyTimeoutMs ?? 20_000);
-    const leafConf = path.join(dir, 'leaf.conf');
-    fs.writeFileSync(leafConf, `server_name: bench-leaf\nleafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:${leafPort}" } ] }\n`);
-    const leaf = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', leafConf], opts);
-    started.push(leaf);
-    await leaf.ready;
-    await logged(leaf, /Leafnode connection created/, opts.readyTimeoutMs ?? 20_000);
+    const ports: number[] = [];
+    for (const c of servers) {
+      const file = path.join(dir, `${c.name}.conf`);
+      fs.writeFileSync(file, c.conf(ports));
+      const server = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', file], opts);
+      started.push(server);
+      await server.ready;
+      if (c.portLine !== undefined) ports.push(await logged(server, c.portLine, opts.readyTimeoutMs ?? 20_000));
+      if (c.readyLine !== undefined) await logged(server, c.readyLine, opts.readyTimeoutMs ?? 20_000);
+    }
   } catch (e) {
     await cleanup();
     throw e;
@@ -218,39 +223,44 @@ async function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Laun
 }
 
 /**
+ * A hub and a leaf of it: the hub listens for leafs on an OS-picked port (read back from its
+ * `Listening for leafnode connections on H:P` line), the leaf dials it; ready once the leaf logs
+ * `Leafnode connection created`. The leaf settings have no command-line flags, so each server
+ * gets a small .conf file.
+ */
+function launchLeafPair(target: Target, opts: LaunchOptions): Promise<Launched> {
+  return launchConfServers(target, opts, 'skein-bench-leaf-', [
+    {
+      name: 'hub',
+      conf: () => 'server_name: bench-hub\nleafnodes { listen: "127.0.0.1:-1" }\n',
+      portLine: /Listening for leafnode connections on \S+:(\d+)/,
+    },
+    {
+      name: 'leaf',
+      conf: ([leafPort]) => `server_name: bench-leaf\nleafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:${leafPort}" } ] }\n`,
+      readyLine: /Leafnode connection created/,
+    },
+  ]);
+}
+
+/**
  * Two single-server clusters, A and B, joined by a gateway: A listens for gateways on an
  * OS-picked port (read back from `Listening for gateways connections on H:P`); B names A (the
  * gateway A->B is found by the handshake, as in a real supercluster). Both read a small .conf
  * file.
  */
-async function launchGateway(target: Target, opts: LaunchOptions): Promise<Launched> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-bench-gw-'));
-  const started: Server[] = [];
-  const cleanup = async (): Promise<void> => {
-    await Promise.all(started.map((s) => stopProcess(s.proc)));
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  try {
-    let gatewayPortA = 0;
-    for (const name of ['A', 'B']) {
-      const remotes = name === 'B' ? `\n  gateways: [{name: A, url: "nats://127.0.0.1:${gatewayPortA}"}]` : '';
-      const file = path.join(dir, `${name}.conf`);
-      fs.writeFileSync(file, `gateway {\n  name: ${name}\n  listen: "127.0.0.1:-1"${remotes}\n}\n`);
-      const server = startServer(target, ['-a', '127.0.0.1', '-p', '-1', ...benchTlsServerArgs(), '-c', file], opts);
-      started.push(server);
-      await server.ready;
-      gatewayPortA ||= await logged(server, /Listening for gateways? connections on \S+:(\d+)/, opts.readyTimeoutMs ?? 20_000);
-    }
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
-  return {
-    urls: started.map((s) => `nats://127.0.0.1:${s.port}`),
-    pids: started.map((s) => s.proc.pid!),
-    stop: cleanup,
-    logTail: () => started.map((s) => s.log.slice(-2000)).join('\n'),
-  };
+function launchGateway(target: Target, opts: LaunchOptions): Promise<Launched> {
+  return launchConfServers(target, opts, 'skein-bench-gw-', [
+    {
+      name: 'A',
+      conf: () => 'gateway {\n  name: A\n  listen: "127.0.0.1:-1"\n}\n',
+      portLine: /Listening for gateways? connections on \S+:(\d+)/,
+    },
+    {
+      name: 'B',
+      conf: ([gatewayPortA]) => `gateway {\n  name: B\n  listen: "127.0.0.1:-1"\n  gateways: [{name: A, url: "nats://127.0.0.1:${gatewayPortA}"}]\n}\n`,
+    },
+  ]);
 }
 
 /** Waits until a server's log matches; resolves with the first group as a number (0 if none). */

@@ -53,6 +53,27 @@ export function reopenLogFile(): boolean {
   return true;
 }
 
+/**
+ * A reload on a worker or role thread: `configureLog`, and a file that cannot be opened is
+ * logged as `<who>: cannot open the log file: ...` while the previous destination stays.
+ */
+export function reconfigureLog(o: LogSettings, who: string): void {
+  try {
+    configureLog(o);
+  } catch (err) {
+    log.error(`${who}: cannot open the log file: ${(err as Error).message}`);
+  }
+}
+
+/** SIGUSR1 on a worker or role thread: `reopenLogFile`, a failure logged as `<who>: cannot reopen the log file: ...`. */
+export function reopenLog(who: string): void {
+  try {
+    reopenLogFile();
+  } catch (err) {
+    log.error(`${who}: cannot reopen the log file: ${(err as Error).message}`);
+  }
+}
+
 export function logFilePath(): string | undefined {
   return logFile;
 }

@@ -205,52 +205,10 @@ export class Server {
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
     this.inboxes = [];
     for (let t = 0; t < this.layout.threads; t++) this.inboxes.push(openInbox(this.layout, t));
-    this.pool = new Piscina({
-      filename: new URL('../workers/worker.ts', import.meta.url).href,
-      minThreads: workers,
-      maxThreads: workers,
-      idleTimeout: Infinity,
-      concurrentTasksPerWorker: 1,
-      atomics: 'disabled',
-      maxQueue: 'auto',
-      resourceLimits: WORKER_HEAP_LIMITS,
-    });
-    if (clustered) {
-      this.routePool = new Piscina({
-        filename: new URL('../workers/route.ts', import.meta.url).href,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Infinity,
-        concurrentTasksPerWorker: 1,
-        atomics: 'disabled',
-        maxQueue: 'auto',
-        resourceLimits: WORKER_HEAP_LIMITS,
-      });
-    }
-    if (gateways) {
-      this.gatewayPool = new Piscina({
-        filename: new URL('../workers/gateway.ts', import.meta.url).href,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Infinity,
-        concurrentTasksPerWorker: 1,
-        atomics: 'disabled',
-        maxQueue: 'auto',
-        resourceLimits: WORKER_HEAP_LIMITS,
-      });
-    }
-    if (leafs) {
-      this.leafPool = new Piscina({
-        filename: new URL('../workers/leaf.ts', import.meta.url).href,
-        minThreads: 1,
-        maxThreads: 1,
-        idleTimeout: Infinity,
-        concurrentTasksPerWorker: 1,
-        atomics: 'disabled',
-        maxQueue: 'auto',
-        resourceLimits: WORKER_HEAP_LIMITS,
-      });
-    }
+    this.pool = threadPool('worker.ts', workers);
+    if (clustered) this.routePool = threadPool('route.ts', 1);
+    if (gateways) this.gatewayPool = threadPool('gateway.ts', 1);
+    if (leafs) this.leafPool = threadPool('leaf.ts', 1);
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
       this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
@@ -853,4 +811,22 @@ function threadName(role: ThreadRoleCode, thread: number): string {
   if (role === ThreadRole.gateway) return 'Gateway thread';
   if (role === ThreadRole.leaf) return 'Leaf thread';
   return `Worker ${thread}`;
+}
+
+/**
+ * A pool of `threads` long-lived threads running `workers/<entry>`: each runs one task for the
+ * server's life (the client workers, or the one route, gateway or leaf thread), so nothing
+ * idles out or queues behind it.
+ */
+function threadPool(entry: string, threads: number): Piscina {
+  return new Piscina({
+    filename: new URL(`../workers/${entry}`, import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: Infinity,
+    concurrentTasksPerWorker: 1,
+    atomics: 'disabled',
+    maxQueue: 'auto',
+    resourceLimits: WORKER_HEAP_LIMITS,
+  });
 }

@@ -303,13 +303,17 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
   c.send('UNSUB 1\r\nUNSUB 5\r\n');
   await r.expect('RS- $G foo\r\n');
   await c.ping();
-  // Closing the client withdraws each of its groups with one RS-.
+  // Closing the client withdraws each of its groups with one RS-. (On a loaded machine the
+  // route thread may read the close's interest changes in two steps and first announce the
+  // group's true weight of the moment, `RS+ $G bar q1 1`: accurate, and harmless to a peer.)
   c.close();
-  const rest = (await r.expect(/(RS- \$G (baz\.> q2|bar q1)\r\n[^]*){2}/)).replace(/PING\r\n/g, '');
+  const rest = (await r.expect(/(RS- \$G (baz\.> q2|bar q1)\r\n[^]*){2}/)).replace(/PING\r\n/g, '').replace(/RS\+ \$G bar q1 1\r\n(?=[^]*RS- \$G bar q1)/, '');
   t.true(rest === 'RS- $G bar q1\r\nRS- $G baz.> q2\r\n' || rest === 'RS- $G baz.> q2\r\nRS- $G bar q1\r\n', JSON.stringify(rest));
   // First PING about a second after the route was created (10s: a loaded machine's margin,
   // still far below the 2m ping_interval a server without the early first PING would wait).
-  await r.expect('PING\r\n', 10_000);
+  // On a loaded machine it may have come before any of the RS lines above and been consumed
+  // by their expects, so look at everything the route received.
+  await waitFor(() => r.data().includes('PING\r\n'), 10_000, 'the route\'s first PING');
   r.send('PONG\r\n');
 });
 

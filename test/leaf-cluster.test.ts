@@ -3,11 +3,13 @@
 // that must reach the hub (a member without one is cut off), and the hub never sends a message
 // down a second connection of the same leaf cluster; messages from a leaf go out on gateways.
 //
-// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13). The gateway test's skein variant
-// skips a skein leaf (it does not yet send `_GR_.` replies up to its hub).
+// Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13). The gateway test
+// runs all-nats-server, all-skein and with skein in each one place (a request from cluster B to
+// the leaf has its reply mapped `_GR_.`, which the leaf sends up to its hub: leafnode.go gwLeafSubs).
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';
+import { FakeHub, leafToHub } from './helpers/leafpeer.ts';
 
 leafTest('a leaf attached to one server of a cluster reaches, and is reached from, every server of it', ['hub', 'leaf'], async (t, mix) => {
   t.timeout(180_000);
@@ -83,10 +85,82 @@ leafTest('messages from a leaf go out on gateways, and come back in to it', ['a'
   // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
   await checkPubSub(t, ncs);
   await checkRequestReply(t, ncs);
-}, [{ a: 'nats-server', b: 'nats-server', leaf: 'nats-server' }, { a: 'skein', b: 'skein', leaf: 'skein' }, { a: 'skein', b: 'nats-server', leaf: 'nats-server' }], {
-  gateways: true,
-  // nats-server's spoke sends a `_GR_.` reply up to its hub whatever the hub announced
-  // (leafnode.go gwLeafSubs); a skein leaf does not yet, so a request from cluster B to the
-  // leaf times out.
-  skipSkeinRole: { role: 'leaf', reason: "a skein leaf does not send _GR_. replies up to its hub yet" },
+}, [
+  { a: 'nats-server', b: 'nats-server', leaf: 'nats-server' },
+  { a: 'skein', b: 'skein', leaf: 'skein' },
+  { a: 'skein', b: 'nats-server', leaf: 'nats-server' },
+  { a: 'nats-server', b: 'skein', leaf: 'nats-server' },
+  { a: 'nats-server', b: 'nats-server', leaf: 'skein' },
+]);
+
+leafTest('a leaf sends the answer to a request with a _GR_. reply up to its hub, whatever the hub announced, and delivers it nowhere else', ['leaf'], async (t, mix) => {
+  t.timeout(60_000);
+  // A hub that announces no `_GR_.>` (a nats-server hub with gateways would): the answer goes up
+  // all the same (leafnode.go gwLeafSubs), not by interest.
+  const fake = await FakeHub.start();
+  t.teardown(() => fake.close());
+  const topo = await LeafTopology.start(t, [{ name: 'leaf', impl: mix.leaf, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] }]);
+  const peer = await fake.accepted(1);
+  const leaf = await topo.client('leaf');
+  const id = uid();
+  const seenReplies: string[] = [];
+  const local: string[] = [];
+  leaf.subscribe(`svc.${id}`, { callback: (_e, m) => { seenReplies.push(m.reply ?? ''); m.respond('pong'); } });
+  leaf.subscribe('_GR_.>', { callback: (_e, m) => local.push(m.subject) });
+  await leaf.flush();
+  await peer.until(() => (peer.interest().has(`svc.${id}`) ? true : undefined), 15_000, 'the responder\'s interest');
+  const routed = `_GR_.abcdef.ghijkl.inbox.${id}`;
+  peer.msg(`svc.${id}`, 'ping', { reply: routed });
+  const answer = await peer.next((f) => f.op === 'LMSG' && f.subject === routed, 15_000, 'the answer on the _GR_. subject');
+  t.is(answer.payload, 'pong');
+  t.is(answer.reply, undefined);
+  t.deepEqual(seenReplies, [`inbox.${id}`], 'the responder sees the reply without the prefix');
+  await peer.ping();
+  await leaf.flush();
+  t.deepEqual(local, [], 'the answer is not delivered on the leaf');
+});
+
+leafTest('a leaf cluster attached to two servers of a hub cluster gets each message once', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(180_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
+    { name: 'h2', impl: mix.hub, cluster: 'H', accept: true },
+    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
+    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
+  ]);
+  await topo.waitConnected();
+  const [h1, h2, l1, l2] = [await topo.client('h1'), await topo.client('h2'), await topo.client('l1'), await topo.client('l2')];
+  await interestSeen(h1, [h2]);
+  await interestSeen(l1, [l2]);
+  const id = uid();
+  const got = { h1: [] as string[], h2: [] as string[], l1: [] as string[], l2: [] as string[] };
+  for (const [name, nc] of [['h1', h1], ['h2', h2], ['l1', l1], ['l2', l2]] as const) {
+    nc.subscribe(`x.${id}`, { callback: (_e, m) => got[name].push(m.string()) });
+  }
+  await interestSeen(l1, [h1, h2, l2]);
+  await interestSeen(l2, [h1, h2, l1]);
+  await interestSeen(h1, [h2, l1, l2]);
+  for (const k of Object.keys(got) as (keyof typeof got)[]) got[k].length = 0; // the probes
+  l1.publish(`x.${id}`, 'from l1');
+  h1.publish(`x.${id}`, 'from h1');
+  await waitFor(() => Object.values(got).every((g) => g.length >= 2), 15_000, 'both messages everywhere');
+  await deliveryBarrier([h1, h2, l1, l2]);
+  await deliveryBarrier([l1, l2, h1, h2]);
+  for (const [name, g] of Object.entries(got)) t.deepEqual(g.sort(), ['from h1', 'from l1'], `${name} gets each once`);
+}, undefined, {
+  // nats-server's h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route
+  // INFO `lnoc`), and h2 sends it down to no leaf of cluster LC; skein's routes carry no origin,
+  // so a skein h2 sends it down to l2, which had it from l1 over their route already.
+  skipSkeinRole: { role: 'hub', reason: 'skein routes do not carry the leaf origin cluster (lnoc) yet' },
+});
+
+leafTest('a hub with a gateway and no cluster block names its gateway as its cluster to leafs, and refuses a leaf of that cluster', ['hub'], async (t, mix) => {
+  t.timeout(60_000);
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true, gateway: { name: 'GA' } }]);
+  const s = await leafToHub(topo.node('hub').leafPort);
+  t.teardown(() => s.peer.close());
+  t.is(s.info.cluster, 'GA');
+  t.is(s.connectInfo.cluster, 'GA');
+  const err = await t.throwsAsync(leafToHub(topo.node('hub').leafPort, { connect: { cluster: 'GA' } }));
+  t.regex(err?.message ?? '', /-ERR 'remote leafnode has same cluster name'/);
 });

@@ -5,7 +5,7 @@
 //
 // Each test runs on all-nats-server topologies, and on skein and mixed ones only with skein leaf nodes (on since issue 13).
 
-import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
+import { deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest, waitLeafInterest } from './helpers/leaf.ts';
 import { FakeHub, leafToHub, type LeafPeer } from './helpers/leafpeer.ts';
 import { getJson } from './helpers/monitor.ts';
@@ -114,7 +114,7 @@ leafTest('JetStream subjects never cross a leaf connection: a hub does not annou
   const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true }]);
   const hub = await topo.client('hub');
   const id = uid();
-  for (const s of [`$JS.API.INFO`, `$KV.b.${id}`, `$OBJ.o.${id}`, `plain.${id}`]) hub.subscribe(s);
+  for (const s of [`$JS.API.INFO`, `$KV.b.${id}`, `$OBJ.o.${id}`, '$KV.*', '$KV', `plain.${id}`]) hub.subscribe(s);
   await hub.flush();
   const s = await leafToHub(topo.node('hub').leafPort);
   t.teardown(() => s.peer.close());
@@ -122,8 +122,11 @@ leafTest('JetStream subjects never cross a leaf connection: a hub does not annou
   await s.peer.ping();
   const js = [...s.peer.interest().keys()].filter((k) => /^\$(JS\.API|KV|OBJ)\./.test(k));
   t.deepEqual(js, [], 'nats-server denies $JS.API.>, $KV.> and $OBJ.> on leaf connections without a shared JetStream domain');
-  // A wildcard is accepted; a literal subject under the deny is refused and closes the connection.
+  t.true(s.peer.interest().has('$KV'), 'a bare $KV is not under $KV.>');
+  // A wildcard is accepted; a literal subject under the deny is refused and closes the connection
+  // (a bare `$KV` is not under the deny).
   s.peer.sub('$KV.>');
+  s.peer.sub('$KV');
   await s.peer.ping();
   t.false(s.peer.isClosed());
   s.peer.sub(`$KV.b.${id}`);
@@ -145,6 +148,58 @@ leafTest('a leaf never announces JetStream subjects to its hub (a Go hub would c
   await until(peer, (i) => i.has(`plain.${id}`), 'the plain subscription');
   await peer.ping();
   t.deepEqual([...peer.interest().keys()].filter((k) => /^\$(JS\.API|KV|OBJ)\./.test(k)), []);
+});
+
+leafTest('a `>` across a leaf connection gets no message on $JS.API., $KV. or $OBJ. subjects, either way', ['hub', 'leaf'], async (t, mix) => {
+  t.timeout(120_000);
+  const topo = await LeafTopology.start(t, [
+    { name: 'hub', impl: mix.hub, accept: true },
+    { name: 'leaf', impl: mix.leaf, remotes: ['hub'] },
+    { name: 'other', impl: mix.leaf, remotes: ['hub'] },
+  ]);
+  await topo.waitConnected();
+  const [hub, leaf, other] = [await topo.client('hub'), await topo.client('leaf'), await topo.client('other')];
+  const id = uid();
+  // What the hub and the other leaf get from the leaf, and the leaf from the hub (each side's
+  // own publishes come back to its own `>` too: only the other side's count).
+  const got = { hub: [] as string[], leaf: [] as string[], other: [] as string[] };
+  hub.subscribe('>', { callback: (_e, m) => { if (m.string() === `leaf ${id}`) got.hub.push(m.subject); } });
+  leaf.subscribe('>', { callback: (_e, m) => { if (m.string() === `hub ${id}`) got.leaf.push(m.subject); } });
+  other.subscribe('>', { callback: (_e, m) => { if (m.string() === `leaf ${id}`) got.other.push(m.subject); } });
+  await Promise.all([hub.flush(), leaf.flush(), other.flush()]);
+  // Each `>` has crossed once a probe gets through.
+  await waitFor(() => {
+    hub.publish(`probe.${id}`, `hub ${id}`);
+    leaf.publish(`probe.${id}`, `leaf ${id}`);
+    return got.hub.length > 0 && got.leaf.length > 0 && got.other.length > 0;
+  }, 15_000, 'the `>` subscriptions to cross');
+  const subjects = [`$JS.API.STREAM.INFO.${id}`, `$KV.b.${id}`, `$OBJ.o.${id}`, `$JS.ACK.s.${id}`, `$KVX.${id}`, `plain.${id}`, `end.${id}`];
+  for (const s of subjects) {
+    hub.publish(s, `hub ${id}`);
+    leaf.publish(s, `leaf ${id}`);
+  }
+  await Promise.all([hub.flush(), leaf.flush()]);
+  await waitFor(() => [got.hub, got.leaf, got.other].every((g) => g.includes(`end.${id}`)), 15_000, 'the end markers');
+  await deliveryBarrier([hub, leaf, other]);
+  // nats-server's default leaf denies ($JS.API.>, $KV.>, $OBJ.>) filter delivery over every leaf
+  // connection, both ways; nothing else does.
+  const expected = [`$JS.ACK.s.${id}`, `$KVX.${id}`, `plain.${id}`, `end.${id}`];
+  t.deepEqual(got.hub.filter((s) => !s.startsWith('probe.')), expected, 'from the leaf to the hub');
+  t.deepEqual(got.leaf.filter((s) => !s.startsWith('probe.')), expected, 'from the hub to the leaf');
+  t.deepEqual(got.other.filter((s) => !s.startsWith('probe.')), expected, 'from the leaf through the hub to another leaf');
+
+  // A leaf that sends one all the same: the hub delivers it to its own subscribers (nats-server
+  // does not check what comes in), never down another leaf connection.
+  const raw = await leafToHub(topo.node('hub').leafPort, { name: 'raw' });
+  t.teardown(() => raw.peer.close());
+  got.hub.length = 0;
+  got.other.length = 0;
+  for (const s of [`$KV.raw.${id}`, `raw.${id}`]) raw.peer.msg(s, `leaf ${id}`);
+  await raw.peer.ping();
+  await waitFor(() => got.hub.includes(`raw.${id}`) && got.other.includes(`raw.${id}`), 15_000, 'the raw leaf\'s plain message');
+  await deliveryBarrier([hub, other]);
+  t.deepEqual(got.hub, [`$KV.raw.${id}`, `raw.${id}`], 'the hub\'s own subscriber gets both');
+  t.deepEqual(got.other, [`raw.${id}`], 'the other leaf only the plain one');
 });
 
 leafTest('a leaf in a cluster does not pass its hub\'s interest on to its route peers (a queue group behind the hub is never picked from there)', ['hub', 'leaf'], async (t, mix) => {

@@ -18,11 +18,11 @@ import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
 import type { SharedLayout } from '../threads/shared.ts';
 import { ThreadCounters } from '../threads/shared.ts';
-import type { Options } from '../config/options.ts';
+import { updateOptionsInPlace, type Options } from '../config/options.ts';
 import type { ServerIdentity } from '../protocol/info.ts';
 import { clientInfoJson, clientInfoParts, clientInfoFrom, type ClientInfoParts } from '../protocol/info.ts';
 import { ThreadStats } from '../monitor/stats.ts';
-import { configureLog, isTrace, log, reopenLogFile } from '../log.ts';
+import { isTrace, log, reconfigureLog, reopenLog } from '../log.ts';
 import { ClientAuthenticator, CredentialChecker } from '../conn/auth.ts';
 
 interface Group {
@@ -366,16 +366,9 @@ export class Broker implements MeshHandler, ClientHost {
    */
   reload(next: Options, closeExcess: number): void {
     const payloadChanged = next.maxPayload !== this.opts.maxPayload;
-    // In place: every connection holds this object. Keys the new options lack become
-    // undefined rather than deleted, so the object keeps a fast shape for hot-path reads.
-    const o = this.opts as unknown as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
-    Object.assign(this.opts, next);
-    try {
-      configureLog(next);
-    } catch (err) {
-      log.error(`worker ${this.thread}: cannot open the log file: ${(err as Error).message}`);
-    }
+    // In place: every connection holds this object.
+    updateOptionsInPlace(this.opts, next);
+    reconfigureLog(next, `worker ${this.thread}`);
     this.auth = new ClientAuthenticator(next, this.checker);
     this.authRequired = this.auth.required;
     this.infoParts = null;
@@ -396,11 +389,7 @@ export class Broker implements MeshHandler, ClientHost {
 
   /** SIGUSR1: reopen this thread's log file descriptor. */
   reopenLog(): void {
-    try {
-      reopenLogFile();
-    } catch (err) {
-      log.error(`worker ${this.thread}: cannot reopen the log file: ${(err as Error).message}`);
-    }
+    reopenLog(`worker ${this.thread}`);
   }
 
   /**
@@ -761,7 +750,11 @@ export class Broker implements MeshHandler, ClientHost {
     this.gwReplies.set(m.sb.toString(SUBJECT_ENCODING, m.rs, m.re), { routed, at: now });
   }
 
-  /** A publish to a mapped reply: to the gateway thread under its routed subject, nowhere else. */
+  /**
+   * A publish to a mapped reply: under its routed subject to the gateway thread, which sends it
+   * to that cluster, and to the leaf thread, which sends it up to our hubs (client.go
+   * handleGWReplyMap: gateways and gwLeafSubs, whatever the hub announced); nowhere else.
+   */
   private publishGatewayReply(from: ClientConn, m: MsgView): boolean {
     const key = m.sb.toString(SUBJECT_ENCODING, m.ss, m.se);
     const e = this.gwReplies.get(key);
@@ -785,7 +778,8 @@ export class Broker implements MeshHandler, ClientHost {
     v.pe = m.pe;
     v.hdr = m.hdr;
     v.ts = -1;
-    this.sendToThread(from, this.gatewayThread, true, [], 0, v);
+    if (this.gatewayThread >= 0) this.sendToThread(from, this.gatewayThread, true, [], 0, v);
+    if (this.leafThread >= 0) this.sendToThread(from, this.leafThread, true, [], 0, v);
     return true;
   }
 
@@ -1008,7 +1002,8 @@ export class Broker implements MeshHandler, ClientHost {
       return;
     }
     this.stats.crossReceived++;
-    if (m.rs >= 0 && this.gatewayThread >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
+    // Stripped whatever threads this server has, as nats-server strips it for every client.
+    if (m.rs >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
     this.hitStall = null;
     this.inRecord = true;
     const ss = m.ss;

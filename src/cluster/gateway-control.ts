@@ -25,11 +25,12 @@ import type { MsgView } from '../protocol/msg-view.ts';
 import { decodePeerConnect, decodeServerInfo, serverInfoJson, type PeerConnect, type ServerInfo } from '../protocol/peer-info.ts';
 import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protocol/gojson.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
-import { configureLog, log, reopenLogFile } from '../log.ts';
+import { log } from '../log.ts';
 import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, splitHostPort, urlHostname } from '../protocol/hostport.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
+import { comparePasswords, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
+import { PeerControl } from './peer-control.ts';
 import { Sublist } from '../broker/sublist.ts';
 import { rfc3339, rttString, uptimeString } from '../monitor/gofmt.ts';
 
@@ -116,9 +117,7 @@ export function gossipInfoLine(serverId: string, name: string, urls: string[]): 
   })}\r\n`;
 }
 
-export class GatewayControl implements GatewayHost {
-  readonly opts: Options;
-  readonly thread: number;
+export class GatewayControl extends PeerControl<GatewayConn> implements GatewayHost {
   private readonly identity: ServerIdentity;
   private readonly notify: (m: ControlMessage) => void;
   private readonly layout: SharedLayout;
@@ -145,7 +144,6 @@ export class GatewayControl implements GatewayHost {
   // Reloadable.
   private authUser: string | undefined;
   private authPass: string | undefined;
-  private readonly checker = new CredentialChecker();
   private readonly tls: TlsOptions | undefined;
   private readonly optimisticReceiver: boolean;
 
@@ -159,18 +157,15 @@ export class GatewayControl implements GatewayHost {
   /** Local plain subjects first seen in the last REPLY_MAPPING_MS, by subject and as a sublist. */
   private readonly recentPlain = new Map<string, RecentSub>();
   private readonly recentList = new Sublist<RecentSub>();
-  private readonly timers = new Set<NodeJS.Timeout>();
   private housekeeping: NodeJS.Timeout | null = null;
-  private running = false;
 
   readonly bridge: Bridge<GatewayConn>;
 
   constructor(task: GatewayTask, notify: (m: ControlMessage) => void) {
     const o = task.options;
     const g = o.gateway!;
-    this.opts = o;
+    super(o, task.thread, 'gateway thread');
     this.gw = g;
-    this.thread = task.thread;
     this.layout = task.layout;
     this.identity = task.identity;
     this.notify = notify;
@@ -310,27 +305,11 @@ export class GatewayControl implements GatewayHost {
     g.startTls(tls, host, () => this.bridge.flushPeers());
   }
 
-  markDirty(g: GatewayConn): void {
-    this.bridge.markDirty(g);
-  }
-
-  beforeGatewayRead(_g: GatewayConn): void {
-    this.bridge.beforeRead();
-  }
-
-  afterGatewayRead(g: GatewayConn): void {
-    this.bridge.afterRead(g);
-  }
-
-  onGatewayDrained(_g: GatewayConn): void {
-    this.bridge.onPeerDrained();
-  }
-
   beforePong(_g: GatewayConn): void {
     this.bridge.barrier();
   }
 
-  onGatewayControl(g: GatewayConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(g: GatewayConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     if (!g.outbound && !g.connectReceived && op !== PeerOp.connect) {
       this.authViolation(g);
       return;
@@ -399,18 +378,7 @@ export class GatewayControl implements GatewayHost {
     if (this.authUser !== undefined) {
       const ok = c.user !== this.authUser ? false : comparePasswords(this.checker, this.authPass ?? '', c.pass);
       if (ok instanceof Promise) {
-        g.gate.waiting = true;
-        g.socket.pause();
-        void ok.then((yes) => {
-          if (g.closed) return;
-          if (yes) this.acceptConnect(g, c);
-          else this.authViolation(g);
-          this.bridge.flushAll();
-          const held = g.gate.release();
-          if (g.closing) return;
-          g.socket.resume();
-          for (const chunk of held) g.input(chunk);
-        });
+        this.holdInputUntil(g, ok, () => this.acceptConnect(g, c), () => this.authViolation(g));
         return;
       }
       if (!ok) {
@@ -686,7 +654,7 @@ export class GatewayControl implements GatewayHost {
     this.notify({ type: 'gateway-outbounds', gatewayUrl: this.ownUrl, outbounds: list });
   }
 
-  onGatewayClosed(g: GatewayConn, reason: CloseReasonText): void {
+  onPeerClosed(g: GatewayConn, reason: CloseReasonText): void {
     this.bridge.detach(g);
     if (!g.secured) {
       const fail = failures.get(g);
@@ -728,14 +696,6 @@ export class GatewayControl implements GatewayHost {
     this.later(delay, () => this.solicit(remote, false, true));
   }
 
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (this.running) fn();
-    }, ms);
-    this.timers.add(t);
-  }
-
   // ====================================================================== dialling
 
   /** gateway.go solicitGateway: passes over the remote's URLs until one connects. */
@@ -775,29 +735,13 @@ export class GatewayControl implements GatewayHost {
           if (report) log.info(text);
           else log.debug(text);
           const { host, port } = splitHostPort(address)!;
-          const socket = net.connect({ host, port: Number(port), noDelay: true });
-          const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${address}: i/o timeout`)), GATEWAY_DIAL_TIMEOUT_MS);
-          socket.pause();
           const failed = (err: Error): void => {
             const etext = `Error connecting to ${typ} gateway ${JSON.stringify(remote.name)} (${u.host}) at ${address} (attempt ${attempts}): ${err.message}`;
             if (report) log.error(etext);
             else log.debug(etext);
             tryUrl(i + 1);
           };
-          socket.once('connect', () => {
-            clearTimeout(timer);
-            socket.removeAllListeners('error');
-            if (!this.running) {
-              socket.destroy();
-              return;
-            }
-            this.createOutbound(remote, u, socket, failed);
-          });
-          socket.once('error', (err) => {
-            clearTimeout(timer);
-            socket.destroy();
-            failed(err);
-          });
+          this.dial(host, Number(port), address, GATEWAY_DIAL_TIMEOUT_MS, () => true, (socket) => this.createOutbound(remote, u, socket, failed), failed);
         });
       };
       tryUrl(0);
@@ -940,19 +884,10 @@ export class GatewayControl implements GatewayHost {
     }
   }
 
-  /** Our logged interest (the outbounds' union), for a replacement thread. */
-  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    return this.bridge.interestSnapshot();
-  }
-
-  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
-    this.bridge.applySnapshot(from, position, entries);
-  }
-
   // ====================================================================== messages
 
   /** A message read from a gateway: only inbounds carry them; to the bridge after the `_GR_.` rules. */
-  onGatewayMsg(g: GatewayConn, m: MsgView): void {
+  onPeerMsg(g: GatewayConn, m: MsgView): void {
     if (g.outbound || !g.registered) return;
     if (!m.isGlobalAccount()) {
       const account = m.account();
@@ -1062,10 +997,6 @@ export class GatewayControl implements GatewayHost {
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** /gatewayz (monitor.go Gatewayz), built here where the connections are. */
   gatewayz(accs: boolean, gwName: string): Record<string, unknown> {
     const now = Date.now();
@@ -1127,35 +1058,16 @@ export class GatewayControl implements GatewayHost {
   // ====================================================================== operations
 
   reload(next: Options): void {
-    const o = this.opts as unknown as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
-    Object.assign(this.opts, next);
-    try {
-      configureLog(next);
-    } catch (err) {
-      log.error(`gateway thread: cannot open the log file: ${(err as Error).message}`);
-    }
+    this.reloadOptions(next);
     const g = next.gateway;
     if (g === undefined) return;
     this.authUser = g.authorization?.user;
     this.authPass = g.authorization?.password;
   }
 
-  reopenLog(): void {
-    try {
-      reopenLogFile();
-    } catch (err) {
-      log.error(`gateway thread: cannot reopen the log file: ${(err as Error).message}`);
-    }
-  }
-
-  shutdown(): void {
-    this.running = false;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+  override shutdown(): void {
     if (this.housekeeping !== null) clearInterval(this.housekeeping);
-    this.checker.close();
-    this.bridge.shutdown();
+    super.shutdown();
   }
 }
 

@@ -23,10 +23,11 @@ import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
 import { decodeServerInfo, serverInfoJson, type ServerInfo } from '../protocol/peer-info.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
-import { configureLog, log, reopenLogFile } from '../log.ts';
-import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
+import { log } from '../log.ts';
+import { bytesEqual, SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, redactedUrl, urlHostname } from '../protocol/hostport.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
+import { comparePasswords, isBcrypt } from '../conn/auth.ts';
+import { PeerControl, type InterestSnapshot } from './peer-control.ts';
 import { Bridge, pickWhere, type BridgeScope } from './bridge.ts';
 
 /** What main hands the leaf thread (plus its MessagePort). */
@@ -55,6 +56,8 @@ const NONCE_CHARS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 /** Every 2.9.10 server without a shared JetStream domain denies these on leaf connections, both ways. */
 const JS_DENIED_PREFIXES = ['$JS.API.', '$KV.', '$OBJ.'];
 const LDS_PREFIX = '$LDS.';
+/** A gateway-routed reply subject (gateway.go gwReplyPrefix). */
+const GW_REPLY_PREFIX = Buffer.from('_GR_.');
 
 function nuid22(): string {
   let s = '';
@@ -68,11 +71,20 @@ function newNonce(): string {
   return s;
 }
 
+const JS_DENIED_PREFIX_BYTES = JS_DENIED_PREFIXES.map((p) => Buffer.from(p));
+
 /** A subject JetStream's leaf denies cover (never announced, a literal LS+ for one is refused). */
 function jsDenied(subject: string): boolean {
   if (subject.charCodeAt(0) !== 36) return false; // '$'
   for (const p of JS_DENIED_PREFIXES) if (subject.startsWith(p)) return true;
-  return subject === '$JS.API' || subject === '$KV' || subject === '$OBJ';
+  return false;
+}
+
+/** Is the literal subject b[s, e) one the denies cover (a message nats-server does not deliver over a leaf connection)? */
+function jsDeniedBytes(b: Uint8Array, s: number, e: number): boolean {
+  if (b[s] !== 36) return false; // '$'
+  for (const p of JS_DENIED_PREFIX_BYTES) if (e - s > p.length && bytesEqual(b, s, s + p.length, p, 0, p.length)) return true;
+  return false;
 }
 
 /** The leaf CONNECT fields skein reads (leafnode.go leafConnectInfo), Go's zero values when absent. */
@@ -123,9 +135,7 @@ interface Remote {
   readonly password: string;
 }
 
-export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
-  readonly opts: Options;
-  readonly thread: number;
+export class LeafControl extends PeerControl<LeafConn> implements LeafHost, BridgeScope<LeafConn> {
   private readonly layout: SharedLayout;
   private readonly identity: ServerIdentity;
   private leaf: LeafNodeOptions;
@@ -140,10 +150,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
   private readonly infoPort: number;
   /** Leaf URLs of route peers (the rest of leafnode_urls). */
   private peerLeafUrls: string[] = [];
-  private readonly checker = new CredentialChecker();
   private readonly remotes: Remote[] = [];
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private running = false;
   /** Scratch for relay(): the peers one message goes to. */
   private readonly relayTargets: LeafConn[] = [];
   /** Per thread: is it a client worker (its interest and messages reach every leaf connection)? */
@@ -154,14 +161,14 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   constructor(task: LeafTask) {
     const o = task.options;
-    this.opts = o;
-    this.thread = task.thread;
+    super(o, task.thread, 'leaf thread');
     this.layout = task.layout;
     this.identity = task.identity;
     this.leaf = o.leafNodes!;
     this.clustered = o.cluster !== undefined;
+    // A gateway names the cluster when no cluster block does (server.go validateCluster);
     // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
-    this.clusterName = task.identity.cluster ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
+    this.clusterName = task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
     [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);
@@ -188,7 +195,10 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
         username: first ? decodeURIComponent(first.username) : '', password: first ? decodeURIComponent(first.password) : '',
       });
     });
-    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, { verb: 'LS', noun: 'leafnode' }, this);
+    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
+      verb: 'LS', noun: 'leafnode',
+      interceptRecord: (from, m) => this.interceptRecord(from, m),
+    }, this);
   }
 
   start(): void {
@@ -256,11 +266,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     c.startTls(tls, null, () => this.bridge.flushPeers());
   }
 
-  markDirty(c: LeafConn): void {
-    this.bridge.markDirty(c);
-  }
-
-  onLeafControl(c: LeafConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(c: LeafConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     // The hub side: the first operation must be CONNECT.
     if (!c.didSolicit && !c.connectReceived && op !== PeerOp.connect) {
       log.error(`${c.logPrefix()} - authentication error`);
@@ -483,22 +489,12 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
       const port = url.port === '' ? DEFAULT_LEAFNODE_PORT : Number(url.port);
       const hp = joinHostPort(host, port);
       log.debug(`Trying to connect as leafnode to remote server on ${JSON.stringify(hp)}`);
-      const socket = net.connect({ host, port, noDelay: true });
-      const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${hp}: i/o timeout`)), LEAF_DIAL_TIMEOUT_MS);
-      socket.pause();
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeAllListeners('error');
-        if (!this.running || r.conn !== null) {
-          socket.destroy();
-          return;
-        }
+      const wanted = (): boolean => r.conn === null;
+      const connected = (socket: net.Socket): void => {
         r.attempts = 0;
         this.openSolicited(r, socket, url);
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        socket.destroy();
+      };
+      this.dial(host, port, hp, LEAF_DIAL_TIMEOUT_MS, wanted, connected, (err) => {
         r.attempts++;
         const text = `Error trying to connect as leafnode to remote server ${JSON.stringify(hp)} (attempt ${r.attempts}): ${err.message}`;
         if (!firstConnect || r.attempts === 1 || r.attempts % CONNECT_ERROR_REPORTS === 0) log.error(text);
@@ -559,7 +555,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     c.close(CloseReason.protocolViolation, true);
   }
 
-  onLeafClosed(c: LeafConn, reason: CloseReasonText): void {
+  onPeerClosed(c: LeafConn, reason: CloseReasonText): void {
     this.bridge.detach(c);
     log.info(`${c.logPrefix()} - Leafnode connection closed: ${reason}${c.registered || c.didSolicit ? ' account: $G' : ''}`);
     if (c.registered) {
@@ -576,26 +572,6 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     r.connectDelayMs = 0;
     log.debug(`Will try to reconnect to leafnode remote in ${delay}ms`);
     this.later(delay, () => this.connectToRemote(r, false));
-  }
-
-  onLeafDrained(_c: LeafConn): void {
-    this.bridge.onPeerDrained();
-  }
-
-  beforeLeafRead(_c: LeafConn): void {
-    this.bridge.beforeRead();
-  }
-
-  afterLeafRead(c: LeafConn): void {
-    this.bridge.afterRead(c);
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (this.running) fn();
-    }, ms);
-    this.timers.add(t);
   }
 
   // ====================================================================== interest
@@ -726,7 +702,7 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   /** BridgeScope: a message from leaf `from` to the other leafs that hear it (and the queue groups no thread served). */
   relay(from: LeafConn, m: MsgView, groups: number[]): void {
-    if (this.bridge.peers.size < 2) return;
+    if (this.bridge.peers.size < 2 || jsDeniedBytes(m.sb, m.ss, m.se)) return;
     const res = this.bridge.peerMatches(m.sb, m.ss, m.se);
     // Counted, not pushed and truncated (as the bridge's targets): no allocation per message.
     const targets = this.relayTargets;
@@ -763,21 +739,16 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
     }
   }
 
-  /** Our logged interest (the peers' union), for replacement thread `to`. */
-  interestSnapshot(to: number): { position: number; entries: [string, string | null, number][] } {
-    const snap = this.bridge.interestSnapshot(to);
+  /** Our logged interest (the peers' union) and our `$LDS.` subject, for replacement thread `to`. */
+  override interestSnapshot(to: number): InterestSnapshot {
+    const snap = super.interestSnapshot(to);
     snap.entries.push([this.lds, null, 1]);
     return snap;
   }
 
-  /** Another thread's interest, when we are a replacement leaf thread. */
-  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
-    this.bridge.applySnapshot(from, position, entries);
-  }
-
   // ====================================================================== messages
 
-  onLeafMsg(c: LeafConn, m: MsgView): void {
+  onPeerMsg(c: LeafConn, m: MsgView): void {
     if (!c.registered) {
       if (!c.didSolicit && !c.connectReceived) {
         log.error(`${c.logPrefix()} - authentication error`);
@@ -786,6 +757,30 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
       return;
     }
     this.bridge.fromPeer(c, m);
+  }
+
+  /**
+   * A record from another thread, before the bridge routes it by interest (bridge hook): true
+   * when it is taken here. A JetStream subject goes down no leaf connection (2.9.10's default
+   * denies filter delivery, a `>` of the leaf's included). A worker's record on a
+   * gateway-routed reply subject (`_GR_.`: a client answered a request that came from another
+   * cluster through our hub, broker.ts publishGatewayReply) goes up every connection to a hub,
+   * whatever it announced, and nowhere else (leafnode.go gwLeafSubs: a spoke's `_GR_.>`
+   * subscription of its own); the hub sends it on to that cluster.
+   */
+  private interceptRecord(from: number, m: MsgView): boolean {
+    const b = m.sb;
+    const s = m.ss;
+    if (b[s] === 36) return jsDeniedBytes(b, s, m.se);
+    if (m.se - s <= GW_REPLY_PREFIX.length || b[s] !== 95 || !this.isWorker[from] || !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)) return false;
+    const size = m.pe - m.ps;
+    for (const c of this.bridge.peers) {
+      if (!c.toHub) continue;
+      c.outMsgs++;
+      c.outBytes += size;
+      c.writeMsg(m, [], 0);
+    }
+    return true;
   }
 
   // ====================================================================== cluster
@@ -807,10 +802,6 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** Registered leaf connections, for monitoring. */
   registered(): IterableIterator<LeafConn> {
     return this.bridge.peers.values();
@@ -825,34 +816,10 @@ export class LeafControl implements LeafHost, BridgeScope<LeafConn> {
 
   /** Config reload: the leafnodes block itself cannot change (refused by reload.ts); logs and timers can. */
   reload(next: Options): void {
-    const o = this.opts as unknown as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
-    Object.assign(this.opts, next);
+    this.reloadOptions(next);
     if (next.leafNodes !== undefined) this.leaf = next.leafNodes;
-    try {
-      configureLog(next);
-    } catch (err) {
-      log.error(`leaf thread: cannot open the log file: ${(err as Error).message}`);
-    }
   }
 
-  /** SIGUSR1: reopen this thread's log file descriptor. */
-  reopenLog(): void {
-    try {
-      reopenLogFile();
-    } catch (err) {
-      log.error(`leaf thread: cannot reopen the log file: ${(err as Error).message}`);
-    }
-  }
-
-  /** Close every leaf connection (server shutdown); nothing is redialled. */
-  shutdown(): void {
-    this.running = false;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.checker.close();
-    this.bridge.shutdown();
-  }
 }
 
 /** The host and port a leaf INFO names (`advertise`, or the listener; a wildcard host as its first non-local IP). */

@@ -16,7 +16,7 @@ import type { ServerIdentity } from '../protocol/info.ts';
 import { PROTOCOL_VERSION, SKEIN_VERSION } from '../protocol/info.ts';
 import type { ControlMessage } from '../threads/control.ts';
 import { isValidSubscribeSubject } from '../protocol/subject.ts';
-import { RouteConn, sameRoute, type RouteHost } from '../conn/route.ts';
+import { RouteConn, sameRoute } from '../conn/route.ts';
 import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
 import {
@@ -24,12 +24,13 @@ import {
 } from '../protocol/peer-info.ts';
 import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protocol/gojson.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
-import { configureLog, log, reopenLogFile } from '../log.ts';
+import { log } from '../log.ts';
 import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
 import { joinHostPort, redactedUrl, splitHostPort, urlHostname } from '../protocol/hostport.ts';
 import { mapCertificateToUser } from '../conn/tls.ts';
-import { comparePasswords, CredentialChecker, isBcrypt } from '../conn/auth.ts';
+import { comparePasswords, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
+import { PeerControl } from './peer-control.ts';
 import { gatewayHash, gossipInfoLine } from './gateway-control.ts';
 
 /** What main hands the route thread (plus its MessagePort). */
@@ -70,9 +71,7 @@ function newNonce(): string {
   return s;
 }
 
-export class RouteControl implements RouteHost {
-  readonly opts: Options;
-  readonly thread: number;
+export class RouteControl extends PeerControl<RouteConn> {
   private readonly identity: ServerIdentity;
   private readonly notify: (m: ControlMessage) => void;
   private readonly layout: SharedLayout;
@@ -92,7 +91,6 @@ export class RouteControl implements RouteHost {
   /** The first host name among the configured routes: the name to verify a peer dialled by IP against (route.go saveRouteTLSName). */
   private readonly routeTlsName: string | undefined;
   /** Cluster passwords that are bcrypt hashes are compared on a hashing thread (conn/auth.ts). */
-  private readonly checker = new CredentialChecker();
   // Reloadable (SIGHUP).
   private clientUrls: string[];
   private noAdvertise: boolean;
@@ -107,8 +105,6 @@ export class RouteControl implements RouteHost {
   /** Route peers' leaf URLs (their INFO `leafnode_urls`), by peer server id, for our leafs' INFO. */
   private readonly peerLeafUrls = new Map<string, string[]>();
   private readonly leafUrl: string | undefined;
-  private readonly timers = new Set<NodeJS.Timeout>();
-  private running = false;
   /** Cluster-name mismatches already logged: peer server id or dialled host:port → their name. */
   private readonly nameConflicts = new Map<string, string>();
   /** Re-dials in a row that ended in a cluster-name mismatch, by dialled host:port. */
@@ -129,8 +125,7 @@ export class RouteControl implements RouteHost {
   constructor(task: ClusterTask, notify: (m: ControlMessage) => void) {
     const o = task.options;
     const c = o.cluster!;
-    this.opts = o;
-    this.thread = task.thread;
+    super(o, task.thread, 'route thread');
     this.layout = task.layout;
     this.identity = task.identity;
     this.notify = notify;
@@ -322,11 +317,7 @@ export class RouteControl implements RouteHost {
     else log.info(`${r.logPrefix()} - Route connection created`);
   }
 
-  markDirty(r: RouteConn): void {
-    this.bridge.markDirty(r);
-  }
-
-  onRouteControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+  onPeerControl(r: RouteConn, op: PeerOpCode, line: Buffer, as: number, ae: number): void {
     // With route authorization on, an accepted route must start with CONNECT.
     if (op !== PeerOp.connect && !r.didSolicit && !r.connectReceived && this.authUser !== undefined) {
       this.authViolation(r);
@@ -382,18 +373,7 @@ export class RouteControl implements RouteHost {
     if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
       const ok = this.routeAuthorized(r, c);
       if (ok instanceof Promise) {
-        r.gate.waiting = true;
-        r.socket.pause();
-        void ok.then((yes) => {
-          if (r.closed) return;
-          if (yes) this.acceptConnect(r, c);
-          else this.authViolation(r);
-          this.bridge.flushAll();
-          const held = r.gate.release();
-          if (r.closing) return;
-          r.socket.resume();
-          for (const chunk of held) r.input(chunk);
-        });
+        this.holdInputUntil(r, ok, () => this.acceptConnect(r, c), () => this.authViolation(r));
         return;
       }
       if (!ok) {
@@ -678,7 +658,7 @@ export class RouteControl implements RouteHost {
     this.connectToRoute(url, false, true);
   }
 
-  onRouteClosed(r: RouteConn, reason: CloseReasonText): void {
+  onPeerClosed(r: RouteConn, reason: CloseReasonText): void {
     if (!r.secured) {
       // Its TLS handshake did not complete: the route never existed (the handshake error is
       // logged); a dialled one is tried again as after a failed dial.
@@ -724,26 +704,6 @@ export class RouteControl implements RouteHost {
     this.later(delay, () => this.connectToRoute(url, explicit, false));
   }
 
-  onRouteDrained(_r: RouteConn): void {
-    this.bridge.onPeerDrained();
-  }
-
-  beforeRouteRead(_r: RouteConn): void {
-    this.bridge.beforeRead();
-  }
-
-  afterRouteRead(r: RouteConn): void {
-    this.bridge.afterRead(r);
-  }
-
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      if (this.running) fn();
-    }, ms);
-    this.timers.add(t);
-  }
-
   // ====================================================================== soliciting
 
   /**
@@ -768,23 +728,9 @@ export class RouteControl implements RouteHost {
         }
         log.debug(`Trying to connect to route on ${url.host} (${address})`);
         const { host, port } = splitHostPort(address)!; // joinHostPort made it
-        const socket = net.connect({ host, port: Number(port), noDelay: true });
-        const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${address}: i/o timeout`)), ROUTE_DIAL_TIMEOUT_MS);
-        socket.pause();
-        socket.once('connect', () => {
-          clearTimeout(timer);
-          socket.removeAllListeners('error');
-          if (!this.running) {
-            socket.destroy();
-            return;
-          }
+        this.dial(host, Number(port), address, ROUTE_DIAL_TIMEOUT_MS, () => true, (socket) => {
           this.openRoute(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
-        });
-        socket.once('error', (err) => {
-          clearTimeout(timer);
-          socket.destroy();
-          failed(err);
-        });
+        }, failed);
       });
     };
     const failed = (err: Error): void => {
@@ -865,20 +811,10 @@ export class RouteControl implements RouteHost {
     if (r.verbose) r.queueString('+OK\r\n');
   }
 
-  /** Our logged interest (the peers' union), for a replacement thread. */
-  interestSnapshot(): { position: number; entries: [string, string | null, number][] } {
-    return this.bridge.interestSnapshot();
-  }
-
-  /** Another thread's interest, when we are a replacement route thread. */
-  applySnapshot(from: number, position: number, entries: [string, string | null, number][]): void {
-    this.bridge.applySnapshot(from, position, entries);
-  }
-
   // ====================================================================== messages
 
   /** A message read from a route: from a registered peer, for the global account, to the bridge. */
-  onRoutedMsg(r: RouteConn, m: MsgView): void {
+  onPeerMsg(r: RouteConn, m: MsgView): void {
     if (!r.registered) {
       if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) this.authViolation(r);
       return;
@@ -917,10 +853,6 @@ export class RouteControl implements RouteHost {
 
   // ====================================================================== monitoring
 
-  openSockets(): number {
-    return this.bridge.conns.size;
-  }
-
   /** Registered routes (one per peer server), for monitoring. */
   registeredRoutes(): IterableIterator<RouteConn> {
     return this.remotes.values();
@@ -940,16 +872,7 @@ export class RouteControl implements RouteHost {
    * closed and not dialled again, added ones are dialled.
    */
   reload(next: Options, clientUrls: string[], added: string[], removed: string[]): void {
-    // In place: every connection holds this object. Keys the new options lack become
-    // undefined rather than deleted, so the object keeps a fast shape for hot-path reads.
-    const o = this.opts as unknown as Record<string, unknown>;
-    for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
-    Object.assign(this.opts, next);
-    try {
-      configureLog(next);
-    } catch (err) {
-      log.error(`route thread: cannot open the log file: ${(err as Error).message}`);
-    }
+    this.reloadOptions(next);
     const c = next.cluster;
     if (c === undefined) return; // clustering cannot be turned off by a reload (refused before)
     this.authUser = c.authorization?.user;
@@ -1011,29 +934,11 @@ export class RouteControl implements RouteHost {
     this.bridge.flushAll();
   }
 
-  /** SIGUSR1: reopen this thread's log file descriptor. */
-  reopenLog(): void {
-    try {
-      reopenLogFile();
-    } catch (err) {
-      log.error(`route thread: cannot reopen the log file: ${(err as Error).message}`);
-    }
-  }
-
   /** Lame duck mode (server.go sendLDMToRoutes): every route gets our INFO once with ldm:true. */
   lameDuck(): void {
     const line = `INFO ${serverInfoJson({ ...this.routeInfo(false), ldm: true })}\r\n`;
     for (const r of this.remotes.values()) if (!r.closing) r.queueString(line);
     this.bridge.flushPeers();
-  }
-
-  /** Close every route (server shutdown); nothing is re-dialled. */
-  shutdown(): void {
-    this.running = false;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
-    this.checker.close();
-    this.bridge.shutdown();
   }
 }
 

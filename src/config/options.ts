@@ -201,6 +201,17 @@ export const DEFAULT_TLS_TIMEOUT_MS = 2000;
 export const DEFAULT_LEAF_RECONNECT_MS = 1000; // DEFAULT_LEAF_NODE_RECONNECT
 export const DEFAULT_LEAFNODE_PORT = 7422; // a remote URL without a port dials this one
 
+/**
+ * A reload: `target` (the object every connection of a thread holds) takes `next` in place.
+ * Keys `next` lacks become undefined rather than deleted, so the object keeps a fast shape
+ * for hot-path reads.
+ */
+export function updateOptionsInPlace(target: Options, next: Options): void {
+  const o = target as unknown as Record<string, unknown>;
+  for (const key of Object.keys(o)) if (!(key in next)) o[key] = undefined;
+  Object.assign(target, next);
+}
+
 export function defaultOptions(): Options {
   return {
     host: DEFAULT_HOST,

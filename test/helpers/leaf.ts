@@ -57,7 +57,7 @@ export function leafTest(
   roles: string[],
   body: (t: ExecutionContext, mix: Mix) => Promise<void>,
   mixes: Mix[] = standardMixes(roles),
-  needs: { gateways?: boolean; skipSkeinRole?: { role: string; reason: string } } = {},
+  needs: { skipSkeinRole?: { role: string; reason: string } } = {},
 ): void {
   for (const mix of mixes) {
     const name = `${title} ${mixLabel(mix)}`;
