@@ -50,7 +50,10 @@ export default defineConfig(
       // An async method that implements a promise-returning interface needs no await.
       '@typescript-eslint/require-await': 'off',
       // Arrays print as `1,2,3` in a message, which is what we want there.
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowArray: true, allowNumber: true, allowBoolean: true, allowNullish: true }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowArray: true, allowNumber: true, allowBoolean: true, allowNullish: true },
+      ],
     },
   },
   {
@@ -80,8 +83,16 @@ export default defineConfig(
     languageOptions: {
       sourceType: 'commonjs',
       globals: {
-        require: 'readonly', module: 'writable', process: 'readonly', console: 'readonly', __dirname: 'readonly', __filename: 'readonly', Buffer: 'readonly',
-        setTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+        process: 'readonly',
+        console: 'readonly',
+        __dirname: 'readonly',
+        __filename: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
       },
     },
     extends: [tseslint.configs.disableTypeChecked],

@@ -12,7 +12,11 @@ for (const [loc, meta] of Object.entries(pk)) {
     const key = `node_modules/${dep}`;
     if (pk[key] || pk[`${loc}/${key}`]) continue;
     const m = /-(darwin|linux|win32|freebsd)-(arm64|x64|arm|ia32)(?:-.*)?$/.exec(dep);
-    if (!m) { console.error(`cannot infer platform of ${dep}`); process.exitCode = 1; continue; }
+    if (!m) {
+      console.error(`cannot infer platform of ${dep}`);
+      process.exitCode = 1;
+      continue;
+    }
     pk[key] = { version: ver, cpu: [m[2]], license: 'MIT', optional: true, os: [plat[m[1]]] };
     added++;
   }

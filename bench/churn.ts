@@ -43,25 +43,66 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { mode: argv[0] ?? 'churn', url: '', against: false, conns: 10_000, parallel: 100, procs: 2, secs: 20, rounds: 1, pingGapMs: 5, nodeArgs: [], quietMs: 20_000 };
+  const a: Args = {
+    mode: argv[0] ?? 'churn',
+    url: '',
+    against: false,
+    conns: 10_000,
+    parallel: 100,
+    procs: 2,
+    secs: 20,
+    rounds: 1,
+    pingGapMs: 5,
+    nodeArgs: [],
+    quietMs: 20_000,
+  };
   for (let i = 1; i < argv.length; i++) {
     const k = argv[i];
     const v = (): string => argv[++i];
     switch (k) {
-      case '--role': a.role = v(); break;
-      case '--url': a.url = v(); break;
-      case '--against': a.against = v() === 'nats-server'; break;
-      case '--workers': a.workers = Number(v()); break;
-      case '--conns': a.conns = Number(v()); break;
-      case '--parallel': a.parallel = Number(v()); break;
-      case '--procs': a.procs = Number(v()); break;
-      case '--secs': a.secs = Number(v()); break;
-      case '--rounds': a.rounds = Number(v()); break;
-      case '--ping-gap-ms': a.pingGapMs = Number(v()); break;
-      case '--node-args': a.nodeArgs = v().split(' ').filter((x) => x !== ''); break;
-      case '--pid': a.pid = Number(v()); break;
-      case '--quiet-secs': a.quietMs = Number(v()) * 1000; break;
-      default: throw new Error(`unknown option ${k}`);
+      case '--role':
+        a.role = v();
+        break;
+      case '--url':
+        a.url = v();
+        break;
+      case '--against':
+        a.against = v() === 'nats-server';
+        break;
+      case '--workers':
+        a.workers = Number(v());
+        break;
+      case '--conns':
+        a.conns = Number(v());
+        break;
+      case '--parallel':
+        a.parallel = Number(v());
+        break;
+      case '--procs':
+        a.procs = Number(v());
+        break;
+      case '--secs':
+        a.secs = Number(v());
+        break;
+      case '--rounds':
+        a.rounds = Number(v());
+        break;
+      case '--ping-gap-ms':
+        a.pingGapMs = Number(v());
+        break;
+      case '--node-args':
+        a.nodeArgs = v()
+          .split(' ')
+          .filter((x) => x !== '');
+        break;
+      case '--pid':
+        a.pid = Number(v());
+        break;
+      case '--quiet-secs':
+        a.quietMs = Number(v()) * 1000;
+        break;
+      default:
+        throw new Error(`unknown option ${k}`);
     }
   }
   return a;
@@ -133,7 +174,10 @@ async function roleProber(a: Args): Promise<void> {
       stopping = true;
       rtts.sort((x, y) => x - y);
       const q = (p: number): number => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))] ?? NaN;
-      process.send!({ type: 'report', report: { pings: rtts.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: rtts[rtts.length - 1] ?? NaN } });
+      process.send!({
+        type: 'report',
+        report: { pings: rtts.length, p50: q(0.5), p90: q(0.9), p99: q(0.99), max: rtts[rtts.length - 1] ?? NaN },
+      });
     }
     if (m.type === 'stop') process.exit(0);
   });
@@ -168,7 +212,9 @@ async function roleIdle(a: Args): Promise<void> {
     while (next < a.conns) {
       const i = next++;
       const s = await session(a.url, `SUB idle.${process.pid}.${i} 1\r\n`);
-      s.on('data', (d: Buffer) => { if (d.toString('latin1').includes('PING\r\n')) s.write('PONG\r\n'); });
+      s.on('data', (d: Buffer) => {
+        if (d.toString('latin1').includes('PING\r\n')) s.write('PONG\r\n');
+      });
       socks.push(s);
     }
   };
@@ -240,8 +286,24 @@ class Child {
   private waiter: (() => void) | null = null;
 
   constructor(role: string, a: Args, url: string, extra: string[] = []) {
-    this.proc = fork(SELF, [a.mode, '--role', role, '--url', url, '--conns', String(a.conns), '--parallel', String(a.parallel),
-      '--ping-gap-ms', String(a.pingGapMs), ...extra], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc = fork(
+      SELF,
+      [
+        a.mode,
+        '--role',
+        role,
+        '--url',
+        url,
+        '--conns',
+        String(a.conns),
+        '--parallel',
+        String(a.parallel),
+        '--ping-gap-ms',
+        String(a.pingGapMs),
+        ...extra,
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+    );
     this.proc.on('message', (m: { type: string }) => {
       this.inbox.push(m);
       this.waiter?.();
@@ -286,7 +348,10 @@ function rssMb(pid: number): number {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (x: unknown): string => (typeof x === 'number' ? (Number.isInteger(x) ? String(x) : x.toFixed(2)) : String(x));
-const line = (kv: Record<string, unknown>): string => Object.entries(kv).map(([k, v]) => `${k}=${fmt(v)}`).join(' ');
+const line = (kv: Record<string, unknown>): string =>
+  Object.entries(kv)
+    .map(([k, v]) => `${k}=${fmt(v)}`)
+    .join(' ');
 
 async function runChurn(a: Args, srv: Launched): Promise<Record<string, unknown>> {
   const url = srv.urls[0];
@@ -298,7 +363,9 @@ async function runChurn(a: Args, srv: Launched): Promise<Record<string, unknown>
   prober.send('start');
   await sleep(500);
   let rssPeak = rssBefore;
-  const sampler = setInterval(() => { rssPeak = Math.max(rssPeak, rssMb(srv.pids[0])); }, 200);
+  const sampler = setInterval(() => {
+    rssPeak = Math.max(rssPeak, rssMb(srv.pids[0]));
+  }, 200);
   const started = Date.now();
   for (const c of churners) c.send('go');
   const reports = await Promise.all(churners.map((c) => c.next('report')));
@@ -313,8 +380,15 @@ async function runChurn(a: Args, srv: Launched): Promise<Record<string, unknown>
   const rssAfter = rssMb(srv.pids[0]);
   await sleep(Math.max(0, a.quietMs - 2000));
   return {
-    conns, errors, secs: ms / 1000, conns_per_s: Math.round(conns / (ms / 1000)), ...prefix('ping_', ping),
-    rss_before_mb: rssBefore, rss_peak_mb: rssPeak, rss_after_mb: rssAfter, rss_quiet_mb: rssMb(srv.pids[0]),
+    conns,
+    errors,
+    secs: ms / 1000,
+    conns_per_s: Math.round(conns / (ms / 1000)),
+    ...prefix('ping_', ping),
+    rss_before_mb: rssBefore,
+    rss_peak_mb: rssPeak,
+    rss_after_mb: rssAfter,
+    rss_quiet_mb: rssMb(srv.pids[0]),
   };
 }
 
@@ -330,8 +404,11 @@ async function runIdle(a: Args, srv: Launched): Promise<Record<string, unknown>>
   for (const c of holders) c.send('stop');
   await sleep(a.quietMs);
   return {
-    conns: reports.reduce((n, r) => n + Number(r.conns), 0), rss_before_mb: rssBefore, rss_idle_conns_mb: rssHeld,
-    rss_idle_conns_quiet_mb: rssHeldQuiet, rss_after_close_quiet_mb: rssMb(srv.pids[0]),
+    conns: reports.reduce((n, r) => n + Number(r.conns), 0),
+    rss_before_mb: rssBefore,
+    rss_idle_conns_mb: rssHeld,
+    rss_idle_conns_quiet_mb: rssHeldQuiet,
+    rss_after_close_quiet_mb: rssMb(srv.pids[0]),
   };
 }
 
@@ -358,8 +435,13 @@ async function runSubChurn(a: Args, srv: Launched): Promise<Record<string, unkno
   // Idle afterwards: is the memory given back?
   await sleep(a.quietMs);
   return {
-    secs: a.secs, msgs: sr.received, subs_unsubs: cr.subs, rss_before_mb: rssBefore,
-    rss_mid_mb: samples[Math.floor(samples.length / 2)], rss_end_mb: samples[samples.length - 1], rss_peak_mb: Math.max(...samples),
+    secs: a.secs,
+    msgs: sr.received,
+    subs_unsubs: cr.subs,
+    rss_before_mb: rssBefore,
+    rss_mid_mb: samples[Math.floor(samples.length / 2)],
+    rss_end_mb: samples[samples.length - 1],
+    rss_peak_mb: Math.max(...samples),
     rss_quiet_mb: rssMb(srv.pids[0]),
   };
 }
@@ -372,16 +454,21 @@ async function main(): Promise<void> {
   const a = parseArgs(process.argv.slice(2));
   if (a.role !== undefined) {
     const roles: Record<string, (a: Args) => Promise<void>> = {
-      prober: roleProber, churner: roleChurner, idle: roleIdle, stream: roleStream, subchurn: roleSubChurn,
+      prober: roleProber,
+      churner: roleChurner,
+      idle: roleIdle,
+      stream: roleStream,
+      subchurn: roleSubChurn,
     };
     await roles[a.role](a);
     return;
   }
   const run = { churn: runChurn, idle: runIdle, subchurn: runSubChurn }[a.mode];
   if (run === undefined) throw new Error(`unknown scenario ${a.mode} (churn, idle, subchurn)`);
-  const targets: Target[] = a.url !== ''
-    ? [{ label: 'url', kind: 'url', urls: [a.url], pids: a.pid !== undefined ? [a.pid] : [] }]
-    : [{ label: `skein${a.workers ? ` -w${a.workers}` : ''}`, kind: 'skein', workers: a.workers }];
+  const targets: Target[] =
+    a.url !== ''
+      ? [{ label: 'url', kind: 'url', urls: [a.url], pids: a.pid !== undefined ? [a.pid] : [] }]
+      : [{ label: `skein${a.workers ? ` -w${a.workers}` : ''}`, kind: 'skein', workers: a.workers }];
   if (a.against) targets.push({ label: 'nats-server', kind: 'nats-server' });
   const results = new Map<string, Record<string, unknown>[]>();
   for (let round = 0; round < a.rounds; round++) {
@@ -399,10 +486,12 @@ async function main(): Promise<void> {
   }
   for (const [label, rs] of results) {
     const keys = Object.keys(rs[0]).filter((k) => typeof rs[0][k] === 'number');
-    const med = Object.fromEntries(keys.map((k) => {
-      const v = rs.map((r) => r[k] as number).sort((x, y) => x - y);
-      return [k, v[Math.floor(v.length / 2)]];
-    }));
+    const med = Object.fromEntries(
+      keys.map((k) => {
+        const v = rs.map((r) => r[k] as number).sort((x, y) => x - y);
+        return [k, v[Math.floor(v.length / 2)]];
+      }),
+    );
     console.log(`summary scenario=${a.mode} target=${label.replace(/ /g, '')} rounds=${rs.length} ${line(med)}`);
   }
 }
@@ -415,7 +504,12 @@ if (!isRole) {
   // A role lives until the driver says stop, or goes away.
   process.on('disconnect', () => process.exit(0));
 }
-main().then(() => { if (!isRole) process.exit(0); }, (err: Error) => {
-  console.error(err.stack ?? err.message);
-  process.exit(1);
-});
+main().then(
+  () => {
+    if (!isRole) process.exit(0);
+  },
+  (err: Error) => {
+    console.error(err.stack ?? err.message);
+    process.exit(1);
+  },
+);

@@ -48,9 +48,19 @@ const OPTIONS = [
   { name: 'against', type: 'string', arg: 'nats-server', help: 'also run every scenario on a fresh nats-server; print ratios' },
   { name: 'target', type: 'string', arg: 'T', help: 'skein (default) or nats-server: what is measured without --url' },
   { name: 'workers', type: 'string', arg: '1,2,4', help: 'skein --workers sweep (one target per value)' },
-  { name: 'url', type: 'string', arg: 'U[,U2]', help: "measure an already running server (two urls for 'cluster', the leaf scenarios (hub,leaf) and 'gateway')" },
+  {
+    name: 'url',
+    type: 'string',
+    arg: 'U[,U2]',
+    help: "measure an already running server (two urls for 'cluster', the leaf scenarios (hub,leaf) and 'gateway')",
+  },
   { name: 'pid', type: 'string', arg: 'P[,P2]', help: 'with --url: sample CPU and peak RSS of these server pids' },
-  { name: 'rate', type: 'string', arg: 'N/Tms', help: 'pace each publisher: N messages in one write every T ms (e.g. 5/1ms), as a client that\nwrites a few messages per read; default: as fast as the server takes them' },
+  {
+    name: 'rate',
+    type: 'string',
+    arg: 'N/Tms',
+    help: 'pace each publisher: N messages in one write every T ms (e.g. 5/1ms), as a client that\nwrites a few messages per read; default: as fast as the server takes them',
+  },
   { name: 'scale', type: 'string', arg: 'F', help: 'multiply default message counts (e.g. 0.1 for a quick look)' },
   { name: 'gen-procs', type: 'string', arg: 'K', help: "spread each role's connections over up to K processes (default 1)" },
   { name: 'deadline', type: 'string', arg: 'S', help: "seconds from 'go' until a run is declared FAILED (default 120)" },
@@ -62,7 +72,12 @@ const OPTIONS = [
   { name: 'no-cluster-skein', type: 'boolean', help: 'skip the cluster scenario for skein' },
   { name: 'cluster-skein', type: 'boolean', help: 'accepted for old command lines; the default now' },
   { name: 'tls', type: 'boolean', help: 'clients connect over TLS (throwaway CA; servers get --tls --tlscert --tlskey)' },
-  { name: 'wait-quiet', type: 'string', arg: 'S', help: 'before each run, wait up to S seconds for the host to be quiet\n(other work below 25% of a core over 1 s)' },
+  {
+    name: 'wait-quiet',
+    type: 'string',
+    arg: 'S',
+    help: 'before each run, wait up to S seconds for the host to be quiet\n(other work below 25% of a core over 1 s)',
+  },
   { name: 'help', type: 'boolean', short: 'h', help: 'this text' },
 ] as const satisfies readonly OptionSpec[];
 
@@ -130,7 +145,10 @@ function parseSize(s: string): number {
 }
 
 function list(s: string | undefined): string[] {
-  return (s ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+  return (s ?? '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
 }
 
 function git(args: string[]): string {
@@ -162,7 +180,12 @@ async function main(): Promise<number> {
     const vs = doc.entries[0]?.ratios[0]?.against ?? null;
     const entries = doc.entries.map((e) => {
       const s = findScenario(e.scenario)!;
-      return summarize({ id: e.id, scenario: s, params: e.params }, e.runs, e.summaries.map((x) => x.target), vs);
+      return summarize(
+        { id: e.id, scenario: s, params: e.params },
+        e.runs,
+        e.summaries.map((x) => x.target),
+        vs,
+      );
     });
     doc.entries = entries;
     for (const e of entries) process.stdout.write(textTable(e, vs) + '\n\n');
@@ -225,7 +248,8 @@ async function main(): Promise<number> {
     against = null;
   } else if (v.target === undefined || v.target === 'skein') {
     const workers = v.workers ? list(v.workers).map((w) => parseCount(w, 'workers')) : name === 'all' ? [1, 2] : [];
-    if (!skeinAvailable()) note(`skein's src/main.ts does not exist yet: skein runs will fail (use --target ${NATS} to measure the reference only)`);
+    if (!skeinAvailable())
+      note(`skein's src/main.ts does not exist yet: skein runs will fail (use --target ${NATS} to measure the reference only)`);
     if (workers.length === 0) targets.push({ label: 'skein', kind: 'skein' });
     for (const w of workers) targets.push({ label: `skein -w${w}`, kind: 'skein', workers: w });
   } else {
@@ -259,10 +283,14 @@ async function main(): Promise<number> {
     date: new Date().toISOString(),
     host: os.hostname(),
     cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}`,
-    loadavg_at_start: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    loadavg_at_start: os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
     node: process.version,
     'nats-server': natsVersion ?? 'not installed',
-    skein_commit: (git(['rev-parse', '--short', 'HEAD']) || '?') + (git(['status', '--porcelain', 'src', 'workers']) ? ' (+ uncommitted changes)' : ''),
+    skein_commit:
+      (git(['rev-parse', '--short', 'HEAD']) || '?') + (git(['status', '--porcelain', 'src', 'workers']) ? ' (+ uncommitted changes)' : ''),
     command: `npm run bench -- ${process.argv.slice(2).join(' ')}`,
     targets: targets.map((t) => t.label).join(', '),
     rounds: String(rounds),
@@ -273,7 +301,13 @@ async function main(): Promise<number> {
   const showBar = !v.json && !v['no-progress'] && process.stderr.isTTY === true;
   const bar = showBar
     ? new cliProgress.SingleBar(
-        { stream: process.stderr, format: '{label} [{bar}] {percentage}% {value}/{total}', hideCursor: true, clearOnComplete: true, barsize: 30 },
+        {
+          stream: process.stderr,
+          format: '{label} [{bar}] {percentage}% {value}/{total}',
+          hideCursor: true,
+          clearOnComplete: true,
+          barsize: 30,
+        },
         cliProgress.Presets.shades_classic,
       )
     : null;
@@ -305,7 +339,12 @@ async function main(): Promise<number> {
         else if (!v.json) note(`running ${label}`);
         const r = await runOnce(entry, target, round, {
           ...runOpts,
-          onProgress: bar ? (done, total) => { bar.setTotal(total); bar.update(done); } : undefined,
+          onProgress: bar
+            ? (done, total) => {
+                bar.setTotal(total);
+                bar.update(done);
+              }
+            : undefined,
         });
         bar?.stop();
         runs.push(r);
@@ -313,7 +352,12 @@ async function main(): Promise<number> {
         if (r.status === 'FAILED' && !v.json) note(`${label} FAILED:\n  ${r.problems.join('\n  ')}`);
       }
     }
-    const rep = summarize(entry, runs, entryTargets.map((t) => t.label), against);
+    const rep = summarize(
+      entry,
+      runs,
+      entryTargets.map((t) => t.label),
+      against,
+    );
     reports.push(rep);
     if (!v.json) {
       for (const l of summaryLines(rep)) process.stdout.write(l + '\n');
@@ -334,7 +378,10 @@ async function main(): Promise<number> {
     fs.writeFileSync(base + '.md', markdown(reports, against, meta));
     note(`wrote ${path.relative(process.cwd(), base)}.json and .md`);
   }
-  if (v['cpu-prof']) note(`skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: npm run bench:prof -- ${path.join(outDir, 'prof')}/*.cpuprofile`);
+  if (v['cpu-prof'])
+    note(
+      `skein cpu profiles in ${path.join(outDir, 'prof')}; summarise with: npm run bench:prof -- ${path.join(outDir, 'prof')}/*.cpuprofile`,
+    );
   const failed = reports.some((r) => r.summaries.some((s) => s.status === 'FAILED'));
   return failed ? 1 : 0;
 }

@@ -421,7 +421,7 @@ class Requesters implements Role {
     const onMsg = (sid: number, seq: number): void => {
       if (sid !== 1) return;
       const rtt = performance.now() - sentAt;
-      if (mask !== 0 && seq !== ((next & mask) >>> 0)) {
+      if (mask !== 0 && seq !== (next & mask) >>> 0) {
         if (this.problems.length < 5) this.problems.push(`requester ${k}: reply carried ${seq}, request was ${next}`);
       }
       if (next >= s.warmup) {

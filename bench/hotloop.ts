@@ -41,8 +41,13 @@ const size = Number(process.env.SIZE ?? 16);
 const total = Number(process.env.N ?? 5_000_000);
 const rounds = Number(process.env.ROUNDS ?? 3);
 
-const broker = new Broker(opts, { serverId: 'NHOTLOOP', serverName: 'hotloop', host: '127.0.0.1', port: 0 },
-  createLayout(1, opts.maxControlLine), 0, false);
+const broker = new Broker(
+  opts,
+  { serverId: 'NHOTLOOP', serverName: 'hotloop', host: '127.0.0.1', port: 0 },
+  createLayout(1, opts.maxControlLine),
+  0,
+  false,
+);
 const pub = new CountingSocket();
 const sub = new CountingSocket();
 broker.addConnection(pub as unknown as Socket, 1, false);
@@ -61,7 +66,9 @@ for (let r = 0; r < rounds; r++) {
   for (let i = 0; i < chunks; i++) pub.emit('data', chunk);
   const ns = Number(process.hrtime.bigint() - t0);
   const msgs = chunks * perChunk;
-  console.log(`round=${r + 1} subs=${nsubs} size=${size} msgs=${msgs} ns_per_msg=${(ns / msgs).toFixed(1)} ` +
-    `msgs_per_s=${(msgs / ns * 1e9).toFixed(0)} delivered_bytes=${sub.written - before}`);
+  console.log(
+    `round=${r + 1} subs=${nsubs} size=${size} msgs=${msgs} ns_per_msg=${(ns / msgs).toFixed(1)} ` +
+      `msgs_per_s=${((msgs / ns) * 1e9).toFixed(0)} delivered_bytes=${sub.written - before}`,
+  );
 }
 process.exit(0);

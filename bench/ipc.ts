@@ -45,11 +45,7 @@ export type GenSpec =
   | { role: 'req'; url: string; conns: ReqConnSpec[] };
 
 export type ParentMsg =
-  | { type: 'init'; spec: GenSpec }
-  | { type: 'probe'; subjects: string[] }
-  | { type: 'go' }
-  | { type: 'finish' }
-  | { type: 'exit' };
+  { type: 'init'; spec: GenSpec } | { type: 'probe'; subjects: string[] } | { type: 'go' } | { type: 'finish' } | { type: 'exit' };
 
 export interface PubReport {
   role: 'pub';

@@ -149,7 +149,17 @@ async function runOnce(target: Target, round: number, seconds: number): Promise<
     child.send('stop');
     for (const s of [slow, healthy, pacer]) s.destroy();
     const sorted = [...lat].sort((a, b) => a - b);
-    return { target: target.label, round, received: lat.length, sent, p50Us: percentile(sorted, 0.5), p99Us: percentile(sorted, 0.99), maxUs: sorted.at(-1) ?? NaN, slowOpen, cpuPct };
+    return {
+      target: target.label,
+      round,
+      received: lat.length,
+      sent,
+      p50Us: percentile(sorted, 0.5),
+      p99Us: percentile(sorted, 0.99),
+      maxUs: sorted.at(-1) ?? NaN,
+      slowOpen,
+      cpuPct,
+    };
   } finally {
     child.kill('SIGKILL');
     if (process.env.ISO_DEBUG) process.stderr.write(server.logTail() + '\n');
@@ -182,22 +192,34 @@ async function main(): Promise<void> {
     for (const t of targets) {
       const r = await runOnce(t, round, seconds);
       results.push(r);
-      process.stdout.write(`run target=${JSON.stringify(r.target)} round=${r.round} sent=${r.sent} received=${r.received} p50_us=${r.p50Us.toFixed(0)} p99_us=${r.p99Us.toFixed(0)} max_us=${r.maxUs.toFixed(0)} slow_subscriber_open=${r.slowOpen} server_cpu_pct=${r.cpuPct.toFixed(0)} loadavg=${os.loadavg()[0].toFixed(2)}\n`);
+      process.stdout.write(
+        `run target=${JSON.stringify(r.target)} round=${r.round} sent=${r.sent} received=${r.received} p50_us=${r.p50Us.toFixed(0)} p99_us=${r.p99Us.toFixed(0)} max_us=${r.maxUs.toFixed(0)} slow_subscriber_open=${r.slowOpen} server_cpu_pct=${r.cpuPct.toFixed(0)} loadavg=${os.loadavg()[0].toFixed(2)}\n`,
+      );
     }
   }
   const lines = ['| target | healthy p50 us | healthy p99 us | max us | received/sent |', '|---|---|---|---|---|'];
   const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const t of targets) {
     const mine = results.filter((r) => r.target === t.label);
-    lines.push(`| ${t.label} | ${med(mine.map((r) => r.p50Us)).toFixed(0)} | ${med(mine.map((r) => r.p99Us)).toFixed(0)} | ${med(mine.map((r) => r.maxUs)).toFixed(0)} | ${mine.map((r) => `${r.received}/${r.sent}`).join(', ')} |`);
+    lines.push(
+      `| ${t.label} | ${med(mine.map((r) => r.p50Us)).toFixed(0)} | ${med(mine.map((r) => r.p99Us)).toFixed(0)} | ${med(mine.map((r) => r.maxUs)).toFixed(0)} | ${mine.map((r) => `${r.received}/${r.sent}`).join(', ')} |`,
+    );
   }
-  const ratios = results.filter((r) => r.target !== 'nats-server').map((r) => r.p99Us / results.find((n) => n.target === 'nats-server' && n.round === r.round)!.p99Us);
-  lines.push('', `healthy p99 ratio to nats-server, per round: ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${med(ratios).toFixed(2)})`);
+  const ratios = results
+    .filter((r) => r.target !== 'nats-server')
+    .map((r) => r.p99Us / results.find((n) => n.target === 'nats-server' && n.round === r.round)!.p99Us);
+  lines.push(
+    '',
+    `healthy p99 ratio to nats-server, per round: ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${med(ratios).toFixed(2)})`,
+  );
   process.stdout.write('\n' + lines.join('\n') + '\n');
   if (v.save) {
     const dir = path.join(REPO_ROOT, 'bench', 'results');
     const file = path.join(dir, `${new Date().toISOString().slice(0, 10)}-${os.hostname().replace(/[^A-Za-z0-9_.-]/g, '_')}-isolation.md`);
-    const head = `# one slow consumer, one healthy (bench/isolation.ts)\n\n- date: ${new Date().toISOString()}\n- command: npm run bench:isolation -- ${process.argv.slice(2).join(' ')}\n- loadavg at end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}\n\n`;
+    const head = `# one slow consumer, one healthy (bench/isolation.ts)\n\n- date: ${new Date().toISOString()}\n- command: npm run bench:isolation -- ${process.argv.slice(2).join(' ')}\n- loadavg at end: ${os
+      .loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' ')}\n\n`;
     fs.writeFileSync(file, head + lines.join('\n') + '\n');
     process.stdout.write(`wrote ${path.relative(process.cwd(), file)}\n`);
   }

@@ -40,7 +40,9 @@ async function hitter(url: string, intervalMs: number): Promise<void> {
   let requests = 0;
   let failures = 0;
   let stop = false;
-  process.on('SIGTERM', () => { stop = true; });
+  process.on('SIGTERM', () => {
+    stop = true;
+  });
   while (!stop) {
     try {
       const res = await fetch(url);
@@ -56,9 +58,13 @@ async function hitter(url: string, intervalMs: number): Promise<void> {
 }
 
 function startSkein(workers: number): Promise<{ child: ChildProcess; port: number; mon: number }> {
-  const child = spawn(process.execPath, [path.join(root, 'src', 'main.ts'), '-a', '127.0.0.1', '-p', '-1', '-m', '-1', '--workers', String(workers)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [path.join(root, 'src', 'main.ts'), '-a', '127.0.0.1', '-p', '-1', '-m', '-1', '--workers', String(workers)],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(() => reject(new Error(`skein did not start:\n${log}`)), 30_000);
@@ -80,7 +86,9 @@ async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
   const socks: net.Socket[] = [];
   for (let i = 0; i < n; i++) {
     const s = net.connect({ host: '127.0.0.1', port });
-    s.on('data', (d) => { if (d.includes('PING')) s.write('PONG\r\n'); });
+    s.on('data', (d) => {
+      if (d.includes('PING')) s.write('PONG\r\n');
+    });
     s.on('error', () => undefined);
     s.write(`CONNECT {"verbose":false,"name":"idle-${i}"}\r\nSUB idle.${i} ${i}\r\nPING\r\n`);
     socks.push(s);
@@ -90,10 +98,30 @@ async function idleConnections(port: number, n: number): Promise<net.Socket[]> {
 
 function runBench(port: number, pid: number, msgs: string, size: string): Promise<{ msgsPerS: number; status: string; other: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'bench', 'cli.ts'), 'pubsub', '--url', `nats://127.0.0.1:${port}`, '--pid', String(pid),
-      '--json', '--rounds', '1', '--msgs', msgs, '--size', size, '--no-progress'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'bench', 'cli.ts'),
+        'pubsub',
+        '--url',
+        `nats://127.0.0.1:${port}`,
+        '--pid',
+        String(pid),
+        '--json',
+        '--rounds',
+        '1',
+        '--msgs',
+        msgs,
+        '--size',
+        size,
+        '--no-progress',
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     child.on('exit', () => {
       try {
         const doc = JSON.parse(out) as { entries: { runs: { msgsPerS: number; status: string; otherCpuPct: number }[] }[] };
@@ -160,14 +188,20 @@ async function main(): Promise<void> {
   const { child: server, port, mon } = await startSkein(Number(v.workers));
   const idle = await idleConnections(port, Number(v.conns));
   const url = `http://127.0.0.1:${mon}${v.path}`;
-  process.stdout.write(`meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} ` +
-    `monitor_interval_ms=${v.interval} rounds=${rounds} host_cpus=${os.availableParallelism()} loadavg=${os.loadavg()[0].toFixed(1)}\n`);
+  process.stdout.write(
+    `meta workers=${v.workers} msgs=${v.msgs} size=${v.size} idle_conns=${v.conns} monitor_path=${v.path} ` +
+      `monitor_interval_ms=${v.interval} rounds=${rounds} host_cpus=${os.availableParallelism()} loadavg=${os.loadavg()[0].toFixed(1)}\n`,
+  );
   const ratios: number[] = [];
   const cpuRatios: number[] = [];
   const startHitter = (): { child: ChildProcess; counts: () => Promise<{ requests: number; failures: number }> } => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url, '--interval', v.interval], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--hitter', url, '--interval', v.interval], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; });
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      out += s;
+    });
     return {
       child,
       counts: async () => {
@@ -190,9 +224,11 @@ async function main(): Promise<void> {
     const after = threadCpuMs(server.pid!);
     const secs = (Date.now() - t0) / 1000;
     const counts = h !== null ? await h.counts() : null;
-    process.stdout.write(`idle monitoring=${monitoring ? 'on' : 'off'} worker_cpu_ms_per_s=${(cpuDelta(before, after, 'WorkerThread') / secs).toFixed(1)} ` +
-      `main_cpu_ms_per_s=${(cpuDelta(before, after, 'MainThread') / secs).toFixed(1)}` +
-      `${counts !== null ? ` monitor_req_per_s=${(counts.requests / secs).toFixed(1)} monitor_failures=${counts.failures}` : ''}\n`);
+    process.stdout.write(
+      `idle monitoring=${monitoring ? 'on' : 'off'} worker_cpu_ms_per_s=${(cpuDelta(before, after, 'WorkerThread') / secs).toFixed(1)} ` +
+        `main_cpu_ms_per_s=${(cpuDelta(before, after, 'MainThread') / secs).toFixed(1)}` +
+        `${counts !== null ? ` monitor_req_per_s=${(counts.requests / secs).toFixed(1)} monitor_failures=${counts.failures}` : ''}\n`,
+    );
   }
   const quiet: number[] = [];
   const loaded: number[] = [];
@@ -218,8 +254,10 @@ async function main(): Promise<void> {
           const secs = (Date.now() - started) / 1000;
           extra = ` monitor_requests=${counts.requests} monitor_failures=${counts.failures} monitor_req_per_s=${(counts.requests / secs).toFixed(1)}`;
         }
-        process.stdout.write(`run round=${round} monitoring=${monitoring ? 'on' : 'off'} status=${r.status} msgs_per_s=${Math.round(r.msgsPerS)} ` +
-          `worker_cpu_us_per_msg=${workerUsPerMsg.toFixed(3)} main_cpu_ms=${Math.round(mainMs)} other_cpu_pct=${Math.round(r.other)}${extra}\n`);
+        process.stdout.write(
+          `run round=${round} monitoring=${monitoring ? 'on' : 'off'} status=${r.status} msgs_per_s=${Math.round(r.msgsPerS)} ` +
+            `worker_cpu_us_per_msg=${workerUsPerMsg.toFixed(3)} main_cpu_ms=${Math.round(mainMs)} other_cpu_pct=${Math.round(r.other)}${extra}\n`,
+        );
         result[monitoring ? 'on' : 'off'] = { msgsPerS: r.msgsPerS, status: r.status, workerUsPerMsg };
       }
       const a = result.off;
@@ -232,7 +270,9 @@ async function main(): Promise<void> {
       loaded.push(b.msgsPerS);
       ratios.push(b.msgsPerS / a.msgsPerS);
       cpuRatios.push(b.workerUsPerMsg / a.workerUsPerMsg);
-      process.stdout.write(`ratio round=${round} msgs_per_s_on_over_off=${(b.msgsPerS / a.msgsPerS).toFixed(3)} worker_cpu_per_msg_on_over_off=${(b.workerUsPerMsg / a.workerUsPerMsg).toFixed(3)}\n`);
+      process.stdout.write(
+        `ratio round=${round} msgs_per_s_on_over_off=${(b.msgsPerS / a.msgsPerS).toFixed(3)} worker_cpu_per_msg_on_over_off=${(b.workerUsPerMsg / a.workerUsPerMsg).toFixed(3)}\n`,
+      );
     }
   } finally {
     for (const s of idle) s.destroy();
@@ -243,9 +283,11 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  process.stdout.write(`summary msgs_per_s_off_median=${Math.round(median(quiet))} msgs_per_s_on_median=${Math.round(median(loaded))} ` +
-    `ratio_median=${median(ratios).toFixed(3)} ratio_min=${Math.min(...ratios).toFixed(3)} ratio_max=${Math.max(...ratios).toFixed(3)} ` +
-    `worker_cpu_per_msg_ratio_median=${median(cpuRatios).toFixed(3)} failed_rounds=${failed}\n`);
+  process.stdout.write(
+    `summary msgs_per_s_off_median=${Math.round(median(quiet))} msgs_per_s_on_median=${Math.round(median(loaded))} ` +
+      `ratio_median=${median(ratios).toFixed(3)} ratio_min=${Math.min(...ratios).toFixed(3)} ratio_max=${Math.max(...ratios).toFixed(3)} ` +
+      `worker_cpu_per_msg_ratio_median=${median(cpuRatios).toFixed(3)} failed_rounds=${failed}\n`,
+  );
 }
 
 await main();

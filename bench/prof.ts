@@ -42,7 +42,10 @@ for (const file of files) {
   });
   const busy = total - idle;
   process.stdout.write(`${path.basename(file)}: ${(total / 1000).toFixed(0)} ms sampled, ${(busy / 1000).toFixed(0)} ms busy\n`);
-  const rows = [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top);
+  const rows = [...self]
+    .filter(([k]) => !k.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top);
   for (const [k, t] of rows) {
     process.stdout.write(`  ${(t / 1000).toFixed(1).padStart(8)} ms  ${((t / busy) * 100).toFixed(1).padStart(5)}%  ${k}\n`);
   }

@@ -69,7 +69,11 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
     const pick = (f: (r: RunResult) => number | undefined): Spread | undefined => spread(ok.map((r) => f(r) ?? NaN));
     // First lines only; the server log tails stay in the per-run records (JSON).
     const problems = [
-      ...new Set(mine.filter((r) => r.status !== 'ok').flatMap((r) => r.problems.filter((p) => !p.startsWith('server log tail')).map((p) => p.split('\n')[0]))),
+      ...new Set(
+        mine
+          .filter((r) => r.status !== 'ok')
+          .flatMap((r) => r.problems.filter((p) => !p.startsWith('server log tail')).map((p) => p.split('\n')[0])),
+      ),
     ];
     return {
       target: t,
@@ -78,7 +82,12 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
       skipped,
       status: skipped === mine.length ? 'skipped' : ok.length === mine.length ? 'ok' : 'FAILED',
       problems,
-      order: ok.length > 0 && ok.every((r) => r.order === 'n/a') ? 'n/a' : ok.length > 0 && ok.every((r) => r.order === 'checked') ? 'checked' : 'unchecked',
+      order:
+        ok.length > 0 && ok.every((r) => r.order === 'n/a')
+          ? 'n/a'
+          : ok.length > 0 && ok.every((r) => r.order === 'checked')
+            ? 'checked'
+            : 'unchecked',
       msgsPerS: pick((r) => r.msgsPerS),
       deliveriesPerS: pick((r) => r.deliveriesPerS),
       mbPerS: pick((r) => r.mbPerS),
@@ -100,7 +109,11 @@ export function summarize(entry: Entry, runs: RunResult[], targets: string[], ag
     for (const t of targets) {
       if (t === against) continue;
       const metrics: [string, (r: RunResult) => number][] = latency
-        ? [['p50_us', (r) => r.latency!.p50Us], ['p99_us', (r) => r.latency!.p99Us], ['msgs_per_s', (r) => r.msgsPerS]]
+        ? [
+            ['p50_us', (r) => r.latency!.p50Us],
+            ['p99_us', (r) => r.latency!.p99Us],
+            ['msgs_per_s', (r) => r.msgsPerS],
+          ]
         : [['msgs_per_s', (r) => r.msgsPerS]];
       for (const [metric, f] of metrics) {
         // Pair runs of the same round: they ran back to back, under the same machine noise.
@@ -188,7 +201,12 @@ export function runLine(r: RunResult): string {
 export function summaryLines(e: EntryReport): string[] {
   const out: string[] = [];
   for (const s of e.summaries) {
-    const kv: [string, string][] = [['entry', e.id], ['target', s.target], ['status', s.status], ['ok_runs', `${s.ok}/${s.runs}`]];
+    const kv: [string, string][] = [
+      ['entry', e.id],
+      ['target', s.target],
+      ['status', s.status],
+      ['ok_runs', `${s.ok}/${s.runs}`],
+    ];
     const add = (k: string, sp: Spread | undefined, d: number): void => {
       if (sp) kv.push([`${k}_median`, num(sp.median, d)], [`${k}_min`, num(sp.min, d)], [`${k}_max`, num(sp.max, d)]);
     };
@@ -219,7 +237,12 @@ export function summaryLines(e: EntryReport): string[] {
 
 function pad(rows: string[][]): string[] {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 function statusCell(s: TargetSummary): string {
@@ -236,7 +259,24 @@ function ratioCell(e: EntryReport, target: string, metric: string): string {
 function tableRows(e: EntryReport, against: string | null): string[][] {
   const ratioHead = against ? `vs ${against}` : '';
   if (e.latency) {
-    const rows = [['target', 'status', 'p50 us', 'p90 us', 'p99 us', 'p99.9 us', 'req/s', 'srv CPU', 'srv ns/msg', 'peak RSS', 'gen CPU', 'other', ratioHead ? `p50 ${ratioHead}` : '', ratioHead ? `p99 ${ratioHead}` : '']];
+    const rows = [
+      [
+        'target',
+        'status',
+        'p50 us',
+        'p90 us',
+        'p99 us',
+        'p99.9 us',
+        'req/s',
+        'srv CPU',
+        'srv ns/msg',
+        'peak RSS',
+        'gen CPU',
+        'other',
+        ratioHead ? `p50 ${ratioHead}` : '',
+        ratioHead ? `p99 ${ratioHead}` : '',
+      ],
+    ];
     for (const s of e.summaries) {
       rows.push([
         s.target,
@@ -258,7 +298,19 @@ function tableRows(e: EntryReport, against: string | null): string[][] {
     return rows;
   }
   const fanout = e.summaries.some((s) => s.deliveriesPerS && s.msgsPerS && s.deliveriesPerS.median > s.msgsPerS.median * 1.5);
-  const head = ['target', 'status', 'msgs/s', ...(fanout ? ['deliveries/s'] : []), 'MB/s', 'srv CPU', 'srv ns/msg', 'peak RSS', 'gen CPU (max proc)', 'other', ratioHead];
+  const head = [
+    'target',
+    'status',
+    'msgs/s',
+    ...(fanout ? ['deliveries/s'] : []),
+    'MB/s',
+    'srv CPU',
+    'srv ns/msg',
+    'peak RSS',
+    'gen CPU (max proc)',
+    'other',
+    ratioHead,
+  ];
   const rows = [head];
   for (const s of e.summaries) {
     rows.push([
@@ -328,8 +380,10 @@ function overviewRows(entries: EntryReport[]): string[][] {
 function noiseNote(entries: EntryReport[]): string | null {
   const other = spread(entries.flatMap((e) => e.runs.map((r) => r.otherCpuPct)));
   if (!other || other.median < 25) return null;
-  return `Note: other work on this host used a median ${other.median.toFixed(0)}% of a core (max ${other.max.toFixed(0)}%) during these runs ` +
-    '("other" column): absolute numbers are depressed and noisy; the paired per-round ratios are the figures to quote.';
+  return (
+    `Note: other work on this host used a median ${other.median.toFixed(0)}% of a core (max ${other.max.toFixed(0)}%) during these runs ` +
+    '("other" column): absolute numbers are depressed and noisy; the paired per-round ratios are the figures to quote.'
+  );
 }
 
 export function overviewText(entries: EntryReport[], against: string | null): string {
@@ -342,14 +396,22 @@ export function markdown(entries: EntryReport[], against: string | null, meta: R
   const out: string[] = ['# skein bench results', ''];
   for (const [k, v] of Object.entries(meta)) out.push(`- ${k}: ${v}`);
   out.push('', '## Overview', '');
-  out.push(`Medians over the rounds${against ? `; (xR) = ratio to ${against}, the median of per-round ratios (msgs/s: above 1 is faster; latency: below 1 is faster)` : ''}; ns/msg = server CPU (all threads) per delivered message.`, '');
+  out.push(
+    `Medians over the rounds${against ? `; (xR) = ratio to ${against}, the median of per-round ratios (msgs/s: above 1 is faster; latency: below 1 is faster)` : ''}; ns/msg = server CPU (all threads) per delivered message.`,
+    '',
+  );
   const ov = overviewRows(entries);
   out.push(`| ${ov[0].join(' | ')} |`, `|${ov[0].map(() => '---').join('|')}|`);
   for (const r of ov.slice(1)) out.push(`| ${r.join(' | ')} |`);
   const note = noiseNote(entries);
   if (note) out.push('', note);
   out.push('', '## Details', '');
-  out.push('Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;', 'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;', '"gen" is the load generator, "other" is everything else on the host during the run (noise).', '');
+  out.push(
+    'Cells are median [min-max] over the rounds; ratios pair runs of the same round (skein / nats-server;',
+    'for msgs/s above 1 means skein is faster, for latency below 1 means skein is faster). CPU is % of one core;',
+    '"gen" is the load generator, "other" is everything else on the host during the run (noise).',
+    '',
+  );
   for (const e of entries) {
     out.push(`### ${entryHeading(e)}`, '');
     const rows = tableRows(e, against);

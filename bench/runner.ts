@@ -130,7 +130,11 @@ export async function runOnce(entry: Entry, target: Target, round: number, opts:
   const result = emptyResult(entry, target, round);
   let servers: Launched;
   try {
-    servers = await launch(target, entry.scenario.servers, { readyTimeoutMs: opts.setupTimeoutMs, ...opts.launch, topology: entry.scenario.topology });
+    servers = await launch(target, entry.scenario.servers, {
+      readyTimeoutMs: opts.setupTimeoutMs,
+      ...opts.launch,
+      topology: entry.scenario.topology,
+    });
   } catch (e) {
     if (e instanceof NotSupportedError) {
       result.status = 'skipped';
@@ -252,7 +256,12 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
       for (const i of plan.probers) children[i].send({ type: 'probe', subjects: [...pending] });
     };
     sendProbes();
-    await until(() => pending.size === 0, Math.min(opts.setupTimeoutMs, 20_000), 'waiting for subscriptions to reach the publishers\' server', sendProbes);
+    await until(
+      () => pending.size === 0,
+      Math.min(opts.setupTimeoutMs, 20_000),
+      "waiting for subscriptions to reach the publishers' server",
+      sendProbes,
+    );
   }
 
   const cpu0 = servers.pids.map(cpuSeconds);
@@ -263,7 +272,11 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   const senders = children.filter((c) => c.spec.role === 'pub' || c.spec.role === 'req');
   const receivers = children.filter((c) => c.spec.role === 'sub');
   const progressOf = children.filter((c) => c.spec.role === plan.progressRole);
-  const report = (): void => opts.onProgress?.(progressOf.reduce((a, c) => a + c.progress, 0), plan.progressTotal);
+  const report = (): void =>
+    opts.onProgress?.(
+      progressOf.reduce((a, c) => a + c.progress, 0),
+      plan.progressTotal,
+    );
   const counts = (): string => {
     const sent = senders.reduce((a, c) => a + c.progress, 0);
     const got = receivers.reduce((a, c) => a + c.progress, 0);
@@ -274,16 +287,21 @@ async function drive(plan: Plan, children: Child[], servers: Launched, opts: Run
   let lastCounts = '';
   let countsChanged = Date.now();
   try {
-    await until(() => senders.every((c) => c.done), opts.deadlineMs, 'publishing (deadline)', () => {
-      report();
-      const now = counts();
-      if (now !== lastCounts) {
-        lastCounts = now;
-        countsChanged = Date.now();
-      } else if (Date.now() - countsChanged > opts.publishStallMs) {
-        throw new Error(`publishing: no progress for ${opts.publishStallMs} ms`);
-      }
-    });
+    await until(
+      () => senders.every((c) => c.done),
+      opts.deadlineMs,
+      'publishing (deadline)',
+      () => {
+        report();
+        const now = counts();
+        if (now !== lastCounts) {
+          lastCounts = now;
+          countsChanged = Date.now();
+        } else if (Date.now() - countsChanged > opts.publishStallMs) {
+          throw new Error(`publishing: no progress for ${opts.publishStallMs} ms`);
+        }
+      },
+    );
   } catch (e) {
     throw new Error(`${(e as Error).message} (${counts()})`);
   }
@@ -362,7 +380,8 @@ function evaluate(plan: Plan, children: Child[], result: RunResult): void {
   }
   for (const r of reqs) problems.push(...r.problems);
   for (const r of idles) {
-    if (r.alive !== r.connections) problems.push(`${r.connections - r.alive} of ${r.connections} ${r.role} connections were closed by the server`);
+    if (r.alive !== r.connections)
+      problems.push(`${r.connections - r.alive} of ${r.connections} ${r.role} connections were closed by the server`);
     if (r.unexpected > 0) problems.push(`${r.role} connections received ${r.unexpected} messages they never subscribed to`);
   }
   result.order = plan.pubOnly ? 'n/a' : orderChecked ? 'checked' : 'unchecked';
@@ -399,7 +418,7 @@ function evaluate(plan: Plan, children: Child[], result: RunResult): void {
     result.msgsPerS = result.published / elapsedS;
     result.deliveriesPerS = result.delivered / elapsedS;
     result.mbPerS = ((plan.pubOnly ? result.published : result.delivered) * size) / elapsedS / 1e6;
-    const cpus = reports.map((r) => r.cpuUs / 1e6 / elapsedS * 100);
+    const cpus = reports.map((r) => (r.cpuUs / 1e6 / elapsedS) * 100);
     result.genCpuPct = cpus.reduce((a, v) => a + v, 0);
     result.genCpuMaxPct = Math.max(...cpus);
   }

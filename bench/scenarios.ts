@@ -235,7 +235,10 @@ export const SCENARIOS: Scenario[] = [
     defaults: { ...BASE, conns: 10_000 },
     title: (p) => `${count(p.conns)} idle conns + 1->1 ${bytes(p.size)}`,
     plan: (p, [url], uid) => {
-      const idle: GenSpec[] = spread(Array.from({ length: p.conns }, (_, i) => i), p.genProcs).map((g, k) => ({
+      const idle: GenSpec[] = spread(
+        Array.from({ length: p.conns }, (_, i) => i),
+        p.genProcs,
+      ).map((g, k) => ({
         role: 'idle' as const,
         url,
         count: g.length,

@@ -135,7 +135,6 @@ export interface LaunchOptions {
   topology?: 'cluster' | 'leaf' | 'gateway'; // how two servers are joined (the scenario says)
 }
 
-
 // Starts `count` fresh servers of `target` (count 2 = a cluster with routes both ways).
 export async function launch(target: Target, count: 1 | 2, opts: LaunchOptions = {}): Promise<Launched> {
   if (target.kind === 'url') {
@@ -258,7 +257,8 @@ function launchGateway(target: Target, opts: LaunchOptions): Promise<Launched> {
     },
     {
       name: 'B',
-      conf: ([gatewayPortA]) => `gateway {\n  name: B\n  listen: "127.0.0.1:-1"\n  gateways: [{name: A, url: "nats://127.0.0.1:${gatewayPortA}"}]\n}\n`,
+      conf: ([gatewayPortA]) =>
+        `gateway {\n  name: B\n  listen: "127.0.0.1:-1"\n  gateways: [{name: A, url: "nats://127.0.0.1:${gatewayPortA}"}]\n}\n`,
     },
   ]);
 }
@@ -269,7 +269,8 @@ async function logged(s: Server, re: RegExp, timeoutMs: number): Promise<number>
   for (;;) {
     const m = re.exec(s.log);
     if (m) return Number(m[1] ?? 0);
-    if (s.proc.exitCode !== null || s.proc.signalCode !== null) throw new Error(`server exited before logging ${re}:\n${s.log.slice(-1000)}`);
+    if (s.proc.exitCode !== null || s.proc.signalCode !== null)
+      throw new Error(`server exited before logging ${re}:\n${s.log.slice(-1000)}`);
     if (Date.now() > end) throw new Error(`server did not log ${re} within ${timeoutMs} ms:\n${s.log.slice(-1000)}`);
     await new Promise((r) => setTimeout(r, 20));
   }

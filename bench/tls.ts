@@ -24,8 +24,23 @@ export function enableBenchTls(): void {
   ossl('req', '-x509', ...ec, '-keyout', 'ca-key.pem', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bench CA');
   ossl('req', ...ec, '-keyout', 'server-key.pem', '-out', 'server.csr', '-subj', '/CN=localhost');
   writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  ossl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca-key.pem', '-CAcreateserial',
-    '-out', 'server.pem', '-days', '2', '-extfile', 'san.ext');
+  ossl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca-key.pem',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '2',
+    '-extfile',
+    'san.ext',
+  );
   process.env[ENV_CA] = path.join(dir, 'ca.pem');
   process.env[ENV_CERT] = path.join(dir, 'server.pem');
   process.env[ENV_KEY] = path.join(dir, 'server-key.pem');
@@ -49,7 +64,10 @@ export function upgradeToTls(sock: net.Socket, timeoutMs: number): Promise<tls.T
   ca ??= readFileSync(process.env[ENV_CA]!);
   return new Promise((resolve, reject) => {
     const s = tls.connect({ socket: sock, ca, servername: 'localhost' });
-    const timer = setTimeout(() => { s.destroy(); reject(new Error(`TLS handshake: no answer within ${timeoutMs} ms`)); }, timeoutMs);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`TLS handshake: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
     s.once('secureConnect', () => {
       clearTimeout(timer);
       s.off('error', onError);

@@ -24,7 +24,9 @@
 // inspector (an unauthenticated debugger on 127.0.0.1:9229) for the process's whole life.
 var OPERATION_SIGNALS = ['SIGHUP', 'SIGUSR1', 'SIGUSR2'];
 var earlySignals = [];
-var onOperationSignal = function (signal) { earlySignals.push(signal); };
+var onOperationSignal = function (signal) {
+  earlySignals.push(signal);
+};
 OPERATION_SIGNALS.forEach(function (signal) {
   process.on(signal, function () {
     if (signal === 'SIGUSR1') closeInspector();
@@ -36,7 +38,9 @@ OPERATION_SIGNALS.forEach(function (signal) {
 closeInspector();
 var inspectorGuard = setInterval(closeInspector, 20);
 if (inspectorGuard.unref) inspectorGuard.unref();
-setTimeout(function () { clearInterval(inspectorGuard); }, 10000).unref();
+setTimeout(function () {
+  clearInterval(inspectorGuard);
+}, 10000).unref();
 
 function closeInspector() {
   var inspector;
@@ -55,7 +59,9 @@ function closeInspector() {
 var launchedChild = process.env.SKEIN_LAUNCHER_CHILD === '1';
 delete process.env.SKEIN_LAUNCHER_CHILD;
 if (launchedChild && typeof process.send === 'function') {
-  process.send('skein:signals-handled', function () { process.disconnect(); });
+  process.send('skein:signals-handled', function () {
+    process.disconnect();
+  });
 }
 
 var childProcess = require('child_process');
@@ -175,13 +181,19 @@ function runChild(runtime) {
   // line; it says so over IPC, and until then the ones that come here are held, not sent
   // to a node still starting up (which would die of SIGHUP or open its inspector on SIGUSR1).
   env.SKEIN_LAUNCHER_CHILD = '1';
-  var child = childProcess.spawn(runtime, nodeArgs.concat([__filename], process.argv.slice(2)),
-    { stdio: ['inherit', 'inherit', 'inherit', 'ipc'], env: env });
+  var child = childProcess.spawn(runtime, nodeArgs.concat([__filename], process.argv.slice(2)), {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    env: env,
+  });
   var exited = false;
   var childHandles = false;
   var forward = function (signal) {
     if (exited) return;
-    try { child.kill(signal); } catch (e) { /* already gone */ }
+    try {
+      child.kill(signal);
+    } catch (e) {
+      /* already gone */
+    }
   };
   child.on('message', function (m) {
     if (m !== 'skein:signals-handled' || childHandles) return;
@@ -203,7 +215,9 @@ function runChild(runtime) {
   // harmless to the server, and a signal sent to this process alone must still reach it.
   // Stopping needs no hand-over: a child still starting dies of it, as it should.
   ['SIGINT', 'SIGTERM'].forEach(function (signal) {
-    process.on(signal, function () { forward(signal); });
+    process.on(signal, function () {
+      forward(signal);
+    });
   });
   child.on('error', function (err) {
     fail('cannot start ' + runtime + ': ' + err.message);
@@ -213,7 +227,11 @@ function runChild(runtime) {
     if (signal) {
       // Die of the same signal, so a shell or supervisor sees what the server saw.
       process.removeAllListeners(signal);
-      try { process.kill(process.pid, signal); } catch (e) { /* fall through */ }
+      try {
+        process.kill(process.pid, signal);
+      } catch (e) {
+        /* fall through */
+      }
       var numbers = require('os').constants.signals;
       process.exit(128 + (numbers[signal] || 0));
     }
@@ -233,7 +251,18 @@ if (launchedChild) {
   if (installed) runChild(process.execPath);
   else runHere();
 } else {
-  fail('needs Node.js >= ' + MIN_TEXT + '; this is ' + process.version + ' (' + process.execPath + ') and the runtime ' +
-    'skein brings (npm package "node") is missing (installed with --ignore-scripts?): run "npm rebuild node" in ' +
-    packageRoot + ', or put Node.js >= ' + MIN_TEXT + ' first on PATH');
+  fail(
+    'needs Node.js >= ' +
+      MIN_TEXT +
+      '; this is ' +
+      process.version +
+      ' (' +
+      process.execPath +
+      ') and the runtime ' +
+      'skein brings (npm package "node") is missing (installed with --ignore-scripts?): run "npm rebuild node" in ' +
+      packageRoot +
+      ', or put Node.js >= ' +
+      MIN_TEXT +
+      ' first on PATH',
+  );
 }

@@ -131,8 +131,10 @@ function nowMicros(): number {
 function timestamp(): string {
   const micros = nowMicros();
   const d = new Date(Math.floor(micros / 1000));
-  return `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
-    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros % 1_000_000, 6)}`;
+  return (
+    `${d.getFullYear()}/${pad(d.getMonth() + 1, 2)}/${pad(d.getDate(), 2)} ` +
+    `${pad(d.getHours(), 2)}:${pad(d.getMinutes(), 2)}:${pad(d.getSeconds(), 2)}.${pad(micros % 1_000_000, 6)}`
+  );
 }
 
 function write(level: Level, msg: string): void {
@@ -160,10 +162,22 @@ function write(level: Level, msg: string): void {
 }
 
 export const log = {
-  info(msg: string): void { write('INF', msg); },
-  warn(msg: string): void { write('WRN', msg); },
-  error(msg: string): void { write('ERR', msg); },
-  fatal(msg: string): void { write('FTL', msg); },
-  debug(msg: string): void { if (debugEnabled) write('DBG', msg); },
-  trace(msg: string): void { if (traceEnabled) write('TRC', msg); },
+  info(msg: string): void {
+    write('INF', msg);
+  },
+  warn(msg: string): void {
+    write('WRN', msg);
+  },
+  error(msg: string): void {
+    write('ERR', msg);
+  },
+  fatal(msg: string): void {
+    write('FTL', msg);
+  },
+  debug(msg: string): void {
+    if (debugEnabled) write('DBG', msg);
+  },
+  trace(msg: string): void {
+    if (traceEnabled) write('TRC', msg);
+  },
 };

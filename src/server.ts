@@ -21,7 +21,16 @@ import path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import type { Options } from './config/options.ts';
-import { createLayout, layoutRoles, nextConnectionId, openInbox, openLog, ThreadCounters, MAX_LAYOUT_THREADS, type SharedLayout } from './threads/shared.ts';
+import {
+  createLayout,
+  layoutRoles,
+  nextConnectionId,
+  openInbox,
+  openLog,
+  ThreadCounters,
+  MAX_LAYOUT_THREADS,
+  type SharedLayout,
+} from './threads/shared.ts';
 import { ThreadRole, type ThreadRoleCode } from './threads/roles.ts';
 import { InterestOp } from './threads/interest.ts';
 import { Doorbell } from './threads/ring.ts';
@@ -125,7 +134,11 @@ export class Server {
   /** What the monitor may see of the server: threads, counters and listeners, no internals. */
   private monitorHost(): ConstructorParameters<typeof Monitor>[0] {
     const workers = Math.min(this.opts.workers, MAX_LAYOUT_THREADS - 1);
-    const roles = layoutRoles(workers, { route: this.opts.cluster !== undefined, gateway: this.opts.gateway !== undefined, leaf: this.opts.leafNodes !== undefined });
+    const roles = layoutRoles(workers, {
+      route: this.opts.cluster !== undefined,
+      gateway: this.opts.gateway !== undefined,
+      leaf: this.opts.leafNodes !== undefined,
+    });
     const server = this; // eslint-disable-line @typescript-eslint/no-this-alias
     return {
       // A getter: a config reload replaces the options object.
@@ -133,7 +146,9 @@ export class Server {
         return server.opts;
       },
       identity: this.identity,
-      threadKinds: roles.map((r) => (r === ThreadRole.worker ? 'client' : r === ThreadRole.gateway ? 'gateway' : r === ThreadRole.leaf ? 'leaf' : 'route')),
+      threadKinds: roles.map((r) =>
+        r === ThreadRole.worker ? 'client' : r === ThreadRole.gateway ? 'gateway' : r === ThreadRole.leaf ? 'leaf' : 'route',
+      ),
       post: (t, msg) => {
         const slot = this.slots[t];
         if (slot === undefined || !slot.ready || slot.port === null) return false;
@@ -150,7 +165,10 @@ export class Server {
       clusterPort: () => this.clusterPort,
       gatewayPort: () => this.gatewayPort,
       leafPort: () => this.leafPort,
-      listening: () => ({ server: this.listener?.listening === true, route: this.opts.cluster === undefined || this.routeListener?.listening === true }),
+      listening: () => ({
+        server: this.listener?.listening === true,
+        route: this.opts.cluster === undefined || this.routeListener?.listening === true,
+      }),
     };
   }
 
@@ -245,7 +263,8 @@ export class Server {
   private settle(): void {
     compactSoon(0);
     for (const s of this.slots) {
-      if (s.role === ThreadRole.worker && s.port !== null) s.port.postMessage({ type: 'settle', delayMs: SETTLE_STAGGER_MS * (s.thread % SETTLE_SPREAD) } satisfies ControlMessage);
+      if (s.role === ThreadRole.worker && s.port !== null)
+        s.port.postMessage({ type: 'settle', delayMs: SETTLE_STAGGER_MS * (s.thread % SETTLE_SPREAD) } satisfies ControlMessage);
     }
   }
 
@@ -344,56 +363,68 @@ export class Server {
     slot.generation++;
     const generation = slot.generation;
     port1.on('message', (m: unknown) => this.onControl(thread, fromPort(m) as ControlMessage));
-    const task = slot.role === ThreadRole.gateway
-      ? {
-        thread,
-        port: port2,
-        layout: this.layout,
-        options: this.opts,
-        identity: this.identity,
-        gatewayPort: this.gatewayPort,
-        replacement,
-        stats: this.monitor.statsBuffer,
-      }
-      : slot.role === ThreadRole.worker
-      ? {
-        thread,
-        port: port2,
-        layout: this.layout,
-        options: this.opts,
-        identity: this.identity,
-        replacement,
-        faultInjection: this.faultInjection,
-        stats: this.monitor.statsBuffer,
-      }
-      : slot.role === ThreadRole.leaf
-      ? {
-        thread,
-        port: port2,
-        layout: this.layout,
-        options: this.opts,
-        identity: this.identity,
-        leafPort: this.leafPort,
-        replacement,
-        stats: this.monitor.statsBuffer,
-      }
-      : {
-        thread,
-        port: port2,
-        layout: this.layout,
-        options: this.opts,
-        identity: this.identity,
-        clusterName: this.identity.cluster!,
-        clusterDynamic: this.clusterDynamic,
-        clusterPort: this.clusterPort,
-        clientUrls: clientConnectUrls(this.opts, this.identity.port),
-        gatewayUrl: this.opts.gateway !== undefined ? joinHostPort(...gatewayInfoAddress(this.opts.gateway, this.gatewayPort)) : undefined,
-        gatewayOutbounds: this.gatewayOutbounds?.outbounds,
-        leafUrl: this.leafPort !== 0 && this.opts.leafNodes?.noAdvertise !== true ? leafInfoUrl(this.opts.leafNodes!, this.leafPort) : undefined,
-        replacement,
-        stats: this.monitor.statsBuffer,
-      };
-    const pool = slot.role === ThreadRole.worker ? this.pool : slot.role === ThreadRole.gateway ? this.gatewayPool! : slot.role === ThreadRole.leaf ? this.leafPool! : this.routePool!;
+    const task =
+      slot.role === ThreadRole.gateway
+        ? {
+            thread,
+            port: port2,
+            layout: this.layout,
+            options: this.opts,
+            identity: this.identity,
+            gatewayPort: this.gatewayPort,
+            replacement,
+            stats: this.monitor.statsBuffer,
+          }
+        : slot.role === ThreadRole.worker
+          ? {
+              thread,
+              port: port2,
+              layout: this.layout,
+              options: this.opts,
+              identity: this.identity,
+              replacement,
+              faultInjection: this.faultInjection,
+              stats: this.monitor.statsBuffer,
+            }
+          : slot.role === ThreadRole.leaf
+            ? {
+                thread,
+                port: port2,
+                layout: this.layout,
+                options: this.opts,
+                identity: this.identity,
+                leafPort: this.leafPort,
+                replacement,
+                stats: this.monitor.statsBuffer,
+              }
+            : {
+                thread,
+                port: port2,
+                layout: this.layout,
+                options: this.opts,
+                identity: this.identity,
+                clusterName: this.identity.cluster!,
+                clusterDynamic: this.clusterDynamic,
+                clusterPort: this.clusterPort,
+                clientUrls: clientConnectUrls(this.opts, this.identity.port),
+                gatewayUrl:
+                  this.opts.gateway !== undefined ? joinHostPort(...gatewayInfoAddress(this.opts.gateway, this.gatewayPort)) : undefined,
+                gatewayOutbounds: this.gatewayOutbounds?.outbounds,
+                leafUrl:
+                  this.leafPort !== 0 && this.opts.leafNodes?.noAdvertise !== true
+                    ? leafInfoUrl(this.opts.leafNodes!, this.leafPort)
+                    : undefined,
+                replacement,
+                stats: this.monitor.statsBuffer,
+              };
+    const pool =
+      slot.role === ThreadRole.worker
+        ? this.pool
+        : slot.role === ThreadRole.gateway
+          ? this.gatewayPool!
+          : slot.role === ThreadRole.leaf
+            ? this.leafPool!
+            : this.routePool!;
     pool.run(task, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
@@ -641,8 +672,12 @@ export class Server {
         s.port.postMessage({ type: 'reload', options: next, closeExcess: excess.get(s.thread) ?? 0 } satisfies ControlMessage);
       } else {
         s.port.postMessage({
-          type: 'reload', options: next, closeExcess: 0,
-          clientUrls: this.ownClientUrls, routesAdded: plan.routes.add, routesRemoved: plan.routes.remove,
+          type: 'reload',
+          options: next,
+          closeExcess: 0,
+          clientUrls: this.ownClientUrls,
+          routesAdded: plan.routes.add,
+          routesRemoved: plan.routes.remove,
         } satisfies ControlMessage);
       }
     }
@@ -654,7 +689,9 @@ export class Server {
   private closeExcess(max: number | null): Map<number, number> {
     const plan = new Map<number, number>();
     if (max === null) return plan;
-    const workers = this.slots.filter((s) => s.role === ThreadRole.worker).map((s) => ({ thread: s.thread, n: this.counters[s.thread].connections() }));
+    const workers = this.slots
+      .filter((s) => s.role === ThreadRole.worker)
+      .map((s) => ({ thread: s.thread, n: this.counters[s.thread].connections() }));
     let excess = workers.reduce((sum, w) => sum + w.n, 0) - max;
     if (excess <= 0) return plan;
     log.info(`Closed ${excess} connections to fall within max_connections`);
@@ -700,7 +737,8 @@ export class Server {
     this.listener?.close();
     this.listener = null;
     for (const s of this.held.splice(0)) s.destroy();
-    const clients = (): number => this.slots.reduce((n, s) => n + (s.role === ThreadRole.worker ? this.counters[s.thread].connections() : 0), 0);
+    const clients = (): number =>
+      this.slots.reduce((n, s) => n + (s.role === ThreadRole.worker ? this.counters[s.thread].connections() : 0), 0);
     if (clients() === 0) return !this.shuttingDown;
 
     const others = this.opts.cluster?.noAdvertise ? [] : (this.identity.connectUrls ?? []).filter((u) => !this.ownClientUrls.includes(u));
@@ -747,7 +785,9 @@ export class Server {
     if (dir === undefined) return;
     const file = path.join(dir, `skein_${process.pid}.ports`);
     // server.go Ports, in its field order.
-    const ports: Record<string, string[]> = { nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port, this.dualStack) };
+    const ports: Record<string, string[]> = {
+      nats: listenUrls(this.opts.tls ? 'tls' : 'nats', this.opts.host, this.identity.port, this.dualStack),
+    };
     const http = this.monitor.address();
     if (http !== null) ports.monitoring = listenUrls('http', http.host, http.port, this.dualStack);
     const c = this.opts.cluster;

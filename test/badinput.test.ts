@@ -36,7 +36,10 @@ async function bystander(t: ExecutionContext, port: number): Promise<Bystander> 
       if (got.join() !== want.join()) throw new Error(`bystander got ${got.slice(first).join(',')} after ${first}`);
       if (sub.data().includes('-ERR') || pub.data().includes('-ERR')) throw new Error('bystander got an -ERR');
     },
-    close() { sub.close(); pub.close(); },
+    close() {
+      sub.close();
+      pub.close();
+    },
   };
   t.teardown(() => by.close());
   return by;
@@ -72,15 +75,17 @@ test('random bytes on many connections', async (t) => {
   const by = await bystander(t, srv.port);
   const rnd = prng(0x5eed1);
   for (let round = 0; round < 4; round++) {
-    await Promise.all(Array.from({ length: 8 }, async (_, i) => {
-      const len = 1 + Math.floor(rnd() * 8192);
-      const buf = Buffer.alloc(len);
-      for (let j = 0; j < len; j++) buf[j] = Math.floor(rnd() * 256);
-      // Half the connections start with a valid CONNECT so the garbage reaches the parser
-      // in an established session.
-      const pre = i % 2 === 0 ? ['CONNECT {"verbose":false}\r\n'] : [];
-      await throwAt(srv.port, [...pre, buf]);
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async (_, i) => {
+        const len = 1 + Math.floor(rnd() * 8192);
+        const buf = Buffer.alloc(len);
+        for (let j = 0; j < len; j++) buf[j] = Math.floor(rnd() * 256);
+        // Half the connections start with a valid CONNECT so the garbage reaches the parser
+        // in an established session.
+        const pre = i % 2 === 0 ? ['CONNECT {"verbose":false}\r\n'] : [];
+        await throwAt(srv.port, [...pre, buf]);
+      }),
+    );
     await by.check();
   }
   await assertHealthy(t, srv, by);
@@ -91,23 +96,61 @@ test('protocol-shaped garbage: random sequences of operation fragments', async (
   const srv = await useServer(t, { impl });
   const by = await bystander(t, srv.port);
   const rnd = prng(0xfa11);
-  const pieces = ['PUB ', 'HPUB ', 'SUB ', 'UNSUB ', 'CONNECT ', 'PING', 'PONG', 'MSG ', 'INFO ', '+OK', '-ERR ',
-    '\r\n', '\r', '\n', ' ', '\t', 'foo', 'foo.bar', '*', '>', '.', '..', 'q', '0', '1', '5', '12', '-1',
-    '99999999999', '{', '}', '{"verbose":false}', '{"headers":true}', '"', 'NATS/1.0\r\n\r\n', '\x00', '\xff'];
+  const pieces = [
+    'PUB ',
+    'HPUB ',
+    'SUB ',
+    'UNSUB ',
+    'CONNECT ',
+    'PING',
+    'PONG',
+    'MSG ',
+    'INFO ',
+    '+OK',
+    '-ERR ',
+    '\r\n',
+    '\r',
+    '\n',
+    ' ',
+    '\t',
+    'foo',
+    'foo.bar',
+    '*',
+    '>',
+    '.',
+    '..',
+    'q',
+    '0',
+    '1',
+    '5',
+    '12',
+    '-1',
+    '99999999999',
+    '{',
+    '}',
+    '{"verbose":false}',
+    '{"headers":true}',
+    '"',
+    'NATS/1.0\r\n\r\n',
+    '\x00',
+    '\xff',
+  ];
   for (let round = 0; round < 4; round++) {
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      let s = 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n';
-      const n = 20 + Math.floor(rnd() * 200);
-      for (let j = 0; j < n; j++) s += pieces[Math.floor(rnd() * pieces.length)];
-      // Sent in random-sized pieces so frames are split at arbitrary points.
-      const chunks: string[] = [];
-      for (let at = 0; at < s.length;) {
-        const len = 1 + Math.floor(rnd() * 40);
-        chunks.push(s.slice(at, at + len));
-        at += len;
-      }
-      await throwAt(srv.port, chunks);
-    }));
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        let s = 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n';
+        const n = 20 + Math.floor(rnd() * 200);
+        for (let j = 0; j < n; j++) s += pieces[Math.floor(rnd() * pieces.length)];
+        // Sent in random-sized pieces so frames are split at arbitrary points.
+        const chunks: string[] = [];
+        for (let at = 0; at < s.length;) {
+          const len = 1 + Math.floor(rnd() * 40);
+          chunks.push(s.slice(at, at + len));
+          at += len;
+        }
+        await throwAt(srv.port, chunks);
+      }),
+    );
     await by.check();
   }
   await assertHealthy(t, srv, by);
@@ -238,18 +281,27 @@ test('connections that vanish at every stage of the handshake', async (t) => {
   const by = await bystander(t, srv.port);
   // Connect and close before reading INFO; close right after CONNECT; after SUB with a
   // message in flight to it; reset with unread output queued.
-  await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-    const c = await rawConnect(srv.port);
-    if (i % 4 === 0) { c.close(); return; }
-    if (i % 4 === 1) { c.send('CONNECT {"verbose":false}\r\n'); c.close(); return; }
-    if (i % 4 === 2) {
-      c.send('CONNECT {"verbose":false}\r\nSUB bystander.x 9\r\n');
-      await c.ping();
-      c.close();
-      return;
-    }
-    c.send(`CONNECT {"verbose":false}\r\nSUB vanish.${i} 1\r\n` + `PUB vanish.${i} 1000\r\n${'v'.repeat(1000)}\r\n`.repeat(200));
-    c.socket.resetAndDestroy();
-  }));
+  await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => {
+      const c = await rawConnect(srv.port);
+      if (i % 4 === 0) {
+        c.close();
+        return;
+      }
+      if (i % 4 === 1) {
+        c.send('CONNECT {"verbose":false}\r\n');
+        c.close();
+        return;
+      }
+      if (i % 4 === 2) {
+        c.send('CONNECT {"verbose":false}\r\nSUB bystander.x 9\r\n');
+        await c.ping();
+        c.close();
+        return;
+      }
+      c.send(`CONNECT {"verbose":false}\r\nSUB vanish.${i} 1\r\n` + `PUB vanish.${i} 1000\r\n${'v'.repeat(1000)}\r\n`.repeat(200));
+      c.socket.resetAndDestroy();
+    }),
+  );
   await assertHealthy(t, srv, by);
 });

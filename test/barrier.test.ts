@@ -63,7 +63,10 @@ async function workerOf(srv: ServerHandle, cid: number): Promise<number> {
  * Placement is fewest-connections, so P normally lands on the other worker at once; a
  * leftover count (the readiness probe) can put it beside S, and then the next one goes over.
  */
-async function pairOnTwoWorkers<T>(t: ExecutionContext, open: (port: number, name: string) => Promise<{ conn: T; cid: number; close: () => unknown }>): Promise<[T, T]> {
+async function pairOnTwoWorkers<T>(
+  t: ExecutionContext,
+  open: (port: number, name: string) => Promise<{ conn: T; cid: number; close: () => unknown }>,
+): Promise<[T, T]> {
   const srv = await useServer(t, { impl, workers: 2, args: impl === 'skein' ? ['-D'] : [] });
   const s = await open(srv.port, 'S');
   t.teardown(s.close);
@@ -90,7 +93,11 @@ for (const client of clients) {
     for (let r = 0; r < ROUNDS; r++) {
       const subject = `barrier.flush.${r}`;
       let got = 0;
-      const sub = s.subscribe(subject, { callback: () => { got++; } });
+      const sub = s.subscribe(subject, {
+        callback: () => {
+          got++;
+        },
+      });
       await s.flush();
       for (let i = 0; i < PER_ROUND; i++) p.publish(subject, 'x');
       await p.flush();
@@ -108,7 +115,11 @@ for (const client of clients) {
     for (let r = 0; r < ROUNDS; r++) {
       const subject = `barrier.drain.${r}`;
       let got = 0;
-      const sub = s.subscribe(subject, { callback: () => { got++; } });
+      const sub = s.subscribe(subject, {
+        callback: () => {
+          got++;
+        },
+      });
       await s.flush();
       for (let i = 0; i < PER_ROUND; i++) p.publish(subject, 'x');
       await p.flush();
@@ -172,7 +183,7 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-test('a publisher whose records wait for ring space gets no PONG until they are in the ring (two workers\' brokers on one thread)', async (t) => {
+test("a publisher whose records wait for ring space gets no PONG until they are in the ring (two workers' brokers on one thread)", async (t) => {
   t.timeout(60_000);
   // Broker 0 (publisher P) and broker 1 (subscriber S) share a two-thread layout. Only
   // broker 0 runs its drain loop: broker 1 takes records only at S's PING (its barrier),
@@ -305,14 +316,28 @@ test('Go client: SubscribeSync, P.Flush, S.Flush: Pending counts every message',
       if (nl >= 0) resolve(out.slice(0, nl).trim().split(/\s+/).map(Number));
     });
   });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => { out += d; });
-  const cids = await Promise.race([ids, exited.then(() => { throw new Error(`go client exited: ${out}`); })]);
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const cids = await Promise.race([
+    ids,
+    exited.then(() => {
+      throw new Error(`go client exited: ${out}`);
+    }),
+  ]);
   let k = 1;
   if (impl === 'skein') {
     const ws = await workerOf(srv, cids[0]);
     k = 0;
     for (let i = 1; i < cids.length && k === 0; i++) if ((await workerOf(srv, cids[i])) !== ws) k = i;
-    t.not(k, 0, `a publisher on the other worker than S (cids ${cids.join(',')}): ${srv.output().match(/created on worker \d/g)?.join(';')}`);
+    t.not(
+      k,
+      0,
+      `a publisher on the other worker than S (cids ${cids.join(',')}): ${srv
+        .output()
+        .match(/created on worker \d/g)
+        ?.join(';')}`,
+    );
   }
   child.stdin.end(`${k}\n`);
   t.is(await exited, 0, out);

@@ -21,7 +21,8 @@ import { killAllNow, natsServerVersion, REPO_ROOT } from '../bench/servers.ts';
 import type { Target } from '../bench/servers.ts';
 
 const impl = process.env.SKEIN_TEST_IMPL ?? 'skein';
-const target: Target = impl === 'nats-server' ? { label: 'nats-server', kind: 'nats-server' } : { label: 'skein -w2', kind: 'skein', workers: 2 };
+const target: Target =
+  impl === 'nats-server' ? { label: 'nats-server', kind: 'nats-server' } : { label: 'skein -w2', kind: 'skein', workers: 2 };
 const haveNats = natsServerVersion() !== null;
 
 const opts: RunOptions = { ...DEFAULT_RUN_OPTIONS, deadlineMs: 30_000, setupTimeoutMs: 30_000, stallMs: 2000 };
@@ -114,7 +115,7 @@ test('reader decodes the same stream split at every offset into two chunks, and 
   let x = 12345;
   for (let trial = 0; trial < 20; trial++) {
     const { seen, reader } = collector();
-    for (let i = 0; i < stream.length; ) {
+    for (let i = 0; i < stream.length;) {
       x = (x * 1103515245 + 12345) & 0x7fffffff;
       const n = 1 + (x % 9000);
       reader.feed(stream.subarray(i, i + n));
@@ -191,7 +192,12 @@ test('queue-group check fails on a message lost, on one delivered to two members
     for (const s of seqs) c.push(s);
     return c;
   };
-  const merge = (ms: SeqChecker[]) => mergeGroup(ms.map((m) => m.received), ms.map((m) => m.seen), 10);
+  const merge = (ms: SeqChecker[]) =>
+    mergeGroup(
+      ms.map((m) => m.received),
+      ms.map((m) => m.seen),
+      10,
+    );
   t.true(merge([member([0, 2, 4, 6, 8]), member([1, 3, 5, 7, 9])]).ok);
   t.regex(merge([member([0, 2, 4, 6, 8]), member([1, 3, 5, 7])]).firstProblem!, /9 of 10 \(1 lost\)/);
   t.regex(merge([member([0, 2, 4, 6, 8]), member([1, 2, 5, 7, 9])]).firstProblem!, /9 distinct of 10.*1 delivered to more than one/);
@@ -277,9 +283,16 @@ for (const [fault, what, problem] of [
     t.timeout(30_000);
     const srv = await faultyServer(fault);
     t.teardown(() => srv.close());
-    const r = await runOnce(entry('pubsub', { msgs: 200, size: 16 }), { label: 'faulty', kind: 'url', urls: [srv.url] }, 1, { ...opts, stallMs: 500, publishStallMs: 1000 });
+    const r = await runOnce(entry('pubsub', { msgs: 200, size: 16 }), { label: 'faulty', kind: 'url', urls: [srv.url] }, 1, {
+      ...opts,
+      stallMs: 500,
+      publishStallMs: 1000,
+    });
     t.is(r.status, 'FAILED');
-    t.true(r.problems.some((p) => problem.test(p)), r.problems.join('\n'));
+    t.true(
+      r.problems.some((p) => problem.test(p)),
+      r.problems.join('\n'),
+    );
   });
 }
 
@@ -364,9 +377,14 @@ test.serial('the gateway scenario runs on skein: every message crosses the gatew
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO_ROOT, 'bench', 'cli.ts'), ...args], { cwd: REPO_ROOT, timeout: 90_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bench', 'cli.ts'), ...args],
+      { cwd: REPO_ROOT, timeout: 90_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -379,15 +397,28 @@ test.serial('cli prints key=value lines, a table and ratios for --against nats-s
   t.is(r.code, 0, r.stderr);
   const runs = r.stdout.split('\n').filter((l) => l.startsWith('run '));
   t.is(runs.length, impl === 'nats-server' ? 2 : 4);
-  for (const l of runs) t.regex(l, /status=ok .*msgs_per_s=\d+ .*srv_cpu_pct=[\d.]+ srv_ns_per_msg=\d+ srv_peak_rss_mb=[\d.]+ gen_cpu_pct=[\d.]+/);
+  for (const l of runs)
+    t.regex(l, /status=ok .*msgs_per_s=\d+ .*srv_cpu_pct=[\d.]+ srv_ns_per_msg=\d+ srv_peak_rss_mb=[\d.]+ gen_cpu_pct=[\d.]+/);
   t.regex(r.stdout, /^summary entry=pubsub\/16B /m);
   t.regex(r.stdout, /== 1->1 16 B/);
-  if (impl !== 'nats-server' && haveNats) t.regex(r.stdout, /^ratio entry=pubsub\/16B target="skein -w1" against=nats-server metric=msgs_per_s pairs=2 median=[\d.]+/m);
+  if (impl !== 'nats-server' && haveNats)
+    t.regex(r.stdout, /^ratio entry=pubsub\/16B target="skein -w1" against=nats-server metric=msgs_per_s pairs=2 median=[\d.]+/m);
 });
 
 test.serial('cli --rate paces the publisher (N messages per write every T ms) and reports server CPU per message', async (t) => {
   t.timeout(90_000);
-  const r = await cli(['pubsub', '--msgs', '400', '--rate', '5/1ms', '--rounds', '1', '--no-progress', '--target', impl === 'nats-server' ? 'nats-server' : 'skein']);
+  const r = await cli([
+    'pubsub',
+    '--msgs',
+    '400',
+    '--rate',
+    '5/1ms',
+    '--rounds',
+    '1',
+    '--no-progress',
+    '--target',
+    impl === 'nats-server' ? 'nats-server' : 'skein',
+  ]);
   t.is(r.code, 0, r.stderr);
   const run = r.stdout.split('\n').find((l) => l.startsWith('run '));
   t.regex(run ?? '', /entry=pubsub\/16B\/rate5per1ms .*status=ok .*delivered=400 .*srv_ns_per_msg=\d+/);
@@ -430,16 +461,32 @@ test('the standard matrix sweeps pairs over 1, 2 and 4 workers, runs the route p
   const pairs = m.filter((e) => e.scenario.name === 'pairs');
   t.is(pairs.length, 1);
   t.deepEqual(pairs[0].workers, [1, 2, 4]);
-  t.deepEqual(m.filter((e) => e.scenario.name === 'cluster').map((e) => e.params.size).sort((a, b) => a - b), [16, 1024]);
+  t.deepEqual(
+    m
+      .filter((e) => e.scenario.name === 'cluster')
+      .map((e) => e.params.size)
+      .sort((a, b) => a - b),
+    [16, 1024],
+  );
   t.true(m.filter((e) => e.scenario.name !== 'pairs').every((e) => e.workers === undefined));
-  const report = (title: string, targets: string[]): EntryReport => ({
-    title, latency: false, ratios: [], runs: [],
-    summaries: targets.map((target, i) => ({ target, status: 'ok', ok: 1, runs: 1, problems: [], msgsPerS: { median: 1000 * (i + 1) } })),
-  }) as unknown as EntryReport;
-  const text = overviewText([report('a', ['skein -w1', 'skein -w2', 'nats-server']), report('pairs', ['skein -w1', 'skein -w2', 'skein -w4', 'nats-server'])], null);
+  const report = (title: string, targets: string[]): EntryReport =>
+    ({
+      title,
+      latency: false,
+      ratios: [],
+      runs: [],
+      summaries: targets.map((target, i) => ({ target, status: 'ok', ok: 1, runs: 1, problems: [], msgsPerS: { median: 1000 * (i + 1) } })),
+    }) as unknown as EntryReport;
+  const text = overviewText(
+    [report('a', ['skein -w1', 'skein -w2', 'nats-server']), report('pairs', ['skein -w1', 'skein -w2', 'skein -w4', 'nats-server'])],
+    null,
+  );
   const lines = text.split('\n');
   t.regex(lines[1], /scenario +metric +skein -w1 +skein -w2 +skein -w4 +nats-server/);
-  t.regex(lines.find((l) => l.includes('pairs'))!, /1\.0k +2\.0k +3\.0k +4\.0k/);
+  t.regex(
+    lines.find((l) => l.includes('pairs'))!,
+    /1\.0k +2\.0k +3\.0k +4\.0k/,
+  );
 });
 
 test('npm run bench -- --help exits 0 and lists every scenario and every option the cli reads', async (t) => {
@@ -477,20 +524,39 @@ test('bench: an unknown option names itself and the valid ones; no scenario is a
 
 function churnCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(REPO_ROOT, 'bench', 'churn.ts'), ...args], { cwd: REPO_ROOT, timeout: 110_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bench', 'churn.ts'), ...args],
+      { cwd: REPO_ROOT, timeout: 110_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 test.serial('churn bench: PING percentiles during connection churn, RSS for idle connections and after a SUB/UNSUB storm', async (t) => {
   t.timeout(120_000);
   const against = haveNats ? ['--against', 'nats-server'] : [];
-  const churn = await churnCli(['churn', '--conns', '300', '--procs', '1', '--parallel', '10', '--quiet-secs', '1', '--workers', '2', ...against]);
+  const churn = await churnCli([
+    'churn',
+    '--conns',
+    '300',
+    '--procs',
+    '1',
+    '--parallel',
+    '10',
+    '--quiet-secs',
+    '1',
+    '--workers',
+    '2',
+    ...against,
+  ]);
   t.is(churn.code, 0, churn.stderr);
   const churnRuns = churn.stdout.split('\n').filter((l) => l.startsWith('run '));
   t.is(churnRuns.length, haveNats ? 2 : 1, churn.stdout);
-  for (const l of churnRuns) t.regex(l, /conns=300 errors=0 .*ping_p50=[\d.]+ ping_p90=[\d.]+ ping_p99=[\d.]+ ping_max=[\d.]+ .*rss_quiet_mb=\d+/);
+  for (const l of churnRuns)
+    t.regex(l, /conns=300 errors=0 .*ping_p50=[\d.]+ ping_p90=[\d.]+ ping_p99=[\d.]+ ping_max=[\d.]+ .*rss_quiet_mb=\d+/);
   const idle = await churnCli(['idle', '--conns', '200', '--procs', '1', '--quiet-secs', '1', '--workers', '2']);
   t.is(idle.code, 0, idle.stderr);
   t.regex(idle.stdout, /^run scenario=idle target=skein-w2 round=0 conns=200 rss_before_mb=\d+ rss_idle_conns_mb=\d+/m);

@@ -58,8 +58,7 @@ const clients: Client[] = [
     connect: async (port, opts = {}) =>
       (await natsV3.connect({ servers: `127.0.0.1:${port}`, reconnect: false, ...opts })) as unknown as Conn,
     headers: () => natsV3.headers(),
-    isNoResponders: (err) =>
-      err instanceof natsV3.NoRespondersError || (err instanceof natsV3.RequestError && err.isNoResponders()),
+    isNoResponders: (err) => err instanceof natsV3.NoRespondersError || (err instanceof natsV3.RequestError && err.isNoResponders()),
   },
 ];
 
@@ -72,7 +71,12 @@ test.after.always(async () => {
 });
 
 /** Connects and registers a close at test end. */
-async function conn(t: { teardown(fn: () => unknown): void }, client: Client, port = shared!.port, opts?: Record<string, unknown>): Promise<Conn> {
+async function conn(
+  t: { teardown(fn: () => unknown): void },
+  client: Client,
+  port = shared!.port,
+  opts?: Record<string, unknown>,
+): Promise<Conn> {
   const nc = await client.connect(port, opts);
   t.teardown(() => (nc.isClosed() ? undefined : nc.close()));
   return nc;
@@ -81,7 +85,12 @@ async function conn(t: { teardown(fn: () => unknown): void }, client: Client, po
 /** Subscribes with a callback collecting messages. */
 function collect(nc: Conn, subject: string, opts: { queue?: string; max?: number } = {}): { sub: Subscription; msgs: Msg[] } {
   const msgs: Msg[] = [];
-  const sub = nc.subscribe(subject, { ...opts, callback: (err, msg) => { if (!err) msgs.push(msg); } });
+  const sub = nc.subscribe(subject, {
+    ...opts,
+    callback: (err, msg) => {
+      if (!err) msgs.push(msg);
+    },
+  });
   return { sub, msgs };
 }
 
@@ -107,7 +116,10 @@ for (const client of clients) {
     for (let i = 0; i < 20; i++) pub.publish(subject, `m${i}`);
     await pub.flush();
     await until('20 messages', () => msgs.length >= 20);
-    t.deepEqual(msgs.map((m) => m.string()), Array.from({ length: 20 }, (_, i) => `m${i}`));
+    t.deepEqual(
+      msgs.map((m) => m.string()),
+      Array.from({ length: 20 }, (_, i) => `m${i}`),
+    );
     t.is(msgs[0].subject, subject);
   });
 
@@ -124,8 +136,14 @@ for (const client of clients) {
     await nc.flush();
     await until('messages', () => full.msgs.length >= 2 && star.msgs.length >= 1);
     await nc.flush();
-    t.deepEqual(star.msgs.map((m) => m.subject), [`${p}.a`]);
-    t.deepEqual(full.msgs.map((m) => m.subject), [`${p}.a`, `${p}.a.b`]);
+    t.deepEqual(
+      star.msgs.map((m) => m.subject),
+      [`${p}.a`],
+    );
+    t.deepEqual(
+      full.msgs.map((m) => m.subject),
+      [`${p}.a`, `${p}.a.b`],
+    );
   });
 
   test(`${c}: request/reply`, async (t) => {
@@ -133,10 +151,17 @@ for (const client of clients) {
     const svc = await conn(t, client);
     const req = await conn(t, client);
     const subject = `${c.replace(' ', '')}.echo`;
-    svc.subscribe(subject, { callback: (_err, msg) => { msg.respond(`echo:${msg.string()}`); } });
+    svc.subscribe(subject, {
+      callback: (_err, msg) => {
+        msg.respond(`echo:${msg.string()}`);
+      },
+    });
     await svc.flush();
     const replies = await Promise.all([1, 2, 3].map((i) => req.request(subject, `q${i}`, { timeout: 5000 })));
-    t.deepEqual(replies.map((m) => m.string()), ['echo:q1', 'echo:q2', 'echo:q3']);
+    t.deepEqual(
+      replies.map((m) => m.string()),
+      ['echo:q1', 'echo:q2', 'echo:q3'],
+    );
   });
 
   test(`${c}: headers travel with publish and request`, async (t) => {
@@ -184,7 +209,10 @@ for (const client of clients) {
     await until(`${n} messages`, () => subs.reduce((s, x) => s + x.msgs.length, 0) >= n);
     await Promise.all(members.map((m) => m.flush()));
     const got = subs.flatMap((s) => s.msgs.map((m) => Number(m.string()))).sort((a, b) => a - b);
-    t.deepEqual(got, Array.from({ length: n }, (_, i) => i));
+    t.deepEqual(
+      got,
+      Array.from({ length: n }, (_, i) => i),
+    );
   });
 
   test(`${c}: auto-unsubscribe after max messages`, async (t) => {
@@ -199,8 +227,14 @@ for (const client of clients) {
     await nc.flush();
     await until('5 messages on the second subscription', () => later.msgs.length >= 5);
     await nc.flush();
-    t.deepEqual(capped.msgs.map((m) => m.string()), ['0', '1', '2']);
-    t.deepEqual(later.msgs.map((m) => m.string()), ['0', '1', '2', '3', '4']);
+    t.deepEqual(
+      capped.msgs.map((m) => m.string()),
+      ['0', '1', '2'],
+    );
+    t.deepEqual(
+      later.msgs.map((m) => m.string()),
+      ['0', '1', '2', '3', '4'],
+    );
     await capped.sub.closed;
     await later.sub.closed;
     t.is(capped.sub.getProcessed(), 3);
@@ -268,7 +302,11 @@ test('nats v2 and nats v3 interoperate on the same subjects', async (t) => {
   const v3 = await conn(t, clients[1]);
   const at2 = collect(v2, 'mixed.to2');
   const at3 = collect(v3, 'mixed.to3');
-  v3.subscribe('mixed.svc', { callback: (_e, m) => { m.respond(`v3 says ${m.string()}`); } });
+  v3.subscribe('mixed.svc', {
+    callback: (_e, m) => {
+      m.respond(`v3 says ${m.string()}`);
+    },
+  });
   await Promise.all([v2.flush(), v3.flush()]);
   v2.publish('mixed.to3', 'from v2');
   v3.publish('mixed.to2', 'from v3');

@@ -8,8 +8,16 @@ import { connect } from 'nats';
 import { rawSession } from './helpers/raw.ts';
 import { useServer } from './helpers/server.ts';
 import {
-  TestCluster, checkPubSub, checkQueue, checkRequestReply, checkUnsubscribe, interestSeen, meshReady,
-  uid, waitFor, type NodeSpec,
+  TestCluster,
+  checkPubSub,
+  checkQueue,
+  checkRequestReply,
+  checkUnsubscribe,
+  interestSeen,
+  meshReady,
+  uid,
+  waitFor,
+  type NodeSpec,
 } from './helpers/cluster.ts';
 
 const nats = (name: string): NodeSpec => ({ impl: 'nats-server', name });
@@ -110,14 +118,27 @@ test.serial('route credentials are required and checked the same way by both imp
   // -ERR 'Authorization Violation', and the dialler keeps retrying at a slow pace.
   const [n1, s1] = cl.nodes;
   const wrongSkein = await useServer(t, {
-    impl: 'skein', workers: 1,
-    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', cl.clusterName!,
-      '--routes', `nats-route://ruser:wrong@127.0.0.1:${n1.clusterPort}`],
+    impl: 'skein',
+    workers: 1,
+    args: [
+      '--cluster',
+      'nats://127.0.0.1:-1',
+      '--cluster_name',
+      cl.clusterName!,
+      '--routes',
+      `nats-route://ruser:wrong@127.0.0.1:${n1.clusterPort}`,
+    ],
   });
   const wrongNats = await useServer(t, {
     impl: 'nats-server',
-    args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', cl.clusterName!,
-      '--routes', `nats-route://ruser:wrong@127.0.0.1:${s1.clusterPort}`],
+    args: [
+      '--cluster',
+      'nats://127.0.0.1:-1',
+      '--cluster_name',
+      cl.clusterName!,
+      '--routes',
+      `nats-route://ruser:wrong@127.0.0.1:${s1.clusterPort}`,
+    ],
   });
   await wrongSkein.waitForLog(/Route Error 'Authorization Violation'/, 30_000);
   await wrongNats.waitForLog(/Route Error 'Authorization Violation'/, 30_000);
@@ -126,7 +147,7 @@ test.serial('route credentials are required and checked the same way by both imp
   t.pass();
 });
 
-test.serial('a skein server without a cluster name adopts a nats-server\'s configured name', async (t) => {
+test.serial("a skein server without a cluster name adopts a nats-server's configured name", async (t) => {
   t.timeout(60_000);
   const cl = await TestCluster.start(t, [nats('n1'), skein('s1')], {
     clusterName: null,
@@ -140,7 +161,7 @@ test.serial('a skein server without a cluster name adopts a nats-server\'s confi
   t.is(info.cluster, 'fixed');
 });
 
-test.serial('a nats-server peer entering lame-duck mode is dropped from the skein server\'s connect_urls', async (t) => {
+test.serial("a nats-server peer entering lame-duck mode is dropped from the skein server's connect_urls", async (t) => {
   t.timeout(60_000);
   const cl = await TestCluster.start(t, [skein('s1'), nats('n1')], {
     // nats-server refuses a lame-duck duration under 30s; skein reads the same keys.
@@ -164,4 +185,3 @@ test.serial('a nats-server peer entering lame-duck mode is dropped from the skei
   t.deepEqual(urlsIn(update), [`127.0.0.1:${s1.port}`]);
   process.kill(n1.srv.pid, 'SIGINT');
 });
-

@@ -9,8 +9,18 @@ import { connect, type NatsConnection } from 'nats';
 import { useServer } from './helpers/server.ts';
 import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 import {
-  TestCluster, allRoutes, checkPubSub, checkQueue, checkRequestReply, checkUnsubscribe,
-  flushAll, interestSeen, meshReady, sleep, uid, waitFor,
+  TestCluster,
+  allRoutes,
+  checkPubSub,
+  checkQueue,
+  checkRequestReply,
+  checkUnsubscribe,
+  flushAll,
+  interestSeen,
+  meshReady,
+  sleep,
+  uid,
+  waitFor,
 } from './helpers/cluster.ts';
 
 const skein3 = [
@@ -39,8 +49,11 @@ test.serial('a seed-started cluster meshes by gossip and moves messages every wa
   await checkUnsubscribe(t, ncs);
   // Every client is told every server's client URL.
   const want = cl.nodes.map((n) => `127.0.0.1:${n.port}`).sort();
-  await waitFor(() => ncs.every((nc) => [...(nc.info?.connect_urls ?? [])].sort().join() === want.join()), 10_000,
-    'connect_urls listing the three servers');
+  await waitFor(
+    () => ncs.every((nc) => [...(nc.info?.connect_urls ?? [])].sort().join() === want.join()),
+    10_000,
+    'connect_urls listing the three servers',
+  );
   for (const nc of ncs) t.deepEqual([...(nc.info?.connect_urls ?? [])].sort(), want);
 });
 
@@ -108,13 +121,21 @@ test.serial('killing a server while traffic flows leaves the other two serving, 
   const c = await connect({ servers: `127.0.0.1:${cl.nodes[2].port}`, reconnectTimeWait: 100, maxReconnectAttempts: -1 });
   t.teardown(() => c.close());
   await meshReady([a, b, c]);
-  await waitFor(() => (c.info?.connect_urls?.length ?? 0) === 3, 10_000, 'c\'s client to learn the cluster');
+  await waitFor(() => (c.info?.connect_urls?.length ?? 0) === 3, 10_000, "c's client to learn the cluster");
 
   const id = uid();
   let onB = 0;
   let onC = 0;
-  b.subscribe(`flow.${id}`, { callback: () => { onB++; } });
-  c.subscribe(`flow.${id}`, { callback: () => { onC++; } });
+  b.subscribe(`flow.${id}`, {
+    callback: () => {
+      onB++;
+    },
+  });
+  c.subscribe(`flow.${id}`, {
+    callback: () => {
+      onC++;
+    },
+  });
   await interestSeen(b, [a]);
   await interestSeen(c, [a]);
   let sent = 0;
@@ -132,7 +153,7 @@ test.serial('killing a server while traffic flows leaves the other two serving, 
   await waitFor(() => onB > atKill + 500, 10_000, 'b to keep receiving after c died');
 
   // c's client reconnects to a or b and its subscription works there.
-  await waitFor(() => c.getServer() !== `127.0.0.1:${cl.nodes[2].port}`, 15_000, 'c\'s client to fail over');
+  await waitFor(() => c.getServer() !== `127.0.0.1:${cl.nodes[2].port}`, 15_000, "c's client to fail over");
   const afterFailover = onC;
   await waitFor(() => onC > afterFailover + 100, 10_000, 'the failed-over subscription to receive');
   stop = true;
@@ -170,7 +191,10 @@ test.serial('a crashed client worker is replaced and routes keep serving its con
     await clients[k].flush();
   }
   await waitFor(() => onB.length === clients.length && onA.every((g) => g.length === 1), 10_000, 'both directions');
-  t.deepEqual(onB.sort(), clients.map((_c, k) => `from ${k}`));
+  t.deepEqual(
+    onB.sort(),
+    clients.map((_c, k) => `from ${k}`),
+  );
   onA.forEach((g, k) => t.deepEqual(g, [`to ${k}`]));
 });
 
@@ -279,8 +303,20 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
   t.teardown(() => r.close());
   const line = await r.expect(/^INFO \{.*\} \r\n/);
   const info = JSON.parse(line.slice(5, -3)) as Record<string, unknown>;
-  t.deepEqual(Object.keys(info), ['server_id', 'server_name', 'version', 'proto', 'go', 'host', 'port', 'headers',
-    'max_payload', 'nonce', 'cluster', 'connect_urls']);
+  t.deepEqual(Object.keys(info), [
+    'server_id',
+    'server_name',
+    'version',
+    'proto',
+    'go',
+    'host',
+    'port',
+    'headers',
+    'max_payload',
+    'nonce',
+    'cluster',
+    'connect_urls',
+  ]);
   t.is(info.proto, 2);
   t.is(info.port, s.clusterPort);
   t.is(info.cluster, 'clu');
@@ -307,17 +343,19 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
   // route thread may read the close's interest changes in two steps and first announce the
   // group's true weight of the moment, `RS+ $G bar q1 1`: accurate, and harmless to a peer.)
   c.close();
-  const rest = (await r.expect(/(RS- \$G (baz\.> q2|bar q1)\r\n[^]*){2}/)).replace(/PING\r\n/g, '').replace(/RS\+ \$G bar q1 1\r\n(?=[^]*RS- \$G bar q1)/, '');
+  const rest = (await r.expect(/(RS- \$G (baz\.> q2|bar q1)\r\n[^]*){2}/))
+    .replace(/PING\r\n/g, '')
+    .replace(/RS\+ \$G bar q1 1\r\n(?=[^]*RS- \$G bar q1)/, '');
   t.true(rest === 'RS- $G bar q1\r\nRS- $G baz.> q2\r\n' || rest === 'RS- $G baz.> q2\r\nRS- $G bar q1\r\n', JSON.stringify(rest));
   // First PING about a second after the route was created (10s: a loaded machine's margin,
   // still far below the 2m ping_interval a server without the early first PING would wait).
   // On a loaded machine it may have come before any of the RS lines above and been consumed
   // by their expects, so look at everything the route received.
-  await waitFor(() => r.data().includes('PING\r\n'), 10_000, 'the route\'s first PING');
+  await waitFor(() => r.data().includes('PING\r\n'), 10_000, "the route's first PING");
   r.send('PONG\r\n');
 });
 
-test('no_advertise keeps client URLs out of the route INFO and out of clients\' INFO', async (t) => {
+test("no_advertise keeps client URLs out of the route INFO and out of clients' INFO", async (t) => {
   t.timeout(60_000);
   const s = await single(t, '', ['--no_advertise']);
   const r = await rawConnect(s.clusterPort);
@@ -333,7 +371,7 @@ test('no_advertise keeps client URLs out of the route INFO and out of clients\' 
   t.false(c.data().includes('connect_urls'));
 });
 
-test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG with queue sections', async (t) => {
+test("routed messages reach clients, and clients' messages go out as RMSG/HMSG with queue sections", async (t) => {
   t.timeout(60_000);
   const s = await single(t);
   const { c } = await rawSession(s.port, { connect: { headers: true } });
@@ -347,15 +385,21 @@ test('routed messages reach clients, and clients\' messages go out as RMSG/HMSG 
   r.send('RMSG $G grp.x 3\r\nnoq\r\n'); // no queue section: never to queue members
   r.send('HMSG $G foo 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
   const toClient = await c.expect('HMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
-  t.is(toClient.replace(/PING\r\n/g, ''), 'MSG foo 1 2\r\nhi\r\nMSG foo 1 reply.1 2\r\nhi\r\nMSG grp.x 2 3\r\nabc\r\n' +
-    'MSG grp.x 2 r.2 3\r\nabc\r\nHMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  t.is(
+    toClient.replace(/PING\r\n/g, ''),
+    'MSG foo 1 2\r\nhi\r\nMSG foo 1 reply.1 2\r\nhi\r\nMSG grp.x 2 3\r\nabc\r\n' +
+      'MSG grp.x 2 r.2 3\r\nabc\r\nHMSG foo 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n',
+  );
 
   await r.ping();
   c.send('PUB fromfake _INBOX.r1 2\r\nhi\r\nPUB qq 2\r\nhi\r\nPUB qq rep 2\r\nhi\r\nHPUB fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
   await c.ping();
   const toRoute = await r.expect('HMSG $G fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
-  t.is(toRoute.replace(/PING\r\n/g, ''), 'RMSG $G fromfake _INBOX.r1 2\r\nhi\r\nRMSG $G qq | grp 2\r\nhi\r\n' +
-    'RMSG $G qq + rep grp 2\r\nhi\r\nHMSG $G fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n');
+  t.is(
+    toRoute.replace(/PING\r\n/g, ''),
+    'RMSG $G fromfake _INBOX.r1 2\r\nhi\r\nRMSG $G qq | grp 2\r\nhi\r\n' +
+      'RMSG $G qq + rep grp 2\r\nhi\r\nHMSG $G fromfake 12 14\r\nNATS/1.0\r\n\r\nhi\r\n',
+  );
   // Split frames are reassembled.
   const frame = 'RMSG $G foo reply.z 5\r\nsplit\r\n';
   for (const ch of frame) r.send(ch);
@@ -382,23 +426,40 @@ test('a reply inbox subscribed with a request reaches the route before the reque
 for (const impl of ['skein', 'nats-server'] as const) {
   test(`subjects and queue names cross a route as bytes: RS+, RS-, RMSG keep \\xff and \\xfe apart (${impl})`, async (t) => {
     t.timeout(60_000);
-    const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'] });
+    const srv = await useServer(t, {
+      impl,
+      workers: impl === 'skein' ? 2 : undefined,
+      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+    });
     const { c } = await rawSession(srv.port);
     t.teardown(() => c.close());
     c.send('SUB \xff 1\r\nSUB q \xfe 2\r\nSUB \xfe 3\r\n');
     await c.ping();
     const r = await fakeRoute(t, { port: srv.port, clusterPort: srv.clusterPort, output: srv.output, waitForLog: srv.waitForLog });
     const dump = ['RS+ $G \xff\r\n', 'RS+ $G q \xfe 1\r\n', 'RS+ $G \xfe\r\n'];
-    await waitFor(() => dump.every((l) => r.data().includes(l)), 15_000, `the interest dump ${JSON.stringify(dump)} in ${JSON.stringify(r.data())}`);
+    await waitFor(
+      () => dump.every((l) => r.data().includes(l)),
+      15_000,
+      `the interest dump ${JSON.stringify(dump)} in ${JSON.stringify(r.data())}`,
+    );
     r.send('RS+ $G \xfc.x\r\nRMSG $G \xff 1\r\nA\r\nRMSG $G \xfe 1\r\nB\r\nRMSG $G q | \xfe 1\r\nC\r\nRMSG $G q | \xff 1\r\nX\r\n');
     await r.ping();
     await c.expect('C\r\n');
     t.is(c.pending().replace(/PING\r\n/g, ''), '');
-    t.is(c.data().replace(/^INFO .*\r\n/, '').replace(/PING\r\n|PONG\r\n/g, ''), 'MSG \xff 1 1\r\nA\r\nMSG \xfe 3 1\r\nB\r\nMSG q 2 1\r\nC\r\n');
+    t.is(
+      c
+        .data()
+        .replace(/^INFO .*\r\n/, '')
+        .replace(/PING\r\n|PONG\r\n/g, ''),
+      'MSG \xff 1 1\r\nA\r\nMSG \xfe 3 1\r\nB\r\nMSG q 2 1\r\nC\r\n',
+    );
     c.send('PUB \xfc.y 1\r\nE\r\nPUB \xfc.x 1\r\nD\r\nUNSUB 3\r\n');
     // (skein may send the RS- before the RMSG of the publish before it: not what this checks.)
-    await waitFor(() => r.data().includes('RS- $G \xfe\r\n') && r.data().includes('RMSG $G \xfc.x 1\r\nD\r\n'), 15_000,
-      `RS- $G \\xfe and the RMSG in ${JSON.stringify(r.data())}`);
+    await waitFor(
+      () => r.data().includes('RS- $G \xfe\r\n') && r.data().includes('RMSG $G \xfc.x 1\r\nD\r\n'),
+      15_000,
+      `RS- $G \\xfe and the RMSG in ${JSON.stringify(r.data())}`,
+    );
     t.false(r.data().includes('\xfc.y'), 'no interest in \\xfc.y');
   });
 }
@@ -422,7 +483,11 @@ test('a message read from a route is never forwarded to another route', async (t
 for (const impl of ['skein', 'nats-server'] as const) {
   test(`a routed message for a queue group with no member here bounces back to a peer that has one (${impl})`, async (t) => {
     t.timeout(60_000);
-    const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'] });
+    const srv = await useServer(t, {
+      impl,
+      workers: impl === 'skein' ? 2 : undefined,
+      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+    });
     const r = await rawConnect(srv.clusterPort);
     t.teardown(() => r.close());
     await r.expect(/^INFO /);
@@ -463,13 +528,21 @@ for (const impl of ['nats-server', 'skein'] as const) {
   test(`${impl}: a route CONNECT or INFO with a field of the wrong type is refused with Go's json error`, async (t) => {
     t.timeout(60_000);
     const srv = await useServer(t, {
-      impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+      impl,
+      workers: impl === 'skein' ? 2 : undefined,
+      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
     });
     const bad: [string, RegExp][] = [
       [fakeConnect('clu', { verbose: 'yes' }), /json: cannot unmarshal string into Go struct field ClientOpts\.verbose of type bool/],
       [fakeConnect('clu', { cluster: 7 }), /json: cannot unmarshal number into Go struct field connectInfo\.cluster of type string/],
-      [fakeConnect('clu') + fakeInfo('clu', { server_id: 1 }), /json: cannot unmarshal number into Go struct field Info\.server_id of type string/],
-      [fakeConnect('clu') + fakeInfo('clu', { port: 1.5 }), /json: cannot unmarshal number 1\.5 into Go struct field Info\.port of type int/],
+      [
+        fakeConnect('clu') + fakeInfo('clu', { server_id: 1 }),
+        /json: cannot unmarshal number into Go struct field Info\.server_id of type string/,
+      ],
+      [
+        fakeConnect('clu') + fakeInfo('clu', { port: 1.5 }),
+        /json: cannot unmarshal number 1\.5 into Go struct field Info\.port of type int/,
+      ],
     ];
     for (const [lines, logged] of bad) {
       const r = await rawConnect(srv.clusterPort);
@@ -486,7 +559,9 @@ for (const impl of ['nats-server', 'skein'] as const) {
   test(`${impl}: A+ and A- on a route are accepted and ignored`, async (t) => {
     t.timeout(60_000);
     const srv = await useServer(t, {
-      impl, workers: impl === 'skein' ? 2 : undefined, args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
+      impl,
+      workers: impl === 'skein' ? 2 : undefined,
+      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'clu'],
     });
     const r = await rawConnect(srv.clusterPort);
     t.teardown(() => r.close());
@@ -532,7 +607,7 @@ test('a client on the route port is told so', async (t) => {
   t.pass();
 });
 
-test('a route with another cluster name is rejected with nats-server\'s error', async (t) => {
+test("a route with another cluster name is rejected with nats-server's error", async (t) => {
   t.timeout(60_000);
   const s = await single(t);
   const r = await rawConnect(s.clusterPort);

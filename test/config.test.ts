@@ -116,8 +116,14 @@ for (const { argv, expect } of flagCases) {
 }
 
 test('--cluster sets the route listener; userinfo becomes route credentials; -1 is random', async (t) => {
-  const o = await run(['--cluster', 'nats://ruser:rpass@127.0.0.1:6222', '--cluster_name', 'skein',
-    '--routes', 'nats://127.0.0.1:6223, nats://127.0.0.1:6224']);
+  const o = await run([
+    '--cluster',
+    'nats://ruser:rpass@127.0.0.1:6222',
+    '--cluster_name',
+    'skein',
+    '--routes',
+    'nats://127.0.0.1:6223, nats://127.0.0.1:6224',
+  ]);
   t.deepEqual(o.cluster, {
     name: 'skein',
     host: '127.0.0.1',
@@ -139,7 +145,7 @@ test('--cluster with a user but no password is refused', async (t) => {
   t.is(err.message, 'expected cluster password to be set');
 });
 
-test('--routes without a cluster listener is refused with nats-server\'s message', async (t) => {
+test("--routes without a cluster listener is refused with nats-server's message", async (t) => {
   const err = await configError(loadOptions(['--routes', 'nats://127.0.0.1:6223']));
   t.is(err.code, 'BAD_FLAG');
   t.is(err.message, 'solicited routes require cluster capabilities, e.g. --cluster');
@@ -175,24 +181,49 @@ test('a boolean flag takes a value only after =', async (t) => {
 // Flags over the file
 
 test('flags override the config file', async (t) => {
-  const file = configFile(t, [
-    'server_name: from-file',
-    'host: 10.0.0.1',
-    'port: 4300',
-    'workers: 2',
-    'http_port: 8300',
-    'debug: false',
-    'authorization: {user: fileuser, password: filepass, timeout: 3}',
-    'cluster:',
-    '  name: filecluster',
-    '  listen: "10.0.0.1:6300"',
-    '  authorization: {user: r, password: rp}',
-    '  routes: ["nats://10.0.0.2:6300"]',
-    '',
-  ].join('\n'));
-  const o = await run(['-c', file, '-a', '127.0.0.1', '-p', '4400', '-n', 'from-flag', '--workers', '5',
-    '-m', '8400', '-D', '--user', 'flaguser', '--pass', 'flagpass', '--cluster', 'nats://127.0.0.1:6400',
-    '--cluster_name', 'flagcluster', '--routes', 'nats://127.0.0.1:6401']);
+  const file = configFile(
+    t,
+    [
+      'server_name: from-file',
+      'host: 10.0.0.1',
+      'port: 4300',
+      'workers: 2',
+      'http_port: 8300',
+      'debug: false',
+      'authorization: {user: fileuser, password: filepass, timeout: 3}',
+      'cluster:',
+      '  name: filecluster',
+      '  listen: "10.0.0.1:6300"',
+      '  authorization: {user: r, password: rp}',
+      '  routes: ["nats://10.0.0.2:6300"]',
+      '',
+    ].join('\n'),
+  );
+  const o = await run([
+    '-c',
+    file,
+    '-a',
+    '127.0.0.1',
+    '-p',
+    '4400',
+    '-n',
+    'from-flag',
+    '--workers',
+    '5',
+    '-m',
+    '8400',
+    '-D',
+    '--user',
+    'flaguser',
+    '--pass',
+    'flagpass',
+    '--cluster',
+    'nats://127.0.0.1:6400',
+    '--cluster_name',
+    'flagcluster',
+    '--routes',
+    'nats://127.0.0.1:6401',
+  ]);
   t.is(o.serverName, 'from-flag');
   t.is(o.host, '127.0.0.1');
   t.is(o.port, 4400);
@@ -202,8 +233,12 @@ test('flags override the config file', async (t) => {
   t.deepEqual(o.authorization, { user: 'flaguser', password: 'flagpass', timeoutMs: 3000 });
   // No userinfo in --cluster drops the file's route credentials, as nats-server does.
   t.deepEqual(o.cluster, {
-    name: 'flagcluster', host: '127.0.0.1', port: 6400, routes: ['nats://127.0.0.1:6401'],
-    noAdvertise: false, connectRetries: 0,
+    name: 'flagcluster',
+    host: '127.0.0.1',
+    port: 6400,
+    routes: ['nats://127.0.0.1:6401'],
+    noAdvertise: false,
+    connectRetries: 0,
   });
 });
 
@@ -215,7 +250,7 @@ test('the file fills what the flags leave alone; flag order does not matter', as
   t.true(o.trace);
 });
 
-test('an empty --cluster turns off the file\'s cluster', async (t) => {
+test("an empty --cluster turns off the file's cluster", async (t) => {
   const o = await fromYaml(t, 'cluster: {port: 6222, routes: ["nats://127.0.0.1:6223"]}\n', ['--cluster', '']);
   t.is(o.cluster, undefined);
 });
@@ -223,7 +258,9 @@ test('an empty --cluster turns off the file\'s cluster', async (t) => {
 // ---------------------------------------------------------------------------------------------
 // The examples in config/
 
-const examples = readdirSync(path.join(repoRoot, 'config')).filter((f) => f.endsWith('.yaml')).sort();
+const examples = readdirSync(path.join(repoRoot, 'config'))
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 test('config/ holds the five documented examples', (t) => {
   for (const name of ['single.yaml', 'auth.yaml', 'cluster-a.yaml', 'cluster-b.yaml', 'cluster-c.yaml']) {
@@ -247,7 +284,11 @@ for (const name of examples) {
 
 test('the cluster examples form one 3-server cluster on one machine', async (t) => {
   const ports = [];
-  for (const [name, clientPort, routePort] of [['a', 4222, 6222], ['b', 4223, 6223], ['c', 4224, 6224]] as const) {
+  for (const [name, clientPort, routePort] of [
+    ['a', 4222, 6222],
+    ['b', 4223, 6223],
+    ['c', 4224, 6224],
+  ] as const) {
     const o = await run(['-c', path.join(repoRoot, 'config', `cluster-${name}.yaml`)]);
     t.is(o.port, clientPort);
     t.is(o.cluster?.port, routePort);
@@ -261,7 +302,10 @@ test('the cluster examples form one 3-server cluster on one machine', async (t) 
 test('the auth example has a users list with permissions', async (t) => {
   const o = await run(['-c', path.join(repoRoot, 'config', 'auth.yaml')]);
   const users = o.authorization?.users ?? [];
-  t.deepEqual(users.map((u) => u.user), ['admin', 'alice', 'monitor', 'guest']);
+  t.deepEqual(
+    users.map((u) => u.user),
+    ['admin', 'alice', 'monitor', 'guest'],
+  );
   t.deepEqual(users[1].permissions, {
     publish: { allow: ['orders.>', '_INBOX.>'] },
     subscribe: { allow: ['orders.*', '_INBOX.>', 'billing.> workers'], deny: ['orders.secret'] },
@@ -274,8 +318,15 @@ test('the auth example has a users list with permissions', async (t) => {
 
 test('durations: numbers are seconds, strings are Go durations', async (t) => {
   const cases: [string, number][] = [
-    ['5', 5000], ['0.5', 500], ['"2m"', 120_000], ['10s', 10_000], ['"500ms"', 500], ['1h', 3_600_000],
-    ['"1m30s"', 90_000], ['1.5s', 1500], ['"250us"', 0.25],
+    ['5', 5000],
+    ['0.5', 500],
+    ['"2m"', 120_000],
+    ['10s', 10_000],
+    ['"500ms"', 500],
+    ['1h', 3_600_000],
+    ['"1m30s"', 90_000],
+    ['1.5s', 1500],
+    ['"250us"', 0.25],
   ];
   for (const [yaml, ms] of cases) {
     const o = await fromYaml(t, `ping_interval: ${yaml}\nwrite_deadline: ${yaml}\n`);
@@ -286,7 +337,7 @@ test('durations: numbers are seconds, strings are Go durations', async (t) => {
   t.is(auth.authorization?.timeoutMs, 500);
 });
 
-test('parseGoDuration matches Go\'s time.ParseDuration, messages included', (t) => {
+test("parseGoDuration matches Go's time.ParseDuration, messages included", (t) => {
   t.is(parseGoDuration('0'), 0);
   t.is(parseGoDuration('-1.5h'), -5_400_000);
   t.is(parseGoDuration('.5s'), 500);
@@ -299,8 +350,14 @@ test('parseGoDuration matches Go\'s time.ParseDuration, messages included', (t) 
 
 test('sizes: numbers are bytes; K/M/G are powers of 1000 and KB/MB/GB of 1024, as in nats-server', async (t) => {
   const cases: [string, number][] = [
-    ['1024', 1024], ['"1MB"', 1048576], ['64KB', 65536], ['1M', 1_000_000], ['2K', 2000], ['1mib', 1048576],
-    ['"4 kb"', 4096], ['2ki', 2048],
+    ['1024', 1024],
+    ['"1MB"', 1048576],
+    ['64KB', 65536],
+    ['1M', 1_000_000],
+    ['2K', 2000],
+    ['1mib', 1048576],
+    ['"4 kb"', 4096],
+    ['2ki', 2048],
   ];
   for (const [yaml, bytes] of cases) {
     const o = await fromYaml(t, `max_payload: ${yaml}\nmax_control_line: ${yaml}\nmax_pending: 1GB\n`);
@@ -313,13 +370,16 @@ test('sizes: numbers are bytes; K/M/G are powers of 1000 and KB/MB/GB of 1024, a
 });
 
 test('listen takes "host:port", "[v6]:port" or a port, at top level and in cluster and gateway', async (t) => {
-  const o = await fromYaml(t, [
-    'listen: "127.0.0.1:4333"',
-    'http: "127.0.0.1:8333"',
-    'cluster: {listen: "[::1]:6333", name: c}',
-    'gateway: {listen: 7333, name: c}',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'listen: "127.0.0.1:4333"',
+      'http: "127.0.0.1:8333"',
+      'cluster: {listen: "[::1]:6333", name: c}',
+      'gateway: {listen: 7333, name: c}',
+      '',
+    ].join('\n'),
+  );
   t.is(o.host, '127.0.0.1');
   t.is(o.port, 4333);
   t.is(o.httpHost, '127.0.0.1');
@@ -331,17 +391,20 @@ test('listen takes "host:port", "[v6]:port" or a port, at top level and in clust
 });
 
 test('keys are case-insensitive and nats-server aliases are accepted', async (t) => {
-  const o = await fromYaml(t, [
-    'NET: 127.0.0.9',
-    'Max_Conn: 10',
-    'max_subs: 7',
-    'monitor_port: 8999',
-    'pidfile: /tmp/p.pid',
-    'authorization: {username: u, pass: p}',
-    'debug: yes',
-    'trace: on',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'NET: 127.0.0.9',
+      'Max_Conn: 10',
+      'max_subs: 7',
+      'monitor_port: 8999',
+      'pidfile: /tmp/p.pid',
+      'authorization: {username: u, pass: p}',
+      'debug: yes',
+      'trace: on',
+      '',
+    ].join('\n'),
+  );
   t.is(o.host, '127.0.0.9');
   t.is(o.maxConnections, 10);
   t.is(o.maxSubscriptions, 7);
@@ -353,57 +416,78 @@ test('keys are case-insensitive and nats-server aliases are accepted', async (t)
 });
 
 test('every documented top-level key is read into Options', async (t) => {
-  const o = await fromYaml(t, [
-    'server_name: s1',
-    'host: 127.0.0.1',
-    'port: 4555',
-    'workers: 3',
-    'max_payload: 4096',
-    'max_control_line: 1024',
-    'max_pending: 1MB',
-    'max_connections: 100',
-    'max_subscriptions: 50',
-    'ping_interval: 30s',
-    'ping_max: 5',
-    'write_deadline: 2s',
-    'http_port: 8555',
-    'debug: true',
-    'trace: true',
-    'pid_file: /tmp/s1.pid',
-    'lame_duck_duration: 45s',
-    'lame_duck_grace_period: 5s',
-    'client_advertise: "example.com:4555"',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'server_name: s1',
+      'host: 127.0.0.1',
+      'port: 4555',
+      'workers: 3',
+      'max_payload: 4096',
+      'max_control_line: 1024',
+      'max_pending: 1MB',
+      'max_connections: 100',
+      'max_subscriptions: 50',
+      'ping_interval: 30s',
+      'ping_max: 5',
+      'write_deadline: 2s',
+      'http_port: 8555',
+      'debug: true',
+      'trace: true',
+      'pid_file: /tmp/s1.pid',
+      'lame_duck_duration: 45s',
+      'lame_duck_grace_period: 5s',
+      'client_advertise: "example.com:4555"',
+      '',
+    ].join('\n'),
+  );
   t.like(o, {
-    serverName: 's1', host: '127.0.0.1', port: 4555, workers: 3, maxPayload: 4096, maxControlLine: 1024,
-    maxPending: 1048576, maxConnections: 100, maxSubscriptions: 50, pingIntervalMs: 30_000, pingMax: 5,
-    writeDeadlineMs: 2000, httpPort: 8555, debug: true, trace: true, pidFile: '/tmp/s1.pid',
-    lameDuckDurationMs: 45_000, lameDuckGracePeriodMs: 5000, clientAdvertise: 'example.com:4555',
+    serverName: 's1',
+    host: '127.0.0.1',
+    port: 4555,
+    workers: 3,
+    maxPayload: 4096,
+    maxControlLine: 1024,
+    maxPending: 1048576,
+    maxConnections: 100,
+    maxSubscriptions: 50,
+    pingIntervalMs: 30_000,
+    pingMax: 5,
+    writeDeadlineMs: 2000,
+    httpPort: 8555,
+    debug: true,
+    trace: true,
+    pidFile: '/tmp/s1.pid',
+    lameDuckDurationMs: 45_000,
+    lameDuckGracePeriodMs: 5000,
+    clientAdvertise: 'example.com:4555',
   });
 });
 
 test('cluster and gateway blocks are read in full', async (t) => {
-  const o = await fromYaml(t, [
-    'cluster:',
-    '  host: 127.0.0.1',
-    '  port: 6222',
-    '  authorization: {user: ruser, password: rpass, timeout: 0.5}',
-    '  routes:',
-    '    - nats-route://ruser:rpass@127.0.0.1:6223',
-    '    - " nats://127.0.0.1:6224 "',
-    '    - nats://127.0.0.1:6224',
-    '  no_advertise: true',
-    '  connect_retries: 3',
-    'gateway:',
-    '  name: A',
-    '  port: 7222',
-    '  authorization: {user: gu, password: gp}',
-    '  gateways:',
-    '    - {name: B, urls: ["nats://127.0.0.1:7223"]}',
-    '    - {name: C, url: "nats://127.0.0.1:7224"}',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'cluster:',
+      '  host: 127.0.0.1',
+      '  port: 6222',
+      '  authorization: {user: ruser, password: rpass, timeout: 0.5}',
+      '  routes:',
+      '    - nats-route://ruser:rpass@127.0.0.1:6223',
+      '    - " nats://127.0.0.1:6224 "',
+      '    - nats://127.0.0.1:6224',
+      '  no_advertise: true',
+      '  connect_retries: 3',
+      'gateway:',
+      '  name: A',
+      '  port: 7222',
+      '  authorization: {user: gu, password: gp}',
+      '  gateways:',
+      '    - {name: B, urls: ["nats://127.0.0.1:7223"]}',
+      '    - {name: C, url: "nats://127.0.0.1:7224"}',
+      '',
+    ].join('\n'),
+  );
   t.deepEqual(o.cluster, {
     name: 'A', // a gateway's name is the cluster name
     host: '127.0.0.1',
@@ -419,7 +503,10 @@ test('cluster and gateway blocks are read in full', async (t) => {
     port: 7222,
     authorization: { user: 'gu', password: 'gp', timeoutMs: 2000 },
     authTimeoutMs: 2000,
-    gateways: [{ name: 'B', urls: ['nats://127.0.0.1:7223'] }, { name: 'C', urls: ['nats://127.0.0.1:7224'] }],
+    gateways: [
+      { name: 'B', urls: ['nats://127.0.0.1:7223'] },
+      { name: 'C', urls: ['nats://127.0.0.1:7224'] },
+    ],
   });
 });
 
@@ -432,20 +519,23 @@ test('a cluster block without a port does not listen for routes', async (t) => {
 // Permissions
 
 test('permissions given as a subject, a list or {allow, deny} all become {allow?, deny?}', async (t) => {
-  const o = await fromYaml(t, [
-    'authorization:',
-    '  users:',
-    '    - {user: one, password: x, permissions: {publish: "a.>", subscribe: ["b.*", "c"]}}',
-    '    - user: two',
-    '      password: x',
-    '      permissions:',
-    '        publish: {allow: "d", deny: ["d.secret", "e.>"]}',
-    '        subscribe: {deny: ">"}',
-    '    - {user: three, password: x, permissions: {pub: "f", sub: {allow: ["g q1"]}}}',
-    '    - {user: four, password: x, permissions: {publish: {}}}',
-    '    - {user: five}',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'authorization:',
+      '  users:',
+      '    - {user: one, password: x, permissions: {publish: "a.>", subscribe: ["b.*", "c"]}}',
+      '    - user: two',
+      '      password: x',
+      '      permissions:',
+      '        publish: {allow: "d", deny: ["d.secret", "e.>"]}',
+      '        subscribe: {deny: ">"}',
+      '    - {user: three, password: x, permissions: {pub: "f", sub: {allow: ["g q1"]}}}',
+      '    - {user: four, password: x, permissions: {publish: {}}}',
+      '    - {user: five}',
+      '',
+    ].join('\n'),
+  );
   const users = o.authorization?.users ?? [];
   t.deepEqual(users[0], { user: 'one', password: 'x', permissions: { publish: { allow: ['a.>'] }, subscribe: { allow: ['b.*', 'c'] } } });
   t.deepEqual(users[1].permissions, { publish: { allow: ['d'], deny: ['d.secret', 'e.>'] }, subscribe: { deny: ['>'] } });
@@ -455,12 +545,15 @@ test('permissions given as a subject, a list or {allow, deny} all become {allow?
 });
 
 test('default_permissions apply to users without their own', async (t) => {
-  const o = await fromYaml(t, [
-    'authorization:',
-    '  default_permissions: {publish: "pub.>"}',
-    '  users: [{user: a, password: x}, {user: b, password: y, permissions: {subscribe: "s"}}]',
-    '',
-  ].join('\n'));
+  const o = await fromYaml(
+    t,
+    [
+      'authorization:',
+      '  default_permissions: {publish: "pub.>"}',
+      '  users: [{user: a, password: x}, {user: b, password: y, permissions: {subscribe: "s"}}]',
+      '',
+    ].join('\n'),
+  );
   t.deepEqual(o.authorization?.users?.[0].permissions, { publish: { allow: ['pub.>'] } });
   t.deepEqual(o.authorization?.users?.[1].permissions, { subscribe: { allow: ['s'] } });
 });
@@ -507,8 +600,11 @@ test('bad values name the key, the file and the line', async (t) => {
     ['authorization:\n  users: [{password: x}]\n', '2:11', 'User entry requires a user'],
     ['authorization:\n  users: [{user: a, permissions: {publish: "a..b"}}]\n', '2:44', 'subject "a..b" is not a valid subject'],
     ['authorization:\n  users: [{user: a, permissions: {publ: "a"}}]\n', '2:35', 'Unknown field "publ" parsing permissions'],
-    ['authorization:\n  users: [{user: a, permissions: {publish: {allw: "a"}}}]\n', '2:45',
-      'Unknown field name "allw" parsing subject permissions, only \'allow\' or \'deny\' are permitted'],
+    [
+      'authorization:\n  users: [{user: a, permissions: {publish: {allw: "a"}}}]\n',
+      '2:45',
+      "Unknown field name \"allw\" parsing subject permissions, only 'allow' or 'deny' are permitted",
+    ],
     ['lame_duck_duration: 10s\n', '1:21', 'invalid lame_duck_duration of 10s, minimum is 30 seconds'],
   ];
   for (const [yaml, at, reason] of cases) {
@@ -521,19 +617,26 @@ test('bad values name the key, the file and the line', async (t) => {
 test('every problem in a file is reported at once', async (t) => {
   const file = configFile(t, 'foo: 1\nport: x\nbar: 2\ncluster: {port: 6222, zed: 1}\n');
   const err = await configError(loadOptions(['-c', file]));
-  t.deepEqual(err.problems.map((p) => p.message), [
-    `${file}:1:1: unknown field "foo"`,
-    `${file}:2:7: port must be an integer between -1 and 65535, got "x"`,
-    `${file}:3:1: unknown field "bar"`,
-    `${file}:4:23: unknown field "zed"`,
-  ]);
+  t.deepEqual(
+    err.problems.map((p) => p.message),
+    [
+      `${file}:1:1: unknown field "foo"`,
+      `${file}:2:7: port must be an integer between -1 and 65535, got "x"`,
+      `${file}:3:1: unknown field "bar"`,
+      `${file}:4:23: unknown field "zed"`,
+    ],
+  );
   t.is(err.message, err.problems.map((p) => p.message).join('\n'));
 });
 
-test('cross-field rules use nats-server\'s wording', async (t) => {
+test("cross-field rules use nats-server's wording", async (t) => {
   const cases: [string, string, string][] = [
     ['max_payload: 2MB\nmax_pending: 1MB\n', '1:1', 'max_payload (2097152) cannot be higher than max_pending (1048576)'],
-    ['authorization: {user: a, password: b, users: [{user: c, password: d}]}\n', '1:1', 'Can not have a single user/pass and a users array'],
+    [
+      'authorization: {user: a, password: b, users: [{user: c, password: d}]}\n',
+      '1:1',
+      'Can not have a single user/pass and a users array',
+    ],
     ['authorization: {token: t, users: [{user: c, password: d}]}\n', '1:1', 'Can not have a token and a users array'],
     ['authorization: {user: a, password: b, token: t}\n', '1:1', 'Cannot have a user/pass and token'],
     ['authorization:\n  users: [{user: c, password: d}, {user: c, password: e}]\n', '1:1', 'Duplicate user "c" detected'],
@@ -544,9 +647,21 @@ test('cross-field rules use nats-server\'s wording', async (t) => {
     ['gateway: {name: A}\n', '1:1', 'gateway "A" has no port specified (select -1 for random port)'],
     ['gateway: {name: A, port: -1, gateways: [{urls: ["nats://h:1"]}]}\n', '1:41', 'gateway in the list 0 has no name'],
     ['gateway: {name: A, port: -1, gateways: [{name: B}]}\n', '1:41', 'gateway "B" has no URL'],
-    ['cluster: {name: C, port: 6222}\ngateway: {name: A, port: 7222}\n', '1:11', 'cluster name conflicts between cluster and gateway definitions'],
-    ['lame_duck_duration: 30s\nlame_duck_grace_period: 30s\n', '2:1', 'lame duck grace period (30s) should be strictly lower than lame duck duration (30s)'],
-    ['cluster: {routes: ["nats://h:1"]}\n', '1:11', 'cluster routes require a cluster port (set cluster.port or cluster.listen, or --cluster)'],
+    [
+      'cluster: {name: C, port: 6222}\ngateway: {name: A, port: 7222}\n',
+      '1:11',
+      'cluster name conflicts between cluster and gateway definitions',
+    ],
+    [
+      'lame_duck_duration: 30s\nlame_duck_grace_period: 30s\n',
+      '2:1',
+      'lame duck grace period (30s) should be strictly lower than lame duck duration (30s)',
+    ],
+    [
+      'cluster: {routes: ["nats://h:1"]}\n',
+      '1:11',
+      'cluster routes require a cluster port (set cluster.port or cluster.listen, or --cluster)',
+    ],
   ];
   for (const [yaml, at, reason] of cases) {
     const file = configFile(t, yaml);
@@ -594,7 +709,7 @@ test('-t with a config file returns the checked options', async (t) => {
   if (result.kind === 'check') t.is(result.options.port, 4999);
 });
 
-test('-t without a config file is refused with nats-server\'s message', async (t) => {
+test("-t without a config file is refused with nats-server's message", async (t) => {
   const err = await configError(loadOptions(['-t']));
   t.is(err.message, 'must specify [-c, --config] option to check configuration file syntax');
 });
@@ -636,29 +751,127 @@ const NATS_SERVER_2_9_10_KEYS: Record<string, { wrap: (line: string) => string; 
   top: {
     wrap: (l) => l,
     keys: [
-      'listen', 'client_advertise', 'port', 'server_name', 'host', 'net', 'debug', 'trace', 'trace_verbose', 'logtime',
-      'mappings', 'maps', 'disable_sublist_cache', 'no_sublist_cache', 'accounts', 'authorization', 'http', 'https',
-      'http_port', 'monitor_port', 'https_port', 'http_base_path', 'cluster', 'gateway', 'leaf', 'leafnodes', 'store_dir',
-      'storedir', 'jetstream', 'logfile', 'log_file', 'logfile_size_limit', 'log_size_limit', 'syslog', 'remote_syslog',
-      'pidfile', 'pid_file', 'ports_file_dir', 'prof_port', 'max_control_line', 'max_payload', 'max_pending',
-      'max_connections', 'max_conn', 'max_traced_msg_len', 'max_subscriptions', 'max_subs', 'max_sub_tokens',
-      'max_subscription_tokens', 'ping_interval', 'ping_max', 'tls', 'ocsp', 'allow_non_tls', 'write_deadline',
-      'lame_duck_duration', 'lame_duck_grace_period', 'operator', 'operators', 'roots', 'root', 'root_operators',
-      'root_operator', 'resolver', 'account_resolver', 'accounts_resolver', 'resolver_tls', 'resolver_preload',
-      'resolver_pinned_accounts', 'no_auth_user', 'system_account', 'system', 'no_system_account', 'no_system',
-      'no_sys_acc', 'no_header_support', 'trusted', 'trusted_keys', 'connect_error_reports', 'reconnect_error_reports',
-      'websocket', 'ws', 'mqtt', 'server_tags', 'default_js_domain',
+      'listen',
+      'client_advertise',
+      'port',
+      'server_name',
+      'host',
+      'net',
+      'debug',
+      'trace',
+      'trace_verbose',
+      'logtime',
+      'mappings',
+      'maps',
+      'disable_sublist_cache',
+      'no_sublist_cache',
+      'accounts',
+      'authorization',
+      'http',
+      'https',
+      'http_port',
+      'monitor_port',
+      'https_port',
+      'http_base_path',
+      'cluster',
+      'gateway',
+      'leaf',
+      'leafnodes',
+      'store_dir',
+      'storedir',
+      'jetstream',
+      'logfile',
+      'log_file',
+      'logfile_size_limit',
+      'log_size_limit',
+      'syslog',
+      'remote_syslog',
+      'pidfile',
+      'pid_file',
+      'ports_file_dir',
+      'prof_port',
+      'max_control_line',
+      'max_payload',
+      'max_pending',
+      'max_connections',
+      'max_conn',
+      'max_traced_msg_len',
+      'max_subscriptions',
+      'max_subs',
+      'max_sub_tokens',
+      'max_subscription_tokens',
+      'ping_interval',
+      'ping_max',
+      'tls',
+      'ocsp',
+      'allow_non_tls',
+      'write_deadline',
+      'lame_duck_duration',
+      'lame_duck_grace_period',
+      'operator',
+      'operators',
+      'roots',
+      'root',
+      'root_operators',
+      'root_operator',
+      'resolver',
+      'account_resolver',
+      'accounts_resolver',
+      'resolver_tls',
+      'resolver_preload',
+      'resolver_pinned_accounts',
+      'no_auth_user',
+      'system_account',
+      'system',
+      'no_system_account',
+      'no_system',
+      'no_sys_acc',
+      'no_header_support',
+      'trusted',
+      'trusted_keys',
+      'connect_error_reports',
+      'reconnect_error_reports',
+      'websocket',
+      'ws',
+      'mqtt',
+      'server_tags',
+      'default_js_domain',
     ],
   },
   cluster: {
     wrap: (l) => `cluster:\n  port: 6222\n  ${l}`,
-    keys: ['name', 'listen', 'port', 'host', 'net', 'authorization', 'routes', 'tls', 'cluster_advertise', 'advertise',
-      'no_advertise', 'connect_retries', 'permissions'],
+    keys: [
+      'name',
+      'listen',
+      'port',
+      'host',
+      'net',
+      'authorization',
+      'routes',
+      'tls',
+      'cluster_advertise',
+      'advertise',
+      'no_advertise',
+      'connect_retries',
+      'permissions',
+    ],
   },
   gateway: {
     wrap: (l) => `gateway:\n  name: g\n  ${l}`,
-    keys: ['name', 'listen', 'port', 'host', 'net', 'authorization', 'tls', 'advertise', 'connect_retries', 'gateways',
-      'reject_unknown', 'reject_unknown_cluster'],
+    keys: [
+      'name',
+      'listen',
+      'port',
+      'host',
+      'net',
+      'authorization',
+      'tls',
+      'advertise',
+      'connect_retries',
+      'gateways',
+      'reject_unknown',
+      'reject_unknown_cluster',
+    ],
   },
   remoteGateway: {
     wrap: (l) => `gateway:\n  name: g\n  port: 7222\n  gateways:\n    - name: h\n      ${l}`,
@@ -666,13 +879,23 @@ const NATS_SERVER_2_9_10_KEYS: Record<string, { wrap: (line: string) => string; 
   },
   authorization: {
     wrap: (l) => `authorization:\n  ${l}`,
-    keys: ['user', 'username', 'pass', 'password', 'token', 'timeout', 'users', 'default_permission',
-      'default_permissions', 'permissions'],
+    keys: ['user', 'username', 'pass', 'password', 'token', 'timeout', 'users', 'default_permission', 'default_permissions', 'permissions'],
   },
   user: {
     wrap: (l) => `authorization:\n  users:\n    - user: a\n      ${l}`,
-    keys: ['allowed_connection_types', 'authorization', 'clients', 'connection_types', 'nkey', 'pass', 'password',
-      'permission', 'permissions', 'user', 'username'],
+    keys: [
+      'allowed_connection_types',
+      'authorization',
+      'clients',
+      'connection_types',
+      'nkey',
+      'pass',
+      'password',
+      'permission',
+      'permissions',
+      'user',
+      'username',
+    ],
   },
   permissions: {
     wrap: (l) => `authorization:\n  users:\n    - user: a\n      permissions:\n        ${l}`,
@@ -696,7 +919,10 @@ test('every nats-server 2.9.10 config key is either read or refused as not suppo
           err = e as ConfigError;
         }
         const problems = err?.problems ?? [];
-        t.false(problems.some((p) => p.code === 'UNKNOWN_KEY'), `${block}.${key}: ${err?.message}`);
+        t.false(
+          problems.some((p) => p.code === 'UNKNOWN_KEY'),
+          `${block}.${key}: ${err?.message}`,
+        );
         const refused = problems.find((p) => p.code === 'UNSUPPORTED');
         if (refused) t.regex(refused.message, new RegExp(`field "${key}" is not supported by skein$`), `${block}.${key}`);
       }

@@ -12,7 +12,10 @@ import { repoRoot, useServer, testImpl } from './helpers/server.ts';
 import { uid } from './helpers/cluster.ts';
 
 const configDir = path.join(repoRoot, 'config');
-const configs = fs.readdirSync(configDir).filter((f) => f.endsWith('.yaml')).sort();
+const configs = fs
+  .readdirSync(configDir)
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 const clusterConfigs = configs.filter((f) => /^cluster-/.test(f));
 const launcher = path.join(repoRoot, 'src', 'launcher.cjs');
 const impl = testImpl();
@@ -63,7 +66,8 @@ test('the README and bench/README show commands that run on any machine Node: np
   const scripts = (JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
   for (const file of ['README.md', 'bench/README.md']) {
     const text = fs.readFileSync(path.join(repoRoot, file), 'utf8');
-    for (const m of text.matchAll(/(^|[`\s(])node ([\w./-]+\.ts)\b/gm)) t.fail(`${file}: \`node ${m[2]}\` fails on an old machine Node; use an npm script or node_modules/.bin/node`);
+    for (const m of text.matchAll(/(^|[`\s(])node ([\w./-]+\.ts)\b/gm))
+      t.fail(`${file}: \`node ${m[2]}\` fails on an old machine Node; use an npm script or node_modules/.bin/node`);
     for (const m of text.matchAll(/npm run ([\w:-]+)/g)) t.true(m[1] in scripts, `${file}: npm run ${m[1]} is not a script`);
   }
   t.pass();
@@ -82,7 +86,7 @@ test('the cluster configs agree: one name, every member lists every route, no po
   }
 });
 
-test('the README uses the example configs\' cluster name everywhere', (t) => {
+test("the README uses the example configs' cluster name everywhere", (t) => {
   const name = readConfig(clusterConfigs[0]).cluster!.name!;
   const readme = fs.readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
   const used = [...readme.matchAll(/--cluster_name[ =]([^\s<`]\S*)/g)].map((m) => m[1]);
@@ -94,29 +98,41 @@ test('the README uses the example configs\' cluster name everywhere', (t) => {
 for (const file of configs.filter((f) => !/^cluster-/.test(f))) {
   test(`config/${file} starts as written (port overridden) and serves`, async (t) => {
     t.timeout(60_000);
-    if (impl !== 'skein') { t.pass(); return; }
+    if (impl !== 'skein') {
+      t.pass();
+      return;
+    }
     const srv = await useServer(t, { impl, workers: 1, args: ['-c', `config/${file}`] });
     const c = readConfig(file);
     if (c.server_name) t.regex(srv.output(), new RegExp(`Name: +${c.server_name}\\n`));
     // nats-server warns about the example's plaintext passwords too; nothing else may complain.
-    const complaints = srv.output().split('\n').filter((l) => /\[(ERR|WRN|FTL)\]/.test(l) && !/Plaintext passwords detected/.test(l));
+    const complaints = srv
+      .output()
+      .split('\n')
+      .filter((l) => /\[(ERR|WRN|FTL)\]/.test(l) && !/Plaintext passwords detected/.test(l));
     t.deepEqual(complaints, []);
   });
 }
 
 test('config/cluster-{a,b,c}.yaml start as written (ports overridden) and form one cluster', async (t) => {
   t.timeout(120_000);
-  if (impl !== 'skein') { t.pass(); return; }
+  if (impl !== 'skein') {
+    t.pass();
+    return;
+  }
   const routePorts: number[] = [];
   const conns: NatsConnection[] = [];
-  t.teardown(async () => { for (const nc of conns) await nc.close().catch(() => {}); });
+  t.teardown(async () => {
+    for (const nc of conns) await nc.close().catch(() => {});
+  });
   const servers = [];
   for (const file of clusterConfigs) {
     // Each server listens on a random route port and dials the ones already up: the same
     // full mesh the configs describe with fixed ports.
     const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
     const srv = await useServer(t, {
-      impl, workers: 1,
+      impl,
+      workers: 1,
       args: ['-c', `config/${file}`, '--cluster', 'nats://127.0.0.1:-1', '--routes', routes],
     });
     const m = await srv.waitForLog(/Listening for route connections on 127\.0\.0\.1:(\d+)/);

@@ -31,8 +31,12 @@ class ClientRecorder implements ProtocolHandler {
   readonly maxPayload = 4096;
   readonly maxControlLine = 1024;
   readonly events: string[] = [];
-  onConnect(json: string): void { this.events.push(`CONNECT ${json}`); }
-  onPubArgs(sb: Buffer, ss: number, se: number): void { this.events.push(`PUBARGS ${sb.toString('latin1', ss, se)}`); }
+  onConnect(json: string): void {
+    this.events.push(`CONNECT ${json}`);
+  }
+  onPubArgs(sb: Buffer, ss: number, se: number): void {
+    this.events.push(`PUBARGS ${sb.toString('latin1', ss, se)}`);
+  }
   onPub(m: MsgView): void {
     const subject = m.sb.toString('latin1', m.ss, m.se);
     const reply = m.rs >= 0 ? m.sb.toString('latin1', m.rs, m.re) : null;
@@ -44,7 +48,12 @@ class ClientRecorder implements ProtocolHandler {
       const got = m.tb.toString('latin1', m.ts, m.te);
       const head = ` ${reply !== null ? `${reply} ` : ''}`;
       const size = /^(\d+)\r\n/.exec(got.slice(head.length));
-      if (!got.startsWith(head) || size === null || Number(size[1]) !== m.pe - m.ps || got.slice(head.length + size[0].length) !== `${body}\r\n`) {
+      if (
+        !got.startsWith(head) ||
+        size === null ||
+        Number(size[1]) !== m.pe - m.ps ||
+        got.slice(head.length + size[0].length) !== `${body}\r\n`
+      ) {
         this.events.push(`BAD TAIL ${JSON.stringify(got)}`);
       }
     }
@@ -59,8 +68,12 @@ class ClientRecorder implements ProtocolHandler {
     this.events.push(`UNSUB ${sid} ${max}`);
     this.names.push(sid);
   }
-  onPing(): void { this.events.push('PING'); }
-  onPong(): void { this.events.push('PONG'); }
+  onPing(): void {
+    this.events.push('PING');
+  }
+  onPong(): void {
+    this.events.push('PONG');
+  }
   onClientErr(text: string): void {
     this.events.push(`-ERR ${text}`);
     this.closing = true;
@@ -74,22 +87,34 @@ class ClientRecorder implements ProtocolHandler {
 class PeerRecorder implements PeerParserHandler {
   closing = false;
   readonly events: string[] = [];
-  onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void { this.events.push(`OP ${op} ${line.toString('latin1', as, ae)}`); }
+  onControl(op: PeerOpCode, line: Buffer, as: number, ae: number): void {
+    this.events.push(`OP ${op} ${line.toString('latin1', as, ae)}`);
+  }
   onMsg(m: MsgView): void {
     const b = m.sb;
     const queues: string[] = [];
     for (let i = 0; i < m.queueCount; i++) queues.push(b.toString('latin1', m.queues[2 * i], m.queues[2 * i + 1]));
-    this.events.push(`MSG ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
-      `${m.rs >= 0 ? b.toString('latin1', m.rs, m.re) : null} [${queues.join(',')}] ${m.hdr} ` +
-      `${JSON.stringify(m.pb.toString('latin1', m.ps, m.pe))}`);
+    this.events.push(
+      `MSG ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
+        `${m.rs >= 0 ? b.toString('latin1', m.rs, m.re) : null} [${queues.join(',')}] ${m.hdr} ` +
+        `${JSON.stringify(m.pb.toString('latin1', m.ps, m.pe))}`,
+    );
     if (m.ts >= 0) {
       // A tail handed on (to a ring record, then a delivery) must be exactly ` [reply ][hdr ]size
       // \r\n<payload>\r\n` and follow the subject, the sizes as the peer wrote them.
       const got = m.tb.toString('latin1', m.ts, m.te);
       const head = ` ${m.rs >= 0 ? `${b.toString('latin1', m.rs, m.re)} ` : ''}`;
       const sizes = (m.hdr >= 0 ? /^(\d+) (\d+)\r\n/ : /^()(\d+)\r\n/).exec(got.slice(head.length));
-      if (m.ts !== m.se || m.tb !== m.sb || m.queueCount !== 0 || !got.startsWith(head) || sizes === null || Number(sizes[2]) !== m.pe - m.ps ||
-        (m.hdr >= 0 && Number(sizes[1]) !== m.hdr) || got.slice(head.length + sizes[0].length) !== `${m.pb.toString('latin1', m.ps, m.pe)}\r\n`) {
+      if (
+        m.ts !== m.se ||
+        m.tb !== m.sb ||
+        m.queueCount !== 0 ||
+        !got.startsWith(head) ||
+        sizes === null ||
+        Number(sizes[2]) !== m.pe - m.ps ||
+        (m.hdr >= 0 && Number(sizes[1]) !== m.hdr) ||
+        got.slice(head.length + sizes[0].length) !== `${m.pb.toString('latin1', m.ps, m.pe)}\r\n`
+      ) {
         this.events.push(`BAD TAIL ${JSON.stringify(got)}`);
       }
     }
@@ -160,8 +185,12 @@ for (const parser of inProcess) {
         return;
       }
       if (a.join('\n') !== b.join('\n')) {
-        t.deepEqual(b, a, `seed ${seed}, stream ${streams}: split input parsed differently\ninput: ${JSON.stringify(input)}\n` +
-          `pieces: ${JSON.stringify(pieces.map((p) => p.length))}`);
+        t.deepEqual(
+          b,
+          a,
+          `seed ${seed}, stream ${streams}: split input parsed differently\ninput: ${JSON.stringify(input)}\n` +
+            `pieces: ${JSON.stringify(pieces.map((p) => p.length))}`,
+        );
         return;
       }
       // Bytes are bytes: `SUB \xff` must not come out as U+FFFD.
@@ -192,7 +221,10 @@ interface Bystander {
 async function bystander(t: ExecutionContext, port: number): Promise<Bystander> {
   const { c: sub } = await rawSession(port);
   const { c: pub } = await rawSession(port);
-  t.teardown(() => { sub.close(); pub.close(); });
+  t.teardown(() => {
+    sub.close();
+    pub.close();
+  });
   sub.send('SUB bystander.x 1\r\n');
   await sub.ping();
   let seq = 0;
@@ -204,7 +236,8 @@ async function bystander(t: ExecutionContext, port: number): Promise<Bystander> 
       await pub.ping();
       await sub.expect(`MSG bystander.x 1 ${String(seq - 1).length}\r\n${seq - 1}\r\n`);
       const got = [...sub.data().matchAll(/MSG bystander\.x 1 \d+\r\n(\d+)\r\n/g)].map((m) => Number(m[1]));
-      if (got.length !== seq || got.some((v, i) => v !== i)) throw new Error(`bystander out of order or short: ${got.slice(-25).join(',')}`);
+      if (got.length !== seq || got.some((v, i) => v !== i))
+        throw new Error(`bystander out of order or short: ${got.slice(-25).join(',')}`);
       if (/-ERR/.test(sub.data() + pub.data())) throw new Error('the bystander got an -ERR');
     },
   };
@@ -259,35 +292,39 @@ const againstServer: ServerFuzz[] = [
 ];
 
 for (const target of againstServer) {
-  test.serial(`server: random and mutated ${target.role.name} frames cut at random points never crash it or disturb a bystander`, async (t) => {
-    const budgetMs = fuzzBudgetMs(5);
-    t.timeout(budgetMs + 90_000);
-    const seed = fuzzSeed();
-    const rng = prng(seed);
-    const srv = await useServer(t, {
-      impl, workers: impl === 'skein' ? 2 : undefined,
-      args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'fuzz'],
-    });
-    const by = await bystander(t, srv.port);
-    const deadline = Date.now() + budgetMs;
-    let conns = 0;
-    while (Date.now() < deadline) {
-      // A round: a few connections at once, each with its own stream, then the checks.
-      const round = Array.from({ length: int(rng, 1, 6) }, async () => {
-        const n = conns++;
-        const c = await target.open(srv, rng, n);
-        await throwStream(c, rng, stream(rng, target.role, int(rng, 1, 40)));
+  test.serial(
+    `server: random and mutated ${target.role.name} frames cut at random points never crash it or disturb a bystander`,
+    async (t) => {
+      const budgetMs = fuzzBudgetMs(5);
+      t.timeout(budgetMs + 90_000);
+      const seed = fuzzSeed();
+      const rng = prng(seed);
+      const srv = await useServer(t, {
+        impl,
+        workers: impl === 'skein' ? 2 : undefined,
+        args: ['--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'fuzz'],
       });
-      await Promise.all(round);
-      assertServerFine(t, srv, seed);
-      try {
-        await by.check();
-      } catch (err) {
-        t.fail(`seed ${seed}, after ${conns} connections: ${(err as Error).message}`);
-        return;
+      const by = await bystander(t, srv.port);
+      const deadline = Date.now() + budgetMs;
+      let conns = 0;
+      while (Date.now() < deadline) {
+        // A round: a few connections at once, each with its own stream, then the checks.
+        const round = Array.from({ length: int(rng, 1, 6) }, async () => {
+          const n = conns++;
+          const c = await target.open(srv, rng, n);
+          await throwStream(c, rng, stream(rng, target.role, int(rng, 1, 40)));
+        });
+        await Promise.all(round);
+        assertServerFine(t, srv, seed);
+        try {
+          await by.check();
+        } catch (err) {
+          t.fail(`seed ${seed}, after ${conns} connections: ${(err as Error).message}`);
+          return;
+        }
       }
-    }
-    t.log(`${conns} ${target.role.name} connections, seed ${seed}`);
-    assertServerFine(t, srv, seed);
-  });
+      t.log(`${conns} ${target.role.name} connections, seed ${seed}`);
+      assertServerFine(t, srv, seed);
+    },
+  );
 }

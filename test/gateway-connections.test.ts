@@ -11,47 +11,55 @@ import { rawConnect } from './helpers/raw.ts';
 import { get, getJson } from './helpers/monitor.ts';
 import { ALL_VARIANTS, SINGLE_VARIANTS, Supercluster, eventually, gatewayTest, re } from './helpers/supercluster.ts';
 
-gatewayTest('three clusters of two servers hold 12 gateway connections (6N): one outbound per remote cluster on every server', ALL_VARIANTS, async (t, variant) => {
-  // B and C name only A; B and C find each other by gossip.
-  const sc = await Supercluster.start(t, { variant, sizes: [2, 2, 2] });
-  t.deepEqual(await sc.connectionCounts(), { outbound: 12, inbound: 12 });
-  for (const g of sc.all) {
-    const z = await sc.gatewayz(g);
-    t.is(z.name, sc.names[g.cluster], `${g.name} /gatewayz name`);
-    t.is(z.port, g.gatewayPort, `${g.name} /gatewayz port`);
-    for (const [name, out] of Object.entries(z.outbound_gateways)) {
-      t.truthy(out.connection, `${g.name}: outbound to ${name} has a connection`);
+gatewayTest(
+  'three clusters of two servers hold 12 gateway connections (6N): one outbound per remote cluster on every server',
+  ALL_VARIANTS,
+  async (t, variant) => {
+    // B and C name only A; B and C find each other by gossip.
+    const sc = await Supercluster.start(t, { variant, sizes: [2, 2, 2] });
+    t.deepEqual(await sc.connectionCounts(), { outbound: 12, inbound: 12 });
+    for (const g of sc.all) {
+      const z = await sc.gatewayz(g);
+      t.is(z.name, sc.names[g.cluster], `${g.name} /gatewayz name`);
+      t.is(z.port, g.gatewayPort, `${g.name} /gatewayz port`);
+      for (const [name, out] of Object.entries(z.outbound_gateways)) {
+        t.truthy(out.connection, `${g.name}: outbound to ${name} has a connection`);
+      }
     }
-  }
-  // Messages flow between every pair of servers, each exactly once.
-  const ncs: NatsConnection[] = [];
-  for (const g of sc.all) ncs.push(await sc.client(g.cluster, g.index));
-  await checkPubSub(t, ncs);
-});
+    // Messages flow between every pair of servers, each exactly once.
+    const ncs: NatsConnection[] = [];
+    for (const g of sc.all) ncs.push(await sc.client(g.cluster, g.index));
+    await checkPubSub(t, ncs);
+  },
+);
 
-gatewayTest('a gateway that is not configured is found by gossip from the gateway that is: C names only A and connects to B', ALL_VARIANTS, async (t, variant) => {
-  const sc = await Supercluster.start(t, { variant, sizes: [1, 1, 1] });
-  const [a, b, c] = [sc.server(0, 0), sc.server(1, 0), sc.server(2, 0)];
-  const [A, B, C] = sc.names;
-  // `configured` says whether the remote came from the config file: A names nobody, B and C name A.
-  const configured = async (g: typeof a) => {
-    const z = await sc.gatewayz(g);
-    return Object.fromEntries(Object.entries(z.outbound_gateways).map(([n, o]) => [n, o.configured]));
-  };
-  t.deepEqual(await configured(a), { [B]: false, [C]: false });
-  t.deepEqual(await configured(b), { [A]: true, [C]: false });
-  t.deepEqual(await configured(c), { [A]: true, [B]: false });
-  // Inbound connections never count as configured.
-  for (const g of [a, b, c]) {
-    const z = await sc.gatewayz(g);
-    for (const list of Object.values(z.inbound_gateways)) for (const i of list) t.false(i.configured, `${g.name}: inbound`);
-  }
-  // nats-server's log lines for an implicit (gossiped) gateway.
-  await c.srv.waitForLog(new RegExp(`Connecting to implicit gateway "${re(B)}"`));
-  await c.srv.waitForLog(new RegExp(`Outbound gateway connection to "${re(B)}" \\(\\w+\\) registered`));
-  await b.srv.waitForLog(new RegExp(`Inbound gateway connection from "${re(C)}" \\(\\w+\\) registered`));
-  await a.srv.waitForLog(new RegExp(`Connecting to implicit gateway "${re(B)}"`));
-});
+gatewayTest(
+  'a gateway that is not configured is found by gossip from the gateway that is: C names only A and connects to B',
+  ALL_VARIANTS,
+  async (t, variant) => {
+    const sc = await Supercluster.start(t, { variant, sizes: [1, 1, 1] });
+    const [a, b, c] = [sc.server(0, 0), sc.server(1, 0), sc.server(2, 0)];
+    const [A, B, C] = sc.names;
+    // `configured` says whether the remote came from the config file: A names nobody, B and C name A.
+    const configured = async (g: typeof a) => {
+      const z = await sc.gatewayz(g);
+      return Object.fromEntries(Object.entries(z.outbound_gateways).map(([n, o]) => [n, o.configured]));
+    };
+    t.deepEqual(await configured(a), { [B]: false, [C]: false });
+    t.deepEqual(await configured(b), { [A]: true, [C]: false });
+    t.deepEqual(await configured(c), { [A]: true, [B]: false });
+    // Inbound connections never count as configured.
+    for (const g of [a, b, c]) {
+      const z = await sc.gatewayz(g);
+      for (const list of Object.values(z.inbound_gateways)) for (const i of list) t.false(i.configured, `${g.name}: inbound`);
+    }
+    // nats-server's log lines for an implicit (gossiped) gateway.
+    await c.srv.waitForLog(new RegExp(`Connecting to implicit gateway "${re(B)}"`));
+    await c.srv.waitForLog(new RegExp(`Outbound gateway connection to "${re(B)}" \\(\\w+\\) registered`));
+    await b.srv.waitForLog(new RegExp(`Inbound gateway connection from "${re(C)}" \\(\\w+\\) registered`));
+    await a.srv.waitForLog(new RegExp(`Connecting to implicit gateway "${re(B)}"`));
+  },
+);
 
 gatewayTest('a server with no gateway configured learns the remote gateways from its route peers', ALL_VARIANTS, async (t, variant) => {
   // B1 names only A1, so A2 gets no inbound from B: its outbound to B can only come from
@@ -69,7 +77,15 @@ gatewayTest('a server with no gateway configured learns the remote gateways from
 });
 
 gatewayTest('a server that joins a cluster later learns the remote gateways from its new route', ALL_VARIANTS, async (t, variant) => {
-  const sc = await Supercluster.start(t, { variant, sizes: [2, 1], gatewayUrlsOf: () => [0], startOnly: [[0, 0], [1, 0]] });
+  const sc = await Supercluster.start(t, {
+    variant,
+    sizes: [2, 1],
+    gatewayUrlsOf: () => [0],
+    startOnly: [
+      [0, 0],
+      [1, 0],
+    ],
+  });
   await sc.waitConnected();
   const a2 = await sc.startServer(0, 1);
   await sc.waitConnected();
@@ -98,7 +114,11 @@ gatewayTest('clients never see gateway URLs: connect_urls name only their own cl
   t.teardown(() => sock.close());
   const line = await sock.expect(/^INFO (\{.*\}) \r\n/);
   const info = JSON.parse(line.slice(5, -3)) as Record<string, unknown>;
-  t.deepEqual(Object.keys(info).filter((k) => /gateway/.test(k)), [], 'no gateway field in a client INFO');
+  t.deepEqual(
+    Object.keys(info).filter((k) => /gateway/.test(k)),
+    [],
+    'no gateway field in a client INFO',
+  );
   const ports = ((info.connect_urls as string[] | undefined) ?? []).map((u) => Number(u.split(':').pop()));
   t.true(ports.length > 0, 'connect_urls lists the cluster');
   for (const p of ports) {
@@ -131,19 +151,23 @@ gatewayTest('a gateway restarted on new ports is found again by every cluster', 
   await eventually('B2 to reach C', async () => (await sc.gatewayz(sc.server(2, 0))).inbound_gateways[sc.names[1]]?.length === 2);
 });
 
-gatewayTest('the live page data (/skeinz) lists every gateway connection, outbound and inbound, and the gateway thread', ['skein'], async (t, variant) => {
-  const sc = await Supercluster.start(t, { variant, sizes: [1, 1] });
-  const [a, b] = [sc.server(0, 0), sc.server(1, 0)];
-  const live = (await getJson(a.httpPort, '/skeinz')) as {
-    gateway_name: string;
-    gateways: { gateway: string; direction: string; port: number }[];
-    threads: { kind: string; connections: number }[];
-  };
-  t.is(live.gateway_name, sc.names[0]);
-  t.deepEqual(live.gateways.map((g) => `${g.gateway} ${g.direction}`).sort(), [`${sc.names[1]} inbound`, `${sc.names[1]} outbound`]);
-  t.is(live.gateways.find((g) => g.direction === 'outbound')?.port, b.gatewayPort);
-  t.is(live.threads.filter((th) => th.kind === 'gateway').length, 1, 'one gateway thread');
-});
+gatewayTest(
+  'the live page data (/skeinz) lists every gateway connection, outbound and inbound, and the gateway thread',
+  ['skein'],
+  async (t, variant) => {
+    const sc = await Supercluster.start(t, { variant, sizes: [1, 1] });
+    const [a, b] = [sc.server(0, 0), sc.server(1, 0)];
+    const live = (await getJson(a.httpPort, '/skeinz')) as {
+      gateway_name: string;
+      gateways: { gateway: string; direction: string; port: number }[];
+      threads: { kind: string; connections: number }[];
+    };
+    t.is(live.gateway_name, sc.names[0]);
+    t.deepEqual(live.gateways.map((g) => `${g.gateway} ${g.direction}`).sort(), [`${sc.names[1]} inbound`, `${sc.names[1]} outbound`]);
+    t.is(live.gateways.find((g) => g.direction === 'outbound')?.port, b.gatewayPort);
+    t.is(live.threads.filter((th) => th.kind === 'gateway').length, 1, 'one gateway thread');
+  },
+);
 
 gatewayTest('/varz shows the gateway block with the port picked for -1', SINGLE_VARIANTS, async (t, variant) => {
   const sc = await Supercluster.start(t, { variant, sizes: [1] });
@@ -154,12 +178,24 @@ gatewayTest('/varz shows the gateway block with the port picked for -1', SINGLE_
   t.is(gw.host, '127.0.0.1');
 });
 
-gatewayTest('/metrics has the exporter\'s gatewayz series for every gateway connection', ['skein'], async (t, variant) => {
+gatewayTest("/metrics has the exporter's gatewayz series for every gateway connection", ['skein'], async (t, variant) => {
   const sc = await Supercluster.start(t, { variant, sizes: [1, 1] });
   const [A, B] = sc.names;
   const text = (await get(sc.server(0, 0).httpPort, '/metrics')).body;
   for (const kind of ['outbound', 'inbound']) {
-    t.regex(text, new RegExp(`^gnatsd_gatewayz_${kind}_gateway_configured\\{gateway_name="${re(A)}",remote_gateway_name="${re(B)}",server_id="\\w+"\\} 0$`, 'm'));
-    t.regex(text, new RegExp(`^gnatsd_gatewayz_${kind}_gateway_conn_in_msgs\\{gateway_name="${re(A)}",cid="\\d+",remote_gateway_name="${re(B)}",server_id="\\w+"\\} \\d+$`, 'm'));
+    t.regex(
+      text,
+      new RegExp(
+        `^gnatsd_gatewayz_${kind}_gateway_configured\\{gateway_name="${re(A)}",remote_gateway_name="${re(B)}",server_id="\\w+"\\} 0$`,
+        'm',
+      ),
+    );
+    t.regex(
+      text,
+      new RegExp(
+        `^gnatsd_gatewayz_${kind}_gateway_conn_in_msgs\\{gateway_name="${re(A)}",cid="\\d+",remote_gateway_name="${re(B)}",server_id="\\w+"\\} \\d+$`,
+        'm',
+      ),
+    );
   }
 });

@@ -26,33 +26,45 @@ gatewayTest('gateways with TLS on every server connect, gossip and carry message
   await checkPubSub(t, ncs);
 });
 
-gatewayTest('the TLS handshake comes first on a gateway connection: a plaintext dialler gets no INFO', SINGLE_VARIANTS, async (t, variant) => {
-  const sc = await Supercluster.start(t, { variant, sizes: [1], gatewayBlock: () => tlsBlock() });
-  const a = sc.server(0, 0);
-  const sock = net.connect({ host: '127.0.0.1', port: a.gatewayPort });
-  t.teardown(() => sock.destroy());
-  let got = '';
-  sock.on('data', (d) => { got += d.toString('latin1'); });
-  const closed = new Promise<void>((r) => sock.once('close', () => r()));
-  sock.write('CONNECT {"gateway":"X"}\r\n');
-  await closed;
-  t.notRegex(got, /INFO/, 'nothing in plaintext');
-  t.truthy(await a.srv.waitForLog(/\[ERR\] .* - gid:\d+ - TLS gateway handshake error: /));
-});
+gatewayTest(
+  'the TLS handshake comes first on a gateway connection: a plaintext dialler gets no INFO',
+  SINGLE_VARIANTS,
+  async (t, variant) => {
+    const sc = await Supercluster.start(t, { variant, sizes: [1], gatewayBlock: () => tlsBlock() });
+    const a = sc.server(0, 0);
+    const sock = net.connect({ host: '127.0.0.1', port: a.gatewayPort });
+    t.teardown(() => sock.destroy());
+    let got = '';
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+    });
+    const closed = new Promise<void>((r) => sock.once('close', () => r()));
+    sock.write('CONNECT {"gateway":"X"}\r\n');
+    await closed;
+    t.notRegex(got, /INFO/, 'nothing in plaintext');
+    t.truthy(await a.srv.waitForLog(/\[ERR\] .* - gid:\d+ - TLS gateway handshake error: /));
+  },
+);
 
-gatewayTest('a gateway whose certificate the other side does not trust is refused, and the rest of the supercluster carries on', ALL_VARIANTS, async (t, variant) => {
-  // C presents a certificate from another CA: A and B refuse it; A and B connect.
-  const sc = await Supercluster.start(t, {
-    variant, sizes: [1, 1, 1], waitConnected: false,
-    gatewayBlock: (c) => tlsBlock(c === 2 ? 'rogue' : 'good'),
-  });
-  const [a, b, c] = [sc.server(0, 0), sc.server(1, 0), sc.server(2, 0)];
-  await eventually('A and B connected', async () => {
-    const [za, zb] = [await sc.gatewayz(a), await sc.gatewayz(b)];
-    return Object.keys(za.outbound_gateways).join() === sc.names[1] && Object.keys(zb.outbound_gateways).join() === sc.names[0];
-  });
-  await a.srv.waitForLog(/\[ERR\] .* - gid:\d+ - TLS gateway handshake error: /, 30_000);
-  const zc = await sc.gatewayz(c);
-  t.deepEqual(Object.keys(zc.outbound_gateways), [], 'C has no gateway');
-  t.deepEqual(Object.keys((await sc.gatewayz(a)).inbound_gateways), [sc.names[1]], 'A holds no inbound from C');
-});
+gatewayTest(
+  'a gateway whose certificate the other side does not trust is refused, and the rest of the supercluster carries on',
+  ALL_VARIANTS,
+  async (t, variant) => {
+    // C presents a certificate from another CA: A and B refuse it; A and B connect.
+    const sc = await Supercluster.start(t, {
+      variant,
+      sizes: [1, 1, 1],
+      waitConnected: false,
+      gatewayBlock: (c) => tlsBlock(c === 2 ? 'rogue' : 'good'),
+    });
+    const [a, b, c] = [sc.server(0, 0), sc.server(1, 0), sc.server(2, 0)];
+    await eventually('A and B connected', async () => {
+      const [za, zb] = [await sc.gatewayz(a), await sc.gatewayz(b)];
+      return Object.keys(za.outbound_gateways).join() === sc.names[1] && Object.keys(zb.outbound_gateways).join() === sc.names[0];
+    });
+    await a.srv.waitForLog(/\[ERR\] .* - gid:\d+ - TLS gateway handshake error: /, 30_000);
+    const zc = await sc.gatewayz(c);
+    t.deepEqual(Object.keys(zc.outbound_gateways), [], 'C has no gateway');
+    t.deepEqual(Object.keys((await sc.gatewayz(a)).inbound_gateways), [sc.names[1]], 'A holds no inbound from C');
+  },
+);

@@ -27,7 +27,7 @@ function readmeTable(): string {
   return readme.slice(readme.indexOf(FLAGS_BEGIN) + FLAGS_BEGIN.length, readme.indexOf(FLAGS_END));
 }
 
-test('README.md\'s flag table is the one src/config/flags.ts generates (run `npm run readme` after adding a flag)', (t) => {
+test("README.md's flag table is the one src/config/flags.ts generates (run `npm run readme` after adding a flag)", (t) => {
   const readme = fs.readFileSync(README, 'utf8');
   t.true(readme.includes(FLAGS_BEGIN) && readme.includes(FLAGS_END), 'README.md keeps the flag table markers');
   t.is(readme, withGeneratedParts(readme), 'README.md is out of date: run `npm run readme`');
@@ -38,12 +38,21 @@ test('-h and the README flag table list the same flags, and every one of them pa
   const help = await skeinHelp();
   t.is(help.code, 0);
   // Synopses only: the left column of -h, the first column of the README table.
-  const fromHelp = help.stdout.split('\n').filter((l) => /^ {4,8}-/.test(l)).flatMap((l) => flagNames(l.trim().split(/ {2,}/)[0]));
-  const fromReadme = readmeTable().split('\n').filter((l) => l.startsWith('| `')).flatMap((l) => flagNames(l.split('`')[1]));
+  const fromHelp = help.stdout
+    .split('\n')
+    .filter((l) => /^ {4,8}-/.test(l))
+    .flatMap((l) => flagNames(l.trim().split(/ {2,}/)[0]));
+  const fromReadme = readmeTable()
+    .split('\n')
+    .filter((l) => l.startsWith('| `'))
+    .flatMap((l) => flagNames(l.split('`')[1]));
   t.deepEqual([...new Set(fromHelp)].sort(), [...new Set(fromReadme)].sort());
   for (const name of ['-m', '--http_port', '--client_advertise', '--cluster_listen', '--workers']) t.true(fromHelp.includes(name), name);
   // Each flag parses, with a value when its synopsis shows one (`<port>`), alone otherwise.
-  for (const synopsis of help.stdout.split('\n').filter((l) => /^ {4,8}-/.test(l)).map((l) => l.trim().split(/ {2,}/)[0])) {
+  for (const synopsis of help.stdout
+    .split('\n')
+    .filter((l) => /^ {4,8}-/.test(l))
+    .map((l) => l.trim().split(/ {2,}/)[0])) {
     const value = synopsis.includes('<') ? ['1'] : [];
     for (const name of flagNames(synopsis)) t.notThrows(() => parseFlags([name, ...value]), synopsis);
   }

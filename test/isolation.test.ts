@@ -59,7 +59,12 @@ test('a subscriber that stops reading does not hold back a healthy subscriber on
   // max_pending 16 MB: the slow subscriber stalls its publisher past 8 MB of backlog and would
   // be cut off past 16 MB; write_deadline long enough that it is not cut off for that reason.
   const config = 'max_pending: 16MB\nwrite_deadline: "120s"\n';
-  const srv = await useServer(t, { impl, workers: 2, args: impl === 'skein' ? ['-D'] : [], config: { skein: config, natsServer: 'max_pending: 16MB\nwrite_deadline: "120s"\n' } });
+  const srv = await useServer(t, {
+    impl,
+    workers: 2,
+    args: impl === 'skein' ? ['-D'] : [],
+    config: { skein: config, natsServer: 'max_pending: 16MB\nwrite_deadline: "120s"\n' },
+  });
   // slow and healthy on one worker, both publishers on the other.
   const [slow, healthy, flooder, pub] = await place(t, srv, [true, true, false, false]);
   slow.send('SUB slow 1\r\n');
@@ -94,13 +99,23 @@ test('a subscriber that stops reading does not hold back a healthy subscriber on
   // flooder's bytes stop moving into the kernel.
   let last = -1;
   let still = 0;
-  await waitFor(() => {
-    const now = flooder.socket.bytesWritten;
-    still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
-    last = now;
-    return still >= 25;
-  }, 60_000, 'the flooder to be held back').catch((err: Error) => {
-    throw new Error(`${err.message}: flooder wrote ${flooder.socket.bytesWritten} bytes, slow subscriber ${slow.isClosed() ? 'closed' : 'open'}\n${srv.output().split('\n').filter((l) => /Slow|created/.test(l)).join('\n')}`);
+  await waitFor(
+    () => {
+      const now = flooder.socket.bytesWritten;
+      still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
+      last = now;
+      return still >= 25;
+    },
+    60_000,
+    'the flooder to be held back',
+  ).catch((err: Error) => {
+    throw new Error(
+      `${err.message}: flooder wrote ${flooder.socket.bytesWritten} bytes, slow subscriber ${slow.isClosed() ? 'closed' : 'open'}\n${srv
+        .output()
+        .split('\n')
+        .filter((l) => /Slow|created/.test(l))
+        .join('\n')}`,
+    );
   });
   t.true(flooder.socket.bytesWritten < floodBytes / 2, 'the flooding publisher is slowed down');
 
@@ -127,7 +142,10 @@ test('a subscriber that stops reading does not hold back a healthy subscriber on
   const re = /MSG slow 1 65536\r\n(\d{8})/g;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) seqs.push(Number(m[1]));
   t.is(seqs.length, published, 'every message the flooder published reached the slow subscriber');
-  t.true(seqs.every((v, i) => v === i), 'in publish order');
+  t.true(
+    seqs.every((v, i) => v === i),
+    'in publish order',
+  );
 });
 
 /** skein's per-thread series from /metrics: name -> thread -> value. */
@@ -142,7 +160,7 @@ async function threadSeries(httpPort: number): Promise<Map<string, Map<number, n
   return out;
 }
 
-test('a flood for one subscriber never fills the inbox of a worker that falls behind: other publishers\' messages queue behind little of it', async (t) => {
+test("a flood for one subscriber never fills the inbox of a worker that falls behind: other publishers' messages queue behind little of it", async (t) => {
   t.timeout(120_000);
   if (impl !== 'skein') {
     t.pass('skein only: makes a worker fall behind with a fault-injection hook and reads its inbox counters');
@@ -209,7 +227,7 @@ test('a flood for one subscriber never fills the inbox of a worker that falls be
   const floodWorker = 1 - home;
   const before = await threadSeries(httpPort);
   const ringFullBefore = before.get('skein_worker_ring_full_total')?.get(floodWorker);
-  t.is(typeof ringFullBefore, 'number', 'the flooder\'s worker reports ring_full');
+  t.is(typeof ringFullBefore, 'number', "the flooder's worker reports ring_full");
 
   // Stop the subscribers' worker; meanwhile another publisher sends to the healthy subscriber.
   stopper.send('PUB $SKEIN.FAULT.BUSY 0\r\n\r\n');
@@ -223,7 +241,11 @@ test('a flood for one subscriber never fills the inbox of a worker that falls be
   await waitFor(() => healthy.data().includes(expected), 30_000, 'the healthy subscriber to get every message');
   const after = await threadSeries(httpPort);
   t.true(received > receivedAtStop, 'the flood went on after the stop');
-  t.is(after.get('skein_worker_ring_full_total')?.get(floodWorker), ringFullBefore, 'no record had to wait for room in the stopped worker\'s inbox: the flood never filled it');
+  t.is(
+    after.get('skein_worker_ring_full_total')?.get(floodWorker),
+    ringFullBefore,
+    "no record had to wait for room in the stopped worker's inbox: the flood never filled it",
+  );
 
   // The flood's subscriber gets every message, in order, none twice.
   flooding = false;
@@ -239,7 +261,17 @@ test('a flood for one subscriber never fills the inbox of a worker that falls be
 
 function routeHandshake(id: string): string {
   const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster: 'iso' };
-  const info = { server_id: id, server_name: id.toLowerCase(), version: '2.9.10', proto: 2, host: '127.0.0.1', port: 1, headers: true, max_payload: 1048576, cluster: 'iso' };
+  const info = {
+    server_id: id,
+    server_name: id.toLowerCase(),
+    version: '2.9.10',
+    proto: 2,
+    host: '127.0.0.1',
+    port: 1,
+    headers: true,
+    max_payload: 1048576,
+    cluster: 'iso',
+  };
   return `CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`;
 }
 
@@ -295,12 +327,16 @@ test('a route peer that stops reading does not hold back traffic to a healthy pe
   })();
   let last = -1;
   let still = 0;
-  await waitFor(() => {
-    const now = flooder.socket.bytesWritten;
-    still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
-    last = now;
-    return still >= 25;
-  }, 60_000, 'the flooder to be held back');
+  await waitFor(
+    () => {
+      const now = flooder.socket.bytesWritten;
+      still = now === last && flooder.socket.writableLength > 0 ? still + 1 : 0;
+      last = now;
+      return still >= 25;
+    },
+    60_000,
+    'the flooder to be held back',
+  );
 
   // The healthy peer gets everything the other publisher sends, while the dead one is still
   // connected and backed up.
@@ -311,7 +347,16 @@ test('a route peer that stops reading does not hold back traffic to a healthy pe
   pub.send(frames);
   await pub.ping();
   const expected = Array.from({ length: n }, (_v, i) => `RMSG $G live ${String(i).length}\r\n${i}\r\n`).join('');
-  await waitFor(() => live.data().slice(before).replace(/PING\r\n/g, '').includes(expected), 30_000, 'the healthy peer to get every message');
+  await waitFor(
+    () =>
+      live
+        .data()
+        .slice(before)
+        .replace(/PING\r\n/g, '')
+        .includes(expected),
+    30_000,
+    'the healthy peer to get every message',
+  );
   t.false(dead.isClosed(), 'the dead peer is still connected (not closed to unblock the others)');
   t.true(flooder.socket.bytesWritten < floodBytes / 2, 'the publisher feeding the dead peer is held back');
   flooding = false;

@@ -20,50 +20,63 @@ function infoOf(line: string): Record<string, unknown> {
   return JSON.parse(line.slice(5).trim()) as Record<string, unknown>;
 }
 
-test.serial('lame duck mode: no new clients, INFO ldm:true to clients that take async INFO, clients closed, exit 0 (as nats-server)', async (t) => {
-  t.timeout(90_000);
-  const seen: Record<string, unknown> = {};
-  for (const impl of ['skein', 'nats-server'] as const) {
-    const { srv } = await useConfServer(t, impl, LDM, { args: ['-m', '-1'] });
-    const monitorPort = Number((await srv.waitForLog(/Starting http monitor on 127\.0\.0\.1:(\d+)/))[1]);
-    const healthz = async (): Promise<string> => {
-      const r = await fetch(`http://127.0.0.1:${monitorPort}/healthz`);
-      return `${r.status} ${JSON.stringify(await r.json())}`;
-    };
-    const before = await healthz();
-    // A protocol-1 client past its first PONG gets the async INFO; a protocol-0 one does not.
-    const { c: p1 } = await rawSession(srv.port, { connect: { protocol: 1 } });
-    const { c: p0 } = await rawSession(srv.port, { connect: { protocol: 0 } });
-    t.teardown(() => { p1.close(); p0.close(); });
-    process.kill(srv.pid, 'SIGUSR2');
-    const info = infoOf(await p1.expect(/INFO \{.*\} \r\n/, 10_000));
-    await srv.waitForLog(/\[INF\] Entering lame duck mode, stop accepting new clients/);
-    // No client listener: /healthz says so (a Kubernetes readiness probe takes the pod out).
-    let during = await healthz();
-    for (const deadline = Date.now() + 5000; !during.startsWith('503') && Date.now() < deadline;) during = await healthz();
-    // The listener is closed at once.
-    await t.throwsAsync(async () => {
-      const c = await rawConnect(srv.port);
-      c.close();
-    }, undefined, `${impl} refuses new clients`);
-    await srv.waitForLog(/\[INF\] Closing existing clients/, 10_000);
-    await Promise.all([p1.closed(10_000), p0.closed(10_000)]);
-    t.is(await exitOf(srv), 0, impl);
-    t.false(p1.data().includes('-ERR') || p0.data().includes('-ERR'), 'no -ERR on close');
-    t.false(p0.data().includes('"ldm"'), 'a protocol-0 client gets no async INFO');
-    seen[impl] = { ldm: info.ldm, connect_urls: info.connect_urls ?? null, before, during };
-  }
-  t.like(seen.skein, { ldm: true, connect_urls: null, before: '200 {"status":"ok"}' });
-  t.regex(String((seen.skein as { during: string }).during), /^503 /);
-  t.deepEqual(seen.skein, seen['nats-server']);
-});
+test.serial(
+  'lame duck mode: no new clients, INFO ldm:true to clients that take async INFO, clients closed, exit 0 (as nats-server)',
+  async (t) => {
+    t.timeout(90_000);
+    const seen: Record<string, unknown> = {};
+    for (const impl of ['skein', 'nats-server'] as const) {
+      const { srv } = await useConfServer(t, impl, LDM, { args: ['-m', '-1'] });
+      const monitorPort = Number((await srv.waitForLog(/Starting http monitor on 127\.0\.0\.1:(\d+)/))[1]);
+      const healthz = async (): Promise<string> => {
+        const r = await fetch(`http://127.0.0.1:${monitorPort}/healthz`);
+        return `${r.status} ${JSON.stringify(await r.json())}`;
+      };
+      const before = await healthz();
+      // A protocol-1 client past its first PONG gets the async INFO; a protocol-0 one does not.
+      const { c: p1 } = await rawSession(srv.port, { connect: { protocol: 1 } });
+      const { c: p0 } = await rawSession(srv.port, { connect: { protocol: 0 } });
+      t.teardown(() => {
+        p1.close();
+        p0.close();
+      });
+      process.kill(srv.pid, 'SIGUSR2');
+      const info = infoOf(await p1.expect(/INFO \{.*\} \r\n/, 10_000));
+      await srv.waitForLog(/\[INF\] Entering lame duck mode, stop accepting new clients/);
+      // No client listener: /healthz says so (a Kubernetes readiness probe takes the pod out).
+      let during = await healthz();
+      for (const deadline = Date.now() + 5000; !during.startsWith('503') && Date.now() < deadline;) during = await healthz();
+      // The listener is closed at once.
+      await t.throwsAsync(
+        async () => {
+          const c = await rawConnect(srv.port);
+          c.close();
+        },
+        undefined,
+        `${impl} refuses new clients`,
+      );
+      await srv.waitForLog(/\[INF\] Closing existing clients/, 10_000);
+      await Promise.all([p1.closed(10_000), p0.closed(10_000)]);
+      t.is(await exitOf(srv), 0, impl);
+      t.false(p1.data().includes('-ERR') || p0.data().includes('-ERR'), 'no -ERR on close');
+      t.false(p0.data().includes('"ldm"'), 'a protocol-0 client gets no async INFO');
+      seen[impl] = { ldm: info.ldm, connect_urls: info.connect_urls ?? null, before, during };
+    }
+    t.like(seen.skein, { ldm: true, connect_urls: null, before: '200 {"status":"ok"}' });
+    t.regex(String((seen.skein as { during: string }).during), /^503 /);
+    t.deepEqual(seen.skein, seen['nats-server']);
+  },
+);
 
-test.serial('lame duck mode with no clients exits at once; --signal ldm=<pid file> as the Helm chart\'s preStop hook', async (t) => {
+test.serial("lame duck mode with no clients exits at once; --signal ldm=<pid file> as the Helm chart's preStop hook", async (t) => {
   t.timeout(60_000);
   const dir = tempDir(t);
   const pidFile = path.join(dir, 'nats.pid');
   const { srv: s2 } = await useConfServer(t, 'skein', LDM, { args: ['-P', pidFile] });
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'src', 'main.ts'), '--signal', `ldm=${pidFile}`], { encoding: 'utf8', timeout: 30_000 });
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'src', 'main.ts'), '--signal', `ldm=${pidFile}`], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   t.is(r.status, 0, r.stderr);
   await s2.waitForLog(/Entering lame duck mode/);
   t.is(await exitOf(s2), 0);
@@ -86,7 +99,14 @@ test.serial('SIGTERM is ignored in lame duck mode; SIGINT still stops the server
 
 test.serial('in a 2-server cluster the nats client gets ldm, is closed, and reconnects to the other server', async (t) => {
   t.timeout(120_000);
-  const cl = await TestCluster.start(t, [{ impl: 'skein', name: 'a' }, { impl: 'skein', name: 'b' }], { config: LDM });
+  const cl = await TestCluster.start(
+    t,
+    [
+      { impl: 'skein', name: 'a' },
+      { impl: 'skein', name: 'b' },
+    ],
+    { config: LDM },
+  );
   const [a, b] = cl.nodes;
   const ncs = await cl.clients(t);
   await meshReady(ncs);
@@ -100,7 +120,9 @@ test.serial('in a 2-server cluster the nats client gets ldm, is closed, and reco
   t.teardown(() => nc.close());
   await waitFor(() => (nc.info?.connect_urls ?? []).includes(urlB), 10_000, 'the client to learn b from connect_urls');
   const events: string[] = [];
-  void (async () => { for await (const s of nc.status()) events.push(`${s.type}`); })();
+  void (async () => {
+    for await (const s of nc.status()) events.push(`${s.type}`);
+  })();
   const id = uid();
   const got: string[] = [];
   ncs[1].subscribe(`after.${id}`, { callback: (_e, m) => got.push(m.string()) });
@@ -109,11 +131,15 @@ test.serial('in a 2-server cluster the nats client gets ldm, is closed, and reco
   process.kill(a.srv.pid, 'SIGUSR2');
   await waitFor(() => events.includes(Events.LDM), 10_000, 'the ldm status');
   // b's clients get an INFO without a's URL once a's route INFO says ldm.
-  await waitFor(() => {
-    const infos = watcher.data().match(/INFO \{.*\} \r\n/g) ?? [];
-    const last = infos.at(-1);
-    return last !== undefined && !((infoOf(last).connect_urls as string[] | undefined) ?? []).includes(urlA);
-  }, 10_000, 'b to drop a from connect_urls');
+  await waitFor(
+    () => {
+      const infos = watcher.data().match(/INFO \{.*\} \r\n/g) ?? [];
+      const last = infos.at(-1);
+      return last !== undefined && !((infoOf(last).connect_urls as string[] | undefined) ?? []).includes(urlA);
+    },
+    10_000,
+    'b to drop a from connect_urls',
+  );
   await waitFor(() => events.includes(Events.Reconnect), 30_000, 'the client to reconnect');
   t.is(nc.getServer(), urlB);
   nc.publish(`after.${id}`, 'hello from the moved client');
@@ -127,7 +153,14 @@ test.serial('in a 2-server cluster the nats client gets ldm, is closed, and reco
 
 test.serial('a nats-server peer sees a skein server enter lame duck mode', async (t) => {
   t.timeout(90_000);
-  const cl = await TestCluster.start(t, [{ impl: 'skein', name: 's1' }, { impl: 'nats-server', name: 'n1' }], { config: LDM });
+  const cl = await TestCluster.start(
+    t,
+    [
+      { impl: 'skein', name: 's1' },
+      { impl: 'nats-server', name: 'n1' },
+    ],
+    { config: LDM },
+  );
   const [s1, n1] = cl.nodes;
   const ncs = await cl.clients(t);
   await meshReady(ncs);
@@ -137,9 +170,17 @@ test.serial('a nats-server peer sees a skein server enter lame duck mode', async
   await waitFor(() => c.data().includes(urlS1), 10_000, 'n1 to advertise s1');
   const from = c.data().length;
   process.kill(s1.srv.pid, 'SIGUSR2');
-  await waitFor(() => {
-    const infos = c.data().slice(from).match(/INFO \{.*\} \r\n/g) ?? [];
-    return infos.some((i) => !((infoOf(i).connect_urls as string[] | undefined) ?? []).includes(urlS1));
-  }, 15_000, 'n1 to drop s1 from connect_urls');
+  await waitFor(
+    () => {
+      const infos =
+        c
+          .data()
+          .slice(from)
+          .match(/INFO \{.*\} \r\n/g) ?? [];
+      return infos.some((i) => !((infoOf(i).connect_urls as string[] | undefined) ?? []).includes(urlS1));
+    },
+    15_000,
+    'n1 to drop s1 from connect_urls',
+  );
   t.pass();
 });

@@ -39,7 +39,11 @@ function run(t: Teardownable, cmd: string, args: string[], opts: { cwd?: string;
   let exited = false;
   t.teardown(() => {
     if (exited || child.pid === undefined) return;
-    try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   });
   let text = '';
   const waiters = new Set<() => void>();
@@ -87,7 +91,10 @@ function expectInfo(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     let got = '';
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no INFO within 10 s')); }, 10_000);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('no INFO within 10 s'));
+    }, 10_000);
     sock.on('data', (d) => {
       got += d.toString('latin1');
       if (got.includes('\r\n')) {
@@ -96,7 +103,10 @@ function expectInfo(port: number): Promise<string> {
         resolve(got);
       }
     });
-    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
   });
 }
 
@@ -130,16 +140,21 @@ function oldNodeDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skein-oldnode-'));
   tmpDirs.push(dir);
   const disguise = path.join(dir, 'disguise.cjs');
-  fs.writeFileSync(disguise,
+  fs.writeFileSync(
+    disguise,
     "Object.defineProperty(process, 'version', { value: 'v20.11.1' });\n" +
-    "Object.defineProperty(process.versions, 'node', { value: '20.11.1' });\n");
+      "Object.defineProperty(process.versions, 'node', { value: '20.11.1' });\n",
+  );
   fs.writeFileSync(path.join(dir, 'node'), `#!/bin/sh\nexec '${bundledNode}' --require '${disguise}' "$@"\n`, { mode: 0o755 });
   return dir;
 }
 
 /** PATH without any node_modules/.bin (npm test puts the bundled runtime first). */
 function plainPath(): string {
-  return (process.env.PATH ?? '').split(path.delimiter).filter((p) => !p.includes('node_modules')).join(path.delimiter);
+  return (process.env.PATH ?? '')
+    .split(path.delimiter)
+    .filter((p) => !p.includes('node_modules'))
+    .join(path.delimiter);
 }
 
 test.serial('npx skein --help exits 0 and prints the usage', async (t) => {
@@ -168,23 +183,29 @@ test.serial('the launcher on the bundled runtime runs the server in its own proc
   t.deepEqual(await r.exit, [0, null], r.output());
 });
 
-test.serial('installed under node_modules with the runtime hoisted beside it: starts, serves, SIGINT exits 0, SIGTERM exits 1', async (t) => {
-  t.timeout(90_000);
-  const layout = installedLayout(true);
-  // An old Node runs the launcher (as `#!/usr/bin/env node` may pick); the server must run on
-  // the bundled runtime in a child process that gets the signal and whose exit code is ours.
-  const env = { ...process.env, PATH: `${oldNodeDir()}${path.delimiter}${plainPath()}` };
-  for (const [signal, expected] of [['SIGINT', 0], ['SIGTERM', 1]] as const) {
-    const r = run(t, layout.launcher, ['-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { env, cwd: os.tmpdir() });
-    const m = await r.waitFor(/\[(\d+)\] \S+ \S+ \[INF\] Listening for client connections on 127\.0\.0\.1:(\d+)/);
-    t.not(Number(m[1]), r.child.pid, 'the server runs in a child of the launcher');
-    t.regex(r.output(), /Node: +v24\.\d+/, 'the server runs on the bundled runtime');
-    t.regex(await expectInfo(Number(m[2])), /^INFO \{/);
-    r.child.kill(signal); // the launcher only: it must forward the signal
-    t.deepEqual(await r.exit, [expected, null], `${signal}: ${r.output()}`);
-    t.notRegex(r.output(), /ExperimentalWarning|ERR_UNSUPPORTED/);
-  }
-});
+test.serial(
+  'installed under node_modules with the runtime hoisted beside it: starts, serves, SIGINT exits 0, SIGTERM exits 1',
+  async (t) => {
+    t.timeout(90_000);
+    const layout = installedLayout(true);
+    // An old Node runs the launcher (as `#!/usr/bin/env node` may pick); the server must run on
+    // the bundled runtime in a child process that gets the signal and whose exit code is ours.
+    const env = { ...process.env, PATH: `${oldNodeDir()}${path.delimiter}${plainPath()}` };
+    for (const [signal, expected] of [
+      ['SIGINT', 0],
+      ['SIGTERM', 1],
+    ] as const) {
+      const r = run(t, layout.launcher, ['-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { env, cwd: os.tmpdir() });
+      const m = await r.waitFor(/\[(\d+)\] \S+ \S+ \[INF\] Listening for client connections on 127\.0\.0\.1:(\d+)/);
+      t.not(Number(m[1]), r.child.pid, 'the server runs in a child of the launcher');
+      t.regex(r.output(), /Node: +v24\.\d+/, 'the server runs on the bundled runtime');
+      t.regex(await expectInfo(Number(m[2])), /^INFO \{/);
+      r.child.kill(signal); // the launcher only: it must forward the signal
+      t.deepEqual(await r.exit, [expected, null], `${signal}: ${r.output()}`);
+      t.notRegex(r.output(), /ExperimentalWarning|ERR_UNSUPPORTED/);
+    }
+  },
+);
 
 test.serial('without the bundled runtime, an old Node gets one line saying what to do', async (t) => {
   t.timeout(60_000);
@@ -193,9 +214,15 @@ test.serial('without the bundled runtime, an old Node gets one line saying what 
   const r = run(t, layout.launcher, ['-v'], { env, cwd: os.tmpdir() });
   const [code] = await r.exit;
   t.is(code, 1);
-  const lines = r.output().split('\n').filter((l) => l !== '');
+  const lines = r
+    .output()
+    .split('\n')
+    .filter((l) => l !== '');
   t.is(lines.length, 1, r.output());
-  t.regex(lines[0], /^skein: needs Node\.js >= 24\.21; this is v20\.11\.1 \(.*\) and the runtime skein brings \(npm package "node"\) is missing/);
+  t.regex(
+    lines[0],
+    /^skein: needs Node\.js >= 24\.21; this is v20\.11\.1 \(.*\) and the runtime skein brings \(npm package "node"\) is missing/,
+  );
   t.true(lines[0].includes(`run "npm rebuild node" in ${layout.root}`), lines[0]);
 
   // npm start goes through the same check (Node 20 cannot even load a .ts file).
@@ -248,43 +275,50 @@ function childrenOf(pid: number): number[] {
       const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
       if (ppid === pid) kids.push(Number(entry));
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
   }
   return kids;
 }
 
-test.serial('two-process launcher: SIGHUP and SIGUSR1 while it starts neither kill it nor open an inspector, and the SIGHUPs are handled', async (t) => {
-  t.timeout(90_000);
-  // Installed under node_modules, the launcher always starts the server in a child process
-  // (as it does when an older machine Node runs it).
-  const layout = installedLayout(true);
-  const r = run(t, bundledNode, [layout.launcher, '-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { cwd: os.tmpdir() });
-  const pid = r.child.pid!;
-  const deadline = Date.now() + 60_000;
-  // From the moment the launcher handles SIGHUP (before, any process dies of it), until the
-  // server is ready: both signals, again and again, to the launcher, which must hold them
-  // until the child can take them and then hand them on.
-  while (!catches(pid, 1) && Date.now() < deadline && r.child.exitCode === null) await new Promise((res) => setTimeout(res, 2));
-  let sent = 0;
-  while (!/Server is ready/.test(r.output()) && Date.now() < deadline && r.child.exitCode === null && r.child.signalCode === null) {
-    try {
-      process.kill(pid, 'SIGHUP');
-      process.kill(pid, 'SIGUSR1');
-      sent++;
-    } catch { /* gone: checked below */ }
-    await new Promise((res) => setTimeout(res, 15));
-  }
-  t.regex(r.output(), /Server is ready/, r.output());
-  t.true(sent > 0);
-  const port = Number(/Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(r.output())![1]);
-  t.regex(await expectInfo(port), /^INFO \{/);
-  // The SIGHUPs were not lost: each one is a reload, refused here for want of a config file.
-  await r.waitFor(/Failed to reload server configuration: can only reload config when a file is provided/);
-  // No inspector stayed open, in the launcher or in the server.
-  const [server] = childrenOf(pid);
-  t.truthy(server, `the server runs in a child process of ${pid}: ${r.output()}`);
-  t.deepEqual(listeningPorts(pid), [], r.output());
-  t.deepEqual(listeningPorts(server), [port], r.output());
-  process.kill(pid, 'SIGINT');
-  t.deepEqual(await r.exit, [0, null], r.output());
-});
+test.serial(
+  'two-process launcher: SIGHUP and SIGUSR1 while it starts neither kill it nor open an inspector, and the SIGHUPs are handled',
+  async (t) => {
+    t.timeout(90_000);
+    // Installed under node_modules, the launcher always starts the server in a child process
+    // (as it does when an older machine Node runs it).
+    const layout = installedLayout(true);
+    const r = run(t, bundledNode, [layout.launcher, '-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { cwd: os.tmpdir() });
+    const pid = r.child.pid!;
+    const deadline = Date.now() + 60_000;
+    // From the moment the launcher handles SIGHUP (before, any process dies of it), until the
+    // server is ready: both signals, again and again, to the launcher, which must hold them
+    // until the child can take them and then hand them on.
+    while (!catches(pid, 1) && Date.now() < deadline && r.child.exitCode === null) await new Promise((res) => setTimeout(res, 2));
+    let sent = 0;
+    while (!/Server is ready/.test(r.output()) && Date.now() < deadline && r.child.exitCode === null && r.child.signalCode === null) {
+      try {
+        process.kill(pid, 'SIGHUP');
+        process.kill(pid, 'SIGUSR1');
+        sent++;
+      } catch {
+        /* gone: checked below */
+      }
+      await new Promise((res) => setTimeout(res, 15));
+    }
+    t.regex(r.output(), /Server is ready/, r.output());
+    t.true(sent > 0);
+    const port = Number(/Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(r.output())![1]);
+    t.regex(await expectInfo(port), /^INFO \{/);
+    // The SIGHUPs were not lost: each one is a reload, refused here for want of a config file.
+    await r.waitFor(/Failed to reload server configuration: can only reload config when a file is provided/);
+    // No inspector stayed open, in the launcher or in the server.
+    const [server] = childrenOf(pid);
+    t.truthy(server, `the server runs in a child process of ${pid}: ${r.output()}`);
+    t.deepEqual(listeningPorts(pid), [], r.output());
+    t.deepEqual(listeningPorts(server), [port], r.output());
+    process.kill(pid, 'SIGINT');
+    t.deepEqual(await r.exit, [0, null], r.output());
+  },
+);

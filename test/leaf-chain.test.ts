@@ -42,7 +42,10 @@ leafTest('a request nobody in the chain listens to gets no-responders at once, f
   const { ncs } = await chain(t, mix);
   await checkPubSub(t, ncs); // the chain carries interest end to end
   for (const [i, nc] of ncs.entries()) {
-    const err = await nc.request(`nobody.${uid()}`, 'x', { timeout: 10_000 }).then(() => undefined, (e: unknown) => e);
+    const err = await nc.request(`nobody.${uid()}`, 'x', { timeout: 10_000 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     t.is((err as { code?: string } | undefined)?.code, ErrorCode.NoResponders, `request from ${CHAIN[i]}`);
   }
 });
@@ -67,7 +70,10 @@ leafTest('wildcard subscriptions and headers cross the chain end to end', CHAIN,
   await waitFor(() => onHub.length >= 1 && onTail.length >= 1, 10_000, 'both messages');
   await deliveryBarrier([hub, tail]);
   // The hub's own publishes match its own `wc.>` too (a client hears itself by default).
-  t.deepEqual(onHub.filter((m) => m.subject === `wc.${id}.a.b.c`), [{ subject: `wc.${id}.a.b.c`, h: 'two' }]);
+  t.deepEqual(
+    onHub.filter((m) => m.subject === `wc.${id}.a.b.c`),
+    [{ subject: `wc.${id}.a.b.c`, h: 'two' }],
+  );
   t.deepEqual(onTail, [{ subject: `wc.${id}.x.down`, h: 'two' }]);
 });
 
@@ -85,7 +91,12 @@ leafTest('a reply subject is carried unchanged across two hops', CHAIN, async (t
   const [hub, , tail] = ncs;
   const id = uid();
   let reply: string | undefined;
-  hub.subscribe(`svc.${id}`, { callback: (_e, m) => { reply = m.reply; m.respond('ok'); } });
+  hub.subscribe(`svc.${id}`, {
+    callback: (_e, m) => {
+      reply = m.reply;
+      m.respond('ok');
+    },
+  });
   await interestSeen(hub, [tail]);
   const inbox = `_INBOX.${id}.custom`;
   const got: string[] = [];

@@ -26,141 +26,176 @@ leafTest('a leaf attached to one server of a cluster reaches, and is reached fro
   await checkRequestReply(t, ncs);
 });
 
-leafTest('every member of a leaf cluster with its own remote gets a hub message once; a member without a remote is cut off', ['hub', 'leaf'], async (t, mix) => {
-  t.timeout(180_000);
-  const topo = await LeafTopology.start(t, [
-    { name: 'hub', impl: mix.hub, accept: true },
-    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
-    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
-    { name: 'l3', impl: mix.leaf, cluster: 'LC' },
-  ]);
-  await topo.waitConnected();
-  // The hub sees two connections, both from cluster LC.
-  t.is((await topo.leafz('hub')).leafnodes, 2);
-  const [hub, l1, l2, l3] = [await topo.client('hub'), await topo.client('l1'), await topo.client('l2'), await topo.client('l3')];
-  await interestSeen(l3, [l1, l2]);
-  const id = uid();
-  const got = { l1: [] as string[], l2: [] as string[], l3: [] as string[], hub: [] as string[] };
-  l1.subscribe(`x.${id}`, { callback: (_e, m) => got.l1.push(m.string()) });
-  l2.subscribe(`x.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
-  l3.subscribe(`x.${id}`, { callback: (_e, m) => got.l3.push(m.string()) });
-  await interestSeen(l1, [hub]);
-  await interestSeen(l2, [hub]);
-  hub.publish(`x.${id}`, 'from hub');
-  await waitFor(() => got.l1.length >= 1 && got.l2.length >= 1, 10_000, 'l1 and l2');
-  await deliveryBarrier([hub, l1, l2]);
-  await deliveryBarrier([l1, l2, l3]);
-  t.deepEqual(got.l1, ['from hub']);
-  t.deepEqual(got.l2, ['from hub'], 'once: not also from l1 over the route');
-  t.deepEqual(got.l3, [], 'l3 has no remote: nothing from the hub reaches it');
+leafTest(
+  'every member of a leaf cluster with its own remote gets a hub message once; a member without a remote is cut off',
+  ['hub', 'leaf'],
+  async (t, mix) => {
+    t.timeout(180_000);
+    const topo = await LeafTopology.start(t, [
+      { name: 'hub', impl: mix.hub, accept: true },
+      { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
+      { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['hub'] },
+      { name: 'l3', impl: mix.leaf, cluster: 'LC' },
+    ]);
+    await topo.waitConnected();
+    // The hub sees two connections, both from cluster LC.
+    t.is((await topo.leafz('hub')).leafnodes, 2);
+    const [hub, l1, l2, l3] = [await topo.client('hub'), await topo.client('l1'), await topo.client('l2'), await topo.client('l3')];
+    await interestSeen(l3, [l1, l2]);
+    const id = uid();
+    const got = { l1: [] as string[], l2: [] as string[], l3: [] as string[], hub: [] as string[] };
+    l1.subscribe(`x.${id}`, { callback: (_e, m) => got.l1.push(m.string()) });
+    l2.subscribe(`x.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
+    l3.subscribe(`x.${id}`, { callback: (_e, m) => got.l3.push(m.string()) });
+    await interestSeen(l1, [hub]);
+    await interestSeen(l2, [hub]);
+    hub.publish(`x.${id}`, 'from hub');
+    await waitFor(() => got.l1.length >= 1 && got.l2.length >= 1, 10_000, 'l1 and l2');
+    await deliveryBarrier([hub, l1, l2]);
+    await deliveryBarrier([l1, l2, l3]);
+    t.deepEqual(got.l1, ['from hub']);
+    t.deepEqual(got.l2, ['from hub'], 'once: not also from l1 over the route');
+    t.deepEqual(got.l3, [], 'l3 has no remote: nothing from the hub reaches it');
 
-  // l1 publishes y: the hub gets it once, l2 gets it once (over the route, not down its own
-  // connection from the hub), and nothing from l3 reaches the hub.
-  hub.subscribe(`y.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
-  l2.subscribe(`y.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
-  await interestSeen(hub, [l1]);
-  await interestSeen(l2, [l1]);
-  l1.publish(`y.${id}`, 'from l1');
-  hub.subscribe(`z.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
-  await interestSeen(hub, [l1]);
-  l3.publish(`z.${id}`, 'from l3');
-  await l3.flush();
-  await waitFor(() => got.hub.length >= 1 && got.l2.length >= 2, 10_000, 'y on the hub and l2');
-  await deliveryBarrier([hub, l1, l2]);
-  await deliveryBarrier([l1, l2, l3]);
-  await deliveryBarrier([hub, l1]);
-  t.deepEqual(got.hub, ['from l1'], 'nothing from l3 reaches the hub');
-  t.deepEqual(got.l2, ['from hub', 'from l1']);
-});
+    // l1 publishes y: the hub gets it once, l2 gets it once (over the route, not down its own
+    // connection from the hub), and nothing from l3 reaches the hub.
+    hub.subscribe(`y.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
+    l2.subscribe(`y.${id}`, { callback: (_e, m) => got.l2.push(m.string()) });
+    await interestSeen(hub, [l1]);
+    await interestSeen(l2, [l1]);
+    l1.publish(`y.${id}`, 'from l1');
+    hub.subscribe(`z.${id}`, { callback: (_e, m) => got.hub.push(m.string()) });
+    await interestSeen(hub, [l1]);
+    l3.publish(`z.${id}`, 'from l3');
+    await l3.flush();
+    await waitFor(() => got.hub.length >= 1 && got.l2.length >= 2, 10_000, 'y on the hub and l2');
+    await deliveryBarrier([hub, l1, l2]);
+    await deliveryBarrier([l1, l2, l3]);
+    await deliveryBarrier([hub, l1]);
+    t.deepEqual(got.hub, ['from l1'], 'nothing from l3 reaches the hub');
+    t.deepEqual(got.l2, ['from hub', 'from l1']);
+  },
+);
 
-leafTest('messages from a leaf go out on gateways, and come back in to it', ['a', 'b', 'leaf'], async (t, mix) => {
-  t.timeout(180_000);
-  const topo = await LeafTopology.start(t, [
-    { name: 'a1', impl: mix.a, accept: true, gateway: { name: 'A' } },
-    { name: 'b1', impl: mix.b, gateway: { name: 'B', to: ['a1'] } },
-    { name: 'leaf', impl: mix.leaf, remotes: ['a1'] },
-  ]);
-  await topo.waitConnected();
-  const ncs = [await topo.client('leaf'), await topo.client('a1'), await topo.client('b1')];
-  // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
-  await checkPubSub(t, ncs);
-  await checkRequestReply(t, ncs);
-}, [
-  { a: 'nats-server', b: 'nats-server', leaf: 'nats-server' },
-  { a: 'skein', b: 'skein', leaf: 'skein' },
-  { a: 'skein', b: 'nats-server', leaf: 'nats-server' },
-  { a: 'nats-server', b: 'skein', leaf: 'nats-server' },
-  { a: 'nats-server', b: 'nats-server', leaf: 'skein' },
-]);
+leafTest(
+  'messages from a leaf go out on gateways, and come back in to it',
+  ['a', 'b', 'leaf'],
+  async (t, mix) => {
+    t.timeout(180_000);
+    const topo = await LeafTopology.start(t, [
+      { name: 'a1', impl: mix.a, accept: true, gateway: { name: 'A' } },
+      { name: 'b1', impl: mix.b, gateway: { name: 'B', to: ['a1'] } },
+      { name: 'leaf', impl: mix.leaf, remotes: ['a1'] },
+    ]);
+    await topo.waitConnected();
+    const ncs = [await topo.client('leaf'), await topo.client('a1'), await topo.client('b1')];
+    // Gateways start optimistic and learn no-interest; checkPubSub waits for interest by probing.
+    await checkPubSub(t, ncs);
+    await checkRequestReply(t, ncs);
+  },
+  [
+    { a: 'nats-server', b: 'nats-server', leaf: 'nats-server' },
+    { a: 'skein', b: 'skein', leaf: 'skein' },
+    { a: 'skein', b: 'nats-server', leaf: 'nats-server' },
+    { a: 'nats-server', b: 'skein', leaf: 'nats-server' },
+    { a: 'nats-server', b: 'nats-server', leaf: 'skein' },
+  ],
+);
 
-leafTest('a leaf sends the answer to a request with a _GR_. reply up to its hub, whatever the hub announced, and delivers it nowhere else', ['leaf'], async (t, mix) => {
-  t.timeout(60_000);
-  // A hub that announces no `_GR_.>` (a nats-server hub with gateways would): the answer goes up
-  // all the same (leafnode.go gwLeafSubs), not by interest.
-  const fake = await FakeHub.start();
-  t.teardown(() => fake.close());
-  const topo = await LeafTopology.start(t, [{ name: 'leaf', impl: mix.leaf, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] }]);
-  const peer = await fake.accepted(1);
-  const leaf = await topo.client('leaf');
-  const id = uid();
-  const seenReplies: string[] = [];
-  const local: string[] = [];
-  leaf.subscribe(`svc.${id}`, { callback: (_e, m) => { seenReplies.push(m.reply ?? ''); m.respond('pong'); } });
-  leaf.subscribe('_GR_.>', { callback: (_e, m) => local.push(m.subject) });
-  await leaf.flush();
-  await peer.until(() => (peer.interest().has(`svc.${id}`) ? true : undefined), 15_000, 'the responder\'s interest');
-  const routed = `_GR_.abcdef.ghijkl.inbox.${id}`;
-  peer.msg(`svc.${id}`, 'ping', { reply: routed });
-  const answer = await peer.next((f) => f.op === 'LMSG' && f.subject === routed, 15_000, 'the answer on the _GR_. subject');
-  t.is(answer.payload, 'pong');
-  t.is(answer.reply, undefined);
-  t.deepEqual(seenReplies, [`inbox.${id}`], 'the responder sees the reply without the prefix');
-  await peer.ping();
-  await leaf.flush();
-  t.deepEqual(local, [], 'the answer is not delivered on the leaf');
-});
+leafTest(
+  'a leaf sends the answer to a request with a _GR_. reply up to its hub, whatever the hub announced, and delivers it nowhere else',
+  ['leaf'],
+  async (t, mix) => {
+    t.timeout(60_000);
+    // A hub that announces no `_GR_.>` (a nats-server hub with gateways would): the answer goes up
+    // all the same (leafnode.go gwLeafSubs), not by interest.
+    const fake = await FakeHub.start();
+    t.teardown(() => fake.close());
+    const topo = await LeafTopology.start(t, [
+      { name: 'leaf', impl: mix.leaf, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] },
+    ]);
+    const peer = await fake.accepted(1);
+    const leaf = await topo.client('leaf');
+    const id = uid();
+    const seenReplies: string[] = [];
+    const local: string[] = [];
+    leaf.subscribe(`svc.${id}`, {
+      callback: (_e, m) => {
+        seenReplies.push(m.reply ?? '');
+        m.respond('pong');
+      },
+    });
+    leaf.subscribe('_GR_.>', { callback: (_e, m) => local.push(m.subject) });
+    await leaf.flush();
+    await peer.until(() => (peer.interest().has(`svc.${id}`) ? true : undefined), 15_000, "the responder's interest");
+    const routed = `_GR_.abcdef.ghijkl.inbox.${id}`;
+    peer.msg(`svc.${id}`, 'ping', { reply: routed });
+    const answer = await peer.next((f) => f.op === 'LMSG' && f.subject === routed, 15_000, 'the answer on the _GR_. subject');
+    t.is(answer.payload, 'pong');
+    t.is(answer.reply, undefined);
+    t.deepEqual(seenReplies, [`inbox.${id}`], 'the responder sees the reply without the prefix');
+    await peer.ping();
+    await leaf.flush();
+    t.deepEqual(local, [], 'the answer is not delivered on the leaf');
+  },
+);
 
-leafTest('a leaf cluster attached to two servers of a hub cluster gets each message once', ['hub', 'leaf'], async (t, mix) => {
-  t.timeout(180_000);
-  const topo = await LeafTopology.start(t, [
-    { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
-    { name: 'h2', impl: mix.hub, cluster: 'H', accept: true },
-    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
-    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
-  ]);
-  await topo.waitConnected();
-  const [h1, h2, l1, l2] = [await topo.client('h1'), await topo.client('h2'), await topo.client('l1'), await topo.client('l2')];
-  await interestSeen(h1, [h2]);
-  await interestSeen(l1, [l2]);
-  const id = uid();
-  const got = { h1: [] as string[], h2: [] as string[], l1: [] as string[], l2: [] as string[] };
-  for (const [name, nc] of [['h1', h1], ['h2', h2], ['l1', l1], ['l2', l2]] as const) {
-    nc.subscribe(`x.${id}`, { callback: (_e, m) => got[name].push(m.string()) });
-  }
-  await interestSeen(l1, [h1, h2, l2]);
-  await interestSeen(l2, [h1, h2, l1]);
-  await interestSeen(h1, [h2, l1, l2]);
-  for (const k of Object.keys(got) as (keyof typeof got)[]) got[k].length = 0; // the probes
-  l1.publish(`x.${id}`, 'from l1');
-  h1.publish(`x.${id}`, 'from h1');
-  await waitFor(() => Object.values(got).every((g) => g.length >= 2), 15_000, 'both messages everywhere');
-  await deliveryBarrier([h1, h2, l1, l2]);
-  await deliveryBarrier([l1, l2, h1, h2]);
-  for (const [name, g] of Object.entries(got)) t.deepEqual(g.sort(), ['from h1', 'from l1'], `${name} gets each once`);
-}, undefined, {
-  // nats-server's h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route
-  // INFO `lnoc`), and h2 sends it down to no leaf of cluster LC; skein's routes carry no origin,
-  // so a skein h2 sends it down to l2, which had it from l1 over their route already.
-  skipSkeinRole: { role: 'hub', reason: 'skein routes do not carry the leaf origin cluster (lnoc) yet' },
-});
+leafTest(
+  'a leaf cluster attached to two servers of a hub cluster gets each message once',
+  ['hub', 'leaf'],
+  async (t, mix) => {
+    t.timeout(180_000);
+    const topo = await LeafTopology.start(t, [
+      { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
+      { name: 'h2', impl: mix.hub, cluster: 'H', accept: true },
+      { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
+      { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
+    ]);
+    await topo.waitConnected();
+    const [h1, h2, l1, l2] = [await topo.client('h1'), await topo.client('h2'), await topo.client('l1'), await topo.client('l2')];
+    await interestSeen(h1, [h2]);
+    await interestSeen(l1, [l2]);
+    const id = uid();
+    const got = { h1: [] as string[], h2: [] as string[], l1: [] as string[], l2: [] as string[] };
+    for (const [name, nc] of [
+      ['h1', h1],
+      ['h2', h2],
+      ['l1', l1],
+      ['l2', l2],
+    ] as const) {
+      nc.subscribe(`x.${id}`, { callback: (_e, m) => got[name].push(m.string()) });
+    }
+    await interestSeen(l1, [h1, h2, l2]);
+    await interestSeen(l2, [h1, h2, l1]);
+    await interestSeen(h1, [h2, l1, l2]);
+    for (const k of Object.keys(got) as (keyof typeof got)[]) got[k].length = 0; // the probes
+    l1.publish(`x.${id}`, 'from l1');
+    h1.publish(`x.${id}`, 'from h1');
+    await waitFor(() => Object.values(got).every((g) => g.length >= 2), 15_000, 'both messages everywhere');
+    await deliveryBarrier([h1, h2, l1, l2]);
+    await deliveryBarrier([l1, l2, h1, h2]);
+    for (const [name, g] of Object.entries(got)) t.deepEqual(g.sort(), ['from h1', 'from l1'], `${name} gets each once`);
+  },
+  undefined,
+  {
+    // nats-server's h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route
+    // INFO `lnoc`), and h2 sends it down to no leaf of cluster LC; skein's routes carry no origin,
+    // so a skein h2 sends it down to l2, which had it from l1 over their route already.
+    skipSkeinRole: { role: 'hub', reason: 'skein routes do not carry the leaf origin cluster (lnoc) yet' },
+  },
+);
 
-leafTest('a hub with a gateway and no cluster block names its gateway as its cluster to leafs, and refuses a leaf of that cluster', ['hub'], async (t, mix) => {
-  t.timeout(60_000);
-  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true, gateway: { name: 'GA' } }]);
-  const s = await leafToHub(topo.node('hub').leafPort);
-  t.teardown(() => s.peer.close());
-  t.is(s.info.cluster, 'GA');
-  t.is(s.connectInfo.cluster, 'GA');
-  const err = await t.throwsAsync(leafToHub(topo.node('hub').leafPort, { connect: { cluster: 'GA' } }));
-  t.regex(err?.message ?? '', /-ERR 'remote leafnode has same cluster name'/);
-});
+leafTest(
+  'a hub with a gateway and no cluster block names its gateway as its cluster to leafs, and refuses a leaf of that cluster',
+  ['hub'],
+  async (t, mix) => {
+    t.timeout(60_000);
+    const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, accept: true, gateway: { name: 'GA' } }]);
+    const s = await leafToHub(topo.node('hub').leafPort);
+    t.teardown(() => s.peer.close());
+    t.is(s.info.cluster, 'GA');
+    t.is(s.connectInfo.cluster, 'GA');
+    const err = await t.throwsAsync(leafToHub(topo.node('hub').leafPort, { connect: { cluster: 'GA' } }));
+    t.regex(err?.message ?? '', /-ERR 'remote leafnode has same cluster name'/);
+  },
+);

@@ -72,7 +72,12 @@ test('the leafnodes block is read in full, the same from .conf and from YAML', (
     port: 7422,
     advertise: 'leaf.example.com:7422',
     noAdvertise: true,
-    authorization: { users: [{ user: 'a', password: 'pa' }, { user: 'b', password: 'pb' }] },
+    authorization: {
+      users: [
+        { user: 'a', password: 'pa' },
+        { user: 'b', password: 'pb' },
+      ],
+    },
     authTimeoutMs: 1500,
     reconnectIntervalMs: 3000,
     remotes: [
@@ -88,7 +93,7 @@ test('leafnodes defaults and forms: port/host, `leaf` alias, a single user, no l
   t.is(a.port, -1);
   t.is(a.host, '127.0.0.1');
   t.deepEqual(a.authorization, { user: 'u', password: 'p' });
-  t.is(a.authTimeoutMs, 2000, 'the hub\'s auth timer default');
+  t.is(a.authTimeoutMs, 2000, "the hub's auth timer default");
   t.is(a.reconnectIntervalMs, 1000, 'DEFAULT_LEAF_NODE_RECONNECT');
   t.deepEqual(a.remotes, []);
   const b = read('leafnodes { port: 7422 }').leafNodes!;
@@ -108,21 +113,45 @@ test('a leafnodes tls block makes the default leaf auth timeout the TLS timeout 
   t.is(m.authTimeoutMs, 5000, 'an explicit timeout stays');
 });
 
-test('leafnodes errors use nats-server\'s wording and name the file, line and column', (t) => {
+test("leafnodes errors use nats-server's wording and name the file, line and column", (t) => {
   const cases: [string, string, string][] = [
     ['leafnodes: 5\n', '1:12', 'Expected map to define a leafnode, got 5'],
-    ['leafnodes {\n  port: -1\n  authorization { user: a, password: b, users: [{user: c, password: d}] }\n}\n', '3:3', 'can not have a single user/pass and a users array'],
-    ['leafnodes {\n  port: -1\n  authorization { users: [{user: c, password: d}, {user: c, password: e}] }\n}\n', '3:3', 'duplicate user "c" detected in leafnode authorization'],
+    [
+      'leafnodes {\n  port: -1\n  authorization { user: a, password: b, users: [{user: c, password: d}] }\n}\n',
+      '3:3',
+      'can not have a single user/pass and a users array',
+    ],
+    [
+      'leafnodes {\n  port: -1\n  authorization { users: [{user: c, password: d}, {user: c, password: e}] }\n}\n',
+      '3:3',
+      'duplicate user "c" detected in leafnode authorization',
+    ],
     ['leafnodes { port: -1, authorization { token: x } }\n', '1:39', 'unknown field "token"'],
     ['leafnodes { remotes: { url: "x" } }\n', '1:22', 'Expected remotes field to be an array, got a map'],
     ['leafnodes { remotes: [ { url: "nats://a b:1" } ] }\n', '1:31', 'error parsing leafnode url ["nats://a b:1"]'],
     ['leafnodes { remotes: [ { url: 5 } ] }\n', '1:31', 'Expected remote leafnode url to be an array or string, got 5'],
-    ['leafnodes { remotes: [ { url: "nats://h:1", account: FOO } ] }\n', '1:54', 'cannot find local account "FOO" specified in leafnode remote (skein has only the global account $G)'],
-    ['leafnodes { port: -1, authorization { user: a, password: b, account: FOO } }\n', '1:70', 'cannot find local account "FOO" specified in leafnode authorization (skein has only the global account $G)'],
+    [
+      'leafnodes { remotes: [ { url: "nats://h:1", account: FOO } ] }\n',
+      '1:54',
+      'cannot find local account "FOO" specified in leafnode remote (skein has only the global account $G)',
+    ],
+    [
+      'leafnodes { port: -1, authorization { user: a, password: b, account: FOO } }\n',
+      '1:70',
+      'cannot find local account "FOO" specified in leafnode authorization (skein has only the global account $G)',
+    ],
     ['leafnodes { foo: 1 }\n', '1:13', 'unknown field "foo"'],
-    ['leafnodes { remotes: [ { url: "nats://h:1" } ], reconnect: "2s" }\n', '1:60', 'leafnodes.reconnect must be a whole number of seconds (nats-server reads no duration string here), got "2s"'],
+    [
+      'leafnodes { remotes: [ { url: "nats://h:1" } ], reconnect: "2s" }\n',
+      '1:60',
+      'leafnodes.reconnect must be a whole number of seconds (nats-server reads no duration string here), got "2s"',
+    ],
     ['leafnodes { remotes: [ { hub: true } ] }\n', '1:24', 'leafnode remote has no url (give url or urls)'],
-    ['leafnodes { remotes: [ { url: "nats://h:1", urls: ["nats://h:2"] } ] }\n', '1:45', 'a leafnode remote takes url or urls, not both (nats-server would keep one of them at random)'],
+    [
+      'leafnodes { remotes: [ { url: "nats://h:1", urls: ["nats://h:2"] } ] }\n',
+      '1:45',
+      'a leafnode remote takes url or urls, not both (nats-server would keep one of them at random)',
+    ],
     ['leafnodes { port: -1, authorization { password: p } }\n', '1:23', 'leafnodes authorization has a password but no user'],
   ];
   for (const [text, at, reason] of cases) {
@@ -140,8 +169,23 @@ test('websocket leaf remotes and the leafnodes keys skein does not implement are
   const blocks: Record<string, { wrap: (l: string) => string; keys: string[] }> = {
     leafnodes: {
       wrap: (l) => `leafnodes { port: -1\n ${l} }`,
-      keys: ['listen', 'port', 'host', 'net', 'authorization', 'remotes', 'reconnect', 'reconnect_delay', 'reconnect_interval',
-        'tls', 'leafnode_advertise', 'advertise', 'no_advertise', 'min_version', 'minimum_version'],
+      keys: [
+        'listen',
+        'port',
+        'host',
+        'net',
+        'authorization',
+        'remotes',
+        'reconnect',
+        'reconnect_delay',
+        'reconnect_interval',
+        'tls',
+        'leafnode_advertise',
+        'advertise',
+        'no_advertise',
+        'min_version',
+        'minimum_version',
+      ],
     },
     authorization: {
       wrap: (l) => `leafnodes { port: -1, authorization {\n ${l} } }`,
@@ -153,9 +197,30 @@ test('websocket leaf remotes and the leafnodes keys skein does not implement are
     },
     remote: {
       wrap: (l) => `leafnodes { remotes: [ { url: "nats://h:1"\n ${l} } ] }`,
-      keys: ['no_randomize', 'dont_randomize', 'url', 'urls', 'account', 'local', 'creds', 'credentials', 'tls', 'hub',
-        'deny_imports', 'deny_import', 'deny_exports', 'deny_export', 'ws_compress', 'ws_compression', 'websocket_compress',
-        'websocket_compression', 'ws_no_masking', 'websocket_no_masking', 'jetstream_cluster_migrate', 'js_cluster_migrate'],
+      keys: [
+        'no_randomize',
+        'dont_randomize',
+        'url',
+        'urls',
+        'account',
+        'local',
+        'creds',
+        'credentials',
+        'tls',
+        'hub',
+        'deny_imports',
+        'deny_import',
+        'deny_exports',
+        'deny_export',
+        'ws_compress',
+        'ws_compression',
+        'websocket_compress',
+        'websocket_compression',
+        'ws_no_masking',
+        'websocket_no_masking',
+        'jetstream_cluster_migrate',
+        'js_cluster_migrate',
+      ],
     },
   };
   const supported: string[] = [];
@@ -169,7 +234,10 @@ test('websocket leaf remotes and the leafnodes keys skein does not implement are
           err = e as ConfigError;
         }
         const problems = err?.problems ?? [];
-        t.false(problems.some((p) => p.code === 'UNKNOWN_KEY'), `${block}.${key}: ${err?.message}`);
+        t.false(
+          problems.some((p) => p.code === 'UNKNOWN_KEY'),
+          `${block}.${key}: ${err?.message}`,
+        );
         const refused = problems.find((p) => p.code === 'UNSUPPORTED');
         if (refused) t.regex(refused.message, new RegExp(`field "${key}" is not supported by skein$`), `${block}.${key}`);
         else if (value === '1') supported.push(`${block}.${key}`);
@@ -235,7 +303,7 @@ test('a change to the leafnodes block is refused on reload, as nats-server refus
   t.pass();
 });
 
-test('a configured leafnodes block listens for leafs and dials its remotes, with nats-server\'s log lines and no warning', async (t) => {
+test("a configured leafnodes block listens for leafs and dials its remotes, with nats-server's log lines and no warning", async (t) => {
   t.timeout(60_000);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leafstart-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -36,7 +36,7 @@ for (const file of EXAMPLES) {
   });
 }
 
-test('the leaf examples form one chain: mid dials the hub\'s leaf port, tail dials mid\'s, and the comments name commands that exist', (t) => {
+test("the leaf examples form one chain: mid dials the hub's leaf port, tail dials mid's, and the comments name commands that exist", (t) => {
   const text = EXAMPLES.map((f) => readFileSync(path.join(repoRoot, 'config', f), 'utf8'));
   const leafPort = (s: string): number | undefined => Number(/^leafnodes \{[^}]*?\n\s*port: (\d+)/m.exec(s)?.[1]) || undefined;
   const remotePort = (s: string): number | undefined => Number(/nats-leaf:\/\/127\.0\.0\.1:(\d+)/.exec(s)?.[1]) || undefined;
@@ -68,33 +68,41 @@ function rewrite(text: string, leafPorts: Map<number, number>): string {
   return out;
 }
 
-leafTest('config/leaf-{hub,mid,tail}.conf start as written (ports rewritten) and carry messages along the chain', ['hub', 'mid', 'tail'], async (t, mix) => {
-  t.timeout(180_000);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leafex-'));
-  const servers: ServerHandle[] = [];
-  const conns: NatsConnection[] = [];
-  t.teardown(async () => {
-    for (const nc of conns) await nc.close().catch(() => {});
-    for (const s of servers) await s.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const leafPorts = new Map<number, number>(); // configured -> actual
-  for (const [i, file] of EXAMPLES.entries()) {
-    const original = readFileSync(path.join(repoRoot, 'config', file), 'utf8');
-    const conf = path.join(dir, file);
-    writeFileSync(conf, rewrite(original, leafPorts));
-    const impl = mix[['hub', 'mid', 'tail'][i]];
-    const srv = await startServer({ impl, args: ['-c', conf], workers: impl === 'skein' ? 1 : undefined });
-    servers.push(srv);
-    const configured = Number(/^leafnodes \{[^}]*?\n\s*port: (\d+)/m.exec(original)?.[1] ?? 0);
-    if (configured > 0) {
-      const m = await srv.waitForLog(/Listening for leafnode connections on \S+:(\d+)/, 30_000);
-      leafPorts.set(configured, Number(m[1]));
+leafTest(
+  'config/leaf-{hub,mid,tail}.conf start as written (ports rewritten) and carry messages along the chain',
+  ['hub', 'mid', 'tail'],
+  async (t, mix) => {
+    t.timeout(180_000);
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leafex-'));
+    const servers: ServerHandle[] = [];
+    const conns: NatsConnection[] = [];
+    t.teardown(async () => {
+      for (const nc of conns) await nc.close().catch(() => {});
+      for (const s of servers) await s.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const leafPorts = new Map<number, number>(); // configured -> actual
+    for (const [i, file] of EXAMPLES.entries()) {
+      const original = readFileSync(path.join(repoRoot, 'config', file), 'utf8');
+      const conf = path.join(dir, file);
+      writeFileSync(conf, rewrite(original, leafPorts));
+      const impl = mix[['hub', 'mid', 'tail'][i]];
+      const srv = await startServer({ impl, args: ['-c', conf], workers: impl === 'skein' ? 1 : undefined });
+      servers.push(srv);
+      const configured = Number(/^leafnodes \{[^}]*?\n\s*port: (\d+)/m.exec(original)?.[1] ?? 0);
+      if (configured > 0) {
+        const m = await srv.waitForLog(/Listening for leafnode connections on \S+:(\d+)/, 30_000);
+        leafPorts.set(configured, Number(m[1]));
+      }
     }
-  }
-  await servers[1].waitForLog(/Leafnode connection created/, 30_000);
-  await servers[2].waitForLog(/Leafnode connection created/, 30_000);
-  for (const s of servers) conns.push(await connect({ servers: s.url, reconnect: false }));
-  await checkPubSub(t, conns);
-  await checkRequestReply(t, conns);
-}, [{ hub: 'nats-server', mid: 'nats-server', tail: 'nats-server' }, { hub: 'skein', mid: 'skein', tail: 'skein' }]);
+    await servers[1].waitForLog(/Leafnode connection created/, 30_000);
+    await servers[2].waitForLog(/Leafnode connection created/, 30_000);
+    for (const s of servers) conns.push(await connect({ servers: s.url, reconnect: false }));
+    await checkPubSub(t, conns);
+    await checkRequestReply(t, conns);
+  },
+  [
+    { hub: 'nats-server', mid: 'nats-server', tail: 'nats-server' },
+    { hub: 'skein', mid: 'skein', tail: 'skein' },
+  ],
+);

@@ -41,7 +41,8 @@ function parseFrames(text: string, subject: string, payload: string): Frames {
     const [subj, sid, sizeText] = args;
     const size = Number(sizeText);
     if (nl + 2 + size + 2 > text.length) break;
-    if (subj !== subject) return { sids, bad: `subject of ${subj.length} bytes, expected ${subject.length}: ${JSON.stringify(subj.slice(0, 40))}`, end: i };
+    if (subj !== subject)
+      return { sids, bad: `subject of ${subj.length} bytes, expected ${subject.length}: ${JSON.stringify(subj.slice(0, 40))}`, end: i };
     const body = text.slice(nl + 2, nl + 2 + size);
     if (body !== payload || text.slice(nl + 2 + size, nl + 4 + size) !== '\r\n') return { sids, bad: `bad payload for sid ${sid}`, end: i };
     sids.set(sid, (sids.get(sid) ?? 0) + 1);
@@ -54,7 +55,16 @@ function parseFrames(text: string, subject: string, payload: string): Frames {
  * Wait until `c` has received one MSG per sid since byte `from` of its input (or a bad frame),
  * then check, after a PING, that nothing else came. `ignore` is removed from the input first.
  */
-async function expectDeliveries(t: ExecutionContext, c: RawClient, from: number, subject: string, payload: string, sids: string[], what: string, ignore?: RegExp): Promise<void> {
+async function expectDeliveries(
+  t: ExecutionContext,
+  c: RawClient,
+  from: number,
+  subject: string,
+  payload: string,
+  sids: string[],
+  what: string,
+  ignore?: RegExp,
+): Promise<void> {
   const input = (): string => (ignore === undefined ? c.data().slice(from) : c.data().slice(from).replace(ignore, ''));
   const deadline = Date.now() + 30_000;
   let f = parseFrames(input(), subject, payload);
@@ -84,14 +94,22 @@ const quiet = { connect: { verbose: false, pedantic: false } };
  * S, and a publisher P on another worker (skein --workers 2; nats-server: any). S subscribes
  * with `subs` (SUB lines), then P and S itself each publish `payload` to `subject`.
  */
-async function deliverBothWays(t: ExecutionContext, srv: ServerHandle, subject: string, subs: string[], sids: string[], what: string): Promise<void> {
+async function deliverBothWays(
+  t: ExecutionContext,
+  srv: ServerHandle,
+  subject: string,
+  subs: string[],
+  sids: string[],
+  what: string,
+): Promise<void> {
   const { c: s, info } = await rawSession(srv.port, quiet);
   t.teardown(() => s.close());
   let p: RawClient | null = null;
   for (let attempt = 0; attempt < 4 && p === null; attempt++) {
     const opened = await rawSession(srv.port, quiet);
     t.teardown(() => opened.c.close());
-    if (impl !== 'skein' || (await workerOf(srv, opened.info.client_id as number)) !== (await workerOf(srv, info.client_id as number))) p = opened.c;
+    if (impl !== 'skein' || (await workerOf(srv, opened.info.client_id as number)) !== (await workerOf(srv, info.client_id as number)))
+      p = opened.c;
   }
   if (p === null) throw new Error('no publisher on another worker');
   // Big SUB batches are written in pieces; PING after them: every subscription is in place.
@@ -111,7 +129,14 @@ test('more than 255 queue groups matching one message on one worker each get it 
   const srv = await useServer(t, { impl, workers: 2, args: impl === 'skein' ? ['-D'] : [] });
   const n = 300;
   const subs = Array.from({ length: n }, (_v, i) => `SUB qg.x g${i} ${i}\r\n`);
-  await deliverBothWays(t, srv, 'qg.x', subs, subs.map((_v, i) => String(i)), `${n} queue groups`);
+  await deliverBothWays(
+    t,
+    srv,
+    'qg.x',
+    subs,
+    subs.map((_v, i) => String(i)),
+    `${n} queue groups`,
+  );
 });
 
 test('1,100 queue groups with 4 KB names (a record far larger than an inbox block) are all delivered', async (t) => {
@@ -121,7 +146,14 @@ test('1,100 queue groups with 4 KB names (a record far larger than an inbox bloc
   const n = 1100;
   const name = (i: number): string => `${i}-`.padEnd(4096, 'q');
   const subs = Array.from({ length: n }, (_v, i) => `SUB big.q ${name(i)} ${i}\r\n`);
-  await deliverBothWays(t, srv, 'big.q', subs, subs.map((_v, i) => String(i)), `${n} groups of 4 KB names`);
+  await deliverBothWays(
+    t,
+    srv,
+    'big.q',
+    subs,
+    subs.map((_v, i) => String(i)),
+    `${n} groups of 4 KB names`,
+  );
 });
 
 test('a subject longer than 65,535 bytes (max_control_line 256 KB) is subscribed and delivered whole', async (t) => {
@@ -137,9 +169,19 @@ test('a subject longer than 65,535 bytes (max_control_line 256 KB) is subscribed
 test('across a route, both ways with nats-server: 300 queue groups in one RMSG and a 70 KB subject', async (t) => {
   t.timeout(180_000);
   const config = 'max_control_line: 262144';
-  const cl = await TestCluster.start(t, [{ impl: 'skein', name: 'a' }, { impl: 'nats-server', name: 'b' }], { workers: 2, config });
+  const cl = await TestCluster.start(
+    t,
+    [
+      { impl: 'skein', name: 'a' },
+      { impl: 'nats-server', name: 'b' },
+    ],
+    { workers: 2, config },
+  );
   const long = Array.from({ length: 7000 }, (_v, i) => `t${String(i).padStart(8, '0')}`).join('.');
-  for (const [subNode, pubNode] of [[0, 1], [1, 0]]) {
+  for (const [subNode, pubNode] of [
+    [0, 1],
+    [1, 0],
+  ]) {
     // Each direction on its own subjects: the first direction's subscriber stays connected.
     const q = `rq${subNode}.x`;
     const big = `${long}${subNode}`;
@@ -167,7 +209,16 @@ test('across a route, both ways with nats-server: 300 queue groups in one RMSG a
     let at = s.data().length;
     p.send(`PUB ${q} 2\r\nhi\r\n`);
     await p.ping();
-    await expectDeliveries(t, s, at, q, 'hi', subs.map((_v, i) => String(i)), `${n} queue groups, ${from}`, probes);
+    await expectDeliveries(
+      t,
+      s,
+      at,
+      q,
+      'hi',
+      subs.map((_v, i) => String(i)),
+      `${n} queue groups, ${from}`,
+      probes,
+    );
     at = s.data().length;
     p.send(`PUB ${big} 2\r\nhi\r\n`);
     await p.ping();

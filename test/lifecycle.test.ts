@@ -12,7 +12,10 @@ const impl = testImpl();
 
 test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing clients', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') { t.pass(); return; }
+  if (impl !== 'skein') {
+    t.pass();
+    return;
+  }
   const pidFile = path.join(os.tmpdir(), `skein-test-${process.pid}-${Date.now()}.pid`);
   const srv = await startServer({ impl, workers: 2, args: ['-P', pidFile] });
   t.teardown(async () => {
@@ -20,7 +23,14 @@ test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing 
   });
   await srv.waitForLog(/Server is ready/, 30_000);
   const out = srv.output();
-  for (const line of ['Starting skein', 'Version:', 'ID:', 'Name:', `Listening for client connections on 127.0.0.1:${srv.port}`, 'Server is ready']) {
+  for (const line of [
+    'Starting skein',
+    'Version:',
+    'ID:',
+    'Name:',
+    `Listening for client connections on 127.0.0.1:${srv.port}`,
+    'Server is ready',
+  ]) {
     t.true(out.includes(line), `missing start-up line: ${line}`);
   }
   t.regex(out, /^\[\d+\] \d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6} \[INF\] Starting skein$/m);
@@ -34,7 +44,10 @@ test('start-up prints nats-server style lines and Ctrl-C exits 0 after flushing 
 
 test('SIGTERM exits 1, as nats-server does', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') { t.pass(); return; }
+  if (impl !== 'skein') {
+    t.pass();
+    return;
+  }
   const srv = await startServer({ impl, workers: 1 });
   process.kill(srv.pid, 'SIGTERM');
   const deadline = Date.now() + 10_000;

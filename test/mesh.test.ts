@@ -40,7 +40,10 @@ test('records of any size cross in order, from several producers at once, larger
   const sizes = [1, 100, block - 100, block, block + 1, 3 * block + 7, 16, 0];
   const sent: { from: number; body: Buffer }[] = [];
   sizes.forEach((size, i) => {
-    for (const [m, from] of [[a, 1], [b, 2]] as const) {
+    for (const [m, from] of [
+      [a, 1],
+      [b, 2],
+    ] as const) {
       const body = Buffer.alloc(size, (i * 7 + from) & 0xff);
       send(m, 0, body);
       sent.push({ from, body });
@@ -49,7 +52,9 @@ test('records of any size cross in order, from several producers at once, larger
     b.flush();
     // Take everything; producers left with records waiting for space commit them when polled.
     for (let k = 0; k < 100 && (a.hasBacklog || b.hasBacklog || consumer.drainPending()); k++) {
-      while (consumer.drainPending()) { /* */ }
+      while (consumer.drainPending()) {
+        /* */
+      }
       a.poll();
       b.poll();
     }
@@ -58,8 +63,15 @@ test('records of any size cross in order, from several producers at once, larger
   for (const from of [1, 2]) {
     const mine = h.got.filter((r) => r.from === from).map((r) => r.body);
     const want = sent.filter((r) => r.from === from).map((r) => r.body);
-    t.deepEqual(mine.map((x) => x.length), want.map((x) => x.length), `producer ${from}: sizes in order`);
-    t.true(mine.every((x, i) => x.equals(want[i])), `producer ${from}: bytes intact`);
+    t.deepEqual(
+      mine.map((x) => x.length),
+      want.map((x) => x.length),
+      `producer ${from}: sizes in order`,
+    );
+    t.true(
+      mine.every((x, i) => x.equals(want[i])),
+      `producer ${from}: bytes intact`,
+    );
   }
 });
 
@@ -70,7 +82,12 @@ test('a producer out of inbox space keeps its records in order and is rung when 
   const h = collector();
   consumer.bind(h);
   let spaced = 0;
-  producer.bind({ ...collector(), onSpace: () => { spaced++; } });
+  producer.bind({
+    ...collector(),
+    onSpace: () => {
+      spaced++;
+    },
+  });
   // Twice what the inbox holds, in 64 KiB records, committed at once.
   const n = Math.ceil((2 * inboxCapacity(2)) / 65536);
   for (let i = 0; i < n; i++) send(producer, 0, Buffer.alloc(65536 - 4, i & 0xff));
@@ -85,10 +102,15 @@ test('a producer out of inbox space keeps its records in order and is rung when 
   // Each poll of the producer moves more in; each drain frees space; in the end all arrive, in order.
   for (let k = 0; k < 100 && h.got.length < n; k++) {
     producer.poll();
-    while (consumer.drainPending()) { /* */ }
+    while (consumer.drainPending()) {
+      /* */
+    }
   }
   t.is(h.got.length, n);
-  t.true(h.got.every((r, i) => r.body[0] === (i & 0xff)), 'in order');
+  t.true(
+    h.got.every((r, i) => r.body[0] === (i & 0xff)),
+    'in order',
+  );
   t.false(producer.hasBacklog);
   t.true(spaced >= 1, 'onSpace once the backlog is gone');
 });

@@ -27,13 +27,28 @@ function rawHttp(port: number, request: Buffer | string, timeoutMs = 30_000): Pr
     };
     const timer = setTimeout(done, timeoutMs);
     sock.on('connect', () => sock.write(request));
-    sock.on('data', (d) => { got += d.toString('latin1'); });
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+    });
     sock.on('error', () => undefined);
     sock.on('close', done);
   });
 }
 
-const ENDPOINTS = ['/', '/varz', '/connz', '/routez', '/gatewayz', '/leafz', '/subsz', '/accountz', '/healthz', '/metrics', '/skeinz', '/live'];
+const ENDPOINTS = [
+  '/',
+  '/varz',
+  '/connz',
+  '/routez',
+  '/gatewayz',
+  '/leafz',
+  '/subsz',
+  '/accountz',
+  '/healthz',
+  '/metrics',
+  '/skeinz',
+  '/live',
+];
 const GARBAGE = '%&=;+?#/\\"\'<>{}|^`~!$*()[], abcXYZ019\u00e9\u2603\u0000\u007f';
 
 function garbageQuery(): string {
@@ -55,7 +70,11 @@ test('garbage queries, huge headers, slow, half-open and concurrent HTTP clients
   const total = 20_000;
   let next = 0;
   let outOfOrder = 0;
-  sub.subscribe('stream', { callback: (_e, m) => { if (Number(m.string()) !== next++) outOfOrder++; } });
+  sub.subscribe('stream', {
+    callback: (_e, m) => {
+      if (Number(m.string()) !== next++) outOfOrder++;
+    },
+  });
   await sub.flush();
   const streaming = (async () => {
     for (let i = 0; i < total; i++) {
@@ -73,16 +92,21 @@ test('garbage queries, huge headers, slow, half-open and concurrent HTTP clients
   const huge = await rawHttp(mon, `GET /varz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(256 * 1024)}\r\n\r\n`);
   t.regex(huge, /^HTTP\/1\.1 431 /, 'huge headers: 431');
   // Garbage in the query string (and in the request line itself).
-  const answers = await Promise.all(Array.from({ length: 200 }, (_v, i) => {
-    const target = `${ENDPOINTS[i % ENDPOINTS.length]}?${garbageQuery()}`;
-    return rawHttp(mon, Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'utf8'));
-  }));
+  const answers = await Promise.all(
+    Array.from({ length: 200 }, (_v, i) => {
+      const target = `${ENDPOINTS[i % ENDPOINTS.length]}?${garbageQuery()}`;
+      return rawHttp(mon, Buffer.from(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`, 'utf8'));
+    }),
+  );
   for (const a of answers) t.regex(a, /^HTTP\/1\.1 (200|400|404) /, `answered: ${JSON.stringify(a.slice(0, 80))}`);
   // Not HTTP at all.
   t.regex(await rawHttp(mon, randomBytes(2048)), /^(HTTP\/1\.1 400 |)/);
   // A burst of concurrent requests, each asking the workers for every connection's subscriptions.
   const burst = await Promise.all(Array.from({ length: 150 }, () => get(mon, '/connz?subs=1')));
-  t.true(burst.every((r) => r.status === 200 && (JSON.parse(r.body) as { total: number }).total === 2), 'every concurrent /connz answered');
+  t.true(
+    burst.every((r) => r.status === 200 && (JSON.parse(r.body) as { total: number }).total === 2),
+    'every concurrent /connz answered',
+  );
   // A body nobody reads.
   const posted = await fetch(`http://127.0.0.1:${mon}/varz`, { method: 'POST', body: Buffer.alloc(4 * 1024 * 1024) });
   t.is(posted.status, 200);
@@ -91,7 +115,10 @@ test('garbage queries, huge headers, slow, half-open and concurrent HTTP clients
   const slowAnswer = await slow;
   t.regex(slowAnswer, /^(HTTP\/1\.1 408 |)/, 'the slow client was timed out');
   const idleAnswers = await Promise.all(idle);
-  t.true(idleAnswers.every((a) => a === '' || a.startsWith('HTTP/1.1 408 ')), 'half-open clients were timed out');
+  t.true(
+    idleAnswers.every((a) => a === '' || a.startsWith('HTTP/1.1 408 ')),
+    'half-open clients were timed out',
+  );
 
   await streaming;
   await waitFor(() => next === total, 30_000, `all ${total} messages (have ${next})`);
@@ -106,14 +133,25 @@ test('the monitoring port binds only where configured; https_port is refused by 
   t.timeout(60_000);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-mon-'));
   // `http: host:port` on loopback only.
-  const loopOnly = await useServer(t, { impl: 'skein', workers: 1, config: 'http: "127.0.0.1:-1"\nhttp_base_path: mon\n', args: ['-a', '0.0.0.0'], readiness: 'log' });
+  const loopOnly = await useServer(t, {
+    impl: 'skein',
+    workers: 1,
+    config: 'http: "127.0.0.1:-1"\nhttp_base_path: mon\n',
+    args: ['-a', '0.0.0.0'],
+    readiness: 'log',
+  });
   const mon = await monitorPort(loopOnly);
   t.regex(loopOnly.output(), /Starting http monitor on 127\.0\.0\.1:\d+/);
-  const external = Object.values(os.networkInterfaces()).flat().find((a) => a !== undefined && !a.internal && a.family === 'IPv4');
+  const external = Object.values(os.networkInterfaces())
+    .flat()
+    .find((a) => a !== undefined && !a.internal && a.family === 'IPv4');
   if (external !== undefined) {
     const refused = await new Promise<boolean>((resolve) => {
       const s = net.connect({ host: external.address, port: mon });
-      s.on('connect', () => { s.destroy(); resolve(false); });
+      s.on('connect', () => {
+        s.destroy();
+        resolve(false);
+      });
       s.on('error', () => resolve(true));
     });
     t.true(refused, `not reachable on ${external.address}`);
@@ -137,7 +175,10 @@ test('the monitoring port binds only where configured; https_port is refused by 
   // https_port is a nats-server key skein does not have (no TLS): refused, named.
   const file = path.join(dir, 'https.yaml');
   writeFileSync(file, 'https_port: 8443\n');
-  const r = spawnSync(process.execPath, [path.join(repoRoot, 'src', 'main.ts'), '-c', file, '-p', '-1'], { encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync(process.execPath, [path.join(repoRoot, 'src', 'main.ts'), '-c', file, '-p', '-1'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   t.not(r.status, 0);
   t.regex(r.stderr, /https_port/);
 });
@@ -174,13 +215,21 @@ for (const impl of ['skein', 'nats-server'] as const) {
     t.timeout(120_000);
     const srv = await useServer(t, { impl, workers: impl === 'skein' ? 2 : undefined, args: ['-m', '-1'], readiness: 'log' });
     const mon = await monitorPort(srv);
-    const sockets = await Promise.all(Array.from({ length: 300 }, () => new Promise<net.Socket>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port: mon });
-      s.on('error', () => undefined);
-      s.on('connect', () => s.write('GET /varz HTTP/1.1\r\nHost: x\r\n', () => resolve(s)));
-      s.on('close', () => resolve(s));
-    })));
-    t.teardown(() => { for (const s of sockets) s.destroy(); });
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 300 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect({ host: '127.0.0.1', port: mon });
+            s.on('error', () => undefined);
+            s.on('connect', () => s.write('GET /varz HTTP/1.1\r\nHost: x\r\n', () => resolve(s)));
+            s.on('close', () => resolve(s));
+          }),
+      ),
+    );
+    t.teardown(() => {
+      for (const s of sockets) s.destroy();
+    });
     const health = await get(mon, '/healthz').catch((e: Error) => ({ status: 0, body: `${e.message}: ${String(e.cause)}` }));
     t.is(health.status, 200, health.body);
     t.is(health.body, '{"status":"ok"}');

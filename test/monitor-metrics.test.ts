@@ -67,25 +67,40 @@ function exporterVarzNames(doc: Record<string, unknown>, prefix = ''): string[] 
   for (const [k, v] of Object.entries(doc)) {
     const field = prefix + k.replace(/^\/+/, '').replace(/[^a-zA-Z0-9_]/g, '_');
     if (typeof v === 'number') out.push(`gnatsd_varz_${field}`);
-    else if (typeof v === 'string' && prefix === '' && ['start', 'config_load_time', 'server_id', 'server_name', 'version'].includes(k)) out.push(`gnatsd_varz_${field}`);
+    else if (typeof v === 'string' && prefix === '' && ['start', 'config_load_time', 'server_id', 'server_name', 'version'].includes(k))
+      out.push(`gnatsd_varz_${field}`);
     else if (typeof v === 'string' && k === 'name') out.push(`gnatsd_varz_${field}`);
-    else if (v !== null && typeof v === 'object' && !Array.isArray(v) && k !== 'http_req_stats') out.push(...exporterVarzNames(v as Record<string, unknown>, `${field}_`));
+    else if (v !== null && typeof v === 'object' && !Array.isArray(v) && k !== 'http_req_stats')
+      out.push(...exporterVarzNames(v as Record<string, unknown>, `${field}_`));
   }
   return out;
 }
 
-test('/metrics has the exporter\'s gnatsd_* series for the same data, agreeing with the JSON endpoints, plus per-thread series', async (t) => {
+test("/metrics has the exporter's gnatsd_* series for the same data, agreeing with the JSON endpoints, plus per-thread series", async (t) => {
   t.timeout(120_000);
   const args = ['-m', '-1', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'met'];
   const a = await useServer(t, { impl: 'skein', workers: 2, args: ['-n', 'A', ...args], readiness: 'log' });
   const mon = await monitorPort(a);
-  const b = await useServer(t, { impl: 'skein', workers: 2, args: ['-n', 'B', ...args, '--routes', `nats-route://127.0.0.1:${await clusterPortOf(a)}`], readiness: 'log' });
+  const b = await useServer(t, {
+    impl: 'skein',
+    workers: 2,
+    args: ['-n', 'B', ...args, '--routes', `nats-route://127.0.0.1:${await clusterPortOf(a)}`],
+    readiness: 'log',
+  });
   const na = await connect({ servers: `127.0.0.1:${a.port}` });
   const nb = await connect({ servers: `127.0.0.1:${b.port}` });
   t.teardown(() => Promise.all([na.close(), nb.close()]));
   let got = 0;
-  na.subscribe('m.local', { callback: () => { got++; } });
-  nb.subscribe('m.remote', { callback: () => { got++; } });
+  na.subscribe('m.local', {
+    callback: () => {
+      got++;
+    },
+  });
+  nb.subscribe('m.remote', {
+    callback: () => {
+      got++;
+    },
+  });
   await interestSeen(nb, [na]);
   for (let i = 0; i < 100; i++) {
     na.publish('m.local', 'abc');
@@ -109,16 +124,47 @@ test('/metrics has the exporter\'s gnatsd_* series for the same data, agreeing w
   // Every name the exporter derives from /varz (checked against nats-server's in monitor.test.ts: same keys).
   const names = new Set(samples.map((s) => s.name));
   for (const n of exporterVarzNames(varz)) t.true(names.has(n), `has ${n}`);
-  for (const n of ['gnatsd_varz_in_msgs', 'gnatsd_varz_out_msgs', 'gnatsd_varz_in_bytes', 'gnatsd_varz_out_bytes', 'gnatsd_varz_connections',
-    'gnatsd_varz_total_connections', 'gnatsd_varz_subscriptions', 'gnatsd_varz_slow_consumers', 'gnatsd_varz_routes', 'gnatsd_varz_mem', 'gnatsd_varz_cpu',
-    'gnatsd_varz_start', 'gnatsd_varz_cluster_cluster_port', 'gnatsd_varz_http_req_stats_varz',
-    'gnatsd_connz_num_connections', 'gnatsd_connz_total', 'gnatsd_connz_offset', 'gnatsd_connz_limit', 'gnatsd_connz_pending_bytes',
-    'gnatsd_connz_subscriptions', 'gnatsd_connz_in_msgs', 'gnatsd_connz_out_msgs', 'gnatsd_connz_in_bytes', 'gnatsd_connz_out_bytes',
-    'gnatsd_routez_num_routes', 'gnatsd_routez_route_in_msgs', 'gnatsd_routez_route_out_msgs', 'gnatsd_routez_route_rtt_seconds',
-    'gnatsd_subsz_num_subscriptions', 'gnatsd_subsz_num_cache', 'gnatsd_subsz_cache_hit_rate', 'gnatsd_healthz_status', 'gnatsd_leafz_conn_nodes_total']) {
+  for (const n of [
+    'gnatsd_varz_in_msgs',
+    'gnatsd_varz_out_msgs',
+    'gnatsd_varz_in_bytes',
+    'gnatsd_varz_out_bytes',
+    'gnatsd_varz_connections',
+    'gnatsd_varz_total_connections',
+    'gnatsd_varz_subscriptions',
+    'gnatsd_varz_slow_consumers',
+    'gnatsd_varz_routes',
+    'gnatsd_varz_mem',
+    'gnatsd_varz_cpu',
+    'gnatsd_varz_start',
+    'gnatsd_varz_cluster_cluster_port',
+    'gnatsd_varz_http_req_stats_varz',
+    'gnatsd_connz_num_connections',
+    'gnatsd_connz_total',
+    'gnatsd_connz_offset',
+    'gnatsd_connz_limit',
+    'gnatsd_connz_pending_bytes',
+    'gnatsd_connz_subscriptions',
+    'gnatsd_connz_in_msgs',
+    'gnatsd_connz_out_msgs',
+    'gnatsd_connz_in_bytes',
+    'gnatsd_connz_out_bytes',
+    'gnatsd_routez_num_routes',
+    'gnatsd_routez_route_in_msgs',
+    'gnatsd_routez_route_out_msgs',
+    'gnatsd_routez_route_rtt_seconds',
+    'gnatsd_subsz_num_subscriptions',
+    'gnatsd_subsz_num_cache',
+    'gnatsd_subsz_cache_hit_rate',
+    'gnatsd_healthz_status',
+    'gnatsd_leafz_conn_nodes_total',
+  ]) {
     t.true(names.has(n), `has ${n}`);
   }
-  t.true(samples.filter((s) => s.name.startsWith('gnatsd_')).every((s) => s.labels.server_id === id), 'server_id label on every gnatsd series');
+  t.true(
+    samples.filter((s) => s.name.startsWith('gnatsd_')).every((s) => s.labels.server_id === id),
+    'server_id label on every gnatsd series',
+  );
   t.is(types.get('gnatsd_varz_in_msgs'), 'gauge');
   t.is(types.get('gnatsd_connz_in_msgs'), 'counter');
 
@@ -142,11 +188,26 @@ test('/metrics has the exporter\'s gnatsd_* series for the same data, agreeing w
   // skein's own series: one per thread (two client workers and the route thread).
   const threads = samples.filter((s) => s.name === 'skein_worker_in_msgs_total');
   t.deepEqual(threads.map((s) => `${s.labels.thread}:${s.labels.kind}`).sort(), ['0:client', '1:client', '2:route']);
-  t.is(threads.reduce((n, s) => n + s.value, 0), varz.in_msgs as number);
-  t.is(samples.filter((s) => s.name === 'skein_worker_cross_thread_sent_total' && s.labels.kind === 'client').reduce((n, s) => n + s.value, 0), route.out_msgs,
-    'every routed message crossed from a worker to the route thread');
-  for (const n of ['skein_worker_up', 'skein_worker_connections', 'skein_worker_subscriptions', 'skein_worker_out_msgs_total', 'skein_worker_ring_backlog_bytes',
-    'skein_worker_stalls_total', 'skein_worker_ring_full_total', 'skein_worker_cross_thread_received_total', 'skein_worker_slow_consumers_total']) {
+  t.is(
+    threads.reduce((n, s) => n + s.value, 0),
+    varz.in_msgs as number,
+  );
+  t.is(
+    samples.filter((s) => s.name === 'skein_worker_cross_thread_sent_total' && s.labels.kind === 'client').reduce((n, s) => n + s.value, 0),
+    route.out_msgs,
+    'every routed message crossed from a worker to the route thread',
+  );
+  for (const n of [
+    'skein_worker_up',
+    'skein_worker_connections',
+    'skein_worker_subscriptions',
+    'skein_worker_out_msgs_total',
+    'skein_worker_ring_backlog_bytes',
+    'skein_worker_stalls_total',
+    'skein_worker_ring_full_total',
+    'skein_worker_cross_thread_received_total',
+    'skein_worker_slow_consumers_total',
+  ]) {
     t.is(samples.filter((s) => s.name === n).length, 3, `${n} for every thread`);
   }
 

@@ -18,22 +18,41 @@ function launch(): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+    ],
     timeout: 60_000,
   });
 }
 
 test('the live page shows all three servers of a running cluster, its threads and live rates, with no console error', async (t) => {
   t.timeout(120_000);
-  const specs: NodeSpec[] = [{ impl: 'skein', name: 'alpha' }, { impl: 'skein', name: 'bravo' }, { impl: 'skein', name: 'charlie' }];
+  const specs: NodeSpec[] = [
+    { impl: 'skein', name: 'alpha' },
+    { impl: 'skein', name: 'bravo' },
+    { impl: 'skein', name: 'charlie' },
+  ];
   const cl = await TestCluster.start(t, specs, { workers: 2, args: () => ['-m', '-1'] });
   const mon = await monitorPort(cl.nodes[0].srv);
   const ncs = await cl.clients(t);
   await meshReady(ncs);
   // Traffic while the page is open: alpha publishes to subscribers on bravo and charlie.
   let received = 0;
-  ncs[1].subscribe('live.>', { callback: () => { received++; } });
-  ncs[2].subscribe('live.>', { callback: () => { received++; } });
+  ncs[1].subscribe('live.>', {
+    callback: () => {
+      received++;
+    },
+  });
+  ncs[2].subscribe('live.>', {
+    callback: () => {
+      received++;
+    },
+  });
   await interestSeen(ncs[1], [ncs[0]]);
   await interestSeen(ncs[2], [ncs[0]]);
   let publishing = true;
@@ -53,7 +72,9 @@ test('the live page shows all three servers of a running cluster, its threads an
   t.teardown(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+  });
   page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
   page.on('requestfailed', (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText ?? ''}`));
 
@@ -67,8 +88,12 @@ test('the live page shows all three servers of a running cluster, its threads an
   // This server's two client workers and its route thread.
   t.is(await page.locator('#threadrows tr').count(), 3);
   // Rates need two snapshots: wait until the page shows messages moving out over the routes.
-  await page.waitForFunction(`[...document.querySelectorAll('#serverrows tr[data-server-name]')].some((r) =>
-    !/this server/.test(r.textContent) && Number.parseFloat(r.children[5].textContent) > 0)`, undefined, { timeout: 30_000 });
+  await page.waitForFunction(
+    `[...document.querySelectorAll('#serverrows tr[data-server-name]')].some((r) =>
+    !/this server/.test(r.textContent) && Number.parseFloat(r.children[5].textContent) > 0)`,
+    undefined,
+    { timeout: 30_000 },
+  );
   t.regex(await page.locator('#name').innerText(), /alpha/);
   t.regex(await page.locator('#clustername').innerText(), /cluster test/);
 

@@ -25,14 +25,19 @@ interface Env {
 // have; without it the two servers hold the same subscriptions for the same activity.
 // Readiness from the log: the helper's default probe connection would show in the counters.
 const natsConfig = (impl: Impl): { config?: string; readiness: 'log' } =>
-  (impl === 'nats-server' ? { config: 'no_system_account: true\n', readiness: 'log' } : { readiness: 'log' });
+  impl === 'nats-server' ? { config: 'no_system_account: true\n', readiness: 'log' } : { readiness: 'log' };
 
 async function cluster(t: ExecutionContext, impl: Impl): Promise<Env> {
   const common = ['-m', '-1', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'mon'];
   const a = await useServer(t, { impl, workers: 2, args: ['-n', 'A', ...common], ...natsConfig(impl) });
   const mon = await monitorPort(a);
   const routePort = await clusterPortOf(a);
-  const b = await useServer(t, { impl, workers: 2, args: ['-n', 'B', ...common, '--routes', `nats-route://127.0.0.1:${routePort}`], ...natsConfig(impl) });
+  const b = await useServer(t, {
+    impl,
+    workers: 2,
+    args: ['-n', 'B', ...common, '--routes', `nats-route://127.0.0.1:${routePort}`],
+    ...natsConfig(impl),
+  });
 
   const c1 = await connect({ servers: `127.0.0.1:${a.port}`, name: 'cli-one' });
   const c3 = await connect({ servers: `127.0.0.1:${b.port}` });
@@ -83,17 +88,50 @@ function queries(env: Env): string[] {
   const sorts = ['cid', 'start', 'subs', 'pending', 'msgs_to', 'msgs_from', 'bytes_to', 'bytes_from', 'last', 'idle', 'uptime'];
   return [
     '/varz',
-    '/connz', '/connz?subs=1', '/connz?subs=true', '/connz?subs=detail', '/connz?auth=1', '/connz?auth=1&subs=detail',
-    '/connz?state=closed', '/connz?state=closed&subs=1', '/connz?state=closed&auth=1',
-    '/connz?state=any', '/connz?state=all&subs=1', '/connz?state=closed&sort=stop', '/connz?state=closed&sort=reason',
-    ...sorts.map((s) => `/connz?sort=${s}`), '/connz?limit=1', '/connz?offset=1', '/connz?offset=5&limit=2',
-    `/connz?cid=${cid}`, `/connz?cid=${cid}&subs=detail`, '/connz?cid=99999', '/connz?acc=$G', '/connz?acc=nope', '/connz?user=nobody',
-    '/routez', '/routez?subs=1', '/routez?subs=detail',
-    '/gatewayz', '/gatewayz?accs=1', '/gatewayz?gw_name=X',
-    '/leafz', '/leafz?subs=1',
-    '/subsz', '/subscriptionsz', '/subsz?subs=1', '/subsz?subs=1&test=foo', '/subsz?subs=1&test=baz.x', '/subsz?subs=1&test=nomatch',
-    '/subsz?subs=1&limit=10', '/subsz?subs=1&offset=10', '/subsz?acc=$G', '/subsz?acc=nope', '/subsz?subs=1&acc=nope',
-    '/accountz', '/accountz?acc=$G',
+    '/connz',
+    '/connz?subs=1',
+    '/connz?subs=true',
+    '/connz?subs=detail',
+    '/connz?auth=1',
+    '/connz?auth=1&subs=detail',
+    '/connz?state=closed',
+    '/connz?state=closed&subs=1',
+    '/connz?state=closed&auth=1',
+    '/connz?state=any',
+    '/connz?state=all&subs=1',
+    '/connz?state=closed&sort=stop',
+    '/connz?state=closed&sort=reason',
+    ...sorts.map((s) => `/connz?sort=${s}`),
+    '/connz?limit=1',
+    '/connz?offset=1',
+    '/connz?offset=5&limit=2',
+    `/connz?cid=${cid}`,
+    `/connz?cid=${cid}&subs=detail`,
+    '/connz?cid=99999',
+    '/connz?acc=$G',
+    '/connz?acc=nope',
+    '/connz?user=nobody',
+    '/routez',
+    '/routez?subs=1',
+    '/routez?subs=detail',
+    '/gatewayz',
+    '/gatewayz?accs=1',
+    '/gatewayz?gw_name=X',
+    '/leafz',
+    '/leafz?subs=1',
+    '/subsz',
+    '/subscriptionsz',
+    '/subsz?subs=1',
+    '/subsz?subs=1&test=foo',
+    '/subsz?subs=1&test=baz.x',
+    '/subsz?subs=1&test=nomatch',
+    '/subsz?subs=1&limit=10',
+    '/subsz?subs=1&offset=10',
+    '/subsz?acc=$G',
+    '/subsz?acc=nope',
+    '/subsz?subs=1&acc=nope',
+    '/accountz',
+    '/accountz?acc=$G',
     '/healthz',
     // Last: in 2.9.10 this request writes the detail into the stored closed connection, and
     // every later /connz that shows it carries the list (a nats-server bug skein does not copy).
@@ -102,11 +140,32 @@ function queries(env: Env): string[] {
 }
 
 const BAD = [
-  '/connz?subs=x', '/connz?sort=bogus', '/connz?sort=stop', '/connz?sort=reason', '/connz?limit=abc', '/connz?offset=1.5',
-  '/connz?limit=99999999999999999999', '/connz?cid=-1', '/connz?cid=abc', '/connz?state=foo', '/connz?auth=maybe',
-  '/connz?subs=%22', '/connz?state=closed&sort=nope', '/routez?subs=2', '/subsz?subs=yes', '/subsz?test=foo.*', '/subsz?limit=x',
-  '/gatewayz?accs=z', '/leafz?subs=q', '/healthz?js-enabled=x', '/healthz?js-server-only=2', '/accountz?acc=nope',
-  '/varz/', '/nothing', '/connz/', '/VARZ',
+  '/connz?subs=x',
+  '/connz?sort=bogus',
+  '/connz?sort=stop',
+  '/connz?sort=reason',
+  '/connz?limit=abc',
+  '/connz?offset=1.5',
+  '/connz?limit=99999999999999999999',
+  '/connz?cid=-1',
+  '/connz?cid=abc',
+  '/connz?state=foo',
+  '/connz?auth=maybe',
+  '/connz?subs=%22',
+  '/connz?state=closed&sort=nope',
+  '/routez?subs=2',
+  '/subsz?subs=yes',
+  '/subsz?test=foo.*',
+  '/subsz?limit=x',
+  '/gatewayz?accs=z',
+  '/leafz?subs=q',
+  '/healthz?js-enabled=x',
+  '/healthz?js-server-only=2',
+  '/accountz?acc=nope',
+  '/varz/',
+  '/nothing',
+  '/connz/',
+  '/VARZ',
 ];
 
 /** Every query's answer from both implementations, fetched in the same order. */
@@ -116,7 +175,7 @@ async function fetchAll(env: Env, paths: string[]): Promise<Map<string, HttpAnsw
   return out;
 }
 
-test('every endpoint and option has nats-server 2.9.10\'s keys and JSON types, and the same counters', async (t) => {
+test("every endpoint and option has nats-server 2.9.10's keys and JSON types, and the same counters", async (t) => {
   t.timeout(120_000);
   const [ns, sk] = await Promise.all([cluster(t, 'nats-server'), cluster(t, 'skein')]);
   const nsPaths = queries(ns);
@@ -142,19 +201,47 @@ test('every endpoint and option has nats-server 2.9.10\'s keys and JSON types, a
   // Counters and settings that the same activity and options make equal.
   const nv = JSON.parse(nsAnswers.get('/varz')!.body) as Record<string, unknown>;
   const sv = JSON.parse(skAnswers.get('/varz')!.body) as Record<string, unknown>;
-  for (const k of ['version', 'proto', 'host', 'max_connections', 'ping_interval', 'ping_max', 'http_host', 'http_port',
-    'http_base_path', 'https_port', 'auth_timeout', 'max_control_line', 'max_payload', 'max_pending', 'tls_timeout',
-    'write_deadline', 'connections', 'total_connections', 'routes', 'remotes', 'leafnodes', 'in_msgs', 'out_msgs',
-    'in_bytes', 'out_bytes', 'slow_consumers', 'subscriptions']) {
+  for (const k of [
+    'version',
+    'proto',
+    'host',
+    'max_connections',
+    'ping_interval',
+    'ping_max',
+    'http_host',
+    'http_port',
+    'http_base_path',
+    'https_port',
+    'auth_timeout',
+    'max_control_line',
+    'max_payload',
+    'max_pending',
+    'tls_timeout',
+    'write_deadline',
+    'connections',
+    'total_connections',
+    'routes',
+    'remotes',
+    'leafnodes',
+    'in_msgs',
+    'out_msgs',
+    'in_bytes',
+    'out_bytes',
+    'slow_consumers',
+    'subscriptions',
+  ]) {
     t.deepEqual(sv[k], nv[k], `varz ${k}`);
   }
   const { cluster_port: _np, ...nCluster } = nv.cluster as Record<string, unknown>;
   const { cluster_port: _sp, ...sCluster } = sv.cluster as Record<string, unknown>;
   t.deepEqual(sCluster, nCluster, 'varz cluster');
 
-  const nsubs = JSON.parse(nsAnswers.get('/subsz?subs=1')!.body) as { subscriptions_list: { subject: string; qgroup?: string; max?: number; msgs: number }[] };
+  const nsubs = JSON.parse(nsAnswers.get('/subsz?subs=1')!.body) as {
+    subscriptions_list: { subject: string; qgroup?: string; max?: number; msgs: number }[];
+  };
   const ssubs = JSON.parse(skAnswers.get('/subsz?subs=1')!.body) as typeof nsubs;
-  const bySubject = (l: typeof nsubs.subscriptions_list) => l.map(({ subject, qgroup, max, msgs }) => ({ subject, qgroup, max, msgs })).sort((x, y) => x.subject.localeCompare(y.subject));
+  const bySubject = (l: typeof nsubs.subscriptions_list) =>
+    l.map(({ subject, qgroup, max, msgs }) => ({ subject, qgroup, max, msgs })).sort((x, y) => x.subject.localeCompare(y.subject));
   t.deepEqual(bySubject(ssubs.subscriptions_list), bySubject(nsubs.subscriptions_list), 'subsz?subs=1 list');
   t.is((JSON.parse(skAnswers.get('/subsz')!.body) as { num_subscriptions: number }).num_subscriptions, 5);
   // A page of subscriptions: which ones depends on each server's sublist order, its counts do not.
@@ -230,18 +317,23 @@ test('connz sorts, pages and filters as nats-server does', async (t) => {
     t.like(page, { num_connections: 1, total: 3, offset: 2, limit: 5 }, `${impl}: page counts`);
     await ncs[0].close();
     const closedDeadline = Date.now() + 10_000;
-    while ((await getJson(mon, '/connz?state=closed')).total !== 1 && Date.now() < closedDeadline) await new Promise((r) => setTimeout(r, 50));
+    while ((await getJson(mon, '/connz?state=closed')).total !== 1 && Date.now() < closedDeadline)
+      await new Promise((r) => setTimeout(r, 50));
     t.deepEqual(await order('state=closed'), [cids[0]], `${impl}: closed`);
     t.deepEqual(await order('state=any'), cids, `${impl}: any`);
     t.deepEqual(await order(`state=any&cid=${cids[0]}`), [cids[0]], `${impl}: closed by cid`);
     t.deepEqual(await order(`state=any&cid=${cids[1]}`), [], `${impl}: state=any&cid looks among the closed only (2.9.10)`);
     const closed = (await getJson(mon, '/connz?state=closed&subs=detail')).connections as Record<string, unknown>[];
     t.is(closed[0].reason, 'Client Closed', `${impl}: close reason`);
-    t.is((closed[0].subscriptions_list_detail as { account: string }[])[0].account, '$G', `${impl}: closed subscriptions keep their account`);
+    t.is(
+      (closed[0].subscriptions_list_detail as { account: string }[])[0].account,
+      '$G',
+      `${impl}: closed subscriptions keep their account`,
+    );
   }
 });
 
-test('varz counters are the whole server\'s, summed over every worker', async (t) => {
+test("varz counters are the whole server's, summed over every worker", async (t) => {
   t.timeout(60_000);
   const srv = await useServer(t, { impl: 'skein', workers: 2, args: ['-m', '-1'], readiness: 'log' });
   const mon = await monitorPort(srv);
@@ -250,7 +342,12 @@ test('varz counters are the whole server\'s, summed over every worker', async (t
   for (let i = 0; i < 4; i++) ncs.push(await connect({ servers: `127.0.0.1:${srv.port}` }));
   t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
   let got = 0;
-  for (const nc of ncs) nc.subscribe('all', { callback: () => { got++; } });
+  for (const nc of ncs)
+    nc.subscribe('all', {
+      callback: () => {
+        got++;
+      },
+    });
   await Promise.all(ncs.map((nc) => nc.flush()));
   const per = 50;
   for (const nc of ncs) for (let i = 0; i < per; i++) nc.publish('all', 'abcd');
@@ -263,15 +360,29 @@ test('varz counters are the whole server\'s, summed over every worker', async (t
     v = await getJson(mon, '/varz');
   }
   t.like(v, {
-    connections: 4, total_connections: 4, subscriptions: 4,
-    in_msgs: 4 * per, in_bytes: 4 * per * 4, out_msgs: got, out_bytes: got * 4,
+    connections: 4,
+    total_connections: 4,
+    subscriptions: 4,
+    in_msgs: 4 * per,
+    in_bytes: 4 * per * 4,
+    out_msgs: got,
+    out_bytes: got * 4,
   });
   const live = await getJson(mon, '/skeinz');
   const threads = live.threads as { connections: number; in_msgs: number; cross_sent: number }[];
   t.is(threads.length, 2);
-  t.true(threads.every((x) => x.connections > 0), 'both workers hold connections');
-  t.true(threads.every((x) => x.cross_sent > 0), 'messages crossed between the workers');
-  t.is(threads.reduce((n, x) => n + x.in_msgs, 0), 4 * per);
+  t.true(
+    threads.every((x) => x.connections > 0),
+    'both workers hold connections',
+  );
+  t.true(
+    threads.every((x) => x.cross_sent > 0),
+    'messages crossed between the workers',
+  );
+  t.is(
+    threads.reduce((n, x) => n + x.in_msgs, 0),
+    4 * per,
+  );
 });
 
 test('connz?auth=1 names the authorized user of open and closed connections as nats-server does', async (t) => {
@@ -295,16 +406,22 @@ test('connz?auth=1 names the authorized user of open and closed connections as n
     const pick = (c: Record<string, unknown>) => ({ authorized_user: c.authorized_user, account: c.account });
     const all = (await getJson(mon, '/connz?state=any&auth=1')).connections as Record<string, unknown>[];
     const plain = (await getJson(mon, '/connz?state=any')).connections as Record<string, unknown>[];
-    t.true(plain.every((c) => !('authorized_user' in c)), `${impl}: no user without auth=1`);
+    t.true(
+      plain.every((c) => !('authorized_user' in c)),
+      `${impl}: no user without auth=1`,
+    );
     answers.push(all.map(pick));
     t.deepEqual((await getJson(mon, '/connz?state=any&user=bob')).total, 2, `${impl}: total counts before the user filter`);
     t.is(((await getJson(mon, '/connz?state=any&user=bob')).connections as unknown[]).length, 1, `${impl}: user filter`);
   }
   t.deepEqual(answers[1], answers[0]);
-  t.deepEqual(answers[0], [{ authorized_user: 'alice', account: undefined }, { authorized_user: 'bob', account: undefined }]);
+  t.deepEqual(answers[0], [
+    { authorized_user: 'alice', account: undefined },
+    { authorized_user: 'bob', account: undefined },
+  ]);
 });
 
-test('with TLS, varz and connz carry nats-server\'s TLS fields', async (t) => {
+test("with TLS, varz and connz carry nats-server's TLS fields", async (t) => {
   t.timeout(60_000);
   const c = certs();
   const block = `{ cert_file: "${c.serverCert}", key_file: "${c.serverKey}", ca_file: "${c.ca}", timeout: 10 }`;
@@ -341,12 +458,21 @@ test('subjects, queues and sids that are not ASCII show in /connz and /subsz as 
     await c.ping();
     const connz = await getJson(mon, '/connz?subs=detail');
     const subsz = await getJson(mon, '/subsz?subs=1');
-    const detail = ((connz.connections as { subscriptions_list_detail?: Record<string, unknown>[] }[])[0].subscriptions_list_detail ?? [])
-      .map(({ subject, qgroup, sid }) => ({ subject, qgroup, sid }));
-    const list = ((subsz.subscriptions_list ?? []) as Record<string, unknown>[]).map(({ subject, qgroup, sid }) => ({ subject, qgroup, sid }));
+    const detail = (
+      (connz.connections as { subscriptions_list_detail?: Record<string, unknown>[] }[])[0].subscriptions_list_detail ?? []
+    ).map(({ subject, qgroup, sid }) => ({ subject, qgroup, sid }));
+    const list = ((subsz.subscriptions_list ?? []) as Record<string, unknown>[]).map(({ subject, qgroup, sid }) => ({
+      subject,
+      qgroup,
+      sid,
+    }));
     const bySubject = (l: Record<string, unknown>[]) => [...l].sort((x, y) => String(x.subject).localeCompare(String(y.subject)));
     answers.push({ connz: bySubject(detail), subsz: bySubject(list) });
   }
   t.deepEqual(answers[1], answers[0]);
-  t.deepEqual((answers[0].connz as Record<string, unknown>[]).map((d) => d.subject).sort(), ['b.\ufffd', 'ü.a'], 'nats-server shows UTF-8 as text');
+  t.deepEqual(
+    (answers[0].connz as Record<string, unknown>[]).map((d) => d.subject).sort(),
+    ['b.\ufffd', 'ü.a'],
+    'nats-server shows UTF-8 as text',
+  );
 });

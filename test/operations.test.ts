@@ -55,10 +55,16 @@ test.serial('SIGUSR1 never opens the Node.js inspector, not even while the serve
   t.timeout(60_000);
   // Sent at once after spawning: node may still be loading the modules.
   const child = spawn(NODE, [MAIN, '-a', '127.0.0.1', '-p', '-1', '--workers', '1'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL'); });
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d; });
-  child.stderr.on('data', (d: Buffer) => { out += d; });
+  child.stdout.on('data', (d: Buffer) => {
+    out += d;
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    out += d;
+  });
   await new Promise((r) => child.once('spawn', r));
   // As soon as node handles SIGUSR1 at all (before that it would die of it, as any process):
   // at first that is node's own handler, which starts the inspector, until src/main.ts runs.
@@ -82,22 +88,25 @@ test.serial('SIGUSR1 never opens the Node.js inspector, not even while the serve
 // ---------------------------------------------------------------------------------------------
 // Reload
 
-test.serial('reload changes a connected nats client\'s permissions', async (t) => {
+test.serial("reload changes a connected nats client's permissions", async (t) => {
   t.timeout(60_000);
-  const users = (alicePublish: string): string => [
-    'authorization {',
-    '  users = [',
-    `    {user: alice, password: a, permissions: {publish: ${alicePublish}}}`,
-    '    {user: bob, password: b}',
-    '  ]',
-    '}',
-  ].join('\n');
+  const users = (alicePublish: string): string =>
+    [
+      'authorization {',
+      '  users = [',
+      `    {user: alice, password: a, permissions: {publish: ${alicePublish}}}`,
+      '    {user: bob, password: b}',
+      '  ]',
+      '}',
+    ].join('\n');
   const { srv, rewrite } = await useConfServer(t, 'skein', users('"foo.>"'));
   const alice = await connect({ port: srv.port, user: 'alice', pass: 'a' });
   const bob = await connect({ port: srv.port, user: 'bob', pass: 'b' });
   t.teardown(() => Promise.all([alice.close(), bob.close()]));
   const errors: string[] = [];
-  void (async () => { for await (const s of alice.status()) if (s.type === Events.Error) errors.push(String(s.data)); })();
+  void (async () => {
+    for await (const s of alice.status()) if (s.type === Events.Error) errors.push(String(s.data));
+  })();
   const got: string[] = [];
   bob.subscribe('>', { callback: (_e, m) => got.push(m.subject) });
   await bob.flush();
@@ -127,7 +136,10 @@ test.serial('reload closes clients the new authorization refuses and removes sub
   const { srv, rewrite } = await useConfServer(t, 'skein', conf(`{user: a, password: "${hashOf('a')}"}\n{user: b, password: b}`));
   const { c: a } = await rawSession(srv.port, { connect: { user: 'a', pass: 'a' } });
   const { c: b } = await rawSession(srv.port, { connect: { user: 'b', pass: 'b' } });
-  t.teardown(() => { a.close(); b.close(); });
+  t.teardown(() => {
+    a.close();
+    b.close();
+  });
   b.send('SUB secret.x 7\r\nSUB open.x 8\r\n');
   await b.ping();
   rewrite(conf(`{user: a, password: "${hashOf('not a')}"}\n{user: b, password: b, permissions: {subscribe: "open.>"}}`));
@@ -148,7 +160,8 @@ test.serial('reload closes clients the new authorization refuses and removes sub
 test.serial('reload logs each change as nats-server does, and new clients get the new INFO', async (t) => {
   t.timeout(60_000);
   const before = 'port: 4222\n';
-  const after = 'port: 4222\nmax_payload: 4096\nping_interval: "1m"\ndebug: true\nmax_connections: 100\nwrite_deadline: "3s"\nping_max: 5\n';
+  const after =
+    'port: 4222\nmax_payload: 4096\nping_interval: "1m"\ndebug: true\nmax_connections: 100\nwrite_deadline: "3s"\nping_max: 5\n';
   const lines: Record<string, string[]> = {};
   for (const impl of ['skein', 'nats-server'] as const) {
     const { srv, rewrite } = await useConfServer(t, impl, before);
@@ -156,7 +169,13 @@ test.serial('reload logs each change as nats-server does, and new clients get th
     const from = srv.output().length;
     process.kill(srv.pid, 'SIGHUP');
     await logAfter(srv, from, /Reloaded server configuration/);
-    lines[impl] = [...srv.output().slice(from).matchAll(/\[INF\] (Reload(?:ed)?: .*)/g)].map((m) => m[1])
+    lines[impl] = [
+      ...srv
+        .output()
+        .slice(from)
+        .matchAll(/\[INF\] (Reload(?:ed)?: .*)/g),
+    ]
+      .map((m) => m[1])
       .filter((l) => l !== 'Reloaded: accounts'); // skein has no accounts
     const { c, info } = await rawSession(srv.port);
     c.close();
@@ -166,7 +185,7 @@ test.serial('reload logs each change as nats-server does, and new clients get th
   t.true(lines.skein.includes('Reloaded: max_payload = 4096'));
 });
 
-test.serial('a change that cannot be reloaded is refused with nats-server\'s message, and the server keeps serving', async (t) => {
+test.serial("a change that cannot be reloaded is refused with nats-server's message, and the server keeps serving", async (t) => {
   t.timeout(90_000);
   const base = 'lame_duck_duration: "2m"\n';
   const changes = [
@@ -216,7 +235,7 @@ test.serial('a bad config file on reload is reported with its position; the runn
   t.is(info.max_payload, 4096);
 });
 
-test.serial('without a config file a reload is refused with nats-server\'s message', async (t) => {
+test.serial("without a config file a reload is refused with nats-server's message", async (t) => {
   t.timeout(60_000);
   const srv = await useServer(t, { impl: 'skein', workers: 1 });
   const m = await signalAndWait(srv, 'SIGHUP', /\[ERR\] Failed to reload server configuration: (.*)/);
@@ -243,7 +262,8 @@ test.serial('reload adds and removes cluster routes', async (t) => {
   const dir = tempDir(t);
   const file = path.join(dir, 'a.conf');
   const routeUrl = `nats://127.0.0.1:${b.clusterPort}`;
-  const conf = (routes: string[]): string => `cluster {\n  name: ${cl.clusterName}\n  listen: 127.0.0.1:-1\n  routes = [${routes.join(', ')}]\n}\n`;
+  const conf = (routes: string[]): string =>
+    `cluster {\n  name: ${cl.clusterName}\n  listen: 127.0.0.1:-1\n  routes = [${routes.join(', ')}]\n}\n`;
   fs.writeFileSync(file, conf([]));
   const a = await useServer(t, { impl: 'skein', workers: 1, args: ['-c', file, '-n', 'a'] });
   fs.writeFileSync(file, conf([routeUrl]));
@@ -266,10 +286,17 @@ test.serial('-l logs to a file, from every thread; SIGUSR1 reopens it after rota
   const dir = tempDir(t);
   const logFile = path.join(dir, 'skein.log');
   // Nothing on stderr, so the port is read from the log file (the server helper reads stderr).
-  const child = spawn(NODE, [MAIN, '-a', '127.0.0.1', '-p', '-1', '--workers', '2', '-l', logFile, '-D'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL'); });
+  const child = spawn(NODE, [MAIN, '-a', '127.0.0.1', '-p', '-1', '--workers', '2', '-l', logFile, '-D'], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
   let stderr = '';
-  child.stderr.on('data', (d: Buffer) => { stderr += d; });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d;
+  });
   const logText = (): string => (fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8') : '');
   await waitFor(() => logText().includes('Server is ready'), 60_000, 'the log file to say the server is ready');
   const port = Number(/Listening for client connections on 127\.0\.0\.1:(\d+)/.exec(logText())?.[1]);
@@ -302,12 +329,16 @@ test.serial('logtime off (-T=false or logtime: false) leaves the time out of log
 // ---------------------------------------------------------------------------------------------
 // pid file, ports file, --signal
 
-test.serial('ports_file_dir gets <name>_<pid>.ports with nats-server\'s JSON, removed at exit', async (t) => {
+test.serial("ports_file_dir gets <name>_<pid>.ports with nats-server's JSON, removed at exit", async (t) => {
   t.timeout(60_000);
   const shapes: Record<string, unknown> = {};
   for (const impl of ['skein', 'nats-server'] as const) {
     const dir = tempDir(t);
-    const srv = await startServer({ impl, args: ['--ports_file_dir', dir, '--cluster', 'nats://127.0.0.1:-1', '-m', '-1'], workers: impl === 'skein' ? 1 : undefined });
+    const srv = await startServer({
+      impl,
+      args: ['--ports_file_dir', dir, '--cluster', 'nats://127.0.0.1:-1', '-m', '-1'],
+      workers: impl === 'skein' ? 1 : undefined,
+    });
     const file = path.join(dir, `${impl === 'skein' ? 'skein' : 'nats-server'}_${srv.pid}.ports`);
     // nats-server writes the file in place: wait until it is complete.
     const parsed = (): Record<string, string[]> | null => {
@@ -332,43 +363,50 @@ test.serial('ports_file_dir gets <name>_<pid>.ports with nats-server\'s JSON, re
 // Go's net.Listen on 0.0.0.0 opens one dual-stack socket: nats-server's default host answers
 // on [::1] too, and its ports file lists the IPv6 addresses. Needs IPv6 on the test host.
 const hasIpv6Loopback = Object.values(os.networkInterfaces()).some((as) => (as ?? []).some((a) => a.address === '::1'));
-(hasIpv6Loopback ? test.serial : test.serial.skip)('the default host listens dual stack as nats-server\'s: IPv4 and [::1] clients, monitoring, the ports file, the log lines', async (t) => {
-  t.timeout(60_000);
-  const seen: Record<string, unknown> = {};
-  for (const impl of ['skein', 'nats-server'] as const) {
-    const dir = tempDir(t);
-    const srv = await useServer(t, { impl, args: ['-a', '0.0.0.0', '-m', '-1', '--ports_file_dir', dir, '-D'], workers: impl === 'skein' ? 1 : undefined });
-    const file = path.join(dir, `${impl === 'skein' ? 'skein' : 'nats-server'}_${srv.pid}.ports`);
-    const parsed = (): Record<string, string[]> | null => {
-      try {
-        return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
-      } catch {
-        return null;
-      }
-    };
-    await waitFor(() => parsed() !== null, 10_000, `${impl}'s ports file`);
-    const mon = Number(/Starting http monitor on 0\.0\.0\.0:(\d+)/.exec(srv.output())![1]);
-    const v6 = await rawSession(srv.port, { host: '::1' });
-    const v4 = await rawSession(srv.port, { host: '127.0.0.1' });
-    v6.c.close();
-    v4.c.close();
-    const health = await fetch(`http://[::1]:${mon}/healthz`);
-    const created = await srv.waitForLog(/\[DBG\] (\S*::1\S*) - cid:\d+ - Client connection created/);
-    seen[impl] = {
-      listening: /Listening for client connections on (\S+):\d+/.exec(srv.output())![1],
-      infoHost: v6.info.host,
-      clientIps: [v6.info.client_ip, v4.info.client_ip],
-      v6Client: created[1].replace(/:\d+$/, ':P'),
-      health: health.status,
-      ports: Object.fromEntries(Object.entries(parsed()!).map(([k, urls]) => [k, urls.map((u) => u.replace(/:\d+$/, ':P'))])),
-    };
-  }
-  t.deepEqual(seen.skein, seen['nats-server']);
-  t.like(seen.skein, { listening: '0.0.0.0', clientIps: ['::1', '127.0.0.1'], v6Client: '[::1]:P', health: 200 });
-  t.true((seen.skein as { ports: { nats: string[] } }).ports.nats.includes('nats://[::1]:P'));
-});
+(hasIpv6Loopback ? test.serial : test.serial.skip)(
+  "the default host listens dual stack as nats-server's: IPv4 and [::1] clients, monitoring, the ports file, the log lines",
+  async (t) => {
+    t.timeout(60_000);
+    const seen: Record<string, unknown> = {};
+    for (const impl of ['skein', 'nats-server'] as const) {
+      const dir = tempDir(t);
+      const srv = await useServer(t, {
+        impl,
+        args: ['-a', '0.0.0.0', '-m', '-1', '--ports_file_dir', dir, '-D'],
+        workers: impl === 'skein' ? 1 : undefined,
+      });
+      const file = path.join(dir, `${impl === 'skein' ? 'skein' : 'nats-server'}_${srv.pid}.ports`);
+      const parsed = (): Record<string, string[]> | null => {
+        try {
+          return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
+        } catch {
+          return null;
+        }
+      };
+      await waitFor(() => parsed() !== null, 10_000, `${impl}'s ports file`);
+      const mon = Number(/Starting http monitor on 0\.0\.0\.0:(\d+)/.exec(srv.output())![1]);
+      const v6 = await rawSession(srv.port, { host: '::1' });
+      const v4 = await rawSession(srv.port, { host: '127.0.0.1' });
+      v6.c.close();
+      v4.c.close();
+      const health = await fetch(`http://[::1]:${mon}/healthz`);
+      const created = await srv.waitForLog(/\[DBG\] (\S*::1\S*) - cid:\d+ - Client connection created/);
+      seen[impl] = {
+        listening: /Listening for client connections on (\S+):\d+/.exec(srv.output())![1],
+        infoHost: v6.info.host,
+        clientIps: [v6.info.client_ip, v4.info.client_ip],
+        v6Client: created[1].replace(/:\d+$/, ':P'),
+        health: health.status,
+        ports: Object.fromEntries(Object.entries(parsed()!).map(([k, urls]) => [k, urls.map((u) => u.replace(/:\d+$/, ':P'))])),
+      };
+    }
+    t.deepEqual(seen.skein, seen['nats-server']);
+    t.like(seen.skein, { listening: '0.0.0.0', clientIps: ['::1', '127.0.0.1'], v6Client: '[::1]:P', health: 200 });
+    t.true((seen.skein as { ports: { nats: string[] } }).ports.nats.includes('nats://[::1]:P'));
+  },
+);
 
-test.serial('--signal sends nats-server\'s commands to the pid in a pid file', async (t) => {
+test.serial("--signal sends nats-server's commands to the pid in a pid file", async (t) => {
   t.timeout(60_000);
   const dir = tempDir(t);
   const pidFile = path.join(dir, 'skein.pid');
@@ -395,7 +433,7 @@ test.serial('without a pid, --signal looks for the process named skein (the serv
   t.is(fs.readFileSync(`/proc/${srv.pid}/comm`, 'utf8').trim(), 'skein');
 });
 
-test.serial('--signal errors are nats-server\'s', (t) => {
+test.serial("--signal errors are nats-server's", (t) => {
   const cases: [string, string][] = [
     ['foo=1', 'unknown signal "foo"'],
     ['ldm=abc', 'invalid pid: abc'],

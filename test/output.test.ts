@@ -48,8 +48,13 @@ class RecordingSocket extends EventEmitter {
 
 function setup(): { broker: Broker; pub: RecordingSocket; sub: RecordingSocket; subConn: ClientConn } {
   const opts = { ...defaultOptions(), workers: 1 };
-  const broker = new Broker(opts, { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
-    createLayout(1, opts.maxControlLine), 0, false);
+  const broker = new Broker(
+    opts,
+    { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
+    createLayout(1, opts.maxControlLine),
+    0,
+    false,
+  );
   const pub = new RecordingSocket();
   const sub = new RecordingSocket();
   broker.addConnection(pub as unknown as Socket, 1, false);
@@ -77,7 +82,10 @@ test('a connection that goes quiet gives its output slabs back and starts small 
   const { pub, subConn } = setup();
   // One read that produces about 1 MiB of MSGs for the subscriber: the slab grows. (Payloads
   // below the zero-copy size: larger ones are not copied into the slab at all.)
-  publish(pub, Array.from({ length: 512 }, (_v, i) => String(i % 10).repeat(2000)));
+  publish(
+    pub,
+    Array.from({ length: 512 }, (_v, i) => String(i % 10).repeat(2000)),
+  );
   t.true(subConn.out.length >= 256 * 1024, `grown to ${subConn.out.length} bytes`);
   await writesComplete();
   // The sweep runs every 100ms: the first one still sees the burst, ten quiet ones follow.
@@ -93,7 +101,10 @@ test('output is byte-exact across slab growth, reuse after completed writes, and
   for (let round = 0; round < 3; round++) {
     want += publish(pub, ['a', 'bb', 'ccc']);
     await writesComplete();
-    want += publish(pub, Array.from({ length: 40 }, (_v, i) => `${round}:${i}:`.padEnd(3000, 'x')));
+    want += publish(
+      pub,
+      Array.from({ length: 40 }, (_v, i) => `${round}:${i}:`.padEnd(3000, 'x')),
+    );
     want += publish(pub, ['tail']); // a second read before the first one's writes completed
     await writesComplete();
     for (let i = 0; i < 11; i++) subConn.tick(Date.now());
@@ -127,7 +138,9 @@ test('a large payload split across reads goes out by reference, byte-exact, head
   const { pub, sub, subConn } = setup();
   const payload = 'p'.repeat(40_000) + 'end';
   pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'));
-  const frame = Buffer.from(`PUB out ${payload.length}\r\n${payload}\r\nHPUB out 12 ${12 + payload.length}\r\nNATS/1.0\r\n\r\n${payload}\r\n`);
+  const frame = Buffer.from(
+    `PUB out ${payload.length}\r\n${payload}\r\nHPUB out 12 ${12 + payload.length}\r\nNATS/1.0\r\n\r\n${payload}\r\n`,
+  );
   // Three reads, cutting the first payload and the second control line.
   const before = sub.gathered;
   pub.emit('data', frame.subarray(0, 1000));

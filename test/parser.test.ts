@@ -14,19 +14,35 @@ class Recorder implements ProtocolHandler {
   pedantic = false;
   maxPayload = 1024;
   maxControlLine = 64;
-  onConnect(json: string): void { this.ops.push(`CONNECT ${json}`); }
+  onConnect(json: string): void {
+    this.ops.push(`CONNECT ${json}`);
+  }
   onPubArgs(): void {}
   onPub(m: MsgView): void {
     if (m.ts >= 0) this.tails.push(m.tb.toString('latin1', m.ts, m.te));
     const reply = m.rs >= 0 ? ` ${m.sb.toString('latin1', m.rs, m.re)}` : '';
     this.ops.push(`PUB ${m.sb.toString('latin1', m.ss, m.se)}${reply} hdr=${m.hdr} [${m.pb.toString('latin1', m.ps, m.pe)}]`);
   }
-  onSub(subject: string, queue: string | null, sid: string): void { this.ops.push(`SUB ${subject} ${queue ?? '-'} ${sid}`); }
-  onUnsub(sid: string, max: number): void { this.ops.push(`UNSUB ${sid} ${max}`); }
-  onPing(): void { this.ops.push('PING'); }
-  onPong(): void { this.ops.push('PONG'); }
-  onClientErr(text: string): void { this.ops.push(`ERR ${text}`); this.closing = true; }
-  onProtocolError(kind: ParseErrorKind): void { this.ops.push(`!${kind}`); this.closing = true; }
+  onSub(subject: string, queue: string | null, sid: string): void {
+    this.ops.push(`SUB ${subject} ${queue ?? '-'} ${sid}`);
+  }
+  onUnsub(sid: string, max: number): void {
+    this.ops.push(`UNSUB ${sid} ${max}`);
+  }
+  onPing(): void {
+    this.ops.push('PING');
+  }
+  onPong(): void {
+    this.ops.push('PONG');
+  }
+  onClientErr(text: string): void {
+    this.ops.push(`ERR ${text}`);
+    this.closing = true;
+  }
+  onProtocolError(kind: ParseErrorKind): void {
+    this.ops.push(`!${kind}`);
+    this.closing = true;
+  }
 }
 
 function run(input: Buffer, splits: number[]): string[] {
@@ -44,16 +60,25 @@ function run(input: Buffer, splits: number[]): string[] {
 
 const session = Buffer.from(
   'CONNECT {"verbose":false}\r\nsub foo 1\r\nSUB\tbar  q 2\r\nPUB foo 5\r\nhello\r\n' +
-  'PUB foo reply 0\r\n\r\nHPUB foo r 3 7\r\nhd:abcd\r\npub foo\t\t 2\r\nhi\r\n' +
-  'PUB bin 4\r\n\r\n\r\n\r\nUNSUB 1 5\r\nunsub 2\r\nPINGXYZ\r\nPONG\nINFO {}\r\n',
+    'PUB foo reply 0\r\n\r\nHPUB foo r 3 7\r\nhd:abcd\r\npub foo\t\t 2\r\nhi\r\n' +
+    'PUB bin 4\r\n\r\n\r\n\r\nUNSUB 1 5\r\nunsub 2\r\nPINGXYZ\r\nPONG\nINFO {}\r\n',
 );
 
 test('one chunk, byte by byte and random splits give the same operations', (t) => {
   const whole = run(session, []);
   t.deepEqual(whole, [
-    'CONNECT {"verbose":false}', 'SUB foo - 1', 'SUB bar q 2', 'PUB foo hdr=-1 [hello]',
-    'PUB foo reply hdr=-1 []', 'PUB foo r hdr=3 [hd:abcd]', 'PUB foo hdr=-1 [hi]',
-    'PUB bin hdr=-1 [\r\n\r\n]', 'UNSUB 1 5', 'UNSUB 2 0', 'PING', 'PONG',
+    'CONNECT {"verbose":false}',
+    'SUB foo - 1',
+    'SUB bar q 2',
+    'PUB foo hdr=-1 [hello]',
+    'PUB foo reply hdr=-1 []',
+    'PUB foo r hdr=3 [hd:abcd]',
+    'PUB foo hdr=-1 [hi]',
+    'PUB bin hdr=-1 [\r\n\r\n]',
+    'UNSUB 1 5',
+    'UNSUB 2 0',
+    'PING',
+    'PONG',
   ]);
   const bytes = Array.from({ length: session.length }, (_v, i) => i + 1);
   t.deepEqual(run(session, bytes), whole);
@@ -85,12 +110,15 @@ test('errors are classified like nats-server', (t) => {
     ['PUB foo 2000\r\n', '!payload'],
     ['PUB foo 3\r\nabcXY', '!op'],
     [`SUB ${'x'.repeat(70)} 1\r\n`, '!ctl'],
-    ['-ERR \'boom\'\r\n', "ERR 'boom'"],
+    ["-ERR 'boom'\r\n", "ERR 'boom'"],
   ];
   for (const [input, want] of cases) {
     const ops = run(Buffer.from(input), []);
     t.is(ops[ops.length - 1], want, input);
-    const ops1 = run(Buffer.from(input), Array.from({ length: input.length }, (_v, i) => i + 1));
+    const ops1 = run(
+      Buffer.from(input),
+      Array.from({ length: input.length }, (_v, i) => i + 1),
+    );
     t.is(ops1[ops1.length - 1], want, `byte by byte: ${input}`);
   }
 });

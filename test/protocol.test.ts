@@ -31,15 +31,26 @@ function count(s: string, re: RegExp): number {
   return (s.match(new RegExp(re.source, 'g')) ?? []).length;
 }
 
-test('INFO is sent on accept as `INFO {json} \\r\\n` with nats-server\'s fields in order', async (t) => {
+test("INFO is sent on accept as `INFO {json} \\r\\n` with nats-server's fields in order", async (t) => {
   t.timeout(60_000);
   const c = await rawConnect(port());
   t.teardown(() => c.close());
   const line = await c.expect(/\r\n/);
   t.regex(line, /^INFO \{.*\} \r\n$/);
   const info = JSON.parse(line.slice(5, -3)) as Record<string, unknown>;
-  t.deepEqual(Object.keys(info), ['server_id', 'server_name', 'version', 'proto', 'go', 'host', 'port', 'headers',
-    'max_payload', 'client_id', 'client_ip']);
+  t.deepEqual(Object.keys(info), [
+    'server_id',
+    'server_name',
+    'version',
+    'proto',
+    'go',
+    'host',
+    'port',
+    'headers',
+    'max_payload',
+    'client_id',
+    'client_ip',
+  ]);
   t.regex(String(info.server_id), /^N[A-Z2-7]{55}$/);
   t.is(info.server_name, info.server_id, 'server_name defaults to the server id');
   t.is(info.proto, 1);
@@ -55,7 +66,10 @@ test('each connection gets its own client_id', async (t) => {
   t.timeout(60_000);
   const a = await rawSession(port());
   const b = await rawSession(port());
-  t.teardown(() => { a.c.close(); b.c.close(); });
+  t.teardown(() => {
+    a.c.close();
+    b.c.close();
+  });
   t.not(a.info.client_id, b.info.client_id);
 });
 
@@ -123,7 +137,10 @@ test('messages from one publisher reach a subscriber in publish order', async (t
   await pub.ping();
   await sub.expect(`MSG order.x 1 ${String(n - 1).length}\r\n${n - 1}\r\n`, 10000);
   const seq = [...sub.data().matchAll(/MSG order\.x 1 \d+\r\n(\d+)\r\n/g)].map((m) => Number(m[1]));
-  t.deepEqual(seq, Array.from({ length: n }, (_, i) => i));
+  t.deepEqual(
+    seq,
+    Array.from({ length: n }, (_, i) => i),
+  );
 });
 
 test('queue group delivers each message to exactly one member', async (t) => {
@@ -143,7 +160,10 @@ test('queue group delivers each message to exactly one member', async (t) => {
   await Promise.all(members.map((m) => m.ping()));
   const got = members.flatMap((m) => [...m.data().matchAll(/MSG qg\.work \d+ \d+\r\n(\d+)\r\n/g)].map((x) => Number(x[1])));
   t.is(got.length, n, 'each message delivered to exactly one member');
-  t.deepEqual([...new Set(got)].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i));
+  t.deepEqual(
+    [...new Set(got)].sort((a, b) => a - b),
+    Array.from({ length: n }, (_, i) => i),
+  );
   t.is(count(plain.data(), /MSG qg\.work 9/), n, 'the plain subscriber gets every message');
   // Random selection: with 60 messages over 3 members, a member getting none is (2/3)^60.
   for (const m of members) t.true(count(m.data(), /MSG qg\.work/) > 0);
@@ -186,7 +206,8 @@ test('a whole session fed one byte at a time parses like one chunk', async (t) =
   const c = await rawConnect(port());
   t.teardown(() => c.close());
   await c.expect(/^INFO .*\r\n/);
-  const script = 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nSUB bytes.x 1\r\n' +
+  const script =
+    'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nSUB bytes.x 1\r\n' +
     'PUB bytes.x 5\r\nhello\r\nHPUB bytes.x r 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n';
   for (const ch of script) {
     c.send(ch);
@@ -371,7 +392,10 @@ test('max_connections: a connection over the limit gets INFO then the -ERR, and 
     const d = await rawConnect(srv.port);
     await d.expect(/^INFO .*\r\n/);
     d.send('CONNECT {"verbose":false}\r\nPING\r\n');
-    const ok = await d.expect('PONG\r\n', 5000).then(() => true, () => false);
+    const ok = await d.expect('PONG\r\n', 5000).then(
+      () => true,
+      () => false,
+    );
     d.close();
     if (ok) break;
     if (Date.now() > deadline) {
@@ -406,17 +430,21 @@ test('users list permissions apply per user on the same server', async (t) => {
   const srv = await useServer(t, {
     impl,
     config: {
-      natsServer: 'authorization {\n  users: [\n    {user: pub, password: p1, permissions: {publish: ["data.>"]}}\n' +
+      natsServer:
+        'authorization {\n  users: [\n    {user: pub, password: p1, permissions: {publish: ["data.>"]}}\n' +
         '    {user: sub, password: p2, permissions: {publish: {deny: [">"]}, subscribe: ["data.*"]}}\n  ]\n}\n',
-      skein: 'authorization:\n  users:\n    - user: pub\n      password: p1\n      permissions: {publish: ["data.>"]}\n' +
+      skein:
+        'authorization:\n  users:\n    - user: pub\n      password: p1\n      permissions: {publish: ["data.>"]}\n' +
         '    - user: sub\n      password: p2\n      permissions: {publish: {deny: [">"]}, subscribe: ["data.*"]}\n',
     },
   });
   const sub = await session(t, srv.port, { user: 'sub', pass: 'p2' });
   const pub = await session(t, srv.port, { user: 'pub', pass: 'p1' });
   sub.send('SUB data.x 1\r\nSUB other 2\r\nPUB data.x 1\r\nz\r\n');
-  t.is(noPings(await sub.ping()), `-ERR 'Permissions Violation for Subscription to "other"'\r\n` +
-    `-ERR 'Permissions Violation for Publish to "data.x"'\r\nPONG\r\n`);
+  t.is(
+    noPings(await sub.ping()),
+    `-ERR 'Permissions Violation for Subscription to "other"'\r\n` + `-ERR 'Permissions Violation for Publish to "data.x"'\r\nPONG\r\n`,
+  );
   pub.send('PUB data.x 1\r\na\r\nPUB other 1\r\nb\r\n');
   t.is(noPings(await pub.ping()), `-ERR 'Permissions Violation for Publish to "other"'\r\nPONG\r\n`);
   await sub.expect('MSG data.x 1 1\r\na\r\n');

@@ -90,7 +90,7 @@ test('the forwarding rule: a message read from a route goes to local subscribers
   t.true(countsAsLocal(gateway, route) && countsAsLocal(route, worker));
 });
 
-test('the layout names each thread\'s role: workers first, then the route, gateway and leaf threads that exist', (t) => {
+test("the layout names each thread's role: workers first, then the route, gateway and leaf threads that exist", (t) => {
   const layout = createLayout(2, 4096, { route: true, leaf: true });
   t.deepEqual(layout.roles, [ThreadRole.worker, ThreadRole.worker, ThreadRole.route, ThreadRole.leaf]);
   t.is(layout.routeThread, 2);
@@ -99,7 +99,7 @@ test('the layout names each thread\'s role: workers first, then the route, gatew
   t.is(layout.threads, 4);
 });
 
-test('a route thread announces its workers\' interest to its peers, never the gateway thread\'s', async (t) => {
+test("a route thread announces its workers' interest to its peers, never the gateway thread's", async (t) => {
   const layout = createLayout(1, 4096, { route: true, gateway: true });
   const { bridge, peer } = bridgeOn(layout, layout.routeThread);
   bridge.start();
@@ -112,7 +112,7 @@ test('a route thread announces its workers\' interest to its peers, never the ga
   gateway.flush();
   worker.publishInterest('from.worker', null, 1);
   worker.flush();
-  await until(() => peer.text.includes('from.worker'), 'the worker\'s RS+');
+  await until(() => peer.text.includes('from.worker'), "the worker's RS+");
   bridge.beforeRead();
   t.is(peer.text, 'RS+ $G from.worker\r\n');
 });
@@ -129,17 +129,20 @@ test('a gateway thread forwards what workers publish to its peers, never what th
   route.bind(quiet);
   sendMsg(route, layout.gatewayThread, 'x');
   sendMsg(worker, layout.gatewayThread, 'x');
-  await until(() => peer.text.includes('MSG x'), 'the worker\'s message');
+  await until(() => peer.text.includes('MSG x'), "the worker's message");
   bridge.beforeRead();
-  t.is(peer.text, 'MSG x\n', 'one message: the worker\'s');
+  t.is(peer.text, 'MSG x\n', "one message: the worker's");
 });
 
 test('the leaf rows: a leaf thread takes what is published here and what routes and gateways bring (for the leafs this server is the hub of), and hands leaf messages everywhere', (t) => {
   const { worker, route, gateway, leaf } = ThreadRole;
   t.true(mayForward(worker, leaf), 'a local publish reaches the leafs');
   t.true(mayForward(route, leaf) && mayForward(gateway, leaf), 'a routed or gatewayed message reaches the leafs this server is the hub of');
-  t.true(mayForward(leaf, worker) && mayForward(leaf, route) && mayForward(leaf, gateway), 'a message from a leaf is handled like a local publish');
+  t.true(
+    mayForward(leaf, worker) && mayForward(leaf, route) && mayForward(leaf, gateway),
+    'a message from a leaf is handled like a local publish',
+  );
   t.false(mayForward(leaf, leaf), 'leaf to leaf stays inside the one leaf thread');
-  t.true(countsAsLocal(route, leaf), 'a hub announces its leafs\' interest to its routes');
-  t.true(countsAsLocal(leaf, route) && countsAsLocal(leaf, worker), 'a hub announces its cluster\'s interest to its leafs');
+  t.true(countsAsLocal(route, leaf), "a hub announces its leafs' interest to its routes");
+  t.true(countsAsLocal(leaf, route) && countsAsLocal(leaf, worker), "a hub announces its cluster's interest to its leafs");
 });

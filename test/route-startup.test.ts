@@ -31,8 +31,12 @@ async function fakePeer(t: ExecutionContext, onDial: (socket: net.Socket) => voi
   const server = net.createServer((socket) => {
     let received = '';
     let closed = false;
-    socket.on('data', (d) => { received += d.toString('latin1'); });
-    socket.on('close', () => { closed = true; });
+    socket.on('data', (d) => {
+      received += d.toString('latin1');
+    });
+    socket.on('close', () => {
+      closed = true;
+    });
     socket.on('error', () => {});
     peer.sockets.push({ socket, received: () => received, closed: () => closed });
     onDial(socket);
@@ -58,7 +62,8 @@ test('a solicited route with another cluster name: logged once, re-dials back of
   t.timeout(60_000);
   const peer = await fakePeer(t, (socket) => socket.write(routeInfo('NOTHERCLUSTER', 'other', { go: SKEIN_GO })));
   const srv = await useServer(t, {
-    impl: 'skein', workers: 1,
+    impl: 'skein',
+    workers: 1,
     args: ['-D', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'skein', '--routes', `nats://127.0.0.1:${peer.port}`],
   });
   await waitFor(() => count(srv.output(), /re-dialling in \d+ ms/) >= 3, 30_000, 'three re-dials');
@@ -70,12 +75,20 @@ test('a solicited route with another cluster name: logged once, re-dials back of
   const out = srv.output();
   t.is(count(out, /\[ERR\] .*Cluster name "other" of remote server "NOTHERCLUSTER" does not match "skein"/), 1, out);
   t.is(count(out, /\[DBG\] .*Cluster name "other" of remote server "NOTHERCLUSTER" does not match "skein"/), peer.sockets.length - 1, out);
-  t.is(count(out, new RegExp(`\\[INF\\] 127\\.0\\.0\\.1:${peer.port} - rid:\\d+ - (Route connection created|Router connection closed)`)), 2, out);
+  t.is(
+    count(out, new RegExp(`\\[INF\\] 127\\.0\\.0\\.1:${peer.port} - rid:\\d+ - (Route connection created|Router connection closed)`)),
+    2,
+    out,
+  );
 });
 
 test('routes accepted from a server with another cluster name: each refused, logged once', async (t) => {
   t.timeout(60_000);
-  const srv = await useServer(t, { impl: 'skein', workers: 1, args: ['-D', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'skein'] });
+  const srv = await useServer(t, {
+    impl: 'skein',
+    workers: 1,
+    args: ['-D', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'skein'],
+  });
   const clusterPort = await clusterPortOf(srv);
   for (let i = 0; i < 3; i++) {
     const r = await rawConnect(clusterPort);
@@ -99,7 +112,8 @@ test('routes accepted from a server with another cluster name: each refused, log
 async function dialEachOther(t: ExecutionContext, peerId: string, go: string): Promise<{ x: boolean; y: boolean }> {
   const peer = await fakePeer(t, (socket) => socket.write(routeInfo(peerId, 'skein', { go })));
   const srv = await useServer(t, {
-    impl: 'skein', workers: 1,
+    impl: 'skein',
+    workers: 1,
     args: ['-D', '--cluster', 'nats://127.0.0.1:-1', '--cluster_name', 'skein', '--routes', `nats://127.0.0.1:${peer.port}`],
   });
   const clusterPort = await clusterPortOf(srv);

@@ -71,8 +71,12 @@ function startCheck(name: string, script: string, checkArgs: string[]): Check {
     env: { ...process.env, FORCE_COLOR: '0' },
   });
   let output = '';
-  proc.stdout?.on('data', (d: Buffer) => { output += d.toString('utf8'); });
-  proc.stderr?.on('data', (d: Buffer) => { output += d.toString('utf8'); });
+  proc.stdout?.on('data', (d: Buffer) => {
+    output += d.toString('utf8');
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    output += d.toString('utf8');
+  });
   const done = new Promise<{ code: number; output: string }>((resolve) => {
     proc.on('error', (err) => resolve({ code: 1, output: `cannot start ${name}: ${err.message}\n` }));
     proc.on('close', (code, signal) => resolve({ code: code ?? (signal ? 1 : 0), output }));
@@ -111,7 +115,9 @@ function runAva(): void {
   });
   running.push(child);
   let started = false;
-  child.on('spawn', () => { started = true; });
+  child.on('spawn', () => {
+    started = true;
+  });
   child.stdout.on('data', onStdout);
   child.on('error', (err) => {
     process.stderr.write(`test/run.ts: cannot start ava: ${err.message}\n`);
@@ -128,7 +134,9 @@ const running: ChildProcess[] = [];
 
 // Forward Ctrl-C so ava can stop its workers (and they their servers).
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.on(sig, () => { for (const p of running) if (p.exitCode === null) p.kill(sig); });
+  process.on(sig, () => {
+    for (const p of running) if (p.exitCode === null) p.kill(sig);
+  });
 }
 
 if (await runChecks()) runAva();

@@ -108,7 +108,10 @@ test('queue group delivers each message to exactly one member across workers', a
   await waitFor(() => perMember.reduce((a, b) => a + b, 0) >= total, 20_000, 'queue deliveries');
   // Give any duplicate a chance to show up before counting.
   await Promise.all(ncs.map((nc) => nc.flush()));
-  t.is(perMember.reduce((a, b) => a + b, 0), total);
+  t.is(
+    perMember.reduce((a, b) => a + b, 0),
+    total,
+  );
   t.is(seen.size, total);
   t.true([...seen.values()].every((c) => c === 1));
   // Members on both workers got work (random choice over all 6 members).
@@ -198,7 +201,10 @@ test('a subscriber that stops reading makes the cross-worker ring fill without l
 
 test('a worker that throws is logged and replaced; the other workers keep serving', async (t) => {
   t.timeout(60_000);
-  if (impl !== 'skein') { t.pass(); return; }
+  if (impl !== 'skein') {
+    t.pass();
+    return;
+  }
   const srv = await useServer(t, { impl, workers: 2, args: ['-D'], env: { SKEIN_FAULT_INJECTION: '1' } });
   const opened: RawClient[] = [];
   t.teardown(() => opened.forEach((c) => c.close()));
@@ -295,7 +301,10 @@ test('a fast publisher is slowed down for a backed-up subscriber instead of the 
 // loaded machine starves the file's other tests, whose servers then miss their deadlines.
 test.serial('more workers than the old 64-thread layout start and serve, across workers', async (t) => {
   t.timeout(120_000);
-  if (impl !== 'skein') { t.pass(); return; }
+  if (impl !== 'skein') {
+    t.pass();
+    return;
+  }
   // 72 workers: over the 64 threads the first layout took (it refused to start). The first
   // two connections land on different workers (fewest connections first).
   const srv = await useServer(t, { impl, workers: 72, args: ['-D'], readyTimeoutMs: 90_000 });
@@ -335,10 +344,20 @@ test('subjects and queue names that are not UTF-8 keep their bytes across worker
   await Promise.all([p1, p2].map((c) => c.ping()));
   const twice = (s: string) => s + s;
   // The server's keep-alive PING may land anywhere in what a connection reads.
-  const got = (c: RawClient) => c.data().replace(/^INFO .*\r\n/, '').replace(/PING\r\n|PONG\r\n/g, '');
+  const got = (c: RawClient) =>
+    c
+      .data()
+      .replace(/^INFO .*\r\n/, '')
+      .replace(/PING\r\n|PONG\r\n/g, '');
   const count = (c: RawClient, frame: string) => got(c).split(frame).length - 1;
-  const want = new Map([[ff, 'MSG \xff 1 1\r\nA\r\n'], [fe, 'MSG \xfe 1 1\r\nB\r\n'], [qff, 'MSG q 1 1\r\nQ\r\n'], [qfe, 'MSG q 1 1\r\nQ\r\n']]);
-  for (const [c, frame] of want) await waitFor(() => count(c, frame) >= 2, 15_000, `two of ${JSON.stringify(frame)} in ${JSON.stringify(got(c))}`);
+  const want = new Map([
+    [ff, 'MSG \xff 1 1\r\nA\r\n'],
+    [fe, 'MSG \xfe 1 1\r\nB\r\n'],
+    [qff, 'MSG q 1 1\r\nQ\r\n'],
+    [qfe, 'MSG q 1 1\r\nQ\r\n'],
+  ]);
+  for (const [c, frame] of want)
+    await waitFor(() => count(c, frame) >= 2, 15_000, `two of ${JSON.stringify(frame)} in ${JSON.stringify(got(c))}`);
   // A delivery barrier (a later message through every path) before checking for extras.
   for (const c of want.keys()) c.send('SUB end 2\r\n');
   await Promise.all([...want.keys()].map((c) => c.ping()));

@@ -7,8 +7,7 @@ import bcrypt from 'bcryptjs';
 import { fromPublic } from '@nats-io/nkeys';
 
 type CheckRequest =
-  | { id: number; kind: 'bcrypt'; hash: string; password: string }
-  | { id: number; kind: 'nkey'; nkey: string; nonce: string; sig: string };
+  { id: number; kind: 'bcrypt'; hash: string; password: string } | { id: number; kind: 'nkey'; nkey: string; nonce: string; sig: string };
 
 const encoder = new TextEncoder();
 

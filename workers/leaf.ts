@@ -10,24 +10,29 @@ export interface LeafTask extends LeafControlTask, PeerThreadTask {}
 
 export default function run(task: LeafTask): Promise<void> {
   const { thread } = task;
-  return runPeerThread(task, 'leaf', () => new LeafControl(task), (leaf, msg, send) => {
-    switch (msg.type) {
-      case 'info':
-        leaf.setClusterName(msg.cluster);
-        return true;
-      case 'leaf-urls':
-        leaf.setPeerLeafUrls(msg.urls);
-        return true;
-      case 'reload':
-        leaf.reload(msg.options);
-        return true;
-      case 'ldm':
-        return true; // leaf connections stay up in lame duck mode, as routes do
-      case 'monitor':
-        send({ type: 'monitor-reply', id: msg.id, thread, data: answerLeaf(leaf, msg.query) });
-        return true;
-      default:
-        return false;
-    }
-  });
+  return runPeerThread(
+    task,
+    'leaf',
+    () => new LeafControl(task),
+    (leaf, msg, send) => {
+      switch (msg.type) {
+        case 'info':
+          leaf.setClusterName(msg.cluster);
+          return true;
+        case 'leaf-urls':
+          leaf.setPeerLeafUrls(msg.urls);
+          return true;
+        case 'reload':
+          leaf.reload(msg.options);
+          return true;
+        case 'ldm':
+          return true; // leaf connections stay up in lame duck mode, as routes do
+        case 'monitor':
+          send({ type: 'monitor-reply', id: msg.id, thread, data: answerLeaf(leaf, msg.query) });
+          return true;
+        default:
+          return false;
+      }
+    },
+  );
 }

@@ -52,11 +52,15 @@ export default function run(task: WorkerTask): Promise<void> {
       switch (msg.type) {
         case 'shutdown': {
           broker.shutdown();
-          whenSocketsClosed(() => broker.openSockets(), msg.graceMs, () => {
-            send({ type: 'stopped', thread });
-            port.close();
-            resolve();
-          });
+          whenSocketsClosed(
+            () => broker.openSockets(),
+            msg.graceMs,
+            () => {
+              send({ type: 'stopped', thread });
+              port.close();
+              resolve();
+            },
+          );
           break;
         }
         case 'info':

@@ -12,7 +12,18 @@ import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
 import { CloseReason, ZERO_COPY_MIN_BYTES } from '../conn/base.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
 import { subjectMatches } from '../protocol/subject.ts';
-import { fnv, sameBytes, put, putDV, viewOf, msgTailLength, putMsgTail, putMsgLineEnd, SUBJECT_ENCODING, shown } from '../protocol/bytes.ts';
+import {
+  fnv,
+  sameBytes,
+  put,
+  putDV,
+  viewOf,
+  msgTailLength,
+  putMsgTail,
+  putMsgLineEnd,
+  SUBJECT_ENCODING,
+  shown,
+} from '../protocol/bytes.ts';
 import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
@@ -111,13 +122,6 @@ function isLiteral(subject: string): boolean {
   for (const t of subject.split('.')) if (t === '*' || t === '>') return false;
   return true;
 }
-
-
-
-
-
-
-
 
 export class Broker implements MeshHandler, ClientHost {
   readonly opts: Options;
@@ -581,9 +585,19 @@ export class Broker implements MeshHandler, ClientHost {
 
   subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub {
     const sub: Sub = {
-      subject, queue, sid, sidBytes: Buffer.from(sid, SUBJECT_ENCODING), conn, thread: -1,
-      weight: 1, delivered: 0, max: 0, removed: false, denyFilter: null,
-      prefix: null, prefixView: null,
+      subject,
+      queue,
+      sid,
+      sidBytes: Buffer.from(sid, SUBJECT_ENCODING),
+      conn,
+      thread: -1,
+      weight: 1,
+      delivered: 0,
+      max: 0,
+      removed: false,
+      denyFilter: null,
+      prefix: null,
+      prefixView: null,
     };
     if (isLiteral(subject)) {
       const prefix = Buffer.from(`${subject} ${sid}`, SUBJECT_ENCODING);
@@ -648,8 +662,19 @@ export class Broker implements MeshHandler, ClientHost {
     }
     if (rec.weight > 0) {
       const sub: Sub = {
-        subject: rec.subject, queue: rec.queue, sid: '', sidBytes: Buffer.alloc(0), conn: null, thread: t,
-        weight: rec.weight, delivered: 0, max: 0, removed: false, denyFilter: null, prefix: null, prefixView: null,
+        subject: rec.subject,
+        queue: rec.queue,
+        sid: '',
+        sidBytes: Buffer.alloc(0),
+        conn: null,
+        thread: t,
+        weight: rec.weight,
+        delivered: 0,
+        max: 0,
+        removed: false,
+        denyFilter: null,
+        prefix: null,
+        prefixView: null,
       };
       this.sublist.insert(sub);
       this.remote.set(key, sub);
@@ -961,7 +986,6 @@ export class Broker implements MeshHandler, ClientHost {
     const subject = Buffer.from(sb.buffer, sb.byteOffset + ss, se - ss).toString(SUBJECT_ENCODING);
     return sub.denyFilter!.some((d) => subjectMatches(d, subject));
   }
-
 
   // ------------------------------------------------------ cross-thread
 

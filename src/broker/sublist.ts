@@ -110,7 +110,7 @@ export class Sublist<T extends Interest> {
     let level = this.root;
     let node: Node<T> | null = null;
     for (const t of tokens) {
-      node = t === '*' ? level.pwc : t === '>' ? level.fwc : level.nodes.get(t) ?? null;
+      node = t === '*' ? level.pwc : t === '>' ? level.fwc : (level.nodes.get(t) ?? null);
       if (node === null) return false;
       path.push({ level, token: t, node });
       if (node.next === null) break;

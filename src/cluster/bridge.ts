@@ -100,8 +100,6 @@ interface Resolved<S, P> {
   groups: Group<S>[];
 }
 
-
-
 /**
  * Subject → matches, cached by subject bytes and invalidated by the sublist's generation.
  * `plainOf` maps a plain match to what the caller fans out to (thread, route), deduplicated.
@@ -331,7 +329,14 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   /** Queue groups not served by any thread, [start, end) pairs, handed to scope.relay. */
   private readonly unserved: number[] = [];
 
-  constructor(opts: Options, layout: SharedLayout, thread: number, replacement: boolean, wording: BridgeWording, scope: BridgeScope<P> | null = null) {
+  constructor(
+    opts: Options,
+    layout: SharedLayout,
+    thread: number,
+    replacement: boolean,
+    wording: BridgeWording,
+    scope: BridgeScope<P> | null = null,
+  ) {
     this.opts = opts;
     this.scope = scope;
     this.roles = layout.roles;
@@ -346,7 +351,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     // A queue group is served by a leaf connection's member only when no other member exists
     // (nats-server: local and route members first), so the leaf thread is a second choice.
     const leafThread = layout.leafThread;
-    this.inCache = new SubjectCache(this.localList, (s) => s.thread, leafThread < 0 || leafThread === thread ? null : (s) => s.thread === leafThread);
+    this.inCache = new SubjectCache(
+      this.localList,
+      (s) => s.thread,
+      leafThread < 0 || leafThread === thread ? null : (s) => s.thread === leafThread,
+    );
     this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
     const n = layout.threads;
     for (let t = 0; t < n; t++) {
@@ -627,7 +636,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       if (now > 0) this.localPlain.set(subject, now);
       else this.localPlain.delete(subject);
       this.dirtyPlain.add(subject);
-      if ((was > 0) !== (now > 0)) this.wording.onLocalPlain?.(subject, now > 0);
+      if (was > 0 !== now > 0) this.wording.onLocalPlain?.(subject, now > 0);
       return;
     }
     const qkey = `${subject} ${queue}`;
@@ -747,7 +756,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       p = ne;
       for (const g of res.groups) {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
-        const member = scope !== null ? pickWhere(g, (s) => scope.acceptsFrom(s.peer, from)) : this.wording.nearestQueuePeer === true ? pickNearest(g) : pickByWeight(g);
+        const member =
+          scope !== null
+            ? pickWhere(g, (s) => scope.acceptsFrom(s.peer, from))
+            : this.wording.nearestQueuePeer === true
+              ? pickNearest(g)
+              : pickByWeight(g);
         if (member === null) break;
         const r = member.peer;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;

@@ -104,16 +104,36 @@ function isDecoded<T extends object>(v: T | JsonDecodeError): v is T {
 /** A command INFO (gateway.go: empty id, zero values, the account as base64 bytes). */
 function cmdInfoLine(gateway: string, cmd: number, account: string): string {
   return `INFO ${serverInfoJson({
-    server_id: '', server_name: '', version: '', proto: 0, go: '', host: '', port: 0, headers: false, max_payload: 0,
-    gateway, gateway_cmd: cmd, gateway_cmd_payload: Buffer.from(account).toString('base64'),
+    server_id: '',
+    server_name: '',
+    version: '',
+    proto: 0,
+    go: '',
+    host: '',
+    port: 0,
+    headers: false,
+    max_payload: 0,
+    gateway,
+    gateway_cmd: cmd,
+    gateway_cmd_payload: Buffer.from(account).toString('base64'),
   })}\r\n`;
 }
 
 /** A gossip INFO (cmd 1) about gateway `name`; `serverId` is ours (`GW<id>` on routes). */
 export function gossipInfoLine(serverId: string, name: string, urls: string[]): string {
   return `INFO ${serverInfoJson({
-    server_id: serverId, server_name: '', version: '', proto: 0, go: '', host: '', port: 0, headers: false, max_payload: 0,
-    gateway: name, gateway_urls: urls, gateway_cmd: 1,
+    server_id: serverId,
+    server_name: '',
+    version: '',
+    proto: 0,
+    go: '',
+    host: '',
+    port: 0,
+    headers: false,
+    max_payload: 0,
+    gateway: name,
+    gateway_urls: urls,
+    gateway_cmd: 1,
   })}\r\n`;
 }
 
@@ -206,7 +226,8 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
       onLocalPlain: (subject, has) => this.localPlainChanged(subject, has),
       interceptRecord: (_from, m) => this.replyBack(m),
     });
-    if (this.tls?.insecure) log.warn('TLS certificate chain and hostname of solicited gateways will not be verified. DO NOT USE IN PRODUCTION!');
+    if (this.tls?.insecure)
+      log.warn('TLS certificate chain and hostname of solicited gateways will not be verified. DO NOT USE IN PRODUCTION!');
   }
 
   private remote(name: string, configured: boolean, tls: TlsOptions | undefined): RemoteGateway {
@@ -378,7 +399,12 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
     if (this.authUser !== undefined) {
       const ok = c.user !== this.authUser ? false : comparePasswords(this.checker, this.authPass ?? '', c.pass);
       if (ok instanceof Promise) {
-        this.holdInputUntil(g, ok, () => this.acceptConnect(g, c), () => this.authViolation(g));
+        this.holdInputUntil(
+          g,
+          ok,
+          () => this.acceptConnect(g, c),
+          () => this.authViolation(g),
+        );
         return;
       }
       if (!ok) {
@@ -399,7 +425,9 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
   private processInfo(g: GatewayConn, json: string): void {
     const info = decodeServerInfo(json);
     if (!isDecoded(info)) {
-      log.error(`${g.logPrefix()} - ${info instanceof JsonSyntaxError ? `invalid INFO ${JSON.stringify(json.slice(0, 64))}` : info.message}`);
+      log.error(
+        `${g.logPrefix()} - ${info instanceof JsonSyntaxError ? `invalid INFO ${JSON.stringify(json.slice(0, 64))}` : info.message}`,
+      );
       g.close(CloseReason.protocolViolation, false);
       return;
     }
@@ -430,8 +458,12 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
         this.implicitGateway(info.gateway, info.gateway_urls);
         return;
       }
-      log.error(`${g.logPrefix()} - Failing connection to gateway ${JSON.stringify(name)}, remote gateway name is ${JSON.stringify(info.gateway)}`);
-      g.sendErr(`Connection from ${JSON.stringify(this.name)} rejected, wanted to connect to ${JSON.stringify(name)}, this is ${JSON.stringify(info.gateway)}`);
+      log.error(
+        `${g.logPrefix()} - Failing connection to gateway ${JSON.stringify(name)}, remote gateway name is ${JSON.stringify(info.gateway)}`,
+      );
+      g.sendErr(
+        `Connection from ${JSON.stringify(this.name)} rejected, wanted to connect to ${JSON.stringify(name)}, this is ${JSON.stringify(info.gateway)}`,
+      );
       g.close(CloseReason.wrongGateway, true);
       return;
     }
@@ -659,7 +691,8 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
     if (!g.secured) {
       const fail = failures.get(g);
       failures.delete(g);
-      if (this.running && fail !== undefined) fail(new Error(g.tlsError !== '' ? g.tlsError : 'connection closed during the TLS handshake'));
+      if (this.running && fail !== undefined)
+        fail(new Error(g.tlsError !== '' ? g.tlsError : 'connection closed during the TLS handshake'));
       return;
     }
     log.info(`${g.logPrefix()} - Gateway connection closed: ${reason}`);
@@ -741,7 +774,15 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
             else log.debug(etext);
             tryUrl(i + 1);
           };
-          this.dial(host, Number(port), address, GATEWAY_DIAL_TIMEOUT_MS, () => true, (socket) => this.createOutbound(remote, u, socket, failed), failed);
+          this.dial(
+            host,
+            Number(port),
+            address,
+            GATEWAY_DIAL_TIMEOUT_MS,
+            () => true,
+            (socket) => this.createOutbound(remote, u, socket, failed),
+            failed,
+          );
         });
       };
       tryUrl(0);
@@ -895,7 +936,9 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
       if (refused === undefined) this.refusedAccounts.set(g, (refused = new Set()));
       if (!refused.has(account)) {
         refused.add(account);
-        log.debug(`${g.logPrefix()} - Unknown account ${JSON.stringify(account)} for gateway message on subject: ${JSON.stringify(m.subject())}`);
+        log.debug(
+          `${g.logPrefix()} - Unknown account ${JSON.stringify(account)} for gateway message on subject: ${JSON.stringify(m.subject())}`,
+        );
         g.queueString(`A- ${account}\r\n`, SUBJECT_ENCODING);
       }
       return;
@@ -1021,8 +1064,14 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
     const accounts = (g: GatewayConn): Record<string, unknown>[] => {
       const mode = g.outbound
         ? (g.mode ?? InterestMode.interestOnly)
-        : (g.receiverInterestOnly ? InterestMode.interestOnly : InterestMode.optimistic);
-      const acc: Record<string, unknown> = { name: '$G', interest_mode: INTEREST_MODE_NAMES[mode], interest_only_threshold: INTEREST_ONLY_THRESHOLD };
+        : g.receiverInterestOnly
+          ? InterestMode.interestOnly
+          : InterestMode.optimistic;
+      const acc: Record<string, unknown> = {
+        name: '$G',
+        interest_mode: INTEREST_MODE_NAMES[mode],
+        interest_only_threshold: INTEREST_ONLY_THRESHOLD,
+      };
       if (g.outbound) acc.num_subs = g.mode === InterestMode.optimistic ? g.subs.size - 1 : g.subs.size;
       if (!g.outbound && !g.receiverInterestOnly) acc.no_interest_count = g.sentNoInterest.size;
       return [acc];
@@ -1039,11 +1088,14 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
     const inbound: Record<string, unknown> = {};
     for (const name of [...this.inbounds.keys()].sort()) {
       if (gwName !== '' && name !== gwName) continue;
-      inbound[name] = this.inbounds.get(name)!.filter((g) => g.registered).map((g) => {
-        const o: Record<string, unknown> = { configured: false, connection: conn(g) };
-        if (accs) o.accounts = accounts(g);
-        return o;
-      });
+      inbound[name] = this.inbounds
+        .get(name)!
+        .filter((g) => g.registered)
+        .map((g) => {
+          const o: Record<string, unknown> = { configured: false, connection: conn(g) };
+          if (accs) o.accounts = accounts(g);
+          return o;
+        });
     }
     return { name: this.name, host: this.infoHost, port: this.infoPort, outbound_gateways: outbound, inbound_gateways: inbound };
   }
@@ -1115,4 +1167,3 @@ function firstNonLocalIp(): string | undefined {
   for (const list of Object.values(ifaces)) for (const a of list ?? []) if (!a.internal && a.family === 'IPv4') return a.address;
   return undefined;
 }
-

@@ -112,8 +112,16 @@ function readLeafConnect(json: string): LeafConnect | null {
   const o = v as Record<string, unknown>;
   const str = (k: string): string => (typeof o[k] === 'string' ? o[k] : '');
   return {
-    version: str('version'), user: str('user'), pass: str('pass'), name: str('name'), server_id: str('server_id'),
-    cluster: str('cluster'), headers: o.headers === true, is_hub: o.is_hub === true, lang: str('lang'), gateway: str('gateway'),
+    version: str('version'),
+    user: str('user'),
+    pass: str('pass'),
+    name: str('name'),
+    server_id: str('server_id'),
+    cluster: str('cluster'),
+    headers: o.headers === true,
+    is_hub: o.is_hub === true,
+    lang: str('lang'),
+    gateway: str('gateway'),
   };
 }
 
@@ -168,7 +176,8 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     this.clustered = o.cluster !== undefined;
     // A gateway names the cluster when no cluster block does (server.go validateCluster);
     // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
-    this.clusterName = task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
+    this.clusterName =
+      task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
     [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);
@@ -191,14 +200,30 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
       }
       const first = configured.find((u) => u.username !== '');
       this.remotes.push({
-        index, opts: r, configured, urls: [...configured], current: null, conn: null, connectDelayMs: 0, attempts: 0,
-        username: first ? decodeURIComponent(first.username) : '', password: first ? decodeURIComponent(first.password) : '',
+        index,
+        opts: r,
+        configured,
+        urls: [...configured],
+        current: null,
+        conn: null,
+        connectDelayMs: 0,
+        attempts: 0,
+        username: first ? decodeURIComponent(first.username) : '',
+        password: first ? decodeURIComponent(first.password) : '',
       });
     });
-    this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
-      verb: 'LS', noun: 'leafnode',
-      interceptRecord: (from, m) => this.interceptRecord(from, m),
-    }, this);
+    this.bridge = new Bridge(
+      o,
+      task.layout,
+      task.thread,
+      task.replacement,
+      {
+        verb: 'LS',
+        noun: 'leafnode',
+        interceptRecord: (from, m) => this.interceptRecord(from, m),
+      },
+      this,
+    );
   }
 
   start(): void {
@@ -540,7 +565,9 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     log.error(`${c.logPrefix()} - Leafnode Error ${text}`);
     if (text.includes('remote leafnode has same cluster name')) {
       if (c.didSolicit) this.remotes[c.remoteIndex].connectDelayMs = LEAF_LOOP_DELAY_MS;
-      log.error(`${c.logPrefix()} - Leafnode connection dropped with same cluster name error. Delaying attempt to reconnect for ${LEAF_LOOP_DELAY_MS / 1000}s`);
+      log.error(
+        `${c.logPrefix()} - Leafnode connection dropped with same cluster name error. Delaying attempt to reconnect for ${LEAF_LOOP_DELAY_MS / 1000}s`,
+      );
       return;
     }
     if (text.includes('Loop detected')) this.loopDetected(c, false);
@@ -772,7 +799,13 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     const b = m.sb;
     const s = m.ss;
     if (b[s] === 36) return jsDeniedBytes(b, s, m.se);
-    if (m.se - s <= GW_REPLY_PREFIX.length || b[s] !== 95 || !this.isWorker[from] || !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)) return false;
+    if (
+      m.se - s <= GW_REPLY_PREFIX.length ||
+      b[s] !== 95 ||
+      !this.isWorker[from] ||
+      !bytesEqual(b, s, s + GW_REPLY_PREFIX.length, GW_REPLY_PREFIX, 0, GW_REPLY_PREFIX.length)
+    )
+      return false;
     const size = m.pe - m.ps;
     for (const c of this.bridge.peers) {
       if (!c.toHub) continue;
@@ -819,7 +852,6 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     this.reloadOptions(next);
     if (next.leafNodes !== undefined) this.leaf = next.leafNodes;
   }
-
 }
 
 /** The host and port a leaf INFO names (`advertise`, or the listener; a wildcard host as its first non-local IP). */

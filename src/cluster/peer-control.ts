@@ -101,7 +101,15 @@ export abstract class PeerControl<C extends PeerConn<C, PeerHost<C>>> implements
    * runs and `wanted()` still holds (else it is closed); `onError` gets a failure, or
    * `dial tcp <address>: i/o timeout` after `timeoutMs`, as Go words it.
    */
-  protected dial(host: string, port: number, address: string, timeoutMs: number, wanted: () => boolean, onSocket: (s: Socket) => void, onError: (err: Error) => void): void {
+  protected dial(
+    host: string,
+    port: number,
+    address: string,
+    timeoutMs: number,
+    wanted: () => boolean,
+    onSocket: (s: Socket) => void,
+    onError: (err: Error) => void,
+  ): void {
     const socket = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => socket.destroy(new Error(`dial tcp ${address}: i/o timeout`)), timeoutMs);
     socket.pause();

@@ -69,11 +69,15 @@ export function runPeerThread<T extends PeerThreadControl>(
       switch (msg.type) {
         case 'shutdown':
           control.shutdown();
-          whenSocketsClosed(() => control.openSockets(), msg.graceMs, () => {
-            send({ type: 'stopped', thread });
-            port.close();
-            resolve();
-          });
+          whenSocketsClosed(
+            () => control.openSockets(),
+            msg.graceMs,
+            () => {
+              send({ type: 'stopped', thread });
+              port.close();
+              resolve();
+            },
+          );
           return;
         case 'reopen-log':
           control.reopenLog();

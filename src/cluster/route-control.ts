@@ -20,7 +20,12 @@ import { RouteConn, sameRoute } from '../conn/route.ts';
 import { PeerOp, type PeerOpCode } from '../protocol/peer-parser.ts';
 import type { MsgView } from '../protocol/msg-view.ts';
 import {
-  decodePeerConnect, decodeServerInfo, routeConnectJson, serverInfoJson, type PeerConnect, type ServerInfo,
+  decodePeerConnect,
+  decodeServerInfo,
+  routeConnectJson,
+  serverInfoJson,
+  type PeerConnect,
+  type ServerInfo,
 } from '../protocol/peer-info.ts';
 import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protocol/gojson.ts';
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
@@ -139,8 +144,17 @@ export class RouteControl extends PeerControl<RouteConn> {
     this.authTimeoutMs = c.authorization?.timeoutMs ?? 2000;
     this.tls = c.tls;
     if (this.authPass !== undefined && isBcrypt(this.authPass)) this.checker.warm();
-    this.routeTlsName = c.routes.map((r) => { try { return urlHostname(new URL(r)); } catch { return ''; } }).find((h) => h !== '' && net.isIP(h) === 0);
-    if (this.tls?.insecure) log.warn('TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!');
+    this.routeTlsName = c.routes
+      .map((r) => {
+        try {
+          return urlHostname(new URL(r));
+        } catch {
+          return '';
+        }
+      })
+      .find((h) => h !== '' && net.isIP(h) === 0);
+    if (this.tls?.insecure)
+      log.warn('TLS certificate chain and hostname of solicited routes will not be verified. DO NOT USE IN PRODUCTION!');
     if (c.advertise !== undefined && c.advertise !== '') {
       const [h, p] = splitAdvertise(c.advertise, task.clusterPort);
       this.infoHost = h;
@@ -166,11 +180,13 @@ export class RouteControl extends PeerControl<RouteConn> {
     }
 
     this.bridge = new Bridge(o, task.layout, task.thread, task.replacement, {
-      verb: 'RS', noun: 'route',
+      verb: 'RS',
+      noun: 'route',
       // With gateways: a `_GR_.` reply for another server of the cluster, from the gateway thread.
       interceptRecord: o.gateway !== undefined ? (_from, m) => this.routeGatewayReply(m) : undefined,
     });
-    this.gatewayReplyPrefix = o.gateway !== undefined ? Buffer.from(`_GR_.${gatewayHash(o.gateway.name)}.${gatewayHash(task.identity.serverId)}.`) : null;
+    this.gatewayReplyPrefix =
+      o.gateway !== undefined ? Buffer.from(`_GR_.${gatewayHash(o.gateway.name)}.${gatewayHash(task.identity.serverId)}.`) : null;
     this.gatewayUrl = task.gatewayUrl;
     if (task.gatewayOutbounds !== undefined) this.setGatewayOutbounds(task.gatewayOutbounds);
   }
@@ -270,7 +286,13 @@ export class RouteControl extends PeerControl<RouteConn> {
    * handshake comes first, before any INFO (conn/base.ts); a dialled route whose handshake
    * fails is retried as after any failed dial (`onDialFailure`).
    */
-  private openRoute(socket: net.Socket, rid: number, url: URL | null, explicit: boolean, onDialFailure: ((err: Error) => void) | null): void {
+  private openRoute(
+    socket: net.Socket,
+    rid: number,
+    url: URL | null,
+    explicit: boolean,
+    onDialFailure: ((err: Error) => void) | null,
+  ): void {
     const r = new RouteConn(this, this.opts, socket, rid, url, explicit);
     this.bridge.attach(r);
     if (this.tls === undefined) {
@@ -300,19 +322,22 @@ export class RouteControl extends PeerControl<RouteConn> {
     if (url !== null) {
       // The solicitor sends CONNECT and its INFO at once, without waiting for the peer's.
       log.debug(`${r.logPrefix()} - Route connect msg sent`);
-      r.queueString(`CONNECT ${routeConnectJson({
-        user: url.username ? decodeURIComponent(url.username) : undefined,
-        pass: url.password ? decodeURIComponent(url.password) : undefined,
-        name: this.identity.serverId,
-        cluster: this.clusterName,
-        dynamic: this.dynamic,
-        tls: this.tls !== undefined,
-      })}\r\n`);
+      r.queueString(
+        `CONNECT ${routeConnectJson({
+          user: url.username ? decodeURIComponent(url.username) : undefined,
+          pass: url.password ? decodeURIComponent(url.password) : undefined,
+          name: this.identity.serverId,
+          cluster: this.clusterName,
+          dynamic: this.dynamic,
+          tls: this.tls !== undefined,
+        })}\r\n`,
+      );
     } else if (this.authUser !== undefined) {
       r.authDeadline = Date.now() + this.authTimeoutMs;
     }
     r.queueString(`INFO ${serverInfoJson(this.routeInfo(true))} \r\n`);
-    if (url === null) this.unannounced.add(r); // logged once its CONNECT says who it is
+    if (url === null)
+      this.unannounced.add(r); // logged once its CONNECT says who it is
     else if (this.conflictRedials.has(url.host)) log.debug(`${r.logPrefix()} - Route connection created`);
     else log.info(`${r.logPrefix()} - Route connection created`);
   }
@@ -373,7 +398,12 @@ export class RouteControl extends PeerControl<RouteConn> {
     if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
       const ok = this.routeAuthorized(r, c);
       if (ok instanceof Promise) {
-        this.holdInputUntil(r, ok, () => this.acceptConnect(r, c), () => this.authViolation(r));
+        this.holdInputUntil(
+          r,
+          ok,
+          () => this.acceptConnect(r, c),
+          () => this.authViolation(r),
+        );
         return;
       }
       if (!ok) {
@@ -396,7 +426,8 @@ export class RouteControl extends PeerControl<RouteConn> {
    * Go's words, as nats-server logs it; text that is not JSON as skein always has.
    */
   private badJson(r: RouteConn, what: 'CONNECT' | 'INFO', json: string, err: JsonDecodeError): void {
-    if (err instanceof JsonSyntaxError) log.error(`${r.logPrefix()} - Router parser ERROR: invalid ${what} ${JSON.stringify(json.slice(0, 64))}`);
+    if (err instanceof JsonSyntaxError)
+      log.error(`${r.logPrefix()} - Router parser ERROR: invalid ${what} ${JSON.stringify(json.slice(0, 64))}`);
     else log.error(`${r.logPrefix()} - ${err.message}`);
     r.close(CloseReason.protocolViolation, false);
   }
@@ -495,8 +526,13 @@ export class RouteControl extends PeerControl<RouteConn> {
         this.removeAllRoutesExcept(r);
       } else {
         if (!r.infoReceived) {
-          this.nameConflict(r, id, theirCluster, `${r.logPrefix()} - Cluster name ${JSON.stringify(theirCluster)} ` +
-            `of remote server ${JSON.stringify(id)} does not match ${JSON.stringify(this.clusterName)}`);
+          this.nameConflict(
+            r,
+            id,
+            theirCluster,
+            `${r.logPrefix()} - Cluster name ${JSON.stringify(theirCluster)} ` +
+              `of remote server ${JSON.stringify(id)} does not match ${JSON.stringify(this.clusterName)}`,
+          );
         }
         r.close(CloseReason.clusterNameConflict, false);
         return;
@@ -573,11 +609,14 @@ export class RouteControl extends PeerControl<RouteConn> {
     // gateway.go: a new route hears of every gateway we have an outbound to; the gateway
     // thread learns the peer's gateway URL (and server name, for its duplicate check).
     for (const line of this.gatewayGossip.values()) r.queueString(line);
-    if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: true, gatewayUrl: info.gateway_url, serverName: name, serverId: id });
+    if (this.gatewayUrl !== undefined)
+      this.notify({ type: 'gateway-route-peer', add: true, gatewayUrl: info.gateway_url, serverName: name, serverId: id });
     if (displaced !== null) {
       // r takes over from the route it displaces (already announced to the other peers).
-      log.debug(`${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
-        `${r.didSolicit ? 'this server' : 'the remote server'} dialled`);
+      log.debug(
+        `${displaced.logPrefix()} - Detected duplicate remote route ${JSON.stringify(id)}, keeping the one ` +
+          `${r.didSolicit ? 'this server' : 'the remote server'} dialled`,
+      );
       if (displaced.didSolicit) {
         r.didSolicit = true;
         r.url = displaced.url;
@@ -673,7 +712,14 @@ export class RouteControl extends PeerControl<RouteConn> {
     if (r.registered) {
       r.registered = false;
       if (this.remotes.get(r.remoteId) === r) this.remotes.delete(r.remoteId);
-      if (this.gatewayUrl !== undefined) this.notify({ type: 'gateway-route-peer', add: false, gatewayUrl: r.remoteInfo?.gateway_url ?? '', serverName: r.remoteName, serverId: r.remoteId });
+      if (this.gatewayUrl !== undefined)
+        this.notify({
+          type: 'gateway-route-peer',
+          add: false,
+          gatewayUrl: r.remoteInfo?.gateway_url ?? '',
+          serverName: r.remoteName,
+          serverId: r.remoteId,
+        });
       if (!this.noAdvertise && r.connectUrls.length > 0) this.removePeerUrls(r.connectUrls);
       if (this.remotes.get(r.remoteId) === undefined && this.peerLeafUrls.delete(r.remoteId)) this.publishLeafUrls();
     }
@@ -728,9 +774,17 @@ export class RouteControl extends PeerControl<RouteConn> {
         }
         log.debug(`Trying to connect to route on ${url.host} (${address})`);
         const { host, port } = splitHostPort(address)!; // joinHostPort made it
-        this.dial(host, Number(port), address, ROUTE_DIAL_TIMEOUT_MS, () => true, (socket) => {
-          this.openRoute(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
-        }, failed);
+        this.dial(
+          host,
+          Number(port),
+          address,
+          ROUTE_DIAL_TIMEOUT_MS,
+          () => true,
+          (socket) => {
+            this.openRoute(socket, nextConnectionId(this.layout.ids), url, tryForever, failed);
+          },
+          failed,
+        );
       });
     };
     const failed = (err: Error): void => {
@@ -820,13 +874,19 @@ export class RouteControl extends PeerControl<RouteConn> {
       return;
     }
     if (!m.isGlobalAccount()) {
-      log.debug(`${r.logPrefix()} - Unknown account ${JSON.stringify(m.account())} for routed message on subject: ${JSON.stringify(m.subject())}`);
+      log.debug(
+        `${r.logPrefix()} - Unknown account ${JSON.stringify(m.account())} for routed message on subject: ${JSON.stringify(m.subject())}`,
+      );
       return;
     }
     // A reply that came back through a gateway to another server of this cluster, forwarded
     // here because it is ours (gateway.go handleGatewayReply): delivered without the prefix.
-    if (this.gatewayReplyPrefix !== null && m.se - m.ss > this.gatewayReplyPrefix.length && m.sb[m.ss] === 95 /* _ */
-      && m.sb.subarray(m.ss, m.ss + 5).toString('latin1') === '_GR_.') {
+    if (
+      this.gatewayReplyPrefix !== null &&
+      m.se - m.ss > this.gatewayReplyPrefix.length &&
+      m.sb[m.ss] === 95 /* _ */ &&
+      m.sb.subarray(m.ss, m.ss + 5).toString('latin1') === '_GR_.'
+    ) {
       const p = this.gatewayReplyPrefix;
       if (p.equals(m.sb.subarray(m.ss, m.ss + p.length))) m.ss += p.length;
     }

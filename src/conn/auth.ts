@@ -76,8 +76,7 @@ export const PLAINTEXT_PASSWORDS_WARNING = 'Plaintext passwords detected, use nk
 // The hashing thread, seen from a thread that owns sockets
 
 type CheckRequest =
-  | { id: number; kind: 'bcrypt'; hash: string; password: string }
-  | { id: number; kind: 'nkey'; nkey: string; nonce: string; sig: string };
+  { id: number; kind: 'bcrypt'; hash: string; password: string } | { id: number; kind: 'nkey'; nkey: string; nonce: string; sig: string };
 
 /**
  * Runs bcrypt comparisons and nkey signature checks on a thread of its own, started on first
@@ -178,7 +177,8 @@ export class ClientAuthenticator {
     this.required = a !== undefined && (a.token !== undefined || a.user !== undefined || this.users.size > 0 || this.nkeys.size > 0);
     this.usesNonce = this.nkeys.size > 0;
     const hashed = (p: string | undefined): boolean => p !== undefined && isBcrypt(p);
-    if (this.nkeys.size > 0 || hashed(a?.password) || hashed(a?.token) || [...this.users.values()].some((u) => hashed(u.password))) checker.warm();
+    if (this.nkeys.size > 0 || hashed(a?.password) || hashed(a?.token) || [...this.users.values()].some((u) => hashed(u.password)))
+      checker.warm();
   }
 
   /**

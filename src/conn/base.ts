@@ -652,8 +652,10 @@ export abstract class Conn {
     else if (this.writeBlockedSince === 0) this.writeBlockedSince = now;
     if (this.writeBlockedSince !== 0 && now - this.writeBlockedSince > this.opts.writeDeadlineMs) {
       // client.go flushOutbound: the chunks and bytes of the write that blocked.
-      log.info(`${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${goDuration(this.opts.writeDeadlineMs)} exceeded with ` +
-        `${this.writesPending} chunks of ${writable} total bytes.`);
+      log.info(
+        `${this.logPrefix()} - Slow Consumer Detected: WriteDeadline of ${goDuration(this.opts.writeDeadlineMs)} exceeded with ` +
+          `${this.writesPending} chunks of ${writable} total bytes.`,
+      );
       this.countSlowConsumer();
       this.close(CloseReason.slowConsumerWriteDeadline, false);
       return;

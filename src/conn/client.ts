@@ -266,7 +266,10 @@ export class ClientConn extends Conn implements ProtocolHandler {
       // bcrypt or nkey: checked off this thread; this connection's input waits (InputGate).
       this.gate.waiting = true;
       this.socket.pause();
-      verdict.then((v) => this.afterAsyncAuth(v), () => this.afterAsyncAuth(null));
+      verdict.then(
+        (v) => this.afterAsyncAuth(v),
+        () => this.afterAsyncAuth(null),
+      );
       return;
     }
     this.finishConnect(verdict);
@@ -326,9 +329,12 @@ export class ClientConn extends Conn implements ProtocolHandler {
   private authViolation(): void {
     const a = this.opts.authorization;
     const c = this.connectFields;
-    const who = a?.nkeys !== undefined && a.nkeys.length > 0 ? ` - Nkey ${goQuote(subjectBytesOf(c.nkey))}`
-      : a?.users !== undefined && a.users.length > 0 ? ` - User ${goQuote(subjectBytesOf(c.user))}`
-      : '';
+    const who =
+      a?.nkeys !== undefined && a.nkeys.length > 0
+        ? ` - Nkey ${goQuote(subjectBytesOf(c.nkey))}`
+        : a?.users !== undefined && a.users.length > 0
+          ? ` - User ${goQuote(subjectBytesOf(c.user))}`
+          : '';
     log.error(`${this.logPrefix()} - authentication error${who}`);
     this.fatal('Authorization Violation', CloseReason.authenticationViolation);
   }
@@ -347,7 +353,12 @@ export class ClientConn extends Conn implements ProtocolHandler {
     }
     const verdict = this.broker.auth.authenticate(this.connectFields, this.nonce, this.peerCert, this.logPrefix());
     if (verdict instanceof Promise) {
-      verdict.then((v) => this.applyReloadedAuth(v), () => this.applyReloadedAuth(null)).finally(() => this.broker.flushAll());
+      verdict
+        .then(
+          (v) => this.applyReloadedAuth(v),
+          () => this.applyReloadedAuth(null),
+        )
+        .finally(() => this.broker.flushAll());
       return;
     }
     this.applyReloadedAuth(verdict);
@@ -489,10 +500,13 @@ export class ClientConn extends Conn implements ProtocolHandler {
   }
 
   private subViolation(subject: string, queue: string | null, sid: string): void {
-    const text = queue === null
-      ? `Permissions Violation for Subscription to ${goQuote(subject)}`
-      : `Permissions Violation for Subscription to ${goQuote(subject)} using queue ${goQuote(queue)}`;
-    log.error(`${this.logPrefix()} - Subscription Violation - ${this.authUser()}, Subject ${goQuote(subject)}${queue === null ? '' : `, Queue: ${goQuote(queue)}`}, SID ${shown(sid)}`);
+    const text =
+      queue === null
+        ? `Permissions Violation for Subscription to ${goQuote(subject)}`
+        : `Permissions Violation for Subscription to ${goQuote(subject)} using queue ${goQuote(queue)}`;
+    log.error(
+      `${this.logPrefix()} - Subscription Violation - ${this.authUser()}, Subject ${goQuote(subject)}${queue === null ? '' : `, Queue: ${goQuote(queue)}`}, SID ${shown(sid)}`,
+    );
     this.sendErr(text);
   }
 
@@ -593,5 +607,3 @@ function isReservedReply(b: Buffer, s: number, e: number): boolean {
   }
   return false;
 }
-
-

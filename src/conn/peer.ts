@@ -320,7 +320,8 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
     const replyLen = m.rs >= 0 ? prefixLen + m.re - m.rs : -1;
     const subjectLen = subject === null ? m.se - m.ss : subject.length;
     const op = hdr >= 0 ? this.role.hmsgOp : this.role.msgOp;
-    const need = op.length + subjectLen + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
+    const need =
+      op.length + subjectLen + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
     const out = this.reserve(need);
     let o = this.outPos;
     o = put(out, o, op, 0, op.length);

@@ -235,7 +235,8 @@ export function dialTls(socket: net.Socket, t: TlsOptions, host: string): TLSSoc
 export function peerVerifyError(s: TLSSocket): string | null {
   const handle = (s as unknown as { ssl?: { verifyError(): (Error & { code?: string }) | null } }).ssl;
   const err = handle?.verifyError() ?? null;
-  if (err === null) return s.getPeerCertificate() && Object.keys(s.getPeerCertificate()).length > 0 ? null : "tls: client didn't provide a certificate";
+  if (err === null)
+    return s.getPeerCertificate() && Object.keys(s.getPeerCertificate()).length > 0 ? null : "tls: client didn't provide a certificate";
   switch (err.code) {
     case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
     case 'UNABLE_TO_GET_ISSUER_CERT':
@@ -253,15 +254,36 @@ export function peerVerifyError(s: TLSSocket): string | null {
 
 /** crypto/tls alert.go: the alert texts Go puts after `remote error: tls: `. */
 const GO_ALERTS: Record<number, string> = {
-  0: 'close notify', 10: 'unexpected message', 20: 'bad record MAC', 21: 'decryption failed',
-  22: 'record overflow', 30: 'decompression failure', 40: 'handshake failure', 42: 'bad certificate',
-  43: 'unsupported certificate', 44: 'revoked certificate', 45: 'expired certificate',
-  46: 'unknown certificate', 47: 'illegal parameter', 48: 'unknown certificate authority',
-  49: 'access denied', 50: 'error decoding message', 51: 'error decrypting message',
-  70: 'protocol version not supported', 71: 'insufficient security level', 80: 'internal error',
-  86: 'inappropriate fallback', 90: 'user canceled', 100: 'no renegotiation', 109: 'missing extension',
-  110: 'unsupported extension', 112: 'unrecognized name', 113: 'bad certificate status response',
-  115: 'unknown PSK identity', 116: 'certificate required', 120: 'no application protocol',
+  0: 'close notify',
+  10: 'unexpected message',
+  20: 'bad record MAC',
+  21: 'decryption failed',
+  22: 'record overflow',
+  30: 'decompression failure',
+  40: 'handshake failure',
+  42: 'bad certificate',
+  43: 'unsupported certificate',
+  44: 'revoked certificate',
+  45: 'expired certificate',
+  46: 'unknown certificate',
+  47: 'illegal parameter',
+  48: 'unknown certificate authority',
+  49: 'access denied',
+  50: 'error decoding message',
+  51: 'error decrypting message',
+  70: 'protocol version not supported',
+  71: 'insufficient security level',
+  80: 'internal error',
+  86: 'inappropriate fallback',
+  90: 'user canceled',
+  100: 'no renegotiation',
+  109: 'missing extension',
+  110: 'unsupported extension',
+  112: 'unrecognized name',
+  113: 'bad certificate status response',
+  115: 'unknown PSK identity',
+  116: 'certificate required',
+  120: 'no application protocol',
 };
 
 /**
@@ -361,7 +383,10 @@ export function mapCertificateToUser(raw: Buffer, users: string[]): { user: stri
     for (const [u, dn] of parsed) if (rdnsMatch(dn, certDn)) return { user: u, via: 'DistinguishedNameMatch' };
   }
   const rdn = goRdnString(names.rdns);
-  const dcs = names.rdns.flat().filter((a) => a.oid === OID_DC && a.value !== null).map((a) => `DC=${a.value}`);
+  const dcs = names.rdns
+    .flat()
+    .filter((a) => a.oid === OID_DC && a.value !== null)
+    .map((a) => `DC=${a.value}`);
   if (dcs.length > 0) {
     const withDcs = `${rdn},${dcs.join(',')}`;
     if (known.has(withDcs)) return { user: withDcs, via: 'RDNSequence' };
@@ -384,13 +409,28 @@ const OID_SAN = '2.5.29.17';
 
 /** crypto/x509/pkix attributeTypeNames, in Name.ToRDNSequence's order. */
 const PKIX_ORDER: [string, string][] = [
-  ['2.5.4.6', 'C'], ['2.5.4.8', 'ST'], ['2.5.4.7', 'L'], ['2.5.4.9', 'STREET'], ['2.5.4.17', 'POSTALCODE'],
-  ['2.5.4.10', 'O'], ['2.5.4.11', 'OU'], ['2.5.4.3', 'CN'], ['2.5.4.5', 'SERIALNUMBER'],
+  ['2.5.4.6', 'C'],
+  ['2.5.4.8', 'ST'],
+  ['2.5.4.7', 'L'],
+  ['2.5.4.9', 'STREET'],
+  ['2.5.4.17', 'POSTALCODE'],
+  ['2.5.4.10', 'O'],
+  ['2.5.4.11', 'OU'],
+  ['2.5.4.3', 'CN'],
+  ['2.5.4.5', 'SERIALNUMBER'],
 ];
 /** internal/ldap attributeTypeNames. */
 const LDAP_NAMES: Record<string, string> = {
-  '2.5.4.3': 'CN', '2.5.4.5': 'SERIALNUMBER', '2.5.4.6': 'C', '2.5.4.7': 'L', '2.5.4.8': 'ST', '2.5.4.9': 'STREET',
-  '2.5.4.10': 'O', '2.5.4.11': 'OU', '2.5.4.17': 'POSTALCODE', [OID_DC]: 'DC',
+  '2.5.4.3': 'CN',
+  '2.5.4.5': 'SERIALNUMBER',
+  '2.5.4.6': 'C',
+  '2.5.4.7': 'L',
+  '2.5.4.8': 'ST',
+  '2.5.4.9': 'STREET',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.17': 'POSTALCODE',
+  [OID_DC]: 'DC',
 };
 
 /**
@@ -412,7 +452,12 @@ function goRdnString(rdns: Atv[][]): string {
   const seq: string[] = [];
   for (const [oid, name] of PKIX_ORDER) {
     const values = byOid.get(oid);
-    if (values === undefined || values.length === 0 || (values.length === 1 && values[0] === '' && (name === 'CN' || name === 'SERIALNUMBER'))) continue;
+    if (
+      values === undefined ||
+      values.length === 0 ||
+      (values.length === 1 && values[0] === '' && (name === 'CN' || name === 'SERIALNUMBER'))
+    )
+      continue;
     seq.push(values.map((v) => `${name}=${escapeRfc2253(v)}`).join('+'));
   }
   return seq.reverse().join(',');
@@ -424,7 +469,13 @@ function escapeRfc2253(v: string): string {
   chars.forEach((c, k) => {
     let escape = false;
     switch (c) {
-      case ',': case '+': case '"': case '\\': case '<': case '>': case ';':
+      case ',':
+      case '+':
+      case '"':
+      case '\\':
+      case '<':
+      case '>':
+      case ';':
         escape = true;
         break;
       case ' ':
@@ -475,7 +526,8 @@ function parseDn(text: string): Dn | null {
   };
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
-    if (c === 0x5c) { // backslash
+    if (c === 0x5c) {
+      // backslash
       trailingSpaces = 0;
       const n = bytes[i + 1];
       if (n === undefined) return null;
@@ -488,10 +540,12 @@ function parseDn(text: string): Dn | null {
       if (!/^[0-9a-fA-F]{2}$/.test(hex)) return null;
       buf.push(parseInt(hex, 16));
       i += 2;
-    } else if (c === 0x3d) { // '='
+    } else if (c === 0x3d) {
+      // '='
       type = take();
       if (bytes[i + 1] === 0x23) return null; // BER-encoded value: unsupported, as in nats-server
-    } else if (c === 0x2c || c === 0x2b) { // ',' '+'
+    } else if (c === 0x2c || c === 0x2b) {
+      // ',' '+'
       if (type === '') return null;
       rdn.push({ type, value: take() });
       type = '';
@@ -580,15 +634,22 @@ function oidText(b: Buffer, t: Tlv): string {
 function stringValue(b: Buffer, t: Tlv): string | null {
   const bytes = b.subarray(t.start, t.end);
   switch (t.tag) {
-    case 0x0c: return bytes.toString('utf8'); // UTF8String
-    case 0x13: case 0x16: case 0x1a: return bytes.toString('latin1'); // Printable, IA5, Visible
-    case 0x14: return bytes.toString('latin1'); // T61String
-    case 0x1e: { // BMPString: UTF-16BE
+    case 0x0c:
+      return bytes.toString('utf8'); // UTF8String
+    case 0x13:
+    case 0x16:
+    case 0x1a:
+      return bytes.toString('latin1'); // Printable, IA5, Visible
+    case 0x14:
+      return bytes.toString('latin1'); // T61String
+    case 0x1e: {
+      // BMPString: UTF-16BE
       const le = Buffer.from(bytes);
       le.swap16();
       return le.toString('utf16le');
     }
-    default: return null;
+    default:
+      return null;
   }
 }
 
@@ -603,7 +664,8 @@ function certNames(raw: Buffer): CertNames {
     children(raw, set).map((seq) => {
       const [oid, value] = children(raw, seq);
       return { oid: oidText(raw, oid), value: stringValue(raw, value) };
-    }));
+    }),
+  );
   const names: CertNames = { emails: [], dnsNames: [], uris: [], rdns };
   const ext = fields.find((f) => f.tag === 0xa3);
   if (ext !== undefined) {

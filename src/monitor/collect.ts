@@ -27,7 +27,14 @@ function subsOf(conn: ClientConn, mode: SubsModeValue): SubRecord[] | undefined 
   const out: SubRecord[] = [];
   for (const s of conn.subs.values()) {
     // Subjects are bytes (one char per byte); JSON shows them as UTF-8 text, as Go's encoder does.
-    out.push({ subject: shown(s.subject), queue: s.queue === null ? null : shown(s.queue), sid: shown(s.sid), msgs: s.delivered, max: s.max, cid: conn.cid });
+    out.push({
+      subject: shown(s.subject),
+      queue: s.queue === null ? null : shown(s.queue),
+      sid: shown(s.sid),
+      msgs: s.delivered,
+      max: s.max,
+      cid: conn.cid,
+    });
   }
   return out;
 }
@@ -35,7 +42,9 @@ function subsOf(conn: ClientConn, mode: SubsModeValue): SubRecord[] | undefined 
 /** A TLS connection whose handshake completed (nats-server leaves out ones still shaking hands). */
 function tlsOf(conn: ClientConn): TLSSocket | null {
   const s = conn.socket as Partial<TLSSocket>;
-  return s.encrypted === true && conn.tlsDeadline === 0 && typeof s.getProtocol === 'function' && s.getProtocol() !== null ? (s as TLSSocket) : null;
+  return s.encrypted === true && conn.tlsDeadline === 0 && typeof s.getProtocol === 'function' && s.getProtocol() !== null
+    ? (s as TLSSocket)
+    : null;
 }
 
 function connRecord(broker: Broker, conn: ClientConn, subs: SubsModeValue): ConnRecord {
@@ -143,7 +152,8 @@ export function answerWorker(broker: Broker, closed: ClosedConnections, q: Monit
 
 function routeRecord(r: RouteConn, subs: SubsModeValue): RouteRecord {
   let list: [string, string | null][] | undefined;
-  if (subs !== SubsMode.none && r.subs.size > 0) list = [...r.subs.values()].map((s) => [shown(s.subject), s.queue === null ? null : shown(s.queue)]);
+  if (subs !== SubsMode.none && r.subs.size > 0)
+    list = [...r.subs.values()].map((s) => [shown(s.subject), s.queue === null ? null : shown(s.queue)]);
   const info = r.remoteInfo;
   const ip = info?.ip ?? '';
   const host = info?.host ?? r.remoteAddr;

@@ -14,9 +14,7 @@ import { Stat, type StatsReader } from './stats.ts';
 import type { ConnRecord, LeafRecord, RouteRecord, SubRecord, SubszReply, SubsModeValue } from './query.ts';
 import { SubsMode } from './query.ts';
 import { urlHostPort } from '../protocol/hostport.ts';
-import {
-  QueryError, decodeBool, decodeInt, decodeUint64, rfc3339, rttString, sortedMap, uptimeString, preciseNowMs,
-} from './gofmt.ts';
+import { QueryError, decodeBool, decodeInt, decodeUint64, rfc3339, rttString, sortedMap, uptimeString, preciseNowMs } from './gofmt.ts';
 
 /** monitor.go DefaultConnListSize / DefaultSubListSize. */
 const DEFAULT_LIST_SIZE = 1024;
@@ -176,7 +174,21 @@ export function varz(src: MonitorSource): Record<string, unknown> {
 // ------------------------------------------------------------------------------ connz
 
 /** monitor_sort_opts.go: every key nats-server accepts. */
-const SORT_KEYS = new Set(['cid', 'start', 'subs', 'pending', 'msgs_to', 'msgs_from', 'bytes_to', 'bytes_from', 'last', 'idle', 'uptime', 'stop', 'reason']);
+const SORT_KEYS = new Set([
+  'cid',
+  'start',
+  'subs',
+  'pending',
+  'msgs_to',
+  'msgs_from',
+  'bytes_to',
+  'bytes_from',
+  'last',
+  'idle',
+  'uptime',
+  'stop',
+  'reason',
+]);
 
 export interface ConnzOptions {
   sort: string;
@@ -209,11 +221,18 @@ export function connzOptions(q: Query): ConnzOptions {
   let state: ConnzOptions['state'];
   switch (rawState.toLowerCase()) {
     case '':
-    case 'open': state = 'open'; break;
-    case 'closed': state = 'closed'; break;
+    case 'open':
+      state = 'open';
+      break;
+    case 'closed':
+      state = 'closed';
+      break;
     case 'any':
-    case 'all': state = 'any'; break;
-    default: throw new QueryError(`Error decoding state for ${rawState}`);
+    case 'all':
+      state = 'any';
+      break;
+    default:
+      throw new QueryError(`Error decoding state for ${rawState}`);
   }
   // Server.Connz's own checks.
   if (sort !== '' && !SORT_KEYS.has(sort)) throw new QueryError(`invalid sorting option: ${sort}`);
@@ -289,7 +308,10 @@ function connInfo(c: ConnRecord, now: number, o: ConnzOptions): Record<string, u
   return ci;
 }
 
-const byNumberDesc = (f: (c: ConnRecord) => number) => (a: ConnRecord, b: ConnRecord): number => f(b) - f(a);
+const byNumberDesc =
+  (f: (c: ConnRecord) => number) =>
+  (a: ConnRecord, b: ConnRecord): number =>
+    f(b) - f(a);
 
 /** Server.Connz over what the workers sent: filter, sort, page, render. */
 export function connz(src: MonitorSource, o: ConnzOptions, open: ConnRecord[], closed: ConnRecord[]): Record<string, unknown> {
@@ -314,24 +336,56 @@ export function connz(src: MonitorSource, o: ConnzOptions, open: ConnRecord[], c
     if (o.state !== 'open') for (const c of closed) if (keep(c)) list.push(c);
   }
   if (list.length === 0) {
-    return { server_id: src.identity.serverId, now: rfc3339(now), num_connections: 0, total, offset: o.offset, limit: o.limit, connections: [] };
+    return {
+      server_id: src.identity.serverId,
+      now: rfc3339(now),
+      num_connections: 0,
+      total,
+      offset: o.offset,
+      limit: o.limit,
+      connections: [],
+    };
   }
   const byCid = (a: ConnRecord, b: ConnRecord): number => a.cid - b.cid;
   const uptime = (c: ConnRecord): number => (c.stop > 0 ? c.stop : now) - c.start;
   switch (o.sort) {
-    case 'subs': list.sort(byNumberDesc((c) => c.numSubs)); break;
-    case 'pending': list.sort(byNumberDesc((c) => c.pending)); break;
-    case 'msgs_to': list.sort(byNumberDesc((c) => c.outMsgs)); break;
-    case 'msgs_from': list.sort(byNumberDesc((c) => c.inMsgs)); break;
-    case 'bytes_to': list.sort(byNumberDesc((c) => c.outBytes)); break;
-    case 'bytes_from': list.sort(byNumberDesc((c) => c.inBytes)); break;
-    case 'last': list.sort(byNumberDesc((c) => c.last)); break;
+    case 'subs':
+      list.sort(byNumberDesc((c) => c.numSubs));
+      break;
+    case 'pending':
+      list.sort(byNumberDesc((c) => c.pending));
+      break;
+    case 'msgs_to':
+      list.sort(byNumberDesc((c) => c.outMsgs));
+      break;
+    case 'msgs_from':
+      list.sort(byNumberDesc((c) => c.inMsgs));
+      break;
+    case 'bytes_to':
+      list.sort(byNumberDesc((c) => c.outBytes));
+      break;
+    case 'bytes_from':
+      list.sort(byNumberDesc((c) => c.inBytes));
+      break;
+    case 'last':
+      list.sort(byNumberDesc((c) => c.last));
+      break;
     // As monitor_sort_opts.go byIdle: last activity minus start, largest first.
-    case 'idle': list.sort(byNumberDesc((c) => c.last - c.start)); break;
-    case 'uptime': list.sort((a, b) => uptime(a) - uptime(b)); break;
-    case 'stop': list.sort(byNumberDesc((c) => c.stop)); break;
-    case 'reason': list.sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0)); break;
-    default: list.sort(byCid); break; // cid, start
+    case 'idle':
+      list.sort(byNumberDesc((c) => c.last - c.start));
+      break;
+    case 'uptime':
+      list.sort((a, b) => uptime(a) - uptime(b));
+      break;
+    case 'stop':
+      list.sort(byNumberDesc((c) => c.stop));
+      break;
+    case 'reason':
+      list.sort((a, b) => (a.reason < b.reason ? -1 : a.reason > b.reason ? 1 : 0));
+      break;
+    default:
+      list.sort(byCid);
+      break; // cid, start
   }
   const max = list.length;
   const page = list.slice(Math.min(o.offset, max), Math.min(o.offset + o.limit, max));
@@ -569,4 +623,3 @@ export function healthz(src: MonitorSource, q: Query): { status: number; body: R
   if (failed.length === 0) return { status: 200, body: { status: 'ok' } };
   return { status: 503, body: { status: 'error', error: `failed to be ready for connections after 1ms: ${failed.join(', ')}` } };
 }
-

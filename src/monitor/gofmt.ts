@@ -74,7 +74,9 @@ export function rfc3339(ms: number): string {
     us = 0;
   }
   const base = new Date(whole).toISOString(); // 2026-12-01T15:25:31.713Z
-  const frac = String((whole % 1000) * 1000 + us).padStart(6, '0').replace(/0+$/, '');
+  const frac = String((whole % 1000) * 1000 + us)
+    .padStart(6, '0')
+    .replace(/0+$/, '');
   return `${base.slice(0, 19)}${frac === '' ? '' : `.${frac}`}Z`;
 }
 

@@ -48,7 +48,12 @@ type GatewayzData = {
 } | null;
 
 export function liveSnapshot(
-  src: MonitorSource, varz: Record<string, unknown>, threads: ThreadInfo[], cluster: ClusterReply | null, gatewayz: GatewayzData = null, leafs: LeafRecord[] = [],
+  src: MonitorSource,
+  varz: Record<string, unknown>,
+  threads: ThreadInfo[],
+  cluster: ClusterReply | null,
+  gatewayz: GatewayzData = null,
+  leafs: LeafRecord[] = [],
 ): Record<string, unknown> {
   const id = src.identity;
   // The totals from the same reads as the thread rows, so the page's rates add up.
@@ -79,12 +84,14 @@ export function liveSnapshot(
   };
   let clusterView: Record<string, unknown> | null = null;
   if (cluster !== null) {
-    const servers: Record<string, unknown>[] = [{
-      server_id: id.serverId,
-      server_name: id.serverName,
-      self: true,
-      connect_urls: id.connectUrls ?? [],
-    }];
+    const servers: Record<string, unknown>[] = [
+      {
+        server_id: id.serverId,
+        server_name: id.serverName,
+        self: true,
+        connect_urls: id.connectUrls ?? [],
+      },
+    ];
     for (const r of [...cluster.routes].sort((a, b) => a.remoteName.localeCompare(b.remoteName))) {
       servers.push({
         server_id: r.remoteId,
@@ -118,19 +125,21 @@ export function liveSnapshot(
     gateway_name: gatewayz?.name ?? '',
     gateways: gatewayRows(gatewayz),
     // Every leaf connection, either side (is_spoke: the peer is this server's hub).
-    leafs: leafs.sort((a, b) => a.lid - b.lid).map((l) => ({
-      lid: l.lid,
-      name: l.name,
-      is_spoke: l.isSpoke,
-      ip: l.ip,
-      port: l.port,
-      rtt: rttString(l.rttMs),
-      subscriptions: l.numSubs,
-      in_msgs: l.inMsgs,
-      out_msgs: l.outMsgs,
-      in_bytes: l.inBytes,
-      out_bytes: l.outBytes,
-    })),
+    leafs: leafs
+      .sort((a, b) => a.lid - b.lid)
+      .map((l) => ({
+        lid: l.lid,
+        name: l.name,
+        is_spoke: l.isSpoke,
+        ip: l.ip,
+        port: l.port,
+        rtt: rttString(l.rttMs),
+        subscriptions: l.numSubs,
+        in_msgs: l.inMsgs,
+        out_msgs: l.outMsgs,
+        in_bytes: l.inBytes,
+        out_bytes: l.outBytes,
+      })),
   };
 }
 
@@ -141,8 +150,17 @@ function gatewayRows(z: GatewayzData): Record<string, unknown>[] {
   const row = (gateway: string, direction: string, c: Record<string, unknown> | undefined): void => {
     if (c === undefined) return;
     rows.push({
-      gateway, direction, cid: c.cid, ip: c.ip, port: c.port, rtt: c.rtt, name: c.name,
-      in_msgs: c.in_msgs, out_msgs: c.out_msgs, in_bytes: c.in_bytes, out_bytes: c.out_bytes,
+      gateway,
+      direction,
+      cid: c.cid,
+      ip: c.ip,
+      port: c.port,
+      rtt: c.rtt,
+      name: c.name,
+      in_msgs: c.in_msgs,
+      out_msgs: c.out_msgs,
+      in_bytes: c.in_bytes,
+      out_bytes: c.out_bytes,
     });
   };
   for (const [name, o] of Object.entries(z.outbound_gateways ?? {})) row(name, 'outbound', o.connection);

@@ -61,7 +61,9 @@ class Exposition {
 }
 
 function formatLabels(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${String(v).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`);
+  const parts = Object.entries(labels).map(
+    ([k, v]) => `${k}="${String(v).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')}"`,
+  );
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
@@ -101,7 +103,7 @@ function num(v: unknown): number {
 /** "2.5ms" → seconds (Go duration strings). */
 function durationSeconds(s: unknown): number {
   if (typeof s !== 'string') return NaN;
-  const units: Record<string, number> = { ns: 1e-9, 'µs': 1e-6, us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  const units: Record<string, number> = { ns: 1e-9, µs: 1e-6, us: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
   let total = 0;
   let matched = '';
   for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ns|µs|us|ms|s|m|h)/g)) {
@@ -127,11 +129,28 @@ function gatewayzMetrics(e: Exposition, ns: string, id: string, z: Record<string
   const one = (kind: string, remote: string, r: Remote): void => {
     const c = r.connection ?? {};
     const base = `${ns}_gatewayz_${kind}_gateway`;
-    e.add(`${base}_info`, 'gauge', 'info', {
-      gateway_name: local, remote_gateway_name: remote, server_id: id,
-      start: String(c.start ?? ''), last_activity: String(c.last_activity ?? ''), uptime: String(c.uptime ?? ''), idle: String(c.idle ?? ''),
-    }, 0);
-    e.add(`${base}_configured`, 'gauge', 'configured', { gateway_name: local, remote_gateway_name: remote, server_id: id }, r.configured === true ? 1 : 0);
+    e.add(
+      `${base}_info`,
+      'gauge',
+      'info',
+      {
+        gateway_name: local,
+        remote_gateway_name: remote,
+        server_id: id,
+        start: String(c.start ?? ''),
+        last_activity: String(c.last_activity ?? ''),
+        uptime: String(c.uptime ?? ''),
+        idle: String(c.idle ?? ''),
+      },
+      0,
+    );
+    e.add(
+      `${base}_configured`,
+      'gauge',
+      'configured',
+      { gateway_name: local, remote_gateway_name: remote, server_id: id },
+      r.configured === true ? 1 : 0,
+    );
     const l = { gateway_name: local, cid: num(c.cid), remote_gateway_name: remote, server_id: id };
     e.add(`${base}_conn_rtt`, 'gauge', 'rtt', l, durationSeconds(c.rtt));
     e.add(`${base}_conn_pending_bytes`, 'gauge', 'pending_bytes', l, num(c.pending_bytes));
@@ -142,7 +161,8 @@ function gatewayzMetrics(e: Exposition, ns: string, id: string, z: Record<string
     e.add(`${base}_conn_subscriptions`, 'gauge', 'subscriptions', l, num(c.subscriptions));
   };
   for (const [name, r] of Object.entries((z.outbound_gateways ?? {}) as Record<string, Remote>)) one('outbound', name, r);
-  for (const [name, list] of Object.entries((z.inbound_gateways ?? {}) as Record<string, Remote[]>)) for (const r of list) one('inbound', name, r);
+  for (const [name, list] of Object.entries((z.inbound_gateways ?? {}) as Record<string, Remote[]>))
+    for (const r of list) one('inbound', name, r);
 }
 
 export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
@@ -173,9 +193,21 @@ export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
   e.add(`${ns}_routez_num_routes`, 'gauge', 'num_routes', sid, num(r.num_routes));
   for (const route of (r.routes as Record<string, unknown>[] | null) ?? []) {
     const rl = { server_id: id, rid: num(route.rid) };
-    e.add(`${ns}_routez_route_info`, 'gauge', 'route_info', {
-      server_id: id, rid: num(route.rid), remote_id: String(route.remote_id ?? ''), remote_name: '', account: '', ip: String(route.ip ?? ''), compression: '',
-    }, 1);
+    e.add(
+      `${ns}_routez_route_info`,
+      'gauge',
+      'route_info',
+      {
+        server_id: id,
+        rid: num(route.rid),
+        remote_id: String(route.remote_id ?? ''),
+        remote_name: '',
+        account: '',
+        ip: String(route.ip ?? ''),
+        compression: '',
+      },
+      1,
+    );
     e.add(`${ns}_routez_route_rtt_seconds`, 'gauge', 'rtt_seconds', rl, durationSeconds(route.rtt));
     e.add(`${ns}_routez_route_subscriptions`, 'gauge', 'subscriptions', rl, num(route.subscriptions));
     e.add(`${ns}_routez_route_uptime_seconds`, 'gauge', 'uptime_seconds', rl, uptimeSeconds(route.uptime));
@@ -197,13 +229,18 @@ export function metricsText(input: MetricsInput, namespace = 'gnatsd'): string {
   const families: [string, MetricType, string, string][] = [
     ['skein_worker_up', 'gauge', 'alive', '1 while the thread runs (0 while it is being replaced)'],
     ['skein_worker_connections', 'gauge', 'connections', 'client connections (client workers) or registered routes (route thread)'],
-    ['skein_worker_subscriptions', 'gauge', 'subscriptions', 'client subscriptions (client workers) or the route peers\' subscriptions (route thread)'],
-    ['skein_worker_in_msgs_total', 'counter', 'in_msgs', 'messages read from this thread\'s connections'],
-    ['skein_worker_out_msgs_total', 'counter', 'out_msgs', 'messages written to this thread\'s connections'],
-    ['skein_worker_in_bytes_total', 'counter', 'in_bytes', 'payload bytes read from this thread\'s connections'],
-    ['skein_worker_out_bytes_total', 'counter', 'out_bytes', 'payload bytes written to this thread\'s connections'],
+    [
+      'skein_worker_subscriptions',
+      'gauge',
+      'subscriptions',
+      "client subscriptions (client workers) or the route peers' subscriptions (route thread)",
+    ],
+    ['skein_worker_in_msgs_total', 'counter', 'in_msgs', "messages read from this thread's connections"],
+    ['skein_worker_out_msgs_total', 'counter', 'out_msgs', "messages written to this thread's connections"],
+    ['skein_worker_in_bytes_total', 'counter', 'in_bytes', "payload bytes read from this thread's connections"],
+    ['skein_worker_out_bytes_total', 'counter', 'out_bytes', "payload bytes written to this thread's connections"],
     ['skein_worker_cross_thread_sent_total', 'counter', 'cross_sent', 'messages this thread put into rings to other threads'],
-    ['skein_worker_cross_thread_received_total', 'counter', 'cross_received', 'messages this thread took from other threads\' rings'],
+    ['skein_worker_cross_thread_received_total', 'counter', 'cross_received', "messages this thread took from other threads' rings"],
     ['skein_worker_ring_backlog_bytes', 'gauge', 'ring_backlog_bytes', 'bytes waiting in the rings into this thread'],
     ['skein_worker_stalls_total', 'counter', 'stalls', 'publishers paused because a subscriber they feed was backed up'],
     ['skein_worker_ring_full_total', 'counter', 'ring_full', 'publishers paused because a ring to another thread was full'],

@@ -104,7 +104,10 @@ export class Monitor {
   readonly httpReqStats = new Map<string, number>();
   private readonly host: MonitorHost;
   private readonly base: string;
-  private readonly routes = new Map<string, { stat: string; cached: boolean; handle: (q: Map<string, string>) => Reply | Promise<Reply> }>();
+  private readonly routes = new Map<
+    string,
+    { stat: string; cached: boolean; handle: (q: Map<string, string>) => Reply | Promise<Reply> }
+  >();
   private server: http.Server | null = null;
   /** Open HTTP connections (see MAX_HTTP_CONNECTIONS). */
   private readonly sockets = new Set<net.Socket>();
@@ -155,14 +158,17 @@ export class Monitor {
     if (!this.enabled) return;
     const o = this.host.opts;
     const bindHost = o.httpHost ?? o.host;
-    const server = http.createServer({
-      // Slow or half-open clients: give up on a request whose headers or body do not arrive.
-      headersTimeout: HEADERS_TIMEOUT_MS,
-      requestTimeout: 20_000,
-      keepAliveTimeout: 5_000,
-      connectionsCheckingInterval: 1_000,
-      maxHeaderSize: 64 * 1024,
-    }, (req, res) => this.handle(req, res));
+    const server = http.createServer(
+      {
+        // Slow or half-open clients: give up on a request whose headers or body do not arrive.
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: 20_000,
+        keepAliveTimeout: 5_000,
+        connectionsCheckingInterval: 1_000,
+        maxHeaderSize: 64 * 1024,
+      },
+      (req, res) => this.handle(req, res),
+    );
     server.on('connection', (socket: net.Socket) => this.admit(socket));
     // A client that stops reading its answer is dropped instead of holding memory.
     server.setTimeout(30_000, (socket: net.Socket) => socket.destroy());
@@ -184,7 +190,7 @@ export class Monitor {
     return { host: this.host.opts.httpHost ?? this.host.opts.host, port: a.port };
   }
 
-    /** Every thread is up and every listener bound: /healthz says ok. */
+  /** Every thread is up and every listener bound: /healthz says ok. */
   setReady(ready: boolean): void {
     this.ready = ready;
   }
@@ -243,7 +249,9 @@ export class Monitor {
     const socket = req.socket;
     this.waitingSockets.delete(socket);
     // Answered: waiting again (keep-alive), now the newest.
-    res.once('finish', () => { if (this.sockets.has(socket) && !socket.destroyed) this.waitingSockets.add(socket); });
+    res.once('finish', () => {
+      if (this.sockets.has(socket) && !socket.destroyed) this.waitingSockets.add(socket);
+    });
     req.resume(); // no endpoint reads a body
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
@@ -274,10 +282,17 @@ export class Monitor {
   }
 
   /** The document for this request built within FRESH_MS, or a new one. */
-  private cachedReply(pathname: string, query: Map<string, string>, handle: (q: Map<string, string>) => Reply | Promise<Reply>): Promise<Reply> {
+  private cachedReply(
+    pathname: string,
+    query: Map<string, string>,
+    handle: (q: Map<string, string>) => Reply | Promise<Reply>,
+  ): Promise<Reply> {
     const now = Date.now();
     // The JSONP wrapper is applied per request; the document does not depend on it.
-    const key = `${pathname}?${[...query].filter(([k]) => k !== 'callback').map(([k, v]) => `${k}=${v}`).join('&')}`;
+    const key = `${pathname}?${[...query]
+      .filter(([k]) => k !== 'callback')
+      .map(([k, v]) => `${k}=${v}`)
+      .join('&')}`;
     const hit = this.replies.get(key);
     if (hit !== undefined && now - hit.at < FRESH_MS) return hit.reply;
     const reply = this.run(query, handle).then((r) => ({ ...r, body: Buffer.from(r.body) }));
@@ -474,16 +489,19 @@ export class Monitor {
     return {
       status: 200,
       type: 'text/plain; version=0.0.4; charset=utf-8',
-      body: metricsText({
-        serverId: src.identity.serverId,
-        varz: ep.varz(src),
-        connz: ep.connz(src, connzOpts, open, []),
-        routez: ep.routez(src, SubsMode.none, routeList),
-        subsz: ep.subsz(src, { subs: false, offset: 0, limit: 0, test: '', acc: '' }, subs.workers, subs.routeSubs),
-        healthz: ep.healthz(src, new Map()).body,
-        gatewayz: (gateways[0]?.data as Record<string, unknown> | null | undefined) ?? null,
-        threads: this.threadInfo(),
-      }, prefix),
+      body: metricsText(
+        {
+          serverId: src.identity.serverId,
+          varz: ep.varz(src),
+          connz: ep.connz(src, connzOpts, open, []),
+          routez: ep.routez(src, SubsMode.none, routeList),
+          subsz: ep.subsz(src, { subs: false, offset: 0, limit: 0, test: '', acc: '' }, subs.workers, subs.routeSubs),
+          healthz: ep.healthz(src, new Map()).body,
+          gatewayz: (gateways[0]?.data as Record<string, unknown> | null | undefined) ?? null,
+          threads: this.threadInfo(),
+        },
+        prefix,
+      ),
     };
   }
 

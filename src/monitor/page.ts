@@ -25,7 +25,9 @@ const ICON = '<link rel="icon" href="data:,">';
  */
 export function indexPage(base: string): string {
   const join = (p: string): string => (base === '/' ? p : `${base}${p}`);
-  const links = ENDPOINTS.map(([label, p], i) => `    <a href=".${join(p)}"${i === ENDPOINTS.length - 1 ? ' class="last"' : ''}>${label}</a>`).join('\n');
+  const links = ENDPOINTS.map(
+    ([label, p], i) => `    <a href=".${join(p)}"${i === ENDPOINTS.length - 1 ? ' class="last"' : ''}>${label}</a>`,
+  ).join('\n');
   return `<!doctype html>
 <html lang="en">
   <head>

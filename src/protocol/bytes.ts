@@ -126,7 +126,25 @@ export function viewOf(b: Uint8Array): DataView {
 
 /** Decimal digits of a non-negative integer. */
 export function digits(n: number): number {
-  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : n < 10000 ? 4 : n < 100000 ? 5 : n < 1000000 ? 6 : n < 10000000 ? 7 : n < 100000000 ? 8 : n < 1000000000 ? 9 : 10;
+  return n < 10
+    ? 1
+    : n < 100
+      ? 2
+      : n < 1000
+        ? 3
+        : n < 10000
+          ? 4
+          : n < 100000
+            ? 5
+            : n < 1000000
+              ? 6
+              : n < 10000000
+                ? 7
+                : n < 100000000
+                  ? 8
+                  : n < 1000000000
+                    ? 9
+                    : 10;
 }
 
 /** Write n in decimal at o; returns the new offset. */
@@ -187,7 +205,17 @@ export function msgTailLength(replyLen: number, hdr: number, size: number): numb
 }
 
 /** Write ` [reply ][hdr ]size\r\n<payload>\r\n` (reply is sb[rs, re); rs < 0: none). */
-export function putMsgTail(dst: Uint8Array, o: number, sb: Uint8Array, rs: number, re: number, hdr: number, pb: Uint8Array, ps: number, pe: number): number {
+export function putMsgTail(
+  dst: Uint8Array,
+  o: number,
+  sb: Uint8Array,
+  rs: number,
+  re: number,
+  hdr: number,
+  pb: Uint8Array,
+  ps: number,
+  pe: number,
+): number {
   if (rs >= 0) {
     dst[o++] = 32;
     o = put(dst, o, sb, rs, re);

@@ -93,7 +93,8 @@ function opAt(b: Buffer, s: number, e: number): number {
   const c0 = upper(b[s]);
   let op: number;
   switch (c0) {
-    case 80: { // P
+    case 80: {
+      // P
       if (s + 1 >= e) return NEED_MORE;
       const c1 = upper(b[s + 1]);
       if (c1 === 85) op = OP_PUB;
@@ -102,14 +103,29 @@ function opAt(b: Buffer, s: number, e: number): number {
       else return BAD_OP;
       break;
     }
-    case 72: op = OP_HPUB; break; // H
-    case 83: op = OP_SUB; break; // S
-    case 85: op = OP_UNSUB; break; // U
-    case 67: op = OP_CONNECT; break; // C
-    case 73: op = OP_INFO; break; // I
-    case 43: op = OP_OK; break; // +
-    case 45: op = OP_ERR; break; // -
-    default: return BAD_OP;
+    case 72:
+      op = OP_HPUB;
+      break; // H
+    case 83:
+      op = OP_SUB;
+      break; // S
+    case 85:
+      op = OP_UNSUB;
+      break; // U
+    case 67:
+      op = OP_CONNECT;
+      break; // C
+    case 73:
+      op = OP_INFO;
+      break; // I
+    case 43:
+      op = OP_OK;
+      break; // +
+    case 45:
+      op = OP_ERR;
+      break; // -
+    default:
+      return BAD_OP;
   }
   const kw = KW_BY_OP[op];
   const w = kw.word;
@@ -355,8 +371,7 @@ export class Parser {
       if (op === OP_PING) {
         if (h.barrier !== undefined && !h.barrier()) return this.hold(lb, s, buf, p);
         h.onPing();
-      }
-      else if (op === OP_PONG) h.onPong();
+      } else if (op === OP_PONG) h.onPong();
       return p;
     }
     while (a < nl && (lb[a] === SP || lb[a] === TAB)) a++;
@@ -403,9 +418,7 @@ export class Parser {
 
   /** Keep the operation starting at lb[s] and everything after it (buf from p) for resume(). */
   private hold(lb: Buffer, s: number, buf: Buffer, p: number): number {
-    this.heldInput = lb === buf
-      ? Buffer.from(buf.subarray(s))
-      : Buffer.concat([lb.subarray(s, lb.indexOf(LF, s) + 1), buf.subarray(p)]);
+    this.heldInput = lb === buf ? Buffer.from(buf.subarray(s)) : Buffer.concat([lb.subarray(s, lb.indexOf(LF, s) + 1), buf.subarray(p)]);
     return -1;
   }
 

@@ -31,20 +31,50 @@ export interface ConnectFields {
 export const CLIENT_OPTS: GoStruct = {
   name: 'ClientOpts',
   fields: {
-    echo: 'bool', verbose: 'bool', pedantic: 'bool', tls_required: 'bool',
-    nkey: 'string', jwt: 'string', sig: 'string', auth_token: 'string', user: 'string', pass: 'string',
-    name: 'string', lang: 'string', version: 'string', protocol: 'int', account: 'string',
-    new_account: 'bool', headers: 'bool', no_responders: 'bool',
+    echo: 'bool',
+    verbose: 'bool',
+    pedantic: 'bool',
+    tls_required: 'bool',
+    nkey: 'string',
+    jwt: 'string',
+    sig: 'string',
+    auth_token: 'string',
+    user: 'string',
+    pass: 'string',
+    name: 'string',
+    lang: 'string',
+    version: 'string',
+    protocol: 'int',
+    account: 'string',
+    new_account: 'bool',
+    headers: 'bool',
+    no_responders: 'bool',
     // Routes and leafnodes only: type-checked, otherwise unused here.
-    import: 'server.SubjectPermission', export: 'server.SubjectPermission',
+    import: 'server.SubjectPermission',
+    export: 'server.SubjectPermission',
   },
 };
 
 export function defaultConnectFields(): ConnectFields {
   return {
-    echo: true, verbose: true, pedantic: true, tls_required: false, new_account: false, headers: false,
-    no_responders: false, nkey: '', jwt: '', sig: '', auth_token: '', user: '', pass: '', name: '',
-    lang: '', version: '', account: '', protocol: 0,
+    echo: true,
+    verbose: true,
+    pedantic: true,
+    tls_required: false,
+    new_account: false,
+    headers: false,
+    no_responders: false,
+    nkey: '',
+    jwt: '',
+    sig: '',
+    auth_token: '',
+    user: '',
+    pass: '',
+    name: '',
+    lang: '',
+    version: '',
+    account: '',
+    protocol: 0,
   };
 }
 

@@ -56,7 +56,10 @@ export type JsonDecodeError = JsonTypeError | JsonSyntaxError;
  * sign) matches 'k' (fold.go). Our field names are ASCII, so that is the whole rule.
  */
 function fold(key: string): string {
-  return key.replace(/\u017f/g, 's').replace(/\u212a/g, 'k').toLowerCase();
+  return key
+    .replace(/\u017f/g, 's')
+    .replace(/\u212a/g, 'k')
+    .toLowerCase();
 }
 
 const foldedFields = new WeakMap<GoStruct, Map<string, string>>();
@@ -120,7 +123,14 @@ export function decodeGoJson(json: string, structs: readonly GoStruct[], into: o
   return null;
 }
 
-function store(st: GoStruct, field: string, type: GoType, value: unknown, source: string, target: Record<string, unknown>): JsonTypeError | null {
+function store(
+  st: GoStruct,
+  field: string,
+  type: GoType,
+  value: unknown,
+  source: string,
+  target: Record<string, unknown>,
+): JsonTypeError | null {
   switch (type) {
     case 'bool':
       if (typeof value !== 'boolean') return new JsonTypeError(st.name, field, kindOf(value), type, source);

@@ -66,13 +66,14 @@ export function urlHostPort(text: string): string {
  * IPv6 addresses too). Runs on the main thread (listeners live there).
  */
 export async function listenLikeGo(server: Server, host: string, port: number, backlog: number): Promise<{ dualStack: boolean }> {
-  const bind = (h: string): Promise<void> => new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: h, port, backlog, ipv6Only: false }, () => {
-      server.off('error', reject);
-      resolve();
+  const bind = (h: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: h, port, backlog, ipv6Only: false }, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
   if (host !== '0.0.0.0') {
     await bind(host);
     return { dualStack: host === '::' };

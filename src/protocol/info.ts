@@ -121,6 +121,13 @@ export function clientInfoFrom(parts: ClientInfoParts, cid: number, clientIp: st
   return `${parts.head}${cid}${ip !== '' ? `,"client_ip":${JSON.stringify(ip)}` : ''}${nonce !== '' ? `,"nonce":${JSON.stringify(nonce)}` : ''}${parts.tail}`;
 }
 
-export function clientInfoJson(id: ServerIdentity, opts: Options, authRequired: boolean, cid: number, clientIp: string, nonce = ''): string {
+export function clientInfoJson(
+  id: ServerIdentity,
+  opts: Options,
+  authRequired: boolean,
+  cid: number,
+  clientIp: string,
+  nonce = '',
+): string {
   return clientInfoFrom(clientInfoParts(id, opts, authRequired), cid, clientIp, nonce);
 }

@@ -372,11 +372,13 @@ export class PeerParser {
       const ie = ends[k];
       const indicator = ie - is === 1 ? b[is] : 0;
       let q = k + 1;
-      if (indicator === 43) { // '+': reply, then queues
+      if (indicator === 43) {
+        // '+': reply, then queues
         m.rs = starts[q];
         m.re = ends[q];
         q++;
-      } else if (indicator !== 124) { // '|': queues only
+      } else if (indicator !== 124) {
+        // '|': queues only
         return this.msgArgsError(layout, 'Bad or Missing Reply Indicator', b, is, ie);
       }
       for (; q < n - sizes; q++) {

@@ -99,7 +99,8 @@ export class InterestLog {
     rec.write(subject, REC_HDR, sLen, 'latin1');
     if (queue !== null) rec.write(queue, REC_HDR + sLen, qLen, 'latin1');
     if (routeWeight >= 0) rec.writeInt32LE(routeWeight, REC_HDR + sLen + qLen);
-    if (!this.fits(sLen, qLen)) throw new RangeError(`interest record of ${rec.length} bytes exceeds the interest log (${this.capacity} bytes)`);
+    if (!this.fits(sLen, qLen))
+      throw new RangeError(`interest record of ${rec.length} bytes exceeds the interest log (${this.capacity} bytes)`);
     this.backlog.push(rec);
     this.flushBacklog();
   }
@@ -130,9 +131,9 @@ export class InterestLog {
 
   /** More than half of the log still unread by some reader (they should catch up now). */
   crowded(): boolean {
-    if (((this.localTail - this.slowest) >>> 0) <= this.capacity >>> 1) return false;
+    if ((this.localTail - this.slowest) >>> 0 <= this.capacity >>> 1) return false;
     this.rescan();
-    return ((this.localTail - this.slowest) >>> 0) > this.capacity >>> 1 || this.backlog.length > 0;
+    return (this.localTail - this.slowest) >>> 0 > this.capacity >>> 1 || this.backlog.length > 0;
   }
 
   private free(): number {
@@ -145,7 +146,7 @@ export class InterestLog {
     for (let r = 0; r < this.readers; r++) {
       if (Atomics.load(this.hdr, POS + this.readers + r) !== 1) continue;
       const pos = Atomics.load(this.hdr, POS + r) >>> 0;
-      if (((this.localTail - pos) >>> 0) > ((this.localTail - slowest) >>> 0)) slowest = pos;
+      if ((this.localTail - pos) >>> 0 > (this.localTail - slowest) >>> 0) slowest = pos;
     }
     this.slowest = slowest;
   }

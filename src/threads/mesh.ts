@@ -549,7 +549,12 @@ export class Mesh {
       // Space freed in an inbox we wait on, even if its consumer looked before we asked.
       for (let t = 0; t < this.threads; t++) {
         const st = this.staging[t];
-        if (st !== null && st.backlogged && (!this.isAlive(t) || this.outbox(t).hasRoomFor(Math.min(st.end - st.start, this.outbox(t).maxBlockBody)))) return true;
+        if (
+          st !== null &&
+          st.backlogged &&
+          (!this.isAlive(t) || this.outbox(t).hasRoomFor(Math.min(st.end - st.start, this.outbox(t).maxBlockBody)))
+        )
+          return true;
       }
     }
     return this.inbox.hasData();

@@ -84,7 +84,8 @@ export class Inbox {
   put(producer: number, kind: number, bodyBytes: number, src: Uint8Array, srcStart: number, prefix0 = -1, prefix1 = -1): boolean {
     const extra = prefix0 >= 0 ? 8 : 0;
     const total = (BLOCK_HDR + extra + bodyBytes + SLOT_BYTES - 1) & ~(SLOT_BYTES - 1);
-    if (total > (this.capacity >>> 2)) throw new RangeError(`block of ${bodyBytes} bytes exceeds the inbox's largest block (${this.maxBlockBody})`);
+    if (total > this.capacity >>> 2)
+      throw new RangeError(`block of ${bodyBytes} bytes exceeds the inbox's largest block (${this.maxBlockBody})`);
     const hdr = this.hdr;
     let res = 0;
     let off = 0;
@@ -163,7 +164,7 @@ export class Inbox {
 
   /** Everything reserved so far has been taken. */
   get caughtUp(): boolean {
-    return (Atomics.load(this.hdr, RESERVE) >>> 0) === this.head;
+    return Atomics.load(this.hdr, RESERVE) >>> 0 === this.head;
   }
 
   /** The reservation cursor now (what was reserved before this moment ends there). */
@@ -185,7 +186,7 @@ export class Inbox {
     let head = this.head;
     const start = head;
     const v = this.view;
-    while (((head - start) >>> 0) < maxBytes && head !== upTo) {
+    while ((head - start) >>> 0 < maxBytes && head !== upTo) {
       const slot = (head & this.mask) >>> SLOT_SHIFT;
       const st = Atomics.load(this.state, slot);
       if (st === 0) break;

@@ -40,10 +40,39 @@ function openssl(dir: string, ...args: string[]): void {
 
 function leaf(dir: string, name: string, subject: string, ext: string, ca = 'ca'): void {
   writeFileSync(path.join(dir, `${name}.ext`), ext);
-  openssl(dir, 'req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', `${name}-key.pem`, '-out', `${name}.csr`, '-subj', subject);
-  openssl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}-key.pem`,
-    '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+  openssl(
+    dir,
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}-key.pem`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    subject,
+  );
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}-key.pem`,
+    '-CAcreateserial',
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+  );
 }
 
 /** The test run's certificates (made on first use). */
@@ -52,8 +81,24 @@ export function certs(): Certs {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'skein-certs-'));
   process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   for (const ca of ['ca', 'other-ca']) {
-    openssl(dir, 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${ca}-key.pem`, '-out', `${ca}.pem`, '-days', '2', '-subj', `/CN=skein test ${ca}`);
+    openssl(
+      dir,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${ca}-key.pem`,
+      '-out',
+      `${ca}.pem`,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=skein test ${ca}`,
+    );
   }
   leaf(dir, 'server', '/CN=localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
   leaf(dir, 'alice', '/C=US/ST=CA/O=Synadia/OU=nats.io/CN=alice', 'basicConstraints=CA:FALSE\n');
@@ -102,9 +147,15 @@ export interface RawTls {
 export function rawTls(port: number, c: Certs, who?: 'alice' | 'bob' | 'carol' | 'rogue', timeoutMs = 5000): Promise<RawTls> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host: '127.0.0.1', port });
-    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no INFO / handshake in time')); }, timeoutMs);
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error('no INFO / handshake in time'));
+    }, timeoutMs);
     let head = '';
-    sock.on('error', (err) => { clearTimeout(timer); reject(err); });
+    sock.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
     const onInfo = (d: Buffer): void => {
       head += d.toString('latin1');
       const end = head.indexOf('\r\n');
@@ -121,28 +172,47 @@ export function rawTls(port: number, c: Certs, who?: 'alice' | 'bob' | 'carol' |
       let text = '';
       let isClosed = false;
       const waiters = new Set<() => void>();
-      const wake = (): void => { for (const w of [...waiters]) w(); };
-      s.on('data', (b: Buffer) => { text += b.toString('latin1'); wake(); });
-      s.on('close', () => { isClosed = true; wake(); });
-      s.once('error', (err: Error) => { clearTimeout(timer); reject(err); isClosed = true; wake(); });
+      const wake = (): void => {
+        for (const w of [...waiters]) w();
+      };
+      s.on('data', (b: Buffer) => {
+        text += b.toString('latin1');
+        wake();
+      });
+      s.on('close', () => {
+        isClosed = true;
+        wake();
+      });
+      s.once('error', (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+        isClosed = true;
+        wake();
+      });
       s.once('secureConnect', () => {
         clearTimeout(timer);
-        const wait = (ok: () => boolean, ms: number, what: string): Promise<void> => new Promise((res, rej) => {
-          const t = setTimeout(() => { waiters.delete(check); rej(new Error(`timed out waiting for ${what}; got ${JSON.stringify(text)}`)); }, ms);
-          const check = (): void => {
-            if (ok()) {
-              clearTimeout(t);
+        const wait = (ok: () => boolean, ms: number, what: string): Promise<void> =>
+          new Promise((res, rej) => {
+            const t = setTimeout(() => {
               waiters.delete(check);
-              res();
-            }
-          };
-          waiters.add(check);
-          check();
-        });
+              rej(new Error(`timed out waiting for ${what}; got ${JSON.stringify(text)}`));
+            }, ms);
+            const check = (): void => {
+              if (ok()) {
+                clearTimeout(t);
+                waiters.delete(check);
+                res();
+              }
+            };
+            waiters.add(check);
+            check();
+          });
         resolve({
           info,
           socket: s,
-          send: (x) => { if (!isClosed) s.write(x); },
+          send: (x) => {
+            if (!isClosed) s.write(x);
+          },
           expect: async (re, ms = 5000) => {
             await wait(() => re.test(text) || isClosed, ms, String(re));
             if (!re.test(text)) throw new Error(`closed before ${re}; got ${JSON.stringify(text)}`);

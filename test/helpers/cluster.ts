@@ -95,7 +95,10 @@ export class TestCluster {
     const forwardRefs = specs.some((_s, i) => routes(i, specs.length).some((k) => k >= i));
     if (forwardRefs) {
       for (let i = 0; i < specs.length; i++) c.leases.push([await leasePort(), await leasePort()]);
-      c.nodes.forEach((n, i) => { n.port = c.leases[i][0].port; n.clusterPort = c.leases[i][1].port; });
+      c.nodes.forEach((n, i) => {
+        n.port = c.leases[i][0].port;
+        n.clusterPort = c.leases[i][1].port;
+      });
     }
     for (let i = 0; i < specs.length; i++) await c.startNode(i);
     return c;
@@ -201,7 +204,9 @@ export async function interestSeen(sub: NatsConnection, pubs: NatsConnection[], 
   const deadline = Date.now() + timeoutMs;
   while (got.size < pubs.length) {
     if (Date.now() > deadline) throw new Error(`interest not propagated after ${timeoutMs}ms (seen from ${[...got]})`);
-    pubs.forEach((p, i) => { if (!got.has(i)) p.publish(subject, String(i)); });
+    pubs.forEach((p, i) => {
+      if (!got.has(i)) p.publish(subject, String(i));
+    });
     await flushAll(pubs);
     await sleep(30);
   }
@@ -230,8 +235,18 @@ export interface Assert {
 export async function deliveryBarrier(ncs: NatsConnection[]): Promise<void> {
   const id = uid();
   const got = ncs.map(() => 0);
-  const subs = ncs.map((nc, j) => nc.subscribe(`barrier.${id}.${j}`, { callback: () => { got[j]++; } }));
-  for (let j = 0; j < ncs.length; j++) await interestSeen(ncs[j], ncs.filter((_n, i) => i !== j));
+  const subs = ncs.map((nc, j) =>
+    nc.subscribe(`barrier.${id}.${j}`, {
+      callback: () => {
+        got[j]++;
+      },
+    }),
+  );
+  for (let j = 0; j < ncs.length; j++)
+    await interestSeen(
+      ncs[j],
+      ncs.filter((_n, i) => i !== j),
+    );
   for (let i = 0; i < ncs.length; i++) {
     for (let j = 0; j < ncs.length; j++) if (i !== j) ncs[i].publish(`barrier.${id}.${j}`);
   }
@@ -245,7 +260,11 @@ export async function checkPubSub(t: Assert, ncs: NatsConnection[]): Promise<voi
   const id = uid();
   const got = ncs.map(() => [] as string[]);
   ncs.forEach((nc, j) => nc.subscribe(`ps.${id}.${j}.>`, { callback: (_e, m) => got[j].push(m.subject) }));
-  for (let j = 0; j < ncs.length; j++) await interestSeen(ncs[j], ncs.filter((_n, i) => i !== j));
+  for (let j = 0; j < ncs.length; j++)
+    await interestSeen(
+      ncs[j],
+      ncs.filter((_n, i) => i !== j),
+    );
   for (let i = 0; i < ncs.length; i++) {
     for (let j = 0; j < ncs.length; j++) if (i !== j) ncs[i].publish(`ps.${id}.${j}.from${i}`);
   }
@@ -253,7 +272,10 @@ export async function checkPubSub(t: Assert, ncs: NatsConnection[]): Promise<voi
   await waitFor(() => got.every((g) => g.length >= ncs.length - 1), 10_000, 'every subscriber to hear every other server');
   await deliveryBarrier(ncs);
   got.forEach((g, j) => {
-    const want = ncs.map((_n, i) => i).filter((i) => i !== j).map((i) => `ps.${id}.${j}.from${i}`);
+    const want = ncs
+      .map((_n, i) => i)
+      .filter((i) => i !== j)
+      .map((i) => `ps.${id}.${j}.from${i}`);
     t.deepEqual([...g].sort(), want.sort(), `subscriber on server ${j}`);
   });
 }
@@ -264,13 +286,15 @@ export async function checkQueue(t: Assert, ncs: NatsConnection[], perServer = 2
   const subject = `qg.${id}`;
   const byMember = ncs.map(() => 0);
   const seen = new Map<string, number>();
-  ncs.forEach((nc, j) => nc.subscribe(subject, {
-    queue: 'workers',
-    callback: (_e, m) => {
-      byMember[j]++;
-      seen.set(m.string(), (seen.get(m.string()) ?? 0) + 1);
-    },
-  }));
+  ncs.forEach((nc, j) =>
+    nc.subscribe(subject, {
+      queue: 'workers',
+      callback: (_e, m) => {
+        byMember[j]++;
+        seen.set(m.string(), (seen.get(m.string()) ?? 0) + 1);
+      },
+    }),
+  );
   for (let j = 0; j < ncs.length; j++) await interestSeen(ncs[j], ncs);
   for (let i = 0; i < ncs.length; i++) for (let k = 0; k < perServer; k++) ncs[i].publish(subject, `${i}-${k}`);
   await flushAll(ncs);
@@ -281,15 +305,25 @@ export async function checkQueue(t: Assert, ncs: NatsConnection[], perServer = 2
   for (const n of seen.values()) if (n !== 1) dup++;
   t.is(seen.size, total, 'every message delivered');
   t.is(dup, 0, 'no message delivered twice');
-  t.is(byMember.reduce((a, b) => a + b, 0), total);
-  t.true(byMember.every((n) => n > 0), `every member got a share: ${byMember}`);
+  t.is(
+    byMember.reduce((a, b) => a + b, 0),
+    total,
+  );
+  t.true(
+    byMember.every((n) => n > 0),
+    `every member got a share: ${byMember}`,
+  );
 }
 
 /** A responder on each server answers requests made on every other server. */
 export async function checkRequestReply(t: Assert, ncs: NatsConnection[]): Promise<void> {
   const id = uid();
   ncs.forEach((nc, j) => nc.subscribe(`svc.${id}.${j}`, { callback: (_e, m: Msg) => m.respond(`from ${j}`) }));
-  for (let j = 0; j < ncs.length; j++) await interestSeen(ncs[j], ncs.filter((_n, i) => i !== j));
+  for (let j = 0; j < ncs.length; j++)
+    await interestSeen(
+      ncs[j],
+      ncs.filter((_n, i) => i !== j),
+    );
   for (let i = 0; i < ncs.length; i++) {
     for (let j = 0; j < ncs.length; j++) {
       if (i === j) continue;
@@ -309,7 +343,11 @@ export async function checkUnsubscribe(t: Assert, ncs: NatsConnection[]): Promis
     const subject = `un.${id}.${j}`;
     let after = 0;
     let unsubscribed = false;
-    const sub = ncs[j].subscribe(subject, { callback: () => { if (unsubscribed) after++; } });
+    const sub = ncs[j].subscribe(subject, {
+      callback: () => {
+        if (unsubscribed) after++;
+      },
+    });
     const others = ncs.filter((_n, i) => i !== j);
     await interestSeen(ncs[j], others);
     sub.unsubscribe();

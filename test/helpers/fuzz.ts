@@ -97,7 +97,7 @@ function clientFrame(rng: Rng, sids: string[]): string {
   if (r < 0.8) return pick(rng, ['PING\r\n', 'PONG\r\n', 'ping\r\n', '+OK\r\n', 'PING\n']);
   if (r < 0.88) return `CONNECT ${JSON.stringify(pick(rng, CONNECTS))}\r\n`;
   if (r < 0.92) return `INFO {"x":${int(rng, 0, 9)}}\r\n`;
-  return pick(rng, ['-ERR \'x\'\r\n', 'MSG a 1 0\r\n\r\n', 'RS+ $G a\r\n', 'SUB a\r1\r\n', 'PUB a\r1\r\nx\r\n']);
+  return pick(rng, ["-ERR 'x'\r\n", 'MSG a 1 0\r\n\r\n', 'RS+ $G a\r\n', 'SUB a\r1\r\n', 'PUB a\r1\r\nx\r\n']);
 }
 
 const CONNECTS: Record<string, unknown>[] = [
@@ -144,19 +144,38 @@ export function mutate(rng: Rng, s: string): string {
   for (let k = 0; k < n && s.length > 0; k++) {
     const at = int(rng, 0, s.length - 1);
     switch (int(rng, 0, 8)) {
-      case 0: s = s.slice(0, at) + String.fromCharCode(int(rng, 0, 255)) + s.slice(at + 1); break;
-      case 1: s = s.slice(0, at) + pick(rng, ['\r', '\n', ' ', '\t', '\r\n', '\x00', '*', '>', '.', '-', '9']) + s.slice(at); break;
-      case 2: s = s.slice(0, at) + s.slice(at + int(rng, 1, 8)); break;
-      case 3: { const len = int(rng, 1, 32); s = s.slice(0, at) + s.slice(at, at + len).repeat(int(rng, 2, 4)) + s.slice(at + len); break; }
-      case 4: s = s.slice(0, at) + String(pick(rng, [0, 1, 99999, 4294967296, -1, 999999999])) + s.slice(at + 1); break;
-      case 5: s = s.slice(0, at); break;
-      case 6: s = s.slice(0, at) + randomBytes(rng, int(rng, 1, 16)) + s.slice(at); break;
-      case 7: { // ASCII case only: the stream stays one char per byte
+      case 0:
+        s = s.slice(0, at) + String.fromCharCode(int(rng, 0, 255)) + s.slice(at + 1);
+        break;
+      case 1:
+        s = s.slice(0, at) + pick(rng, ['\r', '\n', ' ', '\t', '\r\n', '\x00', '*', '>', '.', '-', '9']) + s.slice(at);
+        break;
+      case 2:
+        s = s.slice(0, at) + s.slice(at + int(rng, 1, 8));
+        break;
+      case 3: {
+        const len = int(rng, 1, 32);
+        s = s.slice(0, at) + s.slice(at, at + len).repeat(int(rng, 2, 4)) + s.slice(at + len);
+        break;
+      }
+      case 4:
+        s = s.slice(0, at) + String(pick(rng, [0, 1, 99999, 4294967296, -1, 999999999])) + s.slice(at + 1);
+        break;
+      case 5:
+        s = s.slice(0, at);
+        break;
+      case 6:
+        s = s.slice(0, at) + randomBytes(rng, int(rng, 1, 16)) + s.slice(at);
+        break;
+      case 7: {
+        // ASCII case only: the stream stays one char per byte
         const c = s.charCodeAt(at);
         s = s.slice(0, at) + String.fromCharCode(c >= 97 && c <= 122 ? c - 32 : c >= 65 && c <= 90 ? c + 32 : c) + s.slice(at + 1);
         break;
       }
-      default: s = s.slice(0, at) + 'x'.repeat(int(rng, 100, 5000)) + s.slice(at); break;
+      default:
+        s = s.slice(0, at) + 'x'.repeat(int(rng, 100, 5000)) + s.slice(at);
+        break;
     }
   }
   return s;

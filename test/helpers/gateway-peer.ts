@@ -48,7 +48,10 @@ export interface RoutedMsg {
 }
 
 /** Parses RMSG/HMSG arguments: `acc subj [reply] [+ reply q... | | q...] [hdr] size`. */
-export function parseRoutedArgs(op: string, args: string[]): { account: string; subject: string; reply?: string; queues: string[]; hdrSize: number; size: number } {
+export function parseRoutedArgs(
+  op: string,
+  args: string[],
+): { account: string; subject: string; reply?: string; queues: string[]; hdrSize: number; size: number } {
   const sizes = op === 'HMSG' ? 2 : 1;
   const size = Number(args[args.length - 1]);
   const hdrSize = op === 'HMSG' ? Number(args[args.length - 2]) : 0;
@@ -122,7 +125,10 @@ function describe(m: OpMatch): string {
 const CRLF = '\r\n';
 
 /** Wraps a connected socket: parses what arrives into operations, answers PINGs (see GatewayConn). */
-function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn & { setInfo(i: Record<string, unknown>, c?: Record<string, unknown>): void } {
+function wrap(
+  socket: net.Socket,
+  peerRole: 'outbound' | 'inbound',
+): GatewayConn & { setInfo(i: Record<string, unknown>, c?: Record<string, unknown>): void } {
   socket.setNoDelay(true);
   const started = Date.now();
   let buf = Buffer.alloc(0);
@@ -131,7 +137,9 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
   let cursor = 0;
   let closed = false;
   const waiters = new Set<() => void>();
-  const wake = () => { for (const w of [...waiters]) w(); };
+  const wake = () => {
+    for (const w of [...waiters]) w();
+  };
 
   const parse = () => {
     for (;;) {
@@ -159,7 +167,10 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
         if (buf.length < consumed + a.size + 2) return; // wait for the payload
         const body = buf.subarray(consumed, consumed + a.size).toString('latin1');
         o.msg = {
-          account: a.account, subject: a.subject, reply: a.reply, queues: a.queues,
+          account: a.account,
+          subject: a.subject,
+          reply: a.reply,
+          queues: a.queues,
           headers: name === 'HMSG' ? body.slice(0, a.hdrSize) : undefined,
           payload: name === 'HMSG' ? body.slice(a.hdrSize) : body,
         };
@@ -169,7 +180,9 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
       ops.push(o);
       if (name === 'PING' && conn.autoPong && !closed) {
         if (conn.pongDelayMs > 0) {
-          setTimeout(() => { if (!closed && !socket.destroyed) socket.write('PONG\r\n'); }, conn.pongDelayMs);
+          setTimeout(() => {
+            if (!closed && !socket.destroyed) socket.write('PONG\r\n');
+          }, conn.pongDelayMs);
         } else {
           socket.write('PONG\r\n');
         }
@@ -183,15 +196,27 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
     parse();
     wake();
   });
-  socket.on('error', () => { /* a reset is a close here */ });
-  socket.on('close', () => { closed = true; wake(); });
+  socket.on('error', () => {
+    /* a reset is a close here */
+  });
+  socket.on('close', () => {
+    closed = true;
+    wake();
+  });
 
   const waitFor = <T>(what: string, check: () => T | undefined, timeoutMs: number, okOnClose = false): Promise<T> =>
     new Promise((res, rej) => {
-      const finish = () => { clearTimeout(timer); waiters.delete(run); };
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(run);
+      };
       const run = () => {
         const v = check();
-        if (v !== undefined) { finish(); res(v); return; }
+        if (v !== undefined) {
+          finish();
+          res(v);
+          return;
+        }
         if (closed && !okOnClose) {
           finish();
           rej(new Error(`gateway connection closed by the server while waiting for ${what}; received:\n${renderOps(ops)}`));
@@ -222,15 +247,19 @@ function wrap(socket: net.Socket, peerRole: 'outbound' | 'inbound'): GatewayConn
     },
     next(match: OpMatch, timeoutMs = 15_000) {
       const pred = matcher(match);
-      return waitFor(describe(match), () => {
-        for (let i = cursor; i < ops.length; i++) {
-          if (pred(ops[i])) {
-            cursor = i + 1;
-            return ops[i];
+      return waitFor(
+        describe(match),
+        () => {
+          for (let i = cursor; i < ops.length; i++) {
+            if (pred(ops[i])) {
+              cursor = i + 1;
+              return ops[i];
+            }
           }
-        }
-        return undefined;
-      }, timeoutMs);
+          return undefined;
+        },
+        timeoutMs,
+      );
     },
     seen(match: OpMatch, timeoutMs = 15_000) {
       const pred = matcher(match);
@@ -312,16 +341,36 @@ export const GATEWAY_CMD = { gossip: 1, allSubsStart: 2, allSubsComplete: 3 } as
 /** A command INFO as 2.9.10 writes it: empty id and zero-valued fields, then gateway and the command. */
 export function cmdInfo(gateway: string, cmd: 2 | 3, account: string): string {
   return `INFO ${JSON.stringify({
-    server_id: '', server_name: '', version: '', proto: 0, go: '', host: '', port: 0, headers: false, max_payload: 0,
-    gateway, gateway_cmd: cmd, gateway_cmd_payload: cmdPayload(account),
+    server_id: '',
+    server_name: '',
+    version: '',
+    proto: 0,
+    go: '',
+    host: '',
+    port: 0,
+    headers: false,
+    max_payload: 0,
+    gateway,
+    gateway_cmd: cmd,
+    gateway_cmd_payload: cmdPayload(account),
   })}\r\n`;
 }
 
 /** A gossip INFO (cmd 1) as an inbound sends it to an outbound: "gateway G is at these URLs". */
 export function gossipInfo(fromServerId: string, gateway: string, urls: string[]): string {
   return `INFO ${JSON.stringify({
-    server_id: fromServerId, server_name: '', version: '', proto: 0, go: '', host: '', port: 0, headers: false, max_payload: 0,
-    gateway, gateway_urls: urls, gateway_cmd: GATEWAY_CMD.gossip,
+    server_id: fromServerId,
+    server_name: '',
+    version: '',
+    proto: 0,
+    go: '',
+    host: '',
+    port: 0,
+    headers: false,
+    max_payload: 0,
+    gateway,
+    gateway_urls: urls,
+    gateway_cmd: GATEWAY_CMD.gossip,
   })}\r\n`;
 }
 
@@ -331,8 +380,10 @@ export function cmdAccount(op: GwOp): string | undefined {
   return typeof p === 'string' ? Buffer.from(p, 'base64').toString('latin1') : undefined;
 }
 
-export const isCmd = (cmd: number, account?: string) => (o: GwOp): boolean =>
-  o.op === 'INFO' && o.json?.gateway_cmd === cmd && (account === undefined || cmdAccount(o) === account);
+export const isCmd =
+  (cmd: number, account?: string) =>
+  (o: GwOp): boolean =>
+    o.op === 'INFO' && o.json?.gateway_cmd === cmd && (account === undefined || cmdAccount(o) === account);
 
 /** A server id in nats-server's form (56 characters, starting with N). */
 export function fakeServerId(): string {
@@ -408,8 +459,15 @@ export class GatewayPeer {
   infoJson(extra: Record<string, unknown> = {}): string {
     const urls = [...(this.url ? [this.url] : []), ...(this.opts.extraUrls ?? [])];
     const info: Record<string, unknown> = {
-      server_id: this.serverId, server_name: this.serverName, version: '2.9.10', proto: 0, go: '',
-      host: '127.0.0.1', port: this.port, headers: this.opts.headers ?? true, max_payload: 1048576,
+      server_id: this.serverId,
+      server_name: this.serverName,
+      version: '2.9.10',
+      proto: 0,
+      go: '',
+      host: '127.0.0.1',
+      port: this.port,
+      headers: this.opts.headers ?? true,
+      max_payload: 1048576,
       gateway: this.name,
     };
     if (urls.length > 0) info.gateway_urls = urls;
@@ -422,8 +480,15 @@ export class GatewayPeer {
   /** The CONNECT 2.9.10's outbound sends. */
   connectJson(extra: Record<string, unknown> = {}): string {
     return JSON.stringify({
-      echo: false, verbose: false, pedantic: false, tls_required: false, headers: false,
-      name: this.serverId, cluster: '', gateway: this.name, ...extra,
+      echo: false,
+      verbose: false,
+      pedantic: false,
+      tls_required: false,
+      headers: false,
+      name: this.serverId,
+      cluster: '',
+      gateway: this.name,
+      ...extra,
     });
   }
 
@@ -432,7 +497,10 @@ export class GatewayPeer {
    * INFO, then sends CONNECT (with `connect` merged: user/pass, another gateway name...) and
    * INFO. With `handshake: false` only connects and reads the INFO (the test sends the rest).
    */
-  async dial(port: number, o: { connect?: Record<string, unknown>; info?: Record<string, unknown>; handshake?: boolean; timeoutMs?: number } = {}): Promise<GatewayConn> {
+  async dial(
+    port: number,
+    o: { connect?: Record<string, unknown>; info?: Record<string, unknown>; handshake?: boolean; timeoutMs?: number } = {},
+  ): Promise<GatewayConn> {
     const socket = await new Promise<net.Socket>((res, rej) => {
       const s = net.connect({ host: '127.0.0.1', port });
       s.once('connect', () => res(s));
@@ -497,7 +565,9 @@ export class GatewayPeer {
       }
     };
     void loop();
-    this.stoppers.push(() => { stopped = true; });
+    this.stoppers.push(() => {
+      stopped = true;
+    });
     return () => n;
   }
 

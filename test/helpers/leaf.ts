@@ -31,7 +31,9 @@ const short = (impl: Impl): string => (impl === 'nats-server' ? 'nats' : 'skein'
 
 /** `[hub=nats, leaf=skein]`. */
 export function mixLabel(mix: Mix): string {
-  return `[${Object.entries(mix).map(([role, impl]) => `${role}=${short(impl)}`).join(', ')}]`;
+  return `[${Object.entries(mix)
+    .map(([role, impl]) => `${role}=${short(impl)}`)
+    .join(', ')}]`;
 }
 
 /**
@@ -61,7 +63,8 @@ export function leafTest(
 ): void {
   for (const mix of mixes) {
     const name = `${title} ${mixLabel(mix)}`;
-    if (needs.skipSkeinRole !== undefined && mix[needs.skipSkeinRole.role] === 'skein') test.skip(`${name} (${needs.skipSkeinRole.reason})`, (t) => body(t, mix));
+    if (needs.skipSkeinRole !== undefined && mix[needs.skipSkeinRole.role] === 'skein')
+      test.skip(`${name} (${needs.skipSkeinRole.reason})`, (t) => body(t, mix));
     else test.serial(name, (t) => body(t, mix));
   }
 }
@@ -176,7 +179,8 @@ export class LeafTopology {
     this.specs = specs;
     this.opts = opts;
     this.dir = mkdtempSync(path.join(os.tmpdir(), 'skein-leaf-'));
-    for (const s of specs) if (s.cluster !== undefined && !this.clusterNames.has(s.cluster)) this.clusterNames.set(s.cluster, `${s.cluster}-${uid()}`);
+    for (const s of specs)
+      if (s.cluster !== undefined && !this.clusterNames.has(s.cluster)) this.clusterNames.set(s.cluster, `${s.cluster}-${uid()}`);
   }
 
   /**
@@ -380,7 +384,9 @@ export class LeafTopology {
     for (const s of this.specs) {
       if (!this.up(s.name)) continue;
       for (const r of (s.remotes ?? []).map(remoteOf)) {
-        const ports = targetsOf(r).filter((n) => this.up(n)).map((n) => this.node(n).leafPort);
+        const ports = targetsOf(r)
+          .filter((n) => this.up(n))
+          .map((n) => this.node(n).leafPort);
         for (const u of r.urls ?? []) ports.push(Number(new URL(u).port));
         if (ports.length === 0) continue;
         await this.waitRemote(s.name, ports, timeoutMs);

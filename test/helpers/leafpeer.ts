@@ -106,7 +106,9 @@ export class LeafPeer {
       this.parse();
       this.wake();
     });
-    socket.on('error', () => { /* a reset is a close for our purposes */ });
+    socket.on('error', () => {
+      /* a reset is a close for our purposes */
+    });
     socket.on('close', () => {
       this.closedFlag = true;
       this.wake();
@@ -194,15 +196,19 @@ export class LeafPeer {
    * past it. Frames skipped on the way are passed over, not lost: frames() still has them.
    */
   next(pred: (f: LeafFrame) => boolean, timeoutMs = 15_000, what = 'a frame'): Promise<LeafFrame> {
-    return this.until(() => {
-      for (let i = this.cursor; i < this.frames.length; i++) {
-        if (pred(this.frames[i])) {
-          this.cursor = i + 1;
-          return this.frames[i];
+    return this.until(
+      () => {
+        for (let i = this.cursor; i < this.frames.length; i++) {
+          if (pred(this.frames[i])) {
+            this.cursor = i + 1;
+            return this.frames[i];
+          }
         }
-      }
-      return undefined;
-    }, timeoutMs, what);
+        return undefined;
+      },
+      timeoutMs,
+      what,
+    );
   }
 
   /** Waits for any frame received so far or later (index given) that matches; does not move next()'s cursor. */
@@ -325,7 +331,12 @@ export function leafConnect(o: LeafHandshakeOptions = {}): Record<string, unknow
   const c: Record<string, unknown> = { version: '2.9.10' };
   if (o.user !== undefined) c.user = o.user;
   if (o.pass !== undefined) c.pass = o.pass;
-  Object.assign(c, { tls_required: false, server_id: fakeServerId(), name: o.name ?? `rawleaf-${randomBytes(4).toString('hex')}`, headers: true });
+  Object.assign(c, {
+    tls_required: false,
+    server_id: fakeServerId(),
+    name: o.name ?? `rawleaf-${randomBytes(4).toString('hex')}`,
+    headers: true,
+  });
   return { ...c, ...o.connect };
 }
 
@@ -342,7 +353,7 @@ export async function leafToHub(port: number, o: LeafHandshakeOptions = {}): Pro
     peer.send(`CONNECT ${JSON.stringify(connect)}\r\n`);
     const answer = await peer.next((f) => f.op === 'INFO' || f.op === '-ERR', 10_000, 'the connect_info INFO');
     if (answer.op === '-ERR') throw new Error(`the hub refused the leaf: -ERR '${answer.error}'`);
-    const lds = o.lds === undefined ? ldsSubject() : o.lds ?? undefined;
+    const lds = o.lds === undefined ? ldsSubject() : (o.lds ?? undefined);
     const dump: string[] = [];
     if (lds !== undefined) dump.push(`LS+ ${lds}\r\n`);
     for (const s of o.subs ?? []) dump.push(typeof s === 'string' ? `LS+ ${s}\r\n` : `LS+ ${s[0]} ${s[1]} ${s[2]}\r\n`);
@@ -409,10 +420,21 @@ export class FakeHub {
   /** The INFO a 2.9.10 hub sends first on a leaf connection (protocol.md §8.2). */
   standardInfo(clientId: number): Record<string, unknown> {
     return {
-      server_id: this.serverId, server_name: 'fakehub', version: '2.9.10', proto: 1, go: 'go1.19.8',
-      host: '127.0.0.1', port: this.port, headers: true, auth_required: true, max_payload: 1048576,
-      ip: `127.0.0.1:${this.port}`, client_id: clientId, nonce: randomBytes(8).toString('base64url').slice(0, 11),
-      info_on_connect: true, leafnode_urls: [`127.0.0.1:${this.port}`],
+      server_id: this.serverId,
+      server_name: 'fakehub',
+      version: '2.9.10',
+      proto: 1,
+      go: 'go1.19.8',
+      host: '127.0.0.1',
+      port: this.port,
+      headers: true,
+      auth_required: true,
+      max_payload: 1048576,
+      ip: `127.0.0.1:${this.port}`,
+      client_id: clientId,
+      nonce: randomBytes(8).toString('base64url').slice(0, 11),
+      info_on_connect: true,
+      leafnode_urls: [`127.0.0.1:${this.port}`],
     };
   }
 
@@ -425,7 +447,12 @@ export class FakeHub {
     const info = this.opts.info ? this.opts.info(standard, clientId) : standard;
     if (info !== null) peer.send(`INFO ${JSON.stringify(info)} \r\n`);
     if (this.opts.autoHandshake !== false && info !== null) {
-      void peer.waitFor((f) => f.op === 'CONNECT', 60_000, 'CONNECT').then(() => this.answerConnect(peer, clientId), () => {});
+      void peer
+        .waitFor((f) => f.op === 'CONNECT', 60_000, 'CONNECT')
+        .then(
+          () => this.answerConnect(peer, clientId),
+          () => {},
+        );
     }
     for (const w of [...this.waiters]) w();
   }

@@ -83,9 +83,12 @@ export function shapeDiff(a: unknown, b: unknown, at = ''): string[] {
       const out: string[] = [];
       const ka = Object.keys(a);
       const kb = Object.keys(b);
-      for (const k of ka) if (!kb.includes(k)) out.push(`${at}.${k}: only in the first (${JSON.stringify((a as Record<string, unknown>)[k])})`);
-      for (const k of kb) if (!ka.includes(k)) out.push(`${at}.${k}: only in the second (${JSON.stringify((b as Record<string, unknown>)[k])})`);
-      for (const k of ka) if (kb.includes(k)) out.push(...shapeDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));
+      for (const k of ka)
+        if (!kb.includes(k)) out.push(`${at}.${k}: only in the first (${JSON.stringify((a as Record<string, unknown>)[k])})`);
+      for (const k of kb)
+        if (!ka.includes(k)) out.push(`${at}.${k}: only in the second (${JSON.stringify((b as Record<string, unknown>)[k])})`);
+      for (const k of ka)
+        if (kb.includes(k)) out.push(...shapeDiff((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${at}.${k}`));
       return out;
     }
   }

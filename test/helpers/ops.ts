@@ -42,7 +42,8 @@ export async function logAfter(srv: ServerHandle, from: number, re: RegExp, time
     const m = srv.output().slice(from).match(re);
     if (m) return m;
     if (srv.exited()) throw new Error(`${srv.impl} exited before logging ${re}\n--- output ---\n${srv.output()}`);
-    if (Date.now() > deadline) throw new Error(`${srv.impl} did not log ${re} within ${timeoutMs}ms\n--- output ---\n${srv.output().slice(from)}`);
+    if (Date.now() > deadline)
+      throw new Error(`${srv.impl} did not log ${re} within ${timeoutMs}ms\n--- output ---\n${srv.output().slice(from)}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -18,18 +18,21 @@ export interface Pair {
 
 /** Starts nats-server (the reference) and the implementation under test with the same setup. */
 export async function startPair(setup: ServerSetup = {}): Promise<Pair> {
-  const started = await Promise.allSettled([
-    startServer({ impl: 'nats-server', ...setup }),
-    startServer({ impl: testImpl(), ...setup }),
-  ]);
+  const started = await Promise.allSettled([startServer({ impl: 'nats-server', ...setup }), startServer({ impl: testImpl(), ...setup })]);
   const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
   const failed = started.find((r) => r.status === 'rejected');
   if (failed) {
     await Promise.all(ok.map((s) => s.stop()));
-    throw (failed).reason;
+    throw failed.reason;
   }
   const [ref, sut] = ok;
-  return { ref, sut, stop: async () => { await Promise.all([ref.stop(), sut.stop()]); } };
+  return {
+    ref,
+    sut,
+    stop: async () => {
+      await Promise.all([ref.stop(), sut.stop()]);
+    },
+  };
 }
 
 export interface Compared {
@@ -39,10 +42,7 @@ export interface Compared {
 
 /** Runs the script against both servers of the pair (concurrently; they are independent). */
 export async function runOnPair(pair: Pair, script: Step[], opts: ExchangeOptions = {}): Promise<Compared> {
-  const [ref, sut] = await Promise.all([
-    exchange(pair.ref.port, script, opts),
-    exchange(pair.sut.port, script, opts),
-  ]);
+  const [ref, sut] = await Promise.all([exchange(pair.ref.port, script, opts), exchange(pair.sut.port, script, opts)]);
   return { ref, sut };
 }
 

@@ -20,7 +20,11 @@ const held = new Set<number>();
 
 process.on('exit', () => {
   for (const port of held) {
-    try { rmSync(lockFile(port), { force: true }); } catch { /* best effort */ }
+    try {
+      rmSync(lockFile(port), { force: true });
+    } catch {
+      /* best effort */
+    }
   }
 });
 
@@ -33,7 +37,9 @@ function leaseRange(): [number, number] {
   let ephemeralLow = 32768;
   try {
     ephemeralLow = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'latin1').trim().split(/\s+/)[0]) || ephemeralLow;
-  } catch { /* not Linux: keep the IANA default */ }
+  } catch {
+    /* not Linux: keep the IANA default */
+  }
   const last = Math.min(ephemeralLow - 1, 32767);
   return [Math.max(10000, last - 12000), last];
 }
@@ -58,10 +64,18 @@ function tryLock(port: number): boolean {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     let owner = NaN;
-    try { owner = Number(readFileSync(lockFile(port), 'latin1')); } catch { /* removed meanwhile */ }
+    try {
+      owner = Number(readFileSync(lockFile(port), 'latin1'));
+    } catch {
+      /* removed meanwhile */
+    }
     // A lock file being written right now reads empty: treat it as held.
     if (!Number.isInteger(owner) || owner <= 0 || alive(owner)) return false;
-    try { rmSync(lockFile(port), { force: true }); } catch { return false; }
+    try {
+      rmSync(lockFile(port), { force: true });
+    } catch {
+      return false;
+    }
   }
   return false;
 }
@@ -98,7 +112,11 @@ export async function leasePort(): Promise<PortLease> {
       port,
       release: () => {
         if (!held.delete(port)) return;
-        try { rmSync(lockFile(port), { force: true }); } catch { /* best effort */ }
+        try {
+          rmSync(lockFile(port), { force: true });
+        } catch {
+          /* best effort */
+        }
       },
     };
   }

@@ -58,7 +58,9 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
     let consumed = 0;
     let closed = false;
     const waiters = new Set<() => void>();
-    const wake = () => { for (const w of [...waiters]) w(); };
+    const wake = () => {
+      for (const w of [...waiters]) w();
+    };
 
     const timer = setTimeout(() => {
       socket.destroy();
@@ -82,16 +84,29 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
         writeErr = err;
       }
     });
-    socket.on('end', () => { closed = true; wake(); });
-    socket.on('close', () => { closed = true; wake(); });
+    socket.on('end', () => {
+      closed = true;
+      wake();
+    });
+    socket.on('close', () => {
+      closed = true;
+      wake();
+    });
 
     /** Polls `check` on every input event until it returns a value, the deadline passes, or close. */
     const waitFor = <T>(what: string, check: () => T | undefined, timeoutMs: number, okOnClose = false): Promise<T> =>
       new Promise((res, rej) => {
-        const finish = () => { clearTimeout(t); waiters.delete(run); };
+        const finish = () => {
+          clearTimeout(t);
+          waiters.delete(run);
+        };
         const run = () => {
           const v = check();
-          if (v !== undefined) { finish(); res(v); return; }
+          if (v !== undefined) {
+            finish();
+            res(v);
+            return;
+          }
           if (closed && !okOnClose) {
             finish();
             rej(new Error(`connection closed by server while waiting for ${what}; unconsumed: ${escapeForError(all.slice(consumed))}`));
@@ -112,21 +127,25 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
         socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
       },
       expect(pattern, timeoutMs = 15_000) {
-        return waitFor(`${pattern instanceof RegExp ? pattern : JSON.stringify(pattern)}`, () => {
-          const rest = all.slice(consumed);
-          let end = -1;
-          if (typeof pattern === 'string') {
-            const i = rest.indexOf(pattern);
-            if (i >= 0) end = i + pattern.length;
-          } else {
-            const re = new RegExp(pattern.source, pattern.flags.replace('g', '').replace('y', ''));
-            const m = re.exec(rest);
-            if (m) end = m.index + m[0].length;
-          }
-          if (end < 0) return undefined;
-          consumed += end;
-          return rest.slice(0, end);
-        }, timeoutMs);
+        return waitFor(
+          `${pattern instanceof RegExp ? pattern : JSON.stringify(pattern)}`,
+          () => {
+            const rest = all.slice(consumed);
+            let end = -1;
+            if (typeof pattern === 'string') {
+              const i = rest.indexOf(pattern);
+              if (i >= 0) end = i + pattern.length;
+            } else {
+              const re = new RegExp(pattern.source, pattern.flags.replace('g', '').replace('y', ''));
+              const m = re.exec(rest);
+              if (m) end = m.index + m[0].length;
+            }
+            if (end < 0) return undefined;
+            consumed += end;
+            return rest.slice(0, end);
+          },
+          timeoutMs,
+        );
       },
       readAll(untilQuietMs = 100, timeoutMs = 5000) {
         return new Promise((res, rej) => {
@@ -145,8 +164,14 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
             quietTimer = setTimeout(finish, untilQuietMs);
           };
           const onInput = () => {
-            if (closed) { finish(); return; }
-            if (all.length !== lastLen) { lastLen = all.length; arm(); }
+            if (closed) {
+              finish();
+              return;
+            }
+            if (all.length !== lastLen) {
+              lastLen = all.length;
+              arm();
+            }
           };
           const hard = setTimeout(() => {
             clearTimeout(quietTimer);
@@ -154,7 +179,8 @@ export function rawConnect(port: number, opts: RawConnectOptions = {}): Promise<
             rej(new Error(`input never went quiet for ${untilQuietMs}ms within ${timeoutMs}ms`));
           }, timeoutMs);
           waiters.add(onInput);
-          if (closed) finish(); else arm();
+          if (closed) finish();
+          else arm();
         });
       },
       closed(timeoutMs = 15_000) {
@@ -215,8 +241,22 @@ export async function rawSession(port: number, opts: HandshakeOptions = {}): Pro
 
 /** INFO fields that legitimately differ between servers and runs. */
 export const VOLATILE_INFO_FIELDS = [
-  'server_id', 'server_name', 'version', 'go', 'git_commit', 'host', 'port', 'client_id',
-  'client_ip', 'nonce', 'connect_urls', 'ws_connect_urls', 'ip', 'cluster', 'domain', 'xkey',
+  'server_id',
+  'server_name',
+  'version',
+  'go',
+  'git_commit',
+  'host',
+  'port',
+  'client_id',
+  'client_ip',
+  'nonce',
+  'connect_urls',
+  'ws_connect_urls',
+  'ip',
+  'cluster',
+  'domain',
+  'xkey',
 ] as const;
 
 /** Replaces the values of volatile INFO fields with `"<field>"`; keeps key order and spacing. */
@@ -239,14 +279,15 @@ export function normalizeInfo(text: string): string {
 export function renderBytes(s: string): string {
   const lines = s.split(/(?<=\n)/);
   return lines
-    .map((l) => l
-      .replace(/[\x00-\x1f\x7f-\xff\\]/g, (ch) => {
+    .map((l) =>
+      l.replace(/[\x00-\x1f\x7f-\xff\\]/g, (ch) => {
         if (ch === '\r') return '\\r';
         if (ch === '\n') return '\\n';
         if (ch === '\t') return '\\t';
         if (ch === '\\') return '\\\\';
         return `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`;
-      }))
+      }),
+    )
     .join('\n');
 }
 
@@ -390,7 +431,8 @@ export async function exchange(port: number, script: Step[], opts: ExchangeOptio
           const d = c.data();
           if (re ? re.test(d) : d.includes(step.until as string)) break;
           if (c.isClosed()) break;
-          if (Date.now() > deadline) throw new Error(`timed out waiting for ${String(step.until)} on ${step.conn ?? 'a'}: ${JSON.stringify(d)}`);
+          if (Date.now() > deadline)
+            throw new Error(`timed out waiting for ${String(step.until)} on ${step.conn ?? 'a'}: ${JSON.stringify(d)}`);
           await new Promise((r) => setTimeout(r, 5));
         }
       } else if ('waitClose' in step) {

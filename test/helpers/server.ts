@@ -85,10 +85,18 @@ const tempDirs = new Set<string>();
 
 function killLeftovers(): void {
   for (const child of live) {
-    try { child.kill('SIGKILL'); } catch { /* already gone */ }
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
   }
   for (const dir of tempDirs) {
-    try { rmSync(dir, { recursive: true, force: true }); } catch { /* best effort */ }
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* best effort */
+    }
   }
 }
 process.on('exit', killLeftovers);
@@ -115,14 +123,22 @@ function stopChild(child: ChildProcess, deadlineMs: number): Promise<number | nu
       return;
     }
     const timer = setTimeout(() => {
-      try { child.kill('SIGKILL'); } catch { /* gone */ }
+      try {
+        child.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
     }, deadlineMs);
     child.once('exit', (code) => {
       clearTimeout(timer);
       live.delete(child);
       resolve(code);
     });
-    try { child.kill('SIGINT'); } catch { /* gone */ }
+    try {
+      child.kill('SIGINT');
+    } catch {
+      /* gone */
+    }
   });
 }
 
@@ -179,9 +195,7 @@ async function startOnce(opts: StartOptions): Promise<ServerHandle> {
   if (opts.impl === 'skein' && opts.workers !== undefined) args.push('--workers', String(opts.workers));
   args.push(...(opts.args ?? []));
 
-  const [cmd, argv] = opts.impl === 'skein'
-    ? [process.execPath, [path.join(repoRoot, 'src', 'main.ts'), ...args]]
-    : ['nats-server', args];
+  const [cmd, argv] = opts.impl === 'skein' ? [process.execPath, [path.join(repoRoot, 'src', 'main.ts'), ...args]] : ['nats-server', args];
   const child = spawn(cmd, argv, {
     cwd: repoRoot,
     env: { NODE_COMPILE_CACHE: compileCache, ...process.env, ...opts.env },
@@ -200,8 +214,14 @@ async function startOnce(opts: StartOptions): Promise<ServerHandle> {
   child.stdout.setEncoding('utf8').on('data', (s: string) => onText(s, false));
   child.stderr.setEncoding('utf8').on('data', (s: string) => onText(s, true));
   let spawnError: Error | undefined;
-  child.on('error', (err) => { spawnError = err; for (const w of [...logWaiters]) w(); });
-  child.on('exit', () => { live.delete(child); for (const w of [...logWaiters]) w(); });
+  child.on('error', (err) => {
+    spawnError = err;
+    for (const w of [...logWaiters]) w();
+  });
+  child.on('exit', () => {
+    live.delete(child);
+    for (const w of [...logWaiters]) w();
+  });
 
   const exited = () => child.exitCode !== null || child.signalCode !== null || spawnError !== undefined;
 
@@ -214,8 +234,12 @@ async function startOnce(opts: StartOptions): Promise<ServerHandle> {
           resolve(m);
         } else if (exited()) {
           finish();
-          reject(new Error(`${opts.impl} exited (code ${child.exitCode}, signal ${child.signalCode}) ` +
-            `before logging ${re}${spawnError ? `: ${spawnError.message}` : ''}\n--- output ---\n${outputText}`));
+          reject(
+            new Error(
+              `${opts.impl} exited (code ${child.exitCode}, signal ${child.signalCode}) ` +
+                `before logging ${re}${spawnError ? `: ${spawnError.message}` : ''}\n--- output ---\n${outputText}`,
+            ),
+          );
         }
       };
       const timer = setTimeout(() => {
@@ -242,8 +266,10 @@ async function startOnce(opts: StartOptions): Promise<ServerHandle> {
       // Listening is logged once the socket is bound; wait until the server answers with INFO.
       for (;;) {
         if (exited()) {
-          throw new Error(`${opts.impl} exited during start-up (code ${child.exitCode}, signal ` +
-            `${child.signalCode})${spawnError ? `: ${spawnError.message}` : ''}\n--- output ---\n${outputText}`);
+          throw new Error(
+            `${opts.impl} exited during start-up (code ${child.exitCode}, signal ` +
+              `${child.signalCode})${spawnError ? `: ${spawnError.message}` : ''}\n--- output ---\n${outputText}`,
+          );
         }
         if (await probe(port, 1000)) break;
         if (Date.now() > deadline) {

@@ -182,10 +182,20 @@ export class Supercluster {
     const sc = new Supercluster(opts);
     t.teardown(() => sc.stop());
     opts.sizes.forEach((n, c) => {
-      sc.servers.push([...Array(n).keys()].map((s) => ({
-        cluster: c, index: s, name: `${String.fromCharCode(65 + c)}${s + 1}`, impl: opts.variant.impl(c, s),
-        srv: undefined as unknown as ServerHandle, port: 0, clusterPort: 0, gatewayPort: 0, httpPort: 0, configFile: '',
-      })));
+      sc.servers.push(
+        [...Array(n).keys()].map((s) => ({
+          cluster: c,
+          index: s,
+          name: `${String.fromCharCode(65 + c)}${s + 1}`,
+          impl: opts.variant.impl(c, s),
+          srv: undefined as unknown as ServerHandle,
+          port: 0,
+          clusterPort: 0,
+          gatewayPort: 0,
+          httpPort: 0,
+          configFile: '',
+        })),
+      );
     });
     if (opts.leasePorts) {
       for (const cl of sc.servers) {
@@ -241,8 +251,12 @@ export class Supercluster {
       for (const r of extra) lines.push(`    {name: "${r.name}", urls: [${r.urls.map((u) => `"${u}"`).join(', ')}]}`);
       for (const k of remotes) {
         const which = o.gatewayUrlsOf?.(k) ?? [...this.servers[k].keys()];
-        const urls = which.map((i) => this.servers[k][i].gatewayPort).filter((p) => p !== 0).map((p) => `"nats://127.0.0.1:${p}"`);
-        if (urls.length === 0) throw new Error(`${g.name} names gateway ${this.names[k]} before any of its servers has a port (lease the ports)`);
+        const urls = which
+          .map((i) => this.servers[k][i].gatewayPort)
+          .filter((p) => p !== 0)
+          .map((p) => `"nats://127.0.0.1:${p}"`);
+        if (urls.length === 0)
+          throw new Error(`${g.name} names gateway ${this.names[k]} before any of its servers has a port (lease the ports)`);
         lines.push(`    {name: "${this.names[k]}", urls: [${urls.join(', ')}]}`);
       }
       lines.push('  ]');
@@ -346,7 +360,10 @@ export class Supercluster {
   }
 
   logs(): string {
-    return this.all.filter((g) => g.srv).map((g) => `--- ${g.name} (${g.impl}) ---\n${g.srv.output()}`).join('\n');
+    return this.all
+      .filter((g) => g.srv)
+      .map((g) => `--- ${g.name} (${g.impl}) ---\n${g.srv.output()}`)
+      .join('\n');
   }
 }
 
@@ -379,7 +396,8 @@ export async function gatewayMeshProblems(members: MeshMember[]): Promise<string
     }
     const wantOut = [...size.keys()].filter((n) => n !== m.gateway).sort();
     const out = Object.keys(z.outbound_gateways ?? {}).sort();
-    if (JSON.stringify(out) !== JSON.stringify(wantOut)) problems.push(`${m.label}: outbound to [${out.join(',')}], want [${wantOut.join(',')}]`);
+    if (JSON.stringify(out) !== JSON.stringify(wantOut))
+      problems.push(`${m.label}: outbound to [${out.join(',')}], want [${wantOut.join(',')}]`);
     for (const [from, list] of Object.entries(z.inbound_gateways ?? {})) {
       if (from === m.gateway || !size.has(from)) problems.push(`${m.label}: unexpected inbound from ${from}`);
       const key = `${m.gateway}|${from}`;
@@ -407,7 +425,8 @@ export async function eventually(what: string, check: () => Promise<boolean> | b
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await sleep(pollMs);
   }
 }
