@@ -1,7 +1,8 @@
-// `npm test`: type-checks (tsc) and lints (eslint) first, then runs ava with the TAP reporter,
-// streams its output, and ends with one summary line `N passed, N failed[, N skipped]`. Exits
-// with ava's exit code. A type error or a lint finding stops the run before any test starts,
-// with tsc's or eslint's own message and `0 passed, 1 failed`. Arguments are passed through to
+// `npm test`: type-checks (tsc), lints (eslint) and checks formatting (prettier --check; `npm run
+// format` fixes it) first, then runs ava with the TAP reporter, streams its output, and ends
+// with one summary line `N passed, N failed[, N skipped]`. Exits with ava's exit code. A type
+// error, a lint finding or an unformatted file stops the run before any test starts, with the
+// tool's own message and `0 passed, 1 failed`. Arguments are passed through to
 // ava (e.g. `npm test -- test/oracle.test.ts --match '*verbose*'`).
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -85,13 +86,14 @@ function startCheck(name: string, script: string, checkArgs: string[]): Check {
 }
 
 /**
- * tsc and eslint side by side (eslint takes longer), reported in that order: the first that
- * fails stops the other and the run, so a type error fails fast with tsc's message.
+ * tsc, eslint and prettier side by side, reported in that order: the first that
+ * fails stops the others and the run, so a type error fails fast with tsc's message.
  */
 async function runChecks(): Promise<boolean> {
   const checks = [
     startCheck('tsc --noEmit -p .', 'typescript/bin/tsc', ['--noEmit', '-p', '.']),
     startCheck('eslint .', 'eslint/bin/eslint.js', ['.']),
+    startCheck('prettier --check .', 'prettier/bin/prettier.cjs', ['--check', '--no-color', '--log-level', 'warn', '.']),
   ];
   running.push(...checks.map((c) => c.proc));
   for (const c of checks) {
