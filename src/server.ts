@@ -79,7 +79,6 @@ export class Server {
   private gatewayPool: Piscina | null = null;
   private gatewayListener: net.Server | null = null;
   private gatewayPort = 0;
-  private heldGateways: net.Socket[] = [];
   /** The gateway thread's last word on its outbounds, for a (replacement) route thread. */
   private gatewayOutbounds: Extract<ControlMessage, { type: 'gateway-outbounds' }> | null = null;
   /** The route thread's registered peers (gateway URL, server name) and gateway gossip, by server id and gateway name. */
@@ -89,14 +88,14 @@ export class Server {
   private leafListener: net.Server | null = null;
   /** The leaf listener's port (0: this server accepts no leafs). */
   private leafPort = 0;
-  private heldLeafs: net.Socket[] = [];
   private listener: net.Server | null = null;
   private routeListener: net.Server | null = null;
   private clusterPort = 0;
   /** The client listener took 0.0.0.0 as a dual-stack socket (the host has IPv6). */
   private dualStack = false;
   private clusterDynamic = false;
-  private heldRoutes: net.Socket[] = [];
+  /** Sockets a route, gateway or leafnode listener accepted while that thread starts, by role. */
+  private readonly heldPeers = new Map<ThreadRoleCode, net.Socket[]>();
   private readonly slots: WorkerSlot[] = [];
   private counters: ThreadCounters[] = [];
   private shuttingDown = false;
@@ -271,32 +270,45 @@ export class Server {
   /** Bind the cluster port (a random one if -1) before the route thread builds its INFO. */
   private async listenForRoutes(): Promise<void> {
     const c = this.opts.cluster!;
-    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptRoute(s));
-    this.routeListener = listener;
-    await listenLikeGo(listener, c.host, c.port < 0 ? 0 : c.port, 1024);
-    listener.on('error', (err) => log.error(`Route listener error: ${err.message}`));
-    this.clusterPort = (listener.address() as net.AddressInfo).port;
+    this.routeListener = this.peerListener(ThreadRole.route);
+    this.clusterPort = await bindPeerListener(this.routeListener, c.host, c.port, 'Route');
   }
 
   /** Bind the gateway port (a random one if -1) before the gateway and route threads build their INFO. */
   private async listenForGateways(): Promise<void> {
     const g = this.opts.gateway!;
-    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptGateway(s));
-    this.gatewayListener = listener;
-    await listenLikeGo(listener, g.host, g.port < 0 ? 0 : g.port, 1024);
-    listener.on('error', (err) => log.error(`Gateway listener error: ${err.message}`));
-    this.gatewayPort = (listener.address() as net.AddressInfo).port;
+    this.gatewayListener = this.peerListener(ThreadRole.gateway);
+    this.gatewayPort = await bindPeerListener(this.gatewayListener, g.host, g.port, 'Gateway');
   }
 
-  /** Move an accepted gateway socket to the gateway thread (held while it starts). */
-  private acceptGateway(socket: net.Socket): void {
+  /** Bind the leafnode port (a random one if -1) before the leaf thread builds its INFO. */
+  private async listenForLeafs(): Promise<void> {
+    const l = this.opts.leafNodes!;
+    this.leafListener = this.peerListener(ThreadRole.leaf);
+    this.leafPort = await bindPeerListener(this.leafListener, l.host, l.port, 'Leafnode');
+  }
+
+  /** A listener whose accepted sockets go to the thread of `role`. */
+  private peerListener(role: ThreadRoleCode): net.Server {
+    return net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptPeer(role, s));
+  }
+
+  /** The sockets held for the thread of `role` while it starts. */
+  private heldFor(role: ThreadRoleCode): net.Socket[] {
+    let held = this.heldPeers.get(role);
+    if (held === undefined) this.heldPeers.set(role, (held = []));
+    return held;
+  }
+
+  /** Move an accepted route, gateway or leaf socket to the thread of `role` (held while it starts). */
+  private acceptPeer(role: ThreadRoleCode, socket: net.Socket): void {
     if (this.shuttingDown) {
       socket.destroy();
       return;
     }
-    const slot = this.slots.find((s) => s.role === ThreadRole.gateway);
+    const slot = this.slots.find((s) => s.role === role);
     if (slot === undefined || !slot.ready || slot.port === null) {
-      this.heldGateways.push(socket);
+      this.heldFor(role).push(socket);
       return;
     }
     const cid = nextConnectionId(this.layout.ids);
@@ -307,52 +319,6 @@ export class Server {
   private postTo(role: ThreadRoleCode, msg: ControlMessage): void {
     const slot = this.slots.find((s) => s.role === role);
     if (slot !== undefined && slot.ready && slot.port !== null) slot.port.postMessage(msg);
-  }
-
-  /** Bind the leafnode port (a random one if -1) before the leaf thread builds its INFO. */
-  private async listenForLeafs(): Promise<void> {
-    const l = this.opts.leafNodes!;
-    const listener = net.createServer({ pauseOnConnect: true, noDelay: true }, (s) => this.acceptLeaf(s));
-    this.leafListener = listener;
-    await new Promise<void>((resolve, reject) => {
-      listener.once('error', reject);
-      listener.listen({ host: l.host, port: l.port < 0 ? 0 : l.port, backlog: 1024 }, () => {
-        listener.off('error', reject);
-        resolve();
-      });
-    });
-    listener.on('error', (err) => log.error(`Leafnode listener error: ${err.message}`));
-    this.leafPort = (listener.address() as net.AddressInfo).port;
-  }
-
-  /** Move an accepted leaf socket to the leaf thread (held while it starts). */
-  private acceptLeaf(socket: net.Socket): void {
-    if (this.shuttingDown) {
-      socket.destroy();
-      return;
-    }
-    const slot = this.slots.find((s) => s.role === ThreadRole.leaf);
-    if (slot === undefined || !slot.ready || slot.port === null) {
-      this.heldLeafs.push(socket);
-      return;
-    }
-    const cid = nextConnectionId(this.layout.ids);
-    slot.port.postMessage({ socket, cid } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
-  }
-
-  /** Move an accepted route socket to the route thread (held while it starts). */
-  private acceptRoute(socket: net.Socket): void {
-    if (this.shuttingDown) {
-      socket.destroy();
-      return;
-    }
-    const slot = this.slots.find((s) => s.role === ThreadRole.route);
-    if (slot === undefined || !slot.ready || slot.port === null) {
-      this.heldRoutes.push(socket);
-      return;
-    }
-    const cid = nextConnectionId(this.layout.ids);
-    slot.port.postMessage({ socket, cid } satisfies SocketHandOff, [socket as unknown as ArrayBuffer]);
   }
 
   private runWorker(thread: number, replacement: boolean): void {
@@ -470,14 +436,15 @@ export class Server {
           for (const w of this.readyWaiters.splice(0)) w();
         }
         if (slot.role === ThreadRole.route) {
-          for (const sock of this.heldRoutes.splice(0)) this.acceptRoute(sock);
+          for (const sock of this.heldFor(ThreadRole.route).splice(0)) this.acceptPeer(ThreadRole.route, sock);
           if (this.gatewayOutbounds !== null) slot.port!.postMessage(this.gatewayOutbounds);
         } else if (slot.role === ThreadRole.gateway) {
           // What the route thread said before this gateway thread was ready.
           for (const m of this.gatewayRoutePeers.values()) slot.port!.postMessage(m);
           for (const m of this.gatewayGossip.values()) slot.port!.postMessage(m);
-          for (const sock of this.heldGateways.splice(0)) this.acceptGateway(sock);
-        } else if (slot.role === ThreadRole.leaf) for (const sock of this.heldLeafs.splice(0)) this.acceptLeaf(sock);
+          for (const sock of this.heldFor(ThreadRole.gateway).splice(0)) this.acceptPeer(ThreadRole.gateway, sock);
+        } else if (slot.role === ThreadRole.leaf)
+          for (const sock of this.heldFor(ThreadRole.leaf).splice(0)) this.acceptPeer(ThreadRole.leaf, sock);
         else for (const sock of this.held.splice(0)) this.accept(sock);
         break;
       }
@@ -594,9 +561,7 @@ export class Server {
     this.routeListener?.close();
     this.gatewayListener?.close();
     this.leafListener?.close();
-    for (const s of this.heldRoutes.splice(0)) s.destroy();
-    for (const s of this.heldGateways.splice(0)) s.destroy();
-    for (const s of this.heldLeafs.splice(0)) s.destroy();
+    for (const held of this.heldPeers.values()) for (const s of held.splice(0)) s.destroy();
     const graceMs = 2000;
     for (const s of this.slots) s.port?.postMessage({ type: 'shutdown', graceMs } satisfies ControlMessage);
     const deadline = Date.now() + graceMs + 1000;
@@ -846,6 +811,16 @@ export function cpuCount(): number {
 }
 
 /** How log lines name a thread of `role`. */
+/**
+ * Bind a route, gateway or leafnode listener (port -1: one the OS picks) as nats-server does
+ * (0.0.0.0 as a dual-stack socket), and log its later errors; resolves with the bound port.
+ */
+async function bindPeerListener(listener: net.Server, host: string, port: number, what: string): Promise<number> {
+  await listenLikeGo(listener, host, port < 0 ? 0 : port, 1024);
+  listener.on('error', (err) => log.error(`${what} listener error: ${err.message}`));
+  return (listener.address() as net.AddressInfo).port;
+}
+
 function threadName(role: ThreadRoleCode, thread: number): string {
   if (role === ThreadRole.route) return 'Route thread';
   if (role === ThreadRole.gateway) return 'Gateway thread';
