@@ -551,7 +551,7 @@ for (const impl of ['nats-server', 'skein'] as const) {
       r.send(`${lines}PING\r\n`);
       await r.closed();
       await srv.waitForLog(logged);
-      t.false(r.data().includes('PONG'), `${lines.trim()}: refused before its PING`);
+      t.false(r.data().includes('PONG\r\n'), `${lines.trim()}: refused before its PING`);
     }
     await srv.waitForLog(/Router connection closed: Protocol Violation/);
   });

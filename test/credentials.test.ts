@@ -138,7 +138,7 @@ test.serial('skein: a bcrypt check runs off the worker: another client on the sa
   slow.send('CONNECT {"verbose":false,"user":"slow","pass":"pw"}\r\nPING\r\n');
   await fast.c.ping();
   await fast.c.ping();
-  t.false(slow.pending().includes('PONG'), 'the slow client is still being checked');
+  t.false(slow.pending().includes('PONG\r\n'), 'the slow client is still being checked');
   await slow.expect(/PONG\r\n/, 30_000);
   slow.close();
   fast.c.close();

@@ -26,7 +26,9 @@ function connectOnce(port: number, connect: Record<string, unknown>): Promise<st
         got += 'CONNECT_SENT';
         sock.write(`CONNECT ${JSON.stringify({ verbose: false, pedantic: false, ...connect })}\r\nPING\r\n`);
       }
-      if (/-ERR|PONG/.test(got)) {
+      // Only what came after our CONNECT (a random server id in the INFO may contain "PONG").
+      const after = got.indexOf('CONNECT_SENT');
+      if (after >= 0 && /-ERR|PONG/.test(got.slice(after))) {
         clearTimeout(timer);
         sock.destroy();
         resolve(got);
@@ -156,7 +158,7 @@ for (const impl of ['skein', 'nats-server'] as Impl[]) {
     sub.on('data', onSub);
     sub.write('CONNECT {"verbose":false}\r\nSUB slow 1\r\nPING\r\n');
     const deadline = Date.now() + 20_000;
-    while (!subGot.includes('PONG') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (!subGot.includes('PONG\r\n') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     sub.off('data', onSub);
     sub.pause(); // and never read again
     pub.write('CONNECT {"verbose":false}\r\n');
