@@ -314,15 +314,6 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly records: RecordWriter;
   private bounceRoutes: P[] = [];
 
-  /** Reads parsed and not written yet (afterRead): their records are committed before any peer output. */
-  private readsPending = false;
-  /** A flush of the reads of this event-loop turn is scheduled. */
-  private flushArmed = false;
-  private readonly flushReads = (): void => {
-    this.flushArmed = false;
-    if (this.readsPending) this.flushAll();
-  };
-
   private sweepTimer: NodeJS.Timeout | null = null;
   /** The role's per-peer rules (leaf nodes), or null: every peer alike. */
   private readonly scope: BridgeScope<P> | null;
@@ -478,23 +469,11 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.mesh.mark();
   }
 
-  /**
-   * One read from `p` was parsed: what it produced is written once the reads that arrived with
-   * it are parsed too (at the end of this turn of the event loop), so the records of a busy
-   * peer's reads reach each thread as one commit and one wake-up, not one per read.
-   */
+  /** One read from `p` was parsed: write what it produced (once per read, never per message). */
   afterRead(p: P): void {
     // Records of this read wait for inbox space: read no more of this peer until they are in.
     if (this.mesh.blockedSinceMark()) this.paused.add(p);
-    if (this.paused.size > 0) {
-      this.flushAll(); // (pauses them now)
-      return;
-    }
-    this.readsPending = true;
-    if (!this.flushArmed) {
-      this.flushArmed = true;
-      setImmediate(this.flushReads);
-    }
+    this.flushAll();
   }
 
   /** A peer drained: publishers stalled for backed-up peers go on once none is backed up. */
@@ -894,11 +873,6 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Write what the peers have queued (once per read or drain batch). */
   flushPeers(): void {
-    if (this.readsPending) {
-      // Records first (see flushAll), also when a read's flush is still to come.
-      this.readsPending = false;
-      this.mesh.flush();
-    }
     const dirty = this.dirty;
     for (let i = 0; i < dirty.length; i++) dirty[i].flush();
     dirty.length = 0;
@@ -908,7 +882,6 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   flushAll(): void {
     // Records first: a PONG written to a peer must not overtake the messages its read handed
     // to other threads (a client PING there may follow our PONG).
-    this.readsPending = false;
     this.mesh.flush();
     this.flushPeers();
     this.stats.publish(this.conns, this.peerList.size, this.peers.size);
