@@ -396,23 +396,13 @@ export class GatewayControl extends PeerControl<GatewayConn> implements GatewayH
       g.close(CloseReason.wrongGateway, true);
       return;
     }
-    if (this.authUser !== undefined) {
-      const ok = c.user !== this.authUser ? false : comparePasswords(this.checker, this.authPass ?? '', c.pass);
-      if (ok instanceof Promise) {
-        this.holdInputUntil(
-          g,
-          ok,
-          () => this.acceptConnect(g, c),
-          () => this.authViolation(g),
-        );
-        return;
-      }
-      if (!ok) {
-        this.authViolation(g);
-        return;
-      }
-    }
-    this.acceptConnect(g, c);
+    const ok = this.authUser === undefined ? true : c.user === this.authUser && comparePasswords(this.checker, this.authPass ?? '', c.pass);
+    this.decideConnect(
+      g,
+      ok,
+      () => this.acceptConnect(g, c),
+      () => this.authViolation(g),
+    );
   }
 
   private acceptConnect(g: GatewayConn, _c: PeerConnect): void {

@@ -25,7 +25,7 @@ import { decodeServerInfo, serverInfoJson, type ServerInfo } from '../protocol/p
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
 import { log } from '../log.ts';
 import { bytesEqual, SUBJECT_ENCODING } from '../protocol/bytes.ts';
-import { joinHostPort, redactedUrl, urlHostname } from '../protocol/hostport.ts';
+import { joinHostPort, redactedUrl, splitAdvertise, urlHostname } from '../protocol/hostport.ts';
 import { comparePasswords, isBcrypt } from '../conn/auth.ts';
 import { PeerControl, type InterestSnapshot } from './peer-control.ts';
 import { Bridge, pickWhere, type BridgeScope } from './bridge.ts';
@@ -864,19 +864,6 @@ function leafInfoAddress(l: LeafNodeOptions, leafPort: number): [string, number]
 export function leafInfoUrl(l: LeafNodeOptions, leafPort: number): string {
   const [h, p] = leafInfoAddress(l, leafPort);
   return joinHostPort(h, p);
-}
-
-/** leafnodes `advertise`: "host:port" or "host" (then the leaf port). */
-function splitAdvertise(adv: string, defaultPort: number): [string, number] {
-  const text = adv.replace(/^[a-z-]+:\/\//i, '').replace(/\/$/, '');
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    const port = text[end + 1] === ':' ? Number(text.slice(end + 2)) : defaultPort;
-    return [text.slice(1, end), port];
-  }
-  const colon = text.lastIndexOf(':');
-  if (colon < 0 || text.indexOf(':') !== colon) return [text, defaultPort];
-  return [text.slice(0, colon), Number(text.slice(colon + 1))];
 }
 
 /** leafnode.go: with a listen host of 0.0.0.0, INFO names the first non-local IP. */

@@ -77,11 +77,21 @@ export abstract class PeerControl<C extends PeerConn<C, PeerHost<C>>> implements
   }
 
   /**
+   * Act on a CONNECT's credentials verdict: at once, or, for a password checked off this thread
+   * (bcrypt), once it comes (holdInputUntil).
+   */
+  protected decideConnect(c: C, verdict: boolean | Promise<boolean>, accept: () => void, refuse: () => void): void {
+    if (verdict instanceof Promise) this.holdInputUntil(c, verdict, accept, refuse);
+    else if (verdict) accept();
+    else refuse();
+  }
+
+  /**
    * A CONNECT whose password is checked off this thread (bcrypt): the connection's input waits
    * in its gate (conn/auth.ts InputGate) until `verdict`, then `accept` or `refuse` runs and
    * what was held is read on.
    */
-  protected holdInputUntil(c: C, verdict: Promise<boolean>, accept: () => void, refuse: () => void): void {
+  private holdInputUntil(c: C, verdict: Promise<boolean>, accept: () => void, refuse: () => void): void {
     c.gate.waiting = true;
     c.socket.pause();
     void verdict.then((yes) => {

@@ -31,7 +31,7 @@ import { JsonSyntaxError, JsonTypeError, type JsonDecodeError } from '../protoco
 import { CloseReason, type CloseReasonText } from '../conn/base.ts';
 import { log } from '../log.ts';
 import { SUBJECT_ENCODING } from '../protocol/bytes.ts';
-import { joinHostPort, redactedUrl, splitHostPort, urlHostname } from '../protocol/hostport.ts';
+import { joinHostPort, redactedUrl, splitAdvertise, splitHostPort, urlHostname } from '../protocol/hostport.ts';
 import { mapCertificateToUser } from '../conn/tls.ts';
 import { comparePasswords, isBcrypt } from '../conn/auth.ts';
 import { Bridge } from './bridge.ts';
@@ -395,23 +395,13 @@ export class RouteControl extends PeerControl<RouteConn> {
       this.badJson(r, 'CONNECT', json, c);
       return;
     }
-    if (this.authUser !== undefined && !r.didSolicit && !r.connectReceived) {
-      const ok = this.routeAuthorized(r, c);
-      if (ok instanceof Promise) {
-        this.holdInputUntil(
-          r,
-          ok,
-          () => this.acceptConnect(r, c),
-          () => this.authViolation(r),
-        );
-        return;
-      }
-      if (!ok) {
-        this.authViolation(r);
-        return;
-      }
-    }
-    this.acceptConnect(r, c);
+    const ok = this.authUser !== undefined && !r.didSolicit && !r.connectReceived ? this.routeAuthorized(r, c) : true;
+    this.decideConnect(
+      r,
+      ok,
+      () => this.acceptConnect(r, c),
+      () => this.authViolation(r),
+    );
   }
 
   /** auth.go isRouterAuthorized: the peer's certificate names the route user (verify_and_map), or user and password match. */
@@ -1005,17 +995,4 @@ export class RouteControl extends PeerControl<RouteConn> {
 /** A CONNECT or INFO that decoded (not the error that refused it). */
 function isDecoded<T extends object>(v: T | JsonDecodeError): v is T {
   return !(v instanceof JsonSyntaxError) && !(v instanceof JsonTypeError);
-}
-
-/** cluster `advertise`: "host:port" or "host" (then the cluster port). */
-function splitAdvertise(adv: string, defaultPort: number): [string, number] {
-  const text = adv.replace(/^[a-z-]+:\/\//i, '').replace(/\/$/, '');
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    const port = text[end + 1] === ':' ? Number(text.slice(end + 2)) : defaultPort;
-    return [text.slice(1, end), port];
-  }
-  const colon = text.lastIndexOf(':');
-  if (colon < 0 || text.indexOf(':') !== colon) return [text, defaultPort];
-  return [text.slice(0, colon), Number(text.slice(colon + 1))];
 }

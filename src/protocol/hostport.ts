@@ -88,3 +88,16 @@ export async function listenLikeGo(server: Server, host: string, port: number, b
   await bind('0.0.0.0');
   return { dualStack: false };
 }
+
+/** A cluster or leafnodes `advertise`: "host:port" or "host" (then `defaultPort`); a scheme and a trailing slash are ignored. */
+export function splitAdvertise(adv: string, defaultPort: number): [string, number] {
+  const text = adv.replace(/^[a-z-]+:\/\//i, '').replace(/\/$/, '');
+  if (text.startsWith('[')) {
+    const end = text.indexOf(']');
+    const port = text[end + 1] === ':' ? Number(text.slice(end + 2)) : defaultPort;
+    return [text.slice(1, end), port];
+  }
+  const colon = text.lastIndexOf(':');
+  if (colon < 0 || text.indexOf(':') !== colon) return [text, defaultPort];
+  return [text.slice(0, colon), Number(text.slice(colon + 1))];
+}
