@@ -142,12 +142,12 @@ leafTest(
 
 leafTest(
   'a leaf cluster attached to two servers of a hub cluster gets each message once',
-  ['hub', 'leaf'],
+  ['h1', 'h2', 'leaf'],
   async (t, mix) => {
     t.timeout(180_000);
     const topo = await LeafTopology.start(t, [
-      { name: 'h1', impl: mix.hub, cluster: 'H', accept: true },
-      { name: 'h2', impl: mix.hub, cluster: 'H', accept: true },
+      { name: 'h1', impl: mix.h1, cluster: 'H', accept: true },
+      { name: 'h2', impl: mix.h2, cluster: 'H', accept: true },
       { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
       { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
     ]);
@@ -176,13 +176,18 @@ leafTest(
     await deliveryBarrier([l1, l2, h1, h2]);
     for (const [name, g] of Object.entries(got)) t.deepEqual(g.sort(), ['from h1', 'from l1'], `${name} gets each once`);
   },
-  undefined,
-  {
-    // nats-server's h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route
-    // INFO `lnoc`), and h2 sends it down to no leaf of cluster LC; skein's routes carry no origin,
-    // so a skein h2 sends it down to l2, which had it from l1 over their route already.
-    skipSkeinRole: { role: 'hub', reason: 'skein routes do not carry the leaf origin cluster (lnoc) yet' },
-  },
+  // h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route INFO `lnoc`), and
+  // h2 sends it down to no leaf of cluster LC: l2 had it from l1 over their route already. A hub
+  // cluster of one nats-server and one skein server checks both directions of that on the wire.
+  [
+    { h1: 'nats-server', h2: 'nats-server', leaf: 'nats-server' },
+    { h1: 'skein', h2: 'skein', leaf: 'skein' },
+    { h1: 'skein', h2: 'skein', leaf: 'nats-server' },
+    { h1: 'nats-server', h2: 'nats-server', leaf: 'skein' },
+    { h1: 'nats-server', h2: 'skein', leaf: 'nats-server' },
+    { h1: 'skein', h2: 'nats-server', leaf: 'nats-server' },
+    { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
+  ],
 );
 
 leafTest(

@@ -16,6 +16,7 @@ class FakePeer implements BridgePeer<FakePeer> {
   closed = false;
   closing = false;
   headers = true;
+  lnoc = false;
   pendingBytes = 0;
   socket = { pause(): void {}, resume(): void {} };
   readonly subs = new Map<string, PeerSub<FakePeer>>();

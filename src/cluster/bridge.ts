@@ -26,11 +26,18 @@ import type { SharedLayout } from '../threads/shared.ts';
 import type { Options } from '../config/options.ts';
 import { log, isTrace } from '../log.ts';
 import { fnv, bytesEqual as sameBytes, SUBJECT_ENCODING } from '../protocol/bytes.ts';
-import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
+import { FLAG_ORIGIN, FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { RouteStats, ThreadStats, type ConnCounters } from '../monitor/stats.ts';
 import { CloseReason } from '../conn/base.ts';
-import { countsAsLocal, hearsLocalLeafInterestOnly, mayForward, ThreadRole, type ThreadRoleCode } from '../threads/roles.ts';
+import {
+  countsAsLocal,
+  hearsLocalLeafInterestOnly,
+  mayForward,
+  takesLeafOrigin,
+  ThreadRole,
+  type ThreadRoleCode,
+} from '../threads/roles.ts';
 
 /** What the bridge needs of a peer connection `P` (RouteConn; the gateway and leaf connections). */
 export interface BridgePeer<P> extends ConnCounters {
@@ -38,6 +45,11 @@ export interface BridgePeer<P> extends ConnCounters {
   readonly closing: boolean;
   /** The peer takes HMSG (headers are stripped for one that does not). */
   readonly headers: boolean;
+  /**
+   * A route peer that announced `lnoc`: a message from a leaf goes to it as `LMSG <origin> ...`
+   * (the peer's writeMsg does it); false for every other peer.
+   */
+  readonly lnoc: boolean;
   readonly pendingBytes: number;
   readonly socket: { pause(): void; resume(): void };
   /** The peer's interest, keyed by `subject` or `subject queue`. */
@@ -245,8 +257,8 @@ export interface BridgeScope<P> {
    * hub announced: only for client workers; interest.ts routeWeight.)
    */
   sharesWithRoutes(p: P): boolean;
-  /** May a message from thread `t` go to peer `p`? */
-  acceptsFrom(p: P, t: number): boolean;
+  /** May message `m` from thread `t` go to peer `p` (`m.os`: the leaf cluster it came from)? */
+  acceptsFrom(p: P, t: number, m: MsgView): boolean;
   /** May a message from peer `p` go to thread `t`: plain interest, and queue groups? */
   handsPlainTo(p: P, t: number): boolean;
   /**
@@ -276,6 +288,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly local: boolean[] = [];
   /** Per thread: its records may be forwarded to our peers (roles.ts mayForward). */
   private readonly forwardsFrom: boolean[] = [];
+  /** Per thread: records for it carry a message's leaf origin cluster (route and leaf threads: roles.ts). */
+  private readonly originTo: boolean[] = [];
 
   // Interest learned from the other threads (what we announce) and from peers (what we log).
   private readonly localList = new Sublist<LocalSub>();
@@ -355,6 +369,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.local.push(t !== thread && countsAsLocal(this.role, layout.roles[t]));
       this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
       this.useRouteWeight.push(hearsLocalLeafInterestOnly(this.role) && layout.roles[t] === ThreadRole.leaf);
+      this.originTo.push(takesLeafOrigin(layout.roles[t]));
     }
     this.targetPlain = new Uint8Array(n);
     // A replacement thread's connections died with its predecessor (main reset its logged
@@ -724,7 +739,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       const filtering = this.filtering;
       for (const r of res.plain) {
         if (filtering && r.filtered === true && r.refuses!(d, ss, se)) continue;
-        if (scope !== null && !scope.acceptsFrom(r, from)) continue;
+        if (scope !== null && !scope.acceptsFrom(r, from, m)) continue;
         if (!r.targetPlain && !r.targetQueued) targets[nt++] = r;
         r.targetPlain = true;
       }
@@ -737,7 +752,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
         if (!sameBytes(g.nameBytes, 0, g.nameBytes.length, d, ns, ne)) continue;
         const member =
           scope !== null
-            ? pickWhere(g, (s) => scope.acceptsFrom(s.peer, from))
+            ? pickWhere(g, (s) => scope.acceptsFrom(s.peer, from, m))
             : this.wording.nearestQueuePeer === true
               ? pickNearest(g)
               : pickByWeight(g);
@@ -755,9 +770,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       const r = targets[i];
       r.outMsgs++;
       r.outBytes += size;
-      // The record's tail is the peer's too, unless queue names go in between or headers
-      // must be stripped (or an empty header block dropped).
-      if (r.targetGroups.length === 0 && (hdr < 0 || (hdr > 0 && r.headers))) r.writeTail(m);
+      // The record's tail is the peer's too, unless queue names go in between, headers must be
+      // stripped (or an empty header block dropped) or the peer is told the leaf origin (LMSG).
+      if (r.targetGroups.length === 0 && (hdr < 0 || (hdr > 0 && r.headers)) && (m.os < 0 || !r.lnoc)) r.writeTail(m);
       else r.writeMsg(m, r.targetGroups, r.targetGroups.length >> 1);
       r.targetPlain = false;
       r.targetQueued = false;
@@ -852,7 +867,14 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private toThread(from: P, t: number, plain: boolean, groups: number[], m: MsgView): void {
     const flags = plain ? FLAG_PLAIN : 0;
     const nGroups = groups.length >> 1;
-    if (nGroups === 0) {
+    if (m.os >= 0 && this.originTo[t]) {
+      // A message from a leaf (or a route's LMSG): the route or leaf thread is told its origin.
+      let nameBytes = 4 + m.oe - m.os;
+      for (let i = 0; i < nGroups; i++) nameBytes += groups[2 * i + 1] - groups[2 * i];
+      let p = this.records.begin(t, m, flags | FLAG_ORIGIN, 0, nGroups, nameBytes);
+      for (let i = 0; i < nGroups; i++) p = this.records.name(p, m.sb, groups[2 * i], groups[2 * i + 1]);
+      this.records.end(this.records.origin(p, m.ob, m.os, m.oe), m);
+    } else if (nGroups === 0) {
       this.records.msg(t, m, flags, 0);
     } else {
       let nameBytes = 0;

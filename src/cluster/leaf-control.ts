@@ -717,8 +717,16 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     return !c.toHub;
   }
 
-  /** BridgeScope: may a message from thread `t` go down/up connection `c`? */
-  acceptsFrom(c: LeafConn, t: number): boolean {
+  /**
+   * BridgeScope: may message `m` from thread `t` go down/up connection `c`? Not a routed
+   * message from a leaf of c's own cluster (`m.os`, the route's LMSG origin): that cluster had it
+   * already (client.go processMsgResults, cluster-wide no echo).
+   */
+  acceptsFrom(c: LeafConn, t: number, m: MsgView): boolean {
+    if (m.os >= 0) {
+      const o = c.origin;
+      if (o !== null && bytesEqual(m.ob, m.os, m.oe, o, 0, o.length)) return false;
+    }
     return this.sees(c, t);
   }
 
@@ -782,6 +790,15 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
         c.fatal('Authorization Violation', CloseReason.authenticationViolation);
       }
       return;
+    }
+    // The leaf's cluster is the message's origin, for the routes (LMSG) and their leafs.
+    const o = c.origin;
+    if (o === null) {
+      m.os = -1;
+    } else {
+      if (m.ob !== o) m.ob = o;
+      m.os = 0;
+      m.oe = o.length;
     }
     this.bridge.fromPeer(c, m);
   }

@@ -220,6 +220,8 @@ export class RouteControl extends PeerControl<RouteConn> {
       connect_urls: this.noAdvertise ? undefined : this.clientUrls,
       gateway_url: this.gatewayUrl,
       leafnode_urls: this.leafUrl === undefined ? undefined : [this.leafUrl],
+      // We speak LS+/LS-/LMSG with the leaf origin cluster (route.go: always true).
+      lnoc: true,
     };
     return info;
   }
@@ -465,6 +467,7 @@ export class RouteControl extends PeerControl<RouteConn> {
     if (r.remoteId === '') r.remoteId = c.name;
     r.headers = c.headers;
     r.verbose = c.verbose;
+    r.lnoc = c.lnoc;
   }
 
   /**
@@ -556,6 +559,8 @@ export class RouteControl extends PeerControl<RouteConn> {
     r.remoteName = name;
     r.remoteInfo = info;
     r.headers = info.headers;
+    // The peer takes `LMSG <origin> ...` and `LS+ <origin> ...` (route.go: route.lnoc).
+    r.lnoc = info.lnoc;
     r.connectUrls = info.connect_urls;
     const port = info.port;
     if (r.url === null) {

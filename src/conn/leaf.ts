@@ -36,7 +36,13 @@ export class LeafConn extends PeerConn<LeafConn, LeafHost> {
    */
   toHub = false;
   /** The peer's `cluster` (CONNECT on the hub side, INFO on the leaf side); '' if none. */
-  remoteCluster = '';
+  private cluster = '';
+  /**
+   * The peer's `cluster` as bytes, or null: the origin of every message it sends (MsgView.ob),
+   * which routes carry on (`LMSG <origin> ...`) and which keeps a routed copy from coming back
+   * down another connection of that cluster.
+   */
+  origin: Buffer | null = null;
   remoteName = '';
   /** CONNECT sent (solicited side). */
   connectSent = false;
@@ -49,6 +55,15 @@ export class LeafConn extends PeerConn<LeafConn, LeafHost> {
    * (plain: how many sources have interest; queue: the summed weight).
    */
   readonly smap = new Map<string, number>();
+
+  get remoteCluster(): string {
+    return this.cluster;
+  }
+
+  set remoteCluster(name: string) {
+    this.cluster = name;
+    this.origin = name === '' ? null : Buffer.from(name, 'utf8');
+  }
 
   constructor(host: LeafHost, opts: Options, socket: Socket, lid: number, url: URL | null, remoteIndex: number) {
     super(PEER_ROLES.leaf, host, opts, socket, lid);

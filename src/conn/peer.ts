@@ -86,6 +86,9 @@ export interface PeerHost<C> {
 }
 
 const PONG = Buffer.from('PONG\r\n');
+/** `LMSG <origin> $G <subject> ...` to an lnoc route: the verb, then (after the origin) the account. */
+const LMSG_ORIGIN = Buffer.from('LMSG ');
+const ACCOUNT_G = Buffer.from(' $G ');
 
 export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> extends Conn implements PeerParserHandler, BridgePeer<C> {
   readonly host: H;
@@ -96,6 +99,11 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
   remoteId = '';
   /** Peer takes HMSG (its INFO/CONNECT said headers:true). */
   headers = false;
+  /**
+   * A route peer that said `lnoc: true` (INFO or CONNECT): a message from a leaf goes to it as
+   * `LMSG <origin> $G ...` (route.go msgHeaderForRouteOrLeaf). Never set on other roles.
+   */
+  lnoc = false;
   connectReceived = false;
   infoReceived = false;
   registered = false;
@@ -299,7 +307,8 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
   /**
    * One message built field by field: `subject` instead of the message's own when given, the
    * reply behind `replyPrefix` when given, headers stripped for a peer that did not announce
-   * header support (nats-server does the same).
+   * header support (nats-server does the same). A message from a leaf goes to an `lnoc` route
+   * as `LMSG <origin> $G subject ... <hdr> <size>`, the header size always there (0: none).
    */
   writeFull(m: MsgView, subject: Buffer | null, replyPrefix: Buffer | null, queues: number[], qCount: number): void {
     if (this.closing) return;
@@ -307,7 +316,10 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
     const pe = m.pe;
     let hdr = m.hdr;
     let body = m.ps;
-    if (hdr > 0 && !this.headers) {
+    const origin = m.os >= 0 && this.lnoc;
+    if (origin) {
+      if (hdr < 0) hdr = 0;
+    } else if (hdr > 0 && !this.headers) {
       body = m.ps + hdr;
       hdr = -1;
     } else if (hdr === 0) {
@@ -319,12 +331,21 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
     const prefixLen = replyPrefix === null ? 0 : replyPrefix.length;
     const replyLen = m.rs >= 0 ? prefixLen + m.re - m.rs : -1;
     const subjectLen = subject === null ? m.se - m.ss : subject.length;
-    const op = hdr >= 0 ? this.role.hmsgOp : this.role.msgOp;
+    const op = origin ? LMSG_ORIGIN : hdr >= 0 ? this.role.hmsgOp : this.role.msgOp;
+    const originBytes = origin ? m.oe - m.os + ACCOUNT_G.length : 0;
     const need =
-      op.length + subjectLen + (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) + sizesLength(hdr, total);
+      op.length +
+      originBytes +
+      subjectLen +
+      (qCount > 0 ? 2 + (replyLen >= 0 ? replyLen + 1 : 0) + qBytes : replyLen + 1) +
+      sizesLength(hdr, total);
     const out = this.reserve(need);
     let o = this.outPos;
     o = put(out, o, op, 0, op.length);
+    if (origin) {
+      o = put(out, o, m.ob, m.os, m.oe);
+      o = put(out, o, ACCOUNT_G, 0, ACCOUNT_G.length);
+    }
     o = subject === null ? put(out, o, sb, m.ss, m.se) : put(out, o, subject, 0, subject.length);
     if (qCount > 0) {
       out[o++] = 32;

@@ -21,6 +21,14 @@ export class MsgView {
   /** Account of a routed message: sb[accountStart, accountEnd); -1 when it carries none. */
   accountStart = -1;
   accountEnd = -1;
+  /**
+   * The leaf origin cluster of a message that came from a leaf connection (route `LMSG <origin>
+   * ...`, or the leaf's own `cluster`): ob[os, oe); os = -1 for any other message. A hub sends
+   * such a message down no leaf connection of that cluster (client.go processMsgResults).
+   */
+  ob: Buffer = EMPTY;
+  os = -1;
+  oe = -1;
   /** Queue names of a routed message: [start, end) pairs in `sb`, `queueCount` of them. */
   readonly queues: number[] = [];
   queueCount = 0;
@@ -94,6 +102,7 @@ export class MsgView {
 
   /** The control-line fields moved by `delta` into `buf` (a split message's line was copied). */
   rebase(delta: number, buf: Buffer): void {
+    const line = this.sb;
     this.sb = buf;
     if (this.accountStart >= 0) {
       this.accountStart += delta;
@@ -104,6 +113,11 @@ export class MsgView {
     if (this.rs >= 0) {
       this.rs += delta;
       this.re += delta;
+    }
+    if (this.os >= 0 && this.ob === line) {
+      this.ob = buf;
+      this.os += delta;
+      this.oe += delta;
     }
     for (let i = 0; i < this.queueCount * 2; i++) this.queues[i] += delta;
   }

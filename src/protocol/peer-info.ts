@@ -218,7 +218,7 @@ export interface RouteConnectInfo {
   tls?: boolean; // cluster.tls is configured
 }
 
-/** route.go connectInfo, in field order. We leave `lnoc` out: we do not speak LS+/LMSG. */
+/** route.go connectInfo, in field order, `lnoc` included: we speak LS+/LS-/LMSG with the origin cluster. */
 export function routeConnectJson(c: RouteConnectInfo): string {
   const o: Record<string, unknown> = { echo: true, verbose: false, pedantic: false };
   if (c.user) o.user = c.user;
@@ -228,5 +228,6 @@ export function routeConnectJson(c: RouteConnectInfo): string {
   o.name = c.name;
   o.cluster = c.cluster;
   if (c.dynamic) o.cluster_dynamic = true;
+  o.lnoc = true;
   return JSON.stringify(o);
 }

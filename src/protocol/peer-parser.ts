@@ -39,7 +39,7 @@ export type PeerOpCode = (typeof PeerOp)[keyof typeof PeerOp];
 interface MsgLayout {
   /** nats-server's function name, which its error lines carry. */
   readonly where: string;
-  /** The origin cluster comes first (LMSG on a route). */
+  /** The origin cluster comes first (LMSG on a route, which always has both sizes: route.go processRoutedOriginClusterMsgArgs). */
   readonly origin: boolean;
   /** An account precedes the subject (routes and gateways; leafnodes bind one account). */
   readonly account: boolean;
@@ -49,7 +49,7 @@ interface MsgLayout {
 
 const ROUTED: MsgLayout = { where: 'processRoutedMsgArgs', origin: false, account: true, headers: false };
 const ROUTED_HEADERS: MsgLayout = { where: 'processRoutedHeaderMsgArgs', origin: false, account: true, headers: true };
-const ROUTED_ORIGIN: MsgLayout = { where: 'processRoutedOriginClusterMsgArgs', origin: true, account: true, headers: false };
+const ROUTED_ORIGIN: MsgLayout = { where: 'processRoutedOriginClusterMsgArgs', origin: true, account: true, headers: true };
 const LEAF: MsgLayout = { where: 'processLeafMsgArgs', origin: false, account: false, headers: false };
 const LEAF_HEADERS: MsgLayout = { where: 'processLeafHeaderMsgArgs', origin: false, account: false, headers: true };
 
@@ -323,6 +323,7 @@ export class PeerParser {
       m.re = -1;
     }
     m.ts = -1;
+    m.os = -1;
     m.queueCount = 0;
     if (m.queues.length !== 0) m.queues.length = 0;
     m.hdr = hdr;
@@ -347,9 +348,10 @@ export class PeerParser {
     m.rs = -1;
     m.re = -1;
     m.ts = -1;
+    m.os = -1;
     m.queueCount = 0;
     if (m.queues.length !== 0) m.queues.length = 0;
-    // LMSG on a route carries the origin cluster first; we accept and ignore it.
+    // LMSG on a route carries the origin cluster first (set once the line is known good).
     let k = layout.origin ? 1 : 0;
     const sizes = layout.headers ? 2 : 1; // trailing size fields
     const minArgs = k + (layout.account ? 1 : 0) + 1 + sizes;
@@ -396,6 +398,14 @@ export class PeerParser {
       m.hdr = -1;
     }
     if (size > PEER_MAX_MESSAGE) return this.msgArgsError(layout, `message of ${size} bytes exceeds ${PEER_MAX_MESSAGE}`, b, s, e);
+    if (layout.origin) {
+      // An origin LMSG always has a header size, 0 without headers: a message without any
+      // (client.go msgHeader: headers only when hdr > 0).
+      if (m.hdr === 0) m.hdr = -1;
+      if (m.ob !== b) m.ob = b;
+      m.os = starts[0];
+      m.oe = ends[0];
+    }
     return true;
   }
 }

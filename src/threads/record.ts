@@ -3,12 +3,14 @@
 // writer and its reader live here only.
 //
 //   [kind u8][flags u8][0 u16][cid u32][groups u32][subjLen u32][replyLen u32][hdrLen i32]
-//   [payLen u32][tailLen u32] subject, group names ([u32 length][bytes] each), then the
-//   canonical MSG tail ` [reply ][hdr ]size\r\n<payload>\r\n`, so a receiver delivers with
-//   two copies.
+//   [payLen u32][tailLen u32] subject, group names ([u32 length][bytes] each), with
+//   FLAG_ORIGIN the leaf origin cluster ([u32 length][bytes]), then the canonical MSG tail
+//   ` [reply ][hdr ]size\r\n<payload>\r\n`, so a receiver delivers with two copies.
 // Little-endian. Every length is 32 bits: a subject, a queue name or a group count of any size
 // a client may legally send fits (issue 10 §2). hdrLen < 0: no headers (PUB). FLAG_PLAIN:
 // deliver to plain subscribers; each group name: deliver to one member of that queue group.
+// FLAG_ORIGIN: the message came from a leaf connection of that cluster (MsgView.os); only the
+// route and leaf threads are sent it (bridge.ts), so a client worker's records never carry it.
 // `cid` is the publishing connection (0 for a route): a consumer that finds a subscriber
 // backed up asks the publisher's thread to stall that connection (RecordKind.stall).
 
@@ -17,6 +19,7 @@ import { put, putDV, msgTailLength, putMsgTail } from '../protocol/bytes.ts';
 
 export const REC_HDR = 32;
 export const FLAG_PLAIN = 1;
+export const FLAG_ORIGIN = 2;
 
 export const RecordKind = {
   msg: 1,
@@ -82,6 +85,11 @@ export class RecordWriter {
   name(p: number, b: Uint8Array, s: number, e: number): number {
     this.sink.dstView.setUint32(p, e - s, true);
     return put(this.sink.dst, p + 4, b, s, e);
+  }
+
+  /** The origin cluster b[s, e) at `p`, after the last name (FLAG_ORIGIN; counted in begin's nameBytes, plus 4); returns where the tail goes. */
+  origin(p: number, b: Uint8Array, s: number, e: number): number {
+    return this.name(p, b, s, e);
   }
 
   /** The canonical tail at `p`, after the last name: the record is complete. */
@@ -152,6 +160,13 @@ export function readRecord(m: MsgView, d: Buffer, v: DataView, o: number): void 
   m.se = m.ss + subjLen;
   let ts = m.se;
   for (let i = 0; i < nGroups; i++) ts += 4 + v.getUint32(ts, true);
+  if ((m.flags & FLAG_ORIGIN) !== 0) {
+    if (m.ob !== d) m.ob = d;
+    m.os = ts + 4;
+    ts = m.oe = m.os + v.getUint32(ts, true);
+  } else {
+    m.os = -1;
+  }
   const te = ts + tailLen;
   m.setTailView(d, v, ts, te);
   m.rs = replyLen > 0 ? ts + 1 : -1;

@@ -69,6 +69,16 @@ export function hearsLocalLeafInterestOnly(viewer: ThreadRoleCode): boolean {
   return viewer === ROUTE || viewer === GATEWAY;
 }
 
+/**
+ * Do records for a thread of this role carry a message's leaf origin cluster (record.ts
+ * FLAG_ORIGIN)? The route thread tells it to route peers (`LMSG <origin> ...`), the leaf thread
+ * sends a routed message down no leaf connection of that cluster; client workers and gateways
+ * have no use for it.
+ */
+export function takesLeafOrigin(role: ThreadRoleCode): boolean {
+  return role === ROUTE || role === LEAF;
+}
+
 /** Does a thread of this role announce interest to server peers (and want waking for it)? */
 export function announcesInterest(role: ThreadRoleCode): boolean {
   return role !== WORKER;
