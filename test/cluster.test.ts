@@ -316,12 +316,13 @@ test('the route INFO, the interest dump and RS+/RS- follow nats-server', async (
     'nonce',
     'cluster',
     'connect_urls',
+    'lnoc',
   ]);
   t.is(info.proto, 2);
   t.is(info.port, s.clusterPort);
   t.is(info.cluster, 'clu');
   t.deepEqual(info.connect_urls, [`127.0.0.1:${s.port}`]);
-  t.false('lnoc' in info, 'no lnoc: we do not speak LS+/LMSG');
+  t.is(info.lnoc, true, 'lnoc: we speak LS+/LMSG with the leaf origin cluster');
 
   r.send(fakeConnect('clu') + fakeInfo('clu'));
   const dump = await r.expect(/RS\+ \$G baz\.> q2 1\r\n/);

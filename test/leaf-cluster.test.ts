@@ -9,7 +9,8 @@
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';
-import { FakeHub, leafToHub } from './helpers/leafpeer.ts';
+import { FakeHub, fakeServerId, leafToHub } from './helpers/leafpeer.ts';
+import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
 
 leafTest('a leaf attached to one server of a cluster reaches, and is reached from, every server of it', ['hub', 'leaf'], async (t, mix) => {
   t.timeout(180_000);
@@ -188,6 +189,94 @@ leafTest(
     { h1: 'skein', h2: 'nats-server', leaf: 'nats-server' },
     { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
   ],
+);
+
+/** A raw route peer on `clusterPort` of cluster `cluster`; `lnoc`: its CONNECT and INFO say so. */
+async function rawRoute(t: { teardown(fn: () => unknown): void }, clusterPort: number, cluster: string, lnoc: boolean): Promise<RawClient> {
+  const r = await rawConnect(clusterPort);
+  t.teardown(() => r.close());
+  await r.expect(/^INFO \{.*\} ?\r\n/);
+  const id = fakeServerId();
+  const extra = lnoc ? { lnoc: true } : {};
+  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster, ...extra };
+  const info = {
+    server_id: id,
+    server_name: `raw-${id.slice(1, 7)}`,
+    version: '2.9.10',
+    proto: 2,
+    host: '127.0.0.1',
+    port: 1,
+    headers: true,
+    max_payload: 1048576,
+    cluster,
+    ...extra,
+  };
+  r.send(`CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`);
+  return r;
+}
+
+leafTest(
+  'a hub passes a leaf message to an lnoc route as LMSG with the leaf cluster, and sends a routed LMSG down no leaf of that cluster',
+  ['hub'],
+  async (t, mix) => {
+    t.timeout(90_000);
+    const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
+    const hub = topo.node('hub');
+    const cluster = topo.clusterNames.get('H')!;
+    const id = uid();
+    const subject = `x.${id}`;
+    const { c } = await rawSession(hub.port, { connect: { headers: true } });
+    t.teardown(() => c.close());
+    c.send(`SUB ${subject} 1\r\n`);
+    await c.ping();
+    const lnoc = await rawRoute(t, hub.clusterPort, cluster, true);
+    const plain = await rawRoute(t, hub.clusterPort, cluster, false);
+    lnoc.send(`RS+ $G ${subject}\r\n`);
+    plain.send(`RS+ $G ${subject}\r\n`);
+    const a = await leafToHub(hub.leafPort, { connect: { cluster: 'LC' }, subs: [subject] });
+    const b = await leafToHub(hub.leafPort, { connect: { cluster: 'LD' }, subs: [subject] });
+    t.teardown(() => a.peer.close());
+    t.teardown(() => b.peer.close());
+    // The hub announces the routes' (and the other leaf's) interest: it has taken all of it in.
+    await a.peer.until(() => (a.peer.interest().has(subject) ? true : undefined), 15_000, 'the interest on leaf a');
+    await b.peer.until(() => (b.peer.interest().has(subject) ? true : undefined), 15_000, 'the interest on leaf b');
+
+    // Leaf a (cluster LC) publishes: the lnoc route is told the origin, with both sizes; the
+    // other route gets RMSG/HMSG as from a client.
+    a.peer.msg(subject, 'hi');
+    a.peer.msg(subject, 'hi', { reply: 'rep.1' });
+    a.peer.msg(subject, 'hi', { headers: 'NATS/1.0\r\n\r\n' });
+    const toLnoc = await lnoc.expect(`LMSG LC $G ${subject} 12 14\r\nNATS/1.0\r\n\r\nhi\r\n`);
+    t.regex(
+      toLnoc,
+      new RegExp(
+        `LMSG LC \\$G ${subject.replace('.', '\\.')} 0 2\r\nhi\r\nLMSG LC \\$G ${subject.replace('.', '\\.')} rep\\.1 0 2\r\nhi\r\n`,
+      ),
+    );
+    const toPlain = await plain.expect(`HMSG $G ${subject} 12 14\r\nNATS/1.0\r\n\r\nhi\r\n`);
+    t.regex(
+      toPlain,
+      new RegExp(`RMSG \\$G ${subject.replace('.', '\\.')} 2\r\nhi\r\nRMSG \\$G ${subject.replace('.', '\\.')} rep\\.1 2\r\nhi\r\n`),
+    );
+
+    await c.expect(`HMSG ${subject} 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n`); // leaf a's, to the client
+
+    // The lnoc route sends a message that came from a leaf of cluster LC: leaf a's cluster had
+    // it already, so only leaf b and the client get it (a header size of 0 is no headers).
+    lnoc.send(
+      `LMSG LC $G ${subject} 0 3\r\nabc\r\nLMSG LC $G ${subject} r.2 12 15\r\nNATS/1.0\r\n\r\nhdr\r\nRMSG $G ${subject} 3\r\nend\r\n`,
+    );
+    const toClient = await c.expect(`MSG ${subject} 1 3\r\nend\r\n`);
+    t.is(
+      toClient.replace(/PING\r\n/g, ''),
+      `MSG ${subject} 1 3\r\nabc\r\nHMSG ${subject} 1 r.2 12 15\r\nNATS/1.0\r\n\r\nhdr\r\nMSG ${subject} 1 3\r\nend\r\n`,
+    );
+    await b.peer.waitFor((f) => f.subject === subject && f.payload === 'end', 15_000, "leaf b's last message");
+    await a.peer.waitFor((f) => f.subject === subject && f.payload === 'end', 15_000, "leaf a's last message");
+    const got = (p: typeof a.peer): string[] => p.messages().map((f) => `${f.op} ${f.reply ?? ''} ${f.payload}`);
+    t.deepEqual(got(b.peer).slice(-3), ['LMSG  abc', 'HMSG r.2 hdr', 'LMSG  end'], 'leaf b (cluster LD) gets the routed messages');
+    t.deepEqual(got(a.peer), ['LMSG  end'], 'leaf a (cluster LC) gets only the one without its origin');
+  },
 );
 
 leafTest(
