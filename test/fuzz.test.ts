@@ -95,7 +95,7 @@ class PeerRecorder implements PeerParserHandler {
     const queues: string[] = [];
     for (let i = 0; i < m.queueCount; i++) queues.push(b.toString('latin1', m.queues[2 * i], m.queues[2 * i + 1]));
     this.events.push(
-      `MSG ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
+      `MSG ${m.os >= 0 ? m.ob.toString('latin1', m.os, m.oe) : '-'} ${b.toString('latin1', m.accountStart, m.accountEnd)} ${b.toString('latin1', m.ss, m.se)} ` +
         `${m.rs >= 0 ? b.toString('latin1', m.rs, m.re) : null} [${queues.join(',')}] ${m.hdr} ` +
         `${JSON.stringify(m.pb.toString('latin1', m.ps, m.pe))}`,
     );

@@ -125,6 +125,12 @@ function routeFrame(rng: Rng, _sids: string[]): string {
   if (r < 0.45) {
     const h = headerBlock(rng);
     const p = payload(rng);
+    if (chance(rng, 0.3)) {
+      // A leaf's message passed on by an lnoc peer: the origin cluster first, both sizes always.
+      const hb = chance(rng, 0.5) ? h : '';
+      const reply = chance(rng, 0.3) ? ` ${subject(rng, false)}` : '';
+      return `LMSG ${pick(rng, ['LC', 'o2'])} $G ${subject(rng, false)}${reply} ${hb.length} ${hb.length + p.length}\r\n${hb}${p}\r\n`;
+    }
     return `HMSG $G ${subject(rng, false)} ${h.length} ${h.length + p.length}\r\n${h}${p}\r\n`;
   }
   if (r < 0.65) {
