@@ -576,9 +576,13 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     return this.outCache.get(b, s, e);
   }
 
-  /** Log interest of this thread's own (a leaf thread's `$LDS.` subscription), outside the peers' union. */
+  /**
+   * Log interest of this thread's own (a leaf thread's `$LDS.` subject), outside the peers' union,
+   * for the client workers only: with a scope, route and gateway viewers get a routeWeight of 0.
+   */
   logOwnInterest(subject: string, weight: number): void {
-    this.mesh.publishInterest(subject, null, weight);
+    if (this.scope === null) this.mesh.publishInterest(subject, null, weight);
+    else this.mesh.publishInterest(subject, null, weight, 0);
   }
 
   /** Thread `t`'s interest as replayed here: (subject, queue, weight) of each entry. */

@@ -58,6 +58,9 @@ const JS_DENIED_PREFIXES = ['$JS.API.', '$KV.', '$OBJ.'];
 const LDS_PREFIX = '$LDS.';
 /** A gateway-routed reply subject (gateway.go gwReplyPrefix). */
 const GW_REPLY_PREFIX = Buffer.from('_GR_.');
+/** What a hub with gateways announces to its leafs for routed replies (gateway.go oldGWReplyPrefix, gwReplyPrefix). */
+const OLD_GW_REPLY_SUBJECT = '$GR.*.>';
+const GW_REPLY_SUBJECT = '_GR_.>';
 
 function nuid22(): string {
   let s = '';
@@ -152,6 +155,8 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
   /** This server's cluster name as a leaf peer sees it (its cluster, or its server_name when standalone with remotes). */
   private clusterName: string;
   private readonly clustered: boolean;
+  /** This server has a gateway block (nats-server's s.gateway.enabled). */
+  private readonly gatewaysEnabled: boolean;
   /** `host:port` leafs dial this server on (our own entry in leafnode_urls). */
   private readonly leafUrl: string;
   private readonly infoHost: string;
@@ -174,6 +179,7 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     this.identity = task.identity;
     this.leaf = o.leafNodes!;
     this.clustered = o.cluster !== undefined;
+    this.gatewaysEnabled = o.gateway !== undefined;
     // A gateway names the cluster when no cluster block does (server.go validateCluster);
     // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
     this.clusterName =
@@ -229,7 +235,9 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
   start(): void {
     this.running = true;
     this.bridge.start();
-    // Our `$LDS.` subscription is interest like any other: route peers pass it to their leafs.
+    // Our `$LDS.` subject, logged for the client workers. Not for routes: nats-server's acc.lds
+    // is no subscription (only each leaf connection's smap holds it), so a route peer never
+    // passes it to its own leafs; a leaf's `$LDS.` does cross routes, as that leaf's interest.
     this.bridge.logOwnInterest(this.lds, 1);
     this.bridge.flushMesh();
     for (const r of this.remotes) if (r.urls.length > 0) this.connectToRemote(r, true);
@@ -701,10 +709,18 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
       c.smap.set(key, (c.smap.get(key) ?? 0) + (queue === null ? 1 : weight));
     };
     add(this.lds, null, 1);
+    // A hub with gateways: replies to requests routed through a gateway (leafnode.go
+    // applyGlobalRouting: the old `$GR.` form and `_GR_.`), whatever the gateway thread logged.
+    if (this.gatewaysEnabled && !c.toHub) {
+      add(OLD_GW_REPLY_SUBJECT, null, 1);
+      add(GW_REPLY_SUBJECT, null, 1);
+    }
     for (let t = 0; t < this.layout.threads; t++) if (t !== this.thread && this.sees(c, t)) this.bridge.forEachLocal(t, add);
+    // The dump leaves out a same-cluster peer's `$LDS.` subject too (initLeafNodeSmapAndSendSubs
+    // has no exception for it; only later updates do, updateLeafNodes).
     for (const p of this.bridge.peers) {
-      if (p === c) continue;
-      for (const sub of p.subs.values()) if (this.hears(c, p, sub.subject)) add(sub.subject, sub.queue, sub.weight);
+      if (p === c || !this.hears(c, p, null)) continue;
+      for (const sub of p.subs.values()) add(sub.subject, sub.queue, sub.weight);
     }
     let lines = '';
     for (const [key, n] of c.smap) lines += key.includes(' ') ? `LS+ ${key} ${n}\r\n` : `LS+ ${key}\r\n`;
@@ -774,10 +790,10 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     }
   }
 
-  /** Our logged interest (the peers' union) and our `$LDS.` subject, for replacement thread `to`. */
+  /** Our logged interest (the peers' union) and, for a client worker, our `$LDS.` subject, for replacement thread `to`. */
   override interestSnapshot(to: number): InterestSnapshot {
     const snap = super.interestSnapshot(to);
-    snap.entries.push([this.lds, null, 1]);
+    if (to < 0 || this.isWorker[to]) snap.entries.push([this.lds, null, 1]);
     return snap;
   }
 

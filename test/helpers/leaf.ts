@@ -242,6 +242,15 @@ export class LeafTopology {
     return `nats-leaf://${auth}127.0.0.1:${port}`;
   }
 
+  /**
+   * A node's gateway name: a gateway named as the node's cluster takes the cluster's unique name
+   * for this test (nats-server refuses a gateway named otherwise than its cluster).
+   */
+  gatewayName(s: LeafNodeSpec): string {
+    const name = s.gateway!.name;
+    return name === s.cluster ? this.clusterNames.get(name)! : name;
+  }
+
   /** The .conf text a node starts with. */
   confText(name: string): string {
     const s = this.spec(name);
@@ -253,10 +262,10 @@ export class LeafTopology {
       const remotes = (s.gateway.to ?? []).map((n) => {
         const g = this.node(n);
         if (g.gatewayPort === 0) throw new Error(`${name}: ${n} has no gateway port`);
-        return `    { name: ${g.spec.gateway!.name}, urls: ["nats://127.0.0.1:${g.gatewayPort}"] }`;
+        return `    { name: ${this.gatewayName(g.spec)}, urls: ["nats://127.0.0.1:${g.gatewayPort}"] }`;
       });
       const list = remotes.length > 0 ? `  gateways: [\n${remotes.join('\n')}\n  ]\n` : '';
-      lines.push(`gateway {\n  name: ${s.gateway.name}\n  listen: "127.0.0.1:-1"\n${list}}`);
+      lines.push(`gateway {\n  name: ${this.gatewayName(s)}\n  listen: "127.0.0.1:-1"\n${list}}`);
     }
     const leaf: string[] = [];
     if (this.accepts(s)) leaf.push(`  listen: "127.0.0.1:${this.leases.get(name)?.port ?? -1}"`);
