@@ -9,8 +9,8 @@
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
 import { LeafTopology, leafTest } from './helpers/leaf.ts';
-import { FakeHub, fakeServerId, leafToHub } from './helpers/leafpeer.ts';
-import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
+import { FakeHub, leafToHub, rawRoute } from './helpers/leafpeer.ts';
+import { rawSession } from './helpers/raw.ts';
 
 leafTest('a leaf attached to one server of a cluster reaches, and is reached from, every server of it', ['hub', 'leaf'], async (t, mix) => {
   t.timeout(180_000);
@@ -190,30 +190,6 @@ leafTest(
     { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
   ],
 );
-
-/** A raw route peer on `clusterPort` of cluster `cluster`; `lnoc`: its CONNECT and INFO say so. */
-async function rawRoute(t: { teardown(fn: () => unknown): void }, clusterPort: number, cluster: string, lnoc: boolean): Promise<RawClient> {
-  const r = await rawConnect(clusterPort);
-  t.teardown(() => r.close());
-  await r.expect(/^INFO \{.*\} ?\r\n/);
-  const id = fakeServerId();
-  const extra = lnoc ? { lnoc: true } : {};
-  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster, ...extra };
-  const info = {
-    server_id: id,
-    server_name: `raw-${id.slice(1, 7)}`,
-    version: '2.9.10',
-    proto: 2,
-    host: '127.0.0.1',
-    port: 1,
-    headers: true,
-    max_payload: 1048576,
-    cluster,
-    ...extra,
-  };
-  r.send(`CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`);
-  return r;
-}
 
 leafTest(
   'a hub passes a leaf message to an lnoc route as LMSG with the leaf cluster, and sends a routed LMSG down no leaf of that cluster',

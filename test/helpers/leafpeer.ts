@@ -10,6 +10,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
+import { rawConnect, type RawClient } from './raw.ts';
 
 export interface LeafFrame {
   /** INFO, CONNECT, LS+, LS-, LMSG, HMSG, PING, PONG, -ERR, +OK, or the first word of anything else. */
@@ -363,6 +364,33 @@ export async function leafToHub(port: number, o: LeafHandshakeOptions = {}): Pro
     peer.close();
     throw err;
   }
+}
+
+// ---------------------------------------------------------------------------------------
+// Posing as a route peer of a hub
+
+/** A raw route peer on `clusterPort` of cluster `cluster`; `lnoc`: its CONNECT and INFO say so. */
+export async function rawRoute(t: { teardown(fn: () => unknown): void }, clusterPort: number, cluster: string, lnoc: boolean): Promise<RawClient> {
+  const r = await rawConnect(clusterPort);
+  t.teardown(() => r.close());
+  await r.expect(/^INFO \{.*\} ?\r\n/);
+  const id = fakeServerId();
+  const extra = lnoc ? { lnoc: true } : {};
+  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster, ...extra };
+  const info = {
+    server_id: id,
+    server_name: `raw-${id.slice(1, 7)}`,
+    version: '2.9.10',
+    proto: 2,
+    host: '127.0.0.1',
+    port: 1,
+    headers: true,
+    max_payload: 1048576,
+    cluster,
+    ...extra,
+  };
+  r.send(`CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`);
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------
