@@ -16,59 +16,63 @@ import { rawSession } from './helpers/raw.ts';
 const has = (peer: LeafPeer, key: string): Promise<true> =>
   peer.until(() => (peer.interest().has(key) ? true : undefined), 15_000, `LS+ ${key}`);
 
-leafTest('a hub announces a leaf cluster member\'s interest to an lnoc route as LS+ with its origin, and RS+ to others', ['hub'], async (t, mix) => {
-  t.timeout(90_000);
-  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
-  const hub = topo.node('hub');
-  const cluster = topo.clusterNames.get('H')!;
-  const id = uid();
-  const a = await leafToHub(hub.leafPort, { connect: { cluster: 'LC' }, subs: [`pre.${id}`] });
-  const n = await leafToHub(hub.leafPort, {});
-  t.teardown(() => a.peer.close());
-  t.teardown(() => n.peer.close());
-  await a.peer.ping();
-  const { c } = await rawSession(hub.port);
-  t.teardown(() => c.close());
+leafTest(
+  "a hub announces a leaf cluster member's interest to an lnoc route as LS+ with its origin, and RS+ to others",
+  ['hub'],
+  async (t, mix) => {
+    t.timeout(90_000);
+    const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
+    const hub = topo.node('hub');
+    const cluster = topo.clusterNames.get('H')!;
+    const id = uid();
+    const a = await leafToHub(hub.leafPort, { connect: { cluster: 'LC' }, subs: [`pre.${id}`] });
+    const n = await leafToHub(hub.leafPort, {});
+    t.teardown(() => a.peer.close());
+    t.teardown(() => n.peer.close());
+    await a.peer.ping();
+    const { c } = await rawSession(hub.port);
+    t.teardown(() => c.close());
 
-  const lnoc = await rawRoute(t, hub.clusterPort, cluster, true);
-  const plain = await rawRoute(t, hub.clusterPort, cluster, false);
-  // The full dump at route registration carries no origin (route.go sendSubsToRoute).
-  await lnoc.expect(`RS+ $G pre.${id}\r\n`);
-  await plain.expect(`RS+ $G pre.${id}\r\n`);
+    const lnoc = await rawRoute(t, hub.clusterPort, cluster, true);
+    const plain = await rawRoute(t, hub.clusterPort, cluster, false);
+    // The full dump at route registration carries no origin (route.go sendSubsToRoute).
+    await lnoc.expect(`RS+ $G pre.${id}\r\n`);
+    await plain.expect(`RS+ $G pre.${id}\r\n`);
 
-  a.peer.sub(`b.${id}`);
-  await lnoc.expect(`LS+ LC $G b.${id}\r\n`);
-  await plain.expect(`RS+ $G b.${id}\r\n`);
-  // (Weight 1: nats-server counts a new leaf queue subscription as 1 towards routes, whatever its
-  // weight, route.go updateRouteSubscriptionMap from processLeafSub; skein counts its weight.)
-  a.peer.sub(`q.${id}`, 'g', 1);
-  await lnoc.expect(`LS+ LC $G q.${id} g 1\r\n`);
-  await plain.expect(`RS+ $G q.${id} g 1\r\n`);
-  a.peer.unsub(`b.${id}`);
-  await lnoc.expect(`LS-  $G b.${id}\r\n`);
-  await plain.expect(`RS- $G b.${id}\r\n`);
-  a.peer.unsub(`q.${id}`, 'g');
-  await lnoc.expect(`LS-  $G q.${id} g\r\n`);
-  await plain.expect(`RS- $G q.${id} g\r\n`);
-  // A leaf of no cluster: no origin.
-  n.peer.sub(`c.${id}`);
-  await lnoc.expect(`RS+ $G c.${id}\r\n`);
+    a.peer.sub(`b.${id}`);
+    await lnoc.expect(`LS+ LC $G b.${id}\r\n`);
+    await plain.expect(`RS+ $G b.${id}\r\n`);
+    // (Weight 1: nats-server counts a new leaf queue subscription as 1 towards routes, whatever its
+    // weight, route.go updateRouteSubscriptionMap from processLeafSub; skein counts its weight.)
+    a.peer.sub(`q.${id}`, 'g', 1);
+    await lnoc.expect(`LS+ LC $G q.${id} g 1\r\n`);
+    await plain.expect(`RS+ $G q.${id} g 1\r\n`);
+    a.peer.unsub(`b.${id}`);
+    await lnoc.expect(`LS-  $G b.${id}\r\n`);
+    await plain.expect(`RS- $G b.${id}\r\n`);
+    a.peer.unsub(`q.${id}`, 'g');
+    await lnoc.expect(`LS-  $G q.${id} g\r\n`);
+    await plain.expect(`RS- $G q.${id} g\r\n`);
+    // A leaf of no cluster: no origin.
+    n.peer.sub(`c.${id}`);
+    await lnoc.expect(`RS+ $G c.${id}\r\n`);
 
-  // The first subscription on a key decides: a client's, then the leaf's (nothing more); the
-  // leaf's, then a client's (nothing more).
-  c.send(`SUB d.${id} 1\r\n`);
-  await c.ping();
-  await lnoc.expect(`RS+ $G d.${id}\r\n`);
-  a.peer.sub(`d.${id}`);
-  a.peer.sub(`e.${id}`);
-  await lnoc.expect(`LS+ LC $G e.${id}\r\n`);
-  c.send(`SUB e.${id} 2\r\n`);
-  await c.ping();
-  a.peer.sub(`end.${id}`);
-  const rest = await lnoc.expect(`LS+ LC $G end.${id}\r\n`);
-  t.false(rest.includes(` d.${id}`), rest);
-  t.false(rest.includes(` e.${id}`), rest);
-});
+    // The first subscription on a key decides: a client's, then the leaf's (nothing more); the
+    // leaf's, then a client's (nothing more).
+    c.send(`SUB d.${id} 1\r\n`);
+    await c.ping();
+    await lnoc.expect(`RS+ $G d.${id}\r\n`);
+    a.peer.sub(`d.${id}`);
+    a.peer.sub(`e.${id}`);
+    await lnoc.expect(`LS+ LC $G e.${id}\r\n`);
+    c.send(`SUB e.${id} 2\r\n`);
+    await c.ping();
+    a.peer.sub(`end.${id}`);
+    const rest = await lnoc.expect(`LS+ LC $G end.${id}\r\n`);
+    t.false(rest.includes(` d.${id}`), rest);
+    t.false(rest.includes(` e.${id}`), rest);
+  },
+);
 
 leafTest(
   "a hub passes a route's LS+ <origin> to none of its leafs of that cluster, $LDS. updates excepted; a key keeps its first origin",

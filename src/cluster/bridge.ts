@@ -95,6 +95,14 @@ export interface PeerSub<P> extends Interest {
   readonly queue: string | null;
   readonly peer: P;
   weight: number;
+  /** The leaf cluster it came from (route `LS+ <origin>`, a leaf's CONNECT cluster); a key keeps its first. */
+  readonly origin: string | null;
+}
+
+/** One origin's share of a key's interest, and the weight without it last logged (interest.ts origin records). */
+interface OriginShare {
+  weight: number;
+  without: number;
 }
 
 export interface Group<T> {
@@ -253,6 +261,11 @@ export interface BridgeScope<P> {
   /** A newly registered peer's full dump (instead of the aggregate one). */
   dumpTo(p: P): void;
   /**
+   * Thread `t`'s interest in (subject, queue) without the share of leaf cluster `origin` went
+   * from `was` to `now` (null: no share of that origin, the whole weight counts).
+   */
+  localOriginChanged(t: number, subject: string, queue: string | null, origin: string, was: number | null, now: number | null): void;
+  /**
    * Does peer `p`'s interest count for route and gateway peers too? (A leaf's: yes; what our
    * hub announced: only for client workers; interest.ts routeWeight.)
    */
@@ -311,6 +324,20 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly useRouteWeight: boolean[] = [];
   private readonly inCache: SubjectCache<LocalSub, number>;
   private readonly outCache: SubjectCache<PeerSub<P>, P>;
+  // The origin of interest (interest.ts origin records). The route thread logs, per key its peers
+  // announced with `LS+ <origin>`, the weight without each origin's share; the leaf thread does
+  // the same for what its leafs announced (their CONNECT cluster), for the routes.
+  /** Route and leaf roles: log origin records for our peers' interest. */
+  private readonly logsOrigins: boolean;
+  /** Per key (`subject` or `subject\0queue`): each origin's share of the logged weight. */
+  private readonly originShares = new Map<string, Map<string, OriginShare>>();
+  /** Route role: the leaf thread's weight without each origin, per key (what an LS+ <origin> needs). */
+  private readonly leafWithout = new Map<string, Map<string, number>>();
+  private readonly leafThread: number;
+  /** Route role: the origin of this pass's change to a key (`subject` or `subject queue`), for lnoc peers. */
+  private readonly passOrigin = new Map<string, string>();
+  /** Leaf role: per thread, its weight without each origin, per key (the route thread's). */
+  private readonly localWithout: Map<string, Map<string, number>>[] = [];
 
   // This thread's endpoint on the shared layout (inboxes, staging, interest logs, doorbells).
   private readonly mesh: Mesh;
@@ -362,10 +389,13 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       leafThread < 0 || leafThread === thread ? null : (s) => s.thread === leafThread,
     );
     this.outCache = new SubjectCache(this.peerList, (s) => s.peer);
+    this.leafThread = leafThread;
+    this.logsOrigins = (scope === null && this.role === ThreadRole.route) || this.role === ThreadRole.leaf;
     const n = layout.threads;
     for (let t = 0; t < n; t++) {
       this.targetGroups.push([]);
       this.localByThread.push(new Map());
+      this.localWithout.push(new Map());
       this.local.push(t !== thread && countsAsLocal(this.role, layout.roles[t]));
       this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
       this.useRouteWeight.push(hearsLocalLeafInterestOnly(this.role) && layout.roles[t] === ThreadRole.leaf);
@@ -509,19 +539,20 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
    * A peer's RS+: `subject` (and `queue` with its weight) is of interest to it. False when it
    * changes nothing (a repeated plain RS+).
    */
-  peerSubscribed(r: P, subject: string, queue: string | null, weight: number): boolean {
+  peerSubscribed(r: P, subject: string, queue: string | null, weight: number, origin: string | null = null): boolean {
     const key = queue === null ? subject : `${subject} ${queue}`;
     const old = r.subs.get(key);
     if (old !== undefined) {
       if (queue === null || old.weight === weight) return false; // repeated plain RS+ is ignored
       this.peerList.remove(old);
       r.subs.delete(key);
-      this.peerInterest(r, subject, queue, -old.weight);
+      this.peerInterest(r, subject, queue, -old.weight, old.origin);
+      origin = old.origin; // the key keeps its first origin (route.go processRemoteSub)
     }
-    const sub: PeerSub<P> = { subject, queue, peer: r, weight };
+    const sub: PeerSub<P> = { subject, queue, peer: r, weight, origin };
     this.peerList.insert(sub);
     r.subs.set(key, sub);
-    this.peerInterest(r, subject, queue, queue === null ? 1 : weight);
+    this.peerInterest(r, subject, queue, queue === null ? 1 : weight, origin);
     this.scope?.peerChanged(r, subject, queue, old?.weight ?? 0, queue === null ? 1 : weight);
     return true;
   }
@@ -532,7 +563,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     if (sub === undefined) return;
     r.subs.delete(key);
     this.peerList.remove(sub);
-    this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+    this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight, sub.origin);
     this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
   }
 
@@ -540,14 +571,14 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private removeRemoteSubs(r: P): void {
     for (const sub of r.subs.values()) {
       this.peerList.remove(sub);
-      this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight);
+      this.peerInterest(r, sub.subject, sub.queue, sub.queue === null ? -1 : -sub.weight, sub.origin);
       this.scope?.peerChanged(r, sub.subject, sub.queue, sub.queue === null ? 1 : sub.weight, 0);
     }
     r.subs.clear();
   }
 
   /** Fold a peer's interest change (null: the role's own, extraInterest) into the union we log for the workers. */
-  private peerInterest(r: P | null, subject: string, queue: string | null, delta: number): void {
+  private peerInterest(r: P | null, subject: string, queue: string | null, delta: number, origin: string | null = null): void {
     const key = queue === null ? subject : `${subject}\u0000${queue}`;
     const all = queue === null ? this.peerPlain : this.peerQueues;
     const was = all.get(key) ?? 0;
@@ -558,17 +589,79 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     const wasLogged = queue === null ? Math.min(was, 1) : was;
     const nowLogged = queue === null ? Math.min(now, 1) : now;
     if (this.scope === null) {
+      if (this.logsOrigins && (origin !== null || this.originShares.has(key))) {
+        this.logOrigins(key, subject, queue, origin, delta, now, nowLogged !== wasLogged ? nowLogged : -1, -1);
+        return;
+      }
       if (nowLogged !== wasLogged) this.mesh.publishInterest(subject, queue, nowLogged);
       return;
     }
     const shared = queue === null ? this.sharedPlain : this.sharedQueues;
     const sWas = shared.get(key) ?? 0;
-    const sNow = r !== null && this.scope.sharesWithRoutes(r) ? Math.max(0, sWas + delta) : sWas;
+    const sharing = r !== null && this.scope.sharesWithRoutes(r);
+    const sNow = sharing ? Math.max(0, sWas + delta) : sWas;
     if (sNow > 0) shared.set(key, sNow);
     else shared.delete(key);
     const sWasLogged = queue === null ? Math.min(sWas, 1) : sWas;
     const sNowLogged = queue === null ? Math.min(sNow, 1) : sNow;
-    if (nowLogged !== wasLogged || sNowLogged !== sWasLogged) this.mesh.publishInterest(subject, queue, nowLogged, sNowLogged);
+    const changed = nowLogged !== wasLogged || sNowLogged !== sWasLogged;
+    if (sharing && (origin !== null || this.originShares.has(key))) {
+      this.logOrigins(key, subject, queue, origin, delta, sNow, changed ? nowLogged : -1, sNowLogged);
+      return;
+    }
+    if (changed) this.mesh.publishInterest(subject, queue, nowLogged, sNowLogged);
+  }
+
+  /**
+   * Log a change of `key` (weight `base`, -1: unchanged; `routeWeight` as publishInterest) with
+   * its origin records: each origin's weight without it (`total` counts what the records are
+   * about: plain, the peers with it), new values before the base record and forgotten origins
+   * after it, so a reader never sees a share of that origin counted in between.
+   */
+  private logOrigins(
+    key: string,
+    subject: string,
+    queue: string | null,
+    origin: string | null,
+    delta: number,
+    total: number,
+    base: number,
+    routeWeight: number,
+  ): void {
+    let shares = this.originShares.get(key);
+    if (shares === undefined) {
+      shares = new Map();
+      this.originShares.set(key, shares);
+    }
+    if (origin !== null) {
+      const sh = shares.get(origin) ?? { weight: 0, without: -1 };
+      sh.weight += delta;
+      shares.set(origin, sh);
+    }
+    const gone: string[] = [];
+    for (const [o, sh] of shares) {
+      if (sh.weight <= 0) {
+        gone.push(o);
+        continue;
+      }
+      const rest = total - sh.weight;
+      const without = queue === null ? (rest > 0 ? 1 : 0) : Math.max(0, rest);
+      if (without === sh.without) continue;
+      sh.without = without;
+      this.publishOrigin(subject, queue, without, o);
+    }
+    if (base >= 0) this.mesh.publishInterest(subject, queue, base, routeWeight);
+    for (const o of gone) {
+      if (shares.get(o)!.without >= 0) this.publishOrigin(subject, queue, -1, o);
+      shares.delete(o);
+    }
+    if (shares.size === 0) this.originShares.delete(key);
+  }
+
+  private publishOrigin(subject: string, queue: string | null, without: number, origin: string): void {
+    // A record too large for the log is left out: that origin's leafs then hear the whole weight.
+    if (this.mesh.interestFits(subject.length, (queue?.length ?? 0) + 4 + origin.length))
+      this.mesh.publishInterest(subject, queue, without, -1, origin);
   }
 
   /** The peers with interest in subject b[s, e): plain ones, and each queue group's members (cached). */
@@ -604,6 +697,33 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.setLocal(t, rec.subject, rec.queue, this.useRouteWeight[t] && rw >= 0 ? rw : rec.weight);
   }
 
+  /** Mesh: an origin record (interest.ts) from thread `t`: the leaf thread's for the route role, the route thread's for the leaf role. */
+  onOriginInterest(t: number, rec: InterestRecord): void {
+    const origin = rec.origin!;
+    const key = rec.queue === null ? rec.subject : `${rec.subject}\u0000${rec.queue}`;
+    if (this.role === ThreadRole.route) {
+      if (t !== this.leafThread) return;
+      setWithout(this.leafWithout, key, origin, rec.weight);
+      return;
+    }
+    if (this.scope === null || !this.local[t] || this.roles[t] !== ThreadRole.route) return;
+    const was = setWithout(this.localWithout[t], key, origin, rec.weight);
+    const now = rec.weight >= 0 ? rec.weight : null;
+    if (was !== now) this.scope.localOriginChanged(t, rec.subject, rec.queue, origin, was, now);
+  }
+
+  /** Leaf role: thread `t`'s weight for (subject, queue) without the share of `origin`; undefined: no such share. */
+  localWithoutOrigin(t: number, subject: string, queue: string | null, origin: string): number | undefined {
+    const m = this.localWithout[t];
+    if (m.size === 0) return undefined;
+    return m.get(queue === null ? subject : `${subject}\u0000${queue}`)?.get(origin);
+  }
+
+  /** Thread `t`'s weight for (subject, queue) as replayed here (plain: 0/1). */
+  localWeight(t: number, subject: string, queue: string | null): number {
+    return this.localByThread[t].get(queue === null ? subject : `${subject}\u0000${queue}`)?.weight ?? 0;
+  }
+
   private dropLocalInterest(t: number): void {
     for (const sub of [...this.localByThread[t].values()]) this.setLocal(t, sub.subject, sub.queue, 0);
   }
@@ -628,6 +748,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.scope.localChanged(t, subject, queue, oldWeight, weight);
       return;
     }
+    // A change the leaf thread made with all of its share from one leaf cluster goes to lnoc
+    // peers as `LS+ <origin>` / `LS-` (route.go addRouteSubOrUnsubProtoToBuf: the origin of the
+    // subscription that caused it). The leaf thread logs origin records before a share appears
+    // and forgets them after it went, so they are there when its base record is replayed.
+    if (this.leafWithout.size > 0 || this.passOrigin.size > 0)
+      this.notePassOrigin(t, key, queue === null ? subject : `${subject} ${queue}`);
     if (queue === null) {
       const was = this.localPlain.get(subject) ?? 0;
       const now = was + weight - oldWeight;
@@ -644,6 +770,16 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     this.dirtyQueues.add(qkey);
   }
 
+  private notePassOrigin(t: number, key: string, dirtyKey: string): void {
+    let origin: string | null = null;
+    if (t === this.leafThread) {
+      const m = this.leafWithout.get(key);
+      if (m !== undefined) for (const [o, without] of m) if (without === 0) origin = o;
+    }
+    if (origin !== null) this.passOrigin.set(dirtyKey, origin);
+    else this.passOrigin.delete(dirtyKey);
+  }
+
   /**
    * Tell every peer how the aggregate changed during one replay pass: RS+ when a subject
    * gains its first plain subscriber, RS- when it loses its last; a queue group's new total
@@ -653,35 +789,50 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private announcePending(): void {
     if (this.dirtyPlain.size === 0 && this.dirtyQueues.size === 0) return;
     let lines = '';
+    // For lnoc route peers, when a change came with a leaf origin: `LS+ <origin> $G ...`, `LS-  $G ...`.
+    const origins = this.passOrigin;
+    let originLines = '';
     for (const subject of this.dirtyPlain) {
       const has = this.localPlain.has(subject);
       if (has === this.sentPlain.has(subject)) continue;
+      let line: string;
       if (has) {
         this.sentPlain.add(subject);
-        lines += `${this.plus}${subject}\r\n`;
+        line = `${this.plus}${subject}\r\n`;
       } else {
         this.sentPlain.delete(subject);
-        lines += `${this.minus}${subject}\r\n`;
+        line = `${this.minus}${subject}\r\n`;
       }
+      lines += line;
+      if (origins.size === 0) continue;
+      const o = origins.get(subject);
+      originLines += o === undefined ? line : has ? `LS+ ${o} $G ${subject}\r\n` : `LS-  $G ${subject}\r\n`;
     }
     const one = this.wording.queueWeightOne === true;
     for (const qkey of this.dirtyQueues) {
       let w = this.localQueues.get(qkey) ?? 0;
       if (one && w > 0) w = 1;
       if (w === (this.sentQueues.get(qkey) ?? 0)) continue;
+      let line: string;
       if (w > 0) {
         this.sentQueues.set(qkey, w);
-        lines += `${this.plus}${qkey} ${w}\r\n`;
+        line = `${this.plus}${qkey} ${w}\r\n`;
       } else {
         this.sentQueues.delete(qkey);
-        lines += `${this.minus}${qkey}\r\n`;
+        line = `${this.minus}${qkey}\r\n`;
       }
+      lines += line;
+      if (origins.size === 0) continue;
+      const o = origins.get(qkey);
+      originLines += o === undefined ? line : w > 0 ? `LS+ ${o} $G ${qkey} ${w}\r\n` : `LS-  $G ${qkey}\r\n`;
     }
     this.dirtyPlain.clear();
     this.dirtyQueues.clear();
+    const withOrigins = origins.size > 0;
+    if (withOrigins) origins.clear();
     if (lines === '') return;
     if (isTrace()) log.trace(`->> [${lines.trimEnd().replace(/\r\n/g, ', ')}] to ${this.peers.size} ${this.noun}(s)`);
-    for (const r of this.peers) r.queueString(lines, SUBJECT_ENCODING);
+    for (const r of this.peers) r.queueString(withOrigins && r.lnoc ? originLines : lines, SUBJECT_ENCODING);
   }
 
   /** The full interest dump a newly registered peer gets first: what peers were last told. */
@@ -951,4 +1102,21 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     for (const r of [...this.conns]) r.close(CloseReason.serverShutdown, true);
     this.mesh.stop();
   }
+}
+
+/** Set (`without` >= 0) or forget (-1) one origin's entry of a key; returns what it was (null: none). */
+function setWithout(map: Map<string, Map<string, number>>, key: string, origin: string, without: number): number | null {
+  let m = map.get(key);
+  const was = m?.get(origin) ?? null;
+  if (without >= 0) {
+    if (m === undefined) {
+      m = new Map();
+      map.set(key, m);
+    }
+    m.set(origin, without);
+  } else if (m !== undefined) {
+    m.delete(origin);
+    if (m.size === 0) map.delete(key);
+  }
+  return was;
 }

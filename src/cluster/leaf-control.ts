@@ -641,7 +641,8 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     const queue = a.length === 3 ? a[1] : null;
     const parsed = queue === null ? 1 : Number.parseInt(a[2], 10);
     const weight = Number.isFinite(parsed) && parsed > 0 ? parsed : 1;
-    this.bridge.peerSubscribed(c, subject, queue, weight);
+    // The leaf's cluster is its interest's origin (for lnoc routes: LS+ <origin>).
+    this.bridge.peerSubscribed(c, subject, queue, weight, c.remoteCluster !== '' ? c.remoteCluster : null);
   }
 
   /** LS- from a peer: the arguments are exactly the subscription's key. */
@@ -690,9 +691,28 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     else if (n > 0) c.queueString(`LS- ${key}\r\n`, SUBJECT_ENCODING);
   }
 
-  /** BridgeScope: a thread's interest changed. */
+  /**
+   * BridgeScope: a thread's interest changed. A leaf of a cluster that has a share of it (the
+   * route thread's `LS+ <origin>` interest) hears its weight without that share, which this
+   * change does not move (leafnode.go updateLeafNodes: no subscription of the leaf's own origin);
+   * `$LDS.` updates go to every leaf, whatever their origin.
+   */
   localChanged(t: number, subject: string, queue: string | null, was: number, now: number): void {
-    for (const c of this.bridge.peers) if (this.sees(c, t)) this.update(c, subject, queue, now - was);
+    const lds = subject.startsWith(LDS_PREFIX);
+    for (const c of this.bridge.peers) {
+      if (!this.sees(c, t)) continue;
+      if (!lds && c.remoteCluster !== '' && this.bridge.localWithoutOrigin(t, subject, queue, c.remoteCluster) !== undefined) continue;
+      this.update(c, subject, queue, now - was);
+    }
+  }
+
+  /** BridgeScope: thread `t`'s weight without leaf cluster `origin`'s share changed: that cluster's leafs hear it. */
+  localOriginChanged(t: number, subject: string, queue: string | null, origin: string, was: number | null, now: number | null): void {
+    if (subject.startsWith(LDS_PREFIX)) return;
+    const base = this.bridge.localWeight(t, subject, queue);
+    const delta = (now ?? base) - (was ?? base);
+    if (delta === 0) return;
+    for (const c of this.bridge.peers) if (c.remoteCluster === origin && this.sees(c, t)) this.update(c, subject, queue, delta);
   }
 
   /** BridgeScope: a peer's interest changed: the other leafs that hear it are told. */
@@ -715,7 +735,17 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
       add(OLD_GW_REPLY_SUBJECT, null, 1);
       add(GW_REPLY_SUBJECT, null, 1);
     }
-    for (let t = 0; t < this.layout.threads; t++) if (t !== this.thread && this.sees(c, t)) this.bridge.forEachLocal(t, add);
+    // A thread's interest without the share of c's own cluster, where it has one (initLeafNodeSmap:
+    // no subscription whose origin is the leaf's cluster, `$LDS.` subjects included).
+    const cluster = c.remoteCluster;
+    for (let t = 0; t < this.layout.threads; t++) {
+      if (t === this.thread || !this.sees(c, t)) continue;
+      this.bridge.forEachLocal(t, (subject, queue, weight) => {
+        const without = cluster !== '' ? this.bridge.localWithoutOrigin(t, subject, queue, cluster) : undefined;
+        if (without === undefined) add(subject, queue, weight);
+        else if (without > 0) add(subject, queue, without);
+      });
+    }
     // The dump leaves out a same-cluster peer's `$LDS.` subject too (initLeafNodeSmapAndSendSubs
     // has no exception for it; only later updates do, updateLeafNodes).
     for (const p of this.bridge.peers) {

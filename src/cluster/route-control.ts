@@ -843,7 +843,8 @@ export class RouteControl extends PeerControl<RouteConn> {
     const queue = a.length === 4 + off ? a[off + 2] : null;
     const parsed = queue === null ? 1 : Number.parseInt(a[off + 3], 10);
     const weight = Number.isFinite(parsed) && parsed > 0 ? parsed : 1;
-    if (!this.bridge.peerSubscribed(r, subject, queue, weight)) return;
+    // `LS+ <origin>`: a leaf cluster's interest; its leafs will not hear it from us (leafnode.go updateLeafNodes).
+    if (!this.bridge.peerSubscribed(r, subject, queue, weight, hasOrigin ? a[0] : null)) return;
     if (r.verbose) r.queueString('+OK\r\n');
   }
 

@@ -18,6 +18,14 @@
 // routeWeight: the leaf thread's interest has two audiences. Client workers get all of it;
 // routes and gateways only what its leafs announced (nats-server never passes a hub's interest
 // to routes or gateways), so its records carry that second weight too.
+//
+// origin (flags & 2, then [u32 len][origin bytes]): the leaf cluster a share of the interest came
+// from (route LS+ <origin>, a leaf's CONNECT cluster). Such a record does not change the entry's
+// weight: it says what the weight is *without* the subscriptions of that origin (plain: 0/1;
+// -1: none of that origin any more, forget it). Only the route thread (which announces
+// `LS+ <origin>` to lnoc peers) and the leaf thread (which tells no leaf of that cluster) read
+// them; the mesh hands them to onOriginInterest, never to onInterest. Interest without an origin
+// writes none.
 
 const TAIL = 0;
 const POS = 1;
@@ -32,9 +40,12 @@ export interface InterestRecord {
   weight: number;
   /** The weight for route and gateway viewers, when it differs in kind (the leaf thread's); -1 or absent: none. */
   routeWeight?: number;
+  /** An origin record (see above): `weight` is the entry's weight without this origin's share. */
+  origin?: string;
 }
 
 const FLAG_ROUTE_WEIGHT = 1;
+const FLAG_ORIGIN = 2;
 
 function headerBytes(readers: number): number {
   return (((1 + 2 * readers) * 4 + 63) >> 6) << 6;
@@ -86,12 +97,14 @@ export class InterestLog {
    * fits() first (the layout sizes logs for the largest control line, so it never happens
    * for a subject a client could send).
    */
-  append(op: number, subject: string, queue: string | null, weight: number, routeWeight = -1): void {
+  append(op: number, subject: string, queue: string | null, weight: number, routeWeight = -1, origin: string | null = null): void {
     const sLen = subject.length;
     const qLen = queue === null ? 0 : queue.length;
-    const rec = Buffer.allocUnsafe(REC_HDR + sLen + qLen + (routeWeight >= 0 ? 4 : 0));
+    const oLen = origin === null ? 0 : 4 + origin.length;
+    const rwLen = routeWeight >= 0 ? 4 : 0;
+    const rec = Buffer.allocUnsafe(REC_HDR + sLen + qLen + rwLen + oLen);
     rec[0] = op;
-    rec[1] = routeWeight >= 0 ? FLAG_ROUTE_WEIGHT : 0;
+    rec[1] = (routeWeight >= 0 ? FLAG_ROUTE_WEIGHT : 0) | (origin !== null ? FLAG_ORIGIN : 0);
     rec.writeUInt16LE(0, 2);
     rec.writeUInt32LE(sLen, 4);
     rec.writeUInt32LE(qLen, 8);
@@ -99,7 +112,12 @@ export class InterestLog {
     rec.write(subject, REC_HDR, sLen, 'latin1');
     if (queue !== null) rec.write(queue, REC_HDR + sLen, qLen, 'latin1');
     if (routeWeight >= 0) rec.writeInt32LE(routeWeight, REC_HDR + sLen + qLen);
-    if (!this.fits(sLen, qLen))
+    if (origin !== null) {
+      const o = REC_HDR + sLen + qLen + rwLen;
+      rec.writeUInt32LE(origin.length, o);
+      rec.write(origin, o + 4, origin.length, 'latin1');
+    }
+    if (!this.fits(sLen, qLen + oLen))
       throw new RangeError(`interest record of ${rec.length} bytes exceeds the interest log (${this.capacity} bytes)`);
     this.backlog.push(rec);
     this.flushBacklog();
@@ -213,13 +231,19 @@ export class InterestLog {
       const sLen = d.readUInt32LE(b + 4);
       const qLen = d.readUInt32LE(b + 8);
       const s = b + REC_HDR;
-      fn({
+      const flags = d[b + 1];
+      const rec: InterestRecord = {
         op: d[b],
         weight: d.readInt32LE(b + 12),
         subject: d.toString('latin1', s, s + sLen),
         queue: qLen === 0 ? null : d.toString('latin1', s + sLen, s + sLen + qLen),
-        routeWeight: (d[b + 1] & FLAG_ROUTE_WEIGHT) !== 0 ? d.readInt32LE(s + sLen + qLen) : -1,
-      });
+        routeWeight: (flags & FLAG_ROUTE_WEIGHT) !== 0 ? d.readInt32LE(s + sLen + qLen) : -1,
+      };
+      if ((flags & FLAG_ORIGIN) !== 0) {
+        const o = s + sLen + qLen + ((flags & FLAG_ROUTE_WEIGHT) !== 0 ? 4 : 0);
+        rec.origin = d.toString('latin1', o + 4, o + 4 + d.readUInt32LE(o));
+      }
+      fn(rec);
       pos = (pos + total) >>> 0;
       n++;
     }

@@ -25,6 +25,8 @@ export interface MeshHandler {
   onRecord(from: number, data: Buffer, view: DataView, off: number, len: number): void;
   /** An interest change replayed from thread `from`'s log. */
   onInterest(from: number, rec: InterestRecord): void;
+  /** An origin record (interest.ts) replayed from thread `from`'s log; without this hook, skipped. */
+  onOriginInterest?(from: number, rec: InterestRecord): void;
   /** Interest replayed for this pass, before any record of it is drained (announce it first). */
   afterInterest?(): void;
   /** The inbox is drained for now: write what the records produced. */
@@ -256,9 +258,9 @@ export class Mesh {
   }
 
   /** Append an interest change (absolute weight; 0 removes) to our log; `routeWeight`: see interest.ts. */
-  publishInterest(subject: string, queue: string | null, weight: number, routeWeight = -1): void {
+  publishInterest(subject: string, queue: string | null, weight: number, routeWeight = -1, origin: string | null = null): void {
     if (this.threads === 1) return;
-    this.ownLog.append(InterestOp.set, subject, queue, weight, routeWeight);
+    this.ownLog.append(InterestOp.set, subject, queue, weight, routeWeight, origin);
     this.interestDirty = true;
   }
 
@@ -492,7 +494,11 @@ export class Mesh {
     for (let t = 0; t < this.threads; t++) {
       if (t === this.thread || !this.readerLive[t]) continue;
       const lg = this.logOf(t);
-      if (lg.hasNew(this.thread)) lg.read(this.thread, (rec) => h.onInterest(t, rec));
+      if (!lg.hasNew(this.thread)) continue;
+      lg.read(this.thread, (rec) => {
+        if (rec.origin === undefined) h.onInterest(t, rec);
+        else h.onOriginInterest?.(t, rec);
+      });
     }
   }
 

@@ -370,7 +370,12 @@ export async function leafToHub(port: number, o: LeafHandshakeOptions = {}): Pro
 // Posing as a route peer of a hub
 
 /** A raw route peer on `clusterPort` of cluster `cluster`; `lnoc`: its CONNECT and INFO say so. */
-export async function rawRoute(t: { teardown(fn: () => unknown): void }, clusterPort: number, cluster: string, lnoc: boolean): Promise<RawClient> {
+export async function rawRoute(
+  t: { teardown(fn: () => unknown): void },
+  clusterPort: number,
+  cluster: string,
+  lnoc: boolean,
+): Promise<RawClient> {
   const r = await rawConnect(clusterPort);
   t.teardown(() => r.close());
   await r.expect(/^INFO \{.*\} ?\r\n/);
