@@ -122,6 +122,8 @@ export interface PeerParserHandler {
   onParseError(kind: 'op' | 'args', detail: string): void;
 }
 
+const [UPPER_R, UPPER_H, UPPER_L, UPPER_M, UPPER_S, UPPER_G] = Buffer.from('RHLMSG');
+
 const ST_LINE = 0;
 const ST_PAYLOAD = 1;
 /** Largest message we accept; nats-server's hard ceiling for max_payload is 64 MiB. */
@@ -144,9 +146,21 @@ export class PeerParser {
   /** Field positions of a message line on the fast path (fastMsgArgs): at most 5 [start, end) pairs. */
   private readonly fields = new Int32Array(10);
 
+  /** This kind's layouts of RMSG, HMSG and LMSG for fastFrame (null: not on the fast path). */
+  private readonly rmsgLayout: MsgLayout | null;
+  private readonly hmsgLayout: MsgLayout | null;
+  private readonly lmsgLayout: MsgLayout | null;
+
   constructor(handler: PeerParserHandler, kind: ConnKindCode) {
     this.h = handler;
     this.kind = kind;
+    const fastLayout = (op: PeerOpCode): MsgLayout | null => {
+      const meaning = OP_TABLE.find((r) => r.op === op)!.kinds[kind];
+      return typeof meaning === 'object' && !meaning.origin ? meaning : null;
+    };
+    this.rmsgLayout = fastLayout(PeerOp.rmsg);
+    this.hmsgLayout = fastLayout(PeerOp.hmsg);
+    this.lmsgLayout = fastLayout(PeerOp.lmsg);
   }
 
   parse(chunk: Buffer): void {
@@ -175,6 +189,13 @@ export class PeerParser {
         this.h.onMsg(m);
         this.lineLen = 0;
         continue;
+      }
+      if (this.lineLen === 0) {
+        const next = this.fastFrame(chunk, i, n);
+        if (next > 0) {
+          i = next;
+          continue;
+        }
       }
       const nl = chunk.indexOf(LF, i);
       if (nl < 0) {
@@ -266,6 +287,37 @@ export class PeerParser {
     }
     src.copy(this.lineBuf, this.lineLen, s, e);
     this.lineLen += len;
+  }
+
+  /**
+   * A message whose keyword is upper case and whose line and payload are wholly in this read:
+   * parsed in one pass over the line, without the native line search and the keyword table (a
+   * busy peer sends little else). Returns the index after it, or 0 to let the general path
+   * take it (and report any error in it).
+   */
+  private fastFrame(b: Buffer, s: number, n: number): number {
+    const c = b[s];
+    const layout = c === UPPER_R ? this.rmsgLayout : c === UPPER_H ? this.hmsgLayout : c === UPPER_L ? this.lmsgLayout : null;
+    if (layout === null || s + 5 >= n || b[s + 1] !== UPPER_M || b[s + 2] !== UPPER_S || b[s + 3] !== UPPER_G) return 0;
+    let j = s + 4;
+    for (; j < n; j++) {
+      const x = b[j];
+      if (x === CR) break;
+      if (x === LF) return 0;
+    }
+    if (j + 1 >= n || b[j + 1] !== LF || !this.fastMsgArgs(layout, b, s + 4, j)) return 0;
+    const p = j + 2;
+    const size = this.size;
+    const end = p + size;
+    if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return 0;
+    const m = this.msg;
+    // (Pointers stored only when they change: each store costs a write barrier.)
+    if (m.pb !== b) m.pb = b;
+    m.ps = p;
+    m.pe = end;
+    m.setTail(b, m.se, end + 2);
+    this.h.onMsg(m);
+    return end + 2;
   }
 
   /**
