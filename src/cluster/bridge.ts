@@ -350,6 +350,9 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly targetGroups: number[][] = [];
   private readonly targetThreads: number[] = [];
   private readonly targetRoutes: P[] = [];
+  /** The publisher (thread, connection) whose stall was last requested in this drain pass (onRecord). */
+  private stallAskedFrom = -1;
+  private stallAskedCid = 0;
   /** The view of the record being forwarded. */
   private readonly rec = new MsgView();
   private readonly records: RecordWriter;
@@ -937,7 +940,12 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       // nats-server (the route's stall channel); nothing else waits for it.
       if (m.cid !== 0 && r.pendingBytes > half) {
         r.markStalled();
-        this.mesh.requestStall(from, m.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+        // Once per publisher per drain pass (a backed-up peer sees this for every message).
+        if (m.cid !== this.stallAskedCid || from !== this.stallAskedFrom) {
+          this.stallAskedCid = m.cid;
+          this.stallAskedFrom = from;
+          this.mesh.requestStall(from, m.cid, stallDuration(r.pendingBytes, this.opts.maxPending));
+        }
       }
     }
   }
@@ -1075,6 +1083,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Mesh: all rings drained for now. */
   afterDrain(): void {
+    this.stallAskedCid = 0;
     this.announcePending();
     this.flushPeers();
     this.stats.publish(this.conns, this.peerList.size, this.peers.size);
