@@ -126,6 +126,10 @@ export class Server {
       // if a peer's name wins the negotiation. Clients see it in INFO `cluster` from the start.
       this.clusterDynamic = opts.cluster.name === undefined;
       this.identity.cluster = opts.cluster.name ?? newClusterName();
+    } else if (opts.gateway !== undefined) {
+      // Without a cluster block the gateway names the cluster (client INFO `cluster`, varz), as
+      // in nats-server.
+      this.identity.cluster = opts.gateway.name;
     }
     this.monitor = new Monitor(this.monitorHost());
   }

@@ -8,6 +8,7 @@
 import { rawConnect } from './helpers/raw.ts';
 import { GATEWAY_CMD, gossipInfo, isCmd, usePeer, type GwOp } from './helpers/gateway-peer.ts';
 import { useServer } from './helpers/server.ts';
+import { getJson } from './helpers/monitor.ts';
 import { SINGLE_VARIANTS, Supercluster, eventually, gatewayTest } from './helpers/supercluster.ts';
 
 gatewayTest(
@@ -49,6 +50,22 @@ gatewayTest(
     t.is(info.gateway_url, `127.0.0.1:${a.gatewayPort}`);
     t.is(info.gateway_nrp, true);
     t.is(info.gateway_iom, true, '2.9.10 switches every account to interest-only at once');
+  },
+);
+
+gatewayTest(
+  'a server with a gateway and no cluster block names its gateway as its cluster to clients (INFO, /varz)',
+  SINGLE_VARIANTS,
+  async (t, variant) => {
+    const sc = await Supercluster.start(t, { variant, sizes: [1] });
+    const a = sc.server(0, 0);
+    const sock = await rawConnect(a.port);
+    t.teardown(() => sock.close());
+    const line = await sock.expect(/^INFO \{.*\} \r\n/);
+    const info = JSON.parse(line.slice(5, -3)) as Record<string, unknown>;
+    t.is(info.cluster, sc.names[0]);
+    const varz = await getJson(a.httpPort, '/varz');
+    t.deepEqual(varz.cluster, { name: sc.names[0] });
   },
 );
 

@@ -96,6 +96,8 @@ export function varz(src: MonitorSource): Record<string, unknown> {
   v.max_payload = o.maxPayload;
   v.max_pending = o.maxPending;
   const cluster: Record<string, unknown> = {};
+  // (A gateway without a cluster block names the cluster: nats-server shows its name alone.)
+  if (o.cluster === undefined && id.cluster) cluster.name = id.cluster;
   if (o.cluster !== undefined) {
     const c = o.cluster;
     if (id.cluster) cluster.name = id.cluster;
