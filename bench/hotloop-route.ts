@@ -46,6 +46,7 @@ class SendingPeer implements BridgePeer<SendingPeer> {
   closed = false;
   closing = false;
   headers = true;
+  lnoc = false;
   pendingBytes = 0;
   socket = { pause(): void {}, resume(): void {} };
   readonly subs = new Map<string, PeerSub<SendingPeer>>();

@@ -255,7 +255,7 @@ export class InputGate {
    */
   feed(chunk: Buffer, parse: (b: Buffer) => void, lineByLine: () => boolean): void {
     if (this.waiting) {
-      this.held.push(chunk);
+      this.held.push(Buffer.from(chunk)); // (the caller may reuse its read buffer)
       return;
     }
     let i = 0;

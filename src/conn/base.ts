@@ -16,6 +16,7 @@ import { log } from '../log.ts';
 import { viewOf } from '../protocol/bytes.ts';
 import { joinHostPort } from '../protocol/hostport.ts';
 import { InputGate } from './auth.ts';
+import { readIntoOwnBuffer } from './read-buffer.ts';
 import { acceptTls, dialTls, handshakeErrorText, peerVerifyError, tlsCipherText, tlsVersionText } from './tls.ts';
 
 /** The role of a connection (nats-server's CLIENT, ROUTER, GATEWAY, LEAF). */
@@ -506,9 +507,13 @@ export abstract class Conn {
     else this.close(CloseReason.clientClosed, false);
   }
 
-  /** Read from the socket (plain, or a TLSSocket whose handshake completed). */
-  protected listen(s: Socket): void {
-    s.on('data', (chunk: Buffer) => this.onRead(chunk));
+  /**
+   * Read from the socket (plain, or a TLSSocket whose handshake completed). `reuse`: a plain
+   * socket reads into one buffer of its own (read-buffer.ts), so onRead's chunk is valid only
+   * during the call; for connections that never hold a read past it and never start TLS later.
+   */
+  protected listen(s: Socket, reuse = false): void {
+    if (!reuse || !readIntoOwnBuffer(s, (chunk) => this.onRead(chunk))) s.on('data', (chunk: Buffer) => this.onRead(chunk));
     s.on('end', () => this.close(CloseReason.clientClosed, false));
   }
 

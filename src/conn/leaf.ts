@@ -77,8 +77,13 @@ export class LeafConn extends PeerConn<LeafConn, LeafHost> {
   /** Plaintext: read from the socket now (the connection's start time stays its creation). */
   protected override begin(s: Socket): void {
     this.secured = true;
-    this.listen(s);
+    this.listen(s, !this.mayStartTlsLater());
     s.resume();
+  }
+
+  /** A leaf that dialled its hub starts TLS when the hub's INFO asks for it (startTls). */
+  protected override mayStartTlsLater(): boolean {
+    return this.didSolicit;
   }
 
   /**

@@ -199,8 +199,16 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
     this.secured = true;
     this.startedAt = Date.now();
     this.lastInboundAt = this.startedAt;
-    this.listen(s);
+    this.listen(s, !this.mayStartTlsLater());
     s.resume();
+  }
+
+  /**
+   * Could this connection, once read in plaintext, still switch to TLS (a leaf that dialled its
+   * hub, on the hub's INFO)? If not, its plain socket reads into one reused buffer (listen).
+   */
+  protected mayStartTlsLater(): boolean {
+    return false;
   }
 
   // ---------------------------------------------------------------------- input

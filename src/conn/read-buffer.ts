@@ -1,0 +1,59 @@
+// Reads into one buffer per connection, reused for every read, instead of a fresh 64 KiB
+// buffer per read. Node allocates each read of a plain socket as a new ArrayBuffer; V8 counts
+// them as external memory and, for a peer that streams hundreds of MB per second (a route,
+// gateway or leaf carrying 1 KiB messages), answers with a full mark-compact every 64 MB or
+// so: 19 of them in three seconds on a route thread, measured with --trace-gc. A reused
+// buffer removes them.
+//
+// Node offers this as `net.Socket`'s `onread` option, but only to a socket it constructs:
+// sockets accepted by main and moved to this thread, or dialled before the choice is made,
+// are constructed elsewhere. So the option's two slots are found by name on a probe socket
+// made with it, and set on the live socket together with the handle's useUserBuffer, as the
+// constructor does (net.js, Node 24: kBuffer, kBufferCb; initSocketHandle). Anything missing
+// (another runtime) and the caller reads with 'data' events as before.
+//
+// A chunk handed on is valid only during the call: whoever keeps input past it copies it
+// (the peer parser does for a split line or payload; InputGate for held input).
+
+import { Socket } from 'node:net';
+
+interface OnreadSlots {
+  buffer: symbol;
+  callback: symbol;
+}
+
+let slots: OnreadSlots | null | undefined;
+
+function onreadSlots(): OnreadSlots | null {
+  if (slots !== undefined) return slots;
+  const probe = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => true } });
+  const own = Object.getOwnPropertySymbols(probe);
+  const buffer = own.find((s) => s.description === 'kBuffer');
+  const callback = own.find((s) => s.description === 'kBufferCb');
+  probe.destroy();
+  slots = buffer !== undefined && callback !== undefined ? { buffer, callback } : null;
+  return slots;
+}
+
+/** Bytes per read (Node's own read size for a TCP socket). */
+export const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * From now on `s` reads into a buffer of its own and hands `onChunk` a view of each read,
+ * valid only during the call; no 'data' events. False (nothing changed) when this runtime's
+ * socket does not have what this needs, or `s` is not a plain TCP socket that is reading.
+ */
+export function readIntoOwnBuffer(s: Socket, onChunk: (chunk: Buffer) => void): boolean {
+  const found = onreadSlots();
+  const handle = (s as unknown as { _handle: { useUserBuffer?: (b: Uint8Array) => void } | null })._handle;
+  if (found === null || 'encrypted' in s || handle === null || typeof handle.useUserBuffer !== 'function') return false;
+  const buf = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const live = s as unknown as Record<symbol, unknown>;
+  live[found.buffer] = buf;
+  live[found.callback] = (nread: number): boolean => {
+    onChunk(buf.subarray(0, nread));
+    return true;
+  };
+  handle.useUserBuffer(buf);
+  return true;
+}
