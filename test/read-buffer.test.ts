@@ -1,4 +1,4 @@
-// A server-to-server connection's plain socket reads into one buffer of its own
+// A server-to-server connection's plain socket reads into its thread's one read buffer
 // (src/conn/read-buffer.ts), set up through net.Socket's `onread` slots on a socket Node
 // constructed. These tests hold the runtime to it: the slots are found, every byte arrives in
 // order, pause/resume and the end still work, and a TLS socket is left alone.
@@ -26,7 +26,7 @@ async function socketPair(): Promise<{ a: net.Socket; b: net.Socket; close: () =
   };
 }
 
-test('an accepted socket reads into one reused buffer: every byte in order, then the end', async (t) => {
+test('an accepted socket reads into the reused buffer: every byte in order, then the end', async (t) => {
   t.timeout(30_000);
   const { a, b, close } = await socketPair();
   t.teardown(close);
@@ -51,7 +51,7 @@ test('an accepted socket reads into one reused buffer: every byte in order, then
   t.is(seen.size, 1, 'the same buffer for every read');
 });
 
-test('a socket reading into its own buffer still pauses and resumes', async (t) => {
+test('a socket reading into the shared buffer still pauses and resumes', async (t) => {
   t.timeout(30_000);
   const { a, b, close } = await socketPair();
   t.teardown(close);
@@ -72,6 +72,34 @@ test('a socket reading into its own buffer still pauses and resumes', async (t) 
   const deadline2 = Date.now() + 10_000;
   while (got < 1500 && Date.now() < deadline2) await new Promise((r) => setImmediate(r));
   t.is(got, 1500);
+});
+
+test('two sockets reading at once share the buffer and each gets its own bytes, in order', async (t) => {
+  t.timeout(30_000);
+  const pairs = [await socketPair(), await socketPair()];
+  const bufs = new Set<ArrayBufferLike>();
+  const got = pairs.map(() => [] as Buffer[]);
+  const ended: Promise<void>[] = [];
+  const sent: Buffer[] = [];
+  for (const [i, { b, close }] of pairs.entries()) {
+    t.teardown(close);
+    t.true(
+      readIntoOwnBuffer(b, (chunk) => {
+        bufs.add(chunk.buffer);
+        got[i].push(Buffer.from(chunk));
+      }),
+    );
+    ended.push(new Promise<void>((r) => b.once('end', r)));
+    b.resume();
+    sent.push(Buffer.alloc(8 * READ_BUFFER_BYTES, i === 0 ? 'ab' : 'xyz'));
+  }
+  // Both streams are written a piece at a time, alternately, so their reads interleave.
+  for (let off = 0; off < sent[0].length; off += 10_000)
+    for (const [i, { a }] of pairs.entries()) a.write(sent[i].subarray(off, off + 10_000));
+  for (const { a } of pairs) a.end();
+  await Promise.all(ended);
+  for (const i of [0, 1]) t.true(Buffer.concat(got[i]).equals(sent[i]), `socket ${i}: its bytes, in order`);
+  t.is(bufs.size, 1, 'one buffer for both');
 });
 
 test('a TLS socket is left to its own reads', (t) => {

@@ -509,7 +509,7 @@ export abstract class Conn {
 
   /**
    * Read from the socket (plain, or a TLSSocket whose handshake completed). `reuse`: a plain
-   * socket reads into one buffer of its own (read-buffer.ts), so onRead's chunk is valid only
+   * socket reads into the thread's one read buffer (read-buffer.ts), so onRead's chunk is valid only
    * during the call; for connections that never hold a read past it and never start TLS later.
    */
   protected listen(s: Socket, reuse = false): void {

@@ -205,7 +205,7 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
 
   /**
    * Could this connection, once read in plaintext, still switch to TLS (a leaf that dialled its
-   * hub, on the hub's INFO)? If not, its plain socket reads into one reused buffer (listen).
+   * hub, on the hub's INFO)? If not, its plain socket reads into the thread's reused read buffer (listen).
    */
   protected mayStartTlsLater(): boolean {
     return false;

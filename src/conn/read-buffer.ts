@@ -1,5 +1,5 @@
-// Reads into one buffer per connection, reused for every read, instead of a fresh 64 KiB
-// buffer per read. Node allocates each read of a plain socket as a new ArrayBuffer; V8 counts
+// Reads into one buffer per thread, reused for every read of every connection that opts in,
+// instead of a fresh 64 KiB buffer per read. Node allocates each read of a plain socket as a new ArrayBuffer; V8 counts
 // them as external memory and, for a peer that streams hundreds of MB per second (a route,
 // gateway or leaf carrying 1 KiB messages), answers with a full mark-compact every 64 MB or
 // so: 19 of them in three seconds on a route thread, measured with --trace-gc. A reused
@@ -13,7 +13,9 @@
 // (another runtime) and the caller reads with 'data' events as before.
 //
 // A chunk handed on is valid only during the call: whoever keeps input past it copies it
-// (the peer parser does for a split line or payload; InputGate for held input).
+// (the peer parser does for a split line or payload; InputGate for held input). Sharing the
+// buffer between the thread's sockets is safe for that reason: libuv reads one socket at a
+// time and calls back before the next read.
 
 import { Socket } from 'node:net';
 
@@ -38,8 +40,11 @@ function onreadSlots(): OnreadSlots | null {
 /** Bytes per read (Node's own read size for a TCP socket). */
 export const READ_BUFFER_BYTES = 64 * 1024;
 
+/** This thread's read buffer (every module instance is per thread). */
+let threadBuffer: Buffer | null = null;
+
 /**
- * From now on `s` reads into a buffer of its own and hands `onChunk` a view of each read,
+ * From now on `s` reads into this thread's read buffer and hands `onChunk` a view of each read,
  * valid only during the call; no 'data' events. False (nothing changed) when this runtime's
  * socket does not have what this needs, or `s` is not a plain TCP socket that is reading.
  */
@@ -47,7 +52,7 @@ export function readIntoOwnBuffer(s: Socket, onChunk: (chunk: Buffer) => void): 
   const found = onreadSlots();
   const handle = (s as unknown as { _handle: { useUserBuffer?: (b: Uint8Array) => void } | null })._handle;
   if (found === null || 'encrypted' in s || handle === null || typeof handle.useUserBuffer !== 'function') return false;
-  const buf = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  const buf = (threadBuffer ??= Buffer.allocUnsafeSlow(READ_BUFFER_BYTES));
   const live = s as unknown as Record<symbol, unknown>;
   live[found.buffer] = buf;
   live[found.callback] = (nread: number): boolean => {
