@@ -460,6 +460,7 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
         c.startTls(t, urlHostname(c.url!), send);
         return;
       }
+      c.staysPlaintext();
       send();
       return;
     }

@@ -513,8 +513,22 @@ export abstract class Conn {
    * during the call; for connections that never hold a read past it and never start TLS later.
    */
   protected listen(s: Socket, reuse = false): void {
-    if (!reuse || !readIntoOwnBuffer(s, (chunk) => this.onRead(chunk))) s.on('data', (chunk: Buffer) => this.onRead(chunk));
+    if (!reuse || !readIntoOwnBuffer(s, this.onData)) s.on('data', this.onData);
     s.on('end', () => this.close(CloseReason.clientClosed, false));
+  }
+
+  private readonly onData = (chunk: Buffer): void => this.onRead(chunk);
+
+  /**
+   * From the next read on, the plain socket listen() reads with 'data' reads into the thread's
+   * one read buffer instead (a connection that now knows it stays plaintext; see listen).
+   */
+  protected reuseReadBuffer(): void {
+    const s = this.socket;
+    // (Bytes the stream already holds would be read after the ones the buffer gets: keep 'data'.)
+    if ('encrypted' in s || s.readableLength !== 0 || s.listeners('data').length !== 1) return;
+    s.removeListener('data', this.onData);
+    if (!readIntoOwnBuffer(s, this.onData)) s.on('data', this.onData);
   }
 
   private onSocketError(err: NodeJS.ErrnoException): void {

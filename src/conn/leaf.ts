@@ -86,6 +86,11 @@ export class LeafConn extends PeerConn<LeafConn, LeafHost> {
     return this.didSolicit;
   }
 
+  /** The hub's INFO left this dialled leaf in plaintext: it reads into the thread's buffer from now on. */
+  staysPlaintext(): void {
+    this.reuseReadBuffer();
+  }
+
   /**
    * TLS after the INFO (leafnode.go): the hub sends its INFO in plaintext and accepts the
    * handshake; the leaf starts it once the INFO (or its remote's `tls` block) says so. Input
