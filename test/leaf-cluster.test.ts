@@ -103,6 +103,24 @@ leafTest(
   ],
 );
 
+leafTest('a leaf with a gateway announces $GR.*.> and _GR_.> to its hub, as a hub with one does to its leafs', ['leaf'], async (t, mix) => {
+  t.timeout(60_000);
+  // leafnode.go initLeafNodeSmapAndSendSubs: applyGlobalRouting on any leaf connection of a
+  // server with gateways, the one it dialled included.
+  const fake = await FakeHub.start();
+  t.teardown(() => fake.close());
+  await LeafTopology.start(t, [
+    { name: 'leaf', impl: mix.leaf, gateway: { name: 'GL' }, remotes: [{ urls: [`nats-leaf://127.0.0.1:${fake.port}`] }] },
+  ]);
+  const peer = await fake.accepted(1);
+  await peer.until(
+    () => (peer.interest().has('$GR.*.>') && peer.interest().has('_GR_.>') ? true : undefined),
+    15_000,
+    'LS+ $GR.*.> and LS+ _GR_.> from the leaf',
+  );
+  t.pass();
+});
+
 leafTest(
   'a leaf sends the answer to a request with a _GR_. reply up to its hub, whatever the hub announced, and delivers it nowhere else',
   ['leaf'],

@@ -730,9 +730,10 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
       c.smap.set(key, (c.smap.get(key) ?? 0) + (queue === null ? 1 : weight));
     };
     add(this.lds, null, 1);
-    // A hub with gateways: replies to requests routed through a gateway (leafnode.go
-    // applyGlobalRouting: the old `$GR.` form and `_GR_.`), whatever the gateway thread logged.
-    if (this.gatewaysEnabled && !c.toHub) {
+    // A server with gateways, hub or leaf: replies to requests routed through a gateway
+    // (leafnode.go applyGlobalRouting: the old `$GR.` form and `_GR_.`), whatever the gateway
+    // thread logged.
+    if (this.gatewaysEnabled) {
       add(OLD_GW_REPLY_SUBJECT, null, 1);
       add(GW_REPLY_SUBJECT, null, 1);
     }
