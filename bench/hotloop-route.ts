@@ -7,39 +7,15 @@
 //   npm run bench:hotloop-route              # 16 B
 //   SIZE=1024 N=2000000 npm run bench:hotloop-route
 
-import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { Broker } from '../src/broker/broker.ts';
 import { Bridge, type BridgePeer, type PeerSub } from '../src/cluster/bridge.ts';
 import { createLayout } from '../src/threads/shared.ts';
 import type { Mesh } from '../src/threads/mesh.ts';
-import { defaultOptions } from '../src/config/options.ts';
+import { CountingSocket, hotloopOpts as opts, runRounds } from './hotloop-kit.ts';
 import { PeerParser } from '../src/protocol/peer-parser.ts';
 import { ConnKind } from '../src/conn/base.ts';
 import type { MsgView } from '../src/protocol/msg-view.ts';
-
-/** Enough of a net.Socket for a ClientConn: counts bytes, completes writes at once. */
-class CountingSocket extends EventEmitter {
-  writableLength = 0;
-  remoteAddress = '127.0.0.1';
-  remotePort = 1;
-  destroyed = false;
-  written = 0;
-  setNoDelay(): void {}
-  cork(): void {}
-  uncork(): void {}
-  resume(): void {}
-  pause(): void {}
-  end(): void {}
-  destroy(): void {
-    this.destroyed = true;
-  }
-  write(b: Buffer, cb?: () => void): boolean {
-    this.written += b.length;
-    if (cb !== undefined) cb();
-    return true;
-  }
-}
 
 /** The route peer the messages come from (it sends only; nothing is written to it here). */
 class SendingPeer implements BridgePeer<SendingPeer> {
@@ -68,11 +44,6 @@ class SendingPeer implements BridgePeer<SendingPeer> {
   writeTail(): void {}
   writeMsg(): void {}
 }
-
-const opts = { ...defaultOptions(), workers: 1, maxPending: Number.MAX_SAFE_INTEGER };
-const size = Number(process.env.SIZE ?? 16);
-const total = Number(process.env.N ?? 5_000_000);
-const rounds = Number(process.env.ROUNDS ?? 3);
 
 const layout = createLayout(1, opts.maxControlLine, { route: true });
 const broker = new Broker(opts, { serverId: 'NHOTLOOP', serverName: 'hotloop', host: '127.0.0.1', port: 0 }, layout, 0, false);
@@ -107,25 +78,13 @@ const parser = new PeerParser(
   ConnKind.route,
 );
 
-const frame = Buffer.concat([Buffer.from(`RMSG $G bench.x ${size}\r\n`), Buffer.alloc(size, 97), Buffer.from('\r\n')]);
-const perChunk = Math.max(1, Math.floor(65536 / frame.length));
-const chunk = Buffer.concat(Array(perChunk).fill(frame));
-const chunks = Math.ceil(total / perChunk);
-for (let r = 0; r < rounds; r++) {
-  const before = sub.written;
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < chunks; i++) {
+runRounds(
+  'RMSG $G bench.x',
+  (chunk) => {
     parser.parse(chunk);
     bridge.flushAll(); // commit the read's records (and ring the worker)
     brokerMesh.poll(); // the worker takes them and writes the subscriber's output
-  }
-  const ns = Number(process.hrtime.bigint() - t0);
-  const msgs = chunks * perChunk;
-  const delivered = sub.written - before;
-  if (delivered === 0) throw new Error('nothing was delivered');
-  console.log(
-    `round=${r + 1} size=${size} msgs=${msgs} ns_per_msg=${(ns / msgs).toFixed(1)} ` +
-      `msgs_per_s=${((msgs / ns) * 1e9).toFixed(0)} delivered_bytes=${delivered}`,
-  );
-}
-process.exit(0);
+  },
+  sub,
+  'delivered_bytes',
+);

@@ -180,10 +180,10 @@ export class LeafControl extends PeerControl<LeafConn> implements LeafHost, Brid
     this.leaf = o.leafNodes!;
     this.clustered = o.cluster !== undefined;
     this.gatewaysEnabled = o.gateway !== undefined;
-    // A gateway names the cluster when no cluster block does (server.go validateCluster);
-    // leafnode.go: a standalone server with remotes takes its server_name as cluster name.
-    this.clusterName =
-      task.identity.cluster ?? o.gateway?.name ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
+    // The identity's cluster is the gateway's name when no cluster block names one (server.ts,
+    // server.go validateCluster); leafnode.go: a standalone server with remotes takes its
+    // server_name as cluster name.
+    this.clusterName = task.identity.cluster ?? (this.leaf.remotes.length > 0 && o.serverName !== undefined ? o.serverName : '');
     for (let t = 0; t < task.layout.threads; t++) this.isWorker.push(task.layout.roles[t] === ThreadRole.worker);
     const l = this.leaf;
     [this.infoHost, this.infoPort] = leafInfoAddress(l, task.leafPort);

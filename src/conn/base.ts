@@ -526,7 +526,7 @@ export abstract class Conn {
   protected reuseReadBuffer(): void {
     const s = this.socket;
     // (Bytes the stream already holds would be read after the ones the buffer gets: keep 'data'.)
-    if ('encrypted' in s || s.readableLength !== 0 || s.listeners('data').length !== 1) return;
+    if (s.readableLength !== 0 || s.listeners('data').length !== 1) return;
     s.removeListener('data', this.onData);
     if (!readIntoOwnBuffer(s, this.onData)) s.on('data', this.onData);
   }
