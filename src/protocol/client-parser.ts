@@ -204,18 +204,17 @@ export class Parser {
       if (i < 0) return;
     }
     const h = this.h;
+    // Only a CONNECT (processLine) changes this while a read is parsed.
+    let awaitingConnect = h.awaitingConnect;
     while (i < n) {
       if (h.closing) return;
-      // Fast path: a canonical PUB frame wholly inside this buffer.
-      if (buf[i] === 80 && buf[i + 1] === 85 && buf[i + 2] === 66 && buf[i + 3] === SP && !h.awaitingConnect) {
-        const next = this.fastPub(buf, i + 4, n);
-        if (next > 0) {
-          i = next;
-          continue;
-        }
+      // Fast path: canonical PUB frames wholly inside this buffer, one after the other.
+      if (buf[i] === 80 && !awaitingConnect) {
+        i = this.fastPubs(buf, i, n);
+        if (i >= n || h.closing) return;
       }
       // nats-server checks the first byte of every operation while auth is pending.
-      if (h.awaitingConnect && upper(buf[i]) !== 67) return h.onProtocolError(ParseError.auth, '');
+      if (awaitingConnect && upper(buf[i]) !== 67) return h.onProtocolError(ParseError.auth, '');
       const op = opAt(buf, i, n);
       if (op === BAD_OP) return h.onProtocolError(ParseError.unknownOp, snippet(buf, i));
       const nl = buf.indexOf(LF, i);
@@ -226,74 +225,74 @@ export class Parser {
       const next = this.processLine(buf, i, nl, op, buf, nl + 1);
       if (next < 0) return;
       i = next;
+      awaitingConnect = h.awaitingConnect;
     }
   }
 
   /**
-   * `PUB subject [reply] size\r\n<payload>\r\n` with single spaces, all in `b`. Returns the
-   * index after the frame, or 0 to let the general path handle it (and any error in it).
+   * Canonical PUB frames, `PUB subject [reply] size\r\n<payload>\r\n` with single spaces, as
+   * many as follow each other wholly inside `b` from `i` (one call per run of them, not per
+   * message). Returns the index of the first frame not taken: another operation, a frame cut
+   * by the end of the read, or a PUB the general path must look at (and report any error in);
+   * `n` when all were taken or the connection is closing.
    */
-  private fastPub(b: Buffer, s: number, n: number): number {
-    let j = s;
-    let c = 0;
-    for (; j < n; j++) {
-      c = b[j];
-      if (c === SP) break;
-      if (c === TAB || c === CR || c === LF) return 0;
-    }
-    const ss = s;
-    const se = j;
-    if (se === ss || j >= n) return 0;
-    const t1 = ++j;
-    for (; j < n; j++) {
-      c = b[j];
-      if (c === SP || c === CR) break;
-      if (c === TAB || c === LF) return 0;
-    }
-    if (j >= n || j === t1) return 0;
-    let rs = -1;
-    let re = -1;
-    let sizeStart = t1;
-    if (c === SP) {
-      rs = t1;
-      re = j;
-      sizeStart = ++j;
-      for (; j < n; j++) {
-        c = b[j];
-        if (c === CR) break;
-        if (c === SP || c === TAB || c === LF) return 0;
-      }
-      if (j >= n) return 0;
-    }
-    const sizeEnd = j;
-    if (j + 1 >= n || b[j + 1] !== LF) return 0;
+  private fastPubs(b: Buffer, i: number, n: number): number {
     const h = this.h;
-    if (sizeEnd - ss > h.maxControlLine) return 0;
-    const size = parseSize(b, sizeStart, sizeEnd);
-    if (size < 0 || size > h.maxPayload) return 0;
-    const p = j + 2;
-    const end = p + size;
-    if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return 0;
-    if (h.pedantic) {
-      h.onPubArgs(b, ss, se);
+    const m = this.view;
+    // (CONNECT and config reloads change these, never while a run of PUBs is parsed.)
+    const maxControlLine = h.maxControlLine;
+    const maxPayload = h.maxPayload;
+    const pedantic = h.pedantic;
+    while (i + 4 < n && b[i] === 80 && b[i + 1] === 85 && b[i + 2] === 66 && b[i + 3] === SP) {
+      // Tokens are bytes above SP; any other byte before the CR (a TAB, a control byte) leaves
+      // the frame to the general path, which knows every rule. One comparison per byte here.
+      const ss = i + 4;
+      let j = ss;
+      let c = 0;
+      while (j < n && (c = b[j]) > SP) j++;
+      if (j >= n || c !== SP || j === ss) return i;
+      const se = j;
+      const t1 = ++j;
+      while (j < n && (c = b[j]) > SP) j++;
+      if (j >= n || j === t1) return i;
+      let rs = -1;
+      let re = -1;
+      let sizeStart = t1;
+      if (c === SP) {
+        rs = t1;
+        re = j;
+        sizeStart = ++j;
+        while (j < n && (c = b[j]) > SP) j++;
+        if (j >= n) return i;
+      }
+      if (c !== CR || j + 1 >= n || b[j + 1] !== LF || j - ss > maxControlLine) return i;
+      const size = parseSize(b, sizeStart, j);
+      if (size < 0 || size > maxPayload) return i;
+      const p = j + 2;
+      const end = p + size;
+      if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return i;
+      if (pedantic) {
+        h.onPubArgs(b, ss, se);
+        if (h.closing) return n;
+      }
+      // Subject, reply and payload all in `b`; the canonical tail follows the subject as sent.
+      // (Pointers stored only when they change: each store costs a write barrier. Every
+      // message of a read shares the buffer.)
+      if (m.sb !== b) m.sb = b;
+      m.ss = ss;
+      m.se = se;
+      m.rs = rs;
+      m.re = re;
+      if (m.pb !== b) m.pb = b;
+      m.ps = p;
+      m.pe = end;
+      m.hdr = -1;
+      m.setTail(b, se, end + 2);
+      h.onPub(m);
+      i = end + 2;
       if (h.closing) return n;
     }
-    // Subject, reply and payload all in `b`; the canonical tail follows the subject as sent.
-    const m = this.view;
-    // (Pointers stored only when they change: each store costs a write barrier. Every message
-    // of a read shares the buffer.)
-    if (m.sb !== b) m.sb = b;
-    m.ss = ss;
-    m.se = se;
-    m.rs = rs;
-    m.re = re;
-    if (m.pb !== b) m.pb = b;
-    m.ps = p;
-    m.pe = end;
-    m.hdr = -1;
-    m.setTail(b, se, end + 2);
-    h.onPub(m);
-    return end + 2;
+    return i;
   }
 
   /** True when nothing partial is buffered (used by tests). */
