@@ -15,6 +15,7 @@ import { subjectMatches } from '../protocol/subject.ts';
 import {
   fnv,
   sameBytes,
+  sameBytesDV,
   put,
   putDV,
   viewOf,
@@ -85,6 +86,7 @@ interface Route {
   gen: number;
   readonly hash: number;
   readonly key: Buffer;
+  readonly keyView: DataView;
   next: Route | null;
   local: Sub[];
   remoteThreads: number[];
@@ -714,7 +716,7 @@ export class Broker implements MeshHandler, ClientHost {
       this.routeCount = 0;
     }
     const key = Buffer.from(b.subarray(s, e));
-    r = { gen, hash: h, key, next: this.routes.get(h) ?? null, local: EMPTY, remoteThreads: [], groups: [] };
+    r = { gen, hash: h, key, keyView: viewOf(key), next: this.routes.get(h) ?? null, local: EMPTY, remoteThreads: [], groups: [] };
     this.routes.set(h, r);
     this.routeCount++;
     this.resolve(r, gen);
@@ -814,9 +816,17 @@ export class Broker implements MeshHandler, ClientHost {
     const sb = m.sb;
     const ss = m.ss;
     const se = m.se;
-    // Publishers mostly repeat their subject: try the connection's last route first.
-    const r = this.routeFor(from.lastRoute as Route | null, sb, ss, se);
-    if (from.lastRoute !== r) from.lastRoute = r;
+    // Publishers mostly repeat their subject: try the connection's last route first, compared
+    // word by word where the subject comes with a DataView (a PUB read whole).
+    const cached = from.lastRoute as Route | null;
+    let r: Route;
+    if (cached !== null && m.tb === sb && sameBytesDV(cached.keyView, m.tv, ss, se)) {
+      r = cached;
+      if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
+    } else {
+      r = this.routeFor(cached, sb, ss, se);
+      from.lastRoute = r;
+    }
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {
@@ -928,10 +938,9 @@ export class Broker implements MeshHandler, ClientHost {
     } else {
       this.deliverSlow(sub, c, m, deferring);
     }
+    // (The thread's counters follow in flushAll.)
     c.outMsgs++;
     c.outBytes += m.pe - m.ps;
-    this.stats.outMsgs++;
-    this.stats.outBytes += m.pe - m.ps;
     if (deferring) this.defer(c, c.outStart + startRel);
     // A big batch for one subscriber is written as it goes, so a backlog is noticed (and
     // its publishers stalled) before it can overrun max_pending within a single batch.
@@ -1082,9 +1091,20 @@ export class Broker implements MeshHandler, ClientHost {
     // Rings first: output written below (a PONG) must never overtake the records before it.
     this.mesh.flush();
     const dirty = this.dirty;
-    for (let i = 0; i < dirty.length; i++) dirty[i].flush();
+    const stats = this.stats;
+    for (let i = 0; i < dirty.length; i++) {
+      const c = dirty[i];
+      // The thread's delivery counters grow here, by what each connection that got output
+      // counted since (deliver counts per connection only): a connection with deliveries is
+      // always in `dirty` (deliver reserves room, which marks it), once or more.
+      stats.outMsgs += c.outMsgs - c.outMsgsCounted;
+      stats.outBytes += c.outBytes - c.outBytesCounted;
+      c.outMsgsCounted = c.outMsgs;
+      c.outBytesCounted = c.outBytes;
+      c.flush();
+    }
     dirty.length = 0;
-    this.stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
+    stats.publish(this.sublist.size - this.remote.size, this.slowConsumers);
     if (this.ringPaused.size > 0) {
       for (const c of this.ringPaused) {
         if (!c.pausedForRing) {

@@ -101,6 +101,9 @@ export class ClientConn extends Conn implements ProtocolHandler {
    */
   private connectLabel = '';
 
+  /** What of outMsgs/outBytes the thread's counters include (Broker.flushAll adds the rest). */
+  outMsgsCounted = 0;
+  outBytesCounted = 0;
   /** The broker's route for the subject this connection last published to (opaque here). */
   lastRoute: object | null = null;
   /** Reading paused because a cross-thread ring is full. */

@@ -113,11 +113,33 @@ export function put(dst: Uint8Array, o: number, src: Uint8Array, s: number, e: n
   return o;
 }
 
+/** Whether all of `a` (through its DataView) equals v[s, e), compared in 4-byte words. */
+export function sameBytesDV(a: DataView, v: DataView, s: number, e: number): boolean {
+  const n = a.byteLength;
+  if (n !== e - s) return false;
+  if (n < 4) {
+    for (let i = 0; i < n; i++) if (a.getUint8(i) !== v.getUint8(s + i)) return false;
+    return true;
+  }
+  // (The last word ends at the last byte, overlapping the one before it when n is not a multiple of 4.)
+  const last = n - 4;
+  for (let i = 0; i < last; i += 4) if (a.getUint32(i, true) !== v.getUint32(s + i, true)) return false;
+  return a.getUint32(last, true) === v.getUint32(s + last, true);
+}
+
 /** Copy with 4-byte words through DataViews (views span their buffers exactly). */
 export function putDV(dst: DataView, o: number, src: DataView, s: number, e: number): number {
-  for (; s + 4 <= e; s += 4, o += 4) dst.setUint32(o, src.getUint32(s, true), true);
-  for (; s < e; s++) dst.setUint8(o++, src.getUint8(s));
-  return o;
+  const end = o + (e - s);
+  if (e - s < 4) {
+    for (; s < e; s++) dst.setUint8(o++, src.getUint8(s));
+    return end;
+  }
+  // Whole words, the last one ending at `e` (it may overlap the one before: src and dst are
+  // different buffers, so the bytes written twice are the same): no byte loop after them.
+  const last = e - 4;
+  for (; s < last; s += 4, o += 4) dst.setUint32(o, src.getUint32(s, true), true);
+  dst.setUint32(end - 4, src.getUint32(last, true), true);
+  return end;
 }
 
 export function viewOf(b: Uint8Array): DataView {
