@@ -5,7 +5,7 @@
 
 import test from 'ava';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
+import net, { type Socket } from 'node:net';
 import { Broker } from '../src/broker/broker.ts';
 import type { ClientConn } from '../src/conn/client.ts';
 import { createLayout } from '../src/threads/shared.ts';
@@ -154,4 +154,61 @@ test('a large payload split across reads goes out by reference, byte-exact, head
   const want = `MSG out 1 ${payload.length}\r\n${payload}\r\n`.repeat(2);
   t.is(got.length, want.length);
   t.true(got === want, 'both messages byte for byte');
+});
+
+test('a subscriber that fell behind gets gathered writes again once it caught up (not two syscalls per large message)', async (t) => {
+  t.timeout(60_000);
+  const opts = { ...defaultOptions(), workers: 1 };
+  const broker = new Broker(
+    opts,
+    { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
+    createLayout(1, opts.maxControlLine),
+    0,
+    false,
+  );
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const reader = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const subSocket = await accepted;
+  t.teardown(() => {
+    reader.destroy();
+    subSocket.destroy();
+    server.close();
+  });
+  reader.pause(); // the subscriber reads nothing yet
+  const pub = new RecordingSocket();
+  broker.addConnection(pub as unknown as Socket, 1, false);
+  broker.addConnection(subSocket, 2, false);
+  subSocket.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\nSUB out 1\r\n'));
+  pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
+  const big = (n: number): string[] => Array.from({ length: n }, (_, k) => `${k}:`.padEnd(8000, 'x'));
+  // A backlog of more than 1 MiB behind the kernel's buffers: from then on the connection
+  // writes one chunk at a time (base.ts writeChunksOneByOne).
+  for (let i = 0; subSocket.writableLength <= 2 * 1024 * 1024; i++) {
+    if (i > 10_000) return t.fail(`no backlog built (${subSocket.writableLength} bytes)`);
+    publish(pub, big(16));
+    await new Promise((r) => setImmediate(r));
+  }
+  const drained = new Promise<void>((r) => subSocket.once('drain', r));
+  reader.on('data', () => {});
+  reader.resume();
+  await drained;
+  // What the socket hands the kernel for one read of 16 large messages.
+  const handle = (subSocket as unknown as { _handle: Record<string, (...a: unknown[]) => unknown> })._handle;
+  const calls = { writev: 0, single: 0 };
+  for (const [name, key] of [
+    ['writev', 'writev'],
+    ['writeBuffer', 'single'],
+    ['writeLatin1String', 'single'],
+    ['writeUtf8String', 'single'],
+  ] as const) {
+    const orig = handle[name];
+    handle[name] = function (this: unknown, ...a: unknown[]): unknown {
+      calls[key]++;
+      return orig.apply(this, a);
+    };
+  }
+  publish(pub, big(16));
+  t.deepEqual(calls, { writev: 1, single: 0 }, 'one gathered write for the read');
 });

@@ -201,6 +201,7 @@ export abstract class Conn {
   /** Writes are never gathered into one writev (see writeChunksOneByOne). */
   private chunkWrites = false;
   private readonly unstallOnDrain = (): void => this.unstall();
+  private readonly gatherOnDrain = (): void => this.gatherWrites();
 
   // Timers, swept by the owning thread (one timer for all its connections).
   authDeadline = 0;
@@ -438,6 +439,19 @@ export abstract class Conn {
   private writeChunksOneByOne(): void {
     this.chunkWrites = true;
     (this.socket as { _writev: unknown })._writev = null;
+    this.socket.once('drain', this.gatherOnDrain);
+  }
+
+  /**
+   * The backlog is gone: writes are gathered again (a connection that once fell behind would
+   * otherwise make two syscalls per large message, its header and its payload, for good).
+   */
+  private gatherWrites(): void {
+    if (!this.chunkWrites) return;
+    this.chunkWrites = false;
+    // (Set back to the inherited method, not deleted: a delete would change the socket's shape.)
+    const own = this.socket as { _writev: unknown };
+    own._writev = (Object.getPrototypeOf(own) as { _writev: unknown })._writev;
   }
 
   /** A write completed while stalled: below half of max_pending, the producers go on. */
