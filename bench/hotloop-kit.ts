@@ -57,14 +57,19 @@ export function runRounds(
   const chunks = Math.ceil(total / perChunk);
   for (let r = 0; r < rounds; r++) {
     const before = out.written;
+    const cpu0 = process.threadCpuUsage();
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < chunks; i++) feed(chunk);
     const ns = Number(process.hrtime.bigint() - t0);
+    const cpu = process.threadCpuUsage(cpu0);
     const msgs = chunks * perChunk;
     const bytes = out.written - before;
     if (bytes === 0 && !mayWriteNothing) throw new Error(`nothing was written (${outName})`);
+    // cpu_ns_per_msg: this thread's CPU time only, which time the thread spent descheduled by
+    // other work on the host does not inflate (the figure to compare versions by on a busy host).
     console.log(
       `round=${r + 1} ${label}size=${size} msgs=${msgs} ns_per_msg=${(ns / msgs).toFixed(1)} ` +
+        `cpu_ns_per_msg=${(((cpu.user + cpu.system) * 1000) / msgs).toFixed(1)} ` +
         `msgs_per_s=${((msgs / ns) * 1e9).toFixed(0)} ${outName}=${bytes}`,
     );
   }
