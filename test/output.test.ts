@@ -180,8 +180,13 @@ test('a subscriber that fell behind gets gathered writes again once it caught up
   const pub = new RecordingSocket();
   broker.addConnection(pub as unknown as Socket, 1, false);
   broker.addConnection(subSocket, 2, false);
-  subSocket.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\nSUB out 1\r\n'));
+  reader.write('CONNECT {"verbose":false,"pedantic":false}\r\nSUB out 1\r\n');
   pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
+  const subConn = [...broker.conns].find((c) => c.cid === 2)!;
+  for (const deadline = Date.now() + 20_000; subConn.subs.size === 0;) {
+    if (Date.now() > deadline) return t.fail('the subscription did not arrive');
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const big = (n: number): string[] => Array.from({ length: n }, (_, k) => `${k}:`.padEnd(8000, 'x'));
   // A backlog of more than 1 MiB behind the kernel's buffers: from then on the connection
   // writes one chunk at a time (base.ts writeChunksOneByOne).

@@ -367,3 +367,59 @@ test('subjects and queue names that are not UTF-8 keep their bytes across worker
     t.is(got(c).replace(/MSG end 2 0\r\n\r\n/g, ''), twice(frame));
   }
 });
+
+test('payloads of every size from several publishers at once arrive byte for byte, on the same and on other workers', async (t) => {
+  t.timeout(120_000);
+  const srv = await useServer(t, { impl, workers: 2 });
+  // Publishers and subscribers alternate between the two workers (see clients()).
+  const ncs = await clients(srv.port, 6);
+  t.teardown(() => Promise.all(ncs.map((nc) => nc.close())));
+  const pubs = ncs.slice(0, 3);
+  const subs = ncs.slice(3);
+  const sizes = [16, 1000, 2047, 2048, 3000, 4096, 9000, 16_384, 40_000, 65_000, 70_000, 130_000];
+  const perPub = 300;
+  /** The payload publisher p sends as its n-th message: its size from the list, bytes from (p, n). */
+  const payload = (p: number, n: number): Buffer => {
+    const b = Buffer.allocUnsafe(sizes[(n * 7 + p) % sizes.length]);
+    let x = (p * 7919 + n * 104_729) >>> 0;
+    for (let i = 0; i < b.length; i++) {
+      x = (x * 1_103_515_245 + 12_345) >>> 0;
+      b[i] = x >>> 24;
+    }
+    b.writeUInt16BE(p, 0);
+    b.writeUInt32BE(n, 2);
+    return b;
+  };
+  const bad: string[] = [];
+  const counts = subs.map(() => 0);
+  subs.forEach((nc, s) =>
+    nc.subscribe('sizes', {
+      callback: (_e, m) => {
+        counts[s]++;
+        const got = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+        const p = got.readUInt16BE(0);
+        const n = got.readUInt32BE(2);
+        if (bad.length < 5 && (p >= pubs.length || !got.equals(payload(p, n)))) {
+          bad.push(`sub ${s}: message ${n} of publisher ${p} (${got.length} bytes) differs`);
+        }
+      },
+    }),
+  );
+  await Promise.all(subs.map((nc) => nc.flush()));
+  await Promise.all(
+    pubs.map(async (nc, p) => {
+      for (let n = 0; n < perPub; n++) {
+        nc.publish('sizes', payload(p, n));
+        if (n % 20 === 19) await nc.flush();
+      }
+      await nc.flush();
+    }),
+  );
+  const total = pubs.length * perPub;
+  await waitFor(() => counts.every((c) => c >= total), 60_000, `every message to every subscriber (${counts.join(', ')} of ${total})`);
+  t.deepEqual(bad, []);
+  t.deepEqual(
+    counts,
+    subs.map(() => total),
+  );
+});

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import { Sublist } from './sublist.ts';
 import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
 import { CloseReason, ZERO_COPY_MIN_BYTES } from '../conn/base.ts';
+import { inThreadReadBuffer } from '../conn/read-buffer.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
 import { subjectMatches } from '../protocol/subject.ts';
 import {
@@ -905,12 +906,12 @@ export class Broker implements MeshHandler, ClientHost {
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
       // Common case: "MSG <subject> <sid>" + the canonical tail, two word-wise copies. A large
-      // payload read from a client goes out from the read buffer it arrived in (Node never
-      // reuses one): only ` [reply ]size\r\n` is copied, and the payload with its CRLF joins the
-      // connection's next write by reference. Inbox bytes are reused once drained, and what
-      // waits aside needs its own copy: those are copied.
+      // payload from a buffer nobody reuses (a payload split across reads is put together in
+      // one) goes out from there: only ` [reply ]size\r\n` is copied, and the payload with its
+      // CRLF joins the connection's next write by reference. The thread's read buffer and inbox
+      // bytes are reused, and what waits aside needs its own copy: those are copied.
       const tailLen = m.te - m.ts;
-      const byRef = tailLen >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord && m.pb === m.tb;
+      const byRef = tailLen >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord && m.pb === m.tb && !inThreadReadBuffer(m.pb);
       const copyEnd = byRef ? m.ps : m.te;
       const prefix = sub.prefix;
       const opLen = hdr < 0 ? 4 : 5;
@@ -971,9 +972,9 @@ export class Broker implements MeshHandler, ClientHost {
     } else if (hdr === 0) {
       hdr = -1; // HPUB with an empty header block is delivered as a plain MSG
     }
-    // A large payload from a client (a read buffer, or the buffer a payload split across reads
-    // was put together in; the parser checked the CRLF after it) goes by reference, as in deliver.
-    const byRef = total >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord;
+    // A large payload from a buffer nobody reuses (the one a payload split across reads was put
+    // together in; the parser checked the CRLF after it) goes by reference, as in deliver.
+    const byRef = total >= ZERO_COPY_MIN_BYTES && !deferring && !this.inRecord && !inThreadReadBuffer(m.pb);
     const replyLen = m.rs >= 0 ? m.re - m.rs : 0;
     const out = c.reserve((hdr >= 0 ? 5 : 4) + subjLen + 1 + sidLen + msgTailLength(replyLen, hdr, byRef ? 0 : total) + (byRef ? 12 : 0));
     let o = c.outPos;

@@ -105,8 +105,8 @@ const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
 /** How long an ended socket may take to send what it was given before it is destroyed. */
 const CLOSE_FLUSH_MS = 1000;
 /**
- * A payload at least this large is written from where it already lies (the read buffer it
- * arrived in) instead of being copied into the slab: the next flush hands the socket the slab
+ * A payload at least this large is written from where it already lies (a buffer nobody reuses:
+ * the one a payload split across reads was put together in) instead of being copied into the slab: the next flush hands the socket the slab
  * range before it, the payload and what follows as one gathered write (writev). Below this, one
  * memcpy costs less than the extra write request.
  */
@@ -310,7 +310,7 @@ export abstract class Conn {
 
   /**
    * Queue b[start, end) by reference, without copying it: the caller guarantees those bytes
-   * stay as they are until written (a socket read buffer, which Node never reuses). The slab
+   * stay as they are until written (never the thread's read buffer: read-buffer.ts). The slab
    * range queued before it is cut off and goes first.
    */
   queueView(b: Buffer, start: number, end: number): void {

@@ -201,7 +201,9 @@ export class ClientConn extends Conn implements ProtocolHandler {
     // No setNoDelay here: the main thread's listener set TCP_NODELAY on the socket before
     // handing it over, and the option stays with the socket (one syscall less per connection).
     this.watch(s);
-    this.listen(s);
+    // Plaintext for good (a TLS client goes through startTls): reads go into the thread's one
+    // read buffer.
+    this.listen(s, true);
     this.queueString(info);
     this.flush();
     s.resume();
