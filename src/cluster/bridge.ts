@@ -1002,7 +1002,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     }
     for (let i = 0; i < nt; i++) {
       const t = targets[i];
-      if (this.mesh.isAlive(t)) this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
+      // (A dead thread's records are dropped when the read's records are committed: mesh.flush.)
+      this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
       this.targetPlain[t] = 0;
       if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
     }
