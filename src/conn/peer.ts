@@ -14,7 +14,7 @@ import type { Socket } from 'node:net';
 import type { Options, TlsOptions } from '../config/options.ts';
 import type { BridgePeer, PeerSub } from '../cluster/bridge.ts';
 import { log, isTrace } from '../log.ts';
-import { put, sizesLength, putSizes } from '../protocol/bytes.ts';
+import { put, putDV, sizesLength, putSizes, viewOf } from '../protocol/bytes.ts';
 import { Conn, ConnKind, CloseReason, type CloseReasonText } from './base.ts';
 import { PeerParser, PeerOp, peerOpName, type PeerOpCode, type PeerParserHandler } from '../protocol/peer-parser.ts';
 import { putSubjectTail, type MsgView } from '../protocol/msg-view.ts';
@@ -31,11 +31,19 @@ export interface PeerRole {
   /** The message verb and its header form, the same length: `RMSG $G ` / `HMSG $G `, `LMSG ` / `HMSG `. */
   readonly msgOp: Buffer;
   readonly hmsgOp: Buffer;
+  /** DataViews spanning msgOp and hmsgOp (copied word-wise per message: putDV). */
+  readonly msgOpView: DataView;
+  readonly hmsgOpView: DataView;
   /** The verb in a `<<- [RMSG ...]` trace line. */
   readonly traceOp: string;
   /** The trace shows the account before the subject (RMSG carries one, LMSG does not). */
   readonly traceAccount: boolean;
 }
+
+const RMSG_ACCOUNT = Buffer.from('RMSG $G ');
+const HMSG_ACCOUNT = Buffer.from('HMSG $G ');
+const LMSG_ = Buffer.from('LMSG ');
+const HMSG_ = Buffer.from('HMSG ');
 
 export const PEER_ROLES = {
   route: {
@@ -43,8 +51,10 @@ export const PEER_ROLES = {
     idTag: 'rid',
     parserName: 'Router',
     inputName: 'route',
-    msgOp: Buffer.from('RMSG $G '),
-    hmsgOp: Buffer.from('HMSG $G '),
+    msgOp: RMSG_ACCOUNT,
+    hmsgOp: HMSG_ACCOUNT,
+    msgOpView: viewOf(RMSG_ACCOUNT),
+    hmsgOpView: viewOf(HMSG_ACCOUNT),
     traceOp: 'RMSG',
     traceAccount: true,
   },
@@ -53,8 +63,10 @@ export const PEER_ROLES = {
     idTag: 'gid',
     parserName: 'Gateway',
     inputName: 'gateway',
-    msgOp: Buffer.from('RMSG $G '),
-    hmsgOp: Buffer.from('HMSG $G '),
+    msgOp: RMSG_ACCOUNT,
+    hmsgOp: HMSG_ACCOUNT,
+    msgOpView: viewOf(RMSG_ACCOUNT),
+    hmsgOpView: viewOf(HMSG_ACCOUNT),
     traceOp: 'RMSG',
     traceAccount: true,
   },
@@ -63,8 +75,10 @@ export const PEER_ROLES = {
     idTag: 'lid',
     parserName: 'Leafnode',
     inputName: 'leafnode',
-    msgOp: Buffer.from('LMSG '),
-    hmsgOp: Buffer.from('HMSG '),
+    msgOp: LMSG_,
+    hmsgOp: HMSG_,
+    msgOpView: viewOf(LMSG_),
+    hmsgOpView: viewOf(HMSG_),
     traceOp: 'LMSG',
     traceAccount: false,
   },
@@ -299,11 +313,11 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
         return;
       }
     }
-    const op = m.hdr > 0 ? this.role.hmsgOp : this.role.msgOp;
-    const ss = m.ss;
-    const se = m.se;
-    const out = this.reserve(op.length + (se - ss) + (m.te - m.ts));
-    this.outPos = putSubjectTail(out, this.outView, put(out, this.outPos, op, 0, op.length), m);
+    const role = this.role;
+    const op = m.hdr > 0 ? role.hmsgOp : role.msgOp;
+    const out = this.reserve(op.length + (m.se - m.ss) + (m.te - m.ts));
+    const ov = this.outView;
+    this.outPos = putSubjectTail(out, ov, putDV(ov, this.outPos, m.hdr > 0 ? role.hmsgOpView : role.msgOpView, 0, op.length), m);
   }
 
   /** Append one message with `qCount` queue names, [start, end) pairs in `m.sb`. */
