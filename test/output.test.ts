@@ -46,15 +46,20 @@ class RecordingSocket extends EventEmitter {
   }
 }
 
-function setup(): { broker: Broker; pub: RecordingSocket; sub: RecordingSocket; subConn: ClientConn } {
+/** One worker's Broker, as a one-worker server runs it. */
+function newBroker(): Broker {
   const opts = { ...defaultOptions(), workers: 1 };
-  const broker = new Broker(
+  return new Broker(
     opts,
     { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
     createLayout(1, opts.maxControlLine),
     0,
     false,
   );
+}
+
+function setup(): { broker: Broker; pub: RecordingSocket; sub: RecordingSocket; subConn: ClientConn } {
+  const broker = newBroker();
   const pub = new RecordingSocket();
   const sub = new RecordingSocket();
   broker.addConnection(pub as unknown as Socket, 1, false);
@@ -158,14 +163,7 @@ test('a large payload split across reads goes out by reference, byte-exact, head
 
 test('a subscriber that fell behind gets gathered writes again once it caught up (not two syscalls per large message)', async (t) => {
   t.timeout(60_000);
-  const opts = { ...defaultOptions(), workers: 1 };
-  const broker = new Broker(
-    opts,
-    { serverId: 'NTEST', serverName: 'test', host: '127.0.0.1', port: 0 },
-    createLayout(1, opts.maxControlLine),
-    0,
-    false,
-  );
+  const broker = newBroker();
   const server = net.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const accepted = new Promise<Socket>((r) => server.once('connection', r));
