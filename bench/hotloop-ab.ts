@@ -1,6 +1,7 @@
 // The hot loop (hotloop.ts) of several source trees in one process: each tree's Broker is
 // loaded side by side and fed the same PUB chunks, rounds alternating between the trees (the
-// order reversed every other round), timed by this thread's CPU time. On a loaded host this
+// order reversed every other round), timed by this thread's CPU time (whose clock may tick in
+// milliseconds: give rounds of 50 ms or more) and by the wall clock. On a loaded host this
 // compares two versions far more steadily than separate runs: the host's noise falls on both
 // alike. Whichever tree loads first tends to gain 3-8% (code placement, inline caches), so
 // run both orders and trust only a difference that survives the swap.
@@ -14,13 +15,14 @@ import { pathToFileURL } from 'node:url';
 
 const trees = process.argv.slice(2).map((t) => resolve(t));
 if (trees.length === 0) {
-  console.error('usage: npm run bench:hotloop-ab -- <tree> [<tree>...]   (env NSUB SIZE N ROUNDS)');
+  console.error('usage: npm run bench:hotloop-ab -- <tree> [<tree>...]   (env NSUB SIZE N ROUNDS SUBJECT)');
   process.exit(2);
 }
 const nsubs = Number(process.env.NSUB ?? 1);
 const size = Number(process.env.SIZE ?? 16);
 const total = Number(process.env.N ?? 2_000_000);
 const rounds = Number(process.env.ROUNDS ?? 20);
+const subject = process.env.SUBJECT ?? 'bench.x';
 /** Rounds at the start left out of the figures: the JIT still warms up there. */
 const warmupRounds = Math.min(2, rounds - 1);
 
@@ -29,6 +31,7 @@ interface Setup {
   feed: (chunk: Buffer) => void;
   delivered: { written: number };
   cpuNsPerMsg: number[];
+  wallNsPerMsg: number[];
   bytesPerRound: number;
 }
 
@@ -44,13 +47,13 @@ for (const tree of trees) {
   const sub = new CountingSocket();
   broker.addConnection(pub as Socket, 1, false);
   broker.addConnection(sub as Socket, 2, false);
-  const subs = Array.from({ length: nsubs }, (_v, i) => `SUB bench.x ${i + 1}\r\n`).join('');
+  const subs = Array.from({ length: nsubs }, (_v, i) => `SUB ${subject} ${i + 1}\r\n`).join('');
   sub.emit('data', Buffer.from(`CONNECT {"verbose":false,"pedantic":false}\r\n${subs}`));
   pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
-  setups.push({ tree, feed: (c) => pub.emit('data', c), delivered: sub, cpuNsPerMsg: [], bytesPerRound: 0 });
+  setups.push({ tree, feed: (c) => pub.emit('data', c), delivered: sub, cpuNsPerMsg: [], wallNsPerMsg: [], bytesPerRound: 0 });
 }
 
-const frame = Buffer.concat([Buffer.from(`PUB bench.x ${size}\r\n`), Buffer.alloc(size, 97), Buffer.from('\r\n')]);
+const frame = Buffer.concat([Buffer.from(`PUB ${subject} ${size}\r\n`), Buffer.alloc(size, 97), Buffer.from('\r\n')]);
 const perChunk = Math.max(1, Math.floor(65536 / frame.length));
 const chunk = Buffer.concat(Array<Buffer>(perChunk).fill(frame));
 const chunks = Math.ceil(total / perChunk);
@@ -61,9 +64,14 @@ for (let r = 0; r < rounds; r++) {
   for (const s of order) {
     const before = s.delivered.written;
     const cpu0 = process.threadCpuUsage();
+    const t0 = process.hrtime.bigint();
     for (let i = 0; i < chunks; i++) s.feed(chunk);
+    const ns = Number(process.hrtime.bigint() - t0);
     const cpu = process.threadCpuUsage(cpu0);
-    if (r >= warmupRounds) s.cpuNsPerMsg.push(((cpu.user + cpu.system) * 1000) / msgs);
+    if (r >= warmupRounds) {
+      s.cpuNsPerMsg.push(((cpu.user + cpu.system) * 1000) / msgs);
+      s.wallNsPerMsg.push(ns / msgs);
+    }
     s.bytesPerRound = s.delivered.written - before;
   }
 }
@@ -77,6 +85,7 @@ for (const s of setups) {
   console.log(
     `tree=${s.tree} subs=${nsubs} size=${size} msgs=${msgs} rounds=${s.cpuNsPerMsg.length} ` +
       `cpu_ns_per_msg_median=${median(s.cpuNsPerMsg).toFixed(1)} cpu_ns_per_msg_min=${Math.min(...s.cpuNsPerMsg).toFixed(1)} ` +
+      `ns_per_msg_median=${median(s.wallNsPerMsg).toFixed(1)} ns_per_msg_min=${Math.min(...s.wallNsPerMsg).toFixed(1)} ` +
       `delivered_bytes_per_round=${s.bytesPerRound}`,
   );
 }

@@ -88,11 +88,46 @@ test('one chunk, byte by byte and random splits give the same operations', (t) =
   }
 });
 
+test('PUB frames with any byte in their tokens parse the same in one chunk (fast path) as byte by byte', (t) => {
+  // Tokens of 0-40 bytes, mostly ordinary, sometimes a control byte, TAB, DEL or a UTF-8 byte,
+  // at every alignment: the fast path scans them four bytes at a time and must find exactly
+  // the separators (or the frame it must leave to the general path) that bytes one by one do.
+  const odd = [0, 1, 9, 11, 13, 31, 32, 33, 127, 128, 160, 255, 0xc3, 0xa9];
+  const token = (): number[] =>
+    Array.from({ length: Math.floor(Math.random() * 41) }, () =>
+      Math.random() < 0.04 ? odd[Math.floor(Math.random() * odd.length)] : 33 + Math.floor(Math.random() * 94),
+    );
+  for (let k = 0; k < 200; k++) {
+    const frames: Buffer[] = [];
+    for (let f = 0; f < 20; f++) {
+      const size = Math.floor(Math.random() * 12);
+      const reply = Math.random() < 0.3 ? [32, ...token()] : [];
+      const line = [...Buffer.from('PUB '), ...token(), 32, ...reply, ...Buffer.from(` ${size}`)];
+      frames.push(Buffer.from([...line, 13, 10, ...Buffer.alloc(size, 120), 13, 10]));
+    }
+    const input = Buffer.concat(frames);
+    const bytes = Array.from({ length: input.length }, (_v, i) => i + 1);
+    t.deepEqual(run(input, []), run(input, bytes), input.toString('latin1'));
+  }
+});
+
 test('a canonical PUB frame exposes its MSG tail', (t) => {
   const r = new Recorder();
   new Parser(r).parse(Buffer.from('PUB a.b 3\r\nxyz\r\nPUB a.b r.1 2\r\nhi\r\nPUB  a.b 1\r\nq\r\n'));
   t.is(r.ops.length, 3);
   t.deepEqual(r.tails, [' 3\r\nxyz\r\n', ' r.1 2\r\nhi\r\n']);
+});
+
+test('PUB frames with UTF-8 subjects and replies take the fast path (they expose their MSG tail)', (t) => {
+  const r = new Recorder();
+  const subjects = ['é', 'dé.ü', 'ação.ñandú.€', 'x.ÿÿÿÿÿÿÿÿ.y'];
+  const input = subjects.map((s) => `PUB ${s} ${s}.r 2\r\nhi\r\n`).join('');
+  new Parser(r).parse(Buffer.from(input, 'utf8'));
+  t.is(r.ops.length, subjects.length);
+  t.deepEqual(
+    r.tails,
+    subjects.map((s) => Buffer.from(` ${s}.r 2\r\nhi\r\n`, 'utf8').toString('latin1')),
+  );
 });
 
 test('errors are classified like nats-server', (t) => {
