@@ -12,6 +12,10 @@ import { SUBJECT_ENCODING } from './bytes.ts';
 import { ArgList, CR, LF, SP, TAB, argsEnd, parseSize, snippet, upper } from './scan.ts';
 import { MsgView } from './msg-view.ts';
 
+/** `PUB ` and CR LF read as little-endian words (fastPubs compares them whole). */
+const PUB_SP = 0x20425550;
+const CRLF = 0x0a0d;
+
 export const ParseError = {
   unknownOp: 'op',
   args: 'args',
@@ -246,7 +250,7 @@ export class Parser {
     // The read's DataView, to scan tokens four bytes at a time (the tail is set per message).
     if (m.tb !== b) m.setTail(b, -1, -1);
     const v = m.tv;
-    while (i + 4 < n && b[i] === 80 && b[i + 1] === 85 && b[i + 2] === 66 && b[i + 3] === SP) {
+    while (i + 4 < n && v.getUint32(i, true) === PUB_SP) {
       // Tokens are bytes above SP; any other byte before the CR (a TAB, a control byte) leaves
       // the frame to the general path, which knows every rule.
       const ss = i + 4;
@@ -256,7 +260,7 @@ export class Parser {
       const t1 = ++j;
       j = tokenEnd(b, v, j, n);
       if (j >= n || j === t1) return i;
-      let c = b[j];
+      const c = b[j];
       let rs = -1;
       let re = -1;
       let sizeStart = t1;
@@ -266,14 +270,13 @@ export class Parser {
         sizeStart = ++j;
         j = tokenEnd(b, v, j, n);
         if (j >= n) return i;
-        c = b[j];
       }
-      if (c !== CR || j + 1 >= n || b[j + 1] !== LF || j - ss > maxControlLine) return i;
+      if (j + 1 >= n || v.getUint16(j, true) !== CRLF || j - ss > maxControlLine) return i;
       const size = parseSize(b, sizeStart, j);
       if (size < 0 || size > maxPayload) return i;
       const p = j + 2;
       const end = p + size;
-      if (end + 2 > n || b[end] !== CR || b[end + 1] !== LF) return i;
+      if (end + 2 > n || v.getUint16(end, true) !== CRLF) return i;
       if (pedantic) {
         h.onPubArgs(b, ss, se);
         if (h.closing) return n;
