@@ -5,7 +5,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
-import { rawConnect, rawSession, type RawClient } from './helpers/raw.ts';
+import { rawConnect, rawSession, routeHandshake, type RawClient } from './helpers/raw.ts';
 import { get, monitorPort } from './helpers/monitor.ts';
 
 const impl = testImpl();
@@ -259,22 +259,6 @@ test("a flood for one subscriber never fills the inbox of a worker that falls be
 // ------------------------------------------------------------------------------------------
 // Routes: raw sockets posing as two route peers, one of which stops reading.
 
-function routeHandshake(id: string): string {
-  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster: 'iso' };
-  const info = {
-    server_id: id,
-    server_name: id.toLowerCase(),
-    version: '2.9.10',
-    proto: 2,
-    host: '127.0.0.1',
-    port: 1,
-    headers: true,
-    max_payload: 1048576,
-    cluster: 'iso',
-  };
-  return `CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`;
-}
-
 test('a route peer that stops reading does not hold back traffic to a healthy peer; its publishers are stalled', async (t) => {
   t.timeout(120_000);
   if (impl !== 'skein') {
@@ -289,7 +273,7 @@ test('a route peer that stops reading does not hold back traffic to a healthy pe
     const r = await rawConnect(clusterPort);
     t.teardown(() => r.close());
     await r.expect(/^INFO \{.*\} \r\n/);
-    r.send(`${routeHandshake(id)}RS+ $G ${subject}\r\n`);
+    r.send(`${routeHandshake(id, id.toLowerCase(), 'iso')}RS+ $G ${subject}\r\n`);
     return r;
   };
   const dead = await peer('NDEADPEER00000000000000000000000000000000000000000000001', 'dead');

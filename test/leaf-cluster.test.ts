@@ -8,7 +8,7 @@
 // the leaf has its reply mapped `_GR_.`, which the leaf sends up to its hub: leafnode.go gwLeafSubs).
 
 import { checkPubSub, checkRequestReply, deliveryBarrier, interestSeen, uid, waitFor } from './helpers/cluster.ts';
-import { LeafTopology, leafTest } from './helpers/leaf.ts';
+import { HUB_CLUSTER_MIXES, LeafTopology, leafClusterOnTwoHubs, leafTest } from './helpers/leaf.ts';
 import { FakeHub, leafToHub, rawRoute } from './helpers/leafpeer.ts';
 import { rawSession } from './helpers/raw.ts';
 
@@ -164,13 +164,7 @@ leafTest(
   ['h1', 'h2', 'leaf'],
   async (t, mix) => {
     t.timeout(180_000);
-    const topo = await LeafTopology.start(t, [
-      { name: 'h1', impl: mix.h1, cluster: 'H', accept: true },
-      { name: 'h2', impl: mix.h2, cluster: 'H', accept: true },
-      { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
-      { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
-    ]);
-    await topo.waitConnected();
+    const topo = await leafClusterOnTwoHubs(t, mix);
     const [h1, h2, l1, l2] = [await topo.client('h1'), await topo.client('h2'), await topo.client('l1'), await topo.client('l2')];
     await interestSeen(h1, [h2]);
     await interestSeen(l1, [l2]);
@@ -198,15 +192,7 @@ leafTest(
   // h1 passes l1's message to h2 as `LMSG LC $G ...` (the origin cluster, route INFO `lnoc`), and
   // h2 sends it down to no leaf of cluster LC: l2 had it from l1 over their route already. A hub
   // cluster of one nats-server and one skein server checks both directions of that on the wire.
-  [
-    { h1: 'nats-server', h2: 'nats-server', leaf: 'nats-server' },
-    { h1: 'skein', h2: 'skein', leaf: 'skein' },
-    { h1: 'skein', h2: 'skein', leaf: 'nats-server' },
-    { h1: 'nats-server', h2: 'nats-server', leaf: 'skein' },
-    { h1: 'nats-server', h2: 'skein', leaf: 'nats-server' },
-    { h1: 'skein', h2: 'nats-server', leaf: 'nats-server' },
-    { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
-  ],
+  [...HUB_CLUSTER_MIXES, { h1: 'nats-server', h2: 'nats-server', leaf: 'skein' }],
 );
 
 leafTest(

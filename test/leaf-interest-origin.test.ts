@@ -9,22 +9,28 @@
 // Every test runs on nats-server (the oracle) and skein.
 
 import { interestSeen, uid, waitFor } from './helpers/cluster.ts';
-import { LeafTopology, leafTest, type Mix } from './helpers/leaf.ts';
+import { HUB_CLUSTER_MIXES, LeafTopology, leafClusterOnTwoHubs, leafTest, type Mix } from './helpers/leaf.ts';
 import { ldsSubject, leafToHub, rawRoute, type LeafPeer } from './helpers/leafpeer.ts';
 import { rawSession } from './helpers/raw.ts';
 
 const has = (peer: LeafPeer, key: string): Promise<true> =>
   peer.until(() => (peer.interest().has(key) ? true : undefined), 15_000, `LS+ ${key}`);
 
+/** A hub alone in its cluster H, that cluster's name as the hub uses it, and a fresh subject id. */
+async function hubOfClusterH(
+  t: Parameters<Parameters<typeof leafTest>[2]>[0],
+  mix: Mix,
+): Promise<{ hub: ReturnType<LeafTopology['node']>; cluster: string; id: string }> {
+  const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
+  return { hub: topo.node('hub'), cluster: topo.clusterNames.get('H')!, id: uid() };
+}
+
 leafTest(
   "a hub announces a leaf cluster member's interest to an lnoc route as LS+ with its origin, and RS+ to others",
   ['hub'],
   async (t, mix) => {
     t.timeout(90_000);
-    const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
-    const hub = topo.node('hub');
-    const cluster = topo.clusterNames.get('H')!;
-    const id = uid();
+    const { hub, cluster, id } = await hubOfClusterH(t, mix);
     const a = await leafToHub(hub.leafPort, { connect: { cluster: 'LC' }, subs: [`pre.${id}`] });
     const n = await leafToHub(hub.leafPort, {});
     t.teardown(() => a.peer.close());
@@ -79,10 +85,7 @@ leafTest(
   ['hub'],
   async (t, mix) => {
     t.timeout(90_000);
-    const topo = await LeafTopology.start(t, [{ name: 'hub', impl: mix.hub, cluster: 'H', accept: true }]);
-    const hub = topo.node('hub');
-    const cluster = topo.clusterNames.get('H')!;
-    const id = uid();
+    const { hub, cluster, id } = await hubOfClusterH(t, mix);
     const r = await rawRoute(t, hub.clusterPort, cluster, true);
     const early = ldsSubject();
     r.send(
@@ -134,27 +137,6 @@ leafTest(
   },
 );
 
-/** l1 -> h1 and l2 -> h2, l1 and l2 in leaf cluster LC, h1 and h2 in hub cluster H. */
-async function leafClusterOnTwoHubs(t: Parameters<Parameters<typeof leafTest>[2]>[0], mix: Mix): Promise<LeafTopology> {
-  const topo = await LeafTopology.start(t, [
-    { name: 'h1', impl: mix.h1, cluster: 'H', accept: true },
-    { name: 'h2', impl: mix.h2, cluster: 'H', accept: true },
-    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
-    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
-  ]);
-  await topo.waitConnected();
-  return topo;
-}
-
-const HUB_MIXES: Mix[] = [
-  { h1: 'nats-server', h2: 'nats-server', leaf: 'nats-server' },
-  { h1: 'skein', h2: 'skein', leaf: 'skein' },
-  { h1: 'skein', h2: 'skein', leaf: 'nats-server' },
-  { h1: 'nats-server', h2: 'skein', leaf: 'nats-server' },
-  { h1: 'skein', h2: 'nats-server', leaf: 'nats-server' },
-  { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
-];
-
 leafTest(
   "a hub does not announce one leaf cluster member's interest to another member attached to it through a route peer",
   ['h1', 'h2', 'leaf'],
@@ -186,7 +168,7 @@ leafTest(
     t.false(list.includes(`only.l1.${id}`), list.join(' '));
     t.false(list.includes(`q.l1.${id}`), list.join(' '));
   },
-  HUB_MIXES,
+  HUB_CLUSTER_MIXES,
 );
 
 leafTest(
@@ -214,5 +196,5 @@ leafTest(
     await waitFor(() => got.h1.includes('from h2'), 15_000, 'h1 gets the marker');
     t.deepEqual(got.h1, ['from h2'], "h1's client: h2 never tells l2 of k, so l2's message stays in the leaf cluster");
   },
-  HUB_MIXES,
+  HUB_CLUSTER_MIXES,
 );

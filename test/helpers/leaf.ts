@@ -51,6 +51,32 @@ export function standardMixes(roles: string[]): Mix[] {
 }
 
 /**
+ * The mixes of a hub cluster (h1, h2) with a leaf cluster attached to both: all nats-server,
+ * all skein, skein hubs with nats-server leafs, and each mixed hub cluster (both directions
+ * of a route between the implementations), with nats-server leafs and once with skein ones.
+ */
+export const HUB_CLUSTER_MIXES: Mix[] = [
+  { h1: 'nats-server', h2: 'nats-server', leaf: 'nats-server' },
+  { h1: 'skein', h2: 'skein', leaf: 'skein' },
+  { h1: 'skein', h2: 'skein', leaf: 'nats-server' },
+  { h1: 'nats-server', h2: 'skein', leaf: 'nats-server' },
+  { h1: 'skein', h2: 'nats-server', leaf: 'nats-server' },
+  { h1: 'nats-server', h2: 'skein', leaf: 'skein' },
+];
+
+/** l1 -> h1 and l2 -> h2, l1 and l2 in leaf cluster LC, h1 and h2 in hub cluster H. */
+export async function leafClusterOnTwoHubs(t: ExecutionContext, mix: Mix): Promise<LeafTopology> {
+  const topo = await LeafTopology.start(t, [
+    { name: 'h1', impl: mix.h1, cluster: 'H', accept: true },
+    { name: 'h2', impl: mix.h2, cluster: 'H', accept: true },
+    { name: 'l1', impl: mix.leaf, cluster: 'LC', remotes: ['h1'] },
+    { name: 'l2', impl: mix.leaf, cluster: 'LC', remotes: ['h2'] },
+  ]);
+  await topo.waitConnected();
+  return topo;
+}
+
+/**
  * Registers one serial test per mix (default: standardMixes(roles)); a known gap of a skein
  * server in one role (`needs.skipSkeinRole`) registers that mix as skipped, with the reason.
  */

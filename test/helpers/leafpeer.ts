@@ -10,7 +10,7 @@
 
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { rawConnect, type RawClient } from './raw.ts';
+import { rawConnect, routeHandshake, type RawClient } from './raw.ts';
 
 export interface LeafFrame {
   /** INFO, CONNECT, LS+, LS-, LMSG, HMSG, PING, PONG, -ERR, +OK, or the first word of anything else. */
@@ -380,21 +380,7 @@ export async function rawRoute(
   t.teardown(() => r.close());
   await r.expect(/^INFO \{.*\} ?\r\n/);
   const id = fakeServerId();
-  const extra = lnoc ? { lnoc: true } : {};
-  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster, ...extra };
-  const info = {
-    server_id: id,
-    server_name: `raw-${id.slice(1, 7)}`,
-    version: '2.9.10',
-    proto: 2,
-    host: '127.0.0.1',
-    port: 1,
-    headers: true,
-    max_payload: 1048576,
-    cluster,
-    ...extra,
-  };
-  r.send(`CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`);
+  r.send(routeHandshake(id, `raw-${id.slice(1, 7)}`, cluster, lnoc ? { lnoc: true } : {}));
   return r;
 }
 

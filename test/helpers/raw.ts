@@ -465,3 +465,24 @@ export async function exchange(port: number, script: Step[], opts: ExchangeOptio
   }
   return { text: parts.join('\n'), raw, closedByServer };
 }
+
+/**
+ * What a raw peer posing as route `id` of `cluster` sends after the server's INFO: its CONNECT
+ * and INFO (2.9.10's fields), with `extra` fields (such as `lnoc`) in both.
+ */
+export function routeHandshake(id: string, serverName: string, cluster: string, extra: Record<string, unknown> = {}): string {
+  const connect = { echo: true, verbose: false, pedantic: false, tls_required: false, headers: true, name: id, cluster, ...extra };
+  const info = {
+    server_id: id,
+    server_name: serverName,
+    version: '2.9.10',
+    proto: 2,
+    host: '127.0.0.1',
+    port: 1,
+    headers: true,
+    max_payload: 1048576,
+    cluster,
+    ...extra,
+  };
+  return `CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`;
+}
