@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { Broker } from '../src/broker/broker.ts';
 import type { ClientConn } from '../src/conn/client.ts';
+import { Conn, ConnKind } from '../src/conn/base.ts';
 import { createLayout } from '../src/threads/shared.ts';
 import { defaultOptions } from '../src/config/options.ts';
 
@@ -119,6 +120,49 @@ test('output is byte-exact across slab growth, reuse after completed writes, and
   const got = sub.text().replace(/^INFO [^\r]*\r\n/, '');
   t.is(got.length, want.length);
   t.true(got === want, 'every MSG byte for byte, in order');
+});
+
+/** A bare route-kind connection on a RecordingSocket: output queued by hand, flushed by hand. */
+class BareRoute extends Conn {
+  constructor(socket: RecordingSocket) {
+    super(ConnKind.route, socket as unknown as Socket, 1, defaultOptions());
+  }
+  logPrefix(): string {
+    return 'bare';
+  }
+  protected onRead(): void {}
+  protected markDirty(): void {}
+  protected onClose(): void {}
+  protected onUnstall(): void {}
+}
+
+test('a route that queues more than a largest slab in one pass writes it out in pieces of at most 1 MiB and reuses those slabs', async (t) => {
+  const sock = new RecordingSocket();
+  const route = new BareRoute(sock);
+  const burst = (tag: string): { text: string; slabs: Set<ArrayBufferLike> } => {
+    const slabs = new Set<ArrayBufferLike>();
+    let text = '';
+    // About 4 MiB queued before one flush (as a drain pass of many small records does).
+    for (let i = 0; i < 2000; i++) {
+      const line = `RMSG $G ${tag}.${i} 1990\r\n`.padEnd(2000, 'x');
+      route.queueString(line, 'latin1');
+      slabs.add(route.out.buffer);
+      t.true(route.out.length <= 1024 * 1024, `slab of ${route.out.length} bytes`);
+      text += line;
+    }
+    route.flush();
+    return { text, slabs };
+  };
+  const first = burst('a');
+  t.true(sock.writes >= 4 && sock.writes <= 16, `${sock.writes} writes for about 4 MiB`);
+  await writesComplete();
+  const second = burst('b');
+  await writesComplete();
+  t.true(
+    [...second.slabs].every((b) => first.slabs.has(b)),
+    'the second burst wrote into the slabs of the first (kept as spares), none new',
+  );
+  t.true(sock.text() === first.text + second.text, 'every byte, in order');
 });
 
 test('large payloads go out from the read buffer by reference, byte-exact and in order with small ones', async (t) => {

@@ -99,6 +99,15 @@ const OUT_SLAB_FIRST = 1024;
 const OUT_MIN_ROOM = 8 * 1024;
 const OUT_SLAB_MAX = 1024 * 1024;
 const SPARE_SLABS = 2;
+/**
+ * Spares kept by a route, gateway or leaf connection: its writes queue behind a busy peer, so
+ * several slabs are in flight at once, and with two spares the rest were dropped and allocated
+ * again (a route carrying 16 B messages: about 20 fresh 1 MiB slabs a second, 5,000 page faults
+ * a second and a full mark-compact every few hundred ms on its thread for the external memory;
+ * with eight, none after the first second). There are few of them; idle, they let go (see
+ * releaseBuffers).
+ */
+const PEER_SPARE_SLABS = 8;
 const IDLE_TICKS_RELEASE = 10;
 const NO_OUTPUT = Buffer.alloc(0);
 const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
@@ -106,9 +115,9 @@ const NO_OUTPUT_VIEW = viewOf(NO_OUTPUT);
 const CLOSE_FLUSH_MS = 1000;
 /**
  * A payload at least this large is written from where it already lies (a buffer nobody reuses:
- * the one a payload split across reads was put together in) instead of being copied into the slab: the next flush hands the socket the slab
- * range before it, the payload and what follows as one gathered write (writev). Below this, one
- * memcpy costs less than the extra write request.
+ * the one a payload split across reads was put together in) instead of being copied into the
+ * slab: the next flush hands the socket the slab range before it, the payload and what follows
+ * as one gathered write (writev). Below this, one memcpy costs less than the extra write request.
  */
 export const ZERO_COPY_MIN_BYTES = 2048;
 /** Unwritten bytes past which a connection's writes are no longer gathered (writeChunksOneByOne). */
@@ -282,7 +291,15 @@ export abstract class Conn {
       this.outPos = 0;
     }
     if (this.outPos + n > this.out.length) {
-      const pending = this.outPos - this.outStart;
+      let pending = this.outPos - this.outStart;
+      if (slab !== null && pending > 0 && (pending + n) * 2 > OUT_SLAB_MAX && this.segBytes === 0 && !this.closed) {
+        // More than half a largest slab queued in this read: hand it to the socket now (one
+        // more write, for at least half a MB) instead of copying it into a new, larger slab
+        // that could never be reused: a route carrying small messages otherwise allocated,
+        // faulted in and filled a fresh slab of over 1 MiB per drain pass.
+        this.writeQueued(slab);
+        pending = 0;
+      }
       // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
       while (this.slabBytes < OUT_SLAB_MAX && this.slabBytes < (pending + n) * 2) this.slabBytes *= 2;
       // Grow geometrically so a large backlog is copied O(log n) times, not once per message.
@@ -368,23 +385,27 @@ export abstract class Conn {
         return;
       }
     }
-    const chunk = this.out.subarray(this.outStart, this.outPos);
-    this.queuedSinceTick += chunk.length;
     const slab = this.slab!;
-    slab.pending++;
-    this.writesPending++;
+    this.writeQueued(slab);
     if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
       this.useSlab(this.slabBytes);
       this.retire(slab);
       this.outStart = 0;
       this.outPos = 0;
-    } else {
-      this.outStart = this.outPos;
     }
-    this.socket.write(chunk, slab.done);
     const writable = this.socket.writableLength;
     if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
     if (writable > this.opts.maxPending / 2) this.markStalled();
+  }
+
+  /** Hand the socket slab[outStart, outPos) (what was queued since the last write). */
+  private writeQueued(slab: Slab): void {
+    const chunk = this.out.subarray(this.outStart, this.outPos);
+    this.queuedSinceTick += chunk.length;
+    slab.pending++;
+    this.writesPending++;
+    this.outStart = this.outPos;
+    this.socket.write(chunk, slab.done);
   }
 
   /**
@@ -485,7 +506,8 @@ export abstract class Conn {
 
   /** A retired slab's writes have all completed: keep it for reuse. */
   recycle(slab: Slab): void {
-    if (this.closed || this.spares.length >= SPARE_SLABS || slab.buf.length < this.slabBytes) return;
+    const keep = this.kind === ConnKind.client ? SPARE_SLABS : PEER_SPARE_SLABS;
+    if (this.closed || this.spares.length >= keep || slab.buf.length < this.slabBytes) return;
     slab.retired = false;
     this.spares.push(slab);
   }

@@ -115,7 +115,12 @@ export class ClientConn extends Conn implements ProtocolHandler {
   /** Reading paused while an inbox its last read fed holds a flood (Broker.holdFlood). */
   pausedForFlood = false;
   private readPaused = false;
-  /** Unwritten output above this is written at once instead of at the end of the read. */
+  /**
+   * Unwritten output above this is written at once instead of at the end of the read: 512 KiB
+   * (a quarter of max_pending when that is less), so the output of one 256 KiB read of small
+   * messages still goes out in one write. At 256 KiB it took two: `-w1` 1->1 16 B server CPU
+   * per message 208-245 -> 180-195 ns, 1 KiB 1750-2030 -> 1630-1730 ns (768 KiB, alternated).
+   */
   readonly flushEarlyBytes: number;
   firstPongSent = false;
   /** An async INFO arrived before this client's first PING; send it before that PONG. */
@@ -127,7 +132,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     this.tracing = isTrace();
     this.parser = new Parser(this);
     this.rttRefreshMs = RTT_INTERVAL_MS;
-    this.flushEarlyBytes = Math.min(256 * 1024, Math.floor(this.opts.maxPending / 4));
+    this.flushEarlyBytes = Math.min(512 * 1024, Math.floor(this.opts.maxPending / 4));
     const now = Date.now();
     if (broker.authRequired) this.authDeadline = now + this.opts.authorization!.timeoutMs;
     this.nextPingAt = now + this.opts.pingIntervalMs;

@@ -40,10 +40,13 @@ export interface PeerRole {
   readonly traceAccount: boolean;
 }
 
-const RMSG_ACCOUNT = Buffer.from('RMSG $G ');
-const HMSG_ACCOUNT = Buffer.from('HMSG $G ');
-const LMSG_ = Buffer.from('LMSG ');
-const HMSG_ = Buffer.from('HMSG ');
+/** A role's message verbs and their views. */
+function msgVerbs(msg: string, hmsg: string): Pick<PeerRole, 'msgOp' | 'hmsgOp' | 'msgOpView' | 'hmsgOpView'> {
+  const msgOp = Buffer.from(msg);
+  const hmsgOp = Buffer.from(hmsg);
+  return { msgOp, hmsgOp, msgOpView: viewOf(msgOp), hmsgOpView: viewOf(hmsgOp) };
+}
+const ACCOUNT_VERBS = msgVerbs('RMSG $G ', 'HMSG $G ');
 
 export const PEER_ROLES = {
   route: {
@@ -51,10 +54,7 @@ export const PEER_ROLES = {
     idTag: 'rid',
     parserName: 'Router',
     inputName: 'route',
-    msgOp: RMSG_ACCOUNT,
-    hmsgOp: HMSG_ACCOUNT,
-    msgOpView: viewOf(RMSG_ACCOUNT),
-    hmsgOpView: viewOf(HMSG_ACCOUNT),
+    ...ACCOUNT_VERBS,
     traceOp: 'RMSG',
     traceAccount: true,
   },
@@ -63,10 +63,7 @@ export const PEER_ROLES = {
     idTag: 'gid',
     parserName: 'Gateway',
     inputName: 'gateway',
-    msgOp: RMSG_ACCOUNT,
-    hmsgOp: HMSG_ACCOUNT,
-    msgOpView: viewOf(RMSG_ACCOUNT),
-    hmsgOpView: viewOf(HMSG_ACCOUNT),
+    ...ACCOUNT_VERBS,
     traceOp: 'RMSG',
     traceAccount: true,
   },
@@ -75,10 +72,7 @@ export const PEER_ROLES = {
     idTag: 'lid',
     parserName: 'Leafnode',
     inputName: 'leafnode',
-    msgOp: LMSG_,
-    hmsgOp: HMSG_,
-    msgOpView: viewOf(LMSG_),
-    hmsgOpView: viewOf(HMSG_),
+    ...msgVerbs('LMSG ', 'HMSG '),
     traceOp: 'LMSG',
     traceAccount: false,
   },
@@ -314,10 +308,11 @@ export abstract class PeerConn<C extends PeerConn<C, H>, H extends PeerHost<C>> 
       }
     }
     const role = this.role;
-    const op = m.hdr > 0 ? role.hmsgOp : role.msgOp;
-    const out = this.reserve(op.length + (m.se - m.ss) + (m.te - m.ts));
+    const opView = m.hdr > 0 ? role.hmsgOpView : role.msgOpView;
+    const opLen = opView.byteLength;
+    const out = this.reserve(opLen + (m.se - m.ss) + (m.te - m.ts));
     const ov = this.outView;
-    this.outPos = putSubjectTail(out, ov, putDV(ov, this.outPos, m.hdr > 0 ? role.hmsgOpView : role.msgOpView, 0, op.length), m);
+    this.outPos = putSubjectTail(out, ov, putDV(ov, this.outPos, opView, 0, opLen), m);
   }
 
   /** Append one message with `qCount` queue names, [start, end) pairs in `m.sb`. */
