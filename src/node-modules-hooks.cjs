@@ -6,28 +6,17 @@
 
 'use strict';
 
-const { registerHooks, stripTypeScriptTypes } = require('node:module');
+const { registerHooks } = require('node:module');
 const { readFileSync, realpathSync } = require('node:fs');
 const path = require('node:path');
 const { fileURLToPath, pathToFileURL } = require('node:url');
+const { stripQuietly } = require('./strip-types.cjs');
 
 const skeinRoot = pathToFileURL(realpathSync(path.resolve(__dirname, '..')) + path.sep).href;
-
-function strip(source) {
-  // stripTypeScriptTypes warns that it is experimental on every thread's first call; the
-  // warning is noise to an operator (the same stripping runs for a checkout, silently).
-  const emitWarning = process.emitWarning;
-  process.emitWarning = () => {};
-  try {
-    return stripTypeScriptTypes(source);
-  } finally {
-    process.emitWarning = emitWarning;
-  }
-}
 
 registerHooks({
   load(url, context, nextLoad) {
     if (!url.startsWith(skeinRoot) || !url.endsWith('.ts')) return nextLoad(url, context);
-    return { format: 'module', source: strip(readFileSync(fileURLToPath(url), 'utf8')), shortCircuit: true };
+    return { format: 'module', source: stripQuietly(readFileSync(fileURLToPath(url), 'utf8')), shortCircuit: true };
   },
 });

@@ -46,7 +46,8 @@ import { leafInfoUrl } from './cluster/leaf-control.ts';
 import type { Inbox } from './threads/ring.ts';
 import { planReload, ReloadError } from './config/reload.ts';
 import { DEFAULT_LAME_DUCK_DURATION_MS, DEFAULT_LAME_DUCK_GRACE_PERIOD_MS, goDuration } from './config/options.ts';
-import { compactSoon, startMemoryReducer } from './threads/memory.ts';
+import { compactSoon, exposeGcToNewThreads, startMemoryReducer } from './threads/memory.ts';
+import { stripSources, type StrippedSources } from './threads/sources.ts';
 
 /**
  * V8 grows a thread's young generation up to 48 MiB under allocation bursts (connection
@@ -55,6 +56,13 @@ import { compactSoon, startMemoryReducer } from './threads/memory.ts';
  * measure (pubsub within run-to-run noise at 6 and 48 MiB). See the README's memory model.
  */
 const WORKER_HEAP_LIMITS = { maxYoungGenerationSizeMb: 12 };
+/** Each thread role's entry under workers/. */
+const ENTRIES: Record<ThreadRoleCode, string> = {
+  [ThreadRole.worker]: 'worker.ts',
+  [ThreadRole.route]: 'route.ts',
+  [ThreadRole.gateway]: 'gateway.ts',
+  [ThreadRole.leaf]: 'leaf.ts',
+};
 /** After start-up, workers compact their heaps 16 at a time, 20 ms apart (see settle). */
 const SETTLE_SPREAD = 16;
 const SETTLE_STAGGER_MS = 20;
@@ -85,6 +93,8 @@ export class Server {
   private readonly gatewayRoutePeers = new Map<string, Extract<ControlMessage, { type: 'gateway-route-peer' }>>();
   private readonly gatewayGossip = new Map<string, Extract<ControlMessage, { type: 'gateway-gossip' }>>();
   private leafPool: Piscina | null = null;
+  /** Skein's sources, type-stripped once for every pool thread (workers/boot.mjs). */
+  private sources: StrippedSources | null = null;
   private leafListener: net.Server | null = null;
   /** The leaf listener's port (0: this server accepts no leafs). */
   private leafPort = 0;
@@ -226,10 +236,12 @@ export class Server {
     // Monitoring reads inbox fill levels (bytes waiting into each thread); it never writes them.
     this.inboxes = [];
     for (let t = 0; t < this.layout.threads; t++) this.inboxes.push(openInbox(this.layout, t));
-    this.pool = threadPool('worker.ts', workers);
-    if (clustered) this.routePool = threadPool('route.ts', 1);
-    if (gateways) this.gatewayPool = threadPool('gateway.ts', 1);
-    if (leafs) this.leafPool = threadPool('leaf.ts', 1);
+    this.sources = stripSources(new URL('..', import.meta.url));
+    exposeGcToNewThreads();
+    this.pool = threadPool(workers);
+    if (clustered) this.routePool = threadPool(1);
+    if (gateways) this.gatewayPool = threadPool(1);
+    if (leafs) this.leafPool = threadPool(1);
     const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
     for (let t = 0; t < this.layout.threads; t++) {
       this.slots.push({ thread: t, role: this.layout.roles[t], port: null, ready: false, stopped: false, generation: 0 });
@@ -395,7 +407,9 @@ export class Server {
           : slot.role === ThreadRole.leaf
             ? this.leafPool!
             : this.routePool!;
-    pool.run(task, { transferList: [port2] }).then(
+    const entry = ENTRIES[slot.role];
+    const boot = { entry: new URL(`../workers/${entry}`, import.meta.url).href, sources: this.sources };
+    pool.run({ ...task, boot }, { transferList: [port2] }).then(
       () => {
         if (!this.shuttingDown) this.onWorkerDied(thread, generation, new Error('worker task ended unexpectedly'));
       },
@@ -783,11 +797,11 @@ export class Server {
 }
 
 /**
- * Every worker loads the same TypeScript modules. With Node's compile cache (on disk, in the
- * OS temp directory unless NODE_COMPILE_CACHE says otherwise; NODE_DISABLE_COMPILE_CACHE turns
- * it off) a thread reuses the type-stripped, compiled code instead of loading the type
- * stripper and compiling again: a worker starts in about a third of the time and memory.
- * Workers take the setting from the environment they inherit.
+ * Every thread loads the same modules. With Node's compile cache (on disk, in the OS temp
+ * directory unless NODE_COMPILE_CACHE says otherwise; NODE_DISABLE_COMPILE_CACHE turns it off)
+ * a thread reuses the compiled code instead of compiling again. Workers take the setting from
+ * the environment they inherit; they get their sources type-stripped by the main thread
+ * (threads/sources.ts), so a cold cache no longer costs each of them the type stripper.
  */
 function useCompileCache(): void {
   const r = module.enableCompileCache(process.env.NODE_COMPILE_CACHE);
@@ -833,13 +847,13 @@ function threadName(role: ThreadRoleCode, thread: number): string {
 }
 
 /**
- * A pool of `threads` long-lived threads running `workers/<entry>`: each runs one task for the
- * server's life (the client workers, or the one route, gateway or leaf thread), so nothing
- * idles out or queues behind it.
+ * A pool of `threads` long-lived threads, each running one task for the server's life (the
+ * client workers, or the one route, gateway or leaf thread), so nothing idles out or queues
+ * behind it. Every thread starts in workers/boot.mjs, which loads the role's entry (ENTRIES).
  */
-function threadPool(entry: string, threads: number): Piscina {
+function threadPool(threads: number): Piscina {
   return new Piscina({
-    filename: new URL(`../workers/${entry}`, import.meta.url).href,
+    filename: new URL('../workers/boot.mjs', import.meta.url).href,
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: Infinity,

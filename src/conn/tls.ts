@@ -13,7 +13,7 @@
 // The PEM files are read on the main thread when the options are loaded (loadTlsFiles) and
 // travel inside Options; each thread builds its secure context once (secureContextFor).
 
-import { readFile } from 'node:fs/promises';
+import fs from 'node:fs';
 import type { SecureContext, TLSSocket } from 'node:tls';
 import net from 'node:net';
 import type { TlsOptions } from '../config/options.ts';
@@ -123,8 +123,8 @@ export async function loadTlsFiles(t: TlsOptions): Promise<void> {
     let cert: string;
     let key: string;
     try {
-      cert = await readFile(t.certFile, 'utf8');
-      key = await readFile(t.keyFile, 'utf8');
+      cert = await fs.promises.readFile(t.certFile, 'utf8');
+      key = await fs.promises.readFile(t.keyFile, 'utf8');
     } catch (err) {
       throw new Error(`error parsing X509 certificate/key pair: ${fileError(err)}`);
     }
@@ -140,7 +140,7 @@ export async function loadTlsFiles(t: TlsOptions): Promise<void> {
   if (t.caFile) {
     let ca: string;
     try {
-      ca = await readFile(t.caFile, 'utf8');
+      ca = await fs.promises.readFile(t.caFile, 'utf8');
     } catch (err) {
       throw new Error(fileError(err));
     }
