@@ -89,12 +89,17 @@ async function observe(t: ExecutionContext, impl: Impl, shape: Shape): Promise<{
     await s.peer.ping();
     dumpEnds.push(s.peer.frames.length);
   }
-  // Changes after the dump, from every source; a last subject per source marks the end.
+  // Changes after the dump, from every source; a last subject per source marks the end. The
+  // unsubscribe waits until the leafs that should hear of the subscription did: skein announces
+  // net changes, so a subscription and its removal that reach the hub's leaf thread in one pass
+  // (a route peer's RS+ and RS- on a loaded host) announce nothing, where nats-server sends both.
   for (const [name, nc] of sources) {
     const sub = nc.subscribe(`late.${name}.${id}`);
     nc.subscribe(`late.q.${id}`, { queue: 'g' });
     nc.subscribe(`$KV.late.${name}.${id}`);
     await nc.flush();
+    for (const s of name === 'other' ? sessions.slice(0, 1) : sessions)
+      await s.peer.until(() => (s.peer.interest().has(`late.${name}.${id}`) ? true : undefined), 20_000, `late.${name}`);
     sub.unsubscribe();
     await nc.flush();
     nc.subscribe(`last.${name}.${id}`);

@@ -134,7 +134,7 @@ export interface SuperclusterOptions {
   clusterBlock?: (c: number, s: number) => string;
   /** Lease client, route and gateway ports up front: any server may name any other, and restarts keep their ports. */
   leasePorts?: boolean;
-  /** Wait until every gateway is connected (default true). */
+  /** Wait until every gateway and every route is connected (default true). */
   waitConnected?: boolean;
   /** skein worker threads per server (default 2). */
   workers?: number;
@@ -212,7 +212,10 @@ export class Supercluster {
         await sc.startServer(g.cluster, g.index);
       }
     }
-    if (opts.waitConnected !== false) await sc.waitConnected();
+    if (opts.waitConnected !== false) {
+      await sc.waitConnected();
+      await sc.waitRoutes();
+    }
     return sc;
   }
 
@@ -344,6 +347,23 @@ export class Supercluster {
         throw new Error(`gateways not connected after ${timeoutMs}ms:\n  ${problems.join('\n  ')}\n${this.logs()}`);
       }
       await sleep(200);
+    }
+  }
+
+  /**
+   * Waits until every live server holds a route to each other server of its cluster
+   * (/routez num_routes). waitConnected() checks gateways only: a supercluster of a single
+   * cluster counts as connected before its routes are up.
+   */
+  async waitRoutes(timeoutMs = 30_000): Promise<void> {
+    const live = this.live();
+    for (const g of live) {
+      const peers = live.filter((o) => o.cluster === g.cluster).length - 1;
+      await eventually(
+        `${g.name}: ${peers} route(s)`,
+        async () => Number((await getJson(g.httpPort, '/routez')).num_routes) >= peers,
+        timeoutMs,
+      );
     }
   }
 
