@@ -564,3 +564,30 @@ test.serial('churn bench: PING percentiles during connection churn, RSS for idle
   t.is(storm.code, 0, storm.stderr);
   t.regex(storm.stdout, /^run scenario=subchurn target=skein-w2 round=0 secs=2 msgs=[1-9]\d* subs_unsubs=[1-9]\d* /m);
 });
+
+// ---- the socket-free hot loops ----------------------------------------------------------------
+
+function hotloop(script: string, env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(REPO_ROOT, 'bench', script)],
+      { cwd: REPO_ROOT, timeout: 60_000, env: { ...process.env, ...env } },
+      (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+test('the crossing hot loop delivers byte for byte what the one-worker hot loop delivers, at 16 B and 1 KiB', async (t) => {
+  t.timeout(120_000);
+  for (const size of ['16', '1024']) {
+    const env = { SIZE: size, N: '20000', ROUNDS: '2' };
+    const [one, cross] = await Promise.all([hotloop('hotloop.ts', env), hotloop('hotloop-cross.ts', env)]);
+    t.is(one.code, 0, one.stderr);
+    t.is(cross.code, 0, cross.stderr);
+    const delivered = (out: string): string[] => [...out.matchAll(/delivered_bytes=(\d+)/g)].map((m) => m[1]);
+    t.is(delivered(cross.stdout).length, 2, cross.stdout);
+    t.true(Number(delivered(cross.stdout)[0]) > 20000 * Number(size), `${size} B: ${cross.stdout}`);
+    t.deepEqual(delivered(cross.stdout), delivered(one.stdout), `${size} B`);
+  }
+});
