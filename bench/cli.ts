@@ -69,6 +69,7 @@ const OPTIONS = [
   { name: 'out', type: 'string', arg: 'DIR', help: 'results directory (default bench/results)' },
   { name: 'no-progress', type: 'boolean', help: 'no progress bar on stderr' },
   { name: 'cpu-prof', type: 'boolean', help: 'start skein with node --cpu-prof (profiles in bench/results/prof/)' },
+  { name: 'node-args', type: 'string', arg: 'ARGS', help: 'more node flags for skein, space-separated (e.g. "--trace-gc")' },
   { name: 'no-cluster-skein', type: 'boolean', help: 'skip the cluster scenario for skein' },
   { name: 'cluster-skein', type: 'boolean', help: 'accepted for old command lines; the default now' },
   { name: 'tls', type: 'boolean', help: 'clients connect over TLS (throwaway CA; servers get --tls --tlscert --tlskey)' },
@@ -275,7 +276,10 @@ async function main(): Promise<number> {
     deadlineMs: v.deadline ? Number(v.deadline) * 1000 : DEFAULT_RUN_OPTIONS.deadlineMs,
     launch: {
       noClusterSkein: v['no-cluster-skein'] ?? false,
-      nodeArgs: v['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(outDir, 'prof')}`] : [],
+      nodeArgs: [
+        ...(v['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${path.join(outDir, 'prof')}`] : []),
+        ...(typeof v['node-args'] === 'string' ? v['node-args'].split(' ').filter((a) => a !== '') : []),
+      ],
     },
   };
 

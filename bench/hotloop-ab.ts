@@ -8,6 +8,7 @@
 //
 //   npm run bench:hotloop-ab -- /path/treeA /path/treeB
 //   NSUB=4 SIZE=1024 N=1000000 ROUNDS=30 npm run bench:hotloop-ab -- /tmp/base .
+//   CROSS=1 npm run bench:hotloop-ab -- /tmp/base .    # the crossing of hotloop-cross.ts instead
 
 import type { Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -23,6 +24,8 @@ const size = Number(process.env.SIZE ?? 16);
 const total = Number(process.env.N ?? 2_000_000);
 const rounds = Number(process.env.ROUNDS ?? 20);
 const subject = process.env.SUBJECT ?? 'bench.x';
+/** The publisher on worker 0, the subscribers on worker 1 (both Brokers in this thread, as hotloop-cross.ts). */
+const cross = process.env.CROSS === '1';
 /** Rounds at the start left out of the figures: the JIT still warms up there. */
 const warmupRounds = Math.min(2, rounds - 1);
 
@@ -42,15 +45,25 @@ for (const tree of trees) {
   const { createLayout } = await from(tree, 'src/threads/shared.ts');
   const { CountingSocket, hotloopOpts: opts } = await from(tree, 'bench/hotloop-kit.ts');
   const identity = { serverId: 'NHOTLOOP', serverName: 'hotloop', host: '127.0.0.1', port: 0 };
-  const broker = new Broker(opts, identity, createLayout(1, opts.maxControlLine), 0, false);
+  const layout = createLayout(cross ? 2 : 1, opts.maxControlLine);
+  const broker = new Broker(cross ? { ...opts, workers: 2 } : opts, identity, layout, 0, false);
+  const delivering = cross ? new Broker({ ...opts, workers: 2 }, identity, layout, 1, false) : broker;
   const pub = new CountingSocket();
   const sub = new CountingSocket();
-  broker.addConnection(pub as Socket, 1, false);
-  broker.addConnection(sub as Socket, 2, false);
+  delivering.addConnection(sub as Socket, 2, false);
   const subs = Array.from({ length: nsubs }, (_v, i) => `SUB ${subject} ${i + 1}\r\n`).join('');
   sub.emit('data', Buffer.from(`CONNECT {"verbose":false,"pedantic":false}\r\n${subs}`));
+  const mesh = (b: unknown) => (b as { mesh: { applyInterest(): void; poll(): boolean } }).mesh;
+  if (cross) mesh(broker).applyInterest(); // worker 0 learns worker 1's subscriptions
+  broker.addConnection(pub as Socket, 1, false);
   pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false}\r\n'));
-  setups.push({ tree, feed: (c) => pub.emit('data', c), delivered: sub, cpuNsPerMsg: [], wallNsPerMsg: [], bytesPerRound: 0 });
+  const feed = cross
+    ? (c: Buffer) => {
+        pub.emit('data', c);
+        mesh(delivering).poll();
+      }
+    : (c: Buffer) => pub.emit('data', c);
+  setups.push({ tree, feed, delivered: sub, cpuNsPerMsg: [], wallNsPerMsg: [], bytesPerRound: 0 });
 }
 
 const frame = Buffer.concat([Buffer.from(`PUB ${subject} ${size}\r\n`), Buffer.alloc(size, 97), Buffer.from('\r\n')]);
@@ -83,7 +96,7 @@ const median = (v: number[]): number => {
 for (const s of setups) {
   // Trees that deliver different byte counts are not doing the same work: say so.
   console.log(
-    `tree=${s.tree} subs=${nsubs} size=${size} msgs=${msgs} rounds=${s.cpuNsPerMsg.length} ` +
+    `tree=${s.tree}${cross ? ' cross=1' : ''} subs=${nsubs} size=${size} msgs=${msgs} rounds=${s.cpuNsPerMsg.length} ` +
       `cpu_ns_per_msg_median=${median(s.cpuNsPerMsg).toFixed(1)} cpu_ns_per_msg_min=${Math.min(...s.cpuNsPerMsg).toFixed(1)} ` +
       `ns_per_msg_median=${median(s.wallNsPerMsg).toFixed(1)} ns_per_msg_min=${Math.min(...s.wallNsPerMsg).toFixed(1)} ` +
       `delivered_bytes_per_round=${s.bytesPerRound}`,

@@ -326,6 +326,85 @@ test.serial('more workers than the old 64-thread layout start and serve, across 
   t.is(upToPong.split('MSG many 1 2\r\nhi\r\n').length - 1, 100);
 });
 
+/** The MSG and HMSG frames in `text`, in order: [sid, reply, headers, payload] (payload and headers as text). */
+function frames(text: string): [string, string, string, string][] {
+  const out: [string, string, string, string][] = [];
+  const line = /(MSG|HMSG) (\S+) (\S+)(?: (\S+))?(?: (\d+))? (\d+)\r\n/y;
+  let i = 0;
+  while (i < text.length) {
+    line.lastIndex = i;
+    const m = line.exec(text);
+    if (m === null) {
+      i = text.indexOf('\n', i) + 1; // PONG, PING, +OK
+      if (i === 0) break;
+      continue;
+    }
+    const hmsg = m[1] === 'HMSG';
+    // MSG <subject> <sid> [reply] <size>; HMSG <subject> <sid> [reply] <hdr> <size>.
+    const reply = hmsg ? (m[5] === undefined ? '' : m[4]) : (m[4] ?? '');
+    const hdr = hmsg ? Number(m[5] ?? m[4]) : 0;
+    const size = Number(m[6]);
+    const body = text.slice(line.lastIndex, line.lastIndex + size);
+    out.push([m[3], reply, body.slice(0, hdr), body.slice(hdr)]);
+    i = line.lastIndex + size + 2;
+  }
+  return out;
+}
+
+test('one read of many messages to one subject crosses workers whole: each keeps its payload, headers and reply, in order, and a max stops mid-stream', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl, workers: 2, args: ['-D'] });
+  const session = { connect: { verbose: false, pedantic: false, headers: true } };
+  const { c: sub, info: si } = await rawSession(srv.port, session);
+  const { c: pub, info: pi } = await rawSession(srv.port, session);
+  t.teardown(() => {
+    sub.close();
+    pub.close();
+  });
+  if (impl === 'skein') {
+    const created = (cid: unknown) => srv.waitForLog(new RegExp(`cid:${String(cid)} - Client connection created on worker (\\d+)`));
+    t.not((await created(si.client_id))[1], (await created(pi.client_id))[1], 'publisher and subscriber on different workers');
+  }
+  sub.send('SUB s.* 1\r\nSUB s.a 2\r\nUNSUB 2 3\r\n');
+  await sub.ping();
+  await pub.ping(); // (the subscriptions are seen on the publisher's worker after the PONG above)
+  const hdr = 'NATS/1.0\r\nK: v\r\n\r\n';
+  const sent: [string, string, string, string][] = [
+    ['s.a', '', '', 'A0'],
+    ['s.a', '', '', 'A01'],
+    ['s.a', '', hdr, 'A2'],
+    ['s.a', 'r.1', '', 'A3'],
+    ['s.a', '', '', 'A4'],
+    ['s.b', '', '', 'B0'],
+    ['s.a', '', '', ''],
+    ['s.a', 'r.2', hdr, 'A6'],
+    ['s.a', '', '', 'x'.repeat(3000)],
+    ['s.a', '', '', 'A8'],
+  ];
+  const wire = sent
+    .map(([subject, reply, h, p]) => {
+      const r = reply === '' ? '' : ` ${reply}`;
+      return h === ''
+        ? `PUB ${subject}${r} ${p.length}\r\n${p}\r\n`
+        : `HPUB ${subject}${r} ${h.length} ${h.length + p.length}\r\n${h}${p}\r\n`;
+    })
+    .join('');
+  // One write, twice over: the second read finds the first one's messages delivered.
+  pub.send(wire + wire);
+  await pub.ping();
+  const got = frames(await sub.ping());
+  const expected = [...sent, ...sent].map(([, reply, h, p]) => [reply, h, p]);
+  t.deepEqual(
+    got.filter((f) => f[0] === '1').map((f) => f.slice(1)),
+    expected,
+  );
+  // sid 2 (s.a, max 3): the first three messages to s.a, then nothing.
+  t.deepEqual(
+    got.filter((f) => f[0] === '2').map((f) => f.slice(1)),
+    expected.slice(0, 3),
+  );
+});
+
 test('subjects and queue names that are not UTF-8 keep their bytes across workers', async (t) => {
   t.timeout(60_000);
   const srv = await useServer(t, { impl, workers: 2 });

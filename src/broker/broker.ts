@@ -26,7 +26,8 @@ import {
   SUBJECT_ENCODING,
   shown,
 } from '../protocol/bytes.ts';
-import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
+import { FLAG_PLAIN, RUN_ENTRY_HDR, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
+import { ThreadRole } from '../threads/roles.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
 import type { SharedLayout } from '../threads/shared.ts';
@@ -214,6 +215,8 @@ export class Broker implements MeshHandler, ClientHost {
   private targetCount = 0;
   private readonly targetGroups: Group[][];
   private readonly targetGroupCount: Int32Array;
+  /** 1 for the threads that take run records (client workers). */
+  private readonly runTargets: Uint8Array;
   /** The view of the record being delivered (a publish comes with the parser's view). */
   private readonly rec = new MsgView();
   /**
@@ -248,6 +251,7 @@ export class Broker implements MeshHandler, ClientHost {
     this.targetFlags = new Uint8Array(n);
     this.targetList = new Int32Array(n);
     this.targetGroupCount = new Int32Array(n);
+    this.runTargets = Uint8Array.from(layout.roles, (role) => (role === ThreadRole.worker ? 1 : 0));
     this.counters = new ThreadCounters(layout.counters, thread);
     this.maxDeferredBytes = Math.max(opts.maxPending, 4 * layout.inboxCapacity);
     this.floodBound = layout.inboxCapacity >>> 2;
@@ -857,7 +861,11 @@ export class Broker implements MeshHandler, ClientHost {
     }
     const rt = r.remoteThreads;
     const groups = r.groups;
-    if (rt.length === 0 && groups.length === 0) return delivered;
+    if (groups.length === 0) {
+      // No queue group: one plain record per thread with subscribers (the common crossing).
+      for (let i = 0; i < rt.length; i++) this.sendPlain(from, rt[i], m, r);
+      return delivered || rt.length > 0;
+    }
     const flags = this.targetFlags;
     const targets = this.targetList;
     for (let i = 0; i < rt.length; i++) {
@@ -1055,11 +1063,25 @@ export class Broker implements MeshHandler, ClientHost {
     this.stats.crossSent++;
   }
 
+  /** One message to thread `t` for its plain subscribers (no queue group); `r` is its subject's route. */
+  private sendPlain(from: ClientConn, t: number, m: MsgView, r: Route): void {
+    // Another client worker takes runs of one publisher's messages to one subject (record.ts).
+    if (this.runTargets[t] === 1) this.records.plain(t, m, from.cid, r);
+    else this.records.msg(t, m, FLAG_PLAIN, from.cid);
+    const mesh = this.mesh;
+    if (mesh.full) {
+      mesh.full = false;
+      this.ringPaused.add(from);
+      this.stats.ringFull++;
+    }
+    this.stats.crossSent++;
+  }
+
   /** MeshHandler: one record from another thread: deliver to our local subscribers. */
-  onRecord(from: number, d: Buffer, v: DataView, o: number, _len: number): void {
+  onRecord(from: number, d: Buffer, v: DataView, o: number, len: number): void {
     const m = this.rec;
     readRecord(m, d, v, o);
-    if (m.kind !== RecordKind.msg) {
+    if (m.kind !== RecordKind.msg && m.kind !== RecordKind.run) {
       if (m.kind === RecordKind.stall) this.onStallRecord(m.cid, m.stallMs);
       return;
     }
@@ -1070,11 +1092,20 @@ export class Broker implements MeshHandler, ClientHost {
     this.inRecord = true;
     const ss = m.ss;
     const se = m.se;
-    const r = this.routeFor(this.lastRecordRoute, d, ss, se);
-    if (r !== this.lastRecordRoute) this.lastRecordRoute = r;
+    // A stream repeats its subject: the last record's route first, compared in words.
+    const cached = this.lastRecordRoute;
+    let r: Route;
+    if (cached !== null && sameBytesDV(cached.keyView, v, ss, se)) {
+      r = cached;
+      if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
+    } else {
+      r = this.lookup(d, ss, se);
+      this.lastRecordRoute = r;
+    }
     if ((m.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
+      if (m.kind === RecordKind.run) this.deliverRun(r, m, d, v, m.te, o + len);
     }
     let p = se;
     for (let i = 0; i < m.nGroups; i++) {
@@ -1095,6 +1126,26 @@ export class Broker implements MeshHandler, ClientHost {
       // (cid 0) are never stalled, as nats-server stalls only client producers.
       if (m.cid !== 0) this.mesh.requestStall(from, m.cid, this.stallFor(hit));
       this.hitStall = null;
+    }
+  }
+
+  /** The further messages of a run, d[p, end), to the plain subscribers of its subject's route `r`. */
+  private deliverRun(r: Route, m: MsgView, d: Buffer, v: DataView, p: number, end: number): void {
+    const stats = this.stats;
+    while (p < end) {
+      m.hdr = v.getInt32(p, true);
+      const payLen = v.getUint32(p + 4, true);
+      const ts = p + RUN_ENTRY_HDR;
+      const te = ts + v.getUint32(p + 8, true);
+      m.setTailView(d, v, ts, te);
+      m.pe = te - 2;
+      m.ps = m.pe - payLen;
+      stats.crossReceived++;
+      // (A delivery may have changed the subscriptions: the last one of a max reached.)
+      if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
+      const local = r.local;
+      for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
+      p = te;
     }
   }
 

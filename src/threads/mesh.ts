@@ -55,6 +55,10 @@ class Staging {
   touched = false;
   /** Mesh.markEpoch when records were last staged here (see blockedSinceMark). */
   markEpoch = 0;
+  /** The number (Mesh.reserved) of the last record staged here, while it may still grow (0: none). */
+  lastSerial = 0;
+  /** Where that record's length word is. */
+  lastAt = 0;
 
   constructor(bytes: number) {
     this.buf = Buffer.allocUnsafe(bytes);
@@ -70,6 +74,7 @@ class Staging {
       target = Buffer.allocUnsafe(Math.max(this.buf.length * 2, used + bytes));
     }
     this.buf.copy(target, 0, this.start, this.end);
+    this.lastSerial = 0; // moved: its offsets are stale
     if (target !== this.buf) {
       this.buf = target;
       this.view = new DataView(target.buffer, target.byteOffset, target.byteLength);
@@ -119,6 +124,8 @@ export class Mesh {
   dstView: DataView = new DataView(new ArrayBuffer(0));
   /** Set by reserve() when the destination is backed up; the caller clears it. */
   full = false;
+  /** The number of the record reserve() staged last (counts from 1). */
+  reserved = 0;
   /**
    * Stalls asked of other threads for their publishers, key `cid * 1024 + thread` -> until
    * (ms): at most one request per publisher per stall period (see requestStall).
@@ -194,6 +201,8 @@ export class Mesh {
     const o = st.end;
     st.view.setUint32(o, bytes, true);
     st.end = o + 4 + bytes;
+    st.lastAt = o;
+    st.lastSerial = this.reserved = (this.reserved + 1) & 0x3fffffff || 1;
     if (!st.touched) {
       st.touched = true;
       this.touched.push(t);
@@ -209,6 +218,26 @@ export class Mesh {
       this.dstView = st.view;
     }
     return o + 4;
+  }
+
+  /**
+   * `bytes` more at the end of record number `serial` to thread `t`, if it is still the last
+   * one staged for `t` and not committed, and the staging buffer has the room without moving:
+   * returns where they go in `dst` (now that record's buffer), else -1.
+   */
+  extend(t: number, serial: number, bytes: number): number {
+    const st = this.staging[t];
+    if (st === null || st.lastSerial !== serial || st.end + bytes > st.buf.length) return -1;
+    const v = st.view;
+    v.setUint32(st.lastAt, v.getUint32(st.lastAt, true) + bytes, true);
+    const o = st.end;
+    st.end = o + bytes;
+    if (st.backlogged) this.full = true;
+    if (this.dst !== st.buf) {
+      this.dst = st.buf;
+      this.dstView = st.view;
+    }
+    return o;
   }
 
   /** Start of one unit of input (a read): blockedSinceMark() looks at what it staged. */
@@ -278,7 +307,7 @@ export class Mesh {
       st.touched = false;
       if (st.backlogged) continue; // retried in order when the consumer rings us
       if (!this.isAlive(t)) {
-        st.start = st.end = st.fragDone = 0; // its consumer died: nobody takes them
+        st.start = st.end = st.fragDone = st.lastSerial = 0; // its consumer died: nobody takes them
         continue;
       }
       if (this.commit(t, st)) this.doorbellOf(t).ring();
@@ -305,6 +334,7 @@ export class Mesh {
    * and `t` backlogged, when the inbox is full.
    */
   private commit(t: number, st: Staging): boolean {
+    st.lastSerial = 0; // what is committed no longer grows
     const inbox = this.outbox(t);
     const max = inbox.maxBlockBody;
     const v = st.view;
@@ -355,7 +385,7 @@ export class Mesh {
       const st = this.staging[t];
       if (st === null || !st.backlogged) continue;
       if (!this.isAlive(t)) {
-        st.start = st.end = st.fragDone = 0;
+        st.start = st.end = st.fragDone = st.lastSerial = 0;
         st.backlogged = false;
         this.backlogCount--;
         continue;

@@ -13,6 +13,12 @@
 // route and leaf threads are sent it (bridge.ts), so a client worker's records never carry it.
 // `cid` is the publishing connection (0 for a route): a consumer that finds a subscriber
 // backed up asks the publisher's thread to stall that connection (RecordKind.stall).
+//
+// A run (RecordKind.run, between client workers only) is a plain message record without a
+// reply followed by more messages of the same publisher to the same subject, staged in the
+// same read: each one [i32 hdrLen][u32 payLen][u32 tailLen] and its canonical tail. A stream
+// pays for the header, the subject and the receiver's route look-up once per read, not per
+// message.
 
 import type { MsgView } from '../protocol/msg-view.ts';
 import { put, putDV, msgTailLength, putMsgTail } from '../protocol/bytes.ts';
@@ -25,12 +31,27 @@ export const RecordKind = {
   msg: 1,
   /** Control: stall connection `cid` of the receiving thread for `payLen` ms (fast-producer stall). */
   stall: 2,
+  /** A msg record (plain, no groups, no reply) followed by more messages to its subject (see above). */
+  run: 3,
 } as const;
+
+/** Bytes before each further message's tail in a run. */
+export const RUN_ENTRY_HDR = 12;
+/** A run takes messages whose tail is at most this long, up to RUN_MAX_BYTES in all. */
+const RUN_TAIL_MAX = 2048;
+const RUN_MAX_BYTES = 32 * 1024;
 
 /** Where records are written: a thread's mesh endpoint (mesh.ts), which stages them per destination. */
 export interface RecordSink {
   /** Space for one record body of `bytes` to thread `t`; returns its offset in `dst`. */
   reserve(t: number, bytes: number): number;
+  /** The number of the record reserve() gave last (see extend). */
+  readonly reserved: number;
+  /**
+   * `bytes` more for record number `serial`, if it is still the last one staged for `t` and
+   * not committed yet: returns where they go in `dst` (and `dst` is that record's buffer), or -1.
+   */
+  extend(t: number, serial: number, bytes: number): number;
   readonly dst: Buffer;
   /** A DataView spanning `dst`. */
   readonly dstView: DataView;
@@ -47,12 +68,20 @@ const SHORT_COPY = 256;
 export class RecordWriter {
   private readonly sink: RecordSink;
 
+  /** The run being staged (see plain): the record's number and offset, its subject's key, publisher and thread, bytes. */
+  private runSerial = 0;
+  private runAt = 0;
+  private runKey: object | null = null;
+  private runCid = -1;
+  private runThread = -1;
+  private runBytes = 0;
+
   constructor(sink: RecordSink) {
     this.sink = sink;
   }
 
-  /** One message record for thread `t`, without queue groups. */
-  msg(t: number, m: MsgView, flags: number, cid: number): void {
+  /** One message record for thread `t`, without queue groups; returns the body's offset in `dst`. */
+  msg(t: number, m: MsgView, flags: number, cid: number): number {
     const sink = this.sink;
     const subjLen = m.se - m.ss;
     const tailLen = tailLength(m);
@@ -63,9 +92,45 @@ export class RecordWriter {
       // buffer, as in the record: one copy.
       if (subjLen + tailLen > SHORT_COPY) put(sink.dst, o + REC_HDR, m.sb, m.ss, m.te);
       else putDV(sink.dstView, o + REC_HDR, m.tv, m.ss, m.te);
-      return;
+      return o;
     }
     this.end(put(sink.dst, o + REC_HDR, m.sb, m.ss, m.se), m);
+    return o;
+  }
+
+  /**
+   * A plain message for client worker `t` (no queue group), from publisher `cid`; `key` stands
+   * for its subject (the same object for the same subject bytes). Joins the run staged for the
+   * same subject and publisher when there is one, else starts a record that may become one.
+   */
+  plain(t: number, m: MsgView, cid: number, key: object): void {
+    const tailLen = tailLength(m);
+    const runnable = m.rs < 0 && tailLen <= RUN_TAIL_MAX;
+    if (runnable && key === this.runKey && t === this.runThread && cid === this.runCid && this.runBytes + tailLen <= RUN_MAX_BYTES) {
+      const sink = this.sink;
+      const p = sink.extend(t, this.runSerial, RUN_ENTRY_HDR + tailLen);
+      if (p >= 0) {
+        const v = sink.dstView;
+        v.setUint32(this.runAt, RecordKind.run | (FLAG_PLAIN << 8), true);
+        v.setInt32(p, m.hdr, true);
+        v.setUint32(p + 4, m.pe - m.ps, true);
+        v.setUint32(p + 8, tailLen, true);
+        this.end(p + RUN_ENTRY_HDR, m);
+        this.runBytes += RUN_ENTRY_HDR + tailLen;
+        return;
+      }
+    }
+    const o = this.msg(t, m, FLAG_PLAIN, cid);
+    if (!runnable) {
+      this.runKey = null;
+      return;
+    }
+    this.runSerial = this.sink.reserved;
+    this.runAt = o;
+    this.runKey = key;
+    this.runCid = cid;
+    this.runThread = t;
+    this.runBytes = REC_HDR + tailLen;
   }
 
   /**
@@ -136,13 +201,14 @@ export function writeStallRecord(dst: DataView, o: number, cid: number, stallMs:
 /**
  * Decode the record at offset `o` of `d` (`v` spans `d` with the same offsets) into `m`: the
  * subject, reply, payload and canonical tail are positions in `d`, the group names follow the
- * subject. A control record fills only `kind`, `cid` and `stallMs`.
+ * subject. A control record fills only `kind`, `cid` and `stallMs`; a run is read as its
+ * first message (the others follow its tail: `te`).
  */
 export function readRecord(m: MsgView, d: Buffer, v: DataView, o: number): void {
   const k = v.getUint32(o, true);
   m.kind = k & 0xff;
   m.cid = v.getUint32(o + 4, true);
-  if (m.kind !== RecordKind.msg) {
+  if (m.kind !== RecordKind.msg && m.kind !== RecordKind.run) {
     m.stallMs = v.getUint32(o + 8, true);
     return;
   }
