@@ -303,6 +303,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
   private readonly forwardsFrom: boolean[] = [];
   /** Per thread: records for it carry a message's leaf origin cluster (route and leaf threads: roles.ts). */
   private readonly originTo: boolean[] = [];
+  /** Per thread: takes run records (client workers; threads/record.ts). */
+  private readonly runTo: boolean[] = [];
 
   // Interest learned from the other threads (what we announce) and from peers (what we log).
   private readonly localList = new Sublist<LocalSub>();
@@ -403,6 +405,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       this.forwardsFrom.push(t !== thread && mayForward(layout.roles[t], this.role));
       this.useRouteWeight.push(hearsLocalLeafInterestOnly(this.role) && layout.roles[t] === ThreadRole.leaf);
       this.originTo.push(takesLeafOrigin(layout.roles[t]));
+      this.runTo.push(layout.roles[t] === ThreadRole.worker);
     }
     this.targetPlain = new Uint8Array(n);
     // A replacement thread's connections died with its predecessor (main reset its logged
@@ -483,7 +486,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /** Hand `m` (read from peer `from`) to thread `t` as a plain record, whatever the interest (a directed `_GR_.` reply). */
   handTo(from: P, t: number, m: MsgView): void {
-    if (this.mesh.isAlive(t) && this.forwardsTo(t)) this.toThread(from, t, true, [], m);
+    if (this.mesh.isAlive(t) && this.forwardsTo(t)) this.toThread(from, t, true, [], m, null);
   }
 
   /** May this role hand what its peers send to thread `t` (roles.ts)? */
@@ -1003,7 +1006,7 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
     for (let i = 0; i < nt; i++) {
       const t = targets[i];
       // (A dead thread's records are dropped when the read's records are committed: mesh.flush.)
-      this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m);
+      this.toThread(r, t, this.targetPlain[t] === 1, this.targetGroups[t], m, res);
       this.targetPlain[t] = 0;
       if (this.targetGroups[t].length !== 0) this.targetGroups[t].length = 0;
     }
@@ -1026,9 +1029,10 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
 
   /**
    * Stage one record for thread `t`, its queue-group names [start, end) pairs in `m.sb`;
-   * committed when this read is done (flushAll).
+   * committed when this read is done (flushAll). `key` stands for the subject (its interest
+   * entry): a stream's plain messages to a client worker join one run (threads/record.ts).
    */
-  private toThread(from: P, t: number, plain: boolean, groups: number[], m: MsgView): void {
+  private toThread(from: P, t: number, plain: boolean, groups: number[], m: MsgView, key: object | null): void {
     const flags = plain ? FLAG_PLAIN : 0;
     const nGroups = groups.length >> 1;
     if (m.os >= 0 && this.originTo[t]) {
@@ -1039,7 +1043,8 @@ export class Bridge<P extends BridgePeer<P>> implements MeshHandler {
       for (let i = 0; i < nGroups; i++) p = this.records.name(p, m.sb, groups[2 * i], groups[2 * i + 1]);
       this.records.end(this.records.origin(p, m.ob, m.os, m.oe), m);
     } else if (nGroups === 0) {
-      this.records.msg(t, m, flags, 0);
+      if (plain && key !== null && this.runTo[t]) this.records.plain(t, m, 0, key);
+      else this.records.msg(t, m, flags, 0);
     } else {
       let nameBytes = 0;
       for (let i = 0; i < nGroups; i++) nameBytes += groups[2 * i + 1] - groups[2 * i];
