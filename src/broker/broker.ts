@@ -1053,14 +1053,7 @@ export class Broker implements MeshHandler, ClientHost {
       }
       this.records.end(p, m);
     }
-    const mesh = this.mesh;
-    if (mesh.full) {
-      // Records for `t` already wait for space: stop reading the publisher until they are in.
-      mesh.full = false;
-      this.ringPaused.add(from);
-      this.stats.ringFull++;
-    }
-    this.stats.crossSent++;
+    this.afterSend(from);
   }
 
   /** One message to thread `t` for its plain subscribers (no queue group); `r` is its subject's route. */
@@ -1068,8 +1061,14 @@ export class Broker implements MeshHandler, ClientHost {
     // Another client worker takes runs of one publisher's messages to one subject (record.ts).
     if (this.runTargets[t] === 1) this.records.plain(t, m, from.cid, r);
     else this.records.msg(t, m, FLAG_PLAIN, from.cid);
+    this.afterSend(from);
+  }
+
+  /** A record of `from`'s was staged: count it, and pause `from` if its destination is backed up. */
+  private afterSend(from: ClientConn): void {
     const mesh = this.mesh;
     if (mesh.full) {
+      // Records for that thread already wait for space: stop reading the publisher until they are in.
       mesh.full = false;
       this.ringPaused.add(from);
       this.stats.ringFull++;
