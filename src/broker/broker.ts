@@ -719,9 +719,14 @@ export class Broker implements MeshHandler, ClientHost {
 
   // ------------------------------------------------------------ routing
 
-  /** `cached` if it is the route for b[s, e) (refreshed when the sublist moved on), else a lookup. */
-  private routeFor(cached: Route | null, b: Uint8Array, s: number, e: number): Route {
-    if (cached === null || !sameBytes(cached.key, b, s, e)) return this.lookup(b, s, e);
+  /**
+   * `cached` if it is the route for b[s, e) (refreshed when the sublist moved on), else a lookup.
+   * Streams repeat their subject, so the cached one is tried first: compared in words through
+   * `v` where a DataView spans `b` with the same offsets, byte by byte where `v` is null.
+   */
+  private routeFor(cached: Route | null, b: Uint8Array, v: DataView | null, s: number, e: number): Route {
+    if (cached === null || !(v !== null ? sameBytesDV(cached.keyView, v, s, e) : sameBytes(cached.key, b, s, e)))
+      return this.lookup(b, s, e);
     if (cached.gen !== this.sublist.generation) this.resolve(cached, this.sublist.generation);
     return cached;
   }
@@ -840,17 +845,10 @@ export class Broker implements MeshHandler, ClientHost {
     const sb = m.sb;
     const ss = m.ss;
     const se = m.se;
-    // Publishers mostly repeat their subject: try the connection's last route first, compared
-    // word by word where the subject comes with a DataView (a PUB read whole).
+    // The connection's last route first (the subject comes with a DataView when a PUB was read whole).
     const cached = from.lastRoute as Route | null;
-    let r: Route;
-    if (cached !== null && m.tb === sb && sameBytesDV(cached.keyView, m.tv, ss, se)) {
-      r = cached;
-      if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
-    } else {
-      r = this.routeFor(cached, sb, ss, se);
-      from.lastRoute = r;
-    }
+    const r = this.routeFor(cached, sb, m.tb === sb ? m.tv : null, ss, se);
+    if (r !== cached) from.lastRoute = r;
     let delivered = false;
     const local = r.local;
     for (let i = 0; i < local.length; i++) {
@@ -1091,16 +1089,8 @@ export class Broker implements MeshHandler, ClientHost {
     this.inRecord = true;
     const ss = m.ss;
     const se = m.se;
-    // A stream repeats its subject: the last record's route first, compared in words.
-    const cached = this.lastRecordRoute;
-    let r: Route;
-    if (cached !== null && sameBytesDV(cached.keyView, v, ss, se)) {
-      r = cached;
-      if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
-    } else {
-      r = this.lookup(d, ss, se);
-      this.lastRecordRoute = r;
-    }
+    const r = this.routeFor(this.lastRecordRoute, d, v, ss, se);
+    if (r !== this.lastRecordRoute) this.lastRecordRoute = r;
     if ((m.flags & FLAG_PLAIN) !== 0) {
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);

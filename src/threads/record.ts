@@ -68,12 +68,14 @@ const SHORT_COPY = 256;
 export class RecordWriter {
   private readonly sink: RecordSink;
 
-  /** The run being staged (see plain): the record's number and offset, its subject's key, publisher and thread, bytes. */
+  /**
+   * The run being staged (see plain): the record's number (which also names its thread: the
+   * sink extends it only for that one) and offset, its subject's key, publisher, and bytes.
+   */
   private runSerial = 0;
   private runAt = 0;
   private runKey: object | null = null;
   private runCid = -1;
-  private runThread = -1;
   private runBytes = 0;
 
   constructor(sink: RecordSink) {
@@ -106,7 +108,7 @@ export class RecordWriter {
   plain(t: number, m: MsgView, cid: number, key: object): void {
     const tailLen = tailLength(m);
     const runnable = m.rs < 0 && tailLen <= RUN_TAIL_MAX;
-    if (runnable && key === this.runKey && t === this.runThread && cid === this.runCid && this.runBytes + tailLen <= RUN_MAX_BYTES) {
+    if (runnable && key === this.runKey && cid === this.runCid && this.runBytes + RUN_ENTRY_HDR + tailLen <= RUN_MAX_BYTES) {
       const sink = this.sink;
       const p = sink.extend(t, this.runSerial, RUN_ENTRY_HDR + tailLen);
       if (p >= 0) {
@@ -129,7 +131,6 @@ export class RecordWriter {
     this.runAt = o;
     this.runKey = key;
     this.runCid = cid;
-    this.runThread = t;
     this.runBytes = REC_HDR + tailLen;
   }
 
