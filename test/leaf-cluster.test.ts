@@ -211,15 +211,23 @@ leafTest(
     await c.ping();
     const lnoc = await rawRoute(t, hub.clusterPort, cluster, true);
     const plain = await rawRoute(t, hub.clusterPort, cluster, false);
-    lnoc.send(`RS+ $G ${subject}\r\n`);
-    plain.send(`RS+ $G ${subject}\r\n`);
+    // Each route follows its interest in the subject with a marker subject of its own: the
+    // client's subscription alone makes the hub announce the subject to its leafs, so only a
+    // marker seen by a leaf shows that the hub has taken in that route's interest (in order).
+    lnoc.send(`RS+ $G ${subject}\r\nRS+ $G mark.lnoc.${id}\r\n`);
+    plain.send(`RS+ $G ${subject}\r\nRS+ $G mark.plain.${id}\r\n`);
     const a = await leafToHub(hub.leafPort, { connect: { cluster: 'LC' }, subs: [subject] });
     const b = await leafToHub(hub.leafPort, { connect: { cluster: 'LD' }, subs: [subject] });
     t.teardown(() => a.peer.close());
     t.teardown(() => b.peer.close());
     // The hub announces the routes' (and the other leaf's) interest: it has taken all of it in.
-    await a.peer.until(() => (a.peer.interest().has(subject) ? true : undefined), 15_000, 'the interest on leaf a');
-    await b.peer.until(() => (b.peer.interest().has(subject) ? true : undefined), 15_000, 'the interest on leaf b');
+    for (const p of [a.peer, b.peer]) {
+      const has = (): true | undefined => {
+        const seen = p.interest();
+        return seen.has(subject) && seen.has(`mark.lnoc.${id}`) && seen.has(`mark.plain.${id}`) ? true : undefined;
+      };
+      await p.until(has, 15_000, 'the interest of the client, both routes and the other leaf on each leaf');
+    }
 
     // Leaf a (cluster LC) publishes: the lnoc route is told the origin, with both sizes; the
     // other route gets RMSG/HMSG as from a client.
