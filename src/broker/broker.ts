@@ -26,7 +26,7 @@ import {
   SUBJECT_ENCODING,
   shown,
 } from '../protocol/bytes.ts';
-import { FLAG_PLAIN, RUN_ENTRY_HDR, RecordKind, RecordWriter, readRecord } from '../threads/record.ts';
+import { FLAG_PLAIN, RecordKind, RecordWriter, readRecord, readRunEntry } from '../threads/record.ts';
 import { ThreadRole } from '../threads/roles.ts';
 import { MsgView } from '../protocol/msg-view.ts';
 import { InterestOp, type InterestRecord } from '../threads/interest.ts';
@@ -1121,20 +1121,14 @@ export class Broker implements MeshHandler, ClientHost {
   /** The further messages of a run, d[p, end), to the plain subscribers of its subject's route `r`. */
   private deliverRun(r: Route, m: MsgView, d: Buffer, v: DataView, p: number, end: number): void {
     const stats = this.stats;
+    const subjLen = m.se - m.ss;
     while (p < end) {
-      m.hdr = v.getInt32(p, true);
-      const payLen = v.getUint32(p + 4, true);
-      const ts = p + RUN_ENTRY_HDR;
-      const te = ts + v.getUint32(p + 8, true);
-      m.setTailView(d, v, ts, te);
-      m.pe = te - 2;
-      m.ps = m.pe - payLen;
+      p = readRunEntry(m, d, v, p, subjLen);
       stats.crossReceived++;
       // (A delivery may have changed the subscriptions: the last one of a max reached.)
       if (r.gen !== this.sublist.generation) this.resolve(r, this.sublist.generation);
       const local = r.local;
       for (let i = 0; i < local.length; i++) this.deliver(local[i], m);
-      p = te;
     }
   }
 

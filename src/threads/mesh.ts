@@ -13,7 +13,7 @@
 import { Inbox, Doorbell, BlockKind } from './ring.ts';
 import { InterestLog, InterestOp, InterestGeneration, type InterestRecord } from './interest.ts';
 import { openInbox, openLog, type SharedLayout } from './shared.ts';
-import { STALL_RECORD_BYTES, writeStallRecord } from './record.ts';
+import { STALL_RECORD_BYTES, writeStallRecord, type PendingCopy } from './record.ts';
 import { log } from '../log.ts';
 import { announcesInterest } from './roles.ts';
 
@@ -122,6 +122,8 @@ export class Mesh {
   dst: Buffer = Buffer.alloc(0);
   /** A DataView spanning `dst`. */
   dstView: DataView = new DataView(new ArrayBuffer(0));
+  /** A record writer's bytes reserved and not copied yet: copied before anything else is staged or committed. */
+  pendingCopy: PendingCopy | null = null;
   /** Set by reserve() when the destination is backed up; the caller clears it. */
   full = false;
   /** The number of the record reserve() staged last (counts from 1). */
@@ -194,6 +196,7 @@ export class Mesh {
    * already wait for space: the caller should stop reading whatever produced it.
    */
   reserve(t: number, bytes: number): number {
+    if (this.pendingCopy !== null) this.pendingCopy.copyPending(); // what was reserved before, first
     let st = this.staging[t];
     if (st === null) st = this.staging[t] = new Staging(Math.max(STAGE_MIN, bytes + 4));
     if (bytes > 0xffffffff) throw new RangeError(`record of ${bytes} bytes is too large`);
@@ -218,6 +221,12 @@ export class Mesh {
       this.dstView = st.view;
     }
     return o + 4;
+  }
+
+  /** How many more bytes extend(t, serial, ...) could take now (-1: that record grows no more). */
+  room(t: number, serial: number): number {
+    const st = this.staging[t];
+    return st === null || st.lastSerial !== serial ? -1 : st.buf.length - st.end;
   }
 
   /**
@@ -300,6 +309,7 @@ export class Mesh {
 
   /** Commit what was staged since the last flush and ring the consumers' doorbells. */
   flush(): void {
+    if (this.pendingCopy !== null) this.pendingCopy.copyPending();
     const touched = this.touched;
     for (let i = 0; i < touched.length; i++) {
       const t = touched[i];
@@ -334,6 +344,7 @@ export class Mesh {
    * and `t` backlogged, when the inbox is full.
    */
   private commit(t: number, st: Staging): boolean {
+    if (this.pendingCopy !== null) this.pendingCopy.copyPending();
     st.lastSerial = 0; // what is committed no longer grows
     const inbox = this.outbox(t);
     const max = inbox.maxBlockBody;

@@ -16,9 +16,11 @@
 //
 // A run (RecordKind.run, between client workers only) is a plain message record without a
 // reply followed by more messages of the same publisher to the same subject, staged in the
-// same read: each one [i32 hdrLen][u32 payLen][u32 tailLen] and its canonical tail. A stream
-// pays for the header, the subject and the receiver's route look-up once per read, not per
-// message.
+// same read. Each further message is a frame: either `PUB <subject><tail>` exactly as the
+// client sent it (a canonical PUB; the subject is the record's), or a 0 byte and the tail;
+// the tail is ` [hdr ]size\r\n<payload>\r\n`. A stream pays for the header, the subject and
+// the receiver's route look-up once per read, not per message, and the publisher's PUB frames
+// that follow each other in its read are copied once, in one piece, not one by one.
 
 import type { MsgView } from '../protocol/msg-view.ts';
 import { put, putDV, msgTailLength, putMsgTail } from '../protocol/bytes.ts';
@@ -35,8 +37,8 @@ export const RecordKind = {
   run: 3,
 } as const;
 
-/** Bytes before each further message's tail in a run. */
-export const RUN_ENTRY_HDR = 12;
+/** `PUB ` (little-endian): a run's frame as the client sent it. */
+const PUB_SP = 0x20425550;
 /** A run takes messages whose tail is at most this long, up to RUN_MAX_BYTES in all. */
 const RUN_TAIL_MAX = 2048;
 const RUN_MAX_BYTES = 32 * 1024;
@@ -52,9 +54,20 @@ export interface RecordSink {
    * not committed yet: returns where they go in `dst` (and `dst` is that record's buffer), or -1.
    */
   extend(t: number, serial: number, bytes: number): number;
+  /** How many bytes extend(t, serial, ...) could still take (-1: none, the record no longer grows). */
+  room(t: number, serial: number): number;
   readonly dst: Buffer;
   /** A DataView spanning `dst`. */
   readonly dstView: DataView;
+  /**
+   * A writer with bytes reserved but not copied yet (a range of its publisher's read, see
+   * plain): the sink has it copy them before it stages anything else or commits.
+   */
+  pendingCopy: PendingCopy | null;
+}
+
+export interface PendingCopy {
+  copyPending(): void;
 }
 
 /** How a copy is made: word-wise through DataViews below this size, natively above it. */
@@ -65,7 +78,7 @@ const SHORT_COPY = 256;
  * server-to-server threads (what their peers send). A record without queue groups is written
  * whole by msg(); one with groups by begin(), name() per group, end().
  */
-export class RecordWriter {
+export class RecordWriter implements PendingCopy {
   private readonly sink: RecordSink;
 
   /**
@@ -77,6 +90,19 @@ export class RecordWriter {
   private runKey: object | null = null;
   private runCid = -1;
   private runBytes = 0;
+  private runMarked = false;
+
+  /**
+   * PUB frames of the publisher's read, src[copyFrom, copyTo), that belong at the end of the
+   * run for thread `copyThread` and are neither reserved nor copied yet: copyPending does both
+   * at once (the sink has us do it before it stages or commits anything else, while the read
+   * buffer is still this read's). They fit in `copyRoom` bytes, what the run could take.
+   */
+  private copySrc: Uint8Array | null = null;
+  private copyFrom = 0;
+  private copyTo = 0;
+  private copyThread = 0;
+  private copyRoom = 0;
 
   constructor(sink: RecordSink) {
     this.sink = sink;
@@ -108,18 +134,40 @@ export class RecordWriter {
   plain(t: number, m: MsgView, cid: number, key: object): void {
     const tailLen = tailLength(m);
     const runnable = m.rs < 0 && tailLen <= RUN_TAIL_MAX;
-    if (runnable && key === this.runKey && cid === this.runCid && this.runBytes + RUN_ENTRY_HDR + tailLen <= RUN_MAX_BYTES) {
-      const sink = this.sink;
-      const p = sink.extend(t, this.runSerial, RUN_ENTRY_HDR + tailLen);
-      if (p >= 0) {
-        const v = sink.dstView;
-        v.setUint32(this.runAt, RecordKind.run | (FLAG_PLAIN << 8), true);
-        v.setInt32(p, m.hdr, true);
-        v.setUint32(p + 4, m.pe - m.ps, true);
-        v.setUint32(p + 8, tailLen, true);
-        this.end(p + RUN_ENTRY_HDR, m);
-        this.runBytes += RUN_ENTRY_HDR + tailLen;
-        return;
+    if (runnable && key === this.runKey && cid === this.runCid) {
+      // A canonical PUB whose tail follows its subject in the read: the frame as sent.
+      const frame = m.ts === m.se && m.tb === m.sb && m.hdr < 0 && m.ss >= 4 && m.tv.getUint32(m.ss - 4, true) === PUB_SP;
+      const bytes = frame ? m.te - m.ss + 4 : tailLen + 1;
+      if (this.runBytes + bytes <= RUN_MAX_BYTES) {
+        const from = m.ss - 4;
+        if (frame && this.copySrc === m.sb && this.copyTo === from && t === this.copyThread && m.te - this.copyFrom <= this.copyRoom) {
+          this.copyTo = m.te; // the next frame of the read, after the last: copied with it
+          this.runBytes += bytes;
+          return;
+        }
+        this.copyPending();
+        const sink = this.sink;
+        const room = sink.room(t, this.runSerial);
+        if (room >= bytes) {
+          this.runBytes += bytes;
+          if (!this.runMarked) {
+            sink.dstView.setUint32(this.runAt, RecordKind.run | (FLAG_PLAIN << 8), true);
+            this.runMarked = true;
+          }
+          if (frame) {
+            this.copySrc = m.sb;
+            this.copyFrom = from;
+            this.copyTo = m.te;
+            this.copyThread = t;
+            this.copyRoom = room;
+            sink.pendingCopy = this;
+            return;
+          }
+          const p = sink.extend(t, this.runSerial, bytes);
+          sink.dst[p] = 0;
+          this.end(p + 1, m);
+          return;
+        }
       }
     }
     const o = this.msg(t, m, FLAG_PLAIN, cid);
@@ -132,6 +180,20 @@ export class RecordWriter {
     this.runKey = key;
     this.runCid = cid;
     this.runBytes = REC_HDR + tailLen;
+    this.runMarked = false;
+  }
+
+  /** Copy the frames plain() reserved room for (the sink calls this before it stages or commits anything else). */
+  copyPending(): void {
+    const src = this.copySrc;
+    if (src === null) return;
+    this.copySrc = null;
+    const sink = this.sink;
+    sink.pendingCopy = null;
+    // (Room was checked and nothing was staged since: the run still takes them.)
+    const p = sink.extend(this.copyThread, this.runSerial, this.copyTo - this.copyFrom);
+    if (p < 0) throw new Error('a run lost the room reserved for its frames');
+    put(sink.dst, p, src, this.copyFrom, this.copyTo);
   }
 
   /**
@@ -203,7 +265,7 @@ export function writeStallRecord(dst: DataView, o: number, cid: number, stallMs:
  * Decode the record at offset `o` of `d` (`v` spans `d` with the same offsets) into `m`: the
  * subject, reply, payload and canonical tail are positions in `d`, the group names follow the
  * subject. A control record fills only `kind`, `cid` and `stallMs`; a run is read as its
- * first message (the others follow its tail: `te`).
+ * first message (the others follow its tail: `te`; readRunEntry reads each).
  */
 export function readRecord(m: MsgView, d: Buffer, v: DataView, o: number): void {
   const k = v.getUint32(o, true);
@@ -240,4 +302,37 @@ export function readRecord(m: MsgView, d: Buffer, v: DataView, o: number): void 
   m.re = replyLen > 0 ? ts + 1 + replyLen : -1;
   m.pe = te - 2;
   m.ps = m.pe - payLen;
+}
+
+/**
+ * The run entry at `p` of `d` (a record whose subject is `subjLen` bytes) into `m`'s tail,
+ * headers and payload; returns where the next entry starts.
+ */
+export function readRunEntry(m: MsgView, d: Buffer, v: DataView, p: number, subjLen: number): number {
+  const ts = d[p] === 0 ? p + 1 : p + 4 + subjLen;
+  // ` [hdr ]size\r\n`, written by us: digits, one space or the CR.
+  let j = ts + 1;
+  let n = 0;
+  let c = d[j];
+  while (c >= 48) {
+    n = n * 10 + c - 48;
+    c = d[++j];
+  }
+  let hdr = -1;
+  if (c === 32) {
+    hdr = n;
+    n = 0;
+    c = d[++j];
+    while (c >= 48) {
+      n = n * 10 + c - 48;
+      c = d[++j];
+    }
+  }
+  const ps = j + 2;
+  const te = ps + n + 2;
+  m.setTailView(d, v, ts, te);
+  m.hdr = hdr;
+  m.ps = ps;
+  m.pe = ps + n;
+  return te;
 }
