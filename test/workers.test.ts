@@ -405,6 +405,58 @@ test('one read of many messages to one subject crosses workers whole: each keeps
   );
 });
 
+test('runs to two other workers interleaved in one read, broken by a PING, arrive whole and in order at each', async (t) => {
+  t.timeout(60_000);
+  const srv = await useServer(t, { impl, workers: 3, args: ['-D'] });
+  const session = { connect: { verbose: false, pedantic: false } };
+  const { c: subA, info: ai } = await rawSession(srv.port, session);
+  const { c: subB, info: bi } = await rawSession(srv.port, session);
+  const { c: pub, info: pi } = await rawSession(srv.port, session);
+  t.teardown(() => [subA, subB, pub].forEach((c) => c.close()));
+  if (impl === 'skein') {
+    const workerOf = async (cid: unknown) =>
+      (await srv.waitForLog(new RegExp(`cid:${String(cid)} - Client connection created on worker (\\d+)`)))[1];
+    const workers = new Set([await workerOf(ai.client_id), await workerOf(bi.client_id), await workerOf(pi.client_id)]);
+    t.is(workers.size, 3, 'each connection on a worker of its own');
+  }
+  subA.send('SUB r.a 1\r\n');
+  subB.send('SUB r.b 1\r\n');
+  await Promise.all([subA.ping(), subB.ping()]);
+  await pub.ping();
+  // Runs of frames to one worker, cut by frames to the other, by a PING (a barrier commits
+  // mid-read) and by a payload too long for a run; a thousand of each subject in one write.
+  const order = 'aaabbaPbbbaaLab';
+  const want: Record<string, string[]> = { a: [], b: [] };
+  let wire = '';
+  let n = 0;
+  let pings = 0;
+  while (want.a.length < 1000) {
+    for (const ch of order) {
+      if (ch === 'P') {
+        wire += 'PING\r\n';
+        pings++;
+        continue;
+      }
+      const subject = ch === 'L' ? 'a' : ch;
+      const payload = ch === 'L' ? `L${n}-${'y'.repeat(2500)}` : `${ch}${n}`;
+      n++;
+      want[subject].push(payload);
+      wire += `PUB r.${subject} ${payload.length}\r\n${payload}\r\n`;
+    }
+  }
+  pub.send(wire);
+  for (let i = 0; i < pings; i++) await pub.expect(/PONG\r\n/); // the PINGs inside the write
+  await pub.ping(); // and after it: the subscribers' PONGs below follow every message
+  for (const [c, subject] of [
+    [subA, 'a'],
+    [subB, 'b'],
+  ] as const) {
+    const got = frames(await c.ping()).map((f) => f[3]);
+    t.is(got.length, want[subject].length, `r.${subject}: every message`);
+    t.deepEqual(got, want[subject], `r.${subject}: each payload whole, in publish order`);
+  }
+});
+
 test('subjects and queue names that are not UTF-8 keep their bytes across workers', async (t) => {
   t.timeout(60_000);
   const srv = await useServer(t, { impl, workers: 2 });
