@@ -407,6 +407,34 @@ test("routed messages reach clients, and clients' messages go out as RMSG/HMSG w
   await c.expect('MSG foo 1 reply.z 5\r\nsplit\r\n');
 });
 
+test("one read of a publisher's stream reaches a subscriber on another worker and a route, each message once and in order", async (t) => {
+  t.timeout(60_000);
+  const s = await single(t, '', ['-D']);
+  const { c: sub, info: si } = await rawSession(s.port);
+  const { c: pub, info: pi } = await rawSession(s.port);
+  t.teardown(() => {
+    sub.close();
+    pub.close();
+  });
+  const created = (cid: unknown) => s.waitForLog(new RegExp(`cid:${String(cid)} - Client connection created on worker (\\d+)`));
+  t.not((await created(si.client_id))[1], (await created(pi.client_id))[1], 'publisher and subscriber on different workers');
+  sub.send('SUB s.x 1\r\n');
+  await sub.ping();
+  const r = await fakeRoute(t, s);
+  r.send('RS+ $G s.x\r\n');
+  await r.ping();
+  await pub.ping();
+  // Each message goes to the other worker (as a run) and to the route thread (record by
+  // record), one after the other: neither may take the other's bytes.
+  const payloads = Array.from({ length: 50 }, (_, i) => `m${i}`);
+  pub.send(payloads.map((p) => `PUB s.x ${p.length}\r\n${p}\r\n`).join(''));
+  await pub.ping();
+  const toSub = await sub.expect(`MSG s.x 1 3\r\nm49\r\n`);
+  t.is(toSub.replace(/PING\r\n/g, ''), payloads.map((p) => `MSG s.x 1 ${p.length}\r\n${p}\r\n`).join(''));
+  const toRoute = await r.expect(`RMSG $G s.x 3\r\nm49\r\n`);
+  t.true(toRoute.endsWith(payloads.map((p) => `RMSG $G s.x ${p.length}\r\n${p}\r\n`).join('')), toRoute);
+});
+
 test('a reply inbox subscribed with a request reaches the route before the request itself', async (t) => {
   t.timeout(60_000);
   // A request is SUB <inbox> then PUB with that reply in one write: the peer must get the

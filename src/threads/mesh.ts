@@ -223,10 +223,18 @@ export class Mesh {
     return o + 4;
   }
 
-  /** How many more bytes extend(t, serial, ...) could take now (-1: that record grows no more). */
+  /**
+   * How many more bytes extend(t, serial, ...) could take now (-1: that record grows no more);
+   * when it can grow, `dst` is that record's buffer.
+   */
   room(t: number, serial: number): number {
     const st = this.staging[t];
-    return st === null || st.lastSerial !== serial ? -1 : st.buf.length - st.end;
+    if (st === null || st.lastSerial !== serial) return -1;
+    if (this.dst !== st.buf) {
+      this.dst = st.buf;
+      this.dstView = st.view;
+    }
+    return st.buf.length - st.end;
   }
 
   /**

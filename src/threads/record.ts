@@ -54,7 +54,7 @@ export interface RecordSink {
    * not committed yet: returns where they go in `dst` (and `dst` is that record's buffer), or -1.
    */
   extend(t: number, serial: number, bytes: number): number;
-  /** How many bytes extend(t, serial, ...) could still take (-1: none, the record no longer grows). */
+  /** How many bytes extend(t, serial, ...) could still take (-1: none, the record no longer grows); if any, `dst` is that record's buffer. */
   room(t: number, serial: number): number;
   readonly dst: Buffer;
   /** A DataView spanning `dst`. */
