@@ -122,7 +122,7 @@ export class Mesh {
   dst: Buffer = Buffer.alloc(0);
   /** A DataView spanning `dst`. */
   dstView: DataView = new DataView(new ArrayBuffer(0));
-  /** A record writer's bytes reserved and not copied yet: copied before anything else is staged or committed. */
+  /** A record writer's frames kept aside: added before anything else is staged or committed. */
   pendingCopy: PendingCopy | null = null;
   /** Set by reserve() when the destination is backed up; the caller clears it. */
   full = false;
@@ -315,9 +315,20 @@ export class Mesh {
     return this.ownLog.fits(subjectBytes, queueBytes);
   }
 
+  /**
+   * A writer's frames kept aside go in before a commit. (A backed-up destination found here is
+   * not the next caller's: the read that staged them is paused by blockedSinceMark.)
+   */
+  private addPending(): void {
+    if (this.pendingCopy === null) return;
+    const full = this.full;
+    this.pendingCopy.copyPending();
+    this.full = full;
+  }
+
   /** Commit what was staged since the last flush and ring the consumers' doorbells. */
   flush(): void {
-    if (this.pendingCopy !== null) this.pendingCopy.copyPending();
+    this.addPending();
     const touched = this.touched;
     for (let i = 0; i < touched.length; i++) {
       const t = touched[i];
@@ -352,7 +363,7 @@ export class Mesh {
    * and `t` backlogged, when the inbox is full.
    */
   private commit(t: number, st: Staging): boolean {
-    if (this.pendingCopy !== null) this.pendingCopy.copyPending();
+    this.addPending();
     st.lastSerial = 0; // what is committed no longer grows
     const inbox = this.outbox(t);
     const max = inbox.maxBlockBody;

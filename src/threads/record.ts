@@ -60,8 +60,9 @@ export interface RecordSink {
   /** A DataView spanning `dst`. */
   readonly dstView: DataView;
   /**
-   * A writer with bytes reserved but not copied yet (a range of its publisher's read, see
-   * plain): the sink has it copy them before it stages anything else or commits.
+   * A writer with frames kept aside, neither reserved nor copied yet (a range of its
+   * publisher's read, see plain): the sink has it add them before it stages anything else or
+   * commits.
    */
   pendingCopy: PendingCopy | null;
 }
@@ -183,7 +184,7 @@ export class RecordWriter implements PendingCopy {
     this.runMarked = false;
   }
 
-  /** Copy the frames plain() reserved room for (the sink calls this before it stages or commits anything else). */
+  /** Reserve and copy the frames plain() kept aside (the sink calls this before it stages or commits anything else). */
   copyPending(): void {
     const src = this.copySrc;
     if (src === null) return;
