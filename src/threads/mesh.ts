@@ -196,7 +196,7 @@ export class Mesh {
    * already wait for space: the caller should stop reading whatever produced it.
    */
   reserve(t: number, bytes: number): number {
-    if (this.pendingCopy !== null) this.pendingCopy.copyPending(); // what was reserved before, first
+    this.addPending(); // frames a writer kept aside come before this record
     let st = this.staging[t];
     if (st === null) st = this.staging[t] = new Staging(Math.max(STAGE_MIN, bytes + 4));
     if (bytes > 0xffffffff) throw new RangeError(`record of ${bytes} bytes is too large`);
@@ -215,12 +215,16 @@ export class Mesh {
       this.markList.push(t);
     }
     if (st.backlogged) this.full = true;
+    this.writeTo(st);
+    return o + 4;
+  }
+
+  /** `dst` becomes `st`'s buffer. (Stored only when it changes: a pointer store costs a write barrier.) */
+  private writeTo(st: Staging): void {
     if (this.dst !== st.buf) {
-      // (Stored only when it changes: a pointer store costs a write barrier.)
       this.dst = st.buf;
       this.dstView = st.view;
     }
-    return o + 4;
   }
 
   /**
@@ -230,10 +234,7 @@ export class Mesh {
   room(t: number, serial: number): number {
     const st = this.staging[t];
     if (st === null || st.lastSerial !== serial) return -1;
-    if (this.dst !== st.buf) {
-      this.dst = st.buf;
-      this.dstView = st.view;
-    }
+    this.writeTo(st);
     return st.buf.length - st.end;
   }
 
@@ -250,10 +251,7 @@ export class Mesh {
     const o = st.end;
     st.end = o + bytes;
     if (st.backlogged) this.full = true;
-    if (this.dst !== st.buf) {
-      this.dst = st.buf;
-      this.dstView = st.view;
-    }
+    this.writeTo(st);
     return o;
   }
 
@@ -316,8 +314,9 @@ export class Mesh {
   }
 
   /**
-   * A writer's frames kept aside go in before a commit. (A backed-up destination found here is
-   * not the next caller's: the read that staged them is paused by blockedSinceMark.)
+   * A writer's frames kept aside go in before anything else is staged or committed. (A
+   * backed-up destination found here is not the caller's news: the read that staged them is
+   * paused by blockedSinceMark.)
    */
   private addPending(): void {
     if (this.pendingCopy === null) return;

@@ -193,7 +193,7 @@ export class RecordWriter implements PendingCopy {
     sink.pendingCopy = null;
     // (Room was checked and nothing was staged since: the run still takes them.)
     const p = sink.extend(this.copyThread, this.runSerial, this.copyTo - this.copyFrom);
-    if (p < 0) throw new Error('a run lost the room reserved for its frames');
+    if (p < 0) throw new Error('a run lost the room its frames were kept aside for');
     put(sink.dst, p, src, this.copyFrom, this.copyTo);
   }
 
