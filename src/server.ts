@@ -13,6 +13,7 @@
 // it; every worker and the route thread get the new options by control message), lame duck
 // mode, log file reopening, the pid file and the ports file.
 
+import { DirectTable } from './threads/direct.ts';
 import net from 'node:net';
 import os from 'node:os';
 import module from 'node:module';
@@ -428,6 +429,8 @@ export class Server {
     slot.port?.close();
     slot.port = null;
     Atomics.store(new Int32Array(this.layout.alive), thread, 0);
+    // Nobody writes its sockets from elsewhere any more (broker/direct.ts).
+    if (thread < this.layout.workers) new DirectTable(this.layout.direct).clearWorker(thread);
     if (slot.role === ThreadRole.route) {
       // Its routes are gone: the gateway thread forgets their gateway URLs and server names.
       for (const m of this.gatewayRoutePeers.values()) this.postTo(ThreadRole.gateway, { ...m, add: false });

@@ -88,6 +88,7 @@ export default function run(task: WorkerTask): Promise<void> {
           broker.applySnapshot(msg.from, msg.position, msg.entries);
           break;
         case 'monitor':
+          broker.foldDirect();
           send({ type: 'monitor-reply', id: msg.id, thread, data: answerWorker(broker, closed, msg.query) });
           break;
         default:

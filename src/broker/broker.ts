@@ -12,6 +12,8 @@ import { ClientConn, type ClientHost, type Sub } from '../conn/client.ts';
 import { CloseReason, ZERO_COPY_MIN_BYTES } from '../conn/base.ts';
 import { inThreadReadBuffer } from '../conn/read-buffer.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
+import { DirectDelivery } from './direct.ts';
+import type { DirectTarget } from '../threads/direct.ts';
 import { subjectMatches } from '../protocol/subject.ts';
 import {
   fnv,
@@ -92,6 +94,8 @@ interface Route {
   next: Route | null;
   local: Sub[];
   remoteThreads: number[];
+  /** Per thread of remoteThreads: its subscribers to write to directly (direct.ts), or null. */
+  direct: (DirectTarget[] | null)[];
   groups: Group[];
 }
 
@@ -229,6 +233,8 @@ export class Broker implements MeshHandler, ClientHost {
   private gwRepliesSweptAt = 0;
   private lastRecordRoute: Route | null = null;
   private readonly records: RecordWriter;
+  /** Writing other workers' subscribers' sockets from here (direct.ts); null with one worker. */
+  private readonly direct: DirectDelivery | null;
 
   private sweepTimer: NodeJS.Timeout | null = null;
   private started = false;
@@ -259,6 +265,15 @@ export class Broker implements MeshHandler, ClientHost {
     this.gatewayThread = layout.gatewayThread;
     this.mesh.bind(this);
     this.records = new RecordWriter(this.mesh);
+    this.direct = DirectDelivery.create(this.mesh, thread, layout.workers, layout.direct, {
+      markDirty: (c) => this.markDirty(c),
+      routesChanged: () => this.sublist.touch(),
+      countOut: (msgs, bytes) => {
+        this.stats.outMsgs += msgs;
+        this.stats.outBytes += bytes;
+        this.stats.directSent += msgs;
+      },
+    });
   }
 
   start(): void {
@@ -336,6 +351,7 @@ export class Broker implements MeshHandler, ClientHost {
 
   removeConnection(conn: ClientConn): void {
     if (!this.conns.delete(conn)) return;
+    this.direct?.closed(conn);
     this.byCid.delete(conn.cid);
     this.counters.addConnections(-1);
     this.onClosed?.(conn);
@@ -405,6 +421,7 @@ export class Broker implements MeshHandler, ClientHost {
     const tracing = isTrace();
     for (const c of this.conns) {
       c.tracing = tracing;
+      if (tracing) this.direct?.disable(c);
       // client.go processPing: a client that has not had its first PONG gets an INFO with
       // the new max_payload then.
       if (payloadChanged && !c.firstPongSent) c.infoOwed = true;
@@ -496,6 +513,7 @@ export class Broker implements MeshHandler, ClientHost {
     mesh.drainPending();
     mesh.applyInterest();
     mesh.mark();
+    if (this.direct !== null) this.direct.read(chunk === null ? 0 : chunk.length);
     const inMsgs = conn.inMsgs;
     const inBytes = conn.inBytes;
     try {
@@ -572,6 +590,7 @@ export class Broker implements MeshHandler, ClientHost {
    */
   barrier(conn: ClientConn): boolean {
     const mesh = this.mesh;
+    if (this.direct !== null && this.direct.pending) this.direct.flush();
     mesh.flush();
     // A backed-up subscriber's messages waiting aside go out before its PONG.
     let pass = !this.ringPaused.has(conn) && !mesh.blockedSinceMark() && mesh.interestPublished() && !this.deferred.has(conn);
@@ -624,6 +643,7 @@ export class Broker implements MeshHandler, ClientHost {
       denyFilter: null,
       prefix: null,
       prefixView: null,
+      directIndex: -1,
     };
     if (isLiteral(subject)) {
       const prefix = Buffer.from(`${subject} ${sid}`, SUBJECT_ENCODING);
@@ -634,6 +654,7 @@ export class Broker implements MeshHandler, ClientHost {
     const count = (this.localAgg.get(key) ?? 0) + 1;
     this.localAgg.set(key, count);
     if (queue !== null || count === 1) this.publishInterest(subject, queue, queue === null ? 1 : count);
+    this.direct?.subscribed(sub);
     return sub;
   }
 
@@ -646,6 +667,27 @@ export class Broker implements MeshHandler, ClientHost {
     if (count <= 0) this.localAgg.delete(key);
     else this.localAgg.set(key, count);
     if (sub.queue !== null || count <= 0) this.publishInterest(sub.subject, sub.queue, Math.max(count, 0));
+    this.direct?.unsubscribed(sub);
+  }
+
+  /** Before an UNSUB with a max looks at what `sub` was delivered (direct.ts counts some elsewhere). */
+  settleSub(sub: Sub): void {
+    this.direct?.settle(sub);
+  }
+
+  /** `conn` got permissions (a reload): its subscribers take no direct deliveries from now on. */
+  noDirect(conn: ClientConn): void {
+    this.direct?.disable(conn);
+  }
+
+  /** Monitoring: what other workers delivered here directly, into the counters. */
+  foldDirect(): void {
+    this.direct?.foldAll();
+  }
+
+  /** MeshHandler: who on thread `t` takes direct deliveries for a subject. */
+  onDirect(t: number, rec: InterestRecord): void {
+    this.direct?.onDirect(t, rec);
   }
 
   private publishInterest(subject: string, queue: string | null, weight: number): void {
@@ -701,6 +743,7 @@ export class Broker implements MeshHandler, ClientHost {
         denyFilter: null,
         prefix: null,
         prefixView: null,
+        directIndex: -1,
       };
       this.sublist.insert(sub);
       this.remote.set(key, sub);
@@ -708,6 +751,7 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   private dropRemoteInterest(t: number): void {
+    this.direct?.dropThread(t);
     const prefix = `${t}\u0000`;
     for (const [key, sub] of this.remote) {
       if (key.startsWith(prefix)) {
@@ -745,7 +789,17 @@ export class Broker implements MeshHandler, ClientHost {
       this.routeCount = 0;
     }
     const key = Buffer.from(b.subarray(s, e));
-    r = { gen, hash: h, key, keyView: viewOf(key), next: this.routes.get(h) ?? null, local: EMPTY, remoteThreads: [], groups: [] };
+    r = {
+      gen,
+      hash: h,
+      key,
+      keyView: viewOf(key),
+      next: this.routes.get(h) ?? null,
+      local: EMPTY,
+      remoteThreads: [],
+      direct: [],
+      groups: [],
+    };
     this.routes.set(h, r);
     this.routeCount++;
     this.resolve(r, gen);
@@ -759,6 +813,14 @@ export class Broker implements MeshHandler, ClientHost {
     for (const s of m.psubs) {
       if (s.thread < 0) local.push(s);
       else threads.add(s.thread);
+    }
+    const direct: (DirectTarget[] | null)[] = [];
+    if (this.direct !== null) {
+      for (const t of threads) {
+        const patterns: string[] = [];
+        for (const s of m.psubs) if (s.thread === t) patterns.push(s.subject);
+        direct.push(this.direct.targetsFor(t, patterns));
+      }
     }
     const groups: Group[] = [];
     const gateway = this.gatewayThread;
@@ -789,6 +851,7 @@ export class Broker implements MeshHandler, ClientHost {
     }
     r.local = local.length > 0 ? local : EMPTY;
     r.remoteThreads = [...threads];
+    r.direct = direct;
     r.groups = groups;
     r.gen = gen;
   }
@@ -861,7 +924,7 @@ export class Broker implements MeshHandler, ClientHost {
     const groups = r.groups;
     if (groups.length === 0) {
       // No queue group: one plain record per thread with subscribers (the common crossing).
-      for (let i = 0; i < rt.length; i++) this.sendPlain(from, rt[i], m, r);
+      for (let i = 0; i < rt.length; i++) this.sendPlain(from, rt[i], m, r, i);
       return delivered || rt.length > 0;
     }
     const flags = this.targetFlags;
@@ -1055,7 +1118,11 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   /** One message to thread `t` for its plain subscribers (no queue group); `r` is its subject's route. */
-  private sendPlain(from: ClientConn, t: number, m: MsgView, r: Route): void {
+  private sendPlain(from: ClientConn, t: number, m: MsgView, r: Route, i: number): void {
+    if (this.direct !== null) {
+      const targets = r.direct[i];
+      if (targets !== null && this.direct.send(from, t, targets, m)) return;
+    }
     // Another client worker takes runs of one publisher's messages to one subject (record.ts).
     if (this.runTargets[t] === 1) this.records.plain(t, m, from.cid, r);
     else this.records.msg(t, m, FLAG_PLAIN, from.cid);
@@ -1076,6 +1143,10 @@ export class Broker implements MeshHandler, ClientHost {
 
   /** MeshHandler: one record from another thread: deliver to our local subscribers. */
   onRecord(from: number, d: Buffer, v: DataView, o: number, len: number): void {
+    if (d[o] === RecordKind.direct) {
+      this.direct?.onRecord(d, v, o, len);
+      return;
+    }
     const m = this.rec;
     readRecord(m, d, v, o);
     if (m.kind !== RecordKind.msg && m.kind !== RecordKind.run) {
@@ -1151,7 +1222,8 @@ export class Broker implements MeshHandler, ClientHost {
   // ------------------------------------------------------------ flushing
 
   flushAll(): void {
-    // Rings first: output written below (a PONG) must never overtake the records before it.
+    // Direct writes, then rings: output written below (a PONG) must never overtake what went before it.
+    if (this.direct !== null && this.direct.pending) this.direct.flush();
     this.mesh.flush();
     const dirty = this.dirty;
     const stats = this.stats;
@@ -1196,6 +1268,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (d === undefined) {
       d = new Deferred();
       this.deferred.set(c, d);
+      c.outputAside = true;
     }
     d.append(c.out, at, c.outPos);
     c.outPos = at;
@@ -1224,6 +1297,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (d === undefined) return;
     if (c.closed) {
       this.deferred.delete(c);
+      c.outputAside = false;
       return;
     }
     const room = this.opts.maxPending / 2;
@@ -1250,6 +1324,8 @@ export class Broker implements MeshHandler, ClientHost {
       return;
     }
     this.deferred.delete(c);
+    c.outputAside = false;
+    c.settleDirect();
     this.releaseRemoteStalls();
     this.flushAll();
     if (this.held.size > 0) this.releaseHeld();

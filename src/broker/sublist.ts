@@ -200,6 +200,11 @@ export class Sublist<T extends Interest> {
     return result;
   }
 
+  /** Routes cached on the generation must be resolved again (something they derive from changed). */
+  touch(): void {
+    this.generation++;
+  }
+
   private changed(pattern: string): void {
     this.generation++;
     if (this.cache.size === 0) return;

@@ -9,6 +9,7 @@
 //
 // Runs on the thread that owns the connection.
 
+import type { OwnedSlot } from '../threads/direct.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { goDuration, type Options, type TlsOptions } from '../config/options.ts';
@@ -155,6 +156,7 @@ class Slab {
         this.owner.recycle(this);
       }
       if (this.owner.stalled) this.owner.unstallBelowHalf();
+      if (this.owner.direct !== null) this.owner.settleDirect();
     };
   }
 }
@@ -254,6 +256,14 @@ export abstract class Conn {
   outBytes = 0;
   /** Socket writes not yet completed (the "chunks" of nats-server's write deadline line). */
   writesPending = 0;
+  /**
+   * While other workers may write this socket (broker/direct.ts): its slot. Every write of
+   * ours then holds the slot's lock, and the slot says whether output of ours is still
+   * unwritten (BUSY): a direct write must not overtake it.
+   */
+  direct: OwnedSlot | null = null;
+  /** Messages wait aside for this connection (Broker.defer): direct writes would overtake them. */
+  outputAside = false;
 
   constructor(kind: ConnKindCode, socket: Socket, cid: number, opts: Options) {
     this.kind = kind;
@@ -305,12 +315,13 @@ export abstract class Conn {
     }
     if (this.outPos + n > this.out.length) {
       let pending = this.outPos - this.outStart;
-      if (slab !== null && pending > 0 && (pending + n) * 2 > OUT_SLAB_MAX && this.segBytes === 0 && !this.closed) {
+      if (slab !== null && pending > 0 && (pending + n) * 2 > OUT_SLAB_MAX && this.segBytes === 0 && !this.closed && this.lockForWrite()) {
         // More than half a largest slab queued in this read: hand it to the socket now (one
         // more write, for at least half a MB) instead of copying it into a new, larger slab
         // that could never be reused: a route carrying small messages otherwise allocated,
         // faulted in and filled a fresh slab of over 1 MiB per drain pass.
         this.writeQueued(slab);
+        this.unlockAfterWrite();
         pending = 0;
       }
       // A connection that gets more than a slab per read gets bigger fresh slabs from now on.
@@ -389,26 +400,46 @@ export abstract class Conn {
       this.close(CloseReason.slowConsumerPendingBytes, false);
       return;
     }
-    if (this.segBytes > 0) {
-      this.flushSegments();
-      if (this.outPos === this.outStart) {
-        const writable = this.socket.writableLength;
-        if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
-        if (writable > this.opts.maxPending / 2) this.markStalled();
-        return;
+    // (A direct write cut short is being completed by this thread: ours wait for it.)
+    if (!this.lockForWrite()) return;
+    if (this.segBytes > 0) this.flushSegments();
+    if (this.outPos !== this.outStart) {
+      const slab = this.slab!;
+      this.writeQueued(slab);
+      if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
+        this.useSlab(this.slabBytes);
+        this.retire(slab);
+        this.outStart = 0;
+        this.outPos = 0;
       }
     }
-    const slab = this.slab!;
-    this.writeQueued(slab);
-    if (this.out.length - this.outPos < Math.min(OUT_MIN_ROOM, this.slabBytes >> 2)) {
-      this.useSlab(this.slabBytes);
-      this.retire(slab);
-      this.outStart = 0;
-      this.outPos = 0;
-    }
+    this.unlockAfterWrite();
     const writable = this.socket.writableLength;
     if (writable > WRITEV_MAX_BYTES && !this.chunkWrites) this.writeChunksOneByOne();
     if (writable > this.opts.maxPending / 2) this.markStalled();
+  }
+
+  /** Before a write of ours: false while another thread's direct write waits to be completed. */
+  private lockForWrite(): boolean {
+    const d = this.direct;
+    return d === null || d.lockForWrite();
+  }
+
+  private unlockAfterWrite(): void {
+    const d = this.direct;
+    if (d !== null) d.unlockAfterWrite(this.socket.writableLength > 0 || this.outputAside);
+  }
+
+  /** The rest of another thread's direct write that was cut short (broker/direct.ts), under the slot's lock. */
+  writeRest(bytes: Buffer): void {
+    this.queuedSinceTick += bytes.length;
+    this.socket.write(bytes);
+  }
+
+  /** Whether output of ours is still unwritten, told to the direct-delivery slot (a write completed, the sweep). */
+  settleDirect(): void {
+    const d = this.direct;
+    if (d !== null) d.settle(this.socket.writableLength > 0 || this.outputAside);
   }
 
   /** Hand the socket slab[outStart, outPos) (what was queued since the last write). */
@@ -712,6 +743,7 @@ export abstract class Conn {
     // blocks longer than write_deadline).
     const writable = this.socket.writableLength;
     if (this.stalled && writable <= this.opts.maxPending / 2) this.unstall();
+    if (this.direct !== null) this.settleDirect();
     if (this.queuedSinceTick === 0 && writable === 0 && this.outPos === this.outStart && this.segBytes === 0) {
       if (++this.idleTicks === IDLE_TICKS_RELEASE) this.releaseBuffers();
     } else {

@@ -42,6 +42,8 @@ export interface Sub extends Interest {
   /** `<subject> <sid>` for a literal subject (what every MSG to it starts with after the op). */
   readonly prefix: Buffer | null;
   readonly prefixView: DataView | null;
+  /** Its counter in its connection's direct-delivery slot (broker/direct.ts), or -1: it takes none. */
+  directIndex: number;
 }
 
 /** What a client connection needs from the worker that owns it (broker/broker.ts). */
@@ -64,6 +66,10 @@ export interface ClientHost {
   publish(from: ClientConn, m: MsgView): boolean;
   subscribe(conn: ClientConn, subject: string, queue: string | null, sid: string): Sub;
   unsubscribe(sub: Sub): void;
+  /** Before `sub.delivered` is looked at: it includes what other workers delivered directly. */
+  settleSub(sub: Sub): void;
+  /** `conn` got permissions: no direct deliveries for it from now on. */
+  noDirect(conn: ClientConn): void;
   /** Before a PING or UNSUB: false holds the input there (see Broker.barrier). */
   barrier(conn: ClientConn): boolean;
   /** An INFO owed to the client at its first PING, or null. */
@@ -89,6 +95,8 @@ export class ClientConn extends Conn implements ProtocolHandler {
   user = '';
   connectReceived = false;
   perms: Permissions | null = null;
+  /** Takes no direct deliveries (broker/direct.ts), for good. */
+  directOff = false;
   /** The nonce this connection's INFO carried (nkey users sign it); '' when none. */
   readonly nonce: string;
   readonly parseChunk = (b: Buffer): void => this.parser.parse(b);
@@ -307,6 +315,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     if (verdict !== true) {
       if (verdict.user !== this.user || !this.connectReceived) {
         this.perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
+        if (this.perms !== null) this.broker.noDirect(this);
         // nats-server drops its delivery deny filter with the permissions (RegisterUser).
         if (this.perms === null) for (const sub of this.subs.values()) sub.denyFilter = null;
       }
@@ -383,6 +392,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     this.user = verdict.user;
     const perms = verdict.permissions ? new Permissions(verdict.permissions) : null;
     this.perms = perms;
+    if (perms !== null) this.broker.noDirect(this);
     for (const sub of [...this.subs.values()]) {
       if (perms !== null && perms.hasSubscribe && !perms.canSubscribe(sub.subject, sub.queue)) {
         this.removeSub(sub);
@@ -524,6 +534,7 @@ export class ClientConn extends Conn implements ProtocolHandler {
     if (this.tracing) this.traceIn('UNSUB', shown(max > 0 ? `${sid} ${max}` : sid));
     const sub = this.subs.get(sid);
     if (sub !== undefined) {
+      if (max > 0) this.broker.settleSub(sub);
       if (max > 0 && max > sub.delivered) {
         sub.max = max;
       } else {

@@ -33,6 +33,7 @@ export function threadCounters(t: ThreadInfo): Record<string, unknown> {
     out_bytes: s.value(t.thread, Stat.outBytes),
     cross_sent: s.value(t.thread, Stat.crossSent),
     cross_received: s.value(t.thread, Stat.crossReceived),
+    direct_sent: s.value(t.thread, Stat.directSent),
     ring_backlog_bytes: t.ringBacklog,
     stalls: s.value(t.thread, Stat.stalls),
     ring_full: s.value(t.thread, Stat.ringFull),

@@ -28,6 +28,8 @@ export const Stat = {
   ringFull: 9,
   /** Registered routes (route thread only); a gauge. */
   routes: 10,
+  /** Messages written straight into subscribers' sockets on other workers (broker/direct.ts). */
+  directSent: 11,
 } as const;
 export type StatField = (typeof Stat)[keyof typeof Stat];
 
@@ -50,6 +52,7 @@ export class ThreadStats {
   crossReceived = 0;
   stalls = 0;
   ringFull = 0;
+  directSent = 0;
   private readonly slot: Float64Array | null;
   private readonly slowBase: number;
 
@@ -68,6 +71,7 @@ export class ThreadStats {
     this.crossReceived = s[Stat.crossReceived];
     this.stalls = s[Stat.stalls];
     this.ringFull = s[Stat.ringFull];
+    this.directSent = s[Stat.directSent];
     this.slowBase = s[Stat.slowConsumers];
   }
 
@@ -94,6 +98,7 @@ export class ThreadStats {
     s[Stat.stalls] = this.stalls;
     s[Stat.ringFull] = this.ringFull;
     s[Stat.routes] = routes;
+    s[Stat.directSent] = this.directSent;
   }
 }
 

@@ -31,7 +31,11 @@ const TAIL = 0;
 const POS = 1;
 const REC_HDR = 16;
 
-export const InterestOp = { set: 1, reset: 2 } as const;
+// direct (op 3): not interest but who on the writing thread takes direct deliveries for a
+// subject (broker/direct.ts): `queue` carries the encoded list of its subscriptions (null:
+// none, the thread's subscribers of that subject are reached through its inbox only) and
+// `weight` their number. The mesh hands them to onDirect, never to onInterest.
+export const InterestOp = { set: 1, reset: 2, direct: 3 } as const;
 
 export interface InterestRecord {
   op: number;

@@ -27,6 +27,8 @@ export interface MeshHandler {
   onInterest(from: number, rec: InterestRecord): void;
   /** An origin record (interest.ts) replayed from thread `from`'s log; without this hook, skipped. */
   onOriginInterest?(from: number, rec: InterestRecord): void;
+  /** A direct-delivery record (interest.ts, broker/direct.ts) replayed from thread `from`'s log; without this hook, skipped. */
+  onDirect?(from: number, rec: InterestRecord): void;
   /** Interest replayed for this pass, before any record of it is drained (announce it first). */
   afterInterest?(): void;
   /** The inbox is drained for now: write what the records produced. */
@@ -126,6 +128,13 @@ export class Mesh {
   pendingCopy: PendingCopy | null = null;
   /** Set by reserve() when the destination is backed up; the caller clears it. */
   full = false;
+  /**
+   * 1 for a thread whose subscribers got direct output in this read that is not written yet
+   * (broker/direct.ts): before a record for it is staged, onStage writes that output, so
+   * the record never overtakes it.
+   */
+  readonly directHeld: Uint8Array;
+  onStage: ((t: number) => void) | null = null;
   /** The number of the record reserve() staged last (counts from 1). */
   reserved = 0;
   /**
@@ -150,6 +159,7 @@ export class Mesh {
     this.outboxes = new Array<Inbox | null>(n).fill(null);
     this.staging = new Array<Staging | null>(n).fill(null);
     this.roomWanted = new Array<number>(n).fill(-1);
+    this.directHeld = new Uint8Array(n);
     this.logs = new Array<InterestLog | null>(n).fill(null);
     this.doorbells = new Array<Doorbell | null>(n).fill(null);
     for (let t = 0; t < n; t++) this.readerLive.push(true);
@@ -196,6 +206,7 @@ export class Mesh {
    * already wait for space: the caller should stop reading whatever produced it.
    */
   reserve(t: number, bytes: number): number {
+    if (this.directHeld[t] !== 0) this.onStage!(t);
     this.addPending(); // frames a writer kept aside come before this record
     let st = this.staging[t];
     if (st === null) st = this.staging[t] = new Staging(Math.max(STAGE_MIN, bytes + 4));
@@ -301,10 +312,29 @@ export class Mesh {
     return this.backlogCount > 0;
   }
 
+  /**
+   * Nothing of ours for thread `t` is staged, waiting for room or unhandled in its inbox: a
+   * message written to one of its subscribers' sockets from here now cannot overtake one we
+   * sent it before (broker/direct.ts).
+   */
+  quiet(t: number): boolean {
+    const st = this.staging[t];
+    if (st !== null && (st.end !== st.start || st.backlogged)) return false;
+    const box = this.outboxes[t];
+    return box === null || box.handled();
+  }
+
   /** Append an interest change (absolute weight; 0 removes) to our log; `routeWeight`: see interest.ts. */
   publishInterest(subject: string, queue: string | null, weight: number, routeWeight = -1, origin: string | null = null): void {
     if (this.threads === 1) return;
     this.ownLog.append(InterestOp.set, subject, queue, weight, routeWeight, origin);
+    this.interestDirty = true;
+  }
+
+  /** Tell the other threads who here takes direct deliveries for `subject` (interest.ts: op direct; null: nobody). */
+  publishDirect(subject: string, targets: string | null, count: number): void {
+    if (this.threads === 1) return;
+    this.ownLog.append(InterestOp.direct, subject, targets, count);
     this.interestDirty = true;
   }
 
@@ -555,7 +585,8 @@ export class Mesh {
       const lg = this.logOf(t);
       if (!lg.hasNew(this.thread)) continue;
       lg.read(this.thread, (rec) => {
-        if (rec.origin === undefined) h.onInterest(t, rec);
+        if (rec.op === InterestOp.direct) h.onDirect?.(t, rec);
+        else if (rec.origin === undefined) h.onInterest(t, rec);
         else h.onOriginInterest?.(t, rec);
       });
     }
@@ -650,6 +681,7 @@ export class Mesh {
     }
     h.afterDrain();
     this.flush();
+    this.inbox.markDone();
     return taken > 0;
   }
 

@@ -35,6 +35,12 @@ export const RecordKind = {
   stall: 2,
   /** A msg record (plain, no groups, no reply) followed by more messages to its subject (see above). */
   run: 3,
+  /**
+   * MSG frames a publisher meant to write into a subscriber's socket itself and could not (all
+   * or, with flag DIRECT_SPILL, the rest of them): broker/direct.ts. Its own layout:
+   * [kind u8][flags u8][0 u16][cid u32][slot u32][gen i32][frames...].
+   */
+  direct: 4,
 } as const;
 
 /** `PUB ` (little-endian): a run's frame as the client sent it. */

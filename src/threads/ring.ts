@@ -22,6 +22,8 @@ import { put } from '../protocol/bytes.ts';
 /** Int32 words of a ring's header: the consumer's cursor and the reservation cursor on their
  * own cache lines, then the waiter flag and bitmap. */
 const HEAD = 0;
+/** Where the consumer's output for what it took is written (see markDone): HEAD's cache line. */
+const DONE = 8;
 const RESERVE = 16;
 const ANY_WAITER = 32;
 const WAITERS = 33;
@@ -59,6 +61,8 @@ export class Inbox {
   readonly view: DataView;
   /** Consumer-local copy of HEAD (only the consumer moves it). */
   private head: number;
+  /** Producer side: where this producer's last block in this ring ends. */
+  lastEnd = 0;
 
   /** The inbox at `offset` of `sab` (see inboxBytes). */
   constructor(sab: SharedArrayBuffer, offset: number, capacity: number, producers: number) {
@@ -102,6 +106,7 @@ export class Inbox {
       }
       if (Atomics.compareExchange(hdr, RESERVE, res | 0, (res + pad + total) | 0) === (res | 0)) break;
     }
+    this.lastEnd = (res + pad + total) | 0;
     if (pad > 0) {
       Atomics.store(this.state, off >>> SLOT_SHIFT, pad | PAD);
       off = 0;
@@ -202,6 +207,20 @@ export class Inbox {
       Atomics.store(this.hdr, HEAD, head | 0);
     }
     return (head - start) >>> 0;
+  }
+
+  /**
+   * Consumer: everything taken so far has been handled and its output handed to the sockets
+   * (or queued where the sockets' owners see it). A producer compares its lastEnd with it
+   * (handled()) before it writes a subscriber's socket itself (broker/direct.ts).
+   */
+  markDone(): void {
+    Atomics.store(this.hdr, DONE, this.head | 0);
+  }
+
+  /** Producer: has the consumer handled every block this producer put in? */
+  handled(): boolean {
+    return ((Atomics.load(this.hdr, DONE) - this.lastEnd) | 0) >= 0;
   }
 
   /** Producers waiting for space, cleared: fn(producer) for each. */

@@ -15,6 +15,7 @@
 import { Inbox, inboxBytes } from './ring.ts';
 import { InterestLog, interestLogBytes } from './interest.ts';
 import { ThreadRole, type ThreadRoleCode } from './roles.ts';
+import { directTableBytes } from './direct.ts';
 
 export interface SharedLayout {
   threads: number;
@@ -43,6 +44,8 @@ export interface SharedLayout {
   counters: SharedArrayBuffer;
   /** One Int32: the last connection id handed out. Clients (cid) and routes (rid) share it, as in nats-server. */
   ids: SharedArrayBuffer;
+  /** The client workers' direct-delivery slots (direct.ts). */
+  direct: SharedArrayBuffer;
 }
 
 /** Most threads one layout takes (workers plus the route, gateway and leaf threads). */
@@ -122,6 +125,7 @@ export function createLayout(workers: number, maxControlLine: number, peers: Pee
     alive: new SharedArrayBuffer(threads * 4),
     counters: new SharedArrayBuffer(threads * 4),
     ids: new SharedArrayBuffer(4),
+    direct: new SharedArrayBuffer(directTableBytes(workers)),
   };
   // Every thread reads every other thread's log from the start.
   for (let t = 0; t < threads; t++) {

@@ -1,0 +1,524 @@
+// Direct delivery: the worker that reads a PUB writes the MSG frames for subscribers on other
+// workers straight into their sockets, as nats-server's publishing goroutine writes its
+// subscribers' sockets itself. Through the subscriber's inbox, a read of a few messages costs
+// a wake-up of the subscriber's worker (an eventfd write, an epoll return and read, another
+// event-loop turn: on a 2-core VM as much CPU as the whole one-worker path). Written
+// directly, a stream across workers costs what it costs on one.
+//
+// Owner side (the subscriber's worker): a client connection on a plain TCP socket, without
+// permissions or tracing, takes a slot in the shared table (threads/direct.ts) at its first
+// plain subscription, and each plain subscription without a max gets a counter index (16 at
+// most). For each subject it has plain subscribers of, the worker logs (interest.ts, op
+// direct) the list of them (slot, index, gen, sid) when all of them take direct deliveries,
+// or that none do. A subscription that leaves, gets a max or stops qualifying bumps its
+// connection's gen (stale lists fail the check below) and its connection's lists are logged
+// again. Every write of the owner's to such a socket holds the slot's lock and leaves BUSY set
+// while anything of the owner's is unwritten.
+//
+// Publisher side: a plain message (PUB, no headers) to a thread whose every matching
+// subscription is in such lists goes to per-slot batches instead of the thread's inbox, if
+// nothing of ours for that thread is staged or unhandled (Mesh.quiet) and each slot is open,
+// not BUSY and of the listed gen. At the end of the read (or before anything else is staged
+// for that thread, so nothing overtakes them) each batch is written with one write(2) under
+// the slot's lock after the same checks. Whatever is not written goes to the owner through its
+// inbox as a direct record: all of it (the owner delivers each frame whose sid is still
+// subscribed), or, after a write cut short, the rest (SPILL: nobody writes the socket until
+// the owner has written it). So per-publisher order holds (a message never overtakes one of
+// the same publisher still on its way through the inbox), nothing is delivered to a
+// subscription after its UNSUB was handled (the gen), and nothing is written to a socket that
+// closed (the slot is closed under its lock before the socket is: our close, or Node's).
+
+import { writeSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import type { ClientConn, Sub } from '../conn/client.ts';
+import type { Mesh } from '../threads/mesh.ts';
+import type { MsgView } from '../protocol/msg-view.ts';
+import type { InterestRecord } from '../threads/interest.ts';
+import { RecordKind } from '../threads/record.ts';
+import {
+  BUSY,
+  DIRECT_SLOTS,
+  DIRECT_SUBS,
+  DirectTable,
+  OPEN,
+  OwnedSlot,
+  SPILL,
+  decodeTargets,
+  encodeTargets,
+  type DirectTarget,
+} from '../threads/direct.ts';
+
+/** Subscriptions of one subject on one worker that may take direct deliveries (more: through the inbox). */
+const LIST_MAX = 8;
+/**
+ * A batch's bytes: what a read writes to one subscriber directly at most. A larger read (a
+ * saturated stream) sends the rest through the inbox, so both workers share the work.
+ */
+const BATCH_BYTES = 16 * 1024;
+/** Tries for a slot's lock before the batch goes through the inbox instead. */
+const LOCK_TRIES = 64;
+const RAW_HDR = 16;
+const DIRECT_SPILL = 1;
+/** Off for A/B runs: SKEIN_DIRECT=0. */
+const ENABLED = process.env.SKEIN_DIRECT !== '0';
+
+const EMPTY: Buffer = Buffer.alloc(0);
+/** Batch buffers kept for reuse (a read writes to few subscribers; their buffers go back after it). */
+const POOL_MAX = 64;
+
+/** The frames for one slot in the read being handled. */
+class Batch {
+  readonly b: number;
+  readonly t: number;
+  readonly slot: number;
+  gen = 0;
+  cid = 0;
+  /** From the pool while active. */
+  buf: Buffer = EMPTY;
+  n = 0;
+  msgs = 0;
+  bytes = 0;
+  readonly perSub = new Int32Array(DIRECT_SUBS);
+  active = false;
+
+  constructor(b: number, t: number, slot: number) {
+    this.b = b;
+    this.t = t;
+    this.slot = slot;
+  }
+
+  reset(): void {
+    this.n = 0;
+    this.msgs = 0;
+    this.bytes = 0;
+    this.perSub.fill(0);
+  }
+}
+
+export interface DirectHost {
+  /** Output was queued for `conn` (it is written at the end of the batch). */
+  markDirty(conn: ClientConn): void;
+  /** Cached routes must be resolved again (a direct list changed). */
+  routesChanged(): void;
+  /** Messages written to other workers' subscribers, for this thread's totals. */
+  countOut(msgs: number, bytes: number): void;
+}
+
+export class DirectDelivery {
+  private readonly table: DirectTable;
+  private readonly thread: number;
+  private readonly workers: number;
+  private readonly mesh: Mesh;
+  private readonly host: DirectHost;
+
+  // Owner side.
+  /** Local plain subscriptions by subject. */
+  private readonly plain = new Map<string, Set<Sub>>();
+  /** What was last logged per subject (absent: nothing, or none). */
+  private readonly announced = new Map<string, string>();
+  private readonly slotConns: (ClientConn | null)[] = new Array<ClientConn | null>(DIRECT_SLOTS).fill(null);
+  private readonly freeSlots: number[] = [];
+
+  // Publisher side.
+  private readonly lists = new Map<string, DirectTarget[]>();
+  private readonly batches = new Map<number, Batch>();
+  private readonly active: Batch[] = [];
+  private readonly heldThreads: number[] = [];
+  private readonly pool: Buffer[] = [];
+  /** The read being handled is small enough (see read). */
+  private allowed = true;
+
+  static create(mesh: Mesh, thread: number, workers: number, sab: SharedArrayBuffer, host: DirectHost): DirectDelivery | null {
+    if (!ENABLED || workers < 2 || thread >= workers) return null;
+    return new DirectDelivery(mesh, thread, workers, sab, host);
+  }
+
+  private constructor(mesh: Mesh, thread: number, workers: number, sab: SharedArrayBuffer, host: DirectHost) {
+    this.table = new DirectTable(sab);
+    this.thread = thread;
+    this.workers = workers;
+    this.mesh = mesh;
+    this.host = host;
+    for (let s = DIRECT_SLOTS - 1; s >= 0; s--) this.freeSlots.push(s);
+    mesh.onStage = (t) => this.release(t);
+  }
+
+  // ------------------------------------------------------------ owner side
+
+  /** A local subscription was added. */
+  subscribed(sub: Sub): void {
+    if (sub.queue !== null) return;
+    const set = this.plain.get(sub.subject);
+    if (set === undefined) this.plain.set(sub.subject, new Set([sub]));
+    else set.add(sub);
+    const c = sub.conn!;
+    const os = sub.max === 0 && sub.denyFilter === null ? this.slotOf(c) : null;
+    if (os !== null) {
+      const idx = os.freeIndex();
+      if (idx >= 0) {
+        sub.directIndex = idx;
+        os.subs[idx] = sub;
+      }
+    }
+    this.announce(sub.subject);
+  }
+
+  /** A local subscription was removed. */
+  unsubscribed(sub: Sub): void {
+    if (sub.queue !== null) return;
+    const set = this.plain.get(sub.subject);
+    if (set !== undefined && set.delete(sub) && set.size === 0) this.plain.delete(sub.subject);
+    if (sub.directIndex >= 0) this.detach(sub);
+    this.announce(sub.subject);
+  }
+
+  /** Before `sub.delivered` is looked at (an UNSUB with a max): count what was delivered directly, and stop. */
+  settle(sub: Sub): void {
+    if (sub.directIndex < 0) return;
+    this.detach(sub);
+    this.announce(sub.subject);
+  }
+
+  /** The connection no longer qualifies (permissions, tracing): no direct deliveries for it from now on. */
+  disable(c: ClientConn): void {
+    c.directOff = true;
+    const os = c.direct;
+    if (os === null) return;
+    os.gen = this.table.bump(os.b);
+    const subjects: string[] = [];
+    for (let i = 0; i < DIRECT_SUBS; i++) {
+      const s = os.subs[i] as Sub | null;
+      if (s === null) continue;
+      s.delivered += this.table.takeSub(os.b, i);
+      s.directIndex = -1;
+      os.subs[i] = null;
+      subjects.push(s.subject);
+    }
+    for (const subject of subjects) this.announce(subject);
+  }
+
+  /** The connection is closing: before its socket is. */
+  closed(c: ClientConn): void {
+    const os = c.direct;
+    if (os === null) return;
+    os.close();
+    this.fold(c);
+    for (let i = 0; i < DIRECT_SUBS; i++) {
+      const s = os.subs[i] as Sub | null;
+      if (s !== null) s.directIndex = -1;
+    }
+    c.direct = null;
+    this.slotConns[os.slot] = null;
+    this.freeSlots.push(os.slot);
+  }
+
+  /** Take what publishers delivered into the connection's and its subscriptions' counters. */
+  fold(c: ClientConn): void {
+    const os = c.direct;
+    if (os === null) return;
+    const t = this.table;
+    const msgs = t.takeMsgs(os.b);
+    if (msgs !== 0) {
+      const bytes = t.takeBytes(os.b);
+      // (The publishers' threads counted them in their own totals already.)
+      c.outMsgs += msgs;
+      c.outMsgsCounted += msgs;
+      c.outBytes += bytes;
+      c.outBytesCounted += bytes;
+    }
+    for (let i = 0; i < DIRECT_SUBS; i++) {
+      const s = os.subs[i] as Sub | null;
+      if (s !== null) s.delivered += t.takeSub(os.b, i);
+    }
+  }
+
+  /** fold() for every connection with a slot (monitoring, the sweep). */
+  foldAll(): void {
+    for (const c of this.slotConns) if (c !== null) this.fold(c);
+  }
+
+  private eligible(c: ClientConn): boolean {
+    if (c.directOff || c.perms !== null || c.tracing || c.closing) return false;
+    const s = c.socket as Socket & { encrypted?: boolean; _handle?: { fd?: number } | null };
+    const fd = s.encrypted === true ? -1 : (s._handle?.fd ?? -1);
+    return typeof fd === 'number' && fd >= 0;
+  }
+
+  private slotOf(c: ClientConn): OwnedSlot | null {
+    if (c.directOff) return null;
+    if (c.direct !== null) return c.direct;
+    if (!this.eligible(c)) return null;
+    const slot = this.freeSlots.pop();
+    if (slot === undefined) {
+      c.directOff = true;
+      return null;
+    }
+    const s = c.socket as Socket & { _handle: { fd: number; close: (cb?: () => void) => unknown } };
+    const h = s._handle;
+    const b = this.table.base(this.thread, slot);
+    const os = new OwnedSlot(this.table, b, slot, this.table.open(b, h.fd));
+    // Node closes the socket by itself too (a read error, the peer's FIN): the slot first.
+    const close = h.close;
+    h.close = function (this: unknown, cb?: () => void) {
+      os.close();
+      return close.call(this, cb);
+    };
+    c.direct = os;
+    this.slotConns[slot] = c;
+    return os;
+  }
+
+  /** `sub` stops taking direct deliveries: its connection's lists become stale and are logged again. */
+  private detach(sub: Sub): void {
+    const c = sub.conn!;
+    const os = c.direct;
+    const idx = sub.directIndex;
+    sub.directIndex = -1;
+    if (os === null) return;
+    os.gen = this.table.bump(os.b);
+    sub.delivered += this.table.takeSub(os.b, idx);
+    os.subs[idx] = null;
+    for (let i = 0; i < DIRECT_SUBS; i++) {
+      const s = os.subs[i];
+      if (s !== null) this.announce(s.subject);
+    }
+  }
+
+  /** Log who takes `subject` directly here, if that changed. */
+  private announce(subject: string): void {
+    const list = this.plain.get(subject);
+    let enc: string | null = null;
+    if (list !== undefined && list.size <= LIST_MAX) {
+      const entries: { slot: number; idx: number; gen: number; sid: string }[] = [];
+      for (const s of list) {
+        const os = s.conn!.direct;
+        if (s.directIndex < 0 || os === null || os.closed) {
+          entries.length = 0;
+          break;
+        }
+        entries.push({ slot: os.slot, idx: s.directIndex, gen: os.gen, sid: s.sid });
+      }
+      if (entries.length > 0) enc = encodeTargets(entries);
+      if (enc !== null && !this.mesh.interestFits(subject.length, enc.length)) enc = null;
+    }
+    const prev = this.announced.get(subject) ?? null;
+    if (prev === enc) return;
+    if (enc === null) this.announced.delete(subject);
+    else this.announced.set(subject, enc);
+    this.mesh.publishDirect(subject, enc, list?.size ?? 0);
+  }
+
+  /** A direct record: deliver what a publisher could not write. */
+  onRecord(d: Buffer, v: DataView, o: number, len: number): void {
+    const flags = d[o + 1];
+    const slot = v.getUint32(o + 8, true);
+    const gen = v.getInt32(o + 12, true);
+    const c = slot < DIRECT_SLOTS ? this.slotConns[slot] : null;
+    const os = c?.direct ?? null;
+    // Gone, or a record for the connection that had the slot before it.
+    if (c === null || os === null || os.closed || c.closed || ((gen - os.openGen) | 0) < 0) return;
+    let p = o + RAW_HDR;
+    const end = o + len;
+    if ((flags & DIRECT_SPILL) !== 0) {
+      // The rest of a cut-short write (its publisher counted it): it goes first, whole.
+      const t = this.table;
+      os.lockForRest();
+      t.setState(os.b, t.state(os.b) & ~SPILL);
+      c.writeRest(Buffer.from(d.subarray(p, end)));
+      os.unlockAfterWrite(c.socket.writableLength > 0 || c.outputAside);
+      this.host.markDirty(c); // what was queued meanwhile
+      return;
+    }
+    // Frame by frame, `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n`: a subscription
+    // may have left since (its sid is gone), or have got a max.
+    while (p < end) {
+      const cr = d.indexOf(13, p);
+      if (cr < 0 || cr >= end) return;
+      const sidStart = d.indexOf(32, p + 4) + 1;
+      const sidEnd = d.indexOf(32, sidStart);
+      let k = cr;
+      while (d[k - 1] !== 32) k--;
+      let size = 0;
+      for (; k < cr; k++) size = size * 10 + d[k] - 48;
+      const frameEnd = cr + 2 + size + 2;
+      const sub = c.subs.get(d.toString('latin1', sidStart, sidEnd));
+      if (sub !== undefined && !sub.removed && sub.queue === null) {
+        const n = frameEnd - p;
+        const out = c.reserve(n);
+        d.copy(out, c.outPos, p, frameEnd);
+        c.outPos += n;
+        c.outMsgs++;
+        c.outBytes += size;
+        if (++sub.delivered === sub.max) c.removeSub(sub);
+      }
+      p = frameEnd;
+    }
+  }
+
+  // -------------------------------------------------------- publisher side
+
+  /** A direct record logged by thread `t` (see announce). */
+  onDirect(t: number, rec: InterestRecord): void {
+    const key = `${t}\u0000${rec.subject}`;
+    if (rec.queue === null || t >= this.workers) this.lists.delete(key);
+    else this.lists.set(key, decodeTargets(this.table, t, rec.queue));
+    this.host.routesChanged();
+  }
+
+  /** Thread `t`'s interest was reset (it died): none of its lists hold. */
+  dropThread(t: number): void {
+    const prefix = `${t}\u0000`;
+    for (const key of this.lists.keys()) if (key.startsWith(prefix)) this.lists.delete(key);
+  }
+
+  /**
+   * For a route: per thread of `threads`, the direct targets of every subscription it has that
+   * matches (`patterns[i]`: the subjects its matching interest is under), or null.
+   */
+  targetsFor(t: number, patterns: string[]): DirectTarget[] | null {
+    if (t >= this.workers || patterns.length === 0) return null;
+    let out: DirectTarget[] | null = null;
+    for (const p of patterns) {
+      const l = this.lists.get(`${t}\u0000${p}`);
+      if (l === undefined) return null;
+      out = out === null ? l : out.concat(l);
+    }
+    return out;
+  }
+
+  /**
+   * A read of `bytes` is about to be handled. Only a small one is written directly: a larger
+   * one (a saturated stream) goes through the inbox, where the subscriber's worker shares the
+   * work instead of waiting (measured: writing the first 16 KiB of each read directly cost a
+   * saturated 16 B stream across two workers 8-10% more CPU per message).
+   */
+  read(bytes: number): void {
+    this.allowed = bytes <= BATCH_BYTES;
+  }
+
+  /** Take `m` for thread `t`'s subscribers `list` directly; false: send it through the inbox. */
+  send(from: ClientConn, t: number, list: DirectTarget[], m: MsgView): boolean {
+    if (!this.allowed || m.hdr >= 0 || m.ts < 0) return false;
+    // A reply that gateways map is stripped by the receiving worker (Broker.onRecord).
+    if (m.rs >= 0 && m.sb[m.rs] === 95 && m.re - m.rs > 4 && m.sb[m.rs + 1] === 71 && m.sb[m.rs + 2] === 82) return false;
+    const mesh = this.mesh;
+    if (mesh.directHeld[t] === 0 && (!mesh.quiet(t) || !mesh.isAlive(t))) return false;
+    const tb = this.table;
+    const subjLen = m.se - m.ss;
+    const tailLen = m.te - m.ts;
+    for (let k = 0; k < list.length; k++) {
+      const e = list[k];
+      if ((tb.state(e.b) & (OPEN | BUSY | SPILL)) !== OPEN || tb.gen(e.b) !== e.gen) return false;
+      const need = 5 + subjLen + e.sid.length + tailLen;
+      if (need > BATCH_BYTES) return false;
+      const bt = this.batches.get(e.b);
+      if (bt !== undefined && bt.active && (bt.gen !== e.gen || bt.n + need > bt.buf.length)) {
+        // Full, or for another gen: what it holds goes first, and this one through the inbox.
+        this.release(t);
+        return false;
+      }
+    }
+    for (let k = 0; k < list.length; k++) {
+      const e = list[k];
+      let bt = this.batches.get(e.b);
+      if (bt === undefined) this.batches.set(e.b, (bt = new Batch(e.b, t, e.slot)));
+      if (!bt.active) {
+        bt.active = true;
+        bt.gen = e.gen;
+        bt.buf = this.pool.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
+        this.active.push(bt);
+      }
+      bt.cid = from.cid;
+      const buf = bt.buf;
+      let o = bt.n;
+      buf[o] = 77; // "MSG "
+      buf[o + 1] = 83;
+      buf[o + 2] = 71;
+      buf[o + 3] = 32;
+      o += 4;
+      o += m.sb.copy(buf, o, m.ss, m.se);
+      buf[o++] = 32;
+      o += e.sid.copy(buf, o);
+      o += m.tb.copy(buf, o, m.ts, m.te);
+      bt.n = o;
+      bt.msgs++;
+      bt.bytes += m.pe - m.ps;
+      bt.perSub[e.idx]++;
+    }
+    if (mesh.directHeld[t] === 0) {
+      mesh.directHeld[t] = 1;
+      this.heldThreads.push(t);
+    }
+    return true;
+  }
+
+  /** Write thread `t`'s batches now (something else is about to be staged for it, or the read ends). */
+  release(t: number): void {
+    this.mesh.directHeld[t] = 0;
+    const active = this.active;
+    let keep = 0;
+    for (let i = 0; i < active.length; i++) {
+      const bt = active[i];
+      if (bt.t === t) this.write(bt);
+      else active[keep++] = bt;
+    }
+    active.length = keep;
+  }
+
+  /** The end of a read: write every batch. */
+  flush(): void {
+    const held = this.heldThreads;
+    for (let i = 0; i < held.length; i++) if (this.mesh.directHeld[held[i]] !== 0) this.release(held[i]);
+    held.length = 0;
+  }
+
+  get pending(): boolean {
+    return this.heldThreads.length > 0;
+  }
+
+  private write(bt: Batch): void {
+    bt.active = false;
+    const tb = this.table;
+    const b = bt.b;
+    let wrote = 0;
+    let locked = false;
+    for (let k = 0; k < LOCK_TRIES && !(locked = tb.tryLock(b)); k++);
+    if (locked) {
+      if ((tb.state(b) & (OPEN | BUSY | SPILL)) === OPEN && tb.gen(b) === bt.gen) {
+        try {
+          wrote = writeSync(tb.fd(b), bt.buf, 0, bt.n);
+        } catch {
+          wrote = 0; // EAGAIN (the socket is full), or it is failing: the owner finds out
+        }
+        if (wrote > 0) {
+          if (wrote < bt.n) tb.setState(b, tb.state(b) | SPILL);
+          tb.count(b, bt.msgs, bt.bytes, bt.perSub);
+        }
+      }
+      tb.unlock(b);
+    }
+    if (wrote > 0) this.host.countOut(bt.msgs, bt.bytes);
+    if (wrote < bt.n) this.stageRecord(bt, wrote);
+    bt.reset();
+    if (this.pool.length < POOL_MAX) this.pool.push(bt.buf);
+    bt.buf = EMPTY;
+  }
+
+  /** What a batch could not write goes to the owner through its inbox (from `from` on; from > 0: the rest of a cut-short write). */
+  private stageRecord(bt: Batch, from: number): void {
+    const mesh = this.mesh;
+    const bytes = bt.n - from;
+    const o = mesh.reserve(bt.t, RAW_HDR + bytes);
+    const d = mesh.dst;
+    const v = mesh.dstView;
+    d[o] = RecordKind.direct;
+    d[o + 1] = from > 0 ? DIRECT_SPILL : 0;
+    v.setUint16(o + 2, 0, true);
+    v.setUint32(o + 4, bt.cid, true);
+    v.setUint32(o + 8, bt.slot, true);
+    v.setInt32(o + 12, bt.gen, true);
+    bt.buf.copy(d, o + RAW_HDR, from, bt.n);
+    // (A backed-up inbox: the publisher's next message through it pauses it.)
+    mesh.full = false;
+  }
+}
