@@ -5,8 +5,8 @@
 // UNSUB was answered, UNSUB max counting what was delivered, a subscriber that stops reading
 // getting everything intact, and the counters. They pass against nats-server 2.9.10 too.
 
-import test from 'ava';
-import { useServer, testImpl } from './helpers/server.ts';
+import test, { type ExecutionContext } from 'ava';
+import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
 import { rawSession, type RawClient } from './helpers/raw.ts';
 import { monitorPort, getJson } from './helpers/monitor.ts';
 
@@ -50,11 +50,25 @@ function frames(text: string): { subject: string; sid: string; payload: string }
   return out;
 }
 
-/** Subscriber first (worker 0), then publisher (worker 1). */
-async function pair(port: number): Promise<{ sub: RawClient; pub: RawClient }> {
-  const { c: sub } = await rawSession(port);
-  const { c: pub } = await rawSession(port);
-  return { sub, pub };
+/**
+ * A server with a subscriber (worker 0) that has sent `subs` and had its PONG, and a publisher
+ * (worker 1); all stopped at the end of the test. `opened` takes more connections to close.
+ */
+async function setup(
+  t: ExecutionContext,
+  subs: string,
+): Promise<{ srv: ServerHandle; mon: number; sub: RawClient; pub: RawClient; opened: RawClient[] }> {
+  const srv = await useServer(t, start);
+  const mon = await monitorPort(srv);
+  const { c: sub } = await rawSession(srv.port);
+  const { c: pub } = await rawSession(srv.port);
+  const opened = [sub, pub];
+  t.teardown(() => {
+    for (const c of opened) c.close();
+  });
+  sub.send(subs);
+  await sub.ping();
+  return { srv, mon, sub, pub, opened };
 }
 
 async function directSent(mon: number): Promise<number> {
@@ -64,15 +78,7 @@ async function directSent(mon: number): Promise<number> {
 
 test('a few messages per read to a subscriber on another worker arrive once each and in order', async (t) => {
   t.timeout(90_000);
-  const srv = await useServer(t, start);
-  const mon = await monitorPort(srv);
-  const { sub, pub } = await pair(srv.port);
-  t.teardown(() => {
-    sub.close();
-    pub.close();
-  });
-  sub.send('SUB few 1\r\n');
-  await sub.ping();
+  const { mon, sub, pub } = await setup(t, 'SUB few 1\r\n');
   const batches = 200;
   for (let b = 0; b < batches; b++) {
     let chunk = '';
@@ -99,15 +105,8 @@ test('a few messages per read to a subscriber on another worker arrive once each
 
 test('after UNSUB is answered, nothing more arrives for that sid while a publisher on another worker goes on', async (t) => {
   t.timeout(90_000);
-  const srv = await useServer(t, start);
-  const { sub, pub } = await pair(srv.port);
-  t.teardown(() => {
-    sub.close();
-    pub.close();
-  });
   // Two subscriptions to one subject: the subject stays subscribed on that worker after the UNSUB.
-  sub.send('SUB same 1\r\nSUB same 2\r\n');
-  await sub.ping();
+  const { sub, pub } = await setup(t, 'SUB same 1\r\nSUB same 2\r\n');
   let stop = false;
   let sent = 0;
   const publishing = (async () => {
@@ -141,14 +140,7 @@ for (const [max, expected] of [
 ] as const) {
   test(`UNSUB with max ${max} after 10 messages from another worker: ${expected} in all`, async (t) => {
     t.timeout(90_000);
-    const srv = await useServer(t, start);
-    const { sub, pub } = await pair(srv.port);
-    t.teardown(() => {
-      sub.close();
-      pub.close();
-    });
-    sub.send('SUB counted 1\r\n');
-    await sub.ping();
+    const { sub, pub } = await setup(t, 'SUB counted 1\r\n');
     for (let i = 0; i < 10; i++) {
       pub.send(`PUB counted 1\r\n${i % 10}\r\n`);
       await waitFor(() => frames(sub.data()).length >= i + 1, 10_000, `message ${i}`);
@@ -167,14 +159,7 @@ for (const [max, expected] of [
 
 test('a subscriber on another worker that stops reading gets every message intact and in order once it reads again', async (t) => {
   t.timeout(120_000);
-  const srv = await useServer(t, start);
-  const { sub, pub } = await pair(srv.port);
-  t.teardown(() => {
-    sub.close();
-    pub.close();
-  });
-  sub.send('SUB slow 1\r\n');
-  await sub.ping();
+  const { sub, pub } = await setup(t, 'SUB slow 1\r\n');
   sub.socket.pause();
   const total = 8000;
   const payload = 'x'.repeat(1000);
@@ -201,15 +186,7 @@ test('a subscriber on another worker that stops reading gets every message intac
 
 test('/connz counts the messages a subscriber on another worker was sent, as nats-server does', async (t) => {
   t.timeout(90_000);
-  const srv = await useServer(t, start);
-  const mon = await monitorPort(srv);
-  const { sub, pub } = await pair(srv.port);
-  t.teardown(() => {
-    sub.close();
-    pub.close();
-  });
-  sub.send('SUB counted 7\r\n');
-  await sub.ping();
+  const { mon, sub, pub } = await setup(t, 'SUB counted 7\r\n');
   for (let i = 0; i < 50; i++) {
     pub.send(`PUB counted 3\r\nabc\r\n`);
     await waitFor(() => frames(sub.data()).length >= i + 1, 10_000, `message ${i}`);
@@ -226,16 +203,7 @@ test('/connz counts the messages a subscriber on another worker was sent, as nat
 
 test('subscribers on the other worker coming and going while a publisher writes to them: nobody gets a frame not meant for it', async (t) => {
   t.timeout(120_000);
-  const srv = await useServer(t, start);
-  const { sub, pub } = await pair(srv.port);
-  const opened: RawClient[] = [];
-  t.teardown(() => {
-    sub.close();
-    pub.close();
-    for (const c of opened) c.close();
-  });
-  sub.send('SUB churn 1\r\n');
-  await sub.ping();
+  const { srv, sub, pub, opened } = await setup(t, 'SUB churn 1\r\n');
   let stop = false;
   let n = 0;
   const publishing = (async () => {
