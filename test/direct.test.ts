@@ -242,3 +242,43 @@ test('subscribers on the other worker coming and going while a publisher writes 
     'the steady subscriber got every message once, in order',
   );
 });
+
+test('a queue group with members on both workers gets each message exactly once, while a member leaves midway', async (t) => {
+  t.timeout(120_000);
+  // Connections alternate between the workers: m1 (setup's subscriber) and m2 on worker 0,
+  // the publisher and m3 on worker 1.
+  const { srv, mon, sub: m1, pub, opened } = await setup(t, 'SUB work q 1\r\n');
+  const { c: m2 } = await rawSession(srv.port);
+  const { c: m3 } = await rawSession(srv.port);
+  opened.push(m2, m3);
+  m2.send('SUB work q 2\r\n');
+  m3.send('SUB work q 3\r\n');
+  await m2.ping();
+  await m3.ping();
+  const total = 3000;
+  for (let i = 0; i < total; i += 5) {
+    let chunk = '';
+    for (let k = i; k < i + 5; k++) chunk += `PUB work ${String(k).length}\r\n${k}\r\n`;
+    pub.send(chunk);
+    await pub.ping();
+    // Halfway, one member on worker 0 leaves; what was picked for it goes to another.
+    if (i === total / 2) {
+      m2.send('UNSUB 2\r\n');
+      await m2.ping();
+    }
+  }
+  for (const m of [m1, m2, m3]) await m.ping();
+  const got = [m1, m2, m3].map((m) => frames(m.data()).map((f) => Number(f.payload)));
+  const all = got.flat().sort((a, b) => a - b);
+  t.is(all.length, total, 'each message delivered once');
+  t.deepEqual(
+    all,
+    Array.from({ length: total }, (_v, i) => i),
+  );
+  t.true(
+    got.every((g) => g.every((v, i) => i === 0 || v > g[i - 1])),
+    'each member gets its share in publish order',
+  );
+  t.true(got[0].length > 0 && got[2].length > 0, 'members on both workers served');
+  if (impl === 'skein') t.true((await directSent(mon)) > 0, 'members on the other worker were written to directly');
+});

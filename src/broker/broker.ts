@@ -46,6 +46,8 @@ interface Group {
   readonly nameBytes: Buffer;
   readonly local: Sub[];
   readonly remote: Sub[];
+  /** Per entry of `remote`: its members to write to directly (direct.ts), or null. */
+  readonly remoteDirect: (DirectTarget[] | null)[];
   readonly remoteWeight: number;
 }
 
@@ -219,6 +221,10 @@ export class Broker implements MeshHandler, ClientHost {
   private targetCount = 0;
   private readonly targetGroups: Group[][];
   private readonly targetGroupCount: Int32Array;
+  /** Per thread, per group picked there: the members of the picked entry to write to directly, or null. */
+  private readonly targetPicks: (DirectTarget[] | null)[][];
+  /** The member chosen per group (sendDirect). */
+  private readonly directChosen: DirectTarget[] = [];
   /** 1 for the threads that take run records (client workers). */
   private readonly runTargets: Uint8Array;
   /** The view of the record being delivered (a publish comes with the parser's view). */
@@ -254,6 +260,8 @@ export class Broker implements MeshHandler, ClientHost {
     const n = layout.threads;
     this.targetGroups = [];
     for (let t = 0; t < n; t++) this.targetGroups.push([]);
+    this.targetPicks = [];
+    for (let t = 0; t < n; t++) this.targetPicks.push([]);
     this.targetFlags = new Uint8Array(n);
     this.targetList = new Int32Array(n);
     this.targetGroupCount = new Int32Array(n);
@@ -273,6 +281,8 @@ export class Broker implements MeshHandler, ClientHost {
         this.stats.outBytes += bytes;
         this.stats.directSent += msgs;
       },
+      toGroup: (m, q, qs, qe) => this.toGroup(m, q, qs, qe),
+      appended: (c, startRel) => this.appended(c, startRel),
     });
   }
 
@@ -847,7 +857,15 @@ export class Broker implements MeshHandler, ClientHost {
         gr.push(viaGateway);
         w += viaGateway.weight;
       }
-      groups.push({ name: g.name, nameBytes: Buffer.from(g.name, SUBJECT_ENCODING), local: gl, remote: gr, remoteWeight: w });
+      const gd = this.direct === null ? [] : gr.map((s) => this.direct!.targetsFor(s.thread, [s.subject], g.name));
+      groups.push({
+        name: g.name,
+        nameBytes: Buffer.from(g.name, SUBJECT_ENCODING),
+        local: gl,
+        remote: gr,
+        remoteDirect: gd,
+        remoteWeight: w,
+      });
     }
     r.local = local.length > 0 ? local : EMPTY;
     r.remoteThreads = [...threads];
@@ -963,6 +981,7 @@ export class Broker implements MeshHandler, ClientHost {
           const t = s.thread;
           if (flags[t] === 0) targets[this.targetCount++] = t;
           flags[t] |= TARGET_LISTED;
+          this.targetPicks[t][this.targetGroupCount[t]] = g.remoteDirect.length > 0 ? g.remoteDirect[k] : null;
           this.targetGroups[t][this.targetGroupCount[t]++] = g;
           break;
         }
@@ -973,7 +992,9 @@ export class Broker implements MeshHandler, ClientHost {
     for (let i = 0; i < count; i++) {
       // (A thread that died meanwhile: its records are dropped when they would be committed.)
       const t = targets[i];
-      this.sendToThread(from, t, (flags[t] & TARGET_PLAIN) !== 0, this.targetGroups[t], this.targetGroupCount[t], m);
+      const plain = (flags[t] & TARGET_PLAIN) !== 0;
+      if (this.direct === null || !this.sendDirect(from, t, plain, r, m))
+        this.sendToThread(from, t, plain, this.targetGroups[t], this.targetGroupCount[t], m);
       delivered = true;
       flags[t] = 0;
       this.targetGroupCount[t] = 0;
@@ -1117,6 +1138,53 @@ export class Broker implements MeshHandler, ClientHost {
     this.afterSend(from);
   }
 
+  /**
+   * One message to thread `t`'s plain subscribers (if `plain`) and to one member of each group
+   * picked for it, written directly (direct.ts), if each of them may take it now.
+   */
+  private sendDirect(from: ClientConn, t: number, plain: boolean, r: Route, m: MsgView): boolean {
+    const d = this.direct!;
+    if (!d.begin(t, m)) return false;
+    let pl: DirectTarget[] | null = null;
+    if (plain) {
+      const k = r.remoteThreads.indexOf(t);
+      pl = k >= 0 ? r.direct[k] : null;
+      if (pl === null) return false;
+      for (let i = 0; i < pl.length; i++) if (!d.check(t, pl[i], m)) return false;
+    }
+    const n = this.targetGroupCount[t];
+    const picks = this.targetPicks[t];
+    const chosen = this.directChosen;
+    for (let g = 0; g < n; g++) {
+      const list = picks[g];
+      if (list === null) return false;
+      const e = list[Math.floor(Math.random() * list.length)];
+      if (!d.check(t, e, m)) return false;
+      chosen[g] = e;
+    }
+    if (pl !== null) for (let i = 0; i < pl.length; i++) d.add(from, t, pl[i], m, null);
+    const groups = this.targetGroups[t];
+    for (let g = 0; g < n; g++) d.add(from, t, chosen[g], m, groups[g].nameBytes);
+    d.commit(t);
+    return true;
+  }
+
+  /** direct.ts: a frame was appended to `c`'s output from `startRel` on (relative to outStart): it waits aside as deliver()'s would. */
+  private appended(c: ClientConn, startRel: number): void {
+    if ((c.stalled && this.inRecord) || (this.deferred.size > 0 && this.deferred.has(c))) this.defer(c, c.outStart + startRel);
+    else if (c.queuedBytes > c.flushEarlyBytes) c.flush();
+  }
+
+  /** direct.ts: a member picked on another worker left; one of its group here takes the message, if any. */
+  private toGroup(m: MsgView, q: Buffer, qs: number, qe: number): void {
+    const r = this.routeFor(null, m.sb, null, m.ss, m.se);
+    for (const g of r.groups) {
+      if (g.local.length === 0 || !sameBytes(g.nameBytes, q, qs, qe)) continue;
+      this.deliver(g.local[Math.floor(Math.random() * g.local.length)], m);
+      return;
+    }
+  }
+
   /** One message to thread `t` for its plain subscribers (no queue group); `r` is its subject's route. */
   private sendPlain(from: ClientConn, t: number, m: MsgView, r: Route, i: number): void {
     if (this.direct !== null) {
@@ -1144,7 +1212,9 @@ export class Broker implements MeshHandler, ClientHost {
   /** MeshHandler: one record from another thread: deliver to our local subscribers. */
   onRecord(from: number, d: Buffer, v: DataView, o: number, len: number): void {
     if (d[o] === RecordKind.direct) {
+      this.inRecord = true;
       this.direct?.onRecord(d, v, o, len);
+      this.inRecord = false;
       return;
     }
     const m = this.rec;

@@ -7,32 +7,36 @@
 //
 // Owner side (the subscriber's worker): a client connection on a plain TCP socket, without
 // permissions or tracing, takes a slot in the shared table (threads/direct.ts) at its first
-// plain subscription, and each plain subscription without a max gets a counter index (16 at
-// most). For each subject it has plain subscribers of, the worker logs (interest.ts, op
-// direct) the list of them (slot, index, gen, sid) when all of them take direct deliveries,
-// or that none do. A subscription that leaves, gets a max or stops qualifying bumps its
-// connection's gen (stale lists fail the check below) and its connection's lists are logged
+// subscription, and each subscription without a max gets a counter index (16 at most). Per
+// subject, and per subject and queue group, the worker logs (interest.ts, op direct) the list
+// of its subscriptions (slot, index, gen, sid) when all of them take direct deliveries, or
+// that none do. A subscription that leaves, gets a max or stops qualifying bumps its
+// connection's gen (stale lists fail the checks below) and its connection's lists are logged
 // again. Every write of the owner's to such a socket holds the slot's lock and leaves BUSY set
-// while anything of the owner's is unwritten.
+// while anything of the owner's is unwritten or waits aside.
 //
-// Publisher side: a plain message (PUB, no headers) to a thread whose every matching
-// subscription is in such lists goes to per-slot batches instead of the thread's inbox, if
-// nothing of ours for that thread is staged or unhandled (Mesh.quiet) and each slot is open,
-// not BUSY and of the listed gen. At the end of the read (or before anything else is staged
-// for that thread, so nothing overtakes them) each batch is written with one write(2) under
-// the slot's lock after the same checks. Whatever is not written goes to the owner through its
-// inbox as a direct record: all of it (the owner delivers each frame whose sid is still
-// subscribed), or, after a write cut short, the rest (SPILL: nobody writes the socket until
-// the owner has written it). So per-publisher order holds (a message never overtakes one of
-// the same publisher still on its way through the inbox), nothing is delivered to a
-// subscription after its UNSUB was handled (the gen), and nothing is written to a socket that
-// closed (the slot is closed under its lock before the socket is: our close, or Node's).
+// Publisher side: a message (PUB, no headers, in a read of at most 16 KiB) to a thread whose
+// every matching plain subscription is in such lists, and whose group members picked there
+// are (the publisher picks one member of the list), goes to per-slot batches instead of the
+// thread's inbox, if nothing of ours for that thread is staged or unhandled (Mesh.quiet) and
+// each slot is open, not BUSY and of the listed gen. At the end of the read (or before anything
+// else is staged for that thread, so nothing overtakes them) each batch is written with one
+// write(2) under the slot's lock after the same checks. Whatever is not written goes to the
+// owner through its inbox as a direct record: all of it (the owner delivers each frame whose
+// sid is still subscribed to that subject; a queue member's frame whose member left goes to
+// another member there, as an inbox record would have), or, after a write cut short, the rest
+// (SPILL: nobody writes the socket until the owner has written it). So per-publisher order
+// holds (a message never overtakes one of the same publisher still on its way through the
+// inbox), nothing is delivered to a subscription after its UNSUB was handled (the gen), and
+// nothing is written to a socket that closed (the slot is closed under its lock before the
+// socket is: our close, or Node's).
 
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { ClientConn, Sub } from '../conn/client.ts';
 import type { Mesh } from '../threads/mesh.ts';
-import type { MsgView } from '../protocol/msg-view.ts';
+import { MsgView } from '../protocol/msg-view.ts';
+import { subjectMatches } from '../protocol/subject.ts';
 import type { InterestRecord } from '../threads/interest.ts';
 import { RecordKind } from '../threads/record.ts';
 import {
@@ -66,6 +70,11 @@ const EMPTY: Buffer = Buffer.alloc(0);
 /** Batch buffers kept for reuse (a read writes to few subscribers; their buffers go back after it). */
 const POOL_MAX = 64;
 
+/** What a worker logs its direct subscriptions under: the subject, or `subject\0queue` for a queue group's members. */
+function keyOf(sub: Sub): string {
+  return sub.queue === null ? sub.subject : `${sub.subject}\u0000${sub.queue}`;
+}
+
 /** The frames for one slot in the read being handled. */
 class Batch {
   readonly b: number;
@@ -75,6 +84,9 @@ class Batch {
   cid = 0;
   /** From the pool while active. */
   buf: Buffer = EMPTY;
+  /** Frames for queue group members: where each starts in `buf`, and its group. */
+  readonly qOffs: number[] = [];
+  readonly qNames: Buffer[] = [];
   n = 0;
   msgs = 0;
   bytes = 0;
@@ -92,6 +104,8 @@ class Batch {
     this.msgs = 0;
     this.bytes = 0;
     this.perSub.fill(0);
+    this.qOffs.length = 0;
+    this.qNames.length = 0;
   }
 }
 
@@ -102,6 +116,10 @@ export interface DirectHost {
   routesChanged(): void;
   /** Messages written to other workers' subscribers, for this thread's totals. */
   countOut(msgs: number, bytes: number): void;
+  /** Deliver `m` to one local member of queue group q[qs, qe) of its subject, if any. */
+  toGroup(m: MsgView, q: Buffer, qs: number, qe: number): void;
+  /** Bytes were appended to `c`'s output from `startRel` (past outStart) on: they wait aside if its messages do. */
+  appended(c: ClientConn, startRel: number): void;
 }
 
 export class DirectDelivery {
@@ -112,8 +130,8 @@ export class DirectDelivery {
   private readonly host: DirectHost;
 
   // Owner side.
-  /** Local plain subscriptions by subject. */
-  private readonly plain = new Map<string, Set<Sub>>();
+  /** Local subscriptions by subject (plain) or `subject\0queue` (a queue group's members). */
+  private readonly byKey = new Map<string, Set<Sub>>();
   /** What was last logged per subject (absent: nothing, or none). */
   private readonly announced = new Map<string, string>();
   private readonly slotConns: (ClientConn | null)[] = new Array<ClientConn | null>(DIRECT_SLOTS).fill(null);
@@ -125,6 +143,8 @@ export class DirectDelivery {
   private readonly active: Batch[] = [];
   private readonly heldThreads: number[] = [];
   private readonly pool: Buffer[] = [];
+  /** The view of a frame given to another member (onRecord). */
+  private readonly requeued = new MsgView();
   /** The read being handled is small enough (see read). */
   private allowed = true;
 
@@ -147,9 +167,9 @@ export class DirectDelivery {
 
   /** A local subscription was added. */
   subscribed(sub: Sub): void {
-    if (sub.queue !== null) return;
-    const set = this.plain.get(sub.subject);
-    if (set === undefined) this.plain.set(sub.subject, new Set([sub]));
+    const key = keyOf(sub);
+    const set = this.byKey.get(key);
+    if (set === undefined) this.byKey.set(key, new Set([sub]));
     else set.add(sub);
     const c = sub.conn!;
     const os = sub.max === 0 && sub.denyFilter === null ? this.slotOf(c) : null;
@@ -160,23 +180,23 @@ export class DirectDelivery {
         os.subs[idx] = sub;
       }
     }
-    this.announce(sub.subject);
+    this.announce(key);
   }
 
   /** A local subscription was removed. */
   unsubscribed(sub: Sub): void {
-    if (sub.queue !== null) return;
-    const set = this.plain.get(sub.subject);
-    if (set !== undefined && set.delete(sub) && set.size === 0) this.plain.delete(sub.subject);
+    const key = keyOf(sub);
+    const set = this.byKey.get(key);
+    if (set !== undefined && set.delete(sub) && set.size === 0) this.byKey.delete(key);
     if (sub.directIndex >= 0) this.detach(sub);
-    this.announce(sub.subject);
+    this.announce(key);
   }
 
   /** Before `sub.delivered` is looked at (an UNSUB with a max): count what was delivered directly, and stop. */
   settle(sub: Sub): void {
     if (sub.directIndex < 0) return;
     this.detach(sub);
-    this.announce(sub.subject);
+    this.announce(keyOf(sub));
   }
 
   /** The connection no longer qualifies (permissions, tracing): no direct deliveries for it from now on. */
@@ -185,16 +205,16 @@ export class DirectDelivery {
     const os = c.direct;
     if (os === null) return;
     os.gen = this.table.bump(os.b);
-    const subjects: string[] = [];
+    const keys: string[] = [];
     for (let i = 0; i < DIRECT_SUBS; i++) {
       const s = os.subs[i] as Sub | null;
       if (s === null) continue;
       s.delivered += this.table.takeSub(os.b, i);
       s.directIndex = -1;
       os.subs[i] = null;
-      subjects.push(s.subject);
+      keys.push(keyOf(s));
     }
-    for (const subject of subjects) this.announce(subject);
+    for (const key of keys) this.announce(key);
   }
 
   /** The connection is closing: before its socket is. */
@@ -279,14 +299,14 @@ export class DirectDelivery {
     sub.delivered += this.table.takeSub(os.b, idx);
     os.subs[idx] = null;
     for (let i = 0; i < DIRECT_SUBS; i++) {
-      const s = os.subs[i];
-      if (s !== null) this.announce(s.subject);
+      const s = os.subs[i] as Sub | null;
+      if (s !== null) this.announce(keyOf(s));
     }
   }
 
-  /** Log who takes `subject` directly here, if that changed. */
-  private announce(subject: string): void {
-    const list = this.plain.get(subject);
+  /** Log who takes `key` (a subject, or `subject\0queue`) directly here, if that changed. */
+  private announce(key: string): void {
+    const list = this.byKey.get(key);
     let enc: string | null = null;
     if (list !== undefined && list.size <= LIST_MAX) {
       const entries: { slot: number; idx: number; gen: number; sid: string }[] = [];
@@ -299,13 +319,13 @@ export class DirectDelivery {
         entries.push({ slot: os.slot, idx: s.directIndex, gen: os.gen, sid: s.sid });
       }
       if (entries.length > 0) enc = encodeTargets(entries);
-      if (enc !== null && !this.mesh.interestFits(subject.length, enc.length)) enc = null;
+      if (enc !== null && !this.mesh.interestFits(key.length, enc.length)) enc = null;
     }
-    const prev = this.announced.get(subject) ?? null;
+    const prev = this.announced.get(key) ?? null;
     if (prev === enc) return;
-    if (enc === null) this.announced.delete(subject);
-    else this.announced.set(subject, enc);
-    this.mesh.publishDirect(subject, enc, list?.size ?? 0);
+    if (enc === null) this.announced.delete(key);
+    else this.announced.set(key, enc);
+    this.mesh.publishDirect(key, enc, list?.size ?? 0);
   }
 
   /** A direct record: deliver what a publisher could not write. */
@@ -313,43 +333,83 @@ export class DirectDelivery {
     const flags = d[o + 1];
     const slot = v.getUint32(o + 8, true);
     const gen = v.getInt32(o + 12, true);
-    const c = slot < DIRECT_SLOTS ? this.slotConns[slot] : null;
+    let c = slot < DIRECT_SLOTS ? this.slotConns[slot] : null;
     const os = c?.direct ?? null;
     // Gone, or a record for the connection that had the slot before it.
-    if (c === null || os === null || os.closed || c.closed || ((gen - os.openGen) | 0) < 0) return;
-    let p = o + RAW_HDR;
+    if (c === null || os === null || os.closed || c.closed || ((gen - os.openGen) | 0) < 0) c = null;
+    const nq = v.getUint32(o + RAW_HDR, true);
+    let q = o + RAW_HDR + 4;
+    let p = q;
+    for (let i = 0; i < nq; i++) p += 6 + v.getUint16(p + 4, true);
+    const frames = p;
     const end = o + len;
     if ((flags & DIRECT_SPILL) !== 0) {
+      if (c === null) return;
       // The rest of a cut-short write (its publisher counted it): it goes first, whole.
       const t = this.table;
-      os.lockForRest();
-      t.setState(os.b, t.state(os.b) & ~SPILL);
+      os!.lockForRest();
+      t.setState(os!.b, t.state(os!.b) & ~SPILL);
       c.writeRest(Buffer.from(d.subarray(p, end)));
-      os.unlockAfterWrite(c.socket.writableLength > 0 || c.outputAside);
+      os!.unlockAfterWrite(c.socket.writableLength > 0 || c.outputAside);
       this.host.markDirty(c); // what was queued meanwhile
       return;
     }
-    // Frame by frame, `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n`: a subscription
-    // may have left since (its sid is gone), or have got a max.
+    // Frame by frame, `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n`: its subscription
+    // may have left since (or its sid now names another), or got a max.
+    let qi = 0;
     while (p < end) {
       const cr = d.indexOf(13, p);
       if (cr < 0 || cr >= end) return;
-      const sidStart = d.indexOf(32, p + 4) + 1;
-      const sidEnd = d.indexOf(32, sidStart);
+      const subjEnd = d.indexOf(32, p + 4);
+      const sidEnd = d.indexOf(32, subjEnd + 1);
       let k = cr;
       while (d[k - 1] !== 32) k--;
+      const sizeStart = k;
       let size = 0;
       for (; k < cr; k++) size = size * 10 + d[k] - 48;
       const frameEnd = cr + 2 + size + 2;
-      const sub = c.subs.get(d.toString('latin1', sidStart, sidEnd));
-      if (sub !== undefined && !sub.removed && sub.queue === null) {
+      // The frame's queue group, if it was for a member of one.
+      let qs = -1;
+      let qe = -1;
+      if (qi < nq && v.getUint32(q, true) === p - frames) {
+        qs = q + 6;
+        qe = qs + v.getUint16(q + 4, true);
+        q = qe;
+        qi++;
+      }
+      const subject = d.toString('latin1', p + 4, subjEnd);
+      const sub = c === null ? undefined : c.subs.get(d.toString('latin1', subjEnd + 1, sidEnd));
+      if (
+        c !== null &&
+        sub !== undefined &&
+        !sub.removed &&
+        (qs < 0 ? sub.queue === null : sub.queue === d.toString('latin1', qs, qe)) &&
+        subjectMatches(sub.subject, subject)
+      ) {
         const n = frameEnd - p;
         const out = c.reserve(n);
+        const startRel = c.outPos - c.outStart;
         d.copy(out, c.outPos, p, frameEnd);
         c.outPos += n;
         c.outMsgs++;
         c.outBytes += size;
+        this.host.appended(c, startRel);
         if (++sub.delivered === sub.max) c.removeSub(sub);
+      } else if (qs >= 0) {
+        // The member left: another of its group here takes it, as the publisher's worker
+        // would have had it go through our inbox.
+        const m = this.requeued;
+        m.sb = d;
+        m.ss = p + 4;
+        m.se = subjEnd;
+        m.rs = sizeStart - 1 > sidEnd ? sidEnd + 1 : -1;
+        m.re = m.rs < 0 ? -1 : sizeStart - 1;
+        m.pb = d;
+        m.ps = cr + 2;
+        m.pe = cr + 2 + size;
+        m.hdr = -1;
+        m.setTail(d, sidEnd, frameEnd);
+        this.host.toGroup(m, d, qs, qe);
       }
       p = frameEnd;
     }
@@ -375,11 +435,11 @@ export class DirectDelivery {
    * For a route: per thread of `threads`, the direct targets of every subscription it has that
    * matches (`patterns[i]`: the subjects its matching interest is under), or null.
    */
-  targetsFor(t: number, patterns: string[]): DirectTarget[] | null {
+  targetsFor(t: number, patterns: string[], queue: string | null = null): DirectTarget[] | null {
     if (t >= this.workers || patterns.length === 0) return null;
     let out: DirectTarget[] | null = null;
     for (const p of patterns) {
-      const l = this.lists.get(`${t}\u0000${p}`);
+      const l = this.lists.get(queue === null ? `${t}\u0000${p}` : `${t}\u0000${p}\u0000${queue}`);
       if (l === undefined) return null;
       out = out === null ? l : out.concat(l);
     }
@@ -398,58 +458,86 @@ export class DirectDelivery {
 
   /** Take `m` for thread `t`'s subscribers `list` directly; false: send it through the inbox. */
   send(from: ClientConn, t: number, list: DirectTarget[], m: MsgView): boolean {
+    if (!this.begin(t, m)) return false;
+    for (let k = 0; k < list.length; k++) if (!this.check(t, list[k], m)) return false;
+    for (let k = 0; k < list.length; k++) this.add(from, t, list[k], m, null);
+    this.commit(t);
+    return true;
+  }
+
+  /**
+   * May `m` go to thread `t` directly at all: a small read's plain PUB, nothing of ours on
+   * its way to `t`. Then check() each target, add() each, and commit(t); or, at the first
+   * false, send it all through the inbox.
+   */
+  begin(t: number, m: MsgView): boolean {
     if (!this.allowed || m.hdr >= 0 || m.ts < 0) return false;
     // A reply that gateways map is stripped by the receiving worker (Broker.onRecord).
     if (m.rs >= 0 && m.sb[m.rs] === 95 && m.re - m.rs > 4 && m.sb[m.rs + 1] === 71 && m.sb[m.rs + 2] === 82) return false;
     const mesh = this.mesh;
-    if (mesh.directHeld[t] === 0 && (!mesh.quiet(t) || !mesh.isAlive(t))) return false;
+    return mesh.directHeld[t] !== 0 || (mesh.quiet(t) && mesh.isAlive(t));
+  }
+
+  /** May `e` take `m` now? (A batch that is full, or for another gen, is written first.) */
+  check(t: number, e: DirectTarget, m: MsgView): boolean {
     const tb = this.table;
-    const subjLen = m.se - m.ss;
-    const tailLen = m.te - m.ts;
-    for (let k = 0; k < list.length; k++) {
-      const e = list[k];
-      if ((tb.state(e.b) & (OPEN | BUSY | SPILL)) !== OPEN || tb.gen(e.b) !== e.gen) return false;
-      const need = 5 + subjLen + e.sid.length + tailLen;
-      if (need > BATCH_BYTES) return false;
-      const bt = this.batches.get(e.b);
-      if (bt !== undefined && bt.active && (bt.gen !== e.gen || bt.n + need > bt.buf.length)) {
-        // Full, or for another gen: what it holds goes first, and this one through the inbox.
-        this.release(t);
-        return false;
-      }
+    if ((tb.state(e.b) & (OPEN | BUSY | SPILL)) !== OPEN || tb.gen(e.b) !== e.gen) return false;
+    const need = 5 + (m.se - m.ss) + e.sid.length + (m.te - m.ts);
+    if (need > BATCH_BYTES) return false;
+    const bt = this.batches.get(e.b);
+    if (bt !== undefined && bt.active && (bt.gen !== e.gen || bt.n + need > bt.buf.length)) {
+      // What it holds goes first, and this message through the inbox.
+      this.release(t);
+      return false;
     }
-    for (let k = 0; k < list.length; k++) {
-      const e = list[k];
-      let bt = this.batches.get(e.b);
-      if (bt === undefined) this.batches.set(e.b, (bt = new Batch(e.b, t, e.slot)));
-      if (!bt.active) {
-        bt.active = true;
-        bt.gen = e.gen;
-        bt.buf = this.pool.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
-        this.active.push(bt);
-      }
-      bt.cid = from.cid;
-      const buf = bt.buf;
-      let o = bt.n;
-      buf[o] = 77; // "MSG "
-      buf[o + 1] = 83;
-      buf[o + 2] = 71;
-      buf[o + 3] = 32;
-      o += 4;
-      o += m.sb.copy(buf, o, m.ss, m.se);
-      buf[o++] = 32;
-      o += e.sid.copy(buf, o);
-      o += m.tb.copy(buf, o, m.ts, m.te);
-      bt.n = o;
-      bt.msgs++;
-      bt.bytes += m.pe - m.ps;
-      bt.perSub[e.idx]++;
+    return true;
+  }
+
+  /** `m` for `e` (a queue group's member when `queue` names the group). */
+  add(from: ClientConn, t: number, e: DirectTarget, m: MsgView, queue: Buffer | null): void {
+    let bt = this.batches.get(e.b);
+    if (bt === undefined) this.batches.set(e.b, (bt = new Batch(e.b, t, e.slot)));
+    if (!bt.active) {
+      bt.active = true;
+      bt.gen = e.gen;
+      bt.buf = this.pool.pop() ?? Buffer.allocUnsafe(BATCH_BYTES);
+      this.active.push(bt);
     }
+    const need = 5 + (m.se - m.ss) + e.sid.length + (m.te - m.ts);
+    if (bt.n + need > bt.buf.length) {
+      // (Checked one by one, two targets on one connection may overfill it.)
+      const bigger = Buffer.allocUnsafe(2 * (bt.n + need));
+      bt.buf.copy(bigger, 0, 0, bt.n);
+      bt.buf = bigger;
+    }
+    bt.cid = from.cid;
+    const buf = bt.buf;
+    let o = bt.n;
+    if (queue !== null) {
+      bt.qOffs.push(o);
+      bt.qNames.push(queue);
+    }
+    buf[o] = 77; // "MSG "
+    buf[o + 1] = 83;
+    buf[o + 2] = 71;
+    buf[o + 3] = 32;
+    o += 4;
+    o += m.sb.copy(buf, o, m.ss, m.se);
+    buf[o++] = 32;
+    o += e.sid.copy(buf, o);
+    o += m.tb.copy(buf, o, m.ts, m.te);
+    bt.n = o;
+    bt.msgs++;
+    bt.bytes += m.pe - m.ps;
+    bt.perSub[e.idx]++;
+  }
+
+  commit(t: number): void {
+    const mesh = this.mesh;
     if (mesh.directHeld[t] === 0) {
       mesh.directHeld[t] = 1;
       this.heldThreads.push(t);
     }
-    return true;
   }
 
   /** Write thread `t`'s batches now (something else is about to be staged for it, or the read ends). */
@@ -500,15 +588,23 @@ export class DirectDelivery {
     if (wrote > 0) this.host.countOut(bt.msgs, bt.bytes);
     if (wrote < bt.n) this.stageRecord(bt, wrote);
     bt.reset();
-    if (this.pool.length < POOL_MAX) this.pool.push(bt.buf);
+    if (this.pool.length < POOL_MAX && bt.buf.length === BATCH_BYTES) this.pool.push(bt.buf);
     bt.buf = EMPTY;
   }
 
-  /** What a batch could not write goes to the owner through its inbox (from `from` on; from > 0: the rest of a cut-short write). */
+  /**
+   * What a batch could not write goes to the owner through its inbox (from `from` on; from > 0:
+   * the rest of a cut-short write). A whole batch lists its frames for queue members, so the
+   * owner can give one whose member left to another: [u32 count] + per frame [u32 offset]
+   * [u16 name length][name], before the frames.
+   */
   private stageRecord(bt: Batch, from: number): void {
     const mesh = this.mesh;
     const bytes = bt.n - from;
-    const o = mesh.reserve(bt.t, RAW_HDR + bytes);
+    const nq = from > 0 ? 0 : bt.qOffs.length;
+    let table = 4;
+    for (let i = 0; i < nq; i++) table += 6 + bt.qNames[i].length;
+    const o = mesh.reserve(bt.t, RAW_HDR + table + bytes);
     const d = mesh.dst;
     const v = mesh.dstView;
     d[o] = RecordKind.direct;
@@ -517,7 +613,16 @@ export class DirectDelivery {
     v.setUint32(o + 4, bt.cid, true);
     v.setUint32(o + 8, bt.slot, true);
     v.setInt32(o + 12, bt.gen, true);
-    bt.buf.copy(d, o + RAW_HDR, from, bt.n);
+    let p = o + RAW_HDR;
+    v.setUint32(p, nq, true);
+    p += 4;
+    for (let i = 0; i < nq; i++) {
+      const name = bt.qNames[i];
+      v.setUint32(p, bt.qOffs[i], true);
+      v.setUint16(p + 4, name.length, true);
+      p += 6 + name.copy(d, p + 6);
+    }
+    bt.buf.copy(d, p, from, bt.n);
     // (A backed-up inbox: the publisher's next message through it pauses it.)
     mesh.full = false;
   }
