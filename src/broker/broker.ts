@@ -1008,9 +1008,7 @@ export class Broker implements MeshHandler, ClientHost {
     if (c.closing || sub.removed) return;
     if (sub.denyFilter !== null && this.denied(sub, m.sb, m.ss, m.se)) return;
     if (c.stalled) this.hitStall = c;
-    // A backed-up subscriber's messages from other threads wait aside (see defer), and once
-    // some wait, every later one does too, so they stay in order.
-    const deferring = (c.stalled && this.inRecord) || (this.deferred.size > 0 && this.deferred.has(c));
+    const deferring = this.deferring(c);
     const startRel = c.outPos - c.outStart;
     const hdr = m.hdr;
     if (m.ts >= 0 && (hdr < 0 || (hdr > 0 && c.headers))) {
@@ -1169,9 +1167,17 @@ export class Broker implements MeshHandler, ClientHost {
     return true;
   }
 
+  /**
+   * Do `c`'s new messages wait aside (see defer)? A backed-up subscriber's messages from other
+   * threads do, and once some wait, every later one does too, so they stay in order.
+   */
+  private deferring(c: ClientConn): boolean {
+    return (c.stalled && this.inRecord) || (this.deferred.size > 0 && this.deferred.has(c));
+  }
+
   /** direct.ts: a frame was appended to `c`'s output from `startRel` on (relative to outStart): it waits aside as deliver()'s would. */
   private appended(c: ClientConn, startRel: number): void {
-    if ((c.stalled && this.inRecord) || (this.deferred.size > 0 && this.deferred.has(c))) this.defer(c, c.outStart + startRel);
+    if (this.deferring(c)) this.defer(c, c.outStart + startRel);
     else if (c.queuedBytes > c.flushEarlyBytes) c.flush();
   }
 

@@ -131,10 +131,8 @@ export class DirectTable {
     for (let s = 0; s < DIRECT_SLOTS; s++) {
       const b = this.base(thread, s);
       if (Atomics.load(this.w, b + STATE) === 0 && Atomics.load(this.w, b + LOCK) === 0) continue;
-      Atomics.store(this.w, b + STATE, 0);
-      Atomics.add(this.w, b + GEN, 1);
-      Atomics.store(this.w, b + FD, -1);
-      Atomics.store(this.w, b + LOCK, 0);
+      this.close(b, true);
+      this.unlock(b);
     }
   }
 }
