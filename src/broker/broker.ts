@@ -172,6 +172,12 @@ export class Broker implements MeshHandler, ClientHost {
   private readonly sockets = new Set<Socket>();
 
   private readonly dirty: ClientConn[] = [];
+  /** flushAll is due at the end of this event-loop pass (flushSoon). */
+  private flushQueued = false;
+  private readonly flushQueuedNow = (): void => {
+    this.flushQueued = false;
+    this.flushAll();
+  };
   private readonly routes = new Map<number, Route>();
   private routeCount = 0;
 
@@ -539,7 +545,10 @@ export class Broker implements MeshHandler, ClientHost {
     }
     this.stats.inMsgs += conn.inMsgs - inMsgs;
     this.stats.inBytes += conn.inBytes - inBytes;
-    this.flushAll();
+    // This read's records reach their rings now (whether it waits for ring space is judged
+    // below); its socket writes wait for the end of the pass (flushSoon).
+    this.mesh.flush();
+    this.flushSoon();
     // Records of this read wait for inbox space: read no more of it until they are in.
     if (mesh.blockedSinceMark() && !conn.closed && !this.ringPaused.has(conn)) {
       this.ringPaused.add(conn);
@@ -1296,6 +1305,20 @@ export class Broker implements MeshHandler, ClientHost {
   }
 
   // ------------------------------------------------------------ flushing
+
+  /**
+   * Write what reads produced once the event loop has handed over every socket that was ready
+   * together (setImmediate runs right after that poll): one write per connection per pass, so a
+   * subscriber fed by several publishers in one pass gets one write, not one per read (16
+   * requesters and one responder on one worker: 25 -> 20 us of server CPU per message). A pass
+   * is short: at most the reads libuv makes for the sockets one poll found ready, and output past
+   * a connection's flushEarlyBytes is written at once (deliver).
+   */
+  flushSoon(): void {
+    if (this.flushQueued) return;
+    this.flushQueued = true;
+    setImmediate(this.flushQueuedNow);
+  }
 
   flushAll(): void {
     // Direct writes, then rings: output written below (a PONG) must never overtake what went before it.

@@ -38,6 +38,12 @@ export function directTableBytes(workers: number): number {
   return workers * DIRECT_SLOTS * SLOT_WORDS * 4;
 }
 
+/** Lock word: 0 free, LOCKED, or CONTENDED (held, and an owner may sleep on it). */
+const LOCKED = 1;
+const CONTENDED = 2;
+const LOCK_SPINS = 200;
+const LOCK_WAIT_MS = 5;
+
 export class DirectTable {
   readonly w: Int32Array;
 
@@ -51,16 +57,35 @@ export class DirectTable {
   }
 
   tryLock(b: number): boolean {
-    return Atomics.compareExchange(this.w, b + LOCK, 0, 1) === 0;
+    return Atomics.compareExchange(this.w, b + LOCK, 0, LOCKED) === 0;
   }
 
-  /** The owner's lock: a publisher holds it for one write(2) at most. */
+  /**
+   * The owner's lock: a publisher holds it for one write(2) at most, which on loopback takes
+   * as long as the kernel's delivery to the reader (tens of microseconds). After a short spin
+   * the owner sleeps on the word (a futex) and the holder wakes it: spinning for a holder the
+   * OS took off its core would burn the core it needs.
+   */
   lock(b: number): void {
-    while (Atomics.compareExchange(this.w, b + LOCK, 0, 1) !== 0);
+    const w = this.w;
+    const at = b + LOCK;
+    let c = Atomics.compareExchange(w, at, 0, LOCKED);
+    if (c === 0) return;
+    for (let k = 0; k < LOCK_SPINS; k++) {
+      if (Atomics.load(w, at) === 0 && (c = Atomics.compareExchange(w, at, 0, LOCKED)) === 0) return;
+    }
+    // Contended from here on: whoever unlocks wakes a sleeper (the timeout only guards against a
+    // holder that died, which main clears).
+    if (c !== CONTENDED) c = Atomics.exchange(w, at, CONTENDED);
+    while (c !== 0) {
+      // eslint-disable-next-line no-restricted-properties -- for one write(2) of the holder's, which it would otherwise spin through
+      Atomics.wait(w, at, CONTENDED, LOCK_WAIT_MS);
+      c = Atomics.exchange(w, at, CONTENDED);
+    }
   }
 
   unlock(b: number): void {
-    Atomics.store(this.w, b + LOCK, 0);
+    if (Atomics.exchange(this.w, b + LOCK, 0) === CONTENDED) Atomics.notify(this.w, b + LOCK, 1);
   }
 
   state(b: number): number {
