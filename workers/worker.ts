@@ -40,6 +40,9 @@ export default function run(task: WorkerTask): Promise<void> {
   }
   broker.start();
   startMemoryReducer();
+  // Before the thread goes down with an uncaught exception (which main then reports and
+  // replaces): its sockets close as it goes.
+  process.on('uncaughtExceptionMonitor', () => broker.abandonSockets());
 
   return new Promise<void>((resolve) => {
     port.on('message', (raw: unknown) => {

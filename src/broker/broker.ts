@@ -139,7 +139,7 @@ function isLiteral(subject: string): boolean {
   return true;
 }
 
-/** Reads closer than this to the one before wait for the end of the pass to be written (endRead). */
+/** A read that begins within this of the last one's end waits for the end of the pass to be written (endRead). */
 const BUSY_GAP_MS = 0.05;
 
 export class Broker implements MeshHandler, ClientHost {
@@ -529,6 +529,7 @@ export class Broker implements MeshHandler, ClientHost {
   /** Parse one read (or, with null, the input held at a barrier) and write what it produced. */
   private process(conn: ClientConn, chunk: Buffer | null): void {
     const mesh = this.mesh;
+    const begun = performance.now();
     // Records that arrived meanwhile first (no wake-up needed while we are busy anyway; a
     // stall request for this publisher takes effect before its next read).
     mesh.drainPending();
@@ -550,7 +551,7 @@ export class Broker implements MeshHandler, ClientHost {
     }
     this.stats.inMsgs += conn.inMsgs - inMsgs;
     this.stats.inBytes += conn.inBytes - inBytes;
-    this.endRead();
+    this.endRead(begun);
     // Records of this read wait for inbox space: read no more of it until they are in.
     if (mesh.blockedSinceMark() && !conn.closed && !this.ringPaused.has(conn)) {
       this.ringPaused.add(conn);
@@ -1320,17 +1321,15 @@ export class Broker implements MeshHandler, ClientHost {
    * comes after a quiet spell writes at once: a pass of one read gains nothing by waiting and
    * would pay for the setImmediate (5 messages per millisecond: about 5%).
    */
-  private endRead(): void {
-    const now = performance.now();
-    const busy = now - this.lastReadEnd < BUSY_GAP_MS;
-    if (busy || this.flushQueued) {
+  private endRead(begun: number): void {
+    if (this.flushQueued || begun - this.lastReadEnd < BUSY_GAP_MS) {
       this.mesh.flush();
       if (!this.flushQueued) {
         this.flushQueued = true;
         setImmediate(this.endPass);
       }
     } else this.flushAll();
-    this.lastReadEnd = busy ? now : performance.now();
+    this.lastReadEnd = performance.now();
   }
 
   flushAll(): void {
@@ -1533,6 +1532,11 @@ export class Broker implements MeshHandler, ClientHost {
       this.remoteStalled.size === 0
     )
       this.paceSweep(IDLE_SWEEP_MS);
+  }
+
+  /** The thread is dying (an uncaught exception): no other thread may write its sockets any more (direct.ts). */
+  abandonSockets(): void {
+    this.direct?.abandonAll();
   }
 
   /** Sets the sweep's period; a broker sweeps only between start() and shutdown(). */

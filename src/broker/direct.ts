@@ -234,6 +234,16 @@ export class DirectDelivery {
     this.freeSlots.push(os.slot);
   }
 
+  /**
+   * This thread is dying (an uncaught exception): close every slot now. Node closes the
+   * sockets as the thread goes, without our close hook, before main hears of it; a
+   * descriptor freed then may be reused for a new connection at once, which a publisher
+   * elsewhere must not write into.
+   */
+  abandonAll(): void {
+    for (const c of this.slotConns) c?.direct?.abandon();
+  }
+
   /** Take what publishers delivered into the connection's and its subscriptions' counters. */
   fold(c: ClientConn): void {
     const os = c.direct;

@@ -270,6 +270,14 @@ export class OwnedSlot {
     this.table.close(this.b, this.holding);
   }
 
+  /** The thread is dying: close the slot, and let go of the lock if the owner held it. */
+  abandon(): void {
+    this.close();
+    if (!this.holding) return;
+    this.holding = false;
+    this.table.unlock(this.b);
+  }
+
   /** After it: whether output of the owner's is still unwritten. */
   unlockAfterWrite(pending: boolean): void {
     if (!this.holding) return;
