@@ -621,7 +621,9 @@ function isFastLiteral(b: Buffer, s: number, e: number): boolean {
 const RESERVED_REPLIES = [Buffer.from('_R_.'), Buffer.from('_GR_.'), Buffer.from('$JS.ACK.')];
 
 function isReservedReply(b: Buffer, s: number, e: number): boolean {
-  outer: for (const p of RESERVED_REPLIES) {
+  // (Indexed: a for-of here allocated an iterator per PUB with a reply.)
+  outer: for (let i = 0; i < RESERVED_REPLIES.length; i++) {
+    const p = RESERVED_REPLIES[i];
     if (e - s < p.length) continue;
     for (let k = 0; k < p.length; k++) if (b[s + k] !== p[k]) continue outer;
     return true;
