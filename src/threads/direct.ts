@@ -4,8 +4,9 @@
 // the number of workers; pages of slots never used are never touched.
 //
 // A slot (Int32 words): [lock][state][gen][fd][out msgs][out bytes] .. [per-subscription
-// message counts at SUB0 + index]. The lock is a spin lock held for one write(2) at most:
-// by the owner around each write of its own, by a publisher around each direct write.
+// message counts at SUB0 + index]. The lock is held for one write(2) at most: by the owner
+// around each write of its own (it spins briefly, then sleeps on the word), by a publisher
+// around each direct write (it tries a few times, then sends through the inbox).
 // state: OPEN (fd is the connection's socket), BUSY (the owner has output the kernel has not
 // taken yet, or messages waiting aside: a direct write would overtake them), SPILL (a
 // publisher's write was cut short: the rest comes to the owner through its inbox, and until
@@ -14,8 +15,9 @@
 // writes only for the gen it was told (its entries are stale otherwise). The counters are
 // what publishers delivered; the owner takes them (exchange) into its own.
 //
-// Anyone may read the table; only the slot's owner opens, bumps and closes it, and the main
-// thread clears a dead worker's slots.
+// Anyone may read the table; only the slot's owner opens, bumps and closes it (a thread
+// dying of an uncaught exception closes its own first), and the main thread clears a dead
+// worker's slots.
 
 export const DIRECT_SLOTS = 1024;
 /** Subscriptions of one connection that take direct deliveries. */
