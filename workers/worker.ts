@@ -40,8 +40,8 @@ export default function run(task: WorkerTask): Promise<void> {
   }
   broker.start();
   startMemoryReducer();
-  // Before the thread goes down with an uncaught exception (which main then reports and
-  // replaces): its sockets close as it goes.
+  // A thread going down with an uncaught exception (main then reports and replaces it) closes
+  // its direct-delivery slots before Node closes its sockets (src/broker/direct.ts).
   process.on('uncaughtExceptionMonitor', () => broker.abandonSockets());
 
   return new Promise<void>((resolve) => {

@@ -20,7 +20,7 @@
 // are (the publisher picks one member of the list), goes to per-slot batches instead of the
 // thread's inbox, if nothing of ours for that thread is staged or unhandled (Mesh.quiet) and
 // each slot is open, not BUSY and of the listed gen. At the end of the event loop's pass over
-// the sockets that were ready (Broker.flushSoon; when a batch is full; or before anything else
+// the sockets that were ready (Broker.endRead; when a batch is full; or before anything else
 // is staged for that thread, so nothing overtakes them) each batch is written with one write(2)
 // under the slot's lock after the same checks. Whatever is not written goes to the
 // owner through its inbox as a direct record: all of it (the owner delivers each frame whose
