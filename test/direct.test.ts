@@ -290,7 +290,8 @@ test('a worker that dies while a publisher on another worker writes to its subsc
     t.pass(); // a test of skein's threads
     return;
   }
-  const srv = await useServer(t, { ...start, env: { SKEIN_FAULT_INJECTION: '1' } });
+  // (-D: the log names the worker each connection lands on.)
+  const srv = await useServer(t, { ...start, args: [...start.args, '-D'], env: { SKEIN_FAULT_INJECTION: '1' } });
   const mon = await monitorPort(srv);
   const opened: RawClient[] = [];
   const fresh: net.Socket[] = [];
@@ -339,10 +340,16 @@ test('a worker that dies while a publisher on another worker writes to its subsc
   t.true(received.length > 0, 'connections arrived meanwhile');
   const leaked = received.filter((x) => x.includes('MSG '));
   t.is(leaked.length, 0, `a new connection got a frame meant for the dead worker's subscriber: ${JSON.stringify(leaked[0])}`);
-  // A subscriber on the replacement (the worker with the fewest connections) gets the stream
-  // in order, and, once the publisher's worker has caught up with the replacement, directly.
-  const { c: again } = await rawSession(srv.port);
-  opened.push(again);
+  // A subscriber on the replacement gets the stream in order, and, once the publisher's worker
+  // has caught up with the replacement, directly.
+  let again: RawClient | null = null;
+  for (let i = 0; i < 20 && again === null; i++) {
+    const { c, info } = await rawSession(srv.port);
+    opened.push(c);
+    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 30_000);
+    if (m[1] === '0') again = c;
+  }
+  if (again === null) return t.fail('no connection landed on the replacement worker');
   again.send('SUB doomed 2\r\n');
   await again.ping();
   const before = await directSent(mon);
