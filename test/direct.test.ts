@@ -8,7 +8,7 @@
 import net from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { useServer, testImpl, type ServerHandle } from './helpers/server.ts';
-import { rawSession, type RawClient } from './helpers/raw.ts';
+import { rawSession, rawSessionOnWorker, type RawClient } from './helpers/raw.ts';
 import { monitorPort, getJson } from './helpers/monitor.ts';
 
 const impl = testImpl();
@@ -342,14 +342,7 @@ test('a worker that dies while a publisher on another worker writes to its subsc
   t.is(leaked.length, 0, `a new connection got a frame meant for the dead worker's subscriber: ${JSON.stringify(leaked[0])}`);
   // A subscriber on the replacement gets the stream in order, and, once the publisher's worker
   // has caught up with the replacement, directly.
-  let again: RawClient | null = null;
-  for (let i = 0; i < 20 && again === null; i++) {
-    const { c, info } = await rawSession(srv.port);
-    opened.push(c);
-    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 30_000);
-    if (m[1] === '0') again = c;
-  }
-  if (again === null) return t.fail('no connection landed on the replacement worker');
+  const again = await rawSessionOnWorker(srv, 0, opened);
   again.send('SUB doomed 2\r\n');
   await again.ping();
   const before = await directSent(mon);

@@ -6,7 +6,7 @@ import test from 'ava';
 import net from 'node:net';
 import { connect, type NatsConnection } from 'nats';
 import { useServer, testImpl } from './helpers/server.ts';
-import { rawSession, type RawClient } from './helpers/raw.ts';
+import { rawSession, rawSessionOnWorker, type RawClient } from './helpers/raw.ts';
 
 const impl = testImpl();
 
@@ -208,20 +208,7 @@ test('a worker that throws is logged and replaced; the other workers keep servin
   const srv = await useServer(t, { impl, workers: 2, args: ['-D'], env: { SKEIN_FAULT_INJECTION: '1' } });
   const opened: RawClient[] = [];
   t.teardown(() => opened.forEach((c) => c.close()));
-  /** A session plus the worker it landed on (from the debug log line). */
-  const session = async (): Promise<{ c: RawClient; worker: number }> => {
-    const { c, info } = await rawSession(srv.port);
-    opened.push(c);
-    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 30_000);
-    return { c, worker: Number(m[1]) };
-  };
-  const onWorker = async (w: number): Promise<RawClient> => {
-    for (let i = 0; i < 10; i++) {
-      const s = await session();
-      if (s.worker === w) return s.c;
-    }
-    throw new Error(`no connection landed on worker ${w}`);
-  };
+  const onWorker = (w: number): Promise<RawClient> => rawSessionOnWorker(srv, w, opened, 10);
   const victim = await onWorker(0);
   const survivor = await onWorker(1);
   survivor.send('SUB survive 1\r\n');

@@ -486,3 +486,22 @@ export function routeHandshake(id: string, serverName: string, cluster: string, 
   };
   return `CONNECT ${JSON.stringify(connect)}\r\nINFO ${JSON.stringify(info)}\r\n`;
 }
+
+/**
+ * A session on worker `worker` of a server started with `-D` (its log names the worker each
+ * connection lands on): sessions are opened until one lands there, each pushed to `opened`.
+ */
+export async function rawSessionOnWorker(
+  srv: { port: number; waitForLog(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray> },
+  worker: number,
+  opened: RawClient[],
+  tries = 20,
+): Promise<RawClient> {
+  for (let i = 0; i < tries; i++) {
+    const { c, info } = await rawSession(srv.port);
+    opened.push(c);
+    const m = await srv.waitForLog(new RegExp(`cid:${String(info.client_id)} - Client connection created on worker (\\d+)`), 30_000);
+    if (Number(m[1]) === worker) return c;
+  }
+  throw new Error(`no connection landed on worker ${worker}`);
+}
