@@ -62,7 +62,10 @@ for (const tree of trees) {
         pub.emit('data', c);
         mesh(delivering).poll();
       }
-    : (c: Buffer) => pub.emit('data', c);
+    : (c: Buffer) => {
+        pub.emit('data', c);
+        broker.flushAll(); // each chunk a read in a pass of its own
+      };
   setups.push({ tree, feed, delivered: sub, cpuNsPerMsg: [], wallNsPerMsg: [], bytesPerRound: 0 });
 }
 

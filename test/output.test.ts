@@ -166,13 +166,14 @@ test('a route that queues more than a largest slab in one pass writes it out in 
 });
 
 test('large payloads go out from the read buffer by reference, byte-exact and in order with small ones', async (t) => {
-  const { pub, sub, subConn } = setup();
+  const { broker, pub, sub, subConn } = setup();
   let want = '';
   const big = (k: number, n: number): string => `${k}:`.padEnd(n, String.fromCharCode(97 + (k % 26)));
   for (let round = 0; round < 3; round++) {
     const before = sub.gathered;
     // One read: small, large, small, two large in a row, a large one last.
     want += publish(pub, ['s0', big(round, 70_000), 's1', big(round + 1, 2048), big(round + 2, 5000), 's2', big(round + 3, 3000)]);
+    broker.flushAll(); // the end of the event loop's pass
     t.is(sub.gathered, before + 1, 'the read produced one gathered write');
     t.true(subConn.out.length < 16 * 1024, `payloads were not copied into the slab (${subConn.out.length} bytes)`);
     want += publish(pub, ['between']); // a read of small messages only, before those writes completed
@@ -184,7 +185,7 @@ test('large payloads go out from the read buffer by reference, byte-exact and in
 });
 
 test('a large payload split across reads goes out by reference, byte-exact, headers stripped for a subscriber without them', async (t) => {
-  const { pub, sub, subConn } = setup();
+  const { broker, pub, sub, subConn } = setup();
   const payload = 'p'.repeat(40_000) + 'end';
   pub.emit('data', Buffer.from('CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'));
   const frame = Buffer.from(
@@ -195,6 +196,7 @@ test('a large payload split across reads goes out by reference, byte-exact, head
   pub.emit('data', frame.subarray(0, 1000));
   pub.emit('data', frame.subarray(1000, 40_030));
   pub.emit('data', frame.subarray(40_030));
+  broker.flushAll(); // the end of the event loop's pass
   t.true(sub.gathered > before, 'written with gathered writes');
   t.true(subConn.out.length < 16 * 1024, `payloads were not copied into the slab (${subConn.out.length} bytes)`);
   await writesComplete();
@@ -257,5 +259,6 @@ test('a subscriber that fell behind gets gathered writes again once it caught up
     };
   }
   publish(pub, big(16));
+  broker.flushAll(); // the end of the event loop's pass
   t.deepEqual(calls, { writev: 1, single: 0 }, 'one gathered write for the read');
 });

@@ -40,6 +40,9 @@ export default function run(task: WorkerTask): Promise<void> {
   }
   broker.start();
   startMemoryReducer();
+  // A thread going down with an uncaught exception (main then reports and replaces it) closes
+  // its direct-delivery slots before Node closes its sockets (src/broker/direct.ts).
+  process.on('uncaughtExceptionMonitor', () => broker.abandonSockets());
 
   return new Promise<void>((resolve) => {
     port.on('message', (raw: unknown) => {

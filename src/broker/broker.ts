@@ -139,6 +139,9 @@ function isLiteral(subject: string): boolean {
   return true;
 }
 
+/** A read that begins within this of the last one's end waits for the end of the pass to be written (endRead). */
+const BUSY_GAP_MS = 0.05;
+
 export class Broker implements MeshHandler, ClientHost {
   readonly opts: Options;
   readonly thread: number;
@@ -172,6 +175,14 @@ export class Broker implements MeshHandler, ClientHost {
   private readonly sockets = new Set<Socket>();
 
   private readonly dirty: ClientConn[] = [];
+  /** flushAll is due at the end of this event-loop pass (endRead). */
+  private flushQueued = false;
+  /** When the last read ended (performance.now()). */
+  private lastReadEnd = 0;
+  private readonly endPass = (): void => {
+    this.flushQueued = false;
+    this.flushAll();
+  };
   private readonly routes = new Map<number, Route>();
   private routeCount = 0;
 
@@ -518,6 +529,7 @@ export class Broker implements MeshHandler, ClientHost {
   /** Parse one read (or, with null, the input held at a barrier) and write what it produced. */
   private process(conn: ClientConn, chunk: Buffer | null): void {
     const mesh = this.mesh;
+    const begun = performance.now();
     // Records that arrived meanwhile first (no wake-up needed while we are busy anyway; a
     // stall request for this publisher takes effect before its next read).
     mesh.drainPending();
@@ -539,7 +551,7 @@ export class Broker implements MeshHandler, ClientHost {
     }
     this.stats.inMsgs += conn.inMsgs - inMsgs;
     this.stats.inBytes += conn.inBytes - inBytes;
-    this.flushAll();
+    this.endRead(begun);
     // Records of this read wait for inbox space: read no more of it until they are in.
     if (mesh.blockedSinceMark() && !conn.closed && !this.ringPaused.has(conn)) {
       this.ringPaused.add(conn);
@@ -1297,6 +1309,30 @@ export class Broker implements MeshHandler, ClientHost {
 
   // ------------------------------------------------------------ flushing
 
+  /**
+   * The end of a read. While reads come one right after another, its socket writes wait for
+   * the end of the event loop's pass, once every socket that was ready together has been read
+   * (setImmediate runs right after that poll): one write per connection per pass, so a
+   * subscriber fed by several publishers in one pass gets one write, not one per read (16
+   * requesters and one responder: write(2) calls per request 2.10 -> 1.35 on one worker, 2.00
+   * -> 1.47 on two). Its records reach their rings now (whether the publisher waits for ring
+   * space is judged by them). A pass is short: the reads libuv makes for the sockets one poll
+   * found ready, and output past a connection's flushEarlyBytes is written at once (deliver).
+   * A read after a quiet spell writes at once: a pass of one read gains nothing by waiting,
+   * and the setImmediate costs (gathering every read measured 0-5% more CPU per message at 5
+   * messages per millisecond, about this host's noise).
+   */
+  private endRead(begun: number): void {
+    if (this.flushQueued || begun - this.lastReadEnd < BUSY_GAP_MS) {
+      this.mesh.flush();
+      if (!this.flushQueued) {
+        this.flushQueued = true;
+        setImmediate(this.endPass);
+      }
+    } else this.flushAll();
+    this.lastReadEnd = performance.now();
+  }
+
   flushAll(): void {
     // Direct writes, then rings: output written below (a PONG) must never overtake what went before it.
     if (this.direct !== null && this.direct.pending) this.direct.flush();
@@ -1497,6 +1533,11 @@ export class Broker implements MeshHandler, ClientHost {
       this.remoteStalled.size === 0
     )
       this.paceSweep(IDLE_SWEEP_MS);
+  }
+
+  /** The thread is dying (an uncaught exception): no other thread may write its sockets any more (direct.ts). */
+  abandonSockets(): void {
+    this.direct?.abandonAll();
   }
 
   /** Sets the sweep's period; a broker sweeps only between start() and shutdown(). */

@@ -19,9 +19,10 @@
 // every matching plain subscription is in such lists, and whose group members picked there
 // are (the publisher picks one member of the list), goes to per-slot batches instead of the
 // thread's inbox, if nothing of ours for that thread is staged or unhandled (Mesh.quiet) and
-// each slot is open, not BUSY and of the listed gen. At the end of the read (or before anything
-// else is staged for that thread, so nothing overtakes them) each batch is written with one
-// write(2) under the slot's lock after the same checks. Whatever is not written goes to the
+// each slot is open, not BUSY and of the listed gen. At the end of the event loop's pass over
+// the sockets that were ready (Broker.endRead; when a batch is full; or before anything else
+// is staged for that thread, so nothing overtakes them) each batch is written with one write(2)
+// under the slot's lock after the same checks. Whatever is not written goes to the
 // owner through its inbox as a direct record: all of it (the owner delivers each frame whose
 // sid is still subscribed to that subject; a queue member's frame whose member left goes to
 // another member there, as an inbox record would have), or, after a write cut short, the rest
@@ -55,8 +56,9 @@ import {
 /** Subscriptions of one subject on one worker that may take direct deliveries (more: through the inbox). */
 const LIST_MAX = 8;
 /**
- * A batch's bytes: what a read writes to one subscriber directly at most. A larger read (a
- * saturated stream) sends the rest through the inbox, so both workers share the work.
+ * A batch's bytes (a full one is written at once), and the largest read whose messages go
+ * directly: a larger one (a saturated stream) goes through the inbox, so both workers share
+ * the work.
  */
 const BATCH_BYTES = 16 * 1024;
 /** Tries for a slot's lock before the batch goes through the inbox instead. */
@@ -230,6 +232,16 @@ export class DirectDelivery {
     c.direct = null;
     this.slotConns[os.slot] = null;
     this.freeSlots.push(os.slot);
+  }
+
+  /**
+   * This thread is dying (an uncaught exception): close every slot now. Node closes the
+   * sockets as the thread goes, without our close hook, before main hears of it; a
+   * descriptor freed then may be reused for a new connection at once, which a publisher
+   * elsewhere must not write into.
+   */
+  abandonAll(): void {
+    for (const c of this.slotConns) c?.direct?.abandon();
   }
 
   /** Take what publishers delivered into the connection's and its subscriptions' counters. */
@@ -486,9 +498,10 @@ export class DirectDelivery {
     if (need > BATCH_BYTES) return false;
     const bt = this.batches.get(e.b);
     if (bt !== undefined && bt.active && (bt.gen !== e.gen || bt.n + need > bt.buf.length)) {
-      // What it holds goes first, and this message through the inbox.
+      // What it holds goes first (batches live for a pass of the event loop, several reads);
+      // then this message goes directly too unless that write left something to the owner.
       this.release(t);
-      return false;
+      return this.begin(t, m) && (tb.state(e.b) & (OPEN | BUSY | SPILL)) === OPEN && tb.gen(e.b) === e.gen;
     }
     return true;
   }

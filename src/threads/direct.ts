@@ -4,8 +4,9 @@
 // the number of workers; pages of slots never used are never touched.
 //
 // A slot (Int32 words): [lock][state][gen][fd][out msgs][out bytes] .. [per-subscription
-// message counts at SUB0 + index]. The lock is a spin lock held for one write(2) at most:
-// by the owner around each write of its own, by a publisher around each direct write.
+// message counts at SUB0 + index]. The lock is held for one write(2) at most: by the owner
+// around each write of its own (it spins briefly, then sleeps on the word), by a publisher
+// around each direct write (it tries a few times, then sends through the inbox).
 // state: OPEN (fd is the connection's socket), BUSY (the owner has output the kernel has not
 // taken yet, or messages waiting aside: a direct write would overtake them), SPILL (a
 // publisher's write was cut short: the rest comes to the owner through its inbox, and until
@@ -14,8 +15,9 @@
 // writes only for the gen it was told (its entries are stale otherwise). The counters are
 // what publishers delivered; the owner takes them (exchange) into its own.
 //
-// Anyone may read the table; only the slot's owner opens, bumps and closes it, and the main
-// thread clears a dead worker's slots.
+// Anyone may read the table; only the slot's owner opens, bumps and closes it (a thread
+// dying of an uncaught exception closes its own first), and the main thread clears a dead
+// worker's slots.
 
 export const DIRECT_SLOTS = 1024;
 /** Subscriptions of one connection that take direct deliveries. */
@@ -38,6 +40,12 @@ export function directTableBytes(workers: number): number {
   return workers * DIRECT_SLOTS * SLOT_WORDS * 4;
 }
 
+/** Lock word: 0 free, LOCKED, or CONTENDED (held, and an owner may sleep on it). */
+const LOCKED = 1;
+const CONTENDED = 2;
+const LOCK_SPINS = 200;
+const LOCK_WAIT_MS = 5;
+
 export class DirectTable {
   readonly w: Int32Array;
 
@@ -51,16 +59,35 @@ export class DirectTable {
   }
 
   tryLock(b: number): boolean {
-    return Atomics.compareExchange(this.w, b + LOCK, 0, 1) === 0;
+    return Atomics.compareExchange(this.w, b + LOCK, 0, LOCKED) === 0;
   }
 
-  /** The owner's lock: a publisher holds it for one write(2) at most. */
+  /**
+   * The owner's lock: a publisher holds it for one write(2) at most, which on loopback takes
+   * as long as the kernel's delivery to the reader (tens of microseconds). After a short spin
+   * the owner sleeps on the word (a futex) and the holder wakes it: spinning for a holder the
+   * OS took off its core would burn the core it needs.
+   */
   lock(b: number): void {
-    while (Atomics.compareExchange(this.w, b + LOCK, 0, 1) !== 0);
+    const w = this.w;
+    const at = b + LOCK;
+    let c = Atomics.compareExchange(w, at, 0, LOCKED);
+    if (c === 0) return;
+    for (let k = 0; k < LOCK_SPINS; k++) {
+      if (Atomics.load(w, at) === 0 && (c = Atomics.compareExchange(w, at, 0, LOCKED)) === 0) return;
+    }
+    // Contended from here on: whoever unlocks wakes a sleeper (the timeout only guards against a
+    // holder that died, which main clears).
+    if (c !== CONTENDED) c = Atomics.exchange(w, at, CONTENDED);
+    while (c !== 0) {
+      // eslint-disable-next-line no-restricted-properties -- for one write(2) of the holder's, which it would otherwise spin through
+      Atomics.wait(w, at, CONTENDED, LOCK_WAIT_MS);
+      c = Atomics.exchange(w, at, CONTENDED);
+    }
   }
 
   unlock(b: number): void {
-    Atomics.store(this.w, b + LOCK, 0);
+    if (Atomics.exchange(this.w, b + LOCK, 0) === CONTENDED) Atomics.notify(this.w, b + LOCK, 1);
   }
 
   state(b: number): number {
@@ -243,6 +270,14 @@ export class OwnedSlot {
     if (this.closed) return;
     this.closed = true;
     this.table.close(this.b, this.holding);
+  }
+
+  /** The thread is dying: close the slot, and let go of the lock if the owner held it. */
+  abandon(): void {
+    this.close();
+    if (!this.holding) return;
+    this.holding = false;
+    this.table.unlock(this.b);
   }
 
   /** After it: whether output of the owner's is still unwritten. */
