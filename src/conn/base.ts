@@ -9,6 +9,7 @@
 //
 // Runs on the thread that owns the connection.
 
+import { writeSync } from 'node:fs';
 import type { OwnedSlot } from '../threads/direct.ts';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -224,6 +225,9 @@ export abstract class Conn {
   stalled = false;
   /** Writes are never gathered into one writev (see writeChunksOneByOne). */
   private chunkWrites = false;
+  /** The socket's descriptor for writeQueued (-1: not a plain TCP socket), found for `fdOf`. */
+  private fd = -1;
+  private fdOf: Socket | null = null;
   private readonly unstallOnDrain = (): void => this.unstall();
   private readonly gatherOnDrain = (): void => this.gatherWrites();
 
@@ -442,14 +446,38 @@ export abstract class Conn {
     if (d !== null) d.settle(this.socket.writableLength > 0 || this.outputAside);
   }
 
-  /** Hand the socket slab[outStart, outPos) (what was queued since the last write). */
+  /**
+   * Hand the kernel slab[outStart, outPos) (what was queued since the last write). With nothing
+   * of ours in the socket's queue, a plain TCP socket's bytes go straight to its descriptor, as
+   * direct delivery writes them: Node's stream write would add a write request, two callbacks
+   * and a nextTick per write, most of a worker's garbage on a request/reply path. What the
+   * kernel does not take (a full buffer, an error) goes through the socket, which queues it
+   * behind nothing and reports a failure as it always does.
+   */
   private writeQueued(slab: Slab): void {
-    const chunk = this.out.subarray(this.outStart, this.outPos);
-    this.queuedSinceTick += chunk.length;
+    const start = this.outStart;
+    const end = this.outPos;
+    this.queuedSinceTick += end - start;
+    this.outStart = end;
+    let from = start;
+    const s = this.socket;
+    if (s.writableLength === 0 && !s.destroyed && !s.writableEnded) {
+      if (this.fdOf !== s) {
+        this.fdOf = s;
+        this.fd = plainFd(s);
+      }
+      if (this.fd >= 0) {
+        try {
+          from += writeSync(this.fd, this.out, start, end - start);
+        } catch {
+          // EAGAIN, or the connection failed: the socket's write below finds out which.
+        }
+        if (from === end) return;
+      }
+    }
     slab.pending++;
     this.writesPending++;
-    this.outStart = this.outPos;
-    this.socket.write(chunk, slab.done);
+    s.write(this.out.subarray(from, end), slab.done);
   }
 
   /**
@@ -782,4 +810,11 @@ export abstract class Conn {
       this.flush();
     }
   }
+}
+
+/** A plain TCP socket's descriptor, or -1 (TLS, or not backed by a descriptor of its own). */
+function plainFd(s: Socket): number {
+  if ('encrypted' in s) return -1;
+  const fd = (s as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
