@@ -76,8 +76,9 @@ export class DirectTable {
     for (let k = 0; k < LOCK_SPINS; k++) {
       if (Atomics.load(w, at) === 0 && (c = Atomics.compareExchange(w, at, 0, LOCKED)) === 0) return;
     }
-    // Contended from here on: whoever unlocks wakes a sleeper (the timeout only guards against a
-    // holder that died, which main clears).
+    // Contended from here on: whoever unlocks wakes a sleeper (the timeout is only a backstop for
+    // a missed wake-up). A holder never dies inside its write short of its thread being
+    // terminated (shutdown, which ends the sleeper too): main clears only a dead thread's own slots.
     if (c !== CONTENDED) c = Atomics.exchange(w, at, CONTENDED);
     while (c !== 0) {
       // eslint-disable-next-line no-restricted-properties -- for one write(2) of the holder's, which it would otherwise spin through
