@@ -34,6 +34,7 @@
 
 import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import { plainFd } from '../conn/base.ts';
 import type { ClientConn, Sub } from '../conn/client.ts';
 import type { Mesh } from '../threads/mesh.ts';
 import { MsgView } from '../protocol/msg-view.ts';
@@ -271,9 +272,7 @@ export class DirectDelivery {
 
   private eligible(c: ClientConn): boolean {
     if (c.directOff || c.perms !== null || c.tracing || c.closing) return false;
-    const s = c.socket as Socket & { encrypted?: boolean; _handle?: { fd?: number } | null };
-    const fd = s.encrypted === true ? -1 : (s._handle?.fd ?? -1);
-    return typeof fd === 'number' && fd >= 0;
+    return plainFd(c.socket) >= 0;
   }
 
   private slotOf(c: ClientConn): OwnedSlot | null {

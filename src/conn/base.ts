@@ -812,8 +812,8 @@ export abstract class Conn {
   }
 }
 
-/** A plain TCP socket's descriptor, or -1 (TLS, or not backed by a descriptor of its own). */
-function plainFd(s: Socket): number {
+/** A plain TCP socket's descriptor, or -1 (TLS, or not backed by a descriptor of its own, or closed). */
+export function plainFd(s: Socket): number {
   if ('encrypted' in s) return -1;
   const fd = (s as unknown as { _handle?: { fd?: number } | null })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : -1;
