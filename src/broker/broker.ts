@@ -951,12 +951,23 @@ export class Broker implements MeshHandler, ClientHost {
       delivered = true;
     }
     const rt = r.remoteThreads;
-    const groups = r.groups;
-    if (groups.length === 0) {
+    if (r.groups.length === 0) {
       // No queue group: one plain record per thread with subscribers (the common crossing).
       for (let i = 0; i < rt.length; i++) this.sendPlain(from, rt[i], m, r, i);
       return delivered || rt.length > 0;
     }
+    return this.publishToGroups(from, m, r) || delivered;
+  }
+
+  /**
+   * publish() where the route has queue groups: one member of each, here or on another thread,
+   * and one record per thread for its plain subscribers and picked members together. (Apart
+   * from publish, so that the common path stays small enough for V8 to inline.)
+   */
+  private publishToGroups(from: ClientConn, m: MsgView, r: Route): boolean {
+    let delivered = false;
+    const rt = r.remoteThreads;
+    const groups = r.groups;
     const flags = this.targetFlags;
     const targets = this.targetList;
     for (let i = 0; i < rt.length; i++) {
