@@ -14,7 +14,7 @@ import { inThreadReadBuffer } from '../conn/read-buffer.ts';
 import { Mesh, type MeshHandler } from '../threads/mesh.ts';
 import { DirectDelivery } from './direct.ts';
 import type { DirectTarget } from '../threads/direct.ts';
-import { subjectMatches } from '../protocol/subject.ts';
+import { isGatewayRouted, subjectMatches } from '../protocol/subject.ts';
 import {
   fnv,
   sameBytes,
@@ -128,11 +128,6 @@ const GW_REPLY_MAPPING_MS = 2000;
 /** Past this many mappings, expired ones are swept (at most every GW_REPLIES_SWEEP_MS) when another is added. */
 const GW_REPLIES_SWEEP = 1024;
 const GW_REPLIES_SWEEP_MS = 250;
-
-/** Does b[s...] start with `_GR_.`? */
-function isGatewayReply(b: Buffer, s: number): boolean {
-  return b[s + 1] === 71 && b[s + 2] === 82 && b[s + 3] === 95 && b[s + 4] === 46; // "GR_."
-}
 
 function isLiteral(subject: string): boolean {
   for (const t of subject.split('.')) if (t === '*' || t === '>') return false;
@@ -1254,7 +1249,7 @@ export class Broker implements MeshHandler, ClientHost {
     }
     this.stats.crossReceived++;
     // Stripped whatever threads this server has, as nats-server strips it for every client.
-    if (m.rs >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayReply(d, m.rs)) this.stripGatewayReply(m);
+    if (m.rs >= 0 && m.re - m.rs > GW_REPLY_PREFIX_LEN && d[m.rs] === 95 && isGatewayRouted(d, m.rs, m.re)) this.stripGatewayReply(m);
     this.hitStall = null;
     this.inRecord = true;
     const ss = m.ss;

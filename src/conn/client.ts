@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { Parser, ParseError, type ParseErrorKind, type ProtocolHandler } from '../protocol/client-parser.ts';
-import { isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from '../protocol/subject.ts';
+import { isGatewayRouted, isValidLiteralSubject, isValidSubscribeSubject, subjectMatches } from '../protocol/subject.ts';
 import { Permissions } from './permissions.ts';
 import { decodeConnect, defaultConnectFields, type ConnectFields } from '../protocol/connect.ts';
 import { shown, goQuote, subjectBytesOf, SUBJECT_ENCODING } from '../protocol/bytes.ts';
@@ -436,17 +436,19 @@ export class ClientConn extends Conn implements ProtocolHandler {
     const sb = m.sb;
     const ss = m.ss;
     const rs = m.rs;
+    const re = m.re;
     if (this.tracing) this.tracePub(m);
     if (this.broker.faultInjection) this.broker.faultHook(sb.toString(SUBJECT_ENCODING, ss, m.se));
     this.inMsgs++;
     this.inBytes += m.pe - m.ps;
-    // `_GR_.` is reserved for gateway-routed replies.
+    // Clients may not publish to `_GR_.` (gateway-routed replies). The first byte is tested here,
+    // outside the call: most subjects do not begin with `_`.
     if (sb[ss] === 95 && isGatewayRouted(sb, ss, m.se)) return this.pubViolation(sb.toString(SUBJECT_ENCODING, ss, m.se));
     if (this.perms !== null && this.perms.hasPublish && !this.mayPublish(sb, ss, m.se)) return;
-    if (rs >= 0 && (sb[rs] === 95 || sb[rs] === 36) && isReservedReply(sb, rs, m.re)) return this.replyViolation(sb, rs, m.re);
+    if (rs >= 0 && (sb[rs] === 95 || sb[rs] === 36) && isReservedReply(sb, rs, re)) return this.replyViolation(sb, rs, re);
     if (this.verbose) this.queue(OK);
     const delivered = this.broker.publish(this, m);
-    if (!delivered && rs >= 0 && this.noResponders) this.sendNoResponders(sb, rs, m.re);
+    if (!delivered && rs >= 0 && this.noResponders) this.sendNoResponders(sb, rs, re);
   }
 
   private tracePub(m: MsgView): void {
@@ -625,11 +627,6 @@ function isFastLiteral(b: Buffer, s: number, e: number): boolean {
 
 // (Each begins with `_` or `$`: onPub looks further only after one of those.)
 const RESERVED_REPLIES = [Buffer.from('_R_.'), Buffer.from('_GR_.'), Buffer.from('$JS.ACK.')];
-
-/** Does b[s, e) start with `_GR_.`? */
-function isGatewayRouted(b: Buffer, s: number, e: number): boolean {
-  return e - s >= 5 && b[s] === 95 && b[s + 1] === 71 && b[s + 2] === 82 && b[s + 3] === 95 && b[s + 4] === 46;
-}
 
 function isReservedReply(b: Buffer, s: number, e: number): boolean {
   // (Indexed: a for-of here allocated an iterator per PUB with a reply.)

@@ -67,3 +67,8 @@ export function isSubsetMatch(sub: string, pattern: string): boolean {
   }
   return s.length === p.length;
 }
+
+/** Does b[s, e) begin with `_GR_.`, the prefix reserved for replies routed through gateways? */
+export function isGatewayRouted(b: Uint8Array, s: number, e: number): boolean {
+  return e - s >= 5 && b[s] === 95 && b[s + 1] === 71 && b[s + 2] === 82 && b[s + 3] === 95 && b[s + 4] === 46;
+}
