@@ -132,8 +132,9 @@ export function sameBytesDV(a: DataView, v: DataView, s: number, e: number): boo
 
 /**
  * Copy with 8-byte words through DataViews (views span their buffers exactly). Optimized code
- * moves a BigUint64 read straight into the write without a BigInt on the heap (Node 24.21: no
- * scavenge in 20M copies), and 23 bytes copy about 25% faster than as 4-byte words.
+ * moves a BigUint64 read straight into the write without a BigInt on the heap (Node 24.21: one
+ * scavenge in six loops of 20M copies), and 23 bytes copy about 25% faster than as 4-byte words.
+ * (Arithmetic on BigInts does allocate: scans stay on 4-byte words.)
  */
 export function putDV(dst: DataView, o: number, src: DataView, s: number, e: number): number {
   const end = o + (e - s);
