@@ -38,7 +38,7 @@ import { plainFd } from '../conn/base.ts';
 import type { ClientConn, Sub } from '../conn/client.ts';
 import type { Mesh } from '../threads/mesh.ts';
 import { MsgView } from '../protocol/msg-view.ts';
-import { subjectMatches } from '../protocol/subject.ts';
+import { isGatewayRouted, subjectMatches } from '../protocol/subject.ts';
 import type { InterestRecord } from '../threads/interest.ts';
 import { RecordKind } from '../threads/record.ts';
 import {
@@ -484,15 +484,14 @@ export class DirectDelivery {
   begin(t: number, m: MsgView): boolean {
     if (!this.allowed || m.hdr >= 0 || m.ts < 0) return false;
     // A reply that gateways map is stripped by the receiving worker (Broker.onRecord).
-    if (m.rs >= 0 && m.sb[m.rs] === 95 && m.re - m.rs > 4 && m.sb[m.rs + 1] === 71 && m.sb[m.rs + 2] === 82) return false;
+    if (m.rs >= 0 && m.sb[m.rs] === 95 && isGatewayRouted(m.sb, m.rs, m.re)) return false;
     const mesh = this.mesh;
     return mesh.directHeld[t] !== 0 || (mesh.quiet(t) && mesh.isAlive(t));
   }
 
   /** May `e` take `m` now? (A batch that is full, or for another gen, is written first.) */
   check(t: number, e: DirectTarget, m: MsgView): boolean {
-    const tb = this.table;
-    if ((tb.state(e.b) & (OPEN | BUSY | SPILL)) !== OPEN || tb.gen(e.b) !== e.gen) return false;
+    if (!this.writable(e.b, e.gen)) return false;
     const need = 5 + (m.se - m.ss) + e.sid.length + (m.te - m.ts);
     if (need > BATCH_BYTES) return false;
     const bt = this.batches.get(e.b);
@@ -500,9 +499,15 @@ export class DirectDelivery {
       // What it holds goes first (batches live for a pass of the event loop, several reads);
       // then this message goes directly too unless that write left something to the owner.
       this.release(t);
-      return this.begin(t, m) && (tb.state(e.b) & (OPEN | BUSY | SPILL)) === OPEN && tb.gen(e.b) === e.gen;
+      return this.begin(t, m) && this.writable(e.b, e.gen);
     }
     return true;
+  }
+
+  /** May slot `b` take a direct write for `gen`: open, not BUSY, not SPILL, and still of that gen? */
+  private writable(b: number, gen: number): boolean {
+    const tb = this.table;
+    return (tb.state(b) & (OPEN | BUSY | SPILL)) === OPEN && tb.gen(b) === gen;
   }
 
   /** `m` for `e` (a queue group's member when `queue` names the group). */
@@ -584,7 +589,7 @@ export class DirectDelivery {
     let locked = false;
     for (let k = 0; k < LOCK_TRIES && !(locked = tb.tryLock(b)); k++);
     if (locked) {
-      if ((tb.state(b) & (OPEN | BUSY | SPILL)) === OPEN && tb.gen(b) === bt.gen) {
+      if (this.writable(b, bt.gen)) {
         try {
           wrote = writeSync(tb.fd(b), bt.buf, 0, bt.n);
         } catch {
